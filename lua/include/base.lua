@@ -1,0 +1,38 @@
+-- base: errors and argument parsing, shared by every script.
+
+-- Abort with a typed homing error. Scripts validate everything before their
+-- first write (Redis has no rollback), so an abort leaves nothing half done.
+local function fail(code, msg)
+  error({err = 'HOMING ' .. code .. ' ' .. msg})
+end
+
+-- Whole number as text without exponent (tostring would print 1.7e+12).
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+-- ARGV[i] as a whole number in [lo, hi]; hi may be nil for no upper bound.
+local function int_arg(i, name, lo, hi)
+  local v = tonumber(ARGV[i])
+  if not v or v ~= math.floor(v) or v < lo or (hi and v > hi) then
+    fail(E.INVALID_ARGUMENT, name .. ' must be a whole number in [' .. lo .. ', ' ..
+      (hi and fmt(hi) or 'inf') .. '], got ' .. tostring(ARGV[i]))
+  end
+  return v
+end
+
+-- Number of ARGV entries must be exactly n (catches mismatched batch counts).
+local function argc(n)
+  if #ARGV ~= n then
+    fail(E.INVALID_ARGUMENT, 'expected ' .. n .. ' arguments, got ' .. #ARGV)
+  end
+end
+
+-- Append values to an array. (Lua's 't[#t+1], t[#t+1] = a, b' evaluates
+-- both indexes first and writes one slot twice.)
+local function push(t, ...)
+  local n = #t
+  for i = 1, select('#', ...) do
+    t[n + i] = select(i, ...)
+  end
+end

@@ -1,0 +1,23 @@
+-- dead_select: which dead letters a requeue or purge acts on. Only ids
+-- that really are in the dead set are returned, so naming a live event
+-- can never requeue or purge it.
+local function select_dead()
+  local mode = ARGV[1]
+  if mode == 'oldest' then
+    argc(2)
+    local n = int_arg(2, 'count', 1, 1000)
+    return redis.call('ZRANGE', K.dead, 0, n - 1)
+  elseif mode == 'ids' then
+    if #ARGV < 2 or #ARGV > 1001 then
+      fail(E.INVALID_ARGUMENT, 'give 1..1000 ids')
+    end
+    local ids = {}
+    for i = 2, #ARGV do
+      if redis.call('ZSCORE', K.dead, ARGV[i]) then
+        ids[#ids + 1] = ARGV[i]
+      end
+    end
+    return ids
+  end
+  fail(E.INVALID_ARGUMENT, "mode must be 'oldest' or 'ids', got " .. tostring(mode))
+end

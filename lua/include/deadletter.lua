@@ -1,0 +1,27 @@
+-- deadletter: moving events to the dead letters.
+--@include record
+
+-- Dead-letter an event: kept with its payload and reason until requeued or
+-- purged. Nothing in homing drops an event silently.
+local function to_dead(id, m, reason, now)
+  m.s, m.token, m.reason = 'd', 0, reason
+  meta_put(id, m)
+  redis.call('ZADD', K.dead, now, id)
+  count('dead', 1)
+end
+
+-- A popped id whose record is missing or unreadable cannot be delivered, but
+-- it must not vanish either: keep what is left in the dead letters.
+-- Returns true if it was dead-lettered, false if nothing was left of it.
+local function quarantine(id, m, now)
+  if m == false then
+    local raw = redis.call('HGET', K.meta, id)
+    to_dead(id, {attempt = 0, created = now}, 'unreadable bookkeeping record: ' .. raw, now)
+  elseif redis.call('HEXISTS', K.data, id) == 1 then
+    to_dead(id, {attempt = 0, created = now}, 'bookkeeping record missing', now)
+  else
+    count('orphaned', 1)
+    return false
+  end
+  return true
+end

@@ -1,0 +1,31 @@
+-- policy: the service's schema stamp and retry/lease policy.
+-- A service needs no configuration: absent fields fall back to DEFAULTS.
+local POLICY_FIELDS = {'lease_ms', 'max_attempts', 'backoff_base_ms', 'backoff_max_ms',
+  'backoff_jitter', 'result_ttl_ms', 'idem_ttl_ms'}
+
+-- Read the policy; refuse data stamped by another schema version.
+local function load_policy()
+  local v = redis.call('HMGET', K.config, 'schema', unpack(POLICY_FIELDS))
+  if v[1] and tonumber(v[1]) ~= SCHEMA then
+    fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(v[1]) ..
+      ', this client speaks schema ' .. SCHEMA)
+  end
+  local p = {}
+  for i, f in ipairs(POLICY_FIELDS) do
+    local x = v[i + 1]
+    if x then
+      p[f] = tonumber(x)
+      if not p[f] then
+        fail(E.CORRUPT_STATE, 'config field ' .. f .. ' of ' .. K.config .. ' is not a number')
+      end
+    else
+      p[f] = DEFAULTS[f]
+    end
+  end
+  return p
+end
+
+-- First write to a service stamps the schema version it was written with.
+local function stamp_schema()
+  redis.call('HSETNX', K.config, 'schema', SCHEMA)
+end

@@ -1,0 +1,24 @@
+--[[
+@script cancel
+@version 1
+@summary Cancel a pending timer (cancel_timer). A timer that has already
+fired is an ordinary event by then and is not touched.
+@key timers
+@key data
+@key meta
+@key counters
+@arg id the timer's event id
+@return 1 if the timer was pending and is now gone, 0 otherwise
+@error INVALID_ARGUMENT
+]]
+--@include base
+
+argc(1)
+local id = ARGV[1]
+if redis.call('ZREM', K.timers, id) == 0 then
+  return 0
+end
+redis.call('HDEL', K.data, id)
+redis.call('HDEL', K.meta, id)
+redis.call('HINCRBY', K.counters, 'cancelled', 1)
+return 1

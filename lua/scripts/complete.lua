@@ -1,0 +1,71 @@
+--[[
+@script complete
+@version 1
+@summary Acknowledge leased events (complete and complete_many). Each
+item is checked on its own: its token must be the event's current lease
+token, so a consumer whose lease expired and was reclaimed is refused
+(fencing). A lease past its deadline that no scheduler has reclaimed yet
+is still honoured: no one else has the event. The result, if any, is kept
+for result_ttl_ms so the producer can read it.
+@key data
+@key meta
+@key leases
+@key results
+@key results_at
+@key clock
+@key config
+@key counters
+@arg max_payload largest result envelope accepted, in bytes
+@arg count number of items, 1..1000
+@arg id... then, per item: id, token, result envelope ('' for no result)
+@return array of count status codes: 'OK', 'STALE_LEASE', 'UNKNOWN_EVENT',
+'CORRUPT_STATE' or 'PAYLOAD_TOO_LARGE' (that item is left untouched)
+@error INVALID_ARGUMENT
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE
+@error STALE_LEASE reported per item
+@error UNKNOWN_EVENT reported per item
+@error PAYLOAD_TOO_LARGE reported per item
+]]
+--@include base
+--@include clock
+--@include policy
+--@include record
+--@include prune
+
+local p = load_policy()
+local now = now_ms()
+local max_payload = int_arg(1, 'max_payload', 1)
+local n = int_arg(2, 'count', 1, 1000)
+argc(2 + 3 * n)
+local out, done = {}, {}
+for i = 1, n do
+  local b = 2 + 3 * (i - 1)
+  local id, token, res = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
+  local m = meta_get(id)
+  if m == nil then
+    out[i] = E.UNKNOWN_EVENT
+  elseif m == false then
+    out[i] = E.CORRUPT_STATE
+  elseif m.s ~= 'l' or m.token ~= token then
+    out[i] = E.STALE_LEASE
+  elseif #res > max_payload then
+    out[i] = E.PAYLOAD_TOO_LARGE
+  else
+    out[i] = 'OK'
+    done[#done + 1] = id
+    if p.result_ttl_ms > 0 then
+      redis.call('HSET', K.results, id, res)
+      redis.call('ZADD', K.results_at, now + p.result_ttl_ms, id)
+    end
+  end
+end
+if #done > 0 then
+  redis.call('ZREM', K.leases, unpack(done))
+  redis.call('HDEL', K.data, unpack(done))
+  redis.call('HDEL', K.meta, unpack(done))
+  redis.call('HINCRBY', K.counters, 'completed', #done)
+  -- Amortised retention: retire at most two stale results per completion.
+  prune(K.results_at, K.results, now, 2 * #done)
+end
+return out

@@ -1,0 +1,31 @@
+--[[
+@script dead_list
+@version 1
+@summary Page through a service's dead letters, oldest first.
+@key data
+@key meta
+@key dead
+@arg offset position of the first entry, >= 0
+@arg count most entries, 1..1000
+@return array: total dead, then per entry: id, died_ms, attempt, reason,
+envelope ('' if the payload is missing)
+@error INVALID_ARGUMENT
+]]
+--@include base
+
+argc(2)
+local offset = int_arg(1, 'offset', 0)
+local n = int_arg(2, 'count', 1, 1000)
+local out = {redis.call('ZCARD', K.dead)}
+local page = redis.call('ZRANGE', K.dead, offset, offset + n - 1, 'WITHSCORES')
+for i = 1, #page, 2 do
+  local id = page[i]
+  local raw = redis.call('HGET', K.meta, id) or ''
+  local a, reason = string.match(raw, '^%a|(%d+)|%d+|%d+|(.*)$')
+  out[#out + 1] = id
+  out[#out + 1] = tonumber(page[i + 1])
+  out[#out + 1] = tonumber(a) or 0
+  out[#out + 1] = reason or ('unreadable record: ' .. raw)
+  out[#out + 1] = redis.call('HGET', K.data, id) or ''
+end
+return out

@@ -1,0 +1,25 @@
+--[[
+@script dead_purge
+@version 1
+@summary Delete dead letters for good: the oldest count entries, or the
+ids named. The only way an event leaves homing without completing.
+@key data
+@key meta
+@key dead
+@key counters
+@arg mode 'oldest' (next argument: count 1..1000) or 'ids' (then the ids)
+@arg count_or_ids see mode
+@return array: events purged, dead letters remaining
+@error INVALID_ARGUMENT
+]]
+--@include base
+--@include dead_select
+
+local ids = select_dead()
+if #ids > 0 then
+  redis.call('ZREM', K.dead, unpack(ids))
+  redis.call('HDEL', K.data, unpack(ids))
+  redis.call('HDEL', K.meta, unpack(ids))
+  redis.call('HINCRBY', K.counters, 'purged', #ids)
+end
+return {#ids, redis.call('ZCARD', K.dead)}

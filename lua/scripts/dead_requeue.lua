@@ -1,0 +1,38 @@
+--[[
+@script dead_requeue
+@version 1
+@summary Give dead letters a new life: move them back to the ready queue
+with their attempt count reset. Either the oldest count entries, or the
+ids named. Bounded; the CLI loops with progress for large requeues.
+@key ready
+@key data
+@key meta
+@key dead
+@key counters
+@arg mode 'oldest' (next argument: count 1..1000) or 'ids' (then the ids)
+@arg count_or_ids see mode
+@return array: events requeued, dead letters remaining
+@error INVALID_ARGUMENT
+]]
+--@include base
+--@include dead_select
+
+local ids = select_dead()
+local moved = {}
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', K.meta, id)
+  local c = raw and string.match(raw, '^%a|%d+|%d+|(%d+)|') or nil
+  redis.call('ZREM', K.dead, id)
+  if redis.call('HEXISTS', K.data, id) == 1 then
+    redis.call('HSET', K.meta, id, 'r|0|0|' .. (c or '0') .. '|')
+    moved[#moved + 1] = id
+  else
+    -- Nothing left to deliver: the record goes with the entry.
+    redis.call('HDEL', K.meta, id)
+  end
+end
+if #moved > 0 then
+  redis.call('LPUSH', K.ready, unpack(moved))
+  redis.call('HINCRBY', K.counters, 'requeued', #moved)
+end
+return {#moved, redis.call('ZCARD', K.dead)}

@@ -1,0 +1,71 @@
+--[[
+@script dequeue
+@version 1
+@summary Lease up to count ready events. Each delivery increments the
+event's attempt and issues a fresh fencing token from the service's seq
+counter; the lease ends at now + lease_ms unless extended. An id whose
+record is missing or unreadable is moved to the dead letters, not lost.
+@key ready
+@key data
+@key meta
+@key leases
+@key dead
+@key seq
+@key clock
+@key config
+@key counters
+@arg count most events to lease, 1..1000
+@arg lease_ms lease length in ms; 0 takes the service's lease_ms
+@return array: deadline_ms, then per event: id, token, attempt, envelope
+@error INVALID_ARGUMENT
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE
+]]
+--@include base
+--@include clock
+--@include policy
+--@include record
+--@include deadletter
+
+argc(2)
+local p = load_policy()
+local now = now_ms()
+local n = int_arg(1, 'count', 1, 1000)
+local lease = int_arg(2, 'lease_ms', 0, 43200000)
+if lease == 0 then
+  lease = p.lease_ms
+end
+local deadline = now + lease
+local out = {deadline}
+-- Every read that can fail has happened above; from the pop on, each id
+-- ends up leased or dead-lettered, never dropped.
+local ids = redis.call('RPOP', K.ready, n)
+if not ids then
+  return out
+end
+local zargs, margs = {}, {}
+for _, id in ipairs(ids) do
+  local m = meta_get(id)
+  local env = m and redis.call('HGET', K.data, id)
+  if m and m.s == 'r' and env then
+    m.attempt = m.attempt + 1
+    m.s = 'l'
+    m.token = redis.call('INCR', K.seq)
+    push(zargs, deadline, id)
+    push(margs, id, meta_str(m))
+    push(out, id, m.token, m.attempt, env)
+  elseif m and m.s == 'r' then
+    to_dead(id, m, 'payload missing', now)
+  elseif m then
+    -- A stray copy of an id that is tracked elsewhere (leased, timer...).
+    count('orphaned', 1)
+  else
+    quarantine(id, m, now)
+  end
+end
+if #zargs > 0 then
+  redis.call('ZADD', K.leases, unpack(zargs))
+  redis.call('HSET', K.meta, unpack(margs))
+  redis.call('HINCRBY', K.counters, 'delivered', #zargs / 2)
+end
+return out

@@ -1,0 +1,98 @@
+--[[
+@script enqueue
+@version 1
+@summary Add a batch of events to a service's ready queue (enqueue and
+enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
+event's id and add nothing. Validates the whole batch before writing.
+@key ready
+@key data
+@key meta
+@key idem
+@key idem_at
+@key clock
+@key config
+@key counters
+@arg max_payload largest envelope accepted, in bytes
+@arg count number of events in the batch, 1..1000
+@arg id... then, per event, three arguments: id, envelope (msgpack bytes),
+idempotency key ('' for none)
+@return array of 2*count: id, then 1 if added or 0 if an idempotency key
+matched an earlier event (whose id is returned)
+@error INVALID_ARGUMENT a count, size or id is malformed
+@error PAYLOAD_TOO_LARGE an envelope is over max_payload
+@error DUPLICATE_ID an id already exists in the service (or twice in the batch)
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE
+]]
+--@include base
+--@include clock
+--@include policy
+--@include prune
+
+local p = load_policy()
+local now = now_ms()
+local max_payload = int_arg(1, 'max_payload', 1)
+local n = int_arg(2, 'count', 1, 1000)
+argc(2 + 3 * n)
+
+-- Pass 1: validate and decide, write nothing.
+local out, ids, envs, keys = {}, {}, {}, {}
+local in_batch, key_in_batch = {}, {}
+for i = 1, n do
+  local b = 2 + 3 * (i - 1)
+  local id, env, key = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  if id == '' then
+    fail(E.INVALID_ARGUMENT, 'event id must not be empty')
+  end
+  if #env > max_payload then
+    fail(E.PAYLOAD_TOO_LARGE, 'envelope of ' .. id .. ' is ' .. #env .. ' bytes, over the limit of ' .. max_payload)
+  end
+  local first = nil
+  if key ~= '' then
+    first = key_in_batch[key]
+    if not first then
+      local known = redis.call('HGET', K.idem, key)
+      local until_ms = tonumber(redis.call('ZSCORE', K.idem_at, key))
+      if known and until_ms and until_ms > now then
+        first = known
+      end
+    end
+  end
+  if first then
+    push(out, first, 0)
+  else
+    if in_batch[id] or redis.call('HEXISTS', K.meta, id) == 1 then
+      fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
+    end
+    in_batch[id] = true
+    if key ~= '' then
+      key_in_batch[key] = id
+    end
+    push(ids, id)
+    push(envs, env)
+    push(keys, key)
+    push(out, id, 1)
+  end
+end
+
+-- Pass 2: write.
+if #ids > 0 then
+  stamp_schema()
+  local data_args, meta_args = {}, {}
+  local rec = 'r|0|0|' .. fmt(now) .. '|'
+  for i, id in ipairs(ids) do
+    push(data_args, id, envs[i])
+    push(meta_args, id, rec)
+    if keys[i] ~= '' then
+      redis.call('HSET', K.idem, keys[i], id)
+      redis.call('ZADD', K.idem_at, now + p.idem_ttl_ms, keys[i])
+    end
+  end
+  redis.call('HSET', K.data, unpack(data_args))
+  redis.call('HSET', K.meta, unpack(meta_args))
+  redis.call('LPUSH', K.ready, unpack(ids))
+  redis.call('HINCRBY', K.counters, 'enqueued', #ids)
+end
+-- Amortised retention: each call retires at most two stale keys.
+prune(K.idem_at, K.idem, now, 2)
+return out

@@ -1,0 +1,52 @@
+--[[
+@script extend
+@version 1
+@summary Extend the leases of in-flight events (extend_lease; the worker's
+heartbeat). Refused per item when the token is no longer current.
+@key meta
+@key leases
+@key clock
+@key config
+@arg lease_ms new lease length from now, in ms; 0 takes the service's lease_ms
+@arg count number of items, 1..1000
+@arg id... then, per item: id, token
+@return array of count items: the new deadline in ms, or an error code
+string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
+@error INVALID_ARGUMENT
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE reported per item
+@error STALE_LEASE reported per item
+@error UNKNOWN_EVENT reported per item
+]]
+--@include base
+--@include clock
+--@include policy
+
+local p = load_policy()
+local now = now_ms()
+local lease = int_arg(1, 'lease_ms', 0, 43200000)
+local n = int_arg(2, 'count', 1, 1000)
+argc(2 + 2 * n)
+if lease == 0 then
+  lease = p.lease_ms
+end
+local deadline = now + lease
+local out = {}
+for i = 1, n do
+  local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
+  local raw = redis.call('HGET', K.meta, id)
+  if not raw then
+    out[i] = E.UNKNOWN_EVENT
+  else
+    local s, tok = string.match(raw, '^(%a)|%d+|(%d+)|')
+    if not s then
+      out[i] = E.CORRUPT_STATE
+    elseif s ~= 'l' or tonumber(tok) ~= token then
+      out[i] = E.STALE_LEASE
+    else
+      redis.call('ZADD', K.leases, deadline, id)
+      out[i] = deadline
+    end
+  end
+end
+return out

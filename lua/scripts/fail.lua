@@ -1,0 +1,66 @@
+--[[
+@script fail
+@version 1
+@summary A consumer gives up on a leased event (fail): it is retried after
+a delay (the backoff policy, or the delay given) or, when asked or when its
+attempts are used up, dead-lettered at once with the reason.
+@key data
+@key meta
+@key leases
+@key retry
+@key dead
+@key clock
+@key config
+@key counters
+@arg id event id
+@arg token the lease token of the caller
+@arg reason text kept with the event (shown in dead letters)
+@arg mode 'retry' or 'dead'
+@arg delay_ms retry delay in ms, or -1 for the service's backoff policy
+@return array: 'retry', due_ms  or  'dead', died_ms
+@error INVALID_ARGUMENT
+@error UNKNOWN_EVENT
+@error STALE_LEASE
+@error CORRUPT_STATE
+@error SCHEMA_MISMATCH
+]]
+--@include base
+--@include clock
+--@include policy
+--@include record
+--@include deadletter
+--@include backoff
+
+argc(5)
+local p = load_policy()
+local now = now_ms()
+local id, token, reason, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local delay = int_arg(5, 'delay_ms', -1, 43200000)
+if mode ~= 'retry' and mode ~= 'dead' then
+  fail(E.INVALID_ARGUMENT, "mode must be 'retry' or 'dead', got " .. mode)
+end
+local m = meta_get(id)
+if m == nil then
+  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
+elseif m == false then
+  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
+elseif m.s ~= 'l' or m.token ~= token then
+  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
+end
+redis.call('ZREM', K.leases, id)
+count('failed', 1)
+if mode == 'dead' or m.attempt >= p.max_attempts then
+  if mode == 'retry' then
+    reason = reason .. ' (attempt ' .. m.attempt .. ' of ' .. p.max_attempts .. ')'
+  end
+  to_dead(id, m, reason, now)
+  return {'dead', now}
+end
+if delay < 0 then
+  delay = backoff_ms(p, id, m.attempt)
+end
+m.s, m.token, m.reason = 'w', 0, reason
+meta_put(id, m)
+redis.call('ZADD', K.retry, now + delay, id)
+count('retried', 1)
+return {'retry', now + delay}

@@ -1,0 +1,107 @@
+--[[
+@script promote
+@version 1
+@summary The retry scheduler's step for one service: move due timers and
+due retries to the ready queue, and reclaim expired leases onto the
+expired list for the distributor (their tokens die here, so a late
+complete is refused). Also retires stale results and idempotency keys.
+At most limit items of each kind per call.
+@key ready
+@key data
+@key meta
+@key leases
+@key timers
+@key retry
+@key expired
+@key dead
+@key results
+@key results_at
+@key idem
+@key idem_at
+@key clock
+@key config
+@key counters
+@arg limit most items of each kind to move, 1..10000
+@return array: timers promoted, retries promoted, leases reclaimed, more
+(1 if a limit was reached), next due ms of the earliest remaining timer,
+retry or lease deadline (-1 if none)
+@error INVALID_ARGUMENT
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE
+]]
+--@include base
+--@include clock
+--@include policy
+--@include record
+--@include deadletter
+--@include prune
+
+argc(1)
+load_policy()
+local now = now_ms()
+local limit = int_arg(1, 'limit', 1, 10000)
+local more = 0
+
+-- Move due members of zset to the ready queue, as status r.
+local function promote_due(zset, counter)
+  local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, limit)
+  if #ids == 0 then
+    return 0
+  end
+  if #ids == limit then
+    more = 1
+  end
+  redis.call('ZREM', zset, unpack(ids))
+  local moved = {}
+  for _, id in ipairs(ids) do
+    local m = meta_get(id)
+    if m then
+      m.s, m.token = 'r', 0
+      meta_put(id, m)
+      moved[#moved + 1] = id
+    else
+      quarantine(id, m, now)
+    end
+  end
+  if #moved > 0 then
+    redis.call('LPUSH', K.ready, unpack(moved))
+    count(counter, #moved)
+  end
+  return #ids
+end
+
+local timers = promote_due(K.timers, 'timers_fired')
+local retries = promote_due(K.retry, 'retries_ready')
+
+local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, limit)
+if #expired == limit then
+  more = 1
+end
+if #expired > 0 then
+  redis.call('ZREM', K.leases, unpack(expired))
+  for _, id in ipairs(expired) do
+    local m = meta_get(id)
+    if m then
+      m.s, m.token, m.reason = 'x', 0, 'lease expired on attempt ' .. m.attempt
+      meta_put(id, m)
+    end
+    -- An unreadable record still goes to the distributor, which dead-letters it.
+    redis.call('LPUSH', K.expired, id)
+  end
+  count('expired', #expired)
+end
+
+prune(K.results_at, K.results, now, limit)
+prune(K.idem_at, K.idem, now, limit)
+
+local next_due = -1
+for _, z in ipairs({K.timers, K.retry, K.leases}) do
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local t = tonumber(first[2])
+    if next_due < 0 or t < next_due then
+      next_due = t
+    end
+  end
+end
+return {timers, retries, #expired, more, next_due}

@@ -1,0 +1,75 @@
+--[[
+@script schedule
+@version 1
+@summary Create a timer: an event that becomes ready at a due time judged
+by the Redis clock (create_timer). The scheduler promotes due timers.
+@key timers
+@key data
+@key meta
+@key idem
+@key idem_at
+@key clock
+@key config
+@key counters
+@arg max_payload largest envelope accepted, in bytes
+@arg id the timer's event id
+@arg envelope msgpack envelope bytes
+@arg idem_key idempotency key, '' for none
+@arg mode 'in' (value is a delay from now) or 'at' (value is an absolute
+time in ms since the epoch, compared with the Redis clock)
+@arg value delay or due time in ms, a whole number >= 0
+@return array: id, 1 if created or 0 if the idempotency key matched, due_ms
+@error INVALID_ARGUMENT
+@error PAYLOAD_TOO_LARGE
+@error DUPLICATE_ID
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE
+]]
+--@include base
+--@include clock
+--@include policy
+--@include prune
+
+local p = load_policy()
+local now = now_ms()
+argc(6)
+local max_payload = int_arg(1, 'max_payload', 1)
+local id, env, key, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local value = int_arg(6, 'value', 0)
+if id == '' then
+  fail(E.INVALID_ARGUMENT, 'event id must not be empty')
+end
+if #env > max_payload then
+  fail(E.PAYLOAD_TOO_LARGE, 'envelope of ' .. id .. ' is ' .. #env .. ' bytes, over the limit of ' .. max_payload)
+end
+local due
+if mode == 'in' then
+  due = now + value
+elseif mode == 'at' then
+  due = value
+else
+  fail(E.INVALID_ARGUMENT, "mode must be 'in' or 'at', got " .. mode)
+end
+if key ~= '' then
+  local known = redis.call('HGET', K.idem, key)
+  local until_ms = tonumber(redis.call('ZSCORE', K.idem_at, key))
+  if known and until_ms and until_ms > now then
+    local score = redis.call('ZSCORE', K.timers, known)
+    return {known, 0, score and tonumber(score) or -1}
+  end
+end
+if redis.call('HEXISTS', K.meta, id) == 1 then
+  fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
+end
+
+stamp_schema()
+redis.call('HSET', K.data, id, env)
+redis.call('HSET', K.meta, id, 't|0|0|' .. fmt(now) .. '|')
+redis.call('ZADD', K.timers, due, id)
+if key ~= '' then
+  redis.call('HSET', K.idem, key, id)
+  redis.call('ZADD', K.idem_at, now + p.idem_ttl_ms, key)
+end
+redis.call('HINCRBY', K.counters, 'timers', 1)
+prune(K.idem_at, K.idem, now, 2)
+return {id, 1, due}

@@ -1,0 +1,50 @@
+--[[
+@script stats
+@version 1
+@summary One service's numbers: queue lengths, running totals, the
+effective policy, the schema stamp and whether the test clock is set.
+@key ready
+@key leases
+@key timers
+@key retry
+@key expired
+@key dead
+@key results_at
+@key counters
+@key clock
+@key config
+@return flat array of name, value pairs: ready, in_flight, timers,
+retrying, expired, dead, results, then counters prefixed 'total.',
+policy fields prefixed 'policy.', schema, test_clock (-1 if unset)
+@error SCHEMA_MISMATCH
+@error INVALID_ARGUMENT
+@error CORRUPT_STATE
+]]
+--@include base
+--@include policy
+
+local p = load_policy()
+local out = {
+  'ready', redis.call('LLEN', K.ready),
+  'in_flight', redis.call('ZCARD', K.leases),
+  'timers', redis.call('ZCARD', K.timers),
+  'retrying', redis.call('ZCARD', K.retry),
+  'expired', redis.call('LLEN', K.expired),
+  'dead', redis.call('ZCARD', K.dead),
+  'results', redis.call('ZCARD', K.results_at),
+}
+local totals = redis.call('HGETALL', K.counters)
+for i = 1, #totals, 2 do
+  out[#out + 1] = 'total.' .. totals[i]
+  out[#out + 1] = tonumber(totals[i + 1])
+end
+for _, f in ipairs(POLICY_FIELDS) do
+  out[#out + 1] = 'policy.' .. f
+  -- Fractions travel as text: Redis would truncate a Lua number to an integer.
+  out[#out + 1] = tostring(p[f])
+end
+out[#out + 1] = 'schema'
+out[#out + 1] = tonumber(redis.call('HGET', K.config, 'schema') or SCHEMA)
+out[#out + 1] = 'test_clock'
+out[#out + 1] = tonumber(redis.call('GET', K.clock) or -1)
+return out
