@@ -1,0 +1,159 @@
+"""The asyncio client: the same operations as ``Client``, awaited.
+
+Both clients execute the same ``ops.Call`` objects, so they cannot differ in
+arguments, errors or reply parsing; only the I/O differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from . import ops
+from .client import _CREATING, _PENDING, _settled, raise_first
+from .connection import KeyCache, connect_async, translate
+from .errors import HomingError, ResultTimeoutError
+from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, check_prefix, global_key
+from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
+
+
+class AsyncClient:
+    """asyncio counterpart of ``homing.Client``; see it for each method's contract."""
+
+    def __init__(self, redis_client: Any, *, prefix: str = DEFAULT_PREFIX,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.redis = redis_client
+        self.prefix = check_prefix(prefix)
+        self.max_payload = max_payload
+        self._keys = KeyCache(prefix)
+        self._registered: set[str] = set()
+
+    @classmethod
+    async def from_url(cls, url: str, *, cluster: bool | None = None,
+                       prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                       **redis_kwargs: Any) -> AsyncClient:
+        return cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,
+                   max_payload=max_payload)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def run(self, call: ops.Call) -> Any:
+        """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
+        script = SCRIPTS[call.script]
+        keys = self._keys.keys(script, call.service)
+        try:
+            if call.script in _CREATING and call.service not in self._registered:
+                await self.redis.sadd(global_key(self.prefix, "services"), call.service)
+                self._registered.add(call.service)
+            try:
+                reply = await self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
+            except NoScriptError:
+                reply = await self.redis.eval(script.source, len(keys), *keys, *call.args)
+        except HomingError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+        return call.parse(reply)
+
+    async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
+                      id: str | None = None) -> str:  # noqa: A002
+        ids = None if id is None else [id]
+        return (await self.run(ops.enqueue_many(service, [payload], self.max_payload, [key],
+                                                ids)))[0]
+
+    async def enqueue_many(self, service: str, payloads: Iterable[Any], *,
+                           keys: Sequence[str | None] | None = None) -> list[str]:
+        return await self.run(ops.enqueue_many(service, payloads, self.max_payload, keys))
+
+    async def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
+                           at: dt.datetime | float | None = None, key: str | None = None,
+                           id: str | None = None) -> str:  # noqa: A002
+        return await self.run(ops.create_timer(service, payload, self.max_payload,
+                                               delay_ms=delay_ms, at=at, key=key, id=id))
+
+    async def cancel_timer(self, service: str, timer_id: str) -> bool:
+        return await self.run(ops.cancel_timer(service, timer_id))
+
+    async def status(self, service: str, event_id: str) -> Status:
+        return await self.run(ops.status(service, event_id))
+
+    async def result(self, service: str, event_id: str, timeout: float | None = None) -> Any:
+        end = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            st = await self.status(service, event_id)
+            value = _settled(st, service, event_id)
+            if value is not _PENDING:
+                return value
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise ResultTimeoutError(
+                    f"no result for {service}/{event_id} within {timeout} s "
+                    f"(it is {st.detail}, attempt {st.attempt})")
+            await asyncio.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 2, 0.1)
+
+    async def dequeue(self, service: str, count: int = 1, *,
+                      lease_ms: int | None = None) -> list[Event]:
+        return await self.run(ops.dequeue(service, count, lease_ms))
+
+    async def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
+        raise_first(await self.complete_many(service, [(event_id, token, result)]))
+
+    async def complete_many(self, service: str,
+                            items: Sequence[tuple[str, int, Any]]) -> list[HomingError | None]:
+        return await self.run(ops.complete_many(service, items, self.max_payload))
+
+    async def extend_lease(self, service: str, event_id: str, token: int,
+                           lease_ms: int | None = None) -> int:
+        out = (await self.extend_many(service, [(event_id, token)], lease_ms))[0]
+        if isinstance(out, HomingError):
+            raise out
+        return out
+
+    async def extend_many(self, service: str, items: Sequence[tuple[str, int]],
+                          lease_ms: int | None = None) -> list[int | HomingError]:
+        return await self.run(ops.extend_many(service, items, lease_ms))
+
+    async def fail(self, service: str, event_id: str, token: int, reason: str = "", *,
+                   dead: bool = False, delay_ms: int | None = None) -> FailOutcome:
+        return await self.run(ops.fail(service, event_id, token, reason, dead, delay_ms))
+
+    async def release(self, service: str,
+                      items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
+        return await self.run(ops.release_many(service, items))
+
+    async def stats(self, service: str) -> dict[str, Any]:
+        return await self.run(ops.stats(service))
+
+    async def configure(self, service: str, **policy: float | None) -> dict[str, float]:
+        return await self.run(ops.configure(service, policy))
+
+    async def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
+        return await self.run(ops.dead_list(service, offset, count))
+
+    async def dead_requeue(self, service: str, ids: Sequence[str] | None = None,
+                           count: int = 100) -> tuple[int, int]:
+        return await self.run(ops.dead_requeue(service, ids, count))
+
+    async def dead_purge(self, service: str, ids: Sequence[str] | None = None,
+                         count: int = 100) -> tuple[int, int]:
+        return await self.run(ops.dead_purge(service, ids, count))
+
+    async def promote(self, service: str, limit: int = 1000) -> PromoteResult:
+        return await self.run(ops.promote(service, limit))
+
+    async def distribute(self, service: str, limit: int = 1000) -> DistributeResult:
+        return await self.run(ops.distribute(service, limit))

@@ -1,0 +1,263 @@
+"""The synchronous client: producer, consumer and admin operations of homing.
+
+Every method is one script call (see ``ops``), so each is atomic in Redis.
+Producers need only a service name: the first write to a service creates it
+and adds it to the registry that the scheduler and distributor sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from . import ops
+from .connection import CONNECTION_ERRORS, KeyCache, connect, translate
+from .errors import (
+    EventDeadError,
+    HomingError,
+    ResultTimeoutError,
+    UnknownEventError,
+)
+from .manifest import (
+    DEFAULT_MAX_PAYLOAD,
+    DEFAULT_PREFIX,
+    SCRIPTS,
+    check_prefix,
+    check_service,
+    global_key,
+)
+from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+# Writes that may create a service: the registry SADD goes first, so a
+# crash between the two leaves a registered empty service, never an
+# unregistered one whose timers no scheduler would find.
+_CREATING = frozenset({"enqueue", "schedule", "configure"})
+
+
+def raise_first(errors: Sequence[HomingError | None]) -> None:
+    for err in errors:
+        if err is not None:
+            raise err
+
+
+class Client:
+    """A connection to homing on one Redis (standalone or Cluster).
+
+    ``prefix`` namespaces every key (default ``homing``); ``max_payload`` is
+    the largest encoded envelope accepted, in bytes (default 1 MiB).
+    """
+
+    def __init__(
+        self,
+        redis_client: Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self.redis = redis_client
+        self.prefix = check_prefix(prefix)
+        self.max_payload = max_payload
+        self._keys = KeyCache(prefix)
+        self._registered: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
+                 prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                 **redis_kwargs: Any) -> Client:
+        """Connect to url; a Redis Cluster is detected unless ``cluster`` says."""
+        return cls(connect(url, cluster=cluster, **redis_kwargs), prefix=prefix,
+                   max_payload=max_payload)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- execution -----------------------------------------------------------
+
+    def run(self, call: ops.Call) -> Any:
+        """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
+        script = SCRIPTS[call.script]
+        keys = self._keys.keys(script, call.service)
+        try:
+            if call.script in _CREATING and call.service not in self._registered:
+                self.redis.sadd(global_key(self.prefix, "services"), call.service)
+                self._registered.add(call.service)
+            try:
+                reply = self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
+            except NoScriptError:
+                reply = self.redis.eval(script.source, len(keys), *keys, *call.args)
+        except HomingError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+        return call.parse(reply)
+
+    # -- producer ------------------------------------------------------------
+
+    def enqueue(self, service: str, payload: Any, *, key: str | None = None,
+                id: str | None = None) -> str:  # noqa: A002
+        """Add one event to service; returns its id.
+
+        With ``key`` (an idempotency key), a second enqueue with the same key
+        within the service's ``idem_ttl_ms`` returns the first event's id and
+        adds nothing: safe to retry after a timeout.
+        """
+        return self.run(ops.enqueue_many(service, [payload], self.max_payload, [key],
+                                         None if id is None else [id]))[0]
+
+    def enqueue_many(self, service: str, payloads: Iterable[Any], *,
+                     keys: Sequence[str | None] | None = None) -> list[str]:
+        """Add up to 1000 events in one atomic call; returns their ids in order."""
+        return self.run(ops.enqueue_many(service, payloads, self.max_payload, keys))
+
+    def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
+                     at: dt.datetime | float | None = None, key: str | None = None,
+                     id: str | None = None) -> str:  # noqa: A002
+        """Schedule an event to become ready after ``delay_ms`` or at ``at``; returns its id.
+
+        Due times are judged by the Redis server's clock, so a timer never
+        fires early because a producer's clock is ahead.
+        """
+        return self.run(ops.create_timer(service, payload, self.max_payload, delay_ms=delay_ms,
+                                         at=at, key=key, id=id))
+
+    def cancel_timer(self, service: str, timer_id: str) -> bool:
+        """Cancel a pending timer. False if it already fired or never existed."""
+        return self.run(ops.cancel_timer(service, timer_id))
+
+    def status(self, service: str, event_id: str) -> Status:
+        """Where an event stands right now (done, dead, pending or unknown)."""
+        return self.run(ops.status(service, event_id))
+
+    def result(self, service: str, event_id: str, timeout: float | None = None) -> Any:
+        """Wait for the consumer's result of an event (the producer's feedback).
+
+        Raises EventDeadError if the event was dead-lettered, ResultTimeoutError
+        after ``timeout`` seconds, UnknownEventError if homing has no trace of it
+        (never enqueued, or its result outlived ``result_ttl_ms``).
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            st = self.status(service, event_id)
+            value = _settled(st, service, event_id)
+            if value is not _PENDING:
+                return value
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise ResultTimeoutError(
+                    f"no result for {service}/{event_id} within {timeout} s "
+                    f"(it is {st.detail}, attempt {st.attempt})")
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 2, 0.1)
+
+    # -- consumer ------------------------------------------------------------
+
+    def dequeue(self, service: str, count: int = 1, *, lease_ms: int | None = None) -> list[Event]:
+        """Lease up to count ready events (empty list if none are ready)."""
+        return self.run(ops.dequeue(service, count, lease_ms))
+
+    def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
+        """Acknowledge an event; raises StaleLeaseError if the lease was reclaimed."""
+        raise_first(self.complete_many(service, [(event_id, token, result)]))
+
+    def complete_many(self, service: str,
+                      items: Sequence[tuple[str, int, Any]]) -> list[HomingError | None]:
+        """Acknowledge up to 1000 (id, token, result) items; per item None or its error."""
+        return self.run(ops.complete_many(service, items, self.max_payload))
+
+    def extend_lease(self, service: str, event_id: str, token: int,
+                     lease_ms: int | None = None) -> int:
+        """Push an event's lease deadline to now + lease_ms; returns the deadline (ms)."""
+        out = self.extend_many(service, [(event_id, token)], lease_ms)[0]
+        if isinstance(out, HomingError):
+            raise out
+        return out
+
+    def extend_many(self, service: str, items: Sequence[tuple[str, int]],
+                    lease_ms: int | None = None) -> list[int | HomingError]:
+        """Extend several leases in one call; per item the new deadline or its error."""
+        return self.run(ops.extend_many(service, items, lease_ms))
+
+    def fail(self, service: str, event_id: str, token: int, reason: str = "", *,
+             dead: bool = False, delay_ms: int | None = None) -> FailOutcome:
+        """Give up on a leased event: retry after backoff (or delay_ms), or dead-letter it."""
+        return self.run(ops.fail(service, event_id, token, reason, dead, delay_ms))
+
+    def release(self, service: str, items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
+        """Hand leased events back unprocessed; they go next and no attempt is counted."""
+        return self.run(ops.release_many(service, items))
+
+    # -- admin and daemons ---------------------------------------------------
+
+    def services(self) -> list[str]:
+        """Every service in the registry, sorted."""
+        try:
+            members = self.redis.smembers(global_key(self.prefix, "services"))
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+    def stats(self, service: str) -> dict[str, Any]:
+        """Queue lengths, running totals and effective policy of a service."""
+        return self.run(ops.stats(service))
+
+    def configure(self, service: str, **policy: float | None) -> dict[str, float]:
+        """Override policy fields (None removes an override); returns the effective policy."""
+        return self.run(ops.configure(service, policy))
+
+    def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
+        """A page of dead letters, oldest first."""
+        return self.run(ops.dead_list(service, offset, count))
+
+    def dead_requeue(self, service: str, ids: Sequence[str] | None = None,
+                     count: int = 100) -> tuple[int, int]:
+        """Requeue the named dead letters, or the oldest count; returns (moved, remaining)."""
+        return self.run(ops.dead_requeue(service, ids, count))
+
+    def dead_purge(self, service: str, ids: Sequence[str] | None = None,
+                   count: int = 100) -> tuple[int, int]:
+        """Delete the named dead letters, or the oldest count; returns (purged, remaining)."""
+        return self.run(ops.dead_purge(service, ids, count))
+
+    def promote(self, service: str, limit: int = 1000) -> PromoteResult:
+        """One scheduler step for a service (see homing.daemons)."""
+        return self.run(ops.promote(service, limit))
+
+    def distribute(self, service: str, limit: int = 1000) -> DistributeResult:
+        """One distributor step for a service (see homing.daemons)."""
+        return self.run(ops.distribute(service, limit))
+
+    def hint_expired(self, service: str) -> None:
+        """Tell the distributors that service has expired leases waiting (a hint only)."""
+        check_service(service)
+        self.redis.sadd(global_key(self.prefix, "hints"), service)
+
+    def take_hints(self, count: int = 100) -> list[str]:
+        """Pop services hinted by schedulers."""
+        got = self.redis.spop(global_key(self.prefix, "hints"), count) or []
+        return [g.decode() if isinstance(g, bytes) else g for g in got]
+
+
+_PENDING: Any = object()
+
+
+def _settled(st: Status, service: str, event_id: str) -> Any:
+    """The result of a settled event, or _PENDING; raises for dead and unknown events."""
+    if st.state == "done":
+        return st.result
+    if st.state == "dead":
+        raise EventDeadError(f"event {service}/{event_id} was dead-lettered: {st.detail}")
+    if st.state == "unknown":
+        raise UnknownEventError(f"no event {event_id} in service {service}")
+    return _PENDING

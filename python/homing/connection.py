@@ -1,0 +1,99 @@
+"""Connecting to Redis, running scripts, and turning Redis errors into homing errors.
+
+Scripts run with EVALSHA; on NOSCRIPT (a restart, a failover, a new cluster
+node: the script cache is not persistent) the call is repeated once with
+EVAL, which also puts the script back in that node's cache. This works the
+same on a standalone server and on Cluster, where each node has its own cache.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import ConnectionLostError, HomingError, ScriptError, error_for
+from .manifest import Script, service_key
+
+_HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
+CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def translate(exc: Exception) -> HomingError:
+    """A typed homing error for a Redis error reply or a lost connection."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return ConnectionLostError(f"Redis could not be reached: {exc}")
+    m = _HOMING_ERR.match(str(exc))
+    if m:
+        return error_for(m.group(1), m.group(2))
+    return ScriptError(f"Redis refused a homing script: {exc}")
+
+
+class KeyCache:
+    """The KEYS list of each (script, service), built once: it is on every call's path."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._cache: dict[tuple[str, str], list[str]] = {}
+
+    def keys(self, script: Script, service: str) -> list[str]:
+        k = (script.name, service)
+        found = self._cache.get(k)
+        if found is None:
+            found = [service_key(self.prefix, service, name) for name in script.keys]
+            if len(self._cache) < 10000:
+                self._cache[k] = found
+        return found
+
+
+
+
+def is_cluster_url(client: redis.Redis) -> bool:
+    """Ask the server whether it runs in cluster mode (INFO cluster)."""
+    try:
+        return bool(client.info("cluster").get("cluster_enabled"))
+    except ResponseError:
+        return False
+
+
+def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
+    """A redis-py client for url: standalone, or RedisCluster when the server is a cluster node.
+
+    ``cluster=None`` asks the server. Responses stay bytes: payloads are binary.
+    """
+    kwargs.setdefault("decode_responses", False)
+    if cluster is None:
+        probe = redis.Redis.from_url(url, **kwargs)
+        try:
+            cluster = is_cluster_url(probe)
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
+        finally:
+            probe.close()
+    if cluster:
+        return redis.RedisCluster.from_url(url, **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
+
+
+async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
+    """The asyncio counterpart of connect()."""
+    kwargs.setdefault("decode_responses", False)
+    if cluster is None:
+        probe = redis.asyncio.Redis.from_url(url, **kwargs)
+        try:
+            info = await probe.info("cluster")
+            cluster = bool(info.get("cluster_enabled"))
+        except ResponseError:
+            cluster = False
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
+        finally:
+            await probe.aclose()
+    if cluster:
+        return redis.asyncio.RedisCluster.from_url(url, **kwargs)
+    return redis.asyncio.Redis.from_url(url, **kwargs)

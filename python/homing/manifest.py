@@ -1,0 +1,91 @@
+"""The flattened Lua manifest that both clients load, and the key layout it defines.
+
+All queue semantics live in the scripts of ``lua/``; ``lua/build.py`` flattens
+them into ``manifest.json`` beside this file. This module only reads it:
+script sources and sha1s, the ordered key names each script takes, the schema
+version, the name patterns and the policy defaults. Like arq's constants
+module, it is the one place where key names are made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .errors import InvalidNameError
+
+
+@dataclass(frozen=True)
+class Script:
+    """One operation: its flattened source, sha1 and the key names it takes in order."""
+
+    name: str
+    version: int
+    sha1: str
+    source: str
+    keys: tuple[str, ...]
+
+
+def _load() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("manifest.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+MANIFEST: dict[str, Any] = _load()
+LAYOUT: dict[str, Any] = MANIFEST["layout"]
+SCHEMA: int = LAYOUT["schema"]
+DEFAULT_PREFIX: str = LAYOUT["default_prefix"]
+DEFAULT_MAX_PAYLOAD: int = LAYOUT["default_max_payload_bytes"]
+POLICY_DEFAULTS: dict[str, float] = LAYOUT["policy_defaults"]
+SCRIPTS: dict[str, Script] = {
+    name: Script(name, s["version"], s["sha1"], s["source"], tuple(s["keys"]))
+    for name, s in MANIFEST["scripts"].items()
+}
+_SERVICE_RE = re.compile(LAYOUT["service_pattern"])
+_ID_RE = re.compile(LAYOUT["id_pattern"])
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def check_service(service: str) -> str:
+    """Refuse a service name that would break the key layout.
+
+    ``{``, ``}`` would change the hash tag and ``:`` the key structure (the
+    original system's parser broke on ``:``), so only the documented pattern
+    is accepted.
+    """
+    if not isinstance(service, str) or not _SERVICE_RE.match(service):
+        raise InvalidNameError(
+            f"invalid service name {service!r}: use 1-128 characters of letters, digits, "
+            f"'_', '.' and '-', not starting with '.' or '-' (pattern {LAYOUT['service_pattern']})"
+        )
+    return service
+
+
+def check_id(event_id: str) -> str:
+    """Refuse an event id outside the documented pattern (same as service names)."""
+    if not isinstance(event_id, str) or not _ID_RE.match(event_id):
+        raise InvalidNameError(
+            f"invalid event id {event_id!r}: use 1-128 characters of letters, digits, "
+            f"'_', '.' and '-' (pattern {LAYOUT['id_pattern']})"
+        )
+    return event_id
+
+
+def check_prefix(prefix: str) -> str:
+    """Refuse a key prefix that could collide with the hash tag or key structure."""
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise InvalidNameError(f"invalid key prefix {prefix!r}: use 1-64 of [A-Za-z0-9_.-]")
+    return prefix
+
+
+def service_key(prefix: str, service: str, name: str) -> str:
+    """``<prefix>:{<service>}:<name>``: the hash tag keeps a service in one slot."""
+    return f"{prefix}:{{{service}}}:{name}"
+
+
+def global_key(prefix: str, name: str) -> str:
+    """``<prefix>:<name>`` for the registry and hints, which no script touches."""
+    return f"{prefix}:{name}"

@@ -1,0 +1,107 @@
+"""Plain value types that the clients return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import envelope
+
+_UNSET: Any = object()
+
+
+@dataclass
+class Event:
+    """A leased event, as handed to a consumer.
+
+    ``token`` is the lease's fencing token: ``complete``, ``extend_lease``,
+    ``fail`` and ``release`` must present it, and are refused once the lease
+    was reclaimed and the event went to someone else. ``attempt`` counts
+    deliveries, starting at 1. The payload is decoded on first access so that
+    one corrupt envelope in a batch cannot stop the others from being handled.
+    """
+
+    service: str
+    id: str
+    token: int
+    attempt: int
+    deadline_ms: int
+    raw: bytes = field(repr=False)
+    _payload: Any = field(default=_UNSET, repr=False, compare=False)
+
+    @property
+    def payload(self) -> Any:
+        """The decoded payload; raises CorruptEnvelopeError if the stored bytes are not one."""
+        if self._payload is _UNSET:
+            self._payload = envelope.decode(self.raw)
+        return self._payload
+
+
+@dataclass(frozen=True)
+class FailOutcome:
+    """Where a failed event went: ``"retry"`` at ``at_ms`` or ``"dead"`` since ``at_ms``."""
+
+    action: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead-lettered event with why it died. ``raw`` is empty if the payload was lost."""
+
+    id: str
+    died_ms: int
+    attempt: int
+    reason: str
+    raw: bytes = field(repr=False)
+
+    @property
+    def payload(self) -> Any:
+        return envelope.decode(self.raw)
+
+
+@dataclass(frozen=True)
+class DeadPage:
+    """One page of a service's dead letters and how many there are in all."""
+
+    total: int
+    letters: list[DeadLetter]
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where an event stands: ``done``, ``dead``, ``pending`` or ``unknown``.
+
+    For ``pending``, ``state`` is one of ready, leased, timer, waiting (a
+    retry backoff) or expired (awaiting the distributor).
+    """
+
+    state: str
+    detail: str = ""
+    attempt: int = 0
+    raw_result: bytes = field(default=b"", repr=False)
+
+    @property
+    def result(self) -> Any:
+        """The consumer's result of a ``done`` event (None if it gave none)."""
+        return envelope.decode(self.raw_result) if self.raw_result else None
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    """What one scheduler step did for a service."""
+
+    timers: int
+    retries: int
+    expired: int
+    more: bool
+    next_due_ms: int
+
+
+@dataclass(frozen=True)
+class DistributeResult:
+    """What one distributor step did for a service."""
+
+    retried: int
+    dead: int
+    more: bool

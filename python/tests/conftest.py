@@ -1,0 +1,71 @@
+"""Shared fixtures: private Redis servers and per-test key prefixes.
+
+Interface (tests are written against exactly this):
+
+- ``standalone_server`` (session): a started ``servers.RedisServer``, appendonly off.
+- ``cluster_servers`` (session): a started ``servers.RedisClusterServers`` (3 masters).
+- ``redis_url``: parametrized ``standalone`` / ``cluster``; the URL of the matching
+  session server. The cluster case carries the ``cluster`` marker, so
+  ``-m "not cluster"`` skips it (and the cluster is then never started).
+- ``prefix``: a unique key prefix per test. Tests isolate by prefix; nothing is
+  ever flushed, so session servers can be shared safely.
+- ``aof_server`` (function): a fresh started ``RedisServer`` with
+  appendonly=yes, appendfsync=always in ``tmp_path``; stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+# servers.py sits next to this file. pytest's default import mode already puts
+# this directory on sys.path, but --import-mode=importlib would not.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from servers import RedisClusterServers, RedisServer  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: needs the private Redis Cluster (deselect with -m 'not cluster')")
+
+
+@pytest.fixture(scope="session")
+def standalone_server(tmp_path_factory: pytest.TempPathFactory):
+    with RedisServer(tmp_path_factory.mktemp("redis-standalone")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cluster_servers(tmp_path_factory: pytest.TempPathFactory):
+    with RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    # getfixturevalue (not plain arguments) so that a run without cluster
+    # tests never pays for starting the cluster.
+    name = "standalone_server" if request.param == "standalone" else "cluster_servers"
+    return request.getfixturevalue(name).url
+
+
+@pytest.fixture
+def prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def aof_server(tmp_path: Path):
+    with RedisServer(tmp_path, appendonly=True, appendfsync="always") as server:
+        yield server
+
+
+# --- client fixtures (homing) ---
