@@ -10,11 +10,13 @@ repository's README and docs/ for the guarantees and the protocol.
 
 from .aio import AsyncClient
 from .client import Client
+from .consumer import Consumer, Reject
 from .errors import *  # noqa: F403 - the generated exception classes are public API
 from .errors import HomingError
 from .manifest import SCHEMA
 from .types import DeadLetter, DeadPage, Event, FailOutcome, Status
+from .worker import Worker
 
-__all__ = ["SCHEMA", "AsyncClient", "Client", "DeadLetter", "DeadPage", "Event", "FailOutcome", "HomingError",
-           "Status"]
+__all__ = ["SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Event",
+           "FailOutcome", "HomingError", "Reject", "Status", "Worker"]
 __version__ = "0.1.0"

@@ -1,0 +1,145 @@
+"""The retry scheduler and the retry distributor, after the original system's.
+
+The **scheduler** sweeps every registered service with the ``promote``
+script: due timers and due retries move to the ready queue; expired leases
+are reclaimed onto the service's expired list (their tokens die, so a late
+``complete`` is refused) and the service is hinted to the distributors.
+
+The **distributor** takes each reclaimed event with the ``distribute``
+script and routes it back to its service's queue after a backoff, or to the
+dead letters once its attempts are used up. It serves hinted services first
+and sweeps every service each ``sweep_every`` seconds, so a lost hint only
+delays an event, never strands it.
+
+Every move is one atomic script on one service's slot, so any number of
+schedulers and distributors may run at once: an event is promoted or routed
+exactly once. When none runs, events wait in Redis; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from .client import Client
+from .errors import ConnectionLostError, HomingError
+
+log = logging.getLogger("homing.daemons")
+
+
+class _Daemon:
+    """A loop over services that survives Redis restarts and bad services."""
+
+    name = "daemon"
+
+    def __init__(self, client: Client, *, interval: float = 0.05, limit: int = 1000,
+                 services_every: float = 1.0) -> None:
+        self.client = client
+        self.interval = interval
+        self.limit = limit
+        self.services_every = services_every
+        self.moved = 0
+        self._services: list[str] = []
+        self._services_at = float("-inf")
+
+    def services(self) -> list[str]:
+        """The registry, re-read at most every ``services_every`` seconds."""
+        now = time.monotonic()
+        if now - self._services_at >= self.services_every:
+            self._services = self.client.services()
+            self._services_at = now
+        return self._services
+
+    def _each(self, services: Iterable[str], step: Callable[[str], int]) -> int:
+        total = 0
+        for service in services:
+            try:
+                total += step(service)
+            except ConnectionLostError:
+                raise
+            except HomingError as exc:  # one broken service must not stall the others
+                log.error("%s: service %s: %s", self.name, service, exc)
+        self.moved += total
+        return total
+
+    def step(self) -> int:
+        raise NotImplementedError
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until stop is set; sleep ``interval`` when there was nothing to do."""
+        pause = 0.05
+        log.info("%s started", self.name)
+        while not stop.is_set():
+            try:
+                busy = self.step()
+                pause = 0.05
+            except ConnectionLostError as exc:
+                log.warning("%s: %s; retrying in %.2f s", self.name, exc, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if not busy:
+                stop.wait(self.interval)
+        log.info("%s stopped after moving %d events", self.name, self.moved)
+
+
+class Scheduler(_Daemon):
+    """Promotes due timers and retries; reclaims expired leases."""
+
+    name = "scheduler"
+
+    def promote(self, service: str) -> int:
+        moved = 0
+        while True:
+            r = self.client.promote(service, self.limit)
+            moved += r.timers + r.retries + r.expired
+            if r.expired:
+                self.client.hint_expired(service)
+            if not r.more:
+                return moved
+
+    def step(self) -> int:
+        return self._each(self.services(), self.promote)
+
+
+class Distributor(_Daemon):
+    """Routes reclaimed events to their service's retry backoff or dead letters."""
+
+    name = "distributor"
+
+    def __init__(self, client: Client, *, sweep_every: float = 2.0, **kw: float) -> None:
+        super().__init__(client, **kw)
+        self.sweep_every = sweep_every
+        self._swept_at = float("-inf")
+
+    def distribute(self, service: str) -> int:
+        moved = 0
+        while True:
+            r = self.client.distribute(service, self.limit)
+            moved += r.retried + r.dead
+            if not r.more:
+                return moved
+
+    def step(self) -> int:
+        hinted = self.client.take_hints(1000)
+        now = time.monotonic()
+        if now - self._swept_at >= self.sweep_every:
+            self._swept_at = now
+            hinted = sorted(set(hinted) | set(self.services()))
+        return self._each(hinted, self.distribute)
+
+
+def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
+                distributor: bool = True, interval: float = 0.05) -> None:
+    """Run a scheduler and/or a distributor in threads until stop is set."""
+    threads = []
+    for enabled, cls in ((scheduler, Scheduler), (distributor, Distributor)):
+        if enabled:
+            d = cls(client, interval=interval)
+            t = threading.Thread(target=d.run, args=(stop,), name=f"homing-{d.name}", daemon=True)
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join()

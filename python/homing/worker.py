@@ -1,0 +1,341 @@
+"""The worker runner: leases events for one service and feeds them to consumers.
+
+Threads, each with one job:
+
+- the fetcher leases batches (``prefetch``) whenever slots are free, so a
+  consumer rarely waits on a round trip;
+- ``concurrency`` handler threads, each with its own consumer instance and
+  state (like one gen_server per slot), run ``handle_event``;
+- the acker sends completions in batches with ``complete_many``;
+- the heartbeat extends every held lease each ``lease_ms / 3``, so a slow
+  handler keeps its event (the original system redelivered any event slower
+  than the retry interval).
+
+Lost connections (a Redis restart) are retried with backoff in every loop;
+scripts reload by themselves. On SIGTERM/SIGINT the fetcher stops, prefetched
+events that no handler started are released (they go next, no attempt
+counted), handlers get ``grace`` seconds to finish, and whatever is still
+running after that is released too: nothing waits for a lease to expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import Client
+from .consumer import Consumer, Reject
+from .errors import ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError
+from .manifest import check_service
+from .types import Event
+
+log = logging.getLogger("homing.worker")
+
+
+@dataclass
+class WorkerStats:
+    """Counts since the worker started (read them from another thread)."""
+
+    received: int = 0
+    completed: int = 0
+    failed: int = 0
+    released: int = 0
+    lost: int = 0
+    errors: collections.Counter = field(default_factory=collections.Counter)
+
+
+class _Held:
+    """Events this worker holds a lease on, keyed by id (service is fixed)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: dict[str, int] = {}
+        self.finished: set[str] = set()
+
+    def add(self, events: list[Event]) -> None:
+        with self.lock:
+            for ev in events:
+                self.tokens[ev.id] = ev.token
+
+    def drop(self, event_id: str) -> None:
+        with self.lock:
+            self.tokens.pop(event_id, None)
+            self.finished.discard(event_id)
+
+    def snapshot(self) -> list[tuple[str, int]]:
+        with self.lock:
+            return list(self.tokens.items())
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class Worker:
+    """Run ``consumer_factory`` instances against one service until ``stop()``."""
+
+    def __init__(
+        self,
+        client: Client,
+        service: str,
+        consumer_factory: Callable[[], Consumer],
+        *,
+        concurrency: int = 1,
+        prefetch: int = 100,
+        lease_ms: int | None = None,
+        grace: float = 30.0,
+        poll_max: float = 0.05,
+    ) -> None:
+        self.client = client
+        self.service = check_service(service)
+        self.factory = consumer_factory
+        self.concurrency = max(1, concurrency)
+        self.prefetch = max(1, min(prefetch, 1000))
+        self.lease_ms = lease_ms
+        self.grace = grace
+        self.poll_max = poll_max
+        self.stats = WorkerStats()
+        self._held = _Held()
+        self._todo: queue.Queue[Event] = queue.Queue()
+        self._acks: collections.deque[tuple[str, int, Any]] = collections.deque()
+        self._ack_cv = threading.Condition()
+        self._stop = threading.Event()
+        self._handlers_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._slots: list[threading.Thread] = []
+        self._beat_every = 1.0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start all threads and return; ``stop()`` ends them."""
+        lease = self.lease_ms
+        if lease is None:  # the service's policy decides; the heartbeat must beat faster
+            lease = int(self.client.stats(self.service)["policy.lease_ms"])
+        self._beat_every = lease / 3000
+        specs: list[tuple[str, Callable[[], None]]] = [
+            ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop)]
+        specs += [(f"slot-{i}", self._slot_loop) for i in range(self.concurrency)]
+        for name, target in specs:
+            t = threading.Thread(target=target, name=f"homing-{self.service}-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+            if name.startswith("slot"):
+                self._slots.append(t)
+
+    def stop(self) -> None:
+        """Ask the worker to shut down gracefully (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> WorkerStats:
+        """Start, block until ``stop()``, shut down gracefully; returns the counts."""
+        self.start()
+        try:
+            while not self._stop.wait(0.2):
+                pass
+        finally:
+            self.shutdown()
+        return self.stats
+
+    def shutdown(self) -> None:
+        """Release unstarted events, let handlers finish for ``grace`` s, release the rest."""
+        self._stop.set()
+        self._release_unstarted()
+        end = time.monotonic() + self.grace
+        for t in self._slots:
+            t.join(max(0.0, end - time.monotonic()))
+        self._release_unstarted()  # a slot may have been between get() and start
+        with self._ack_cv:
+            self._handlers_done.set()
+            self._ack_cv.notify_all()
+        for t in self._threads:
+            if t.name.endswith("-ack"):
+                t.join(10)
+        leftover = self._held.snapshot()
+        if leftover:
+            log.warning("releasing %d events still running after %.0f s", len(leftover), self.grace)
+            self._release(leftover)
+
+    # -- called by consumers ------------------------------------------------------
+
+    def complete_for(self, service: str, event_id: str, result: Any) -> None:
+        """``Consumer.complete``: acknowledge now, with the token this worker holds."""
+        with self._held.lock:
+            token = self._held.tokens.get(event_id) if service == self.service else None
+        if token is None:
+            raise StaleLeaseError(f"this worker holds no lease on {service}/{event_id}")
+        try:
+            self.client.complete(service, event_id, token, result)
+        finally:
+            with self._held.lock:
+                self._held.finished.add(event_id)
+        self.stats.completed += 1
+
+    # -- loops ---------------------------------------------------------------------
+
+    def _retrying(self, what: str, fn: Callable[[], Any], pause: list[float]) -> Any:
+        """Run fn; on a lost connection log, back off (0.05 s to 2 s) and return None."""
+        try:
+            out = fn()
+            pause[0] = 0.05
+            return out
+        except ConnectionLostError as exc:
+            log.warning("%s: %s; retrying in %.2f s", what, exc, pause[0])
+            self._stop.wait(pause[0])
+            pause[0] = min(pause[0] * 2, 2.0)
+            return None
+
+    def _fetch_loop(self) -> None:
+        idle, pause = 0.001, [0.05]
+        while not self._stop.is_set():
+            room = self.concurrency + self.prefetch - len(self._held)
+            if room <= 0:
+                self._stop.wait(0.001)
+                continue
+            events = self._retrying(
+                "dequeue",
+                lambda n=room: self.client.dequeue(self.service, min(n, 1000),
+                                                   lease_ms=self.lease_ms),
+                pause)
+            if not events:
+                self._stop.wait(idle)
+                idle = min(idle * 2, self.poll_max)
+                continue
+            idle = 0.001
+            self._held.add(events)
+            self.stats.received += len(events)
+            for ev in events:
+                self._todo.put(ev)
+
+    def _slot_loop(self) -> None:
+        consumer = self.factory()
+        consumer._acker = self
+        state = consumer.init()
+        is_async = inspect.iscoroutinefunction(consumer.handle_event)
+        loop = asyncio.new_event_loop() if is_async else None
+        try:
+            while not self._stop.is_set():
+                try:
+                    ev = self._todo.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                state = self._handle(consumer, ev, state, loop)
+        finally:
+            if loop is not None:
+                loop.close()
+
+    def _handle(self, consumer: Consumer, ev: Event, state: Any,
+                loop: asyncio.AbstractEventLoop | None) -> Any:
+        try:
+            if loop is not None:
+                new_state = loop.run_until_complete(consumer.handle_event(ev, state))
+            else:
+                new_state = consumer.handle_event(ev, state)
+        except Exception as exc:  # a consumer bug must not kill the worker
+            self._failed(ev, exc)
+            return state
+        with self._held.lock:
+            done = ev.id in self._held.finished
+        if done:
+            self._held.drop(ev.id)
+        else:
+            with self._ack_cv:
+                self._acks.append((ev.id, ev.token, None))
+                self._ack_cv.notify()
+        return new_state
+
+    def _failed(self, ev: Event, exc: Exception) -> None:
+        # Retrying cannot fix a rejected event or an envelope that does not decode.
+        dead = isinstance(exc, (Reject, CorruptEnvelopeError))
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        if not isinstance(exc, Reject):
+            log.warning("%s/%s attempt %d failed: %s", self.service, ev.id, ev.attempt, reason,
+                        exc_info=not isinstance(exc, HomingError))
+        pause = [0.05]
+        while True:
+            try:
+                out = self.client.fail(self.service, ev.id, ev.token, reason, dead=dead)
+                self.stats.failed += 1
+                log.info("%s/%s -> %s", self.service, ev.id, out.action)
+                break
+            except StaleLeaseError:
+                self.stats.lost += 1
+                break
+            except ConnectionLostError:
+                if self._stop.wait(pause[0]) and pause[0] >= 2.0:
+                    break  # shutting down: the lease will expire and be retried
+                pause[0] = min(pause[0] * 2, 2.0)
+        self._held.drop(ev.id)
+
+    def _ack_loop(self) -> None:
+        pause = [0.05]
+        while True:
+            with self._ack_cv:
+                while not self._acks and not self._handlers_done.is_set():
+                    self._ack_cv.wait(0.1)
+                if not self._acks and self._handlers_done.is_set():
+                    return
+                batch = [self._acks.popleft() for _ in range(min(len(self._acks), 1000))]
+            while True:
+                errors = self._retrying(
+                    "complete", lambda b=batch: self.client.complete_many(self.service, b), pause)
+                if errors is not None:
+                    break
+                if self._handlers_done.is_set() and pause[0] >= 2.0:
+                    log.error("giving up %d completions: Redis unreachable; they will be "
+                              "redelivered after their leases expire", len(batch))
+                    errors = [None] * len(batch)
+                    break
+            for (event_id, _, _), err in zip(batch, errors, strict=True):
+                self._held.drop(event_id)
+                if err is None:
+                    self.stats.completed += 1
+                else:
+                    self.stats.lost += 1
+                    self.stats.errors[err.code] += 1
+                    log.warning("completion refused: %s", err)
+
+    def _beat_loop(self) -> None:
+        pause = [0.05]
+        while not self._stop.wait(self._beat_every):
+            held = self._held.snapshot()
+            for i in range(0, len(held), 1000):
+                chunk = held[i:i + 1000]
+                out = self._retrying(
+                    "extend", lambda c=chunk: self.client.extend_many(self.service, c,
+                                                                      self.lease_ms), pause)
+                for (event_id, _), r in zip(chunk, out or [], strict=False):
+                    if isinstance(r, HomingError):
+                        log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
+                        self.stats.lost += 1
+
+    # -- release -------------------------------------------------------------
+
+    def _release_unstarted(self) -> None:
+        items = []
+        while True:
+            try:
+                ev = self._todo.get_nowait()
+            except queue.Empty:
+                break
+            items.append((ev.id, ev.token))
+        self._release(items)
+
+    def _release(self, items: list[tuple[str, int]]) -> None:
+        for i in range(0, len(items), 1000):
+            chunk = items[i:i + 1000]
+            try:
+                self.client.release(self.service, chunk)
+                self.stats.released += len(chunk)
+            except HomingError as exc:
+                log.warning("could not release %d events (%s); they return when their "
+                            "leases expire", len(chunk), exc)
+            for event_id, _ in chunk:
+                self._held.drop(event_id)
