@@ -29,7 +29,9 @@ from servers import RedisClusterServers, RedisServer  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster: needs the private Redis Cluster (deselect with -m 'not cluster')")
+    config.addinivalue_line(
+        "markers", "cluster: needs the private Redis Cluster (deselect with -m 'not cluster')"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,26 @@ def aof_server(tmp_path: Path):
 
 
 # --- client fixtures (homing) ---
+
+
+@pytest.fixture
+def client(redis_url: str, prefix: str):
+    """A ``homing.Client`` on the parametrized server, isolated by ``prefix``.
+
+    Async tests build their own ``AsyncClient`` inside ``asyncio.run`` (see
+    test_async.py): an asyncio client is bound to the loop that created it, so
+    a fixture-made one would outlive its loop.
+    """
+    import homing
+
+    c = homing.Client.from_url(redis_url, prefix=prefix)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def service() -> str:
+    """A fresh service name per test (the prefix already isolates; this keeps names readable)."""
+    return "svc-" + uuid.uuid4().hex[:8]

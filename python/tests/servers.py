@@ -20,6 +20,7 @@ or pytest-timeout's ``os._exit``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import shutil
 import signal
@@ -35,10 +36,16 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
 CLUSTER_TIMEOUT = 20.0
 INSTALL_HINT = (
-    "redis-server was not found on PATH; the tests need a local Redis 7 binary. "
-    "Install it with `apt-get install redis-server` (Debian/Ubuntu), "
+    "The tests need local Redis 7 binaries (redis-server, redis-cli). "
+    "Install them with `apt-get install redis-server` (Debian/Ubuntu), "
     "`brew install redis` (macOS), or run `make redis-check`."
 )
+
+CLUSTER_NODE_ARGS = [
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", "nodes.conf",  # relative to each node's own --dir
+    "--cluster-node-timeout", "2000",
+]  # fmt: skip
 
 # Every process we launch, until it has been waited for (see _reap_all).
 _live: set[subprocess.Popen] = set()
@@ -80,7 +87,7 @@ def _free_cluster_port() -> int:
 def _redis_server_binary() -> str:
     path = shutil.which("redis-server")
     if path is None:
-        raise RedisServerError(INSTALL_HINT)
+        raise RedisServerError("redis-server was not found on PATH. " + INSTALL_HINT)
     return path
 
 
@@ -90,10 +97,8 @@ def _die_with_parent() -> None:
     Caveat: the signal fires when the *thread* that forked exits, so start
     servers from the main thread (as the fixtures do), not from a pool.
     """
-    try:
+    with contextlib.suppress(OSError):  # not glibc Linux: atexit remains the safety net
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not glibc Linux: atexit is the remaining safety net
 
 
 def _reap_all() -> None:
@@ -158,30 +163,39 @@ class RedisServer:
         if self.alive():
             return self
         self.tmpdir.mkdir(parents=True, exist_ok=True)
-        # An auto-chosen port may be grabbed by someone else between
-        # free_port() and bind; then pick another. Never after the first
-        # start: restart() must come back on the same port.
-        attempts = 3 if self._auto_port and not self._started_once else 1
-        for attempt in range(attempts):
-            self._proc = subprocess.Popen(
-                self._argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # everything useful goes to the logfile
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # a terminal Ctrl-C reaches pytest, not redis
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-            _live.add(self._proc)
+        for _ in range(3):
+            self._launch()
             if self._wait_ready():
                 self._started_once = True
                 return self
+            code = self._proc.poll()
             self._reap()
-            if attempt + 1 < attempts:
-                self.port = free_port()
+            # An auto-chosen port can be grabbed by someone else between
+            # free_port() and bind: pick another. Never once started, since
+            # restart() must come back on the same port.
+            port_taken = "already in use" in self.log_tail()
+            if not (port_taken and self._auto_port and not self._started_once):
+                break
+            self.port = free_port()
+        state = "timed out" if code is None else f"exited with code {code}"
         raise RedisServerError(
-            f"redis-server on port {self.port} did not answer PING within "
-            f"{START_TIMEOUT:.0f}s. Last lines of {self.logfile}:\n{self.log_tail()}"
+            f"redis-server on port {self.port} did not answer PING ({state}, "
+            f"limit {START_TIMEOUT:.0f}s). Last lines of {self.logfile}:\n{self.log_tail()}"
         )
+
+    def _launch(self) -> None:
+        # Config errors go to stderr before redis opens its logfile, so send
+        # stdout/stderr there too (both append, so nothing is overwritten).
+        with open(self.logfile, "ab") as log:
+            self._proc = subprocess.Popen(
+                self._argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a terminal Ctrl-C reaches pytest, not redis
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        _live.add(self._proc)
 
     def _wait_ready(self) -> bool:
         client = redis.Redis(host=HOST, port=self.port, socket_timeout=1, socket_connect_timeout=1)
@@ -202,7 +216,8 @@ class RedisServer:
 
     def log_tail(self, lines: int = 25) -> str:
         try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+            text = self.logfile.read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
         except OSError:
             return "(no log file)"
 
@@ -258,12 +273,8 @@ class RedisClusterServers:
                 RedisServer(
                     self.tmpdir / f"node-{port}",
                     port=port,
-                    extra=[
-                        "--cluster-enabled", "yes",
-                        "--cluster-config-file", "nodes.conf",  # relative to the node's own --dir
-                        "--cluster-node-timeout", "2000",
-                    ],
-                )  # fmt: skip
+                    extra=CLUSTER_NODE_ARGS,
+                )
             )
 
     @property
@@ -287,12 +298,14 @@ class RedisClusterServers:
         return self
 
     def _create(self) -> None:
-        cli = shutil.which("redis-cli")
+        cli = shutil.which("redis-cli")  # ships in the same package as redis-server
         if cli is None:
-            raise RedisServerError(INSTALL_HINT.replace("redis-server was", "redis-cli was"))
-        cmd = [cli, "--cluster", "create", *(f"{HOST}:{n.port}" for n in self.nodes),
-               "--cluster-replicas", "0", "--cluster-yes"]  # fmt: skip
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            raise RedisServerError("redis-cli was not found on PATH. " + INSTALL_HINT)
+        cmd = [cli, "--cluster", "create", *(f"{HOST}:{n.port}" for n in self.nodes)]
+        cmd += ["--cluster-replicas", "0", "--cluster-yes"]
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
         if res.returncode != 0:
             raise RedisServerError(f"`{' '.join(cmd)}` failed:\n{res.stdout}\n{res.stderr}")
 
@@ -302,8 +315,10 @@ class RedisClusterServers:
         `--cluster create` returns once the config is sent, but gossip can take
         a moment; a test racing it would see CLUSTERDOWN or MOVED loops.
         """
-        clients = [redis.Redis(host=HOST, port=n.port, socket_timeout=1, decode_responses=True)
-                   for n in self.nodes]  # fmt: skip
+        clients = [
+            redis.Redis(host=HOST, port=n.port, socket_timeout=1, decode_responses=True)
+            for n in self.nodes
+        ]
         deadline = time.monotonic() + CLUSTER_TIMEOUT
         last: list[dict] = []
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import redis
-
 from servers import RedisClusterServers, RedisServer
 
 

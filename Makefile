@@ -1,0 +1,75 @@
+# homing developer tasks. Run from the repository root (or `make -C path/to/repo`).
+# Everything Python runs from .venv; nothing here touches a shared Redis:
+# tests start private servers, demo/bench go through scripts/with-redis.sh.
+
+PY := .venv/bin/python
+# Lives inside .venv so deleting the venv also forgets it was installed.
+VENV_STAMP := .venv/.homing-install.stamp
+DEMO_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv redis-check build lint test test-py test-js demo bench conformance clean distclean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install ./python[test,hiredis] (editable)
+
+# Re-runs only when python/pyproject.toml changes. The pip check also repairs
+# a .venv left without pip by a python3 that lacked ensurepip.
+$(VENV_STAMP): python/pyproject.toml
+	@$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv .venv
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e './python[test,hiredis]'
+	touch $@
+
+redis-check: ## make sure redis-server is installed (apt-get installs it when root)
+	@if command -v redis-server >/dev/null 2>&1; then \
+	  echo "redis-server: $$(redis-server --version)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "redis-server not found; installing it with apt-get"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+	else \
+	  echo "redis-server not found on PATH. Install Redis 7, e.g.:" >&2; \
+	  echo "  sudo apt-get install redis-server   (Debian/Ubuntu)" >&2; \
+	  echo "  brew install redis                  (macOS)" >&2; \
+	  exit 1; \
+	fi
+
+build: ## flatten lua/ scripts into the manifest and regenerate the error classes
+	python3 lua/build.py --out python/homing/manifest.json --python-errors python/homing/errors.py
+
+lint: venv ## ruff check
+	.venv/bin/ruff check python
+
+test: test-py test-js ## lint + all tests
+
+test-py: venv redis-check lint ## lint + Python tests
+	$(PY) -m pytest python/tests -q
+
+# --- JavaScript tests (owned by the JS client; refine here) ---
+# No-op until javascript/package.json exists.
+test-js: redis-check ## JavaScript tests (skipped until javascript/package.json exists)
+	@if [ -f javascript/package.json ]; then \
+	  cd javascript; \
+	  if [ -f package-lock.json ]; then npm ci; else npm install; fi && npm test; \
+	else \
+	  echo "test-js: javascript/package.json not found, skipping"; \
+	fi
+
+demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is set; DEMO_ARGS=...)
+	scripts/with-redis.sh $(PY) -m homing demo $(DEMO_ARGS)
+
+bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_REDIS_URL)
+	scripts/with-redis.sh $(PY) bench/run.py
+
+conformance: venv redis-check ## conformance tests (placeholder: pytest -k conformance)
+	$(PY) -m pytest python/tests -q -k conformance
+
+clean: ## remove caches and build output (keeps .venv)
+	find . \( -path ./.venv -o -path ./.git -o -name node_modules \) -prune -o -type d \( -name __pycache__ -o -name .pytest_cache \
+	  -o -name .ruff_cache -o -name .hypothesis -o -name '*.egg-info' \) -print -exec rm -rf {} +
+	rm -rf build dist python/build python/dist $(VENV_STAMP)
+
+distclean: clean ## clean, and also remove .venv and javascript/node_modules
+	rm -rf .venv javascript/node_modules
