@@ -1,0 +1,205 @@
+"""Plumbing of the ``homing`` command line: settings, the group class, output helpers.
+
+Kept apart from ``cli`` so that the commands read as a list of commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from click.core import ParameterSource
+
+from .client import DEFAULT_URL, Client
+from .consumer import Consumer
+from .errors import ConnectionLostError, HomingError
+from .manifest import DEFAULT_PREFIX
+
+log = logging.getLogger("homing.cli")
+
+
+class Settings:
+    """Connection settings shared by all commands; the client is only made on first use,
+    so ``--help`` and usage errors never need a Redis."""
+
+    def __init__(self) -> None:
+        self.url = DEFAULT_URL
+        self.prefix = DEFAULT_PREFIX
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            try:
+                self._client = Client.from_url(self.url, prefix=self.prefix)
+            except HomingError:
+                raise
+            except ValueError as exc:  # redis-py's verdict on a malformed URL
+                raise click.BadParameter(str(exc), param_hint="--redis-url") from exc
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(Settings), attr, value)
+    return callback
+
+
+def _connection_params() -> list[click.Parameter]:
+    """The per-command copies of the group's options: they override it when given."""
+    return [
+        click.Option(["--redis-url"], callback=store("url"), expose_value=False,
+                     help="Redis URL (overrides the group option)."),
+        click.Option(["--prefix"], callback=store("prefix"), expose_value=False,
+                     help="Key prefix (overrides the group option)."),
+    ]
+
+
+def _explicit_group_url(otherwise: Any) -> Any:
+    """The group's --redis-url if it was given (option or environment), else ``otherwise``."""
+    root = click.get_current_context().find_root()
+    given = root.get_parameter_source("redis_url") in (ParameterSource.COMMANDLINE,
+                                                        ParameterSource.ENVIRONMENT)
+    return root.ensure_object(Settings).url if given else otherwise
+
+
+class HomingGroup(click.Group):
+    """Adds the connection options to every subcommand and turns homing errors into exit 2."""
+
+    group_class = type  # subgroups (``dead``) are HomingGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        own = next((p for p in cmd.params if p.name == "redis_url"), None)
+        if own is None:
+            cmd.params.extend(_connection_params())
+        elif not isinstance(own.default, str) and not callable(own.default):
+            # A command with its own required --redis-url (conformance): still let
+            # `homing --redis-url X cmd` and HOMING_REDIS_URL reach it.
+            own.default = functools.partial(_explicit_group_url, own.default)
+        super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConnectionLostError as exc:
+            url = safe_url(ctx.ensure_object(Settings).url)
+            click.echo(f"error: {exc.code}: cannot reach Redis at {url}: {exc}", err=True)
+        except HomingError as exc:
+            click.echo(f"error: {exc.code}: {exc}", err=True)
+        ctx.exit(2)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when it emits (CliRunner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def setup_logging(level: str) -> None:
+    logger = logging.getLogger("homing")
+    logger.setLevel(level.upper())
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def payload_value(text: str) -> Any:
+    """PAYLOAD as JSON when it parses, else the text itself (``homing enqueue s hello``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def json_text(value: Any, **kw: Any) -> str:
+    # msgpack payloads may hold bytes, which JSON cannot: show them as text.
+    return json.dumps(value, ensure_ascii=False, default=lambda o: o.decode("utf-8", "replace")
+                      if isinstance(o, bytes) else repr(o), **kw)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain text table; numbers are right-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [bool(rows) and all(isinstance(r[i], int) for r in rows) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+
+    return "\n".join([line([h.upper() for h in headers])] + [line(r) for r in cells])
+
+
+def clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+@contextlib.contextmanager
+def on_signals(callback: Callable[[], None]) -> Iterator[None]:
+    """Call ``callback`` on SIGTERM/SIGINT; a second signal gets the default behaviour."""
+    def handler(signum: int, frame: Any) -> None:
+        log.info("%s: stopping (again to exit at once)", signal.Signals(signum).name)
+        for sig in saved:
+            signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else
+                          signal.default_int_handler)
+        callback()
+
+    saved: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            saved[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+
+
+def load_consumer(target: str) -> type[Consumer]:
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise click.BadParameter(f"expected MODULE:CLASS, got {target!r}", param_hint="CONSUMER")
+    if os.getcwd() not in sys.path:  # like gunicorn or celery: modules in the cwd import
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise click.BadParameter(f"cannot load {target!r}: {exc}", param_hint="CONSUMER") from exc
+    if not (isinstance(obj, type) and issubclass(obj, Consumer)):
+        raise click.BadParameter(f"{target!r} is not a homing.Consumer subclass",
+                                 param_hint="CONSUMER")
+    return obj

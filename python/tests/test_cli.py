@@ -1,0 +1,329 @@
+"""The ``homing`` command line, mostly through click's CliRunner against private servers.
+
+Workers and daemons run as real subprocesses: they install signal handlers and stop on
+SIGTERM, which only a process of their own can show safely.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from homing import Client
+from homing.cli import main
+
+
+@pytest.fixture
+def cli(redis_url: str, prefix: str):
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Result:
+        return runner.invoke(main, ["--redis-url", redis_url, "--prefix", prefix, *args],
+                             input=input, env=env)
+
+    return invoke
+
+
+@pytest.fixture
+def client(redis_url: str, prefix: str):
+    with Client.from_url(redis_url, prefix=prefix) as c:
+        yield c
+
+
+def make_dead(client: Client, service: str, n: int, reason: str = "boom") -> list[str]:
+    """n dead letters, oldest first (each event leased once and failed with dead=True)."""
+    ids: list[str] = []
+    for start in range(0, n, 1000):
+        ids += client.enqueue_many(service, [{"n": i} for i in range(start, min(n, start + 1000))])
+    done = 0
+    while done < n:
+        events = client.dequeue(service, min(1000, n - done))
+        for ev in events:
+            client.fail(service, ev.id, ev.token, reason, dead=True)
+        done += len(events)
+    return ids
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- producing -------------------------------------------------------------------------
+
+
+def test_enqueue_parses_json_and_falls_back_to_text(cli, client: Client) -> None:
+    ids = []
+    for text in ['{"city": "Oslo", "temp_c": -3}', "hello world", "42"]:
+        r = cli("enqueue", "weather", text)
+        assert r.exit_code == 0, r.output
+        ids.append(r.stdout.strip())
+    events = client.dequeue("weather", 10)
+    assert [e.id for e in events] == ids
+    assert [e.payload for e in events] == [{"city": "Oslo", "temp_c": -3}, "hello world", 42]
+
+
+def test_enqueue_count_over_one_batch(cli, client: Client) -> None:
+    r = cli("enqueue", "bulk", "{}", "--count", "1001")
+    assert r.exit_code == 0, r.output
+    ids = r.stdout.split()
+    assert len(ids) == len(set(ids)) == 1001
+    assert client.stats("bulk")["ready"] == 1001
+
+
+def test_enqueue_key_is_idempotent(cli) -> None:
+    first = cli("enqueue", "svc", "1", "--key", "order-7")
+    again = cli("enqueue", "svc", "2", "--key", "order-7")
+    assert first.exit_code == again.exit_code == 0
+    assert first.stdout == again.stdout
+    r = cli("enqueue", "svc", "1", "--key", "k", "--count", "2")
+    assert r.exit_code == 2 and "--key" in r.output
+
+
+def test_options_after_the_subcommand_and_from_the_environment(redis_url: str, prefix: str,
+                                                               client: Client) -> None:
+    runner = CliRunner()
+    r = runner.invoke(main, ["enqueue", "--redis-url", redis_url, "--prefix", prefix, "s", "1"])
+    assert r.exit_code == 0, r.output
+    # The subcommand's option wins over the group's (here: a wrong prefix).
+    r = runner.invoke(main, ["--prefix", "elsewhere", "dead", "list", "--redis-url", redis_url,
+                             "--prefix", prefix, "s"])
+    assert r.exit_code == 0 and "of 0 dead letters" in r.stdout
+    r = runner.invoke(main, ["stats", "--json"],
+                      env={"HOMING_REDIS_URL": redis_url, "HOMING_PREFIX": prefix})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["s"]["ready"] == 1
+    assert client.stats("s")["total.enqueued"] == 1
+
+
+def test_timer_and_cancel_timer(cli, client: Client) -> None:
+    r = cli("timer", "alarms", '{"wake": true}', "--delay-ms", "600000")
+    assert r.exit_code == 0, r.output
+    timer_id = r.stdout.strip()
+    r = cli("timer", "alarms", "later", "--at", "2999-01-01T00:00:00Z")
+    assert r.exit_code == 0, r.output
+    assert client.stats("alarms")["timers"] == 2
+    assert client.status("alarms", timer_id).detail == "timer"
+    r = cli("cancel-timer", "alarms", timer_id)
+    assert r.exit_code == 0 and timer_id in r.stdout
+    r = cli("cancel-timer", "alarms", timer_id)
+    assert r.exit_code == 1 and "not pending" in r.stderr
+    assert client.stats("alarms")["timers"] == 1
+
+
+def test_timer_needs_exactly_one_due_time(cli) -> None:
+    for extra in ([], ["--delay-ms", "5", "--at", "2030-01-01T00:00:00Z"]):
+        r = cli("timer", "alarms", "x", *extra)
+        assert r.exit_code == 2 and "exactly one of --delay-ms or --at" in r.output
+    r = cli("timer", "alarms", "x", "--at", "next tuesday")
+    assert r.exit_code == 2 and "ISO 8601" in r.output
+
+
+def test_result_prints_json_and_times_out(cli, client: Client) -> None:
+    event_id = cli("enqueue", "calc", "[1, 2]").stdout.strip()
+    (ev,) = client.dequeue("calc")
+    client.complete("calc", ev.id, ev.token, {"sum": 3, "parts": ev.payload})
+    r = cli("result", "calc", event_id, "--timeout", "5")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"sum": 3, "parts": [1, 2]}
+    pending = cli("enqueue", "calc", "0").stdout.strip()
+    r = cli("result", "calc", pending, "--timeout", "0.1")
+    assert r.exit_code == 2 and r.stderr.startswith("error: TIMEOUT: ")
+    r = cli("result", "calc", "nosuchevent", "--timeout", "1")
+    assert r.exit_code == 2 and r.stderr.startswith("error: UNKNOWN_EVENT: ")
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_invalid_service_name_exits_2_with_a_clear_message(cli) -> None:
+    for args in (["enqueue", "bad{name}", "1"], ["stats", "a:b"], ["dead", "list", ".x"]):
+        r = cli(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("error: INVALID_NAME: invalid service name"), r.stderr
+        assert "Traceback" not in r.output
+
+
+def test_invalid_policy_value_exits_2(cli) -> None:
+    r = cli("configure", "svc", "--max-attempts", "0")
+    assert r.exit_code == 2 and r.stderr.startswith("error: INVALID_ARGUMENT: "), r.output
+
+
+def test_connection_refused_names_the_url_without_password() -> None:
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    r = CliRunner().invoke(main, ["--redis-url", url, "stats"])
+    assert r.exit_code == 2
+    assert f"cannot reach Redis at redis://:***@127.0.0.1:{url.split(':')[-1]}" in r.stderr
+    assert "s3cret" not in r.output
+    r = CliRunner().invoke(main, ["--redis-url", "nonsense://x", "stats"])
+    assert r.exit_code == 2 and "--redis-url" in r.output
+
+
+# -- inspecting and administering ------------------------------------------------------
+
+
+def test_stats_table_and_json(cli, client: Client) -> None:
+    client.enqueue_many("alpha", [1, 2, 3])
+    client.create_timer("beta", "x", delay_ms=600000)
+    client.dequeue("alpha")
+    r = cli("stats")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["SERVICE", "READY", "IN", "FLIGHT", "TIMERS", "RETRYING",
+                                "EXPIRED", "DEAD"]
+    assert lines[1].split() == ["alpha", "2", "1", "0", "0", "0", "0"]
+    assert lines[2].split() == ["beta", "0", "0", "1", "0", "0", "0"]
+    assert "ENQUEUED" in r.stdout and "DELIVERED" in r.stdout
+    r = cli("stats", "--json", "beta")
+    data = json.loads(r.stdout)
+    assert list(data) == ["beta"] and data["beta"]["timers"] == 1
+
+
+def test_stats_without_services(cli, prefix: str) -> None:
+    r = cli("stats")
+    assert r.exit_code == 0 and f"no services registered under prefix {prefix!r}" in r.stdout
+
+
+def test_configure_sets_resets_and_shows_policy(cli, client: Client) -> None:
+    r = cli("configure", "svc", "--lease-ms", "2000", "--backoff-jitter", "0.25")
+    assert r.exit_code == 0, r.output
+    shown = dict(line.split() for line in r.stdout.splitlines())
+    assert shown["lease_ms"] == "2000" and shown["backoff_jitter"] == "0.25"
+    assert client.stats("svc")["policy.lease_ms"] == 2000
+    r = cli("configure", "svc", "--reset", "lease_ms")
+    assert "lease_ms         30000" in r.stdout
+    r = cli("configure", "svc")  # no options: read only
+    assert r.exit_code == 0 and "backoff_jitter   0.25" in r.stdout
+
+
+def test_dead_list_requeue_and_purge_by_id(cli, client: Client) -> None:
+    ids = make_dead(client, "jobs", 3, reason="ValueError: bad input")
+    r = cli("dead", "list", "jobs")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0].split() == ["ID", "DIED", "AT", "ATTEMPT", "REASON",
+                                                "PAYLOAD"]
+    for i, event_id in enumerate(ids):
+        row = next(line for line in r.stdout.splitlines() if line.startswith(event_id))
+        assert "ValueError: bad input" in row and f'{{"n": {i}}}' in row
+    assert "3 shown (from 0) of 3 dead letters" in r.stdout
+    order = [d.id for d in client.dead_list("jobs").letters]  # same-ms ties: by id
+    r = cli("dead", "list", "jobs", "--offset", "1", "--count", "1")
+    assert order[1] in r.stdout and order[0] not in r.stdout and order[2] not in r.stdout
+    r = cli("dead", "requeue", "jobs", ids[0], ids[2])
+    assert r.exit_code == 0 and "requeued 2 dead letters of jobs; 1 remain" in r.stdout
+    assert client.stats("jobs")["ready"] == 2
+    r = cli("dead", "purge", "jobs", ids[1], "--yes")
+    assert r.exit_code == 0 and "purged 1 dead letters of jobs; 0 remain" in r.stdout
+    assert client.status("jobs", ids[1]).state == "unknown"
+
+
+def test_dead_selection_is_required(cli) -> None:
+    for args in (["dead", "requeue", "jobs"], ["dead", "purge", "jobs", "x", "--all"]):
+        r = cli(*args)
+        assert r.exit_code == 2 and "--all" in r.output
+
+
+def test_dead_requeue_all_loops_over_batches(cli, client: Client) -> None:
+    make_dead(client, "jobs", 1005)
+    r = cli("dead", "requeue", "jobs", "--all")
+    assert r.exit_code == 0, r.output
+    assert "requeued 1005 dead letters of jobs; 0 remain" in r.stdout
+    st = client.stats("jobs")
+    assert (st["dead"], st["ready"]) == (0, 1005)
+    assert client.dequeue("jobs")[0].attempt == 1  # attempts start again
+
+
+def test_dead_purge_all_asks_first(cli, client: Client) -> None:
+    make_dead(client, "jobs", 1005)
+    r = cli("dead", "purge", "jobs", "--all", input="n\n")
+    assert r.exit_code == 1 and "Delete 1005 dead letters of jobs for good?" in r.output
+    assert client.stats("jobs")["dead"] == 1005
+    r = cli("dead", "purge", "jobs", "--all", input="y\n")
+    assert r.exit_code == 0, r.output
+    assert "purged 1005 dead letters of jobs; 0 remain" in r.stdout
+    assert client.stats("jobs")["dead"] == 0
+
+
+# -- running (subprocesses) ------------------------------------------------------------
+
+CONSUMER = """
+from homing import Consumer
+
+class Doubler(Consumer):
+    def handle_event(self, event, state):
+        self.complete(event.service, event.id, result=event.payload * 2)
+        return state
+"""
+
+
+def homing_argv(redis_url: str, prefix: str, *args: str) -> list[str]:
+    """The installed ``homing`` script (not ``python -m``, which would put the cwd on
+    sys.path by itself and hide whether the worker command does)."""
+    script = Path(sys.executable).with_name("homing")
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "homing"]
+    return [*head, "--redis-url", redis_url, "--prefix", prefix, *args]
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err
+
+
+def test_worker_runs_a_consumer_from_the_cwd_and_stops_on_sigterm(
+        redis_url: str, prefix: str, client: Client, tmp_path: Path) -> None:
+    (tmp_path / "doubling.py").write_text(textwrap.dedent(CONSUMER))
+    ids = client.enqueue_many("calc", [1, 2, 3, "ab"])
+    proc = subprocess.Popen(
+        homing_argv(redis_url, prefix, "worker", "doubling:Doubler", "--service", "calc",
+                    "--concurrency", "2", "--grace", "5"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        results = [client.result("calc", i, timeout=20) for i in ids]
+    finally:
+        code, out, err = stop(proc)
+    assert results == [2, 4, 6, "abab"]
+    assert code == 0, err
+    assert "worker calc stopped: received=4 completed=4 failed=0" in out
+    assert "doubling:Doubler" in err  # logs go to stderr
+
+
+def test_worker_refuses_a_non_consumer(cli) -> None:
+    r = cli("worker", "json:dumps", "--service", "calc")
+    assert r.exit_code == 2 and "not a homing.Consumer" in r.output
+    r = cli("worker", "no_such_module_here:X", "--service", "calc")
+    assert r.exit_code == 2 and "cannot load" in r.output
+
+
+def test_daemon_promotes_timers_until_sigterm(redis_url: str, prefix: str,
+                                              client: Client) -> None:
+    timer_id = client.create_timer("alarms", "ring", delay_ms=0)
+    proc = subprocess.Popen(homing_argv(redis_url, prefix, "daemon", "--interval", "0.01"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while client.stats("alarms")["ready"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        code, out, err = stop(proc)
+    assert client.status("alarms", timer_id).detail == "ready"
+    assert code == 0, err
+    assert "scheduler stopped after moving" in out and "distributor stopped" in out
+
+
+def test_python_dash_m_homing() -> None:
+    r = subprocess.run([sys.executable, "-m", "homing", "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for command in ("enqueue", "stats", "dead", "worker", "daemon", "demo"):
+        assert f"  {command} " in r.stdout
