@@ -53,22 +53,45 @@ class WorkerStats:
 
 
 class _Held:
-    """Events this worker holds a lease on, keyed by id (service is fixed)."""
+    """Events this worker holds a lease on, keyed by id (the service is fixed).
+
+    ``settling`` holds ids whose outcome (complete or fail) is being sent: the
+    heartbeat stops extending them, and an extend refused for one of them is
+    the expected race with its acknowledgement, not a lost lease.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tokens: dict[str, int] = {}
-        self.finished: set[str] = set()
+        self.settling: set[str] = set()
 
     def add(self, events: list[Event]) -> None:
         with self.lock:
             for ev in events:
                 self.tokens[ev.id] = ev.token
 
+    def settle(self, event_id: str) -> bool:
+        """Mark an outcome as being sent; False if one already was."""
+        with self.lock:
+            if event_id in self.settling:
+                return False
+            self.settling.add(event_id)
+            return True
+
     def drop(self, event_id: str) -> None:
         with self.lock:
             self.tokens.pop(event_id, None)
-            self.finished.discard(event_id)
+            self.settling.discard(event_id)
+
+    def unsettled(self) -> list[tuple[str, int]]:
+        """Leases to keep alive: held and with no outcome on its way."""
+        with self.lock:
+            return [(i, t) for i, t in self.tokens.items() if i not in self.settling]
+
+    def is_open(self, event_id: str, token: int) -> bool:
+        """Still held under this token, with no outcome on its way."""
+        with self.lock:
+            return self.tokens.get(event_id) == token and event_id not in self.settling
 
     def snapshot(self) -> list[tuple[str, int]]:
         with self.lock:
@@ -122,13 +145,23 @@ class Worker:
         self._beat_every = lease / 3000
         specs: list[tuple[str, Callable[[], None]]] = [
             ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop)]
-        specs += [(f"slot-{i}", self._slot_loop) for i in range(self.concurrency)]
+        # Consumers are built here, not in their threads, so that a failing
+        # factory or init() fails start() instead of leaving a dead slot.
+        slots = []
+        for _ in range(self.concurrency):
+            consumer = self.factory()
+            consumer._acker = self
+            slots.append((consumer, consumer.init()))
         for name, target in specs:
             t = threading.Thread(target=target, name=f"homing-{self.service}-{name}", daemon=True)
             t.start()
             self._threads.append(t)
-            if name.startswith("slot"):
-                self._slots.append(t)
+        for i, args in enumerate(slots):
+            t = threading.Thread(target=self._slot_loop, args=args,
+                                 name=f"homing-{self.service}-slot-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+            self._slots.append(t)
 
     def stop(self) -> None:
         """Ask the worker to shut down gracefully (safe from a signal handler)."""
@@ -169,13 +202,9 @@ class Worker:
         """``Consumer.complete``: acknowledge now, with the token this worker holds."""
         with self._held.lock:
             token = self._held.tokens.get(event_id) if service == self.service else None
-        if token is None:
-            raise StaleLeaseError(f"this worker holds no lease on {service}/{event_id}")
-        try:
-            self.client.complete(service, event_id, token, result)
-        finally:
-            with self._held.lock:
-                self._held.finished.add(event_id)
+        if token is None or not self._held.settle(event_id):
+            raise StaleLeaseError(f"this worker holds no open lease on {service}/{event_id}")
+        self.client.complete(service, event_id, token, result)
         self.stats.completed += 1
 
     # -- loops ---------------------------------------------------------------------
@@ -214,10 +243,7 @@ class Worker:
             for ev in events:
                 self._todo.put(ev)
 
-    def _slot_loop(self) -> None:
-        consumer = self.factory()
-        consumer._acker = self
-        state = consumer.init()
+    def _slot_loop(self, consumer: Consumer, state: Any) -> None:
         is_async = inspect.iscoroutinefunction(consumer.handle_event)
         loop = asyncio.new_event_loop() if is_async else None
         try:
@@ -241,20 +267,23 @@ class Worker:
         except Exception as exc:  # a consumer bug must not kill the worker
             self._failed(ev, exc)
             return state
-        with self._held.lock:
-            done = ev.id in self._held.finished
-        if done:
-            self._held.drop(ev.id)
-        else:
+        if self._held.settle(ev.id):  # the consumer did not complete it itself
             with self._ack_cv:
                 self._acks.append((ev.id, ev.token, None))
                 self._ack_cv.notify()
+        else:
+            self._held.drop(ev.id)
         return new_state
 
     def _failed(self, ev: Event, exc: Exception) -> None:
         # Retrying cannot fix a rejected event or an envelope that does not decode.
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
         reason = f"{type(exc).__name__}: {exc}"[:1000]
+        if not self._held.settle(ev.id):
+            # The consumer already sent complete() before raising: nothing to fail.
+            log.warning("%s/%s raised after complete(): %s", self.service, ev.id, reason)
+            self._held.drop(ev.id)
+            return
         if not isinstance(exc, Reject):
             log.warning("%s/%s attempt %d failed: %s", self.service, ev.id, ev.attempt, reason,
                         exc_info=not isinstance(exc, HomingError))
@@ -304,15 +333,17 @@ class Worker:
 
     def _beat_loop(self) -> None:
         pause = [0.05]
-        while not self._stop.wait(self._beat_every):
-            held = self._held.snapshot()
+        # Beat until the handlers are done, not until stop(): a handler finishing
+        # within the shutdown grace must keep its lease, or it would be redelivered.
+        while not self._handlers_done.wait(self._beat_every):
+            held = self._held.unsettled()
             for i in range(0, len(held), 1000):
                 chunk = held[i:i + 1000]
                 out = self._retrying(
                     "extend", lambda c=chunk: self.client.extend_many(self.service, c,
                                                                       self.lease_ms), pause)
-                for (event_id, _), r in zip(chunk, out or [], strict=False):
-                    if isinstance(r, HomingError):
+                for (event_id, token), r in zip(chunk, out or [], strict=False):
+                    if isinstance(r, HomingError) and self._held.is_open(event_id, token):
                         log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
                         self.stats.lost += 1
 
