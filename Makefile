@@ -19,8 +19,8 @@ venv: $(VENV_STAMP) ## create .venv and install ./python[test,hiredis] (editable
 # a .venv left without pip by a python3 that lacked ensurepip.
 $(VENV_STAMP): python/pyproject.toml
 	@$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv .venv
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e './python[test,hiredis]'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e './python[test,hiredis]'
 	touch $@
 
 redis-check: ## make sure redis-server is installed (apt-get installs it when root)
@@ -63,8 +63,11 @@ demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is
 bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_REDIS_URL)
 	scripts/with-redis.sh $(PY) bench/run.py
 
-conformance: venv redis-check ## conformance tests (placeholder: pytest -k conformance)
-	$(PY) -m pytest python/tests -q -k conformance
+# Refreshes the vectors' packaged copy, then runs `homing conformance` (as python -m
+# homing.conformance) against a private Redis 7 and a private 3-master Cluster.
+conformance: venv redis-check ## run the conformance suite on private standalone and Cluster servers
+	python3 conformance/build.py
+	$(PY) conformance/run_local.py
 
 clean: ## remove caches and build output (keeps .venv)
 	find . \( -path ./.venv -o -path ./.git -o -name node_modules \) -prune -o -type d \( -name __pycache__ -o -name .pytest_cache \

@@ -1,6 +1,7 @@
 -- dead_select: which dead letters a requeue or purge acts on. Only ids
--- that really are in the dead set are returned, so naming a live event
--- can never requeue or purge it.
+-- that really are in the dead set are returned, once each, so naming a live
+-- event can never requeue or purge it and naming one twice cannot put it in
+-- the ready queue twice.
 local function select_dead()
   local mode = ARGV[1]
   if mode == 'oldest' then
@@ -11,9 +12,10 @@ local function select_dead()
     if #ARGV < 2 or #ARGV > 1001 then
       fail(E.INVALID_ARGUMENT, 'give 1..1000 ids')
     end
-    local ids = {}
+    local ids, seen = {}, {}
     for i = 2, #ARGV do
-      if redis.call('ZSCORE', K.dead, ARGV[i]) then
+      if not seen[ARGV[i]] and redis.call('ZSCORE', K.dead, ARGV[i]) then
+        seen[ARGV[i]] = true
         ids[#ids + 1] = ARGV[i]
       end
     end

@@ -6,7 +6,9 @@ item is checked on its own: its token must be the event's current lease
 token, so a consumer whose lease expired and was reclaimed is refused
 (fencing). A lease past its deadline that no scheduler has reclaimed yet
 is still honoured: no one else has the event. The result, if any, is kept
-for result_ttl_ms so the producer can read it.
+for result_ttl_ms so the producer can read it. An id named twice in one
+call is acknowledged once; the repeat reports UNKNOWN_EVENT, as a later
+call would.
 @key data
 @key meta
 @key leases
@@ -43,7 +45,8 @@ for i = 1, n do
   local b = 2 + 3 * (i - 1)
   local id, token, res = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
   local m = meta_get(id)
-  if m == nil then
+  -- The records are deleted after the loop, so a repeat must be caught here.
+  if m == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
   elseif m == false then
     out[i] = E.CORRUPT_STATE
@@ -54,6 +57,7 @@ for i = 1, n do
   else
     out[i] = 'OK'
     done[#done + 1] = id
+    done[id] = true
     if p.result_ttl_ms > 0 then
       redis.call('HSET', K.results, id, res)
       redis.call('ZADD', K.results_at, now + p.result_ttl_ms, id)

@@ -37,17 +37,28 @@ if lease == 0 then
 end
 local deadline = now + lease
 local out = {deadline}
+-- INCR below fails on a seq that is not a whole number; refuse before the pop,
+-- or the popped ids would be lost with the error.
+local seq = redis.call('GET', K.seq)
+if seq and not (string.match(seq, '^%d+$') and #seq <= 18) then
+  fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number')
+end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped.
 local ids = redis.call('RPOP', K.ready, n)
 if not ids then
   return out
 end
-local zargs, margs = {}, {}
+local zargs, margs, leased = {}, {}, {}
 for _, id in ipairs(ids) do
   local m = meta_get(id)
   local env = m and redis.call('HGET', K.data, id)
-  if m and m.s == 'r' and env then
+  if leased[id] then
+    -- A stray second copy in this batch: the record is written after the
+    -- loop, so it still reads 'r' here and must not be leased twice.
+    count('orphaned', 1)
+  elseif m and m.s == 'r' and env then
+    leased[id] = true
     m.attempt = m.attempt + 1
     m.s = 'l'
     m.token = redis.call('INCR', K.seq)

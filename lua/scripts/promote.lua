@@ -21,7 +21,8 @@ At most limit items of each kind per call.
 @key clock
 @key config
 @key counters
-@arg limit most items of each kind to move, 1..10000
+@arg limit most items of each kind to move, 1..1000 (the ids are unpacked into
+one command, and Lua's unpack fails beyond about 8000)
 @return array: timers promoted, retries promoted, leases reclaimed, more
 (1 if a limit was reached), next due ms of the earliest remaining timer,
 retry or lease deadline (-1 if none)
@@ -39,7 +40,7 @@ retry or lease deadline (-1 if none)
 argc(1)
 load_policy()
 local now = now_ms()
-local limit = int_arg(1, 'limit', 1, 10000)
+local limit = int_arg(1, 'limit', 1, 1000)
 local more = 0
 
 -- Move due members of zset to the ready queue, as status r.

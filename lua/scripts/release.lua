@@ -2,8 +2,8 @@
 @script release
 @version 1
 @summary Hand leased events back unprocessed (graceful shutdown, unused
-prefetch): they go to the front of the ready queue and the delivery does
-not count as an attempt.
+prefetch): they go to the front of the ready queue, in the order given (the
+first item is delivered next), and the delivery does not count as an attempt.
 @key ready
 @key meta
 @key leases
@@ -21,7 +21,7 @@ or 'CORRUPT_STATE'
 
 local n = int_arg(1, 'count', 1, 1000)
 argc(1 + 2 * n)
-local out = {}
+local out, back = {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local raw = redis.call('HGET', K.meta, id)
@@ -36,10 +36,18 @@ for i = 1, n do
     else
       redis.call('ZREM', K.leases, id)
       redis.call('HSET', K.meta, id, 'r|' .. math.max(tonumber(a) - 1, 0) .. '|0|' .. rest)
-      redis.call('RPUSH', K.ready, id)
-      redis.call('HINCRBY', K.counters, 'released', 1)
+      back[#back + 1] = id
       out[i] = 'OK'
     end
   end
+end
+if #back > 0 then
+  -- RPOP takes the tail first: push the batch back to front to keep its order.
+  local rev = {}
+  for j = #back, 1, -1 do
+    rev[#rev + 1] = back[j]
+  end
+  redis.call('RPUSH', K.ready, unpack(rev))
+  redis.call('HINCRBY', K.counters, 'released', #back)
 end
 return out

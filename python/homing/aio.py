@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 from . import ops
 from .client import _CREATING, _PENDING, _settled, raise_first
-from .connection import KeyCache, connect_async, translate
+from .connection import CONNECTION_ERRORS, KeyCache, connect_async, translate
 from .errors import HomingError, ResultTimeoutError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, check_prefix, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
@@ -74,8 +74,9 @@ class AsyncClient:
                                                 ids)))[0]
 
     async def enqueue_many(self, service: str, payloads: Iterable[Any], *,
-                           keys: Sequence[str | None] | None = None) -> list[str]:
-        return await self.run(ops.enqueue_many(service, payloads, self.max_payload, keys))
+                           keys: Sequence[str | None] | None = None,
+                           ids: Sequence[str] | None = None) -> list[str]:
+        return await self.run(ops.enqueue_many(service, payloads, self.max_payload, keys, ids))
 
     async def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                            at: dt.datetime | float | None = None, key: str | None = None,
@@ -134,6 +135,13 @@ class AsyncClient:
     async def release(self, service: str,
                       items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
         return await self.run(ops.release_many(service, items))
+
+    async def services(self) -> list[str]:
+        try:
+            members = await self.redis.smembers(global_key(self.prefix, "services"))
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def stats(self, service: str) -> dict[str, Any]:
         return await self.run(ops.stats(service))

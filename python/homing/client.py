@@ -116,9 +116,10 @@ class Client:
                                          None if id is None else [id]))[0]
 
     def enqueue_many(self, service: str, payloads: Iterable[Any], *,
-                     keys: Sequence[str | None] | None = None) -> list[str]:
+                     keys: Sequence[str | None] | None = None,
+                     ids: Sequence[str] | None = None) -> list[str]:
         """Add up to 1000 events in one atomic call; returns their ids in order."""
-        return self.run(ops.enqueue_many(service, payloads, self.max_payload, keys))
+        return self.run(ops.enqueue_many(service, payloads, self.max_payload, keys, ids))
 
     def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                      at: dt.datetime | float | None = None, key: str | None = None,
@@ -241,11 +242,19 @@ class Client:
     def hint_expired(self, service: str) -> None:
         """Tell the distributors that service has expired leases waiting (a hint only)."""
         check_service(service)
-        self.redis.sadd(global_key(self.prefix, "hints"), service)
+        # Translated like every call: the daemons' loops retry on ConnectionLostError
+        # only, so a raw redis error here would end a scheduler thread on a restart.
+        try:
+            self.redis.sadd(global_key(self.prefix, "hints"), service)
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
 
     def take_hints(self, count: int = 100) -> list[str]:
         """Pop services hinted by schedulers."""
-        got = self.redis.spop(global_key(self.prefix, "hints"), count) or []
+        try:
+            got = self.redis.spop(global_key(self.prefix, "hints"), count) or []
+        except CONNECTION_ERRORS as exc:
+            raise translate(exc) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
 
 

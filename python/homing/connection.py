@@ -95,5 +95,15 @@ async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any)
         finally:
             await probe.aclose()
     if cluster:
-        return redis.asyncio.RedisCluster.from_url(url, **kwargs)
+        client = redis.asyncio.RedisCluster.from_url(url, **kwargs)
+        # Learn the topology before anyone uses the client: on a cold async
+        # RedisCluster, concurrent first commands each start a refresh that
+        # recycles connections under commands already sent, and redis-py then
+        # sends them again, so one script call could run twice.
+        try:
+            await client.initialize()
+        except CONNECTION_ERRORS as exc:
+            await client.aclose()
+            raise translate(exc) from exc
+        return client
     return redis.asyncio.Redis.from_url(url, **kwargs)

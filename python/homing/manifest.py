@@ -56,7 +56,7 @@ def check_service(service: str) -> str:
     original system's parser broke on ``:``), so only the documented pattern
     is accepted.
     """
-    if not isinstance(service, str) or not _SERVICE_RE.match(service):
+    if not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
         raise InvalidNameError(
             f"invalid service name {service!r}: use 1-128 characters of letters, digits, "
             f"'_', '.' and '-', not starting with '.' or '-' (pattern {LAYOUT['service_pattern']})"
@@ -66,7 +66,7 @@ def check_service(service: str) -> str:
 
 def check_id(event_id: str) -> str:
     """Refuse an event id outside the documented pattern (same as service names)."""
-    if not isinstance(event_id, str) or not _ID_RE.match(event_id):
+    if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
         raise InvalidNameError(
             f"invalid event id {event_id!r}: use 1-128 characters of letters, digits, "
             f"'_', '.' and '-' (pattern {LAYOUT['id_pattern']})"
@@ -76,7 +76,7 @@ def check_id(event_id: str) -> str:
 
 def check_prefix(prefix: str) -> str:
     """Refuse a key prefix that could collide with the hash tag or key structure."""
-    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
         raise InvalidNameError(f"invalid key prefix {prefix!r}: use 1-64 of [A-Za-z0-9_.-]")
     return prefix
 

@@ -28,6 +28,7 @@ from .types import (
 )
 
 MAX_BATCH = 1000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _STATES = {"r": "ready", "l": "leased", "t": "timer", "w": "waiting", "x": "expired"}
 
 
@@ -118,9 +119,12 @@ def create_timer(
     elif isinstance(at, dt.datetime):
         if at.tzinfo is None:
             raise InvalidArgumentError("at must be timezone-aware (naive datetimes are ambiguous)")
-        mode, value = "at", int(at.timestamp() * 1000)
+        # Whole milliseconds by integer arithmetic: timestamp() * 1000 is a float
+        # product that can land just below the intended millisecond.
+        mode, value = "at", (at - _EPOCH) // dt.timedelta(milliseconds=1)
     else:
-        mode, value = "at", int(_ms(at, "at") * 1000)
+        _ms(at, "at")  # validates; its int() would drop the fraction of a second
+        mode, value = "at", round(at * 1000)
     event_id = check_id(id) if id is not None else new_id()
     args = [max_payload, event_id, _encoded(payload, max_payload), key or "", mode, value]
     return Call("schedule", service, args, lambda r: _s(r[0]))

@@ -1,0 +1,109 @@
+"""The neutral client vocabulary of ``calls.json``, mapped onto ``homing.Client``.
+
+Each function takes the client, the service and the step's decoded arguments,
+and returns the neutral form that vectors compare with: plain lists, dicts,
+numbers and strings, a per-item failure as ``{"$error": CODE}``. The runner
+goes through the public client API, not ``ops`` directly, because that API is
+what a user trusts with their messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import envelope
+from ..client import Client
+from ..errors import HomingError
+from ..types import Event, Status
+
+
+def payload_of(raw: bytes) -> Any:
+    """A decoded payload, or ``{"$error": code}`` when the bytes are not an envelope."""
+    try:
+        return envelope.decode(raw)
+    except HomingError as exc:
+        return {"$error": exc.code}
+
+
+def _item(outcome: Any) -> Any:
+    return {"$error": outcome.code} if isinstance(outcome, HomingError) else outcome
+
+
+def _event(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "token": e.token, "attempt": e.attempt, "deadline_ms": e.deadline_ms,
+            "payload": payload_of(e.raw)}
+
+
+def _status(st: Status) -> dict[str, Any]:
+    if st.state == "done":
+        return {"state": "done", "result": payload_of(st.raw_result) if st.raw_result else None}
+    if st.state in ("dead", "pending"):
+        return {"state": st.state, "detail": st.detail, "attempt": st.attempt}
+    return {"state": st.state}
+
+
+def _timer(c: Client, s: str, a: dict[str, Any]) -> Any:
+    at = a.get("at_ms")
+    return c.create_timer(s, a["payload"], delay_ms=a.get("delay_ms"),
+                          at=None if at is None else at / 1000, key=a.get("key"), id=a["id"])
+
+
+def _pairs(a: dict[str, Any]) -> list[tuple[str, int]]:
+    return [(i["id"], i["token"]) for i in a["items"]]
+
+
+def _dead_page(c: Client, s: str, a: dict[str, Any]) -> Any:
+    page = c.dead_list(s, a.get("offset", 0), a.get("count", 100))
+    letters = [{"id": d.id, "died_ms": d.died_ms, "attempt": d.attempt, "reason": d.reason,
+                "payload": payload_of(d.raw)} for d in page.letters]
+    return {"total": page.total, "letters": letters}
+
+
+def _promote(c: Client, s: str, a: dict[str, Any]) -> Any:
+    r = c.promote(s, a.get("limit", 1000))
+    return {"timers": r.timers, "retries": r.retries, "expired": r.expired, "more": r.more,
+            "next_due_ms": r.next_due_ms}
+
+
+def _distribute(c: Client, s: str, a: dict[str, Any]) -> Any:
+    r = c.distribute(s, a.get("limit", 1000))
+    return {"retried": r.retried, "dead": r.dead, "more": r.more}
+
+
+def _fail(c: Client, s: str, a: dict[str, Any]) -> Any:
+    o = c.fail(s, a["id"], a["token"], a.get("reason", ""), dead=a.get("dead", False),
+               delay_ms=a.get("delay_ms"))
+    return {"action": o.action, "at_ms": o.at_ms}
+
+
+Impl = Callable[[Client, str, dict[str, Any]], Any]
+
+CALLS: dict[str, Impl] = {
+    "enqueue": lambda c, s, a: c.enqueue(s, a["payload"], key=a.get("key"), id=a["id"]),
+    "enqueue_many": lambda c, s, a: c.enqueue_many(s, a["payloads"], keys=a.get("keys"),
+                                                   ids=a["ids"]),
+    "create_timer": _timer,
+    "cancel_timer": lambda c, s, a: c.cancel_timer(s, a["id"]),
+    "dequeue": lambda c, s, a: [_event(e) for e in c.dequeue(s, a.get("count", 1),
+                                                             lease_ms=a.get("lease_ms"))],
+    "complete": lambda c, s, a: c.complete(s, a["id"], a["token"], a.get("result")),
+    "complete_many": lambda c, s, a: [
+        _item(o) for o in c.complete_many(
+            s, [(i["id"], i["token"], i.get("result")) for i in a["items"]])],
+    "extend_lease": lambda c, s, a: c.extend_lease(s, a["id"], a["token"], a.get("lease_ms")),
+    "extend_many": lambda c, s, a: [_item(o) for o in c.extend_many(s, _pairs(a),
+                                                                    a.get("lease_ms"))],
+    "fail": _fail,
+    "release": lambda c, s, a: [_item(o) for o in c.release(s, _pairs(a))],
+    "status": lambda c, s, a: _status(c.status(s, a["id"])),
+    # Zero timeout: look once, never wait, so no vector depends on timing.
+    "result": lambda c, s, a: c.result(s, a["id"], timeout=0),
+    "stats": lambda c, s, a: c.stats(s),
+    "configure": lambda c, s, a: c.configure(s, **a["policy"]),
+    "dead_list": _dead_page,
+    "dead_requeue": lambda c, s, a: list(c.dead_requeue(s, a.get("ids"), a.get("count", 100))),
+    "dead_purge": lambda c, s, a: list(c.dead_purge(s, a.get("ids"), a.get("count", 100))),
+    "promote": _promote,
+    "distribute": _distribute,
+}
