@@ -180,6 +180,11 @@ class Worker:
     def shutdown(self) -> None:
         """Release unstarted events, let handlers finish for ``grace`` s, release the rest."""
         self._stop.set()
+        # Let a dequeue in flight land first: events it brings back after the
+        # releases below would stay leased until their leases expire.
+        for t in self._threads:
+            if t.name.endswith("-fetch"):
+                t.join(10)
         self._release_unstarted()
         end = time.monotonic() + self.grace
         for t in self._slots:

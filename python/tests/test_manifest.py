@@ -1,0 +1,158 @@
+"""The packaged manifest and exception module against their sources in lua/.
+
+The clients only ever read ``manifest.json`` and ``errors.py``; these tests
+make sure they are what ``lua/build.py`` makes of the scripts right now, and
+hold the scripts to the rules every script must keep (header contract, hash
+tags, no unbounded or expiring commands, every Lua error code reachable).
+These need no Redis.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+import homing
+from homing import errors as homing_errors
+from homing.connection import KeyCache
+from homing.manifest import MANIFEST, SCRIPTS
+
+ROOT = Path(__file__).resolve().parents[2]
+LUA = ROOT / "lua"
+PACKAGE = ROOT / "python" / "homing"
+SCRIPT_FILES = sorted((LUA / "scripts").glob("*.lua"))
+INCLUDE_FILES = sorted((LUA / "include").glob("*.lua"))
+HEADER_RE = re.compile(r"^--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
+CALL_RE = re.compile(r"redis\.p?call\(\s*(['\"])(\w+)\1", re.IGNORECASE)
+# Commands no script may run: KEYS/SCAN walk the keyspace (unbounded, and
+# wrong on Cluster), LREM is O(n) per call on a long queue, and expiry is lazy
+# and cannot expire one field of a hash (retention is explicit, see prune.lua).
+FORBIDDEN = {"KEYS", "SCAN", "LREM", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "SETEX",
+             "PSETEX", "GETEX"}
+
+
+def build(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(LUA / "build.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def header_tags(path: Path) -> dict[str, list[str]]:
+    """The @tags of a script's opening header, each with its first word."""
+    m = HEADER_RE.match(path.read_text(encoding="utf-8"))
+    assert m, f"{path.name} does not open with a --[[ ... ]] header"
+    tags: dict[str, list[str]] = {}
+    for line in m.group(1).splitlines():
+        tm = re.match(r"^@(\w+)\s*(\S*)", line.strip())
+        if tm:
+            tags.setdefault(tm.group(1), []).append(tm.group(2))
+    return tags
+
+
+def test_packaged_manifest_is_fresh() -> None:
+    res = build("--check", str(PACKAGE / "manifest.json"))
+    assert res.returncode == 0, res.stderr
+
+
+def test_packaged_errors_module_is_fresh(tmp_path: Path) -> None:
+    out = tmp_path / "errors.py"
+    res = build("--python-errors", str(out), "--out", str(tmp_path / "manifest.json"))
+    assert res.returncode == 0, res.stderr
+    assert (PACKAGE / "errors.py").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+
+
+def test_every_error_code_has_its_class() -> None:
+    table = json.loads((LUA / "errors.json").read_text(encoding="utf-8"))["errors"]
+    for e in table:
+        cls = getattr(homing, e["class"])
+        assert cls.code == e["code"]
+        assert issubclass(cls, homing.HomingError)
+        assert homing_errors.BY_CODE[e["code"]] is cls
+        if e.get("python_base"):
+            assert issubclass(cls, getattr(builtins, e["python_base"]))
+
+
+def test_manifest_has_every_script_file() -> None:
+    assert sorted(MANIFEST["scripts"]) == [p.stem for p in SCRIPT_FILES]
+    assert len(SCRIPT_FILES) >= 16
+
+
+@pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: p.stem)
+def test_header_matches_manifest(path: Path) -> None:
+    tags = header_tags(path)
+    entry = MANIFEST["scripts"][path.stem]
+    assert tags["script"] == [path.stem]
+    assert len(tags["version"]) == 1 and tags["version"][0].isdigit()
+    assert entry["version"] == int(tags["version"][0])
+    assert entry["keys"] == tags.get("key", [])
+    assert entry["numkeys"] == len(entry["keys"]) == len(SCRIPTS[path.stem].keys)
+    assert tuple(entry["keys"]) == SCRIPTS[path.stem].keys
+    assert [a["name"] for a in entry["args"]] == tags.get("arg", [])
+    assert "return" in tags and "summary" in tags
+    # The sha1 the clients EVALSHA must be the sha1 of the source they EVAL on NOSCRIPT.
+    assert entry["sha1"] == hashlib.sha1(entry["source"].encode()).hexdigest()
+    assert SCRIPTS[path.stem].sha1 == entry["sha1"]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_script_keys_are_hash_tagged_per_service(name: str) -> None:
+    layout = MANIFEST["layout"]
+    script = SCRIPTS[name]
+    for k in script.keys:
+        assert k in layout["service_keys"], f"{name} takes {k}, which keys.json lacks"
+    for service in ("weather", "a.b-c_d", "x" * 128):
+        keys = KeyCache("homing").keys(script, service)
+        assert all(k.startswith(f"homing:{{{service}}}:") for k in keys)
+        # One slot for every key of a call: a script never crosses Cluster slots.
+        assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_global_keys_are_not_script_keys() -> None:
+    layout = MANIFEST["layout"]
+    for script in SCRIPTS.values():
+        assert not set(script.keys) & set(layout["global_keys"])
+
+
+@pytest.mark.parametrize("path", SCRIPT_FILES + INCLUDE_FILES, ids=lambda p: p.stem)
+def test_no_forbidden_commands(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    commands = [m.group(2).upper() for m in CALL_RE.finditer(code)]
+    # Every call names its command literally, so this scan sees all of them.
+    assert len(commands) == len(re.findall(r"redis\.p?call\(", code))
+    assert not FORBIDDEN & set(commands), f"{path.name} runs {FORBIDDEN & set(commands)}"
+
+
+def test_flattened_sources_keep_the_rules() -> None:
+    """The same scan on what Redis really runs (includes inlined, prologue added)."""
+    for name, entry in MANIFEST["scripts"].items():
+        commands = {m.group(2).upper() for m in CALL_RE.finditer(entry["source"])}
+        assert not FORBIDDEN & commands, name
+        assert "--@include" not in entry["source"], f"{name} has an unresolved include"
+
+
+def test_every_lua_error_code_is_raised_by_some_script() -> None:
+    table = json.loads((LUA / "errors.json").read_text(encoding="utf-8"))["errors"]
+    used: set[str] = set()
+    for entry in MANIFEST["scripts"].values():
+        used |= set(re.findall(r"\bE\.(\w+)", entry["source"]))
+        # The generated type guard raises WRONG_TYPE as a literal.
+        used |= set(re.findall(r"'HOMING (\w+) ", entry["source"]))
+    lua_codes = {e["code"] for e in table if e["source"] == "lua"}
+    assert lua_codes - used == set(), "codes no script raises"
+    # And scripts only raise codes whose source is lua: a client-only code from
+    # Lua would mean the table lies about who raises it.
+    assert used - lua_codes == set()
+
+
+def test_declared_errors_cover_what_each_script_raises() -> None:
+    for name, entry in MANIFEST["scripts"].items():
+        body_codes = set(re.findall(r"\bE\.(\w+)", entry["source"]))
+        assert body_codes <= set(entry["errors"]), name

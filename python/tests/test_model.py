@@ -1,0 +1,271 @@
+"""A stateful model test: random operation sequences against a plain Python model of a queue.
+
+Hypothesis drives enqueue, dequeue, complete (with valid and stale tokens),
+fail, release, extend, timers, the test clock, the scheduler and distributor
+steps and dead-letter requeues. After every step the whole of Redis is
+compared with the model: each event in exactly one structure, the right
+status and attempt, the delivery order, the counts, and nothing lost. The
+test clock is frozen and backoff jitter is 0, so every due time is exact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+from helpers import T0, freeze, key, meta, s, states
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import homing
+
+LEASE_MS, MAX_ATTEMPTS, BASE_MS, MAX_MS = 1000, 3, 100, 1000
+LETTER = {"ready": "r", "leased": "l", "timer": "t", "waiting": "w", "expired": "x",
+          "dead": "d"}
+
+
+@dataclass
+class Ev:
+    """The model of one event: where it is, its attempt, current token and due time."""
+
+    state: str
+    attempt: int = 0
+    token: int = 0
+    due: int = 0  # timer due, retry due, lease deadline or time of death
+    tokens: list[int] = field(default_factory=list)
+
+
+def backoff(attempt: int) -> int:
+    return min(BASE_MS * 2 ** (attempt - 1), MAX_MS)  # jitter 0: exact
+
+
+class QueueModel(RuleBasedStateMachine):
+    client: homing.Client  # set by the test below
+
+    @initialize()
+    def setup(self) -> None:
+        self.service = "m-" + uuid.uuid4().hex[:10]
+        self.client.configure(self.service, lease_ms=LEASE_MS, max_attempts=MAX_ATTEMPTS,
+                              backoff_base_ms=BASE_MS, backoff_max_ms=MAX_MS, backoff_jitter=0)
+        self.clock = freeze(self.client, self.service, T0)
+        self.events: dict[str, Ev] = {}
+        self.ready: list[str] = []  # in delivery order
+        self.gone: dict[str, str] = {}  # completed or cancelled ids
+        # Creation order, not sorted ids: ids are random, and draws by index must
+        # pick the same event when Hypothesis replays a sequence.
+        self.created: list[str] = []
+        self.max_token = 0
+
+    # -- helpers ---------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        return self.clock.now
+
+    def ids_in(self, state: str) -> list[str]:
+        return [i for i in self.created if i in self.events and self.events[i].state == state]
+
+    def due_sorted(self, state: str) -> list[str]:
+        """Due members of a sorted set, in Redis order: by score, then by member."""
+        due = [(e.due, i) for i, e in self.events.items() if e.state == state and e.due <= self.now]
+        return [i for _, i in sorted(due)]
+
+    # -- producer --------------------------------------------------------------
+
+    @rule(n=st.integers(1, 3))
+    def enqueue(self, n: int) -> None:
+        ids = self.client.enqueue_many(self.service, [{"n": i} for i in range(n)])
+        for i in ids:
+            self.events[i] = Ev("ready")
+        self.ready += ids
+        self.created += ids
+
+    @rule(delay=st.integers(0, 2000))
+    def create_timer(self, delay: int) -> None:
+        i = self.client.create_timer(self.service, "timer", delay_ms=delay)
+        self.events[i] = Ev("timer", due=self.now + delay)
+        self.created.append(i)
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data())
+    def cancel_timer(self, data: st.DataObject) -> None:
+        i = data.draw(st.sampled_from(self.created))
+        was_timer = i in self.events and self.events[i].state == "timer"
+        assert self.client.cancel_timer(self.service, i) is was_timer
+        if was_timer:
+            del self.events[i]
+            self.gone[i] = "cancelled"
+
+    # -- consumer --------------------------------------------------------------
+
+    @rule(count=st.integers(1, 4))
+    def dequeue(self, count: int) -> None:
+        got = self.client.dequeue(self.service, count)
+        expected, self.ready = self.ready[:count], self.ready[count:]
+        assert [e.id for e in got] == expected
+        for e in got:
+            ev = self.events[e.id]
+            assert e.attempt == ev.attempt + 1
+            assert e.token > self.max_token  # fencing tokens only grow
+            assert e.deadline_ms == self.now + LEASE_MS
+            self.max_token = e.token
+            ev.state, ev.attempt, ev.token, ev.due = "leased", e.attempt, e.token, e.deadline_ms
+            ev.tokens.append(e.token)
+
+    @precondition(lambda self: self.ids_in("leased"))
+    @rule(data=st.data(), with_result=st.booleans())
+    def complete(self, data: st.DataObject, with_result: bool) -> None:
+        i = data.draw(st.sampled_from(self.ids_in("leased")))
+        self.client.complete(self.service, i, self.events[i].token,
+                             result=i if with_result else None)
+        del self.events[i]
+        self.gone[i] = "completed"
+        assert self.client.result(self.service, i, timeout=0) == (i if with_result else None)
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data())
+    def complete_stale(self, data: st.DataObject) -> None:
+        i = data.draw(st.sampled_from(self.created))
+        ev = self.events.get(i)
+        candidates = [0, 10**12] + (ev.tokens if ev else [])
+        if ev is not None and ev.state == "leased":
+            candidates = [t for t in candidates if t != ev.token]
+        token = data.draw(st.sampled_from(candidates))
+        [err] = self.client.complete_many(self.service, [(i, token, None)])
+        expected = homing.UnknownEventError if ev is None else homing.StaleLeaseError
+        assert isinstance(err, expected), (i, token, ev, err)
+
+    @precondition(lambda self: self.ids_in("leased"))
+    @rule(data=st.data(), dead=st.booleans(), delay=st.none() | st.integers(0, 1500))
+    def fail(self, data: st.DataObject, dead: bool, delay: int | None) -> None:
+        i = data.draw(st.sampled_from(self.ids_in("leased")))
+        ev = self.events[i]
+        out = self.client.fail(self.service, i, ev.token, "model says no", dead=dead,
+                               delay_ms=delay)
+        if dead or ev.attempt >= MAX_ATTEMPTS:
+            assert (out.action, out.at_ms) == ("dead", self.now)
+            ev.state, ev.due = "dead", self.now
+        else:
+            due = self.now + (backoff(ev.attempt) if delay is None else delay)
+            assert (out.action, out.at_ms) == ("retry", due)
+            ev.state, ev.due = "waiting", due
+        ev.token = 0
+
+    @precondition(lambda self: self.ids_in("leased"))
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        ids = data.draw(st.lists(st.sampled_from(self.ids_in("leased")), min_size=1,
+                                 unique=True))
+        errs = self.client.release(self.service, [(i, self.events[i].token) for i in ids])
+        assert errs == [None] * len(ids)
+        for i in ids:
+            ev = self.events[i]
+            ev.state, ev.attempt, ev.token = "ready", ev.attempt - 1, 0
+        self.ready = ids + self.ready  # next, in the order given
+
+    @precondition(lambda self: self.ids_in("leased"))
+    @rule(data=st.data())
+    def extend(self, data: st.DataObject) -> None:
+        i = data.draw(st.sampled_from(self.ids_in("leased")))
+        ev = self.events[i]
+        assert self.client.extend_lease(self.service, i, ev.token) == self.now + LEASE_MS
+        ev.due = self.now + LEASE_MS
+
+    # -- time and daemons ------------------------------------------------------
+
+    @rule(ms=st.sampled_from([0, 1, 99, 100, 500, 999, 1000, 2000]))
+    def advance_clock(self, ms: int) -> None:
+        self.clock.advance(ms)
+
+    @rule()
+    def promote(self) -> None:
+        r = self.client.promote(self.service)
+        timers, retries = self.due_sorted("timer"), self.due_sorted("waiting")
+        expired = self.due_sorted("leased")
+        assert (r.timers, r.retries, r.expired, r.more) == (
+            len(timers), len(retries), len(expired), False)
+        for i in timers + retries:
+            self.events[i].state = "ready"
+        self.ready += timers + retries  # timers first, each group by due time
+        for i in expired:
+            self.events[i].state, self.events[i].token = "expired", 0
+        pending = [e.due for e in self.events.values()
+                   if e.state in ("timer", "waiting", "leased")]
+        assert r.next_due_ms == (min(pending) if pending else -1)
+
+    @rule()
+    def distribute(self) -> None:
+        r = self.client.distribute(self.service)
+        retried = dead = 0
+        for i in self.ids_in("expired"):
+            ev = self.events[i]
+            if ev.attempt >= MAX_ATTEMPTS:
+                ev.state, ev.due = "dead", self.now
+                dead += 1
+            else:
+                ev.state, ev.due = "waiting", self.now + backoff(ev.attempt)
+                retried += 1
+        assert (r.retried, r.dead, r.more) == (retried, dead, False)
+
+    @precondition(lambda self: self.ids_in("dead"))
+    @rule()
+    def requeue_dead(self) -> None:
+        order = [i for _, i in sorted((e.due, i) for i, e in self.events.items()
+                                      if e.state == "dead")]
+        assert self.client.dead_requeue(self.service, count=1000) == (len(order), 0)
+        for i in order:
+            self.events[i].state, self.events[i].attempt = "ready", 0
+        self.ready += order
+
+    # -- invariants ------------------------------------------------------------
+
+    @invariant()
+    def every_event_in_exactly_one_state(self) -> None:
+        # states() itself fails if an id sits in two structures or twice in one.
+        assert states(self.client, self.service) == {i: e.state for i, e in self.events.items()}
+        records = meta(self.client, self.service)
+        assert set(records) == set(self.events)
+        for i, ev in self.events.items():
+            letter, attempt, token = records[i].split("|")[:3]
+            assert (letter, int(attempt), int(token)) == (LETTER[ev.state], ev.attempt, ev.token)
+
+    @invariant()
+    def delivery_order(self) -> None:
+        raw = self.client.redis.lrange(key(self.client, self.service, "ready"), 0, -1)
+        assert [s(x) for x in reversed(raw)] == self.ready
+
+    @invariant()
+    def counts_match(self) -> None:
+        stats = self.client.stats(self.service)
+        n = {name: len(self.ids_in(name)) for name in LETTER}
+        assert (stats["ready"], stats["in_flight"], stats["timers"], stats["retrying"],
+                stats["expired"], stats["dead"]) == (n["ready"], n["leased"], n["timer"],
+                                                    n["waiting"], n["expired"], n["dead"])
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        assert set(self.events) | set(self.gone) == set(self.created)
+        assert not set(self.events) & set(self.gone)
+        c = {k: int(v) for k, v in self.client.stats(self.service).items()
+             if k.startswith("total.")}
+        assert c.get("total.orphaned", 0) == 0
+        assert c.get("total.completed", 0) == sum(v == "completed" for v in self.gone.values())
+
+
+@pytest.mark.timeout(120)
+def test_queue_matches_model(client: homing.Client) -> None:
+    machine = type("Machine", (QueueModel,), {"client": client})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+                          database=None, suppress_health_check=[HealthCheck.too_slow]),
+    )

@@ -1,0 +1,236 @@
+"""The Worker runner end to end, against real Redis, with a scheduler and distributor running."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import counters, running, running_daemons, states, wait_for
+
+import homing
+
+HERE = Path(__file__).resolve().parent
+
+
+class Counting(homing.Consumer):
+    """Returns without completing: the runner acknowledges for it. State counts events."""
+
+    seen: list[tuple[object, int]]
+
+    def init(self) -> int:
+        return 0
+
+    def handle_event(self, event: homing.Event, state: int) -> int:
+        self.seen.append((event.payload, state))
+        return state + 1
+
+
+def test_auto_complete_and_state(client: homing.Client, service: str) -> None:
+    seen: list[tuple[object, int]] = []
+    ids = client.enqueue_many(service, ["a", "b", "c"])
+    consumer = type("C", (Counting,), {"seen": seen})
+    with running(homing.Worker(client, service, consumer, lease_ms=5000, grace=2)) as w:
+        for event_id in ids:
+            assert client.result(service, event_id, timeout=10) is None
+    # One slot: its state threads through the events in order.
+    assert seen == [("a", 0), ("b", 1), ("c", 2)]
+    assert w.stats.completed == 3 and w.stats.received == 3
+    assert counters(client, service)["completed"] == 3
+
+
+class Answering(homing.Consumer):
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        self.complete(event.service, event.id, result={"echo": event.payload})
+        return state
+
+
+def test_consumer_completes_with_result(client: homing.Client, service: str) -> None:
+    with running(homing.Worker(client, service, Answering, concurrency=3, lease_ms=5000,
+                               grace=2)):
+        ids = client.enqueue_many(service, list(range(20)))
+        results = [client.result(service, i, timeout=10) for i in ids]
+    assert results == [{"echo": i} for i in range(20)]
+    c = counters(client, service)
+    assert (c["completed"], c["delivered"]) == (20, 20)  # each acknowledged once
+
+
+def test_consumer_complete_outside_worker_is_refused() -> None:
+    with pytest.raises(RuntimeError):
+        Answering().complete("svc", "id", 1)
+
+
+class Flaky(homing.Consumer):
+    """Fails the first two attempts of every event."""
+
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        if event.attempt < 3:
+            raise RuntimeError(f"transient trouble on attempt {event.attempt}")
+        self.complete(event.service, event.id, result=event.attempt)
+        return state
+
+
+def test_exception_is_retried_until_success(client: homing.Client, service: str) -> None:
+    client.configure(service, backoff_base_ms=10)
+    event_id = client.enqueue(service, "x")
+    with running_daemons(client), \
+            running(homing.Worker(client, service, Flaky, lease_ms=5000, grace=2)) as w:
+        assert client.result(service, event_id, timeout=10) == 3
+    assert w.stats.failed == 2
+    c = counters(client, service)
+    assert (c["failed"], c["retried"], c["delivered"], c["completed"]) == (2, 2, 3, 1)
+
+
+class Rejecting(homing.Consumer):
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        raise homing.Reject(f"cannot handle {event.payload!r}")
+
+
+def test_reject_dead_letters_at_once(client: homing.Client, service: str) -> None:
+    event_id = client.enqueue(service, "poison")
+    with running(homing.Worker(client, service, Rejecting, lease_ms=5000, grace=2)), \
+            pytest.raises(homing.EventDeadError, match="poison"):
+        client.result(service, event_id, timeout=10)
+    [letter] = client.dead_list(service).letters
+    assert (letter.id, letter.attempt, letter.payload) == (event_id, 1, "poison")
+    assert letter.reason.startswith("Reject: cannot handle")
+
+
+def test_attempts_used_up_by_exceptions(client: homing.Client, service: str) -> None:
+    client.configure(service, max_attempts=2, backoff_base_ms=0)
+    event_id = client.enqueue(service, "x")
+    with running_daemons(client), \
+            running(homing.Worker(client, service, Flaky, lease_ms=5000, grace=2)), \
+            pytest.raises(homing.EventDeadError, match="attempt 2 of 2"):
+        client.result(service, event_id, timeout=10)
+
+
+class AsyncEcho(homing.Consumer):
+    def init(self) -> list[str]:
+        return []
+
+    async def handle_event(self, event: homing.Event, state: list[str]) -> list[str]:
+        await asyncio.sleep(0.001)
+        self.complete(event.service, event.id, result=[*state, event.payload])
+        return [*state, event.payload]
+
+
+def test_async_handle_event(client: homing.Client, service: str) -> None:
+    ids = client.enqueue_many(service, ["a", "b"])
+    with running(homing.Worker(client, service, AsyncEcho, lease_ms=5000, grace=2)):
+        assert client.result(service, ids[1], timeout=10) == ["a", "b"]
+        assert client.result(service, ids[0], timeout=10) == ["a"]
+
+
+class Slow(homing.Consumer):
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        time.sleep(float(event.payload))
+        return state
+
+
+def test_heartbeat_keeps_a_slow_handlers_lease(client: homing.Client, service: str) -> None:
+    event_id = client.enqueue(service, 1.0)
+    with running_daemons(client), \
+            running(homing.Worker(client, service, Slow, lease_ms=300, grace=2)):
+        assert client.result(service, event_id, timeout=10) is None
+    c = counters(client, service)
+    assert (c["delivered"], c.get("expired", 0), c["completed"]) == (1, 0, 1)
+
+
+def test_heartbeat_runs_through_the_shutdown_grace(client: homing.Client, service: str) -> None:
+    """A handler still finishing during the grace period keeps its lease too."""
+    event_id = client.enqueue(service, 1.0)
+    with running_daemons(client):
+        worker = homing.Worker(client, service, Slow, lease_ms=300, grace=5)
+        worker.start()
+        wait_for(lambda: client.status(service, event_id).detail == "leased")
+        worker.shutdown()  # the handler has ~1 s left, well within the grace
+        assert client.result(service, event_id, timeout=5) is None
+    c = counters(client, service)
+    assert (c["delivered"], c.get("expired", 0), c["completed"]) == (1, 0, 1)
+
+
+class Gate(homing.Consumer):
+    """Blocks in its first event until the test opens the gate."""
+
+    started = threading.Event()
+    gate = threading.Event()
+
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        self.started.set()
+        assert self.gate.wait(10)
+        return state
+
+
+def test_shutdown_releases_prefetched_events(client: homing.Client, service: str) -> None:
+    gate = type("G", (Gate,), {"started": threading.Event(), "gate": threading.Event()})
+    first, *rest = client.enqueue_many(service, list(range(6)))
+    worker = homing.Worker(client, service, gate, concurrency=1, prefetch=10, lease_ms=5000,
+                           grace=5)
+    worker.start()
+    assert gate.started.wait(10)
+    wait_for(lambda: worker.stats.received == 6)
+    stopper = threading.Thread(target=worker.shutdown)
+    stopper.start()
+    # The five prefetched events are back in the queue at once, while the
+    # first one is still being handled; their deliveries did not count.
+    wait_for(lambda: states(client, service) == {first: "leased", **dict.fromkeys(rest, "ready")})
+    assert all(client.status(service, i).attempt == 0 for i in rest)
+    gate.gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert client.result(service, first, timeout=5) is None  # finished within the grace
+    assert worker.stats.released == 5
+    assert [e.id for e in client.dequeue(service, 10)] == rest  # order kept
+    assert counters(client, service)["released"] == 5
+
+
+def test_shutdown_releases_handlers_past_the_grace(client: homing.Client, service: str) -> None:
+    event_id = client.enqueue(service, 3.0)
+    worker = homing.Worker(client, service, Slow, lease_ms=5000, grace=0.2)
+    worker.start()
+    wait_for(lambda: worker.stats.received == 1)
+    worker.shutdown()
+    # Still running after the grace: handed back now, not after its lease.
+    st = client.status(service, event_id)
+    assert (st.detail, st.attempt) == ("ready", 0)
+
+
+@pytest.mark.parametrize("redis_url", ["standalone"], indirect=True)
+def test_killed_worker_process_event_is_redelivered(client: homing.Client, service: str,
+                                                    tmp_path: Path, redis_url: str) -> None:
+    client.configure(service, backoff_base_ms=0)
+    event_id = client.enqueue(service, {"job": "crash me"})
+    marker = tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "worker_proc.py"), redis_url, client.prefix, service,
+         str(marker), "300"], env=env, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(marker.exists, timeout=20)
+        assert marker.read_text().split() == [event_id, "1"]
+        time.sleep(0.5)  # > the lease: only the heartbeat keeps it now
+        assert client.status(service, event_id).detail == "leased"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    seen: list[tuple[str, int]] = []
+
+    class Second(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            seen.append((event.id, event.attempt))
+            self.complete(event.service, event.id, result="second worker")
+            return state
+
+    with running_daemons(client), \
+            running(homing.Worker(client, service, Second, lease_ms=5000, grace=2)):
+        assert client.result(service, event_id, timeout=15) == "second worker"
+    assert seen == [(event_id, 2)]
+    c = counters(client, service)
+    assert (c["delivered"], c["expired"], c["completed"]) == (2, 1, 1)
