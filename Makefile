@@ -38,6 +38,7 @@ redis-check: ## make sure redis-server is installed (apt-get installs it when ro
 
 build: ## flatten lua/ scripts into the manifest and regenerate the error classes
 	python3 lua/build.py --out python/homing/manifest.json --python-errors python/homing/errors.py
+	python3 conformance/build.py
 
 lint: venv ## ruff check
 	.venv/bin/ruff check python

@@ -11,12 +11,15 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
--- ARGV[i] as a whole number in [lo, hi]; hi may be nil for no upper bound.
+-- ARGV[i] as a whole number in [lo, hi]. Without hi the bound is 2^53 - 1,
+-- the largest whole number a Lua double holds exactly: a larger one would
+-- reach Redis as a float and fail after the script's first write.
 local function int_arg(i, name, lo, hi)
+  hi = hi or 9007199254740991
   local v = tonumber(ARGV[i])
   if not v or v ~= math.floor(v) or v < lo or (hi and v > hi) then
     fail(E.INVALID_ARGUMENT, name .. ' must be a whole number in [' .. lo .. ', ' ..
-      (hi and fmt(hi) or 'inf') .. '], got ' .. tostring(ARGV[i]))
+      fmt(hi) .. '], got ' .. tostring(ARGV[i]))
   end
   return v
 end

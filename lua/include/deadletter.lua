@@ -1,5 +1,6 @@
 -- deadletter: moving events to the dead letters.
 --@include record
+--@include counters
 
 -- Dead-letter an event: kept with its payload and reason until requeued or
 -- purged. Nothing in homing drops an event silently.

@@ -26,9 +26,4 @@ local function meta_put(id, m)
   redis.call('HSET', K.meta, id, meta_str(m))
 end
 
-local function count(field, n)
-  if n ~= 0 then
-    redis.call('HINCRBY', K.counters, field, n)
-  end
-end
 

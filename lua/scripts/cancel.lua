@@ -12,6 +12,7 @@ fired is an ordinary event by then and is not touched.
 @error INVALID_ARGUMENT
 ]]
 --@include base
+--@include counters
 
 argc(1)
 local id = ARGV[1]
@@ -20,5 +21,5 @@ if redis.call('ZREM', K.timers, id) == 0 then
 end
 redis.call('HDEL', K.data, id)
 redis.call('HDEL', K.meta, id)
-redis.call('HINCRBY', K.counters, 'cancelled', 1)
+count('cancelled', 1)
 return 1

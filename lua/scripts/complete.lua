@@ -30,6 +30,7 @@ call would.
 @error PAYLOAD_TOO_LARGE reported per item
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include record
@@ -68,7 +69,7 @@ if #done > 0 then
   redis.call('ZREM', K.leases, unpack(done))
   redis.call('HDEL', K.data, unpack(done))
   redis.call('HDEL', K.meta, unpack(done))
-  redis.call('HINCRBY', K.counters, 'completed', #done)
+  count('completed', #done)
   -- Amortised retention: retire at most two stale results per completion.
   prune(K.results_at, K.results, now, 2 * #done)
 end

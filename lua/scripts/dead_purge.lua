@@ -13,6 +13,7 @@ ids named. The only way an event leaves homing without completing.
 @error INVALID_ARGUMENT
 ]]
 --@include base
+--@include counters
 --@include dead_select
 
 local ids = select_dead()
@@ -20,6 +21,6 @@ if #ids > 0 then
   redis.call('ZREM', K.dead, unpack(ids))
   redis.call('HDEL', K.data, unpack(ids))
   redis.call('HDEL', K.meta, unpack(ids))
-  redis.call('HINCRBY', K.counters, 'purged', #ids)
+  count('purged', #ids)
 end
 return {#ids, redis.call('ZCARD', K.dead)}

@@ -15,6 +15,7 @@ ids named. Bounded; the CLI loops with progress for large requeues.
 @error INVALID_ARGUMENT
 ]]
 --@include base
+--@include counters
 --@include dead_select
 
 local ids = select_dead()
@@ -33,6 +34,6 @@ for _, id in ipairs(ids) do
 end
 if #moved > 0 then
   redis.call('LPUSH', K.ready, unpack(moved))
-  redis.call('HINCRBY', K.counters, 'requeued', #moved)
+  count('requeued', #moved)
 end
 return {#moved, redis.call('ZCARD', K.dead)}

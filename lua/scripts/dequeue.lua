@@ -22,6 +22,7 @@ record is missing or unreadable is moved to the dead letters, not lost.
 @error CORRUPT_STATE
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include record
@@ -77,6 +78,6 @@ end
 if #zargs > 0 then
   redis.call('ZADD', K.leases, unpack(zargs))
   redis.call('HSET', K.meta, unpack(margs))
-  redis.call('HINCRBY', K.counters, 'delivered', #zargs / 2)
+  count('delivered', #zargs / 2)
 end
 return out

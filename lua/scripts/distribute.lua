@@ -21,6 +21,7 @@ the expired list still holds events)
 @error CORRUPT_STATE
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include record

@@ -12,6 +12,7 @@ event's id and add nothing. Validates the whole batch before writing.
 @key clock
 @key config
 @key counters
+@key results
 @arg max_payload largest envelope accepted, in bytes
 @arg count number of events in the batch, 1..1000
 @arg id... then, per event, three arguments: id, envelope (msgpack bytes),
@@ -20,11 +21,13 @@ idempotency key ('' for none)
 matched an earlier event (whose id is returned)
 @error INVALID_ARGUMENT a count, size or id is malformed
 @error PAYLOAD_TOO_LARGE an envelope is over max_payload
-@error DUPLICATE_ID an id already exists in the service (or twice in the batch)
+@error DUPLICATE_ID an id already exists in the service, twice in the batch, or
+belongs to a completed event whose result is still kept (a result belongs to one event)
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include prune
@@ -61,7 +64,8 @@ for i = 1, n do
   if first then
     push(out, first, 0)
   else
-    if in_batch[id] or redis.call('HEXISTS', K.meta, id) == 1 then
+    if in_batch[id] or redis.call('HEXISTS', K.meta, id) == 1 or
+      redis.call('HEXISTS', K.results, id) == 1 then
       fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
     end
     in_batch[id] = true
@@ -91,7 +95,7 @@ if #ids > 0 then
   redis.call('HSET', K.data, unpack(data_args))
   redis.call('HSET', K.meta, unpack(meta_args))
   redis.call('LPUSH', K.ready, unpack(ids))
-  redis.call('HINCRBY', K.counters, 'enqueued', #ids)
+  count('enqueued', #ids)
 end
 -- Amortised retention: each call retires at most two stale keys.
 prune(K.idem_at, K.idem, now, 2)

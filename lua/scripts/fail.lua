@@ -25,6 +25,7 @@ attempts are used up, dead-lettered at once with the reason.
 @error SCHEMA_MISMATCH
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include record

@@ -31,6 +31,7 @@ retry or lease deadline (-1 if none)
 @error CORRUPT_STATE
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include record

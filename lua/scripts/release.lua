@@ -18,6 +18,7 @@ or 'CORRUPT_STATE'
 @error CORRUPT_STATE reported per item
 ]]
 --@include base
+--@include counters
 
 local n = int_arg(1, 'count', 1, 1000)
 argc(1 + 2 * n)
@@ -48,6 +49,6 @@ if #back > 0 then
     rev[#rev + 1] = back[j]
   end
   redis.call('RPUSH', K.ready, unpack(rev))
-  redis.call('HINCRBY', K.counters, 'released', #back)
+  count('released', #back)
 end
 return out

@@ -10,6 +10,7 @@ pending (with its status), or unknown.
 @return array: 'done', result envelope ('' when completed without one) |
 'dead', reason, attempt | 'pending', status letter, attempt | 'unknown'
 @error INVALID_ARGUMENT
+@error CORRUPT_STATE the event's bookkeeping record is unreadable
 ]]
 --@include base
 
@@ -23,8 +24,10 @@ local raw = redis.call('HGET', K.meta, id)
 if not raw then
   return {'unknown'}
 end
-local s, a, reason = string.match(raw, '^(%a)|(%d+)|%d+|%d+|(.*)$')
-if s == 'd' then
+local s, a, reason = string.match(raw, '^([rltwxd])|(%d+)|%d+|%d+|(.*)$')
+if not s then
+  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
+elseif s == 'd' then
   return {'dead', reason, tonumber(a)}
 end
-return {'pending', s or '?', tonumber(a) or 0}
+return {'pending', s, tonumber(a)}

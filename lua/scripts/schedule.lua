@@ -11,6 +11,7 @@ by the Redis clock (create_timer). The scheduler promotes due timers.
 @key clock
 @key config
 @key counters
+@key results
 @arg max_payload largest envelope accepted, in bytes
 @arg id the timer's event id
 @arg envelope msgpack envelope bytes
@@ -21,11 +22,12 @@ time in ms since the epoch, compared with the Redis clock)
 @return array: id, 1 if created or 0 if the idempotency key matched, due_ms
 @error INVALID_ARGUMENT
 @error PAYLOAD_TOO_LARGE
-@error DUPLICATE_ID
+@error DUPLICATE_ID the id exists, or belongs to a completed event whose result is still kept
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
 ]]
 --@include base
+--@include counters
 --@include clock
 --@include policy
 --@include prune
@@ -58,7 +60,7 @@ if key ~= '' then
     return {known, 0, score and tonumber(score) or -1}
   end
 end
-if redis.call('HEXISTS', K.meta, id) == 1 then
+if redis.call('HEXISTS', K.meta, id) == 1 or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
 end
 
@@ -70,6 +72,6 @@ if key ~= '' then
   redis.call('HSET', K.idem, key, id)
   redis.call('ZADD', K.idem_at, now + p.idem_ttl_ms, key)
 end
-redis.call('HINCRBY', K.counters, 'timers', 1)
+count('timers', 1)
 prune(K.idem_at, K.idem, now, 2)
 return {id, 1, due}

@@ -164,7 +164,7 @@ def complete_many(
     args: list[Any] = [max_payload, len(items)]
     for event_id, token, result in items:
         raw = b"" if result is None else _encoded(result, max_payload)
-        args += [event_id, int(token), raw]
+        args += [check_id(event_id), int(token), raw]
     return Call("complete", service, args, lambda r: _with_ids(_codes(r), items))
 
 
@@ -182,7 +182,7 @@ def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | 
     _batch(items, "extend_many")
     args: list[Any] = [_ms(lease_ms or 0, "lease_ms"), len(items)]
     for event_id, token in items:
-        args += [event_id, int(token)]
+        args += [check_id(event_id), int(token)]
 
     def parse(r: list[Any]) -> list[int | HomingError]:
         out: list[int | HomingError] = []
@@ -202,7 +202,7 @@ def fail(
 ) -> Call:
     check_service(service)
     delay = -1 if delay_ms is None else _ms(delay_ms, "delay_ms")
-    args = [event_id, int(token), reason, "dead" if dead else "retry", delay]
+    args = [check_id(event_id), int(token), reason, "dead" if dead else "retry", delay]
     return Call("fail", service, args, lambda r: FailOutcome(_s(r[0]), int(r[1])))
 
 
@@ -211,7 +211,7 @@ def release_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     _batch(items, "release")
     args: list[Any] = [len(items)]
     for event_id, token in items:
-        args += [event_id, int(token)]
+        args += [check_id(event_id), int(token)]
     return Call("release", service, args, lambda r: _with_ids(_codes(r), items))
 
 
@@ -229,7 +229,7 @@ def status(service: str, event_id: str) -> Call:
             return Status("pending", _STATES.get(letter, letter), int(r[2]))
         return Status("unknown")
 
-    return Call("result", service, [event_id], parse)
+    return Call("result", service, [check_id(event_id)], parse)
 
 
 def stats(service: str) -> Call:
@@ -282,7 +282,7 @@ def _dead_select(ids: Sequence[str] | None, count: int) -> list[Any]:
     if ids is None:
         return ["oldest", int(count)]
     _batch(ids, "dead letter ids")
-    return ["ids", *ids]
+    return ["ids", *(check_id(i) for i in ids)]
 
 
 def dead_requeue(service: str, ids: Sequence[str] | None, count: int) -> Call:
