@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
 from . import ops
-from .client import _CREATING, _PENDING, _settled, raise_first
+from .client import _CREATING, ResultWait, raise_first
 from .connection import CONNECTION_ERRORS, KeyCache, connect_async, translate
-from .errors import HomingError, ResultTimeoutError
+from .errors import HomingError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, check_prefix, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
@@ -91,20 +90,12 @@ class AsyncClient:
         return await self.run(ops.status(service, event_id))
 
     async def result(self, service: str, event_id: str, timeout: float | None = None) -> Any:
-        end = None if timeout is None else time.monotonic() + timeout
-        pause = 0.002
+        wait = ResultWait(service, event_id, timeout)
         while True:
-            st = await self.status(service, event_id)
-            value = _settled(st, service, event_id)
-            if value is not _PENDING:
+            settled, value = wait.check(await self.status(service, event_id))
+            if settled:
                 return value
-            left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
-                raise ResultTimeoutError(
-                    f"no result for {service}/{event_id} within {timeout} s "
-                    f"(it is {st.detail}, attempt {st.attempt})")
-            await asyncio.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, 0.1)
+            await asyncio.sleep(value)
 
     async def dequeue(self, service: str, count: int = 1, *,
                       lease_ms: int | None = None) -> list[Event]:

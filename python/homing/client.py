@@ -147,20 +147,12 @@ class Client:
         after ``timeout`` seconds, UnknownEventError if homing has no trace of it
         (never enqueued, or its result outlived ``result_ttl_ms``).
         """
-        end = None if timeout is None else time.monotonic() + timeout
-        pause = 0.002
+        wait = ResultWait(service, event_id, timeout)
         while True:
-            st = self.status(service, event_id)
-            value = _settled(st, service, event_id)
-            if value is not _PENDING:
+            settled, value = wait.check(self.status(service, event_id))
+            if settled:
                 return value
-            left = None if end is None else end - time.monotonic()
-            if left is not None and left <= 0:
-                raise ResultTimeoutError(
-                    f"no result for {service}/{event_id} within {timeout} s "
-                    f"(it is {st.detail}, attempt {st.attempt})")
-            time.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, 0.1)
+            time.sleep(value)
 
     # -- consumer ------------------------------------------------------------
 
@@ -258,15 +250,36 @@ class Client:
         return [g.decode() if isinstance(g, bytes) else g for g in got]
 
 
-_PENDING: Any = object()
+class ResultWait:
+    """The producer's wait for feedback, without I/O (shared by both clients).
 
+    Feed it each status; it says whether the event settled (and its result),
+    or how long to sleep before asking again: from 2 ms, doubling to 100 ms,
+    so a fast consumer's result arrives quickly and a slow one costs few calls.
+    """
 
-def _settled(st: Status, service: str, event_id: str) -> Any:
-    """The result of a settled event, or _PENDING; raises for dead and unknown events."""
-    if st.state == "done":
-        return st.result
-    if st.state == "dead":
-        raise EventDeadError(f"event {service}/{event_id} was dead-lettered: {st.detail}")
-    if st.state == "unknown":
-        raise UnknownEventError(f"no event {event_id} in service {service}")
-    return _PENDING
+    def __init__(self, service: str, event_id: str, timeout: float | None) -> None:
+        self.service, self.event_id, self.timeout = service, event_id, timeout
+        self.end = None if timeout is None else time.monotonic() + timeout
+        self.pause = 0.002
+
+    def check(self, st: Status) -> tuple[bool, Any]:
+        """(True, result) once done; (False, seconds to sleep) while pending.
+
+        Raises EventDeadError, UnknownEventError, or ResultTimeoutError.
+        """
+        if st.state == "done":
+            return True, st.result
+        if st.state == "dead":
+            raise EventDeadError(
+                f"event {self.service}/{self.event_id} was dead-lettered: {st.detail}")
+        if st.state == "unknown":
+            raise UnknownEventError(f"no event {self.event_id} in service {self.service}")
+        left = None if self.end is None else self.end - time.monotonic()
+        if left is not None and left <= 0:
+            raise ResultTimeoutError(
+                f"no result for {self.service}/{self.event_id} within {self.timeout} s "
+                f"(it is {st.detail}, attempt {st.attempt})")
+        pause = self.pause if left is None else min(self.pause, left)
+        self.pause = min(self.pause * 2, 0.1)
+        return False, pause

@@ -49,29 +49,28 @@ _ID_RE = re.compile(LAYOUT["id_pattern"])
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidNameError(
+            f"invalid {what} {value!r}: use 1-128 characters of letters, digits, '_', '.' and "
+            f"'-', not starting with '.' or '-' (pattern {pattern.pattern})"
+        )
+    return value
+
+
 def check_service(service: str) -> str:
     """Refuse a service name that would break the key layout.
 
     ``{``, ``}`` would change the hash tag and ``:`` the key structure (the
     original system's parser broke on ``:``), so only the documented pattern
-    is accepted.
+    is accepted, matched against the whole name.
     """
-    if not isinstance(service, str) or not _SERVICE_RE.fullmatch(service):
-        raise InvalidNameError(
-            f"invalid service name {service!r}: use 1-128 characters of letters, digits, "
-            f"'_', '.' and '-', not starting with '.' or '-' (pattern {LAYOUT['service_pattern']})"
-        )
-    return service
+    return _check(service, _SERVICE_RE, "service name")
 
 
 def check_id(event_id: str) -> str:
-    """Refuse an event id outside the documented pattern (same as service names)."""
-    if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
-        raise InvalidNameError(
-            f"invalid event id {event_id!r}: use 1-128 characters of letters, digits, "
-            f"'_', '.' and '-' (pattern {LAYOUT['id_pattern']})"
-        )
-    return event_id
+    """Refuse an event id outside the documented pattern (the same as service names)."""
+    return _check(event_id, _ID_RE, "event id")
 
 
 def check_prefix(prefix: str) -> str:

@@ -138,7 +138,12 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Start all threads and return; ``stop()`` ends them."""
+        """Start all threads and return.
+
+        ``run()`` is start + wait + ``shutdown()``. Code that calls ``start()``
+        itself must end with ``shutdown()``: ``stop()`` alone only stops
+        fetching, and the heartbeat keeps held leases alive until shutdown.
+        """
         lease = self.lease_ms
         if lease is None:  # the service's policy decides; the heartbeat must beat faster
             lease = int(self.client.stats(self.service)["policy.lease_ms"])
