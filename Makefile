@@ -37,7 +37,8 @@ redis-check: ## make sure redis-server is installed (apt-get installs it when ro
 	fi
 
 build: ## flatten lua/ scripts into the manifest and regenerate the error classes
-	python3 lua/build.py --out python/homing/manifest.json --python-errors python/homing/errors.py
+	python3 lua/build.py --out python/homing/manifest.json --out javascript/manifest.json \
+	  --python-errors python/homing/errors.py --js-errors javascript/src
 	python3 conformance/build.py
 
 lint: venv ## ruff check
@@ -48,14 +49,15 @@ test: test-py test-js ## lint + all tests
 test-py: venv redis-check lint ## lint + Python tests
 	$(PY) -m pytest python/tests -q
 
-# --- JavaScript tests (owned by the JS client; refine here) ---
-# No-op until javascript/package.json exists.
-test-js: redis-check ## JavaScript tests (skipped until javascript/package.json exists)
-	@if [ -f javascript/package.json ]; then \
-	  cd javascript; \
-	  if [ -f package-lock.json ]; then npm ci; else npm install; fi && npm test; \
+# --- JavaScript tests (owned by the JS client) ---
+# npm ci installs exactly the committed javascript/package-lock.json.
+test-js: redis-check ## JavaScript tests (npm ci + node --test; skipped without node/npm)
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || \
+	    { echo "test-js: Node.js 20+ is required, found $$(node --version)" >&2; exit 1; }; \
+	  cd javascript && npm ci --no-audit --no-fund && npm test; \
 	else \
-	  echo "test-js: javascript/package.json not found, skipping"; \
+	  echo "test-js: node/npm not found, skipping the JavaScript tests (install Node.js 20+)"; \
 	fi
 
 demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is set; DEMO_ARGS=...)

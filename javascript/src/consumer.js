@@ -1,0 +1,80 @@
+// The consumer behaviour, after the original system's gen_queue_consumer
+// (python/homing/consumer.py). A consumer is a class with two callbacks:
+//
+//   class WeatherConsumer extends Consumer {
+//     init() {
+//       return { seen: 0 };                              // -> initial state
+//     }
+//     async handleEvent(event, state) {                  // -> new state
+//       await postToSite(event.payload);
+//       await this.complete(event.service, event.id, "posted");
+//       return { seen: state.seen + 1 };
+//     }
+//   }
+//
+// A Worker runs it. The consumer may call `await this.complete(service, id,
+// result)` itself, as in the original API; if it returns without doing so,
+// the worker completes the event for it (with no result). If it throws, the
+// event is failed and retried after the service's backoff, or dead-lettered
+// when its attempts are used up; throwing Reject dead-letters it at once.
+// Both callbacks may be sync or async.
+
+/** Throw from handleEvent to dead-letter the event at once (no retry). */
+export class Reject extends Error {
+  /**
+   * @param {string} [message]
+   * @param {ErrorOptions} [options]
+   */
+  constructor(message = "", options = undefined) {
+    super(message, options);
+    this.name = "Reject";
+  }
+}
+
+/**
+ * @typedef {object} Acker the worker, as seen by its consumers
+ * @property {(service: string, eventId: string, result: unknown) => Promise<void>} completeFor
+ */
+
+/** Base class of consumers; override `init` and `handleEvent`. */
+export class Consumer {
+  /** @type {Acker | null} set by the Worker that runs this consumer */
+  _acker = null;
+
+  /**
+   * Return the initial state (called once per concurrent slot).
+   * @returns {unknown}
+   */
+  init() {
+    return null;
+  }
+
+  /**
+   * Handle one event and return the new state.
+   * @param {import("./types.js").Event} event
+   * @param {any} state
+   * @returns {unknown}
+   */
+  handleEvent(event, state) {
+    void event, state;
+    throw new Error(`${this.constructor.name} must override handleEvent(event, state)`);
+  }
+
+  /**
+   * Acknowledge an event this consumer holds, optionally with a result.
+   *
+   * The worker knows the lease token, so the consumer names the event as in
+   * the original API. Rejects with StaleLeaseError if the lease was lost (the
+   * event expired and went to another consumer). Await it.
+   * @param {string} service
+   * @param {string} eventId
+   * @param {unknown} [result]
+   * @returns {Promise<void>}
+   */
+  async complete(service, eventId, result = null) {
+    if (this._acker === null) {
+      throw new Error("complete() is available while the consumer runs under a Worker");
+    }
+    await this._acker.completeFor(service, eventId, result);
+  }
+}

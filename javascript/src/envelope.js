@@ -1,0 +1,202 @@
+// The msgpack envelope that carries payloads and results: the map
+// {"v": 1, "p": <payload>}, byte for byte what the Python client writes.
+//
+// Lua never decodes an envelope, so its bytes are the contract between the
+// clients. Encoding (payload -> msgpack), chosen to match Python's
+// msgpack.packb(use_bin_type=True, datetime=False):
+//   null, undefined  -> nil
+//   boolean          -> true / false
+//   string           -> str (fixstr/str8/16/32); a lone surrogate is refused,
+//                       as Python refuses one
+//   number           -> the smallest int form when Number.isSafeInteger,
+//                       else float64 (fractions, NaN, +-Infinity, and
+//                       integers beyond 2^53 that a number cannot hold exactly)
+//   bigint           -> the smallest int form when it fits 53 bits, else
+//                       int64 / uint64; outside [-2^63, 2^64-1] it is refused
+//   Uint8Array       -> bin (Buffer is a Uint8Array)
+//   Array            -> array
+//   plain object     -> map with string keys, in insertion order
+//   anything else (Map, Set, Date, class instances, other typed arrays,
+//   functions, symbols) is refused with PayloadNotEncodableError, as Python
+//   refuses sets, datetimes and objects; nesting deeper than Python accepts
+//   (1025 levels counting the envelope map) is refused too.
+// Decoding: str -> string (invalid UTF-8 is a CorruptEnvelopeError, as in
+// Python), bin -> Uint8Array, int -> number when it is a safe integer and
+// bigint otherwise, float -> number, map -> plain object (numeric keys
+// become strings; a map key that is neither string nor number is refused),
+// ext -1 (timestamp) -> Date, other ext -> ExtData. Unknown envelope fields
+// are ignored so a later version can add some. Nothing here can run code.
+
+import { isUtf8 } from "node:buffer";
+
+import { Decoder, DecodeError, Encoder } from "@msgpack/msgpack";
+
+import { CorruptEnvelopeError, PayloadNotEncodableError } from "./errors.js";
+
+export const VERSION = 1;
+
+const MIN_I64 = -(2n ** 63n);
+const MAX_U64 = 2n ** 64n - 1n;
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+// Python's packer accepts a value at depth 1025 (the envelope map is depth 1).
+const MAX_DEPTH = 1025;
+
+/** @param {unknown} v */
+function describe(v) {
+  if (v === null) return "null";
+  if (typeof v !== "object") return typeof v;
+  return Object.getPrototypeOf(v)?.constructor?.name ?? "object";
+}
+
+// The library types these hooks as private; they are stable in practice, and
+// the byte-exact vectors in test/envelope.test.js catch any drift.
+const BaseEncoder = /** @type {any} */ (Encoder);
+const BaseDecoder = /** @type {any} */ (Decoder);
+
+/**
+ * The library's encoder, held to the types Python can read back the same.
+ * It overrides two of the library's hooks.
+ */
+class EnvelopeEncoder extends BaseEncoder {
+  /** @param {import("@msgpack/msgpack").EncoderOptions} options */
+  constructor(options) {
+    super(options);
+  }
+
+  /**
+   * @param {unknown} object
+   * @param {number} depth
+   */
+  doEncode(object, depth) {
+    switch (typeof object) {
+      case "bigint":
+        if (object >= MIN_SAFE && object <= MAX_SAFE) {
+          return super.doEncode(Number(object), depth);
+        }
+        if (object < MIN_I64 || object > MAX_U64) {
+          throw new RangeError(`integer ${object} is outside the 64-bit range`);
+        }
+        if (depth > MAX_DEPTH) {
+          throw new RangeError(`nested deeper than ${MAX_DEPTH} levels`);
+        }
+        return this.encodeBigInt64(object);
+      case "object":
+        if (object !== null && !Array.isArray(object) && !(object instanceof Uint8Array)) {
+          const proto = Object.getPrototypeOf(object);
+          if (proto !== Object.prototype && proto !== null) {
+            throw new TypeError(`can not serialize ${describe(object)} object`);
+          }
+        }
+        break;
+      case "function":
+      case "symbol":
+        throw new TypeError(`can not serialize a ${typeof object}`);
+      default:
+        break;
+    }
+    return super.doEncode(object, depth);
+  }
+
+  /** @param {string} s */
+  encodeString(s) {
+    if (!s.isWellFormed()) {
+      throw new TypeError("string holds a lone surrogate, which UTF-8 cannot carry");
+    }
+    return super.encodeString(s);
+  }
+}
+
+/** The library's decoder, with Python's integer and UTF-8 rules. */
+class EnvelopeDecoder extends BaseDecoder {
+  /** @param {import("@msgpack/msgpack").DecoderOptions} options */
+  constructor(options) {
+    super(options);
+  }
+
+  readU64AsBigInt() {
+    const v = super.readU64AsBigInt();
+    return v <= MAX_SAFE ? Number(v) : v;
+  }
+
+  readI64AsBigInt() {
+    const v = super.readI64AsBigInt();
+    return v >= MIN_SAFE && v <= MAX_SAFE ? Number(v) : v;
+  }
+
+  /**
+   * @param {number} byteLength
+   * @param {number} headerOffset
+   */
+  decodeUtf8String(byteLength, headerOffset) {
+    const start = this.pos + headerOffset;
+    const bytes = /** @type {Uint8Array} */ (this.bytes);
+    // A short input is the library's to report (it needs more data).
+    if (start + byteLength <= bytes.byteLength && !isUtf8(bytes.subarray(start, start + byteLength))) {
+      throw new DecodeError(`string at byte ${start} is not valid UTF-8`);
+    }
+    return super.decodeUtf8String(byteLength, headerOffset);
+  }
+}
+
+/** @param {unknown} key */
+function mapKey(key) {
+  if (typeof key === "string" || typeof key === "number") return key;
+  if (typeof key === "bigint") return String(key);
+  throw new DecodeError(`a map key of type ${describe(key)} cannot be an object key`);
+}
+
+const encoder = new EnvelopeEncoder({ useBigInt64: false, maxDepth: MAX_DEPTH });
+const decoder = new EnvelopeDecoder({ useBigInt64: true, mapKeyConverter: mapKey });
+
+/**
+ * Encode a payload as an envelope.
+ * @param {unknown} payload
+ * @returns {Buffer} the envelope's bytes
+ * @throws {PayloadNotEncodableError} for what msgpack (as Python reads it) cannot carry
+ */
+export function encode(payload) {
+  let bytes;
+  try {
+    bytes = encoder.encode({ v: VERSION, p: payload });
+  } catch (exc) {
+    const msg = exc instanceof Error ? exc.message : String(exc);
+    throw new PayloadNotEncodableError(`payload cannot be encoded as msgpack: ${msg}`, {
+      cause: exc,
+    });
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Decode an envelope and return its payload.
+ * @param {Uint8Array} data
+ * @returns {unknown}
+ * @throws {CorruptEnvelopeError} for anything that is not a version 1 envelope
+ */
+export function decode(data) {
+  /** @type {any} */
+  let env;
+  try {
+    env = decoder.decode(data);
+  } catch (exc) {
+    const msg = exc instanceof Error ? exc.message : String(exc);
+    throw new CorruptEnvelopeError(`not msgpack (${data.length} bytes): ${msg}`, { cause: exc });
+  }
+  const plain =
+    typeof env === "object" &&
+    env !== null &&
+    Object.getPrototypeOf(env) === Object.prototype;
+  if (!plain || env.v !== VERSION || !Object.hasOwn(env, "p")) {
+    let shown;
+    try {
+      shown = JSON.stringify(env, (_, v) => (typeof v === "bigint" ? String(v) : v));
+    } catch {
+      shown = String(env);
+    }
+    throw new CorruptEnvelopeError(
+      `not a version ${VERSION} homing envelope: ${describe(env)} ${String(shown).slice(0, 80)}`,
+    );
+  }
+  return env.p;
+}

@@ -1,0 +1,385 @@
+// Type declarations of homing's public API (hand-written; test/types checks
+// them against the JavaScript with the TypeScript compiler).
+
+import type { HomingError } from "./errors.js";
+
+export * from "./errors.js";
+
+/** The key layout schema version this client speaks. */
+export const SCHEMA: number;
+export const VERSION: string;
+/** redis://127.0.0.1:6379/0 */
+export const DEFAULT_URL: string;
+
+/** What a payload may be: what round-trips through the msgpack envelope. */
+export type Payload =
+  | null
+  | undefined
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | Payload[]
+  | { [key: string]: Payload };
+
+/** A leased event, as handed to a consumer. */
+export class Event<P = any> {
+  constructor(
+    service: string,
+    id: string,
+    token: number,
+    attempt: number,
+    deadlineMs: number,
+    raw: Uint8Array,
+  );
+  readonly service: string;
+  readonly id: string;
+  /** The lease's fencing token: complete, extendLease, fail and release present it. */
+  readonly token: number;
+  /** Deliveries so far, starting at 1. */
+  readonly attempt: number;
+  /** When the lease ends (ms, Redis clock) unless extended. */
+  readonly deadlineMs: number;
+  /** The envelope's bytes. */
+  readonly raw: Uint8Array;
+  /** The decoded payload; throws CorruptEnvelopeError if the stored bytes are not one. */
+  get payload(): P;
+}
+
+/** Where a failed event went. */
+export class FailOutcome {
+  constructor(action: "retry" | "dead", atMs: number);
+  readonly action: "retry" | "dead";
+  readonly atMs: number;
+}
+
+/** A dead-lettered event with why it died. `raw` is empty if the payload was lost. */
+export class DeadLetter {
+  constructor(id: string, diedMs: number, attempt: number, reason: string, raw: Uint8Array);
+  readonly id: string;
+  readonly diedMs: number;
+  readonly attempt: number;
+  readonly reason: string;
+  readonly raw: Uint8Array;
+  get payload(): any;
+}
+
+/** One page of a service's dead letters and how many there are in all. */
+export class DeadPage {
+  constructor(total: number, letters: DeadLetter[]);
+  readonly total: number;
+  readonly letters: DeadLetter[];
+}
+
+/** Where an event stands. */
+export class Status {
+  constructor(
+    state: "done" | "dead" | "pending" | "unknown",
+    detail?: string,
+    attempt?: number,
+    rawResult?: Uint8Array,
+  );
+  readonly state: "done" | "dead" | "pending" | "unknown";
+  /** pending: ready, leased, timer, waiting or expired; dead: the reason. */
+  readonly detail: string;
+  readonly attempt: number;
+  readonly rawResult: Uint8Array;
+  /** The consumer's result of a done event (null if it gave none). */
+  get result(): any;
+}
+
+/** What one scheduler step did for a service. */
+export class PromoteResult {
+  constructor(timers: number, retries: number, expired: number, more: boolean, nextDueMs: number);
+  readonly timers: number;
+  readonly retries: number;
+  readonly expired: number;
+  readonly more: boolean;
+  readonly nextDueMs: number;
+}
+
+/** What one distributor step did for a service. */
+export class DistributeResult {
+  constructor(retried: number, dead: number, more: boolean);
+  readonly retried: number;
+  readonly dead: number;
+  readonly more: boolean;
+}
+
+export type Token = number | bigint | string;
+export type CompleteItem =
+  | readonly [id: string, token: Token, result?: unknown]
+  | { readonly id: string; readonly token: Token; readonly result?: unknown };
+export type LeaseItem =
+  | readonly [id: string, token: Token]
+  | { readonly id: string; readonly token: Token };
+
+/** The policy fields a service may override (lua/keys.json policy_defaults). */
+export interface Policy {
+  leaseMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  backoffJitter: number;
+  resultTtlMs: number;
+  idemTtlMs: number;
+}
+
+export interface ClientOptions {
+  /** Namespaces every key (default "homing"). */
+  prefix?: string;
+  /** Largest encoded envelope accepted, in bytes (default 1 MiB). */
+  maxPayload?: number;
+}
+
+export interface ConnectOptions extends ClientOptions {
+  /** true / false to skip the INFO cluster probe. */
+  cluster?: boolean | null;
+  /** More options for node-redis createClient / createCluster. */
+  redisOptions?: Record<string, any>;
+  /** Hears the connection errors node-redis reports while it reconnects. */
+  onError?: (err: Error) => void;
+}
+
+/** One script invocation (see ops). */
+export interface Call<T = any> {
+  script: string;
+  service: string;
+  args: Array<string | Buffer>;
+  parse: (reply: any) => T;
+}
+
+/** A connection to homing on one Redis (standalone or Cluster). */
+export class Client {
+  constructor(redisClient: any, options?: ClientOptions);
+  /** Connect; a Redis Cluster is detected unless `cluster` says. */
+  static connect(url?: string, options?: ConnectOptions): Promise<Client>;
+  /** The node-redis client as given. */
+  readonly connection: any;
+  /** The same connection, replying with Buffers. */
+  readonly redis: any;
+  readonly prefix: string;
+  readonly maxPayload: number;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+  /** Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT. */
+  run<T>(call: Call<T>): Promise<T>;
+
+  enqueue(service: string, payload: unknown, options?: { key?: string | null; id?: string }): Promise<string>;
+  enqueueMany(
+    service: string,
+    payloads: Iterable<unknown>,
+    options?: {
+      keys?: ReadonlyArray<string | null | undefined> | null;
+      ids?: ReadonlyArray<string> | null;
+    },
+  ): Promise<string[]>;
+  createTimer(
+    service: string,
+    payload: unknown,
+    options: { delayMs?: number; at?: Date | number; key?: string | null; id?: string },
+  ): Promise<string>;
+  cancelTimer(service: string, timerId: string): Promise<boolean>;
+  status(service: string, eventId: string): Promise<Status>;
+  /** Wait for the consumer's result; EventDeadError, ResultTimeoutError, UnknownEventError. */
+  result<R = any>(service: string, eventId: string, options?: { timeoutMs?: number | null }): Promise<R>;
+
+  dequeue<P = any>(service: string, count?: number, options?: { leaseMs?: number | null }): Promise<Event<P>[]>;
+  complete(service: string, eventId: string, token: Token, result?: unknown): Promise<void>;
+  completeMany(service: string, items: ReadonlyArray<CompleteItem>): Promise<Array<HomingError | null>>;
+  extendLease(service: string, eventId: string, token: Token, leaseMs?: number | null): Promise<number>;
+  extendMany(
+    service: string,
+    items: ReadonlyArray<LeaseItem>,
+    leaseMs?: number | null,
+  ): Promise<Array<number | HomingError>>;
+  fail(
+    service: string,
+    eventId: string,
+    token: Token,
+    reason?: string,
+    options?: { dead?: boolean; delayMs?: number | null },
+  ): Promise<FailOutcome>;
+  release(service: string, items: ReadonlyArray<LeaseItem>): Promise<Array<HomingError | null>>;
+
+  services(): Promise<string[]>;
+  stats(service: string): Promise<Record<string, number>>;
+  configure(service: string, policy: Partial<Record<keyof Policy, number | null>>): Promise<Policy>;
+  deadList(service: string, options?: { offset?: number; count?: number }): Promise<DeadPage>;
+  deadRequeue(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
+  deadPurge(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
+  promote(service: string, limit?: number): Promise<PromoteResult>;
+  distribute(service: string, limit?: number): Promise<DistributeResult>;
+  hintExpired(service: string): Promise<void>;
+  takeHints(count?: number): Promise<string[]>;
+}
+
+/** The producer's wait for feedback, without I/O (Client.result runs it). */
+export class ResultWait {
+  constructor(service: string, eventId: string, timeoutMs: number | null);
+  readonly service: string;
+  readonly eventId: string;
+  readonly timeoutMs: number | null;
+  /**
+   * [true, result] once done; [false, ms to sleep] while pending. Throws
+   * EventDeadError, UnknownEventError or ResultTimeoutError.
+   */
+  check(status: Status): [boolean, unknown];
+}
+
+/** Throw from handleEvent to dead-letter the event at once (no retry). */
+export class Reject extends Error {
+  constructor(message?: string, options?: ErrorOptions);
+}
+
+/** Base class of consumers; override init and handleEvent. */
+export class Consumer<S = any, P = any> {
+  /** The initial state (called once per concurrent slot). */
+  init(): S | Promise<S>;
+  /** Handle one event and return the new state. */
+  handleEvent(event: Event<P>, state: S): S | Promise<S>;
+  /** Acknowledge an event this consumer holds, optionally with a result. */
+  complete(service: string, eventId: string, result?: unknown): Promise<void>;
+}
+
+export interface Logger {
+  debug(...args: any[]): void;
+  info(...args: any[]): void;
+  warn(...args: any[]): void;
+  error(...args: any[]): void;
+}
+
+export interface WorkerOptions {
+  /** Concurrent slots, each with its own consumer and state (default 1). */
+  concurrency?: number;
+  /** Events leased ahead of free slots, 1..1000 (default 100). */
+  prefetch?: number;
+  /** Lease length; null: the service's lease_ms. */
+  leaseMs?: number | null;
+  /** How long shutdown lets running handlers finish (default 30000). */
+  graceMs?: number;
+  /** Longest pause between polls of an empty queue (default 50). */
+  pollMaxMs?: number;
+  /** Default: warnings and errors to the console. */
+  logger?: Logger;
+}
+
+/** Counts since the worker started. */
+export class WorkerStats {
+  received: number;
+  completed: number;
+  failed: number;
+  released: number;
+  lost: number;
+  /** Refusals by error code. */
+  errors: Record<string, number>;
+}
+
+/** Runs consumer instances against one service until stop(). */
+export class Worker {
+  constructor(
+    client: Client,
+    service: string,
+    consumerFactory: (new () => Consumer) | (() => Consumer),
+    options?: WorkerOptions,
+  );
+  readonly client: Client;
+  readonly service: string;
+  readonly concurrency: number;
+  readonly prefetch: number;
+  readonly leaseMs: number | null;
+  readonly graceMs: number;
+  readonly stats: WorkerStats;
+  /** Resolves once stop() has been called. */
+  readonly stopped: Promise<void>;
+  /** Create and init the consumers, then start the loops. */
+  start(): Promise<void>;
+  /** Ask the worker to shut down gracefully (safe from a signal handler). */
+  stop(): void;
+  /** Start, wait for stop() or a signal (default SIGTERM, SIGINT), shut down; the counts. */
+  run(options?: { signals?: NodeJS.Signals[] }): Promise<WorkerStats>;
+  /** Release unstarted events, let handlers finish for graceMs, release the rest. */
+  shutdown(): Promise<void>;
+  /** Consumer.complete: acknowledge now, with the token this worker holds. */
+  completeFor(service: string, eventId: string, result: unknown): Promise<void>;
+}
+
+/** The msgpack envelope {"v": 1, "p": payload}, byte-compatible with the Python client. */
+export namespace envelope {
+  const VERSION: number;
+  function encode(payload: unknown): Buffer;
+  function decode(data: Uint8Array): any;
+}
+
+/** The flattened Lua manifest and the key layout. */
+export namespace manifest {
+  interface Script {
+    readonly name: string;
+    readonly version: number;
+    readonly sha1: string;
+    readonly source: string;
+    readonly keys: readonly string[];
+  }
+  const MANIFEST: any;
+  const LAYOUT: any;
+  const SCHEMA: number;
+  const DEFAULT_PREFIX: string;
+  const DEFAULT_MAX_PAYLOAD: number;
+  const POLICY_DEFAULTS: Readonly<Record<string, number>>;
+  const SCRIPTS: Readonly<Record<string, Script>>;
+  function checkService(service: unknown): string;
+  function checkId(eventId: unknown): string;
+  function checkPrefix(prefix: unknown): string;
+  function serviceKey(prefix: string, service: string, name: string): string;
+  function globalKey(prefix: string, name: string): string;
+}
+
+/** Each operation as data (sans-IO): run one with Client.run. */
+export namespace ops {
+  const MAX_BATCH: number;
+  const POLICY_FIELDS: Readonly<Record<keyof Policy, string>>;
+  function newId(): string;
+  function enqueueMany(
+    service: string,
+    payloads: Iterable<unknown>,
+    maxPayload: number,
+    keys?: ReadonlyArray<string | null | undefined> | null,
+    ids?: ReadonlyArray<string> | null,
+  ): Call<string[]>;
+  function createTimer(
+    service: string,
+    payload: unknown,
+    maxPayload: number,
+    options?: { delayMs?: number; at?: Date | number; key?: string | null; id?: string },
+  ): Call<string>;
+  function cancelTimer(service: string, timerId: string): Call<boolean>;
+  function dequeue(service: string, count: number, leaseMs?: number | null): Call<Event[]>;
+  function completeMany(
+    service: string,
+    items: ReadonlyArray<CompleteItem>,
+    maxPayload: number,
+  ): Call<Array<HomingError | null>>;
+  function extendMany(
+    service: string,
+    items: ReadonlyArray<LeaseItem>,
+    leaseMs?: number | null,
+  ): Call<Array<number | HomingError>>;
+  function fail(
+    service: string,
+    eventId: string,
+    token: Token,
+    reason: string,
+    dead: boolean,
+    delayMs?: number | null,
+  ): Call<FailOutcome>;
+  function releaseMany(service: string, items: ReadonlyArray<LeaseItem>): Call<Array<HomingError | null>>;
+  function status(service: string, eventId: string): Call<Status>;
+  function stats(service: string): Call<Record<string, number>>;
+  function configure(service: string, policy: Record<string, number | null | undefined>): Call<Policy>;
+  function deadList(service: string, offset: number, count: number): Call<DeadPage>;
+  function deadRequeue(service: string, ids: ReadonlyArray<string> | null | undefined, count: number): Call<[number, number]>;
+  function deadPurge(service: string, ids: ReadonlyArray<string> | null | undefined, count: number): Call<[number, number]>;
+  function promote(service: string, limit: number): Call<PromoteResult>;
+  function distribute(service: string, limit: number): Call<DistributeResult>;
+}

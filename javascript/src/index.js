@@ -1,0 +1,27 @@
+// homing: guaranteed-delivery producer/consumer queues on Redis, addressed by
+// service name. The JavaScript client of the same Lua scripts, key layout,
+// envelope and error codes as the Python package.
+//
+//   import { Client } from "homing";
+//   const client = await Client.connect("redis://localhost:6379/0");
+//   const id = await client.enqueue("weather", { city: "Oslo", tempC: -3 });
+
+export { Client, DEFAULT_URL, ResultWait } from "./client.js";
+export { Consumer, Reject } from "./consumer.js";
+export * from "./errors.js";
+export { SCHEMA } from "./manifest.js";
+export {
+  DeadLetter,
+  DeadPage,
+  DistributeResult,
+  Event,
+  FailOutcome,
+  PromoteResult,
+  Status,
+} from "./types.js";
+export { Worker, WorkerStats } from "./worker.js";
+export * as envelope from "./envelope.js";
+export * as ops from "./ops.js";
+export * as manifest from "./manifest.js";
+
+export const VERSION = "0.1.0";

@@ -1,0 +1,128 @@
+// The flattened Lua manifest that every homing client loads, and the key
+// layout it defines.
+//
+// All queue semantics live in the scripts of lua/; lua/build.py flattens them
+// into manifest.json at the package root (a byte-for-byte copy of the one the
+// Python package ships, checked by a test). This module only reads it: script
+// sources and sha1s, the ordered key names each script takes, the schema
+// version, the name patterns and the policy defaults. It is the one place
+// where key names are made, as python/homing/manifest.py is for Python.
+
+import { readFileSync } from "node:fs";
+
+import { InvalidNameError } from "./errors.js";
+
+/**
+ * @typedef {object} Script one operation of the manifest
+ * @property {string} name
+ * @property {number} version
+ * @property {string} sha1 of the flattened source, for EVALSHA
+ * @property {string} source the flattened Lua source, for EVAL after NOSCRIPT
+ * @property {readonly string[]} keys the key names the script takes, in KEYS order
+ */
+
+// Read once at import: a JSON import attribute would need Node 20.10+ and
+// reading the file works on every Node 20.
+/** The whole manifest, as lua/build.py wrote it. */
+export const MANIFEST = JSON.parse(
+  readFileSync(new URL("../manifest.json", import.meta.url), "utf8"),
+);
+export const LAYOUT = MANIFEST.layout;
+/** @type {number} */
+export const SCHEMA = LAYOUT.schema;
+/** @type {string} */
+export const DEFAULT_PREFIX = LAYOUT.default_prefix;
+/** @type {number} */
+export const DEFAULT_MAX_PAYLOAD = LAYOUT.default_max_payload_bytes;
+/** @type {Readonly<Record<string, number>>} */
+export const POLICY_DEFAULTS = Object.freeze({ ...LAYOUT.policy_defaults });
+
+/** @type {Readonly<Record<string, Script>>} */
+export const SCRIPTS = Object.freeze(
+  Object.fromEntries(
+    Object.entries(MANIFEST.scripts).map(([name, s]) => [
+      name,
+      Object.freeze({
+        name,
+        version: s.version,
+        sha1: s.sha1,
+        source: s.source,
+        keys: Object.freeze([...s.keys]),
+      }),
+    ]),
+  ),
+);
+
+// JavaScript's `$` (without the m flag) matches only at the very end, so a
+// trailing newline is refused, as the pattern intends.
+const SERVICE_RE = new RegExp(LAYOUT.service_pattern);
+const ID_RE = new RegExp(LAYOUT.id_pattern);
+const PREFIX_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** @param {unknown} v */
+function show(v) {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/**
+ * Refuse a service name that would break the key layout: `{`, `}` would
+ * change the hash tag and `:` the key structure, so only the documented
+ * pattern is accepted.
+ * @param {unknown} service
+ * @returns {string}
+ */
+export function checkService(service) {
+  if (typeof service !== "string" || !SERVICE_RE.test(service)) {
+    throw new InvalidNameError(
+      `invalid service name ${show(service)}: use 1-128 characters of letters, digits, ` +
+        `'_', '.' and '-', not starting with '.' or '-' (pattern ${LAYOUT.service_pattern})`,
+    );
+  }
+  return service;
+}
+
+/**
+ * Refuse an event id outside the documented pattern (same as service names).
+ * @param {unknown} eventId
+ * @returns {string}
+ */
+export function checkId(eventId) {
+  if (typeof eventId !== "string" || !ID_RE.test(eventId)) {
+    throw new InvalidNameError(
+      `invalid event id ${show(eventId)}: use 1-128 characters of letters, digits, ` +
+        `'_', '.' and '-' (pattern ${LAYOUT.id_pattern})`,
+    );
+  }
+  return eventId;
+}
+
+/**
+ * Refuse a key prefix that could collide with the hash tag or key structure.
+ * @param {unknown} prefix
+ * @returns {string}
+ */
+export function checkPrefix(prefix) {
+  if (typeof prefix !== "string" || !PREFIX_RE.test(prefix)) {
+    throw new InvalidNameError(`invalid key prefix ${show(prefix)}: use 1-64 of [A-Za-z0-9_.-]`);
+  }
+  return prefix;
+}
+
+/**
+ * `<prefix>:{<service>}:<name>`: the hash tag keeps a service in one slot.
+ * @param {string} prefix
+ * @param {string} service
+ * @param {string} name
+ */
+export function serviceKey(prefix, service, name) {
+  return `${prefix}:{${service}}:${name}`;
+}
+
+/**
+ * `<prefix>:<name>` for the registry and hints, which no script touches.
+ * @param {string} prefix
+ * @param {string} name
+ */
+export function globalKey(prefix, name) {
+  return `${prefix}:${name}`;
+}

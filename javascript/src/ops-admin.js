@@ -1,0 +1,144 @@
+// The admin and daemon operations (stats, policy, dead letters, the
+// scheduler's and distributor's steps), as data like the rest of ops.js.
+
+import { batch, call, s } from "./call.js";
+import { InvalidArgumentError } from "./errors.js";
+import { POLICY_DEFAULTS, checkId, checkService } from "./manifest.js";
+import { DeadLetter, DeadPage, DistributeResult, PromoteResult } from "./types.js";
+
+/** @typedef {import("./call.js").Call} Call */
+/** @typedef {import("./call.js").Arg} Arg */
+
+/** @param {string} text a number as the scripts print it: an integer or a fraction */
+const num = (text) => Number(text);
+
+/**
+ * @param {string} service
+ * @returns {Call} parses to {name: value} with the script's names ('ready',
+ * 'total.completed', 'policy.lease_ms', ...)
+ */
+export function stats(service) {
+  checkService(service);
+  const parse = (/** @type {any[]} */ r) => {
+    /** @type {Record<string, number>} */
+    const out = {};
+    for (let i = 0; i < r.length; i += 2) {
+      const name = s(r[i]);
+      out[name] = name.startsWith("policy.") ? num(s(r[i + 1])) : Number(r[i + 1]);
+    }
+    return out;
+  };
+  return call("stats", service, [], parse);
+}
+
+/** The policy fields by their JavaScript names. */
+export const POLICY_FIELDS = Object.freeze(
+  Object.fromEntries(
+    Object.keys(POLICY_DEFAULTS).map((f) => [f.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), f]),
+  ),
+);
+const FROM_FIELD = Object.fromEntries(Object.entries(POLICY_FIELDS).map(([js, f]) => [f, js]));
+
+/**
+ * @param {string} service
+ * @param {Record<string, number | null | undefined>} policy by camelCase name
+ * (leaseMs, maxAttempts, ...; the script's snake_case names work too); null
+ * removes an override
+ * @returns {Call} parses to the effective policy by camelCase name
+ */
+export function configure(service, policy) {
+  checkService(service);
+  /** @type {Arg[]} */
+  const args = [];
+  for (const [name, value] of Object.entries(policy)) {
+    const field = Object.hasOwn(POLICY_FIELDS, name)
+      ? POLICY_FIELDS[name]
+      : Object.hasOwn(FROM_FIELD, name) ? name : null;
+    if (field === null) {
+      throw new InvalidArgumentError(
+        `unknown policy field ${JSON.stringify(name)}; known: ${Object.keys(POLICY_FIELDS).join(", ")}`,
+      );
+    }
+    args.push(field, value == null ? "" : String(value));
+  }
+  const parse = (/** @type {any[]} */ r) => {
+    /** @type {Record<string, number>} */
+    const out = {};
+    for (let i = 0; i < r.length; i += 2) out[FROM_FIELD[s(r[i])] ?? s(r[i])] = num(s(r[i + 1]));
+    return out;
+  };
+  return call("configure", service, args, parse);
+}
+
+/**
+ * @param {string} service
+ * @param {number} offset
+ * @param {number} count
+ * @returns {Call} parses to a DeadPage
+ */
+export function deadList(service, offset, count) {
+  checkService(service);
+  const parse = (/** @type {any[]} */ r) => {
+    const letters = [];
+    for (let i = 1; i < r.length; i += 5) {
+      letters.push(new DeadLetter(s(r[i]), Number(r[i + 1]), Number(r[i + 2]), s(r[i + 3]), r[i + 4]));
+    }
+    return new DeadPage(Number(r[0]), letters);
+  };
+  return call("dead_list", service, [String(offset), String(count)], parse);
+}
+
+/**
+ * @param {ReadonlyArray<string> | null | undefined} ids
+ * @param {number} count
+ * @returns {Arg[]}
+ */
+function deadSelect(ids, count) {
+  if (ids == null) return ["oldest", String(count)];
+  batch(/** @type {unknown[]} */ (ids), "dead letter ids");
+  return ["ids", ...ids.map(checkId)];
+}
+
+/**
+ * @param {string} service
+ * @param {ReadonlyArray<string> | null | undefined} ids the named dead letters, or null for the oldest
+ * @param {number} count how many of the oldest
+ * @returns {Call} parses to [requeued, remaining]
+ */
+export function deadRequeue(service, ids, count) {
+  checkService(service);
+  return call("dead_requeue", service, deadSelect(ids, count), (r) => [Number(r[0]), Number(r[1])]);
+}
+
+/**
+ * @param {string} service
+ * @param {ReadonlyArray<string> | null | undefined} ids the named dead letters, or null for the oldest
+ * @param {number} count how many of the oldest
+ * @returns {Call} parses to [purged, remaining]
+ */
+export function deadPurge(service, ids, count) {
+  checkService(service);
+  return call("dead_purge", service, deadSelect(ids, count), (r) => [Number(r[0]), Number(r[1])]);
+}
+
+/**
+ * @param {string} service
+ * @param {number} limit
+ * @returns {Call} parses to a PromoteResult
+ */
+export function promote(service, limit) {
+  checkService(service);
+  return call("promote", service, [String(limit)],
+    (r) => new PromoteResult(r[0], r[1], r[2], Boolean(r[3]), r[4]));
+}
+
+/**
+ * @param {string} service
+ * @param {number} limit
+ * @returns {Call} parses to a DistributeResult
+ */
+export function distribute(service, limit) {
+  checkService(service);
+  return call("distribute", service, [String(limit)],
+    (r) => new DistributeResult(r[0], r[1], Boolean(r[2])));
+}

@@ -1,0 +1,148 @@
+// Plain value types that the client returns (python/homing/types.py).
+
+import * as envelope from "./envelope.js";
+
+const UNSET = Symbol("unset");
+
+/**
+ * A leased event, as handed to a consumer.
+ *
+ * `token` is the lease's fencing token: `complete`, `extendLease`, `fail`
+ * and `release` must present it, and are refused once the lease was
+ * reclaimed and the event went to someone else. `attempt` counts deliveries,
+ * starting at 1. The payload is decoded on first access so that one corrupt
+ * envelope in a batch cannot stop the others from being handled.
+ */
+export class Event {
+  /** @type {unknown} */
+  #payload = UNSET;
+
+  /**
+   * @param {string} service
+   * @param {string} id
+   * @param {number} token
+   * @param {number} attempt
+   * @param {number} deadlineMs
+   * @param {Uint8Array} raw the envelope's bytes
+   */
+  constructor(service, id, token, attempt, deadlineMs, raw) {
+    this.service = service;
+    this.id = id;
+    this.token = token;
+    this.attempt = attempt;
+    this.deadlineMs = deadlineMs;
+    this.raw = raw;
+  }
+
+  /** The decoded payload; throws CorruptEnvelopeError if the stored bytes are not one. */
+  get payload() {
+    if (this.#payload === UNSET) {
+      this.#payload = envelope.decode(this.raw);
+    }
+    return this.#payload;
+  }
+}
+
+/** Where a failed event went: `"retry"` at `atMs`, or `"dead"` since `atMs`. */
+export class FailOutcome {
+  /**
+   * @param {"retry" | "dead"} action
+   * @param {number} atMs
+   */
+  constructor(action, atMs) {
+    this.action = action;
+    this.atMs = atMs;
+  }
+}
+
+/** A dead-lettered event with why it died. `raw` is empty if the payload was lost. */
+export class DeadLetter {
+  /**
+   * @param {string} id
+   * @param {number} diedMs
+   * @param {number} attempt
+   * @param {string} reason
+   * @param {Uint8Array} raw
+   */
+  constructor(id, diedMs, attempt, reason, raw) {
+    this.id = id;
+    this.diedMs = diedMs;
+    this.attempt = attempt;
+    this.reason = reason;
+    this.raw = raw;
+  }
+
+  /** The decoded payload (throws CorruptEnvelopeError when `raw` is not an envelope). */
+  get payload() {
+    return envelope.decode(this.raw);
+  }
+}
+
+/** One page of a service's dead letters and how many there are in all. */
+export class DeadPage {
+  /**
+   * @param {number} total
+   * @param {DeadLetter[]} letters
+   */
+  constructor(total, letters) {
+    this.total = total;
+    this.letters = letters;
+  }
+}
+
+/**
+ * Where an event stands: `done`, `dead`, `pending` or `unknown`. For
+ * `pending`, `detail` is one of ready, leased, timer, waiting (a retry
+ * backoff) or expired (awaiting the distributor); for `dead`, the reason.
+ */
+export class Status {
+  /**
+   * @param {"done" | "dead" | "pending" | "unknown"} state
+   * @param {string} [detail]
+   * @param {number} [attempt]
+   * @param {Uint8Array} [rawResult]
+   */
+  constructor(state, detail = "", attempt = 0, rawResult = Buffer.alloc(0)) {
+    this.state = state;
+    this.detail = detail;
+    this.attempt = attempt;
+    this.rawResult = rawResult;
+  }
+
+  /** The consumer's result of a `done` event (null if it gave none). */
+  get result() {
+    return this.rawResult.length ? envelope.decode(this.rawResult) : null;
+  }
+}
+
+/** What one scheduler step did for a service. */
+export class PromoteResult {
+  /**
+   * @param {number} timers
+   * @param {number} retries
+   * @param {number} expired
+   * @param {boolean} more
+   * @param {number} nextDueMs
+   */
+  constructor(timers, retries, expired, more, nextDueMs) {
+    this.timers = timers;
+    this.retries = retries;
+    this.expired = expired;
+    this.more = more;
+    this.nextDueMs = nextDueMs;
+  }
+}
+
+/** What one distributor step did for a service. */
+export class DistributeResult {
+  /**
+   * @param {number} retried
+   * @param {number} dead
+   * @param {boolean} more
+   */
+  constructor(retried, dead, more) {
+    this.retried = retried;
+    this.dead = dead;
+    this.more = more;
+  }
+}

@@ -1,0 +1,131 @@
+// Graceful shutdown: prefetched events are released at once, running handlers
+// get their grace period and are released after it, SIGTERM and SIGINT stop a
+// worker process the same way.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { after, test } from "node:test";
+
+import { Consumer, Worker } from "../src/index.js";
+import { connect, privateServer, recordingLogger, runScheduler, started, until } from "./helpers.js";
+
+const server = await privateServer();
+const client = await connect(server.url);
+after(() => client.close());
+
+/** A consumer whose handlers wait until the test opens the gate. */
+function gated() {
+  /** @type {() => void} */
+  let open = () => {};
+  const gate = new Promise((r) => {
+    open = () => r(undefined);
+  });
+  class Gated extends Consumer {
+    async handleEvent() {
+      await gate;
+      return null;
+    }
+  }
+  return { Gated, open };
+}
+
+test("shutdown releases prefetched events at once and lets the running one finish", async () => {
+  const ids = await client.enqueueMany("grace", Array.from({ length: 10 }, (_, i) => i));
+  const { Gated, open } = gated();
+  const worker = new Worker(client, "grace", Gated, { prefetch: 20, graceMs: 10000 });
+  await started(worker);
+  await until(() => worker.stats.received === 10, 5000, "10 deliveries");
+  const stopping = worker.shutdown();
+  // The nine unstarted events go back while the handler still runs.
+  await until(async () => (await client.stats("grace")).ready === 9, 5000, "9 released");
+  open();
+  await stopping;
+  assert.equal(worker.stats.completed, 1);
+  assert.equal(worker.stats.released, 9);
+  const st = await client.stats("grace");
+  assert.deepEqual([st.ready, st.in_flight, st["total.completed"]], [9, 0, 1]);
+  const statuses = await Promise.all(ids.map((id) => client.status("grace", id)));
+  const pending = statuses.filter((s) => s.state === "pending");
+  assert.equal(pending.length, 9);
+  assert.ok(pending.every((s) => s.detail === "ready" && s.attempt === 0), "no attempt counted");
+});
+
+test("a handler still running after the grace period is released", async () => {
+  const id = await client.enqueue("overrun", "stuck");
+  const { Gated, open } = gated();
+  const logger = recordingLogger();
+  const worker = new Worker(client, "overrun", Gated, { graceMs: 100, logger });
+  await started(worker);
+  await until(() => worker.stats.received === 1, 5000, "the delivery");
+  await worker.shutdown();
+  const st = await client.status("overrun", id);
+  assert.deepEqual([st.state, st.detail, st.attempt], ["pending", "ready", 0]);
+  assert.ok(logger.lines.some((l) => l.text.includes("releasing 1 events still running after 100 ms")));
+  open();
+});
+
+for (const signal of /** @type {const} */ (["SIGTERM", "SIGINT"])) {
+  test(`${signal} shuts a worker process down gracefully`, async () => {
+    const service = `sig-${signal}`;
+    // Two slots busy for 400 ms each, eight prefetched behind them.
+    await client.enqueueMany(service, Array.from({ length: 10 }, () => 400));
+    const child = spawn(process.execPath, [
+      new URL("./fixtures/worker-child.js", import.meta.url).pathname,
+      server.url, client.prefix, service,
+    ], { stdio: ["ignore", "pipe", "inherit"] });
+    const lines = createInterface({ input: /** @type {any} */ (child.stdout) });
+    const messages = [];
+    lines.on("line", (line) => messages.push(JSON.parse(line)));
+    await until(() => messages.length === 1, 10000, "the child to start");
+    child.kill(signal);
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0);
+    const { stats } = messages[1];
+    assert.equal(stats.completed, 2, "the two running handlers finish in their grace");
+    assert.equal(stats.released, 8);
+    const st = await client.stats(service);
+    assert.deepEqual([st.ready, st.in_flight, st["total.completed"]], [8, 0, 2]);
+  });
+}
+
+test("a worker process killed mid-event: the event is redelivered and completed", async () => {
+  const service = "sigkill";
+  await client.configure(service, { leaseMs: 500, backoffBaseMs: 0 });
+  const id = await client.enqueue(service, 60000); // a handler that would run for a minute
+  const child = spawn(process.execPath, [
+    new URL("./fixtures/worker-child.js", import.meta.url).pathname,
+    server.url, client.prefix, service,
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: /** @type {any} */ (child.stdout) });
+  let running = false;
+  lines.on("line", () => {
+    running = true;
+  });
+  await until(() => running, 10000, "the child to start");
+  child.kill("SIGKILL");
+  await once(child, "exit");
+  assert.equal((await client.status(service, id)).detail, "leased");
+  // No one extends the lease any more: the scheduler reclaims it, the
+  // distributor sends it back, and another worker completes attempt 2.
+  /** @type {number[]} */
+  const attempts = [];
+  class Quick extends Consumer {
+    /** @param {import("../src/index.js").Event} event */
+    handleEvent(event) {
+      attempts.push(event.attempt);
+      return null;
+    }
+  }
+  const scheduler = runScheduler(client, service);
+  const worker = await started(new Worker(client, service, Quick));
+  try {
+    await until(() => worker.stats.completed === 1, 15000, "the redelivery");
+  } finally {
+    await worker.shutdown();
+    await scheduler.stop();
+  }
+  assert.deepEqual(attempts, [2]);
+  assert.equal((await client.stats(service))["total.completed"], 1);
+});

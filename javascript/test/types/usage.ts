@@ -1,0 +1,79 @@
+// Compiled (never run) by test/types.test.js: the declarations must accept
+// the README's usage and refuse obvious misuse (the @ts-expect-error lines).
+
+import {
+  Client,
+  Consumer,
+  type Event,
+  EventDeadError,
+  HomingError,
+  Reject,
+  ResultTimeoutError,
+  StaleLeaseError,
+  Worker,
+  ops,
+} from "homing";
+
+interface Order {
+  sku: string;
+  qty: number;
+}
+
+export async function producer(): Promise<void> {
+  const client = await Client.connect("redis://127.0.0.1:6379/0", { prefix: "shop" });
+  const id: string = await client.enqueue("orders", { sku: "a", qty: 1 }, { key: "order-1" });
+  const ids: string[] = await client.enqueueMany("orders", [1, 2, 3]);
+  await client.createTimer("orders", "later", { delayMs: 5000 });
+  await client.createTimer("orders", "at", { at: new Date() });
+  const cancelled: boolean = await client.cancelTimer("orders", ids[0]);
+  try {
+    const result = await client.result<{ ok: boolean }>("orders", id, { timeoutMs: 1000 });
+    const ok: boolean = result.ok;
+    void ok;
+  } catch (err) {
+    if (err instanceof ResultTimeoutError || err instanceof EventDeadError) {
+      const code: string = err.code;
+      void code;
+    }
+  }
+  const policy = await client.configure("orders", { leaseMs: 10000, maxAttempts: null });
+  const lease: number = policy.leaseMs;
+  const [moved, remaining] = await client.deadRequeue("orders", { count: 10 });
+  const page = await client.deadList("orders", { offset: 0, count: 10 });
+  const reason: string = page.letters[0].reason;
+  const step = await client.run(ops.promote("orders", 100));
+  const more: boolean = step.more;
+  // @ts-expect-error a service name is a string
+  await client.enqueue(42, {});
+  // @ts-expect-error timers take options
+  await client.createTimer("orders", 1, 5000);
+  void [cancelled, lease, moved, remaining, reason, more];
+  await client.close();
+}
+
+class Orders extends Consumer<{ seen: number }, Order> {
+  init() {
+    return { seen: 0 };
+  }
+
+  async handleEvent(event: Event<Order>, state: { seen: number }) {
+    if (event.payload.qty < 0) throw new Reject("negative quantity");
+    await this.complete(event.service, event.id, { shipped: event.payload.sku });
+    return { seen: state.seen + 1 };
+  }
+}
+
+export async function consumer(client: Client): Promise<void> {
+  const [event] = await client.dequeue<Order>("orders", 10, { leaseMs: 5000 });
+  const qty: number = event.payload.qty;
+  const deadline: number = await client.extendLease("orders", event.id, event.token);
+  const errors = await client.completeMany("orders", [[event.id, event.token, { qty }], { id: "x", token: 1 }]);
+  for (const e of errors) if (e instanceof StaleLeaseError || e instanceof HomingError) void e.code;
+  const out = await client.fail("orders", event.id, event.token, "why", { dead: true });
+  const action: "retry" | "dead" = out.action;
+  const worker = new Worker(client, "orders", Orders, { concurrency: 4, prefetch: 50, graceMs: 5000 });
+  const stats = await worker.run({ signals: ["SIGTERM"] });
+  const completed: number = stats.completed;
+  new Worker(client, "orders", () => new Orders());
+  void [deadline, action, completed];
+}
