@@ -33,7 +33,9 @@ def decode(data: bytes) -> Any:
         env = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
         raise CorruptEnvelopeError(f"not msgpack ({len(data)} bytes): {exc}") from exc
-    if not isinstance(env, dict) or env.get("v") != VERSION or "p" not in env:
+    # type() and not ==: True == 1 in Python, and other clients refuse {"v": true}.
+    if not isinstance(env, dict) or type(env.get("v")) is not int or env["v"] != VERSION \
+            or "p" not in env:
         raise CorruptEnvelopeError(
             f"not a version {VERSION} homing envelope: {type(env).__name__} {str(env)[:80]}"
         )

@@ -220,12 +220,16 @@ class Worker:
     # -- loops ---------------------------------------------------------------------
 
     def _retrying(self, what: str, fn: Callable[[], Any], pause: list[float]) -> Any:
-        """Run fn; on a lost connection log, back off (0.05 s to 2 s) and return None."""
+        """Run fn; on any homing error log, back off (0.05 s to 2 s) and return None.
+
+        Not only lost connections: a BUSY server or a key someone broke must
+        not end a worker thread silently while its leases expire.
+        """
         try:
             out = fn()
             pause[0] = 0.05
             return out
-        except ConnectionLostError as exc:
+        except HomingError as exc:
             log.warning("%s: %s; retrying in %.2f s", what, exc, pause[0])
             self._stop.wait(pause[0])
             pause[0] = min(pause[0] * 2, 2.0)
@@ -290,8 +294,10 @@ class Worker:
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
         reason = f"{type(exc).__name__}: {exc}"[:1000]
         if not self._held.settle(ev.id):
-            # The consumer already sent complete() before raising: nothing to fail.
-            log.warning("%s/%s raised after complete(): %s", self.service, ev.id, reason)
+            # Its outcome is settled already (the consumer completed it, or the
+            # heartbeat found the lease lost): there is nothing left to fail.
+            log.warning("%s/%s raised after its outcome was settled: %s", self.service, ev.id,
+                        reason)
             self._held.drop(ev.id)
             return
         if not isinstance(exc, Reject):
@@ -311,6 +317,10 @@ class Worker:
                 if self._stop.wait(pause[0]) and pause[0] >= 2.0:
                     break  # shutting down: the lease will expire and be retried
                 pause[0] = min(pause[0] * 2, 2.0)
+            except HomingError as exc:  # the lease expires and the event is retried
+                log.error("%s/%s: could not fail it: %s", self.service, ev.id, exc)
+                self.stats.errors[exc.code] += 1
+                break
         self._held.drop(ev.id)
 
     def _ack_loop(self) -> None:
@@ -330,7 +340,7 @@ class Worker:
                 if self._handlers_done.is_set() and pause[0] >= 2.0:
                     log.error("giving up %d completions: Redis unreachable; they will be "
                               "redelivered after their leases expire", len(batch))
-                    errors = [None] * len(batch)
+                    errors = [ConnectionLostError("completion not sent")] * len(batch)
                     break
             for (event_id, _, _), err in zip(batch, errors, strict=True):
                 self._held.drop(event_id)
@@ -353,7 +363,10 @@ class Worker:
                     "extend", lambda c=chunk: self.client.extend_many(self.service, c,
                                                                       self.lease_ms), pause)
                 for (event_id, token), r in zip(chunk, out or [], strict=False):
-                    if isinstance(r, HomingError) and self._held.is_open(event_id, token):
+                    # settle() makes this the event's one outcome: counted once, and
+                    # its handler's completion is not sent to be refused again.
+                    if (isinstance(r, HomingError) and self._held.is_open(event_id, token)
+                            and self._held.settle(event_id)):
                         log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
                         self.stats.lost += 1
 
@@ -373,8 +386,8 @@ class Worker:
         for i in range(0, len(items), 1000):
             chunk = items[i:i + 1000]
             try:
-                self.client.release(self.service, chunk)
-                self.stats.released += len(chunk)
+                refused = self.client.release(self.service, chunk)
+                self.stats.released += sum(1 for err in refused if err is None)
             except HomingError as exc:
                 log.warning("could not release %d events (%s); they return when their "
                             "leases expire", len(chunk), exc)
