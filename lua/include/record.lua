@@ -3,9 +3,9 @@
 -- l leased, t timer, w waiting out a retry backoff, x lease expired,
 -- d dead. token is the fencing token of the current lease (0: none).
 
--- The record of id: a table, nil when absent, false when unreadable.
-local function meta_get(id)
-  local raw = redis.call('HGET', K.meta, id)
+-- A record parsed from its stored text: a table, nil when absent (HGET and
+-- HMGET give false), false when unreadable.
+local function meta_parse(raw)
   if not raw then
     return nil
   end
@@ -15,6 +15,11 @@ local function meta_get(id)
   end
   return {s = s, attempt = tonumber(a), token = tonumber(tok), created = tonumber(c),
     reason = reason}
+end
+
+-- The record of id, as meta_parse gives it.
+local function meta_get(id)
+  return meta_parse(redis.call('HGET', K.meta, id))
 end
 
 local function meta_str(m)

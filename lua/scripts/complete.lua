@@ -41,11 +41,19 @@ local now = now_ms()
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, 1000)
 argc(2 + 3 * n)
-local out, done = {}, {}
+local out, done, all = {}, {}, {}
+for i = 1, n do
+  all[i] = ARGV[2 + 3 * (i - 1) + 1]
+end
+-- One HMGET for every record, one HSET and one ZADD for all results,
+-- instead of three calls per item.
+local raws = redis.call('HMGET', K.meta, unpack(all))
+local rargs, zargs = {}, {}
+local until_ms = now + p.result_ttl_ms
 for i = 1, n do
   local b = 2 + 3 * (i - 1)
   local id, token, res = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
-  local m = meta_get(id)
+  local m = meta_parse(raws[i])
   -- The records are deleted after the loop, so a repeat must be caught here.
   if m == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
@@ -59,13 +67,15 @@ for i = 1, n do
     out[i] = 'OK'
     done[#done + 1] = id
     done[id] = true
-    if p.result_ttl_ms > 0 then
-      redis.call('HSET', K.results, id, res)
-      redis.call('ZADD', K.results_at, now + p.result_ttl_ms, id)
-    end
+    push(rargs, id, res)
+    push(zargs, until_ms, id)
   end
 end
 if #done > 0 then
+  if p.result_ttl_ms > 0 then
+    redis.call('HSET', K.results, unpack(rargs))
+    redis.call('ZADD', K.results_at, unpack(zargs))
+  end
   redis.call('ZREM', K.leases, unpack(done))
   redis.call('HDEL', K.data, unpack(done))
   redis.call('HDEL', K.meta, unpack(done))

@@ -51,28 +51,45 @@ if not ids then
   return out
 end
 local zargs, margs, leased = {}, {}, {}
-for _, id in ipairs(ids) do
-  local m = meta_get(id)
-  local env = m and redis.call('HGET', K.data, id)
-  if leased[id] then
+-- One HMGET per hash and one INCRBY for the batch instead of three calls
+-- per event. Pass 1 decides who is leased, so that the tokens are exactly
+-- those of one INCR per leased event (seq untouched if none is).
+local raws = redis.call('HMGET', K.meta, unpack(ids))
+local envs = redis.call('HMGET', K.data, unpack(ids))
+local metas, k = {}, 0
+for i, id in ipairs(ids) do
+  local m = meta_parse(raws[i])
+  metas[i] = m
+  if m and m.s == 'r' and envs[i] and not leased[id] then
+    leased[id] = i
+    k = k + 1
+  end
+end
+local token = k > 0 and redis.call('INCRBY', K.seq, k) - k or 0
+for i, id in ipairs(ids) do
+  local m = metas[i]
+  if leased[id] == i then
+    token = token + 1
+    m.attempt, m.s, m.token = m.attempt + 1, 'l', token
+    push(zargs, deadline, id)
+    push(margs, id, meta_str(m))
+    push(out, id, token, m.attempt, envs[i])
+  elseif leased[id] then
     -- A stray second copy in this batch: the record is written after the
     -- loop, so it still reads 'r' here and must not be leased twice.
     count('orphaned', 1)
-  elseif m and m.s == 'r' and env then
-    leased[id] = true
-    m.attempt = m.attempt + 1
-    m.s = 'l'
-    m.token = redis.call('INCR', K.seq)
-    push(zargs, deadline, id)
-    push(margs, id, meta_str(m))
-    push(out, id, m.token, m.attempt, env)
-  elseif m and m.s == 'r' then
-    to_dead(id, m, 'payload missing', now)
-  elseif m then
-    -- A stray copy of an id that is tracked elsewhere (leased, timer...).
-    count('orphaned', 1)
   else
-    quarantine(id, m, now)
+    -- Rare paths: read the record again, as an earlier copy of the same id
+    -- in this batch may just have dead-lettered it.
+    m = meta_get(id)
+    if m and m.s == 'r' then
+      to_dead(id, m, 'payload missing', now)
+    elseif m then
+      -- A stray copy of an id that is tracked elsewhere (leased, timer...).
+      count('orphaned', 1)
+    else
+      quarantine(id, m, now)
+    end
   end
 end
 if #zargs > 0 then

@@ -41,6 +41,12 @@ argc(2 + 3 * n)
 -- Pass 1: validate and decide, write nothing.
 local out, ids, envs, keys = {}, {}, {}, {}
 local in_batch, key_in_batch = {}, {}
+-- One HMGET for the whole batch instead of one HEXISTS per event.
+local all = {}
+for i = 1, n do
+  all[i] = ARGV[2 + 3 * (i - 1) + 1]
+end
+local known_ids = redis.call('HMGET', K.meta, unpack(all))
 for i = 1, n do
   local b = 2 + 3 * (i - 1)
   local id, env, key = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -64,7 +70,7 @@ for i = 1, n do
   if first then
     push(out, first, 0)
   else
-    if in_batch[id] or redis.call('HEXISTS', K.meta, id) == 1 or
+    if in_batch[id] or known_ids[i] or
       redis.call('HEXISTS', K.results, id) == 1 then
       fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
     end
