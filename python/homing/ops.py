@@ -141,9 +141,10 @@ def dequeue(service: str, count: int, lease_ms: int | None) -> Call:
         raise InvalidArgumentError(f"count must be in 1..{MAX_BATCH}, got {count}")
 
     def parse(r: list[Any]) -> list[Event]:
-        deadline = int(r[0])
+        # On the hot path: ids are always bytes and integers already ints here.
+        deadline = r[0]
         return [
-            Event(service, _s(r[i]), int(r[i + 1]), int(r[i + 2]), deadline, r[i + 3])
+            Event(service, r[i].decode(), r[i + 1], r[i + 2], deadline, r[i + 3])
             for i in range(1, len(r), 4)
         ]
 
@@ -151,6 +152,8 @@ def dequeue(service: str, count: int, lease_ms: int | None) -> Call:
 
 
 def _codes(r: list[Any]) -> list[HomingError | None]:
+    if all(c == b"OK" for c in r):  # the usual case, on the hot path
+        return [None] * len(r)
     return [None if _s(c) == "OK" else error_for(_s(c), f"item {i}: {_s(c)}")
             for i, c in enumerate(r)]
 
