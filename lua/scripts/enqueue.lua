@@ -30,7 +30,7 @@ belongs to a completed event whose result is still kept (a result belongs to one
 --@include counters
 --@include clock
 --@include policy
---@include prune
+--@include idem
 
 local p = load_policy()
 local now = now_ms()
@@ -58,14 +58,7 @@ for i = 1, n do
   end
   local first = nil
   if key ~= '' then
-    first = key_in_batch[key]
-    if not first then
-      local known = redis.call('HGET', K.idem, key)
-      local until_ms = tonumber(redis.call('ZSCORE', K.idem_at, key))
-      if known and until_ms and until_ms > now then
-        first = known
-      end
-    end
+    first = key_in_batch[key] or idem_lookup(key, now)
   end
   if first then
     push(out, first, 0)
@@ -94,8 +87,7 @@ if #ids > 0 then
     push(data_args, id, envs[i])
     push(meta_args, id, rec)
     if keys[i] ~= '' then
-      redis.call('HSET', K.idem, keys[i], id)
-      redis.call('ZADD', K.idem_at, now + p.idem_ttl_ms, keys[i])
+      idem_store(keys[i], id, now, p.idem_ttl_ms)
     end
   end
   redis.call('HSET', K.data, unpack(data_args))

@@ -30,7 +30,7 @@ time in ms since the epoch, compared with the Redis clock)
 --@include counters
 --@include clock
 --@include policy
---@include prune
+--@include idem
 
 local p = load_policy()
 local now = now_ms()
@@ -52,13 +52,10 @@ elseif mode == 'at' then
 else
   fail(E.INVALID_ARGUMENT, "mode must be 'in' or 'at', got " .. mode)
 end
-if key ~= '' then
-  local known = redis.call('HGET', K.idem, key)
-  local until_ms = tonumber(redis.call('ZSCORE', K.idem_at, key))
-  if known and until_ms and until_ms > now then
-    local score = redis.call('ZSCORE', K.timers, known)
-    return {known, 0, score and tonumber(score) or -1}
-  end
+local known = key ~= '' and idem_lookup(key, now)
+if known then
+  local score = redis.call('ZSCORE', K.timers, known)
+  return {known, 0, score and tonumber(score) or -1}
 end
 if redis.call('HEXISTS', K.meta, id) == 1 or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
@@ -69,8 +66,7 @@ redis.call('HSET', K.data, id, env)
 redis.call('HSET', K.meta, id, 't|0|0|' .. fmt(now) .. '|')
 redis.call('ZADD', K.timers, due, id)
 if key ~= '' then
-  redis.call('HSET', K.idem, key, id)
-  redis.call('ZADD', K.idem_at, now + p.idem_ttl_ms, key)
+  idem_store(key, id, now, p.idem_ttl_ms)
 end
 count('timers', 1)
 prune(K.idem_at, K.idem, now, 2)
