@@ -19,8 +19,11 @@ from ..errors import ConnectionLostError
 
 log = logging.getLogger("homing.demo")
 SERVICE = "weather"
-CITIES = ("Amsterdam", "Oslo", "Lisbon", "Nairobi", "Lima", "Sapporo", "Hobart", "Reykjavik")
-SKIES = ("sunny", "cloudy", "rain", "showers", "fog", "snow", "wind")
+# A plausible late-November temperature (°C) per city, so the site reads like weather.
+CLIMATE = {"Amsterdam": 7.0, "Oslo": -1.0, "Lisbon": 14.0, "Nairobi": 22.0, "Lima": 19.0,
+           "Sapporo": 3.0, "Hobart": 15.0, "Reykjavik": 0.0}
+CITIES = tuple(CLIMATE)
+SKIES = ("sunny", "cloudy", "rain", "showers", "fog", "wind")
 
 
 class Weatherman:
@@ -34,7 +37,7 @@ class Weatherman:
         self.forecast_every = forecast_every
         self.forecast_delay_ms = forecast_delay_ms
         self.rng = random.Random(seed)
-        self.temps = {city: self.rng.uniform(-5, 25) for city in CITIES}
+        self.temps = {city: base + self.rng.uniform(-2, 2) for city, base in CLIMATE.items()}
         self.reports: dict[int, str] = {}  # seq -> event id
         self.forecasts: dict[int, str] = {}  # seq of the report it follows -> timer id
         self.seq = 0
@@ -47,12 +50,13 @@ class Weatherman:
     def _report(self) -> dict[str, Any]:
         self.seq += 1
         city = CITIES[self.seq % len(CITIES)]
-        self.temps[city] += self.rng.uniform(-1.5, 1.5)
+        # A random walk that drifts back to the city's climate.
+        self.temps[city] += self.rng.uniform(-1.0, 1.0) + (CLIMATE[city] - self.temps[city]) / 5
         return {"kind": "report", "run": self.run_id, "city": city, "seq": self.seq,
                 "temp_c": round(self.temps[city], 1), "time": time.strftime("%H:%M:%S")}
 
     def _forecast(self, report: dict[str, Any]) -> dict[str, Any]:
-        sky = self.rng.choice(SKIES)
+        sky = "snow" if report["temp_c"] < 1 and self.rng.random() < 0.5 else self.rng.choice(SKIES)
         return {"kind": "forecast", "run": self.run_id, "city": report["city"],
                 "seq": report["seq"], "time": report["time"],
                 "text": f"{sky}, around {round(report['temp_c'] + self.rng.uniform(-3, 3))} °C"}
