@@ -63,8 +63,21 @@ test-js: redis-check ## JavaScript tests (npm ci + node --test; skipped without 
 demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is set; DEMO_ARGS=...)
 	scripts/with-redis.sh $(PY) -m homing demo $(DEMO_ARGS)
 
+# With Node.js 20+, the JavaScript rows (bench/js/run.mjs: the JS client and BullMQ) run
+# too; npm ci installs the JS client's dependencies and bench/js's own (BullMQ, which the
+# homing package does not depend on) from their committed lock files.
 bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_REDIS_URL)
-	scripts/with-redis.sh $(PY) bench/run.py
+	@js=--no-js; \
+	if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && \
+	  node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then \
+	  npm ci --prefix javascript --no-audit --no-fund || exit 1; \
+	  npm ci --prefix bench/js --no-audit --no-fund || exit 1; \
+	  js=; \
+	else \
+	  echo "bench: Node.js 20+ not found: the JavaScript rows are skipped" >&2; \
+	fi; \
+	echo "scripts/with-redis.sh $(PY) bench/run.py $$js"; \
+	scripts/with-redis.sh $(PY) bench/run.py $$js
 
 # Refreshes the vectors' packaged copy, then runs `homing conformance` (as python -m
 # homing.conformance) against a private Redis 7 and a private 3-master Cluster.

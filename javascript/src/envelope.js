@@ -25,7 +25,9 @@
 // bigint otherwise, float -> number, map -> plain object (numeric keys
 // become strings; a map key that is neither string nor number is refused),
 // ext -1 (timestamp) -> Date, other ext -> ExtData. Unknown envelope fields
-// are ignored so a later version can add some. Nothing here can run code.
+// are ignored so a later version can add some. The version must be the
+// integer 1 (not true, not the float 1.0, as Python checks). Nothing here can
+// run code.
 
 import { isUtf8 } from "node:buffer";
 
@@ -109,9 +111,34 @@ class EnvelopeEncoder extends BaseEncoder {
 
 /** The library's decoder, with Python's integer and UTF-8 rules. */
 class EnvelopeDecoder extends BaseDecoder {
+  /**
+   * Set when the envelope map's "v" was a float: 1.0 decodes to the number 1,
+   * but the version is the integer 1, and Python (which can tell) refuses it.
+   */
+  floatVersion = false;
+
   /** @param {import("@msgpack/msgpack").DecoderOptions} options */
   constructor(options) {
     super(options);
+  }
+
+  readF32() {
+    this.#noteVersionFloat();
+    return super.readF32();
+  }
+
+  readF64() {
+    this.#noteVersionFloat();
+    return super.readF64();
+  }
+
+  // A value read while the only open container is the top-level map, under
+  // the key "v", is the envelope's version.
+  #noteVersionFloat() {
+    if (this.stack.length === 1) {
+      const state = this.stack.top();
+      if (state.type === "map_value" && state.key === "v") this.floatVersion = true;
+    }
   }
 
   readU64AsBigInt() {
@@ -177,6 +204,7 @@ export function encode(payload) {
 export function decode(data) {
   /** @type {any} */
   let env;
+  decoder.floatVersion = false;
   try {
     env = decoder.decode(data);
   } catch (exc) {
@@ -187,7 +215,7 @@ export function decode(data) {
     typeof env === "object" &&
     env !== null &&
     Object.getPrototypeOf(env) === Object.prototype;
-  if (!plain || env.v !== VERSION || !Object.hasOwn(env, "p")) {
+  if (!plain || env.v !== VERSION || decoder.floatVersion || !Object.hasOwn(env, "p")) {
     let shown;
     try {
       shown = JSON.stringify(env, (_, v) => (typeof v === "bigint" ? String(v) : v));

@@ -100,6 +100,19 @@ export class Held {
     this.onDrop();
   }
 
+  /**
+   * Drop a batch, waking the fetcher once.
+   * @param {string[]} eventIds
+   */
+  dropMany(eventIds) {
+    for (const eventId of eventIds) {
+      this.tokens.delete(eventId);
+      this.settling.delete(eventId);
+      this.lost.delete(eventId);
+    }
+    this.onDrop();
+  }
+
   /** @returns {[string, number][]} leases to keep alive: held, with no outcome on its way */
   unsettled() {
     return [...this.tokens].filter(([id]) => !this.settling.has(id));

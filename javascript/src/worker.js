@@ -2,7 +2,9 @@
 // consumers (python/homing/worker.py, with async loops for its threads).
 //
 // - the fetcher leases batches (`prefetch`) whenever slots are free, so a
-//   consumer rarely waits on a round trip;
+//   consumer rarely waits on a round trip; handled events waiting for their
+//   ack count as free, so the next dequeue overlaps the last completeMany
+//   (at most two windows of leases are held);
 // - `concurrency` slots, each with its own consumer instance and state (like
 //   one gen_server per slot), run handleEvent;
 // - the acker sends completions in batches with completeMany;
@@ -53,6 +55,11 @@ export class Worker {
   #todoSignal = new Signal();
   /** @type {[string, number, null][]} */
   #acks = [];
+  /**
+   * Handled events whose completion is queued or in flight: they need no slot
+   * any more, so the next batch is leased while they are acked (as in Python).
+   */
+  #acking = 0;
   #ackSignal = new Signal();
   #handlersDone = false;
   #beatEvery = 1000;
@@ -220,8 +227,12 @@ export class Worker {
   async #fetchLoop() {
     let idle = 1;
     const pause = { ms: 50 };
+    const window = this.concurrency + this.prefetch;
     while (!this.#stop.isSet) {
-      const room = this.concurrency + this.prefetch - this.#held.size;
+      const held = this.#held.size;
+      // Overlap the next dequeue with the acks of the last batch, but never
+      // hold more than two windows of leases at once.
+      const room = Math.min(window - (held - this.#acking), 2 * window - held);
       if (room <= 0) {
         await this.#roomSignal.wait(100);
         continue;
@@ -282,9 +293,11 @@ export class Worker {
       return state;
     }
     if (this.#held.settle(ev.id)) {
-      // The consumer did not complete it itself.
+      // The consumer did not complete it itself. The acker takes the whole
+      // queue when it wakes, so only the first of a batch needs to wake it.
+      if (this.#acks.length === 0) this.#ackSignal.notify();
       this.#acks.push([ev.id, ev.token, null]);
-      this.#ackSignal.notify();
+      this.#acking += 1;
     } else {
       this.#held.drop(ev.id);
     }
@@ -357,8 +370,9 @@ export class Worker {
           break;
         }
       }
-      batch.forEach(([eventId], i) => {
-        this.#held.drop(eventId);
+      this.#acking -= batch.length;
+      this.#held.dropMany(batch.map(([eventId]) => eventId));
+      batch.forEach((_, i) => {
         const err = /** @type {(HomingError | null)[]} */ (errors)[i];
         if (err === null) {
           this.stats.completed += 1;

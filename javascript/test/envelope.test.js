@@ -63,11 +63,16 @@ test("what Python cannot read back the same is refused", () => {
 
 test("anything but a version 1 envelope is CorruptEnvelopeError", () => {
   for (const hex of ["", "c1", "a2fffe", "82a17601", "82a17602a17001", "93010203", "81a17601",
-    "82a17601a170a2fffe", "82a17601a17001c0", "81a9__proto__01"]) {
+    "82a17601a170a2fffe", "82a17601a17001c0", "81a9__proto__01",
+    // The version is the integer 1: not true, not 1.0 as a float64 or float32.
+    "82a176c3a170c0", "82a176cb3ff0000000000000a170c0", "82a170c0a176ca3f800000"]) {
     assert.throws(() => decode(Buffer.from(hex, "hex")), CorruptEnvelopeError, hex);
   }
   // Unknown fields are ignored so a later version can add some.
   assert.equal(decode(Buffer.from("83a17601a17007a178c0", "hex")), 7);
+  // Floats elsewhere are fine, in the payload and in unknown fields.
+  assert.deepEqual(decode(Buffer.from("83a17601a170cb3ff0000000000000a178ca3f800000", "hex")), 1);
+  assert.deepEqual(decode(Buffer.from("82a17601a17081a176cb3ff0000000000000", "hex")), { v: 1 });
 });
 
 // The repository's virtualenv (make venv) has msgpack; a system python3 may.

@@ -1,0 +1,102 @@
+// The neutral client vocabulary of calls.json, mapped onto the JavaScript
+// Client (python/homing/conformance/calls.py, call for call).
+//
+// Each function takes the client, the service and the step's decoded
+// arguments (snake_case, as in the vectors) and returns the neutral form that
+// vectors compare with: plain arrays, objects, numbers and strings, a
+// per-item failure as {"$error": CODE}. The runner goes through the public
+// Client API, not `ops` directly, because that API is what a user trusts.
+
+import * as envelope from "../envelope.js";
+import { HomingError } from "../errors.js";
+import { POLICY_FIELDS } from "../ops-admin.js";
+
+/** @typedef {import("../client.js").Client} Client */
+/** @typedef {Record<string, any>} Args */
+
+/**
+ * A decoded payload, or {"$error": code} when the bytes are not an envelope.
+ * @param {Uint8Array} raw
+ */
+export function payloadOf(raw) {
+  try {
+    return envelope.decode(raw);
+  } catch (exc) {
+    if (exc instanceof HomingError) return { $error: exc.code };
+    throw exc;
+  }
+}
+
+/** @param {unknown} outcome */
+const item = (outcome) => (outcome instanceof HomingError ? { $error: outcome.code } : outcome);
+
+/** @param {Args} a @returns {[string, number][]} */
+const pairs = (a) => a.items.map((/** @type {Args} */ i) => [i.id, i.token]);
+
+/** @param {import("../types.js").Event} e */
+const event = (e) => ({
+  id: e.id,
+  token: e.token,
+  attempt: e.attempt,
+  deadline_ms: e.deadlineMs,
+  payload: payloadOf(e.raw),
+});
+
+/** @param {import("../types.js").Status} st */
+function status(st) {
+  if (st.state === "done") {
+    return { state: "done", result: st.rawResult.length ? payloadOf(st.rawResult) : null };
+  }
+  if (st.state === "dead" || st.state === "pending") {
+    return { state: st.state, detail: st.detail, attempt: st.attempt };
+  }
+  return { state: st.state };
+}
+
+/** @type {Record<string, (c: Client, s: string, a: Args) => Promise<unknown>>} */
+export const CALLS = {
+  enqueue: (c, s, a) => c.enqueue(s, a.payload, { key: a.key, id: a.id }),
+  enqueue_many: (c, s, a) => c.enqueueMany(s, a.payloads, { keys: a.keys, ids: a.ids }),
+  create_timer: (c, s, a) =>
+    c.createTimer(s, a.payload, { delayMs: a.delay_ms, at: a.at_ms, key: a.key, id: a.id }),
+  cancel_timer: (c, s, a) => c.cancelTimer(s, a.id),
+  dequeue: async (c, s, a) => (await c.dequeue(s, a.count ?? 1, { leaseMs: a.lease_ms })).map(event),
+  complete: async (c, s, a) => (await c.complete(s, a.id, a.token, a.result)) ?? null,
+  complete_many: async (c, s, a) =>
+    (await c.completeMany(s, a.items.map((/** @type {Args} */ i) => [i.id, i.token, i.result]))).map(item),
+  extend_lease: (c, s, a) => c.extendLease(s, a.id, a.token, a.lease_ms),
+  extend_many: async (c, s, a) => (await c.extendMany(s, pairs(a), a.lease_ms)).map(item),
+  fail: async (c, s, a) => {
+    const o = await c.fail(s, a.id, a.token, a.reason ?? "", { dead: a.dead ?? false, delayMs: a.delay_ms });
+    return { action: o.action, at_ms: o.atMs };
+  },
+  release: async (c, s, a) => (await c.release(s, pairs(a))).map(item),
+  status: async (c, s, a) => status(await c.status(s, a.id)),
+  // Zero timeout: look once, never wait, so no vector depends on timing.
+  result: (c, s, a) => c.result(s, a.id, { timeoutMs: 0 }),
+  stats: (c, s) => c.stats(s),
+  configure: async (c, s, a) => {
+    // The client answers in camelCase; the vocabulary's names are the script's.
+    const policy = await c.configure(s, a.policy);
+    return Object.fromEntries(
+      Object.entries(policy).map(([k, v]) => [Object.hasOwn(POLICY_FIELDS, k) ? POLICY_FIELDS[k] : k, v]),
+    );
+  },
+  dead_list: async (c, s, a) => {
+    const page = await c.deadList(s, { offset: a.offset ?? 0, count: a.count ?? 100 });
+    const letters = page.letters.map((d) => ({
+      id: d.id, died_ms: d.diedMs, attempt: d.attempt, reason: d.reason, payload: payloadOf(d.raw),
+    }));
+    return { total: page.total, letters };
+  },
+  dead_requeue: (c, s, a) => c.deadRequeue(s, { ids: a.ids, count: a.count ?? 100 }),
+  dead_purge: (c, s, a) => c.deadPurge(s, { ids: a.ids, count: a.count ?? 100 }),
+  promote: async (c, s, a) => {
+    const r = await c.promote(s, a.limit ?? 1000);
+    return { timers: r.timers, retries: r.retries, expired: r.expired, more: r.more, next_due_ms: r.nextDueMs };
+  },
+  distribute: async (c, s, a) => {
+    const r = await c.distribute(s, a.limit ?? 1000);
+    return { retried: r.retried, dead: r.dead, more: r.more };
+  },
+};
