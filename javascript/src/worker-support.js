@@ -65,8 +65,6 @@ export class Held {
   tokens = new Map();
   /** @type {Set<string>} */
   settling = new Set();
-  /** @type {Set<string>} leases the heartbeat found lost, reported once rather than each beat */
-  lost = new Set();
 
   /** @param {() => void} onDrop called whenever an event leaves (room for the fetcher) */
   constructor(onDrop) {
@@ -96,7 +94,6 @@ export class Held {
   drop(eventId) {
     this.tokens.delete(eventId);
     this.settling.delete(eventId);
-    this.lost.delete(eventId);
     this.onDrop();
   }
 
@@ -108,8 +105,7 @@ export class Held {
     for (const eventId of eventIds) {
       this.tokens.delete(eventId);
       this.settling.delete(eventId);
-      this.lost.delete(eventId);
-    }
+      }
     this.onDrop();
   }
 

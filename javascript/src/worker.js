@@ -201,9 +201,8 @@ export class Worker {
 
   /**
    * Run fn; on failure log, back off (50 ms doubling to 2 s) and return null.
-   * Python retries only lost connections; here any error backs off (logged
-   * as an error), so a transient one (BUSY, a cluster's TRYAGAIN) cannot end
-   * a loop.
+   * Any error backs off (logged), as in Python, so a transient one (BUSY, a
+   * cluster's TRYAGAIN) cannot end a loop.
    * @template T
    * @param {string} what
    * @param {() => Promise<T>} fn
@@ -313,8 +312,9 @@ export class Worker {
     const dead = exc instanceof Reject || exc instanceof CorruptEnvelopeError;
     const reason = describe(exc).slice(0, 1000);
     if (!this.#held.settle(ev.id)) {
-      // The consumer already sent complete() before throwing: nothing to fail.
-      this.log.warn(`${this.service}/${ev.id} raised after complete(): ${reason}`);
+      // Its outcome is settled already (the consumer completed it, or the
+      // heartbeat found the lease lost): there is nothing left to fail.
+      this.log.warn(`${this.service}/${ev.id} raised after its outcome was settled: ${reason}`);
       this.#held.drop(ev.id);
       return;
     }
@@ -338,7 +338,9 @@ export class Worker {
         if (err instanceof StaleLeaseError) {
           this.stats.lost += 1;
         } else {
+          // The lease expires and the event is retried.
           this.log.error(`could not fail ${this.service}/${ev.id}: ${describe(err)}`);
+          if (err instanceof HomingError) this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1;
         }
         break;
       }
@@ -398,8 +400,9 @@ export class Worker {
         );
         (out ?? []).forEach((r, j) => {
           const [eventId, token] = chunk[j];
-          if (r instanceof HomingError && this.#held.isOpen(eventId, token) && !this.#held.lost.has(eventId)) {
-            this.#held.lost.add(eventId);
+          // settle() makes this the event's one outcome: counted once, and its
+          // handler's completion is not sent to be refused again (as in Python).
+          if (r instanceof HomingError && this.#held.isOpen(eventId, token) && this.#held.settle(eventId)) {
             this.log.warn(`lease of ${this.service}/${eventId} lost: ${r.message}`);
             this.stats.lost += 1;
           }
