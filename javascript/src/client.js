@@ -25,6 +25,10 @@ export const DEFAULT_URL = "redis://127.0.0.1:6379/0";
 // between the two leaves a registered empty service, never an unregistered
 // one whose timers no scheduler would find.
 const CREATING = new Set(["enqueue", "schedule", "configure"]);
+// The SADD is repeated at most this often per service and client, not once per
+// process: a Redis that lost its data (no persistence, a failover) would
+// otherwise never learn of a long-running producer's service again.
+export const REGISTER_EVERY_MS = 10_000;
 
 /**
  * Throw the first error of a batch's per-item results.
@@ -48,7 +52,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export class Client {
   #keys;
   /** @type {Set<string>} */
-  #registered = new Set();
+  /** @type {Map<string, number>} service -> when its registry SADD was last sent */
+  #registered = new Map();
 
   /**
    * Wrap a connected node-redis client (createClient or createCluster).
@@ -63,6 +68,8 @@ export class Client {
     this.redis = redisClient.withTypeMapping(BUFFER_REPLIES);
     this.prefix = checkPrefix(prefix);
     this.maxPayload = maxPayload;
+    /** How often (ms) a producer repeats the registry SADD of a service. */
+    this.registerEveryMs = REGISTER_EVERY_MS;
     this.#keys = new KeyCache(this.prefix);
   }
 
@@ -99,9 +106,11 @@ export class Client {
     const keys = this.#keys.keys(script, call.service);
     let reply;
     try {
-      if (CREATING.has(call.script) && !this.#registered.has(call.service)) {
+      const now = performance.now();
+      const last = this.#registered.get(call.service) ?? -Infinity;
+      if (CREATING.has(call.script) && now - last >= this.registerEveryMs) {
+        this.#registered.set(call.service, now);
         await this.redis.sAdd(globalKey(this.prefix, "services"), call.service);
-        this.#registered.add(call.service);
       }
       try {
         reply = await this.redis.evalSha(script.sha1, { keys, arguments: call.args });
@@ -372,6 +381,22 @@ export class Client {
    */
   async distribute(service, limit = 1000) {
     return this.run(ops.distribute(service, limit));
+  }
+
+  /**
+   * Add service to the registry the daemons sweep (idempotent). Producers do
+   * it by themselves; workers call it on start and with each heartbeat so the
+   * leases they hold are reclaimable even if the registry was lost.
+   * @param {string} service
+   */
+  async register(service) {
+    checkService(service);
+    try {
+      await this.redis.sAdd(globalKey(this.prefix, "services"), service);
+    } catch (exc) {
+      throw translate(exc);
+    }
+    this.#registered.set(service, performance.now());
   }
 
   /**

@@ -106,6 +106,7 @@ export class Worker {
    * and the heartbeat keeps held leases alive until shutdown.
    */
   async start() {
+    await this.client.register(this.service);
     let lease = this.leaseMs;
     if (lease == null) {
       // The service's policy decides; the heartbeat must beat faster.
@@ -390,6 +391,9 @@ export class Worker {
   async #beatLoop() {
     const pause = { ms: 50 };
     while (!(await this.#beatStop.wait(this.#beatEvery))) {
+      // Keep the service registered, so a scheduler can reclaim these leases
+      // even after the registry was lost.
+      await this.#retrying("register", () => this.client.register(this.service), pause);
       const held = this.#held.unsettled();
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);

@@ -11,12 +11,23 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
+-- text as a finite number, else nil. tonumber alone accepts 'nan' and 'inf',
+-- which pass every range check (NaN compares false) and then make ZADD fail
+-- after a script's first write.
+local function number(text)
+  local x = tonumber(text)
+  if x and x == x and x ~= math.huge and x ~= -math.huge then
+    return x
+  end
+  return nil
+end
+
 -- ARGV[i] as a whole number in [lo, hi]. Without hi the bound is 2^53 - 1,
 -- the largest whole number a Lua double holds exactly: a larger one would
 -- reach Redis as a float and fail after the script's first write.
 local function int_arg(i, name, lo, hi)
   hi = hi or 9007199254740991
-  local v = tonumber(ARGV[i])
+  local v = number(ARGV[i])
   if not v or v ~= math.floor(v) or v < lo or (hi and v > hi) then
     fail(E.INVALID_ARGUMENT, name .. ' must be a whole number in [' .. lo .. ', ' ..
       fmt(hi) .. '], got ' .. tostring(ARGV[i]))

@@ -5,9 +5,9 @@
 local function now_ms()
   local frozen = redis.call('GET', K.clock)
   if frozen then
-    local n = tonumber(frozen)
-    if not n then
-      fail(E.CORRUPT_STATE, 'test clock ' .. K.clock .. ' is not a number')
+    local n = number(frozen)
+    if not n or n ~= math.floor(n) then
+      fail(E.CORRUPT_STATE, 'test clock ' .. K.clock .. ' is not a whole number')
     end
     return n
   end

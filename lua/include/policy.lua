@@ -14,9 +14,9 @@ local function load_policy()
   for i, f in ipairs(POLICY_FIELDS) do
     local x = v[i + 1]
     if x then
-      p[f] = tonumber(x)
+      p[f] = number(x)
       if not p[f] then
-        fail(E.CORRUPT_STATE, 'config field ' .. f .. ' of ' .. K.config .. ' is not a number')
+        fail(E.CORRUPT_STATE, 'config field ' .. f .. ' of ' .. K.config .. ' is not a finite number')
       end
     else
       p[f] = DEFAULTS[f]

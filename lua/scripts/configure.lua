@@ -30,7 +30,7 @@ for i = 1, #ARGV, 2 do
   if not r then
     fail(E.INVALID_ARGUMENT, 'unknown policy field ' .. f)
   end
-  local x = tonumber(v)
+  local x = number(v)
   if v ~= '' and (not x or x < r[1] or x > r[2] or (f ~= 'backoff_jitter' and x ~= math.floor(x))) then
     fail(E.INVALID_ARGUMENT, f .. ' must be in [' .. r[1] .. ', ' .. r[2] .. '], got ' .. v)
   end

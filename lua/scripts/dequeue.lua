@@ -38,11 +38,13 @@ if lease == 0 then
 end
 local deadline = now + lease
 local out = {deadline}
--- INCR below fails on a seq that is not a whole number; refuse before the pop,
--- or the popped ids would be lost with the error.
+-- INCRBY below fails on a seq Redis does not take as an integer (leading
+-- zeros too); refuse before the pop, or the popped ids would be lost with the
+-- error. Tokens must also stay exact as Lua doubles (below 2^53) to fence.
 local seq = redis.call('GET', K.seq)
-if seq and not (string.match(seq, '^%d+$') and #seq <= 18) then
-  fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number')
+if seq and not (string.match(seq, '^0$') or (string.match(seq, '^[1-9]%d*$') and
+    tonumber(seq) <= 9007199254740991 - 1000)) then
+  fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number below 2^53')
 end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped.

@@ -21,8 +21,10 @@ idempotency key ('' for none)
 matched an earlier event (whose id is returned)
 @error INVALID_ARGUMENT a count, size or id is malformed
 @error PAYLOAD_TOO_LARGE an envelope is over max_payload
-@error DUPLICATE_ID an id already exists in the service, twice in the batch, or
-belongs to a completed event whose result is still kept (a result belongs to one event)
+@error DUPLICATE_ID an id already exists in the service with another payload,
+twice in the batch, or belongs to a completed event whose result is still kept
+(a result belongs to one event). The same id with the same envelope, while
+the event is not yet completed, is answered as an idempotent repeat (flag 0).
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
 ]]
@@ -59,6 +61,11 @@ for i = 1, n do
   local first = nil
   if key ~= '' then
     first = key_in_batch[key] or idem_lookup(key, now)
+  end
+  if not first and known_ids[i] and redis.call('HGET', K.data, id) == env then
+    -- The same event sent again (a client retrying after a lost reply): it is
+    -- already here, so answer as for an idempotency key instead of refusing.
+    first = id
   end
   if first then
     push(out, first, 0)

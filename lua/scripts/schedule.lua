@@ -22,7 +22,9 @@ time in ms since the epoch, compared with the Redis clock)
 @return array: id, 1 if created or 0 if the idempotency key matched, due_ms
 @error INVALID_ARGUMENT
 @error PAYLOAD_TOO_LARGE
-@error DUPLICATE_ID the id exists, or belongs to a completed event whose result is still kept
+@error DUPLICATE_ID the id exists with another payload, or belongs to a completed
+event whose result is still kept (the same id and envelope again is answered
+as an idempotent repeat, flag 0)
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
 ]]
@@ -56,6 +58,11 @@ local known = key ~= '' and idem_lookup(key, now)
 if known then
   local score = redis.call('ZSCORE', K.timers, known)
   return {known, 0, score and tonumber(score) or -1}
+end
+if redis.call('HEXISTS', K.meta, id) == 1 and redis.call('HGET', K.data, id) == env then
+  -- The same timer sent again (a client retrying after a lost reply).
+  local score = redis.call('ZSCORE', K.timers, id)
+  return {id, 0, score and tonumber(score) or -1}
 end
 if redis.call('HEXISTS', K.meta, id) == 1 or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')

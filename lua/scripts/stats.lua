@@ -36,7 +36,8 @@ local out = {
 local totals = redis.call('HGETALL', K.counters)
 for i = 1, #totals, 2 do
   out[#out + 1] = 'total.' .. totals[i]
-  out[#out + 1] = tonumber(totals[i + 1])
+  -- Text someone wrote over a counter is shown as it is, not dropped from the reply.
+  out[#out + 1] = tonumber(totals[i + 1]) or totals[i + 1]
 end
 for _, f in ipairs(POLICY_FIELDS) do
   out[#out + 1] = 'policy.' .. f
@@ -44,7 +45,9 @@ for _, f in ipairs(POLICY_FIELDS) do
   out[#out + 1] = tostring(p[f])
 end
 out[#out + 1] = 'schema'
-out[#out + 1] = tonumber(redis.call('HGET', K.config, 'schema') or SCHEMA)
+local schema = redis.call('HGET', K.config, 'schema') or SCHEMA
+out[#out + 1] = tonumber(schema) or schema
 out[#out + 1] = 'test_clock'
-out[#out + 1] = tonumber(redis.call('GET', K.clock) or -1)
+local clock = redis.call('GET', K.clock) or -1
+out[#out + 1] = tonumber(clock) or clock
 return out

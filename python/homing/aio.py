@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
 from . import ops
-from .client import _CREATING, ResultWait, raise_first
-from .connection import CONNECTION_ERRORS, KeyCache, connect_async, translate
+from .client import _CREATING, ResultWait, _register_due, raise_first
+from .connection import REDIS_ERRORS, KeyCache, connect_async, translate
 from .errors import HomingError
-from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, check_prefix, global_key
+from .manifest import (
+    DEFAULT_MAX_PAYLOAD,
+    DEFAULT_PREFIX,
+    SCRIPTS,
+    check_prefix,
+    check_service,
+    global_key,
+)
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
 
@@ -30,7 +38,7 @@ class AsyncClient:
         self.prefix = check_prefix(prefix)
         self.max_payload = max_payload
         self._keys = KeyCache(prefix)
-        self._registered: set[str] = set()
+        self._registered: dict[str, float] = {}
 
     @classmethod
     async def from_url(cls, url: str, *, cluster: bool | None = None,
@@ -53,9 +61,8 @@ class AsyncClient:
         script = SCRIPTS[call.script]
         keys = self._keys.keys(script, call.service)
         try:
-            if call.script in _CREATING and call.service not in self._registered:
-                await self.redis.sadd(global_key(self.prefix, "services"), call.service)
-                self._registered.add(call.service)
+            if call.script in _CREATING and _register_due(self._registered, call.service):
+                await self.register(call.service)
             try:
                 reply = await self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -65,6 +72,14 @@ class AsyncClient:
         except Exception as exc:
             raise translate(exc) from exc
         return call.parse(reply)
+
+    async def register(self, service: str) -> None:
+        check_service(service)
+        try:
+            await self.redis.sadd(global_key(self.prefix, "services"), service)
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+        self._registered[service] = time.monotonic()
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
                       id: str | None = None) -> str:  # noqa: A002
@@ -130,7 +145,7 @@ class AsyncClient:
     async def services(self) -> list[str]:
         try:
             members = await self.redis.smembers(global_key(self.prefix, "services"))
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 

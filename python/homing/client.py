@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from . import ops
-from .connection import CONNECTION_ERRORS, KeyCache, connect, translate
+from .connection import REDIS_ERRORS, KeyCache, connect, translate
 from .errors import (
     EventDeadError,
     HomingError,
@@ -37,6 +37,10 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 # crash between the two leaves a registered empty service, never an
 # unregistered one whose timers no scheduler would find.
 _CREATING = frozenset({"enqueue", "schedule", "configure"})
+# The SADD is repeated at most this often per service and client, not once per
+# process: a Redis that lost its data (no persistence, a failover) would
+# otherwise never learn of a long-running producer's service again.
+REGISTER_EVERY = 10.0
 
 
 def raise_first(errors: Sequence[HomingError | None]) -> None:
@@ -63,7 +67,7 @@ class Client:
         self.prefix = check_prefix(prefix)
         self.max_payload = max_payload
         self._keys = KeyCache(prefix)
-        self._registered: set[str] = set()
+        self._registered: dict[str, float] = {}
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
@@ -89,9 +93,8 @@ class Client:
         script = SCRIPTS[call.script]
         keys = self._keys.keys(script, call.service)
         try:
-            if call.script in _CREATING and call.service not in self._registered:
-                self.redis.sadd(global_key(self.prefix, "services"), call.service)
-                self._registered.add(call.service)
+            if call.script in _CREATING and _register_due(self._registered, call.service):
+                self.register(call.service)
             try:
                 reply = self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -133,7 +136,12 @@ class Client:
                                          at=at, key=key, id=id))
 
     def cancel_timer(self, service: str, timer_id: str) -> bool:
-        """Cancel a pending timer. False if it already fired or never existed."""
+        """Cancel a pending timer. False if it already fired or never existed.
+
+        A timer created with an idempotency key keeps that key answering with
+        the cancelled id until ``idem_ttl_ms`` ends: to reschedule, use a new
+        key (e.g. with a version suffix).
+        """
         return self.run(ops.cancel_timer(service, timer_id))
 
     def status(self, service: str, event_id: str) -> Status:
@@ -197,7 +205,7 @@ class Client:
         """Every service in the registry, sorted."""
         try:
             members = self.redis.smembers(global_key(self.prefix, "services"))
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
@@ -231,6 +239,48 @@ class Client:
         """One distributor step for a service (see homing.daemons)."""
         return self.run(ops.distribute(service, limit))
 
+    def register(self, service: str) -> None:
+        """Add service to the registry the daemons sweep (idempotent).
+
+        Producers do it by themselves; workers call it on start and with each
+        heartbeat so that the leases they hold are reclaimable even if the
+        registry was lost.
+        """
+        check_service(service)
+        try:
+            self.redis.sadd(global_key(self.prefix, "services"), service)
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+        self._registered[service] = time.monotonic()
+
+    def beat(self, name: str) -> None:
+        """Record that daemon ``name`` is alive, by the Redis clock (see ``daemons()``)."""
+        try:
+            sec, usec = self.redis.time()
+            self.redis.hset(global_key(self.prefix, "daemons"), name, sec * 1000 + usec // 1000)
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+
+    def daemons(self, forget_after: float = 3600.0) -> dict[str, float]:
+        """Seconds since each daemon's last beat; beats older than forget_after are dropped.
+
+        Lets ``homing stats`` warn when no scheduler or distributor runs:
+        without them timers, retries and expired leases wait.
+        """
+        key = global_key(self.prefix, "daemons")
+        try:
+            sec, usec = self.redis.time()
+            beats = self.redis.hgetall(key)
+            now = sec * 1000 + usec // 1000
+            ages = {(k.decode() if isinstance(k, bytes) else k): (now - int(v)) / 1000
+                    for k, v in beats.items()}
+            stale = [k for k, age in ages.items() if age > forget_after]
+            if stale:
+                self.redis.hdel(key, *stale)
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+        return {k: age for k, age in ages.items() if age <= forget_after}
+
     def hint_expired(self, service: str) -> None:
         """Tell the distributors that service has expired leases waiting (a hint only)."""
         check_service(service)
@@ -238,16 +288,25 @@ class Client:
         # only, so a raw redis error here would end a scheduler thread on a restart.
         try:
             self.redis.sadd(global_key(self.prefix, "hints"), service)
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
 
     def take_hints(self, count: int = 100) -> list[str]:
         """Pop services hinted by schedulers."""
         try:
             got = self.redis.spop(global_key(self.prefix, "hints"), count) or []
-        except CONNECTION_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
+
+
+def _register_due(registered: dict[str, float], service: str) -> bool:
+    """Whether the registry SADD for service is due again.
+
+    The caller records the time only once the SADD succeeded: a failed one
+    must be retried before the next script call, never skipped.
+    """
+    return time.monotonic() - registered.get(service, float("-inf")) >= REGISTER_EVERY
 
 
 class ResultWait:

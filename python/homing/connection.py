@@ -13,15 +13,21 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from .errors import ConnectionLostError, HomingError, ScriptError, error_for
 from .manifest import Script, service_key
 
 _HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Everything a redis-py call can raise: translated, so that callers (the
+# daemons and the worker) only ever see HomingError.
+REDIS_ERRORS = (RedisError, OSError)
 
 
 def translate(exc: Exception) -> HomingError:
@@ -65,8 +71,14 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     """A redis-py client for url: standalone, or RedisCluster when the server is a cluster node.
 
     ``cluster=None`` asks the server. Responses stay bytes: payloads are binary.
+    redis-py's own retries are turned off (``retry`` may still be passed): a
+    command whose reply was lost may have run, and running ``dequeue`` again
+    would lease events nobody holds. The worker and daemons retry themselves,
+    after a lost connection, with calls that are safe to repeat. (MOVED and
+    ASK redirections on Cluster are still followed.)
     """
     kwargs.setdefault("decode_responses", False)
+    kwargs.setdefault("retry", Retry(NoBackoff(), 0))
     if cluster is None:
         probe = redis.Redis.from_url(url, **kwargs)
         try:
@@ -83,6 +95,7 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
 async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     """The asyncio counterpart of connect()."""
     kwargs.setdefault("decode_responses", False)
+    kwargs.setdefault("retry", AsyncRetry(NoBackoff(), 0))
     if cluster is None:
         probe = redis.asyncio.Redis.from_url(url, **kwargs)
         try:

@@ -19,6 +19,8 @@ exactly once. When none runs, events wait in Redis; nothing is lost.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -70,12 +72,17 @@ class _Daemon:
     def run(self, stop: threading.Event) -> None:
         """Step until stop is set; sleep ``interval`` when there was nothing to do."""
         pause = 0.05
+        beat_at = float("-inf")
+        me = f"{self.name}:{socket.gethostname()}:{os.getpid()}"
         log.info("%s started", self.name)
         while not stop.is_set():
             try:
+                if time.monotonic() - beat_at >= 1.0:  # seen by `homing stats`
+                    self.client.beat(me)
+                    beat_at = time.monotonic()
                 busy = self.step()
                 pause = 0.05
-            except ConnectionLostError as exc:
+            except HomingError as exc:  # a lost connection, OOM, READONLY after a failover...
                 log.warning("%s: %s; retrying in %.2f s", self.name, exc, pause)
                 stop.wait(pause)
                 pause = min(pause * 2, 2.0)

@@ -17,8 +17,9 @@ from helpers import T0, key
 
 import homing
 
-# Sync-only on purpose: the daemons that use them are thread loops, not coroutines.
-SYNC_ONLY = {"hint_expired", "take_hints"}
+# Sync-only on purpose: the daemons that use them (and `homing stats`, which reads
+# the beats) are thread loops and commands, not coroutines.
+SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons"}
 
 
 def run(redis_url: str, prefix: str, body: Callable[[homing.AsyncClient], Awaitable[Any]]) -> Any:
