@@ -161,6 +161,8 @@ export class Client {
   readonly redis: any;
   readonly prefix: string;
   readonly maxPayload: number;
+  /** How often (ms) a producer repeats the registry SADD of a service (default 10000). */
+  registerEveryMs: number;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
   /** Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT. */
@@ -211,6 +213,8 @@ export class Client {
   deadPurge(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
   promote(service: string, limit?: number): Promise<PromoteResult>;
   distribute(service: string, limit?: number): Promise<DistributeResult>;
+  /** Add service to the registry the daemons sweep (idempotent; workers call it with each heartbeat). */
+  register(service: string): Promise<void>;
   hintExpired(service: string): Promise<void>;
   takeHints(count?: number): Promise<string[]>;
 }
