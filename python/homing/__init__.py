@@ -5,18 +5,23 @@
     event_id = client.enqueue("weather", {"city": "Oslo", "temp_c": -3})
 
 Consumers subclass ``Consumer`` and run under ``homing worker``. See the
-repository's README and docs/ for the guarantees and the protocol.
+repository's README and docs/ (docs/python.md is the API reference) for the
+guarantees and the protocol.
 """
 
+from . import errors as _errors
 from .aio import AsyncClient
 from .client import Client
 from .consumer import Consumer, Reject
+from .daemons import Distributor, Scheduler, run_daemons
 from .errors import *  # noqa: F403 - the generated exception classes are public API
-from .errors import HomingError
 from .manifest import SCHEMA
 from .types import DeadLetter, DeadPage, Event, FailOutcome, Status
-from .worker import Worker
+from .worker import Worker, WorkerStats
 
-__all__ = ["SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Event",
-           "FailOutcome", "HomingError", "Reject", "Status", "Worker"]
+__all__ = [
+    "SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Distributor",
+    "Event", "FailOutcome", "Reject", "Scheduler", "Status", "Worker", "WorkerStats",
+    "run_daemons", *_errors.__all__,
+]
 __version__ = "0.1.0"

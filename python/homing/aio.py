@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from . import ops
-from .client import _CREATING, ResultWait, _register_due, raise_first
+from .client import _CREATING, DEFAULT_URL, ResultWait, _register_due, raise_first
 from .connection import REDIS_ERRORS, KeyCache, connect_async, translate
 from .errors import HomingError
 from .manifest import (
@@ -41,7 +41,7 @@ class AsyncClient:
         self._registered: dict[str, float] = {}
 
     @classmethod
-    async def from_url(cls, url: str, *, cluster: bool | None = None,
+    async def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
                        prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
                        **redis_kwargs: Any) -> AsyncClient:
         return cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,

@@ -20,7 +20,13 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .errors import ConnectionLostError, HomingError, ScriptError, error_for
+from .errors import (
+    ConnectionLostError,
+    HomingError,
+    InvalidArgumentError,
+    ScriptError,
+    error_for,
+)
 from .manifest import Script, service_key
 
 _HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
@@ -67,6 +73,13 @@ def is_cluster_url(client: redis.Redis) -> bool:
         return False
 
 
+def _binary(kwargs: dict[str, Any]) -> None:
+    """Replies must stay bytes: envelopes are binary, and a reply that failed to
+    decode after a dequeue would leave its events leased by nobody."""
+    if kwargs.setdefault("decode_responses", False):
+        raise InvalidArgumentError("homing needs decode_responses=False (payloads are binary)")
+
+
 def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     """A redis-py client for url: standalone, or RedisCluster when the server is a cluster node.
 
@@ -77,7 +90,7 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     after a lost connection, with calls that are safe to repeat. (MOVED and
     ASK redirections on Cluster are still followed.)
     """
-    kwargs.setdefault("decode_responses", False)
+    _binary(kwargs)
     kwargs.setdefault("retry", Retry(NoBackoff(), 0))
     if cluster is None:
         probe = redis.Redis.from_url(url, **kwargs)
@@ -94,7 +107,7 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
 
 async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     """The asyncio counterpart of connect()."""
-    kwargs.setdefault("decode_responses", False)
+    _binary(kwargs)
     kwargs.setdefault("retry", AsyncRetry(NoBackoff(), 0))
     if cluster is None:
         probe = redis.asyncio.Redis.from_url(url, **kwargs)

@@ -140,7 +140,11 @@ class Distributor(_Daemon):
 
 def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
                 distributor: bool = True, interval: float = 0.05) -> None:
-    """Run a scheduler and/or a distributor in threads until stop is set."""
+    """Run a scheduler and/or a distributor in threads until stop is set.
+
+    The daemons survive every HomingError by themselves; if one still dies
+    (a bug), this sets stop and raises instead of waiting on a dead thread.
+    """
     threads = []
     for enabled, cls in ((scheduler, Scheduler), (distributor, Distributor)):
         if enabled:
@@ -148,5 +152,10 @@ def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True
             t = threading.Thread(target=d.run, args=(stop,), name=f"homing-{d.name}", daemon=True)
             t.start()
             threads.append(t)
+    while not stop.wait(0.5):
+        dead = [t.name for t in threads if not t.is_alive()]
+        if dead:
+            stop.set()
+            raise RuntimeError(f"{', '.join(dead)} stopped unexpectedly (see the log)")
     for t in threads:
         t.join()

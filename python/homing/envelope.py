@@ -19,8 +19,30 @@ VERSION = 1
 _packer_opts = {"use_bin_type": True, "datetime": False}
 
 
+def _check_keys(value: Any) -> None:
+    """Refuse what msgpack would encode but no client could read back.
+
+    msgpack packs a tuple key as an array, which no decoder can use as a key
+    (and JavaScript objects take only text and numbers), and it packs ExtType
+    values the protocol does not define. Refused here, before anything is
+    written, rather than dead-lettered later as a corrupt envelope.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise PayloadNotEncodableError(
+                    f"map key {key!r} of type {type(key).__name__}: map keys must be str or int")
+            _check_keys(item)
+    elif isinstance(value, msgpack.ExtType):  # before tuple: ExtType is a namedtuple
+        raise PayloadNotEncodableError("msgpack extension types are not part of the protocol")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(item)
+
+
 def encode(payload: Any) -> bytes:
     """Encode a payload; raise PayloadNotEncodableError for what msgpack cannot carry."""
+    _check_keys(payload)
     try:
         return msgpack.packb({"v": VERSION, "p": payload}, **_packer_opts)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -6,6 +6,25 @@ or a class for one code. Errors a script reports carry the script's message.
 
 from __future__ import annotations
 
+__all__ = [
+    "HomingError",
+    "InvalidNameError",
+    "InvalidArgumentError",
+    "PayloadTooLargeError",
+    "PayloadNotEncodableError",
+    "CorruptEnvelopeError",
+    "CorruptStateError",
+    "WrongTypeError",
+    "SchemaMismatchError",
+    "DuplicateIdError",
+    "UnknownEventError",
+    "StaleLeaseError",
+    "EventDeadError",
+    "ResultTimeoutError",
+    "ConnectionLostError",
+    "ScriptError",
+]
+
 
 class HomingError(Exception):
     """Base of every error homing raises."""

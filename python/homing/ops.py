@@ -9,6 +9,7 @@ and reply parsing.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +152,11 @@ def dequeue(service: str, count: int, lease_ms: int | None) -> Call:
     return Call("dequeue", service, [count, _ms(lease_ms or 0, "lease_ms")], parse)
 
 
+def _doc(err: Any) -> str:
+    """An error class's description on one line (docstrings are wrapped)."""
+    return " ".join((err.__doc__ or "").split())
+
+
 def _codes(r: list[Any]) -> list[HomingError | None]:
     if all(c == b"OK" for c in r):  # the usual case, on the hot path
         return [None] * len(r)
@@ -175,7 +181,7 @@ def _with_ids(errors: list[HomingError | None], items: Sequence[Any]) -> list[Ho
     out: list[HomingError | None] = []
     for err, item in zip(errors, items, strict=True):
         if err is not None:
-            err = type(err)(f"{err.code}: event {item[0]} (token {item[1]}): {err.__doc__}")
+            err = type(err)(f"{err.code}: event {item[0]} (token {item[1]}): {_doc(err)}")
         out.append(err)
     return out
 
@@ -194,7 +200,7 @@ def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | 
                 out.append(v)
             else:
                 cls = type(error_for(_s(v), ""))
-                out.append(cls(f"{_s(v)}: event {item[0]} (token {item[1]}): {cls.__doc__}"))
+                out.append(cls(f"{_s(v)}: event {item[0]} (token {item[1]}): {_doc(cls)}"))
         return out
 
     return Call("extend", service, args, parse)
@@ -259,7 +265,13 @@ def configure(service: str, policy: dict[str, float | None]) -> Call:
             raise InvalidArgumentError(
                 f"unknown policy field {name!r}; known: {', '.join(POLICY_DEFAULTS)}"
             )
-        args += [name, "" if value is None else repr(value) if isinstance(value, float) else value]
+        if value is None:
+            args += [name, ""]
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
+        args += [name, repr(value) if isinstance(value, float) else value]
 
     def parse(r: list[Any]) -> dict[str, float]:
         vals = {_s(r[i]): float(_s(r[i + 1])) for i in range(0, len(r), 2)}
