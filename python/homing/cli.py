@@ -18,29 +18,29 @@ from typing import Any
 
 import click
 
+from . import clistats
+from .clidead import dead
 from .client import DEFAULT_URL
 from .cliutil import (
+    BATCH,
     HomingGroup,
+    Interrupted,
     Settings,
-    clip,
     json_text,
     load_consumer,
     on_signals,
-    payload_value,
+    read_payload,
     setup_logging,
     store,
+    string_option,
     table,
 )
 from .daemons import Distributor, Scheduler
-from .errors import HomingError
 from .manifest import DEFAULT_PREFIX, POLICY_DEFAULTS
 from .worker import Worker
 
 log = logging.getLogger("homing.cli")
-BATCH = 1000  # the largest batch a script accepts; bigger jobs loop
-QUEUES = ("ready", "in_flight", "timers", "retrying", "expired", "dead")
-TOTALS = ("enqueued", "timers", "cancelled", "delivered", "completed", "released", "failed",
-          "expired", "retried", "dead", "requeued", "purged", "orphaned")
+INTERRUPTED = 130  # exit status of a worker stopped by a second signal (128 + SIGINT)
 
 
 @click.group(cls=HomingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,12 +68,18 @@ def main(ctx: click.Context, log_level: str) -> None:
 @click.option("--key", help="Idempotency key: a repeat within idem_ttl_ms returns the first id.")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Enqueue N copies.")
+@string_option
 @click.pass_obj
-def enqueue(s: Settings, service: str, payload: str, key: str | None, count: int) -> None:
-    """Enqueue PAYLOAD (JSON, or else a plain string) to SERVICE; prints the event id(s)."""
+def enqueue(s: Settings, service: str, payload: str, key: str | None, count: int,
+            as_string: bool) -> None:
+    """Enqueue PAYLOAD to SERVICE; prints the event id(s).
+
+    PAYLOAD is JSON ('{"city": "Oslo"}', 42, '"text"'); a word that does not look like
+    JSON (hello) is sent as a plain string. '-' reads it from stdin, '@FILE' from a file.
+    """
     if key is not None and count > 1:
         raise click.UsageError("--key names one event; it cannot be combined with --count")
-    value, client = payload_value(payload), s.client()
+    value, client = read_payload(payload, as_string), s.client()
     if count == 1:
         click.echo(client.enqueue(service, value, key=key))
         return
@@ -97,15 +103,19 @@ def _parse_at(text: str) -> dt.datetime:
 @click.option("--at", "at_text", metavar="ISO8601",
               help="Fire at this time, e.g. 2030-01-01T09:00:00Z (no zone: local time).")
 @click.option("--key", help="Idempotency key.")
+@string_option
 @click.pass_obj
 def timer(s: Settings, service: str, payload: str, delay_ms: int | None, at_text: str | None,
-          key: str | None) -> None:
-    """Create a timer: PAYLOAD becomes ready on SERVICE later; prints the timer id."""
+          key: str | None, as_string: bool) -> None:
+    """Create a timer: PAYLOAD becomes ready on SERVICE later; prints the timer id.
+
+    PAYLOAD is read as for enqueue: JSON, '-' for stdin, '@FILE' for a file.
+    """
     if (delay_ms is None) == (at_text is None):
         raise click.UsageError("give exactly one of --delay-ms or --at")
     at = _parse_at(at_text) if at_text is not None else None
-    click.echo(s.client().create_timer(service, payload_value(payload), delay_ms=delay_ms, at=at,
-                                       key=key))
+    value = read_payload(payload, as_string)
+    click.echo(s.client().create_timer(service, value, delay_ms=delay_ms, at=at, key=key))
 
 
 @main.command("cancel-timer")
@@ -139,24 +149,24 @@ def result(s: Settings, service: str, event_id: str, timeout: float | None) -> N
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
-    """Queue lengths and running totals per service (all registered services by default)."""
+    """Queue lengths and running totals per service (all registered services by default).
+
+    Warnings go to stderr: a service that is not registered, a test clock, no daemon.
+    """
     client = s.client()
     data = {name: client.stats(name) for name in (services or client.services())}
     if as_json:
-        click.echo(json_text(data, indent=2))
-        return
-    if not data:
+        click.echo(json_text(clistats.for_json(data), indent=2))
+    elif not data:
         click.echo(f"no services registered under prefix {s.prefix!r}")
-        return
-    click.echo(table(["service", *(q.replace("_", " ") for q in QUEUES)],
-                      [[name, *(st[q] for q in QUEUES)] for name, st in data.items()]))
-    found = {k[6:] for st in data.values() for k in st if k.startswith("total.")}
-    totals = [t for t in TOTALS if t in found] + sorted(found - set(TOTALS))
-    if totals:
-        click.echo("\ntotals since the service was created")
-        click.echo(table(["service", *totals],
-                          [[name, *(st.get(f"total.{t}", 0) for t in totals)]
-                           for name, st in data.items()]))
+    else:
+        queues = clistats.QUEUES
+        click.echo(table(["service", *(q.replace("_", " ") for q in queues)],
+                         [[name, *(st[q] for q in queues)] for name, st in data.items()]))
+        for title, text in clistats.totals_tables(data):
+            click.echo(f"\n{title}\n{text}")
+    for line in clistats.warnings(client, s.prefix, services, data):
+        click.echo(line, err=True)
 
 
 def _policy_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,92 +196,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
         click.echo(f"{name:<16} {value}")
 
 
-@main.group()
-def dead() -> None:
-    """List, requeue or purge a service's dead letters."""
-
-
-def _preview(letter: Any) -> str:
-    if not letter.raw:
-        return "<payload missing>"
-    try:
-        return clip(json_text(letter.payload), 40)
-    except HomingError:
-        return f"<corrupt: {len(letter.raw)} bytes>"
-
-
-@dead.command("list")
-@click.argument("service")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--count", type=click.IntRange(1, BATCH), default=20, show_default=True)
-@click.pass_obj
-def dead_list(s: Settings, service: str, offset: int, count: int) -> None:
-    """Show a page of SERVICE's dead letters, oldest first."""
-    page = s.client().dead_list(service, offset, count)
-    rows = [[d.id, dt.datetime.fromtimestamp(d.died_ms / 1000, dt.timezone.utc)
-             .strftime("%Y-%m-%d %H:%M:%SZ"), d.attempt, clip(d.reason, 40), _preview(d)]
-            for d in page.letters]
-    if rows:
-        click.echo(table(["id", "died at", "attempt", "reason", "payload"], rows))
-    click.echo(f"{len(rows)} shown (from {offset}) of {page.total} dead letters")
-
-
-def _bulk(s: Settings, service: str, ids: Sequence[str], total: int, verb: str,
-          action: Callable[..., tuple[int, int]]) -> None:
-    """Run a bounded dead-letter script over ``ids``, or over the ``total`` oldest letters.
-
-    ``--all`` stops after the number present when it began: letters that die meanwhile
-    (perhaps the very events just requeued) are left for the next run, so it always ends.
-    """
-    done, remaining = 0, total
-    if ids:
-        for start in range(0, len(ids), BATCH):
-            n, remaining = action(service, list(ids[start:start + BATCH]))
-            done += n
-    else:
-        with click.progressbar(length=total, label=f"{verb} {service}", file=sys.stderr) as bar:
-            while done < total:
-                n, remaining = action(service, count=min(BATCH, total - done))
-                if n == 0:
-                    break
-                done += n
-                bar.update(n)
-    click.echo(f"{verb} {done} dead letters of {service}; {remaining} remain")
-
-
-def _selection(ids: tuple[str, ...], all_: bool) -> None:
-    if bool(ids) == all_:
-        raise click.UsageError("name the dead letters' IDS, or give --all (not both)")
-
-
-@dead.command("requeue")
-@click.argument("service")
-@click.argument("ids", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Requeue every dead letter.")
-@click.pass_obj
-def dead_requeue(s: Settings, service: str, ids: tuple[str, ...], all_: bool) -> None:
-    """Move dead letters back to SERVICE's ready queue, attempts reset."""
-    _selection(ids, all_)
-    client = s.client()
-    total = client.dead_list(service, 0, 1).total if all_ else 0
-    _bulk(s, service, ids, total, "requeued", client.dead_requeue)
-
-
-@dead.command("purge")
-@click.argument("service")
-@click.argument("ids", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="Purge every dead letter.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.pass_obj
-def dead_purge(s: Settings, service: str, ids: tuple[str, ...], all_: bool, yes: bool) -> None:
-    """Delete dead letters of SERVICE for good (asks first unless --yes)."""
-    _selection(ids, all_)
-    client = s.client()
-    total = client.dead_list(service, 0, 1).total if all_ else 0
-    if not yes:
-        click.confirm(f"Delete {total if all_ else len(ids)} dead letters of {service} for good?",
-                      abort=True)
-    _bulk(s, service, ids, total, "purged", client.dead_purge)
+main.add_command(dead)
 
 
 # -- running -------------------------------------------------------------------------
@@ -290,16 +215,29 @@ def dead_purge(s: Settings, service: str, ids: tuple[str, ...], all_: bool, yes:
 @click.pass_obj
 def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: int,
            lease_ms: int | None, grace: float) -> None:
-    """Run a consumer class against SERVICE until SIGTERM/SIGINT, then stop gracefully."""
+    """Run a consumer class against SERVICE until SIGTERM/SIGINT, then stop gracefully.
+
+    A second signal stops at once: the events still held are released (redelivered
+    next), the summary is printed and the exit status is 130.
+    """
     factory = load_consumer(target)
     w = Worker(s.client(), service, factory, concurrency=concurrency, prefetch=prefetch,
                lease_ms=lease_ms, grace=grace)
     log.info("worker %s on %s (pid %d, concurrency %d)", target, service, os.getpid(), concurrency)
-    with on_signals(w.stop):
-        st = w.run()
+    how = "stopped"
+    try:
+        with on_signals(w.stop, interrupt_again=True):
+            w.run()
+    except Interrupted as exc:  # a third signal now exits at once, without releasing
+        log.warning("%s again: releasing the events still held and exiting", exc)
+        how = "interrupted"
+        w.release_held()
+    st = w.stats
     errors = "".join(f" {code}={n}" for code, n in sorted(st.errors.items()))
-    click.echo(f"worker {service} stopped: received={st.received} completed={st.completed} "
+    click.echo(f"worker {service} {how}: received={st.received} completed={st.completed} "
                f"failed={st.failed} released={st.released} lost={st.lost}{errors}")
+    if how == "interrupted":
+        sys.exit(INTERRUPTED)
 
 
 def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
@@ -365,9 +303,14 @@ def daemon(s: Settings, interval: float) -> None:
 @click.pass_obj
 def demo(s: Settings, duration: float | None, host: str, port: int, rate: float,
          kill_every: int) -> None:
-    """The weather-station demo: a producer, a web site, a consumer process killed mid-event."""
-    from .demo.run import run_demo  # only the demo needs http.server and subprocess
+    """The weather-station demo: a producer, a web site, a consumer process killed mid-event.
 
+    It runs under its own prefix, homing-demo, unless --prefix or HOMING_PREFIX names one.
+    """
+    from .demo.run import DEMO_PREFIX, run_demo  # only the demo needs http.server etc.
+
+    if "prefix" not in s.explicit:  # keep the demo's keys apart from real services
+        s.prefix = DEMO_PREFIX
     sys.exit(run_demo(s.client(), s.url, s.prefix, duration=duration, host=host, port=port,
                       rate=rate, kill_every=kill_every))
 

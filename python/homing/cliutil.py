@@ -27,6 +27,7 @@ from .errors import ConnectionLostError, HomingError
 from .manifest import DEFAULT_PREFIX
 
 log = logging.getLogger("homing.cli")
+BATCH = 1000  # the largest batch a script accepts; bigger jobs loop
 
 
 class Settings:
@@ -36,6 +37,7 @@ class Settings:
     def __init__(self) -> None:
         self.url = DEFAULT_URL
         self.prefix = DEFAULT_PREFIX
+        self.explicit: set[str] = set()  # settings given on the command line or environment
         self._client: Client | None = None
 
     def client(self) -> Client:
@@ -65,7 +67,11 @@ def safe_url(url: str) -> str:
 def store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value is not None:
-            setattr(ctx.ensure_object(Settings), attr, value)
+            settings = ctx.ensure_object(Settings)
+            setattr(settings, attr, value)
+            if param.name and ctx.get_parameter_source(param.name) in (
+                    ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+                settings.explicit.add(attr)
     return callback
 
 
@@ -134,12 +140,64 @@ def setup_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-def payload_value(text: str) -> Any:
-    """PAYLOAD as JSON when it parses, else the text itself (``homing enqueue s hello``)."""
+JSON_START = ("{", "[", '"')
+
+
+def read_payload(text: str, as_string: bool = False) -> Any:
+    """PAYLOAD as given: ``-`` reads stdin and ``@path`` a file (UTF-8).
+
+    With ``as_string`` the text is sent as it is (less one trailing newline when read
+    from stdin or a file). Otherwise it must be JSON, except that an argument that does
+    not look like JSON (``hello world``) is sent as a plain string; one that does (it
+    starts with ``{``, ``[`` or ``"``) but does not parse is an error, as is stdin or a
+    file that does not parse: a typo must not turn an object into a string.
+    """
+    source = None  # where the text came from, for messages; None: the argument itself
+    if text == "-" or text.startswith("@"):
+        source = "stdin" if text == "-" else f"file {text[1:]!r}"
+        try:
+            if text == "-":
+                binary = getattr(sys.stdin, "buffer", None)
+                data = binary.read() if binary else sys.stdin.read().encode("utf-8")
+            else:
+                with open(text[1:], "rb") as f:
+                    data = f.read()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {source}: {exc}", param_hint="PAYLOAD") from exc
+    if as_string:
+        if source is not None and text.endswith("\n"):
+            text = text[:-2] if text.endswith("\r\n") else text[:-1]
+        return text
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    except json.JSONDecodeError as exc:
+        if source is None and not text.lstrip().startswith(JSON_START):
+            return text
+        raise click.BadParameter(_json_problem(text, exc, source), param_hint="PAYLOAD") from exc
+
+
+def _json_problem(text: str, exc: json.JSONDecodeError, source: str | None) -> str:
+    """The JSON error with the line it is on and a caret under the spot."""
+    what = "the argument looks like JSON but" if source is None else source
+    if not text.strip():
+        return f"{what} is empty (add --string to send an empty string)"
+    lines = text.splitlines()
+    if exc.lineno > len(lines):  # past the last line: the text ends too early
+        lineno, colno = len(lines), len(lines[-1]) + 1
+    else:
+        lineno, colno = exc.lineno, exc.colno
+    line = lines[lineno - 1].replace("\t", " ")
+    start = max(0, colno - 1 - 40)
+    where = f"line {lineno} column {colno}" if len(lines) > 1 else f"column {colno}"
+    return (f"{what} is not valid JSON: {exc.msg} ({where}):\n"
+            f"    {line[start:start + 72]}\n    {' ' * (colno - 1 - start)}^\n"
+            "To send the text as a plain string instead, add --string.")
+
+
+string_option = click.option(
+    "--string", "as_string", is_flag=True,
+    help="Send PAYLOAD as a plain string, not as JSON.")
 
 
 def json_text(value: Any, **kw: Any) -> str:
@@ -166,17 +224,42 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """A second SIGINT/SIGTERM under ``on_signals(..., interrupt_again=True)``.
+
+    A BaseException, so that no ``except Exception`` on the way swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @contextlib.contextmanager
-def on_signals(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` on SIGTERM/SIGINT; a second signal gets the default behaviour."""
-    def handler(signum: int, frame: Any) -> None:
-        log.info("%s: stopping (again to exit at once)", signal.Signals(signum).name)
+def on_signals(callback: Callable[[], None], *, interrupt_again: bool = False) -> Iterator[None]:
+    """Call ``callback`` on SIGTERM/SIGINT.
+
+    A second signal gets the default behaviour (exit at once), or with
+    ``interrupt_again`` raises ``Interrupted`` in the main thread, for the caller to
+    clean up quickly; a third one then gets the default behaviour.
+    """
+    def defaults() -> None:
         for sig in saved:
             signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else
                           signal.default_int_handler)
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            defaults()
+            raise Interrupted(signum)
+        log.info("%s: stopping (a second signal stops at once)", signal.Signals(signum).name)
+        if not interrupt_again:
+            defaults()
         callback()
 
     saved: dict[int, Any] = {}
+    received: list[int] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             saved[sig] = signal.signal(sig, handler)

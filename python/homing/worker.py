@@ -182,6 +182,7 @@ class Worker:
         itself must end with ``shutdown()``: ``stop()`` alone only stops
         fetching, and the heartbeat keeps held leases alive until shutdown.
         """
+        self.client.register(self.service)
         lease = self.lease_ms
         if lease is None:  # the service's policy decides; the heartbeat must beat faster
             lease = int(self.client.stats(self.service)["policy.lease_ms"])
@@ -209,6 +210,29 @@ class Worker:
     def stop(self) -> None:
         """Ask the worker to shut down gracefully (safe from a signal handler)."""
         self._stop.set()
+
+    def release_held(self, timeout: float = 5.0) -> None:
+        """Give up on the running handlers now: release every event not settled yet.
+
+        For an impatient stop (``homing worker`` on a second signal, just before the
+        process exits; not from a signal handler): fetching stops, events not started
+        and events whose handler is still running go back to the front of the ready
+        queue at once instead of waiting for their leases to expire, and completions
+        already queued are sent (for at most ``timeout`` s). A handler that finishes
+        later finds its lease gone: nothing it reports is acknowledged.
+        """
+        self._stop.set()
+        for t in self._threads:
+            if t.name.endswith("-fetch"):
+                t.join(timeout)
+        self._release_unstarted()
+        self._release(self._held.unsettled())
+        with self._ack_cv:
+            self._handlers_done.set()
+            self._ack_cv.notify_all()
+        for t in self._threads:
+            if t.name.endswith("-ack"):
+                t.join(timeout)
 
     def run(self) -> WorkerStats:
         """Start, block until ``stop()``, shut down gracefully; returns the counts."""
@@ -399,6 +423,9 @@ class Worker:
         # Beat until the handlers are done, not until stop(): a handler finishing
         # within the shutdown grace must keep its lease, or it would be redelivered.
         while not self._handlers_done.wait(self._beat_every):
+            # Keep the service registered, so the scheduler can reclaim these
+            # leases even after the registry was lost.
+            self._retrying("register", lambda: self.client.register(self.service), pause)
             held = self._held.unsettled()
             for i in range(0, len(held), 1000):
                 chunk = held[i:i + 1000]

@@ -39,20 +39,6 @@ def client(redis_url: str, prefix: str):
         yield c
 
 
-def make_dead(client: Client, service: str, n: int, reason: str = "boom") -> list[str]:
-    """n dead letters, oldest first (each event leased once and failed with dead=True)."""
-    ids: list[str] = []
-    for start in range(0, n, 1000):
-        ids += client.enqueue_many(service, [{"n": i} for i in range(start, min(n, start + 1000))])
-    done = 0
-    while done < n:
-        events = client.dequeue(service, min(1000, n - done))
-        for ev in events:
-            client.fail(service, ev.id, ev.token, reason, dead=True)
-        done += len(events)
-    return ids
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,6 +57,49 @@ def test_enqueue_parses_json_and_falls_back_to_text(cli, client: Client) -> None
     events = client.dequeue("weather", 10)
     assert [e.id for e in events] == ids
     assert [e.payload for e in events] == [{"city": "Oslo", "temp_c": -3}, "hello world", 42]
+
+
+def test_enqueue_refuses_json_that_does_not_parse(cli, client: Client) -> None:
+    for text in ['{"city": Oslo}', '  [1, 2', '"unterminated']:
+        r = cli("enqueue", "weather", text)
+        assert r.exit_code == 2, (text, r.output)
+        assert "is not valid JSON" in r.stderr and "add --string" in r.stderr
+    r = cli("enqueue", "weather", '{"city": Oslo}')
+    assert "Expecting value (column 10):\n    {\"city\": Oslo}\n             ^" in r.stderr
+    assert client.stats("weather")["ready"] == 0  # nothing was sent
+    r = cli("timer", "weather", "[1,", "--delay-ms", "10")
+    assert r.exit_code == 2 and "is not valid JSON" in r.stderr
+    r = cli("enqueue", "weather", '{"city": Oslo}', "--string")
+    assert r.exit_code == 0, r.output
+    r = cli("timer", "weather", "42", "--delay-ms", "0", "--string")
+    assert r.exit_code == 0, r.output
+    client.promote("weather")
+    assert [e.payload for e in client.dequeue("weather", 10)] == ['{"city": Oslo}', "42"]
+
+
+def test_payload_from_stdin_and_files(cli, client: Client, tmp_path: Path) -> None:
+    big = {"readings": list(range(40000))}  # over 128 KiB: too long for one argument
+    (tmp_path / "big.json").write_text(json.dumps(big))
+    (tmp_path / "note.txt").write_text("[draft] dear Oslo\n")
+    assert cli("enqueue", "in", "@" + str(tmp_path / "big.json")).exit_code == 0
+    assert cli("enqueue", "in", "-", input='{"from": "stdin"}\n').exit_code == 0
+    assert cli("enqueue", "in", "@" + str(tmp_path / "note.txt"), "--string").exit_code == 0
+    assert cli("enqueue", "in", "-", "--string", input="plain\n").exit_code == 0
+    r = cli("timer", "in", "-", "--delay-ms", "0", input='{"timer": true}')
+    assert r.exit_code == 0, r.output
+    client.promote("in")
+    assert [e.payload for e in client.dequeue("in", 10)] == [
+        big, {"from": "stdin"}, "[draft] dear Oslo", "plain", {"timer": True}]
+    # From stdin or a file the text must be JSON, whatever it starts with.
+    r = cli("enqueue", "in", "@" + str(tmp_path / "note.txt"))
+    assert r.exit_code == 2 and f"file '{tmp_path / 'note.txt'}' is not valid JSON" in r.stderr
+    r = cli("enqueue", "in", "-", input="hello\n")
+    assert r.exit_code == 2 and "stdin is not valid JSON" in r.stderr
+    r = cli("enqueue", "in", "-", input="")
+    assert r.exit_code == 2 and "stdin is empty" in r.stderr
+    r = cli("enqueue", "in", "@" + str(tmp_path / "missing.json"))
+    assert r.exit_code == 2 and "cannot read file" in r.stderr
+    assert client.stats("in")["ready"] == 0
 
 
 def test_enqueue_count_over_one_batch(cli, client: Client) -> None:
@@ -169,91 +198,6 @@ def test_connection_refused_names_the_url_without_password() -> None:
     assert r.exit_code == 2 and "--redis-url" in r.output
 
 
-# -- inspecting and administering ------------------------------------------------------
-
-
-def test_stats_table_and_json(cli, client: Client) -> None:
-    client.enqueue_many("alpha", [1, 2, 3])
-    client.create_timer("beta", "x", delay_ms=600000)
-    client.dequeue("alpha")
-    r = cli("stats")
-    assert r.exit_code == 0, r.output
-    lines = r.stdout.splitlines()
-    assert lines[0].split() == ["SERVICE", "READY", "IN", "FLIGHT", "TIMERS", "RETRYING",
-                                "EXPIRED", "DEAD"]
-    assert lines[1].split() == ["alpha", "2", "1", "0", "0", "0", "0"]
-    assert lines[2].split() == ["beta", "0", "0", "1", "0", "0", "0"]
-    assert "ENQUEUED" in r.stdout and "DELIVERED" in r.stdout
-    r = cli("stats", "--json", "beta")
-    data = json.loads(r.stdout)
-    assert list(data) == ["beta"] and data["beta"]["timers"] == 1
-
-
-def test_stats_without_services(cli, prefix: str) -> None:
-    r = cli("stats")
-    assert r.exit_code == 0 and f"no services registered under prefix {prefix!r}" in r.stdout
-
-
-def test_configure_sets_resets_and_shows_policy(cli, client: Client) -> None:
-    r = cli("configure", "svc", "--lease-ms", "2000", "--backoff-jitter", "0.25")
-    assert r.exit_code == 0, r.output
-    shown = dict(line.split() for line in r.stdout.splitlines())
-    assert shown["lease_ms"] == "2000" and shown["backoff_jitter"] == "0.25"
-    assert client.stats("svc")["policy.lease_ms"] == 2000
-    r = cli("configure", "svc", "--reset", "lease_ms")
-    assert "lease_ms         30000" in r.stdout
-    r = cli("configure", "svc")  # no options: read only
-    assert r.exit_code == 0 and "backoff_jitter   0.25" in r.stdout
-
-
-def test_dead_list_requeue_and_purge_by_id(cli, client: Client) -> None:
-    ids = make_dead(client, "jobs", 3, reason="ValueError: bad input")
-    r = cli("dead", "list", "jobs")
-    assert r.exit_code == 0, r.output
-    assert r.stdout.splitlines()[0].split() == ["ID", "DIED", "AT", "ATTEMPT", "REASON",
-                                                "PAYLOAD"]
-    for i, event_id in enumerate(ids):
-        row = next(line for line in r.stdout.splitlines() if line.startswith(event_id))
-        assert "ValueError: bad input" in row and f'{{"n": {i}}}' in row
-    assert "3 shown (from 0) of 3 dead letters" in r.stdout
-    order = [d.id for d in client.dead_list("jobs").letters]  # same-ms ties: by id
-    r = cli("dead", "list", "jobs", "--offset", "1", "--count", "1")
-    assert order[1] in r.stdout and order[0] not in r.stdout and order[2] not in r.stdout
-    r = cli("dead", "requeue", "jobs", ids[0], ids[2])
-    assert r.exit_code == 0 and "requeued 2 dead letters of jobs; 1 remain" in r.stdout
-    assert client.stats("jobs")["ready"] == 2
-    r = cli("dead", "purge", "jobs", ids[1], "--yes")
-    assert r.exit_code == 0 and "purged 1 dead letters of jobs; 0 remain" in r.stdout
-    assert client.status("jobs", ids[1]).state == "unknown"
-
-
-def test_dead_selection_is_required(cli) -> None:
-    for args in (["dead", "requeue", "jobs"], ["dead", "purge", "jobs", "x", "--all"]):
-        r = cli(*args)
-        assert r.exit_code == 2 and "--all" in r.output
-
-
-def test_dead_requeue_all_loops_over_batches(cli, client: Client) -> None:
-    make_dead(client, "jobs", 1005)
-    r = cli("dead", "requeue", "jobs", "--all")
-    assert r.exit_code == 0, r.output
-    assert "requeued 1005 dead letters of jobs; 0 remain" in r.stdout
-    st = client.stats("jobs")
-    assert (st["dead"], st["ready"]) == (0, 1005)
-    assert client.dequeue("jobs")[0].attempt == 1  # attempts start again
-
-
-def test_dead_purge_all_asks_first(cli, client: Client) -> None:
-    make_dead(client, "jobs", 1005)
-    r = cli("dead", "purge", "jobs", "--all", input="n\n")
-    assert r.exit_code == 1 and "Delete 1005 dead letters of jobs for good?" in r.output
-    assert client.stats("jobs")["dead"] == 1005
-    r = cli("dead", "purge", "jobs", "--all", input="y\n")
-    assert r.exit_code == 0, r.output
-    assert "purged 1005 dead letters of jobs; 0 remain" in r.stdout
-    assert client.stats("jobs")["dead"] == 0
-
-
 # -- running (subprocesses) ------------------------------------------------------------
 
 CONSUMER = """
@@ -296,6 +240,50 @@ def test_worker_runs_a_consumer_from_the_cwd_and_stops_on_sigterm(
     assert code == 0, err
     assert "worker calc stopped: received=4 completed=4 failed=0" in out
     assert "doubling:Doubler" in err  # logs go to stderr
+
+
+SLEEPER = """
+import time
+from homing import Consumer
+
+class Sleeper(Consumer):
+    def handle_event(self, event, state):
+        time.sleep(600)  # never finishes: only a second signal ends the worker
+        return state
+"""
+
+
+def wait_until(check, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_worker_second_signal_releases_what_it_holds_and_exits_130(
+        redis_url: str, prefix: str, client: Client, tmp_path: Path) -> None:
+    (tmp_path / "sleeper.py").write_text(textwrap.dedent(SLEEPER))
+    client.enqueue_many("slow", [1, 2, 3])
+    proc = subprocess.Popen(
+        homing_argv(redis_url, prefix, "worker", "sleeper:Sleeper", "--service", "slow"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: client.stats("slow")["in_flight"] == 3)  # 1 running, 2 prefetched
+        proc.send_signal(signal.SIGTERM)  # graceful: the 2 not started go back at once...
+        wait_until(lambda: client.stats("slow")["ready"] == 2)
+        assert proc.poll() is None  # ...and the running one gets its 30 s of grace
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "worker slow interrupted: received=3 completed=0 failed=0 released=3 lost=0" in out
+    assert "Aborted" not in out + err and "Traceback" not in err
+    st = client.stats("slow")
+    assert (st["ready"], st["in_flight"], st["expired"]) == (3, 0, 0)  # not left leased
+    assert {ev.attempt for ev in client.dequeue("slow", 3)} == {1}  # no attempt counted
 
 
 def test_worker_refuses_a_non_consumer(cli) -> None:

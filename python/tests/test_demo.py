@@ -10,6 +10,12 @@ import sys
 import time
 import urllib.request
 
+import pytest
+from click.testing import CliRunner
+
+from homing import Client
+from homing.cli import main
+from homing.demo import run as demo_run
 from homing.demo.site import WeatherSite
 
 
@@ -20,6 +26,9 @@ def test_demo_kills_a_consumer_and_loses_nothing(standalone_server, prefix: str)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=90)
     report = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.returncode == 0, report
+    # The first line names the Redis and the (explicit) prefix the demo works in.
+    first = proc.stdout.splitlines()[0]
+    assert f"key prefix {prefix!r}" in first and standalone_server.url in first, report
     m = re.search(r"^summary: sent=(\d+) delivered=(\d+) redelivered=(\d+) lost=(\d+)$",
                   proc.stdout, re.M)
     assert m, report
@@ -71,3 +80,38 @@ def test_site_keeps_the_newest_report_per_city() -> None:
     assert (snap["events"], snap["redelivered"], snap["stale"], snap["broken"]) == (2, 1, 1, 1)
     assert site.delivered(["a", "b", "c", "d"]) == 2
     assert "Oslo" in page and "-3" in page
+
+
+@pytest.mark.parametrize(("before", "after", "env", "expected"), [
+    ([], [], {}, "homing-demo"),  # the demo's own prefix by default, not 'homing'
+    (["--prefix", "mine"], [], {}, "mine"),
+    ([], ["--prefix", "after"], {}, "after"),
+    ([], [], {"HOMING_PREFIX": "from-env"}, "from-env"),
+])
+def test_demo_prefix(standalone_server, monkeypatch, before: list[str], after: list[str],
+                     env: dict, expected: str) -> None:
+    seen = {}
+
+    def fake_run_demo(client, url, prefix, **kw) -> int:
+        seen.update(client_prefix=client.prefix, prefix=prefix)
+        return 0
+
+    monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
+    r = CliRunner().invoke(main, ["--redis-url", standalone_server.url, *before, "demo", *after],
+                           env={"HOMING_PREFIX": None, **env})
+    assert r.exit_code == 0, r.output
+    assert seen == {"client_prefix": expected, "prefix": expected}
+
+
+def test_demo_on_a_taken_port_suggests_port_0(standalone_server, prefix: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(main, ["--redis-url", standalone_server.url, "--prefix", prefix,
+                                      "demo", "--port", str(port), "--duration", "1"])
+    assert r.exit_code == 2, r.output
+    assert f"port {port} is in use; --port 0 picks a free one" in r.stderr
+    assert r.stdout.startswith("[demo ") and f"key prefix {prefix!r}" in r.stdout
+    with Client.from_url(standalone_server.url, prefix=prefix) as client:
+        assert client.services() == []  # nothing was configured before the port failed

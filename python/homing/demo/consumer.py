@@ -45,8 +45,9 @@ def _die_with_parent() -> None:
     """SIGTERM this process when the demo dies (Linux), however it dies.
 
     The kernel may send the signal more than once (once per thread of the dying demo);
-    the second SIGTERM then ends the worker at once instead of gracefully. That is fine:
-    with the demo gone, whatever the worker held is simply redelivered later.
+    the second SIGTERM then stops the worker at once instead of gracefully: it releases
+    what it still holds (redelivered next) and exits with status 130. That is fine with
+    the demo gone.
     """
     parent = os.environ.get(PARENT_ENV)
     if not parent or not sys.platform.startswith("linux"):

@@ -9,6 +9,7 @@ posted, stops the consumer gracefully and prints the summary: nothing sent is lo
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 import click
 
 from ..client import Client
+from ..cliutil import safe_url
 from ..daemons import Distributor, Scheduler
 from .site import WeatherSite
 from .supervisor import Supervisor
@@ -31,6 +33,9 @@ from .weatherman import SERVICE, Weatherman
 POLICY = {"lease_ms": 2000, "backoff_base_ms": 200, "backoff_max_ms": 1000,
           "backoff_jitter": 0.2, "max_attempts": 20}
 DRAIN_TIMEOUT = 20.0  # seconds to wait for the last events (forecast timers fire after 3 s)
+# The demo's own key prefix unless one is given: it reconfigures its service, which must
+# never be a real service of the same name under the default prefix.
+DEMO_PREFIX = "homing-demo"
 
 
 def say(text: str) -> None:
@@ -42,13 +47,18 @@ def run_demo(client: Client, url: str, prefix: str, *, duration: float | None, h
     """Run the demo; returns the exit status (1 if any event sent was not delivered)."""
     run = uuid.uuid4().hex[:8]
     logging.getLogger("homing.daemons").setLevel(logging.WARNING)  # the demo tells the story
+    say(f"Redis {safe_url(url)}, key prefix {prefix!r}"
+        + (" (the demo's own; --prefix to change it)" if prefix == DEMO_PREFIX else "")
+        + f": service {SERVICE!r} gets a 2 s lease and a short backoff")
+    try:  # before anything is written: a taken port must not leave the service changed
+        site = WeatherSite(host, port, run).start()
+    except OSError as exc:
+        hint = (f"port {port} is in use; --port 0 picks a free one"
+                if exc.errno == errno.EADDRINUSE else "--port 0 picks a free port")
+        raise click.BadParameter(f"cannot serve the weather site on {host}:{port}: {exc} "
+                                 f"({hint})", param_hint="--port") from exc
     client.configure(SERVICE, **POLICY)
     before = _totals(client)
-    try:
-        site = WeatherSite(host, port, run).start()
-    except OSError as exc:  # most likely the port is taken: say which option to change
-        raise click.BadParameter(f"cannot serve the weather site on {host}:{port}: {exc}",
-                                 param_hint="--port") from exc
     say(f"weather site: {site.url}  (open it in a browser; it refreshes every 2 s)")
     interrupts = _Interrupts()
     stop_daemons, stop_producing = threading.Event(), threading.Event()
