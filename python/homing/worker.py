@@ -27,113 +27,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .client import Client
 from .consumer import Consumer, Reject
 from .errors import ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError
+from .holding import Held, Inbox, Lease, WorkerStats
 from .manifest import check_service
 from .types import Event
 
 log = logging.getLogger("homing.worker")
-
-
-@dataclass
-class WorkerStats:
-    """Counts since the worker started (read them from another thread)."""
-
-    received: int = 0
-    completed: int = 0
-    failed: int = 0
-    released: int = 0
-    lost: int = 0
-    errors: collections.Counter = field(default_factory=collections.Counter)
-
-
-class _Held:
-    """Events this worker holds a lease on, keyed by id (the service is fixed).
-
-    ``settling`` holds ids whose outcome (complete or fail) is being sent: the
-    heartbeat stops extending them, and an extend refused for one of them is
-    the expected race with its acknowledgement, not a lost lease.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.tokens: dict[str, int] = {}
-        self.settling: set[str] = set()
-
-    def add(self, events: list[Event]) -> None:
-        with self.lock:
-            for ev in events:
-                self.tokens[ev.id] = ev.token
-
-    def settle(self, event_id: str) -> bool:
-        """Mark an outcome as being sent; False if one already was."""
-        with self.lock:
-            if event_id in self.settling:
-                return False
-            self.settling.add(event_id)
-            return True
-
-    def drop(self, event_id: str) -> None:
-        with self.lock:
-            self.tokens.pop(event_id, None)
-            self.settling.discard(event_id)
-
-    def unsettled(self) -> list[tuple[str, int]]:
-        """Leases to keep alive: held and with no outcome on its way."""
-        with self.lock:
-            return [(i, t) for i, t in self.tokens.items() if i not in self.settling]
-
-    def is_open(self, event_id: str, token: int) -> bool:
-        """Still held under this token, with no outcome on its way."""
-        with self.lock:
-            return self.tokens.get(event_id) == token and event_id not in self.settling
-
-    def drop_many(self, event_ids: list[str]) -> None:
-        with self.lock:
-            for event_id in event_ids:
-                self.tokens.pop(event_id, None)
-                self.settling.discard(event_id)
-
-    def snapshot(self) -> list[tuple[str, int]]:
-        with self.lock:
-            return list(self.tokens.items())
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-
-class _Inbox:
-    """Leased events waiting for a free slot: handed over a batch at a time.
-
-    A batch costs one lock round and one wake-up per waiting slot, not one
-    per event as ``queue.Queue.put`` would (measured: the per-event hand-off
-    was a visible share of the worker's time at high throughput).
-    """
-
-    def __init__(self) -> None:
-        self._items: collections.deque[Event] = collections.deque()
-        self._cv = threading.Condition()
-
-    def put_many(self, events: list[Event]) -> None:
-        with self._cv:
-            self._items.extend(events)
-            self._cv.notify(len(events))
-
-    def get(self, timeout: float) -> Event | None:
-        with self._cv:
-            if not self._items:
-                self._cv.wait(timeout)
-            return self._items.popleft() if self._items else None
-
-    def drain(self) -> list[Event]:
-        with self._cv:
-            items = list(self._items)
-            self._items.clear()
-            return items
 
 
 class Worker:
@@ -160,8 +63,9 @@ class Worker:
         self.grace = grace
         self.poll_max = poll_max
         self.stats = WorkerStats()
-        self._held = _Held()
-        self._todo = _Inbox()
+        self._held = Held()
+        self._todo = Inbox()
+        self._local = threading.local()  # the event each slot thread is handling
         self._acks: collections.deque[tuple[str, int, Any]] = collections.deque()
         self._ack_cv = threading.Condition()
         self._stop = threading.Event()
@@ -195,7 +99,16 @@ class Worker:
         for _ in range(self.concurrency):
             consumer = self.factory()
             consumer._acker = self
-            slots.append((consumer, consumer.init()))
+            # An async consumer gets an event loop of its own, made here so that
+            # an async init() runs (and fails) in start() too.
+            is_async = (inspect.iscoroutinefunction(consumer.handle_event)
+                        or inspect.iscoroutinefunction(consumer.init))
+            loop = asyncio.new_event_loop() if is_async else None
+            state = consumer.init()
+            if inspect.isawaitable(state):
+                assert loop is not None
+                state = loop.run_until_complete(state)
+            slots.append((consumer, state, loop))
         for name, target in specs:
             t = threading.Thread(target=target, name=f"homing-{self.service}-{name}", daemon=True)
             t.start()
@@ -245,7 +158,12 @@ class Worker:
         return self.stats
 
     def shutdown(self) -> None:
-        """Release unstarted events, let handlers finish for ``grace`` s, release the rest."""
+        """Release unstarted events and let handlers finish for ``grace`` s.
+
+        Events whose handlers are still running after that are not released
+        (the handler may still act on them): their leases expire and they are
+        redelivered then, which keeps "duplicates only after a lease expired".
+        """
         self._stop.set()
         # Let a dequeue in flight land first: events it brings back after the
         # releases below would stay leased until their leases expire.
@@ -263,21 +181,32 @@ class Worker:
         for t in self._threads:
             if t.name.endswith("-ack"):
                 t.join(10)
-        leftover = self._held.snapshot()
+        leftover = self._held.unsettled()
         if leftover:
-            log.warning("releasing %d events still running after %.0f s", len(leftover), self.grace)
-            self._release(leftover)
+            # Not released: their handlers may still be running, and releasing
+            # would hand the same events to another consumer at once. The
+            # heartbeat has stopped, so the leases expire and the events come
+            # back then, with the attempt counted (a handler that hangs on an
+            # event thus reaches the dead letters in the end).
+            log.warning("%d events still running after the %.0f s grace are left to their "
+                        "leases: they are redelivered when the leases expire", len(leftover),
+                        self.grace)
 
     # -- called by consumers ------------------------------------------------------
 
     def complete_for(self, service: str, event_id: str, result: Any) -> None:
         """``Consumer.complete``: acknowledge now, with the token this worker holds."""
-        with self._held.lock:
-            token = self._held.tokens.get(event_id) if service == self.service else None
-        if token is None or not self._held.settle(event_id):
+        ev = getattr(self._local, "event", None)
+        if service != self.service:
+            token = None
+        elif ev is not None and ev.id == event_id:
+            token = ev.token  # the event this slot is handling, even if redelivered here
+        else:
+            token = self._held.token_of(event_id)
+        if token is None or not self._held.settle((event_id, token)):
             raise StaleLeaseError(f"this worker holds no open lease on {service}/{event_id}")
         self.client.complete(service, event_id, token, result)
-        self.stats.completed += 1
+        self.stats.add("completed")
 
     # -- loops ---------------------------------------------------------------------
 
@@ -319,12 +248,11 @@ class Worker:
                 continue
             idle = 0.001
             self._held.add(events)
-            self.stats.received += len(events)
+            self.stats.add("received", len(events))
             self._todo.put_many(events)
 
-    def _slot_loop(self, consumer: Consumer, state: Any) -> None:
-        is_async = inspect.iscoroutinefunction(consumer.handle_event)
-        loop = asyncio.new_event_loop() if is_async else None
+    def _slot_loop(self, consumer: Consumer, state: Any,
+                   loop: asyncio.AbstractEventLoop | None) -> None:
         try:
             while not self._stop.is_set():
                 ev = self._todo.get(timeout=0.05)
@@ -336,34 +264,39 @@ class Worker:
 
     def _handle(self, consumer: Consumer, ev: Event, state: Any,
                 loop: asyncio.AbstractEventLoop | None) -> Any:
+        self._local.event = ev
         try:
-            if loop is not None:
-                new_state = loop.run_until_complete(consumer.handle_event(ev, state))
-            else:
-                new_state = consumer.handle_event(ev, state)
-        except Exception as exc:  # a consumer bug must not kill the worker
+            new_state = consumer.handle_event(ev, state)
+            if inspect.isawaitable(new_state):
+                assert loop is not None, "handle_event returned an awaitable from a sync def"
+                new_state = loop.run_until_complete(new_state)
+        # BaseException too: SystemExit or CancelledError from a handler must not
+        # take its slot down while the event stays leased and heartbeaten.
+        except BaseException as exc:  # noqa: BLE001
             self._failed(ev, exc)
             return state
-        if self._held.settle(ev.id):  # the consumer did not complete it itself
+        finally:
+            self._local.event = None
+        if self._held.settle((ev.id, ev.token)):  # the consumer did not complete it itself
             with self._ack_cv:
                 if not self._acks:  # the acker takes the whole deque when it wakes
                     self._ack_cv.notify()
                 self._acks.append((ev.id, ev.token, None))
                 self._acking += 1
         else:
-            self._held.drop(ev.id)
+            self._held.drop((ev.id, ev.token))
         return new_state
 
-    def _failed(self, ev: Event, exc: Exception) -> None:
+    def _failed(self, ev: Event, exc: BaseException) -> None:
         # Retrying cannot fix a rejected event or an envelope that does not decode.
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
         reason = f"{type(exc).__name__}: {exc}"[:1000]
-        if not self._held.settle(ev.id):
+        if not self._held.settle((ev.id, ev.token)):
             # Its outcome is settled already (the consumer completed it, or the
             # heartbeat found the lease lost): there is nothing left to fail.
             log.warning("%s/%s raised after its outcome was settled: %s", self.service, ev.id,
                         reason)
-            self._held.drop(ev.id)
+            self._held.drop((ev.id, ev.token))
             return
         if not isinstance(exc, Reject):
             log.warning("%s/%s attempt %d failed: %s", self.service, ev.id, ev.attempt, reason,
@@ -372,11 +305,11 @@ class Worker:
         while True:
             try:
                 out = self.client.fail(self.service, ev.id, ev.token, reason, dead=dead)
-                self.stats.failed += 1
+                self.stats.add("failed")
                 log.info("%s/%s -> %s", self.service, ev.id, out.action)
                 break
             except StaleLeaseError:
-                self.stats.lost += 1
+                self.stats.add("lost")
                 break
             except ConnectionLostError:
                 if self._stop.wait(pause[0]) and pause[0] >= 2.0:
@@ -384,9 +317,9 @@ class Worker:
                 pause[0] = min(pause[0] * 2, 2.0)
             except HomingError as exc:  # the lease expires and the event is retried
                 log.error("%s/%s: could not fail it: %s", self.service, ev.id, exc)
-                self.stats.errors[exc.code] += 1
+                self.stats.error(exc.code)
                 break
-        self._held.drop(ev.id)
+        self._held.drop((ev.id, ev.token))
 
     def _ack_loop(self) -> None:
         pause = [0.05]
@@ -409,13 +342,13 @@ class Worker:
                     break
             with self._ack_cv:
                 self._acking -= len(batch)
-            self._held.drop_many([item[0] for item in batch])
+            self._held.drop_many([(item[0], item[1]) for item in batch])
             for err in errors:
                 if err is None:
-                    self.stats.completed += 1
+                    self.stats.add("completed")
                 else:
-                    self.stats.lost += 1
-                    self.stats.errors[err.code] += 1
+                    self.stats.add("lost")
+                    self.stats.error(err.code)
                     log.warning("completion refused: %s", err)
 
     def _beat_loop(self) -> None:
@@ -435,24 +368,23 @@ class Worker:
                 for (event_id, token), r in zip(chunk, out or [], strict=False):
                     # settle() makes this the event's one outcome: counted once, and
                     # its handler's completion is not sent to be refused again.
-                    if (isinstance(r, HomingError) and self._held.is_open(event_id, token)
-                            and self._held.settle(event_id)):
+                    if (isinstance(r, HomingError) and self._held.is_open((event_id, token))
+                            and self._held.settle((event_id, token))):
                         log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
-                        self.stats.lost += 1
+                        self.stats.add("lost")
 
     # -- release -------------------------------------------------------------
 
     def _release_unstarted(self) -> None:
         self._release([(ev.id, ev.token) for ev in self._todo.drain()])
 
-    def _release(self, items: list[tuple[str, int]]) -> None:
+    def _release(self, items: list[Lease]) -> None:
         for i in range(0, len(items), 1000):
             chunk = items[i:i + 1000]
             try:
                 refused = self.client.release(self.service, chunk)
-                self.stats.released += sum(1 for err in refused if err is None)
+                self.stats.add("released", sum(1 for err in refused if err is None))
             except HomingError as exc:
                 log.warning("could not release %d events (%s); they return when their "
                             "leases expire", len(chunk), exc)
-            for event_id, _ in chunk:
-                self._held.drop(event_id)
+            self._held.drop_many(chunk)

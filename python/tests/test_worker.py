@@ -191,15 +191,20 @@ def test_shutdown_releases_prefetched_events(client: homing.Client, service: str
     assert counters(client, service)["released"] == 5
 
 
-def test_shutdown_releases_handlers_past_the_grace(client: homing.Client, service: str) -> None:
+def test_shutdown_leaves_handlers_past_the_grace_to_their_leases(
+        client: homing.Client, service: str) -> None:
     event_id = client.enqueue(service, 3.0)
-    worker = homing.Worker(client, service, Slow, lease_ms=5000, grace=0.2)
+    worker = homing.Worker(client, service, Slow, lease_ms=400, grace=0.2)
     worker.start()
     wait_for(lambda: worker.stats.received == 1)
     worker.shutdown()
-    # Still running after the grace: handed back now, not after its lease.
+    # Still running after the grace: not handed to another consumer while its
+    # handler may still act on it; no longer extended either.
     st = client.status(service, event_id)
-    assert (st.detail, st.attempt) == ("ready", 0)
+    assert (st.detail, st.attempt) == ("leased", 1)
+    time.sleep(0.6)  # past the lease
+    assert client.promote(service).expired == 1, "the lease ran out: redelivered from here"
+    assert client.status(service, event_id).detail == "expired"
 
 
 @pytest.mark.parametrize("redis_url", ["standalone"], indirect=True)

@@ -1,0 +1,85 @@
+"""Worker edges found in review: redelivery to the same worker, odd handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from helpers import running, wait_for
+
+import homing
+
+
+def test_a_redelivery_to_the_same_worker_is_a_lease_of_its_own(
+        client: homing.Client, service: str) -> None:
+    """The first handler stalls past its lease; the event comes back to the
+    same worker under a new token while the first still runs. The new lease
+    must be extended and its completion kept; only the stale one is refused."""
+    client.configure(service, backoff_base_ms=0)
+    event_id = client.enqueue(service, "job")
+    first_running = threading.Event()
+    let_first_finish = threading.Event()
+    attempts: list[int] = []
+
+    class Stalls(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            attempts.append(event.attempt)
+            if event.attempt == 1:
+                first_running.set()
+                let_first_finish.wait(10)
+            else:
+                time.sleep(1.0)  # longer than the lease: only the heartbeat keeps it
+                self.complete(event.service, event.id, result="second")
+            return state
+
+    worker = homing.Worker(client, service, Stalls, concurrency=2, lease_ms=600)
+    with running(worker):
+        first_running.wait(5)
+        # A stall: the heartbeat's extension is refused once the lease is reclaimed.
+        client.redis.zadd(f"{client.prefix}:{{{service}}}:leases", {event_id: 0})
+        assert client.promote(service).expired == 1
+        assert client.distribute(service).retried == 1
+        wait_for(lambda: client.promote(service).retries or len(attempts) == 2, timeout=5)
+        wait_for(lambda: len(attempts) == 2, timeout=5)
+        assert client.result(service, event_id, timeout=10) == "second"
+        let_first_finish.set()
+    assert attempts == [1, 2]
+    assert worker.stats.completed == 1
+    st = client.stats(service)
+    assert st["total.expired"] == 1, "the second lease was extended, never reclaimed"
+
+
+def test_async_init_is_awaited(client: homing.Client, service: str) -> None:
+    seen: list[object] = []
+
+    class AsyncBoth(homing.Consumer):
+        async def init(self) -> object:
+            await asyncio.sleep(0)
+            return {"ready": True}
+
+        async def handle_event(self, event: homing.Event, state: object) -> object:
+            seen.append(state)
+            return state
+
+    client.enqueue(service, 1)
+    with running(homing.Worker(client, service, AsyncBoth)) as worker:
+        wait_for(lambda: worker.stats.completed == 1)
+    assert seen == [{"ready": True}]
+
+
+def test_a_handler_raising_system_exit_fails_the_event_not_the_slot(
+        client: homing.Client, service: str) -> None:
+    client.configure(service, backoff_base_ms=0)
+
+    class Exits(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            if event.payload == "exit":
+                raise SystemExit(3)
+            return state
+
+    client.enqueue(service, "exit")
+    with running(homing.Worker(client, service, Exits, concurrency=1)) as worker:
+        wait_for(lambda: worker.stats.failed == 1)
+        client.enqueue(service, "fine")
+        wait_for(lambda: worker.stats.completed == 1)  # the one slot is still alive
