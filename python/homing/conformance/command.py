@@ -61,6 +61,7 @@ def conformance(redis_url: str | None, prefix: str | None, filters: tuple[str, .
                                "to it)")
     # Imported here so that loading the CLI stays cheap and never fails on the suite.
     from ..manifest import check_prefix
+    from . import durability
     from .loader import VectorFileError, load_suite
     from .report import render
     from .runner import PrefixInUseError, run_suite
@@ -80,4 +81,5 @@ def conformance(redis_url: str | None, prefix: str | None, filters: tuple[str, .
         click.echo(f"error: {_cannot_run(exc)}", err=True)
         sys.exit(2)
     click.echo(render(report, verbose=verbose))
+    click.echo(durability.render(redis_url))
     sys.exit(0 if report.passed else 1)
