@@ -87,10 +87,7 @@ class Worker:
         fetching, and the heartbeat keeps held leases alive until shutdown.
         """
         self.client.register(self.service)
-        lease = self.lease_ms
-        if lease is None:  # the service's policy decides; the heartbeat must beat faster
-            lease = int(self.client.stats(self.service)["policy.lease_ms"])
-        self._beat_every = lease / 3000
+        self._pace_heartbeat()
         specs: list[tuple[str, Callable[[], None]]] = [
             ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop)]
         # Consumers are built here, not in their threads, so that a failing
@@ -351,6 +348,16 @@ class Worker:
                     self.stats.error(err.code)
                     log.warning("completion refused: %s", err)
 
+    def _pace_heartbeat(self) -> None:
+        """Beat three times per lease. With no lease_ms of its own, the worker follows
+        the service's policy, re-read with every beat: a lease_ms lowered by
+        ``configure`` while the worker runs must not let its leases run out between
+        beats."""
+        lease = self.lease_ms
+        if lease is None:
+            lease = int(self.client.stats(self.service)["policy.lease_ms"])
+        self._beat_every = lease / 3000
+
     def _beat_loop(self) -> None:
         pause = [0.05]
         # Beat until the handlers are done, not until stop(): a handler finishing
@@ -359,6 +366,8 @@ class Worker:
             # Keep the service registered, so the scheduler can reclaim these
             # leases even after the registry was lost.
             self._retrying("register", lambda: self.client.register(self.service), pause)
+            if self.lease_ms is None:
+                self._retrying("read the policy", self._pace_heartbeat, pause)
             held = self._held.unsettled()
             for i in range(0, len(held), 1000):
                 chunk = held[i:i + 1000]
