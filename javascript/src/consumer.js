@@ -31,15 +31,24 @@ export class Reject extends Error {
   }
 }
 
+/** @typedef {{id: string, token: number}} Delivery an event and the token of its lease */
+
 /**
  * @typedef {object} Acker the worker, as seen by its consumers
- * @property {(service: string, eventId: string, result: unknown) => Promise<void>} completeFor
+ * @property {(service: string, eventId: string, result: unknown, current?: Delivery | null) =>
+ *   Promise<void>} completeFor
  */
 
 /** Base class of consumers; override `init` and `handleEvent`. */
 export class Consumer {
   /** @type {Acker | null} set by the Worker that runs this consumer */
   _acker = null;
+  /**
+   * The event this consumer's slot is handling (set by the Worker): a slot
+   * handles one event at a time, as a Python worker thread does.
+   * @type {Delivery | null}
+   */
+  _event = null;
 
   /**
    * Return the initial state (called once per concurrent slot).
@@ -64,8 +73,11 @@ export class Consumer {
    * Acknowledge an event this consumer holds, optionally with a result.
    *
    * The worker knows the lease token, so the consumer names the event as in
-   * the original API. Rejects with StaleLeaseError if the lease was lost (the
-   * event expired and went to another consumer). Await it.
+   * the original API: the token of the event the calling handler is handling
+   * (even if the same event was redelivered to this worker meanwhile), else
+   * the newest this worker holds for the id. Rejects with StaleLeaseError if
+   * the lease was lost (the event expired and went to another consumer).
+   * Await it.
    * @param {string} service
    * @param {string} eventId
    * @param {unknown} [result]
@@ -75,6 +87,6 @@ export class Consumer {
     if (this._acker === null) {
       throw new Error("complete() is available while the consumer runs under a Worker");
     }
-    await this._acker.completeFor(service, eventId, result);
+    await this._acker.completeFor(service, eventId, result, this._event);
   }
 }

@@ -15,7 +15,9 @@
 //                       int64 / uint64; outside [-2^63, 2^64-1] it is refused
 //   Uint8Array       -> bin (Buffer is a Uint8Array)
 //   Array            -> array
-//   plain object     -> map with string keys, in insertion order
+//   plain object     -> map with string keys, in insertion order (a symbol
+//                       key, which msgpack would drop without a word, is
+//                       refused: map keys are text, as in Python's check)
 //   anything else (Map, Set, Date, class instances, other typed arrays,
 //   functions, symbols) is refused with PayloadNotEncodableError, as Python
 //   refuses sets, datetimes and objects; nesting deeper than Python accepts
@@ -88,6 +90,12 @@ class EnvelopeEncoder extends BaseEncoder {
           const proto = Object.getPrototypeOf(object);
           if (proto !== Object.prototype && proto !== null) {
             throw new TypeError(`can not serialize ${describe(object)} object`);
+          }
+          // msgpack would drop a symbol key without a word, as JSON does.
+          for (const key of Object.getOwnPropertySymbols(object)) {
+            if (Object.prototype.propertyIsEnumerable.call(object, key)) {
+              throw new TypeError(`map key ${String(key)} of type symbol: map keys must be strings`);
+            }
           }
         }
         break;

@@ -301,12 +301,31 @@ export class Worker {
   start(): Promise<void>;
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
   stop(): void;
-  /** Start, wait for stop() or a signal (default SIGTERM, SIGINT), shut down; the counts. */
+  /**
+   * Start, wait for stop() or a signal (default SIGTERM, SIGINT), shut down; the counts.
+   * A second signal calls releaseHeld(), logs the counts and exits the process with
+   * status 130; a third gets Node's default.
+   */
   run(options?: { signals?: NodeJS.Signals[] }): Promise<WorkerStats>;
-  /** Release unstarted events, let handlers finish for graceMs, release the rest. */
+  /**
+   * Release unstarted events and let handlers finish for graceMs. Events whose
+   * handlers still run after that are not released: their leases expire and they
+   * are redelivered then.
+   */
   shutdown(): Promise<void>;
+  /**
+   * The impatient stop, just before the process exits: release at once the events
+   * not started and those whose handler still runs, and send the queued
+   * acknowledgements (waiting at most timeoutMs, default 5000, per step).
+   */
+  releaseHeld(options?: { timeoutMs?: number }): Promise<void>;
   /** Consumer.complete: acknowledge now, with the token this worker holds. */
-  completeFor(service: string, eventId: string, result: unknown): Promise<void>;
+  completeFor(
+    service: string,
+    eventId: string,
+    result: unknown,
+    current?: { id: string; token: number } | null,
+  ): Promise<void>;
 }
 
 /** The msgpack envelope {"v": 1, "p": payload}, byte-compatible with the Python client. */

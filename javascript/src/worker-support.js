@@ -1,8 +1,12 @@
-// The worker's bookkeeping: which leases it holds (Python's _Held), its
-// counts, its default logger and small helpers. Kept apart from the loops in
-// worker.js.
+// The worker's bookkeeping: which leases it holds (Python's holding.Held),
+// its counts, its default logger, its signal handling and small helpers.
+// Kept apart from the loops in worker.js.
 
-import { Consumer } from "./consumer.js";
+import { Consumer, Reject } from "./consumer.js";
+import { ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError } from "./errors.js";
+
+/** @typedef {import("./client.js").Client} Client */
+/** @typedef {import("./sync.js").Stopper} Stopper */
 
 /**
  * @typedef {object} Logger
@@ -16,11 +20,39 @@ import { Consumer } from "./consumer.js";
 export const MAX_PAUSE = 2000;
 
 /**
- * `Name: message`, as a fail reason and in logs.
+ * `Name: message`, as a fail reason and in logs. Whatever a handler throws
+ * (an Error, a string, null, an object with no toString) gives a line: this
+ * never throws itself.
  * @param {unknown} exc
+ * @returns {string}
  */
-export const describe = (exc) =>
-  exc instanceof Error ? `${exc.constructor.name}: ${exc.message}` : `${typeof exc}: ${String(exc)}`;
+export function describe(exc) {
+  try {
+    return exc instanceof Error ? `${exc.constructor.name}: ${exc.message}` : `${typeof exc}: ${String(exc)}`;
+  } catch {
+    return `${typeof exc}: (a value that cannot be shown as text)`;
+  }
+}
+
+/**
+ * How the worker fails an event for what its handler threw, whatever that is.
+ * @param {unknown} exc
+ * @returns {{dead: boolean, reject: boolean, reason: string, detail: string}} dead:
+ * dead-letter at once (retrying cannot fix a rejected event or an envelope that
+ * does not decode); reject: a Reject, not worth a warning; detail: the stack
+ * to log after the reason, if any
+ */
+export function failure(exc) {
+  const reason = describe(exc).slice(0, 1000);
+  try {
+    const reject = exc instanceof Reject;
+    const dead = reject || exc instanceof CorruptEnvelopeError;
+    const detail = exc instanceof Error && !(exc instanceof HomingError) && exc.stack ? `\n${exc.stack}` : "";
+    return { dead, reject, reason, detail };
+  } catch {
+    return { dead: false, reject: false, reason, detail: "" }; // a Proxy that throws on every trap
+  }
+}
 
 /**
  * A new consumer from a Consumer subclass or a function that returns one.
@@ -44,6 +76,126 @@ export class WorkerStats {
   errors = {};
 }
 
+/**
+ * Count a refusal under its code.
+ * @param {WorkerStats} stats
+ * @param {string} code
+ */
+export function countError(stats, code) {
+  stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+}
+
+/**
+ * Count the outcome of a batch of completions: per item null (done) or its error.
+ * @param {WorkerStats} stats
+ * @param {Logger} log
+ * @param {({code: string, message: string} | null)[]} errors
+ */
+export function countAcks(stats, log, errors) {
+  for (const err of errors) {
+    if (err === null) {
+      stats.completed += 1;
+    } else {
+      stats.lost += 1;
+      countError(stats, err.code);
+      log.warn(`completion refused: ${err.message}`);
+    }
+  }
+}
+
+/**
+ * The one-line summary of a worker's counts, as `homing worker` prints it.
+ * @param {string} service
+ * @param {string} how "stopped" or "interrupted"
+ * @param {WorkerStats} st
+ */
+export function summary(service, how, st) {
+  const errors = Object.entries(st.errors).sort().map(([code, n]) => ` ${code}=${n}`).join("");
+  return `worker ${service} ${how}: received=${st.received} completed=${st.completed} ` +
+    `failed=${st.failed} released=${st.released} lost=${st.lost}${errors}`;
+}
+
+/**
+ * Run fn; on failure log, back off (50 ms doubling to 2 s, or less if the
+ * worker stops) and return null. Any error backs off (logged), as in Python,
+ * so a transient one (BUSY, a cluster's TRYAGAIN) cannot end a loop.
+ * @template T
+ * @param {Logger} log
+ * @param {Stopper} stop
+ * @param {string} what
+ * @param {() => Promise<T>} fn
+ * @param {{ms: number}} pause
+ * @returns {Promise<T | null>}
+ */
+export async function retrying(log, stop, what, fn, pause) {
+  try {
+    const out = await fn();
+    pause.ms = 50;
+    return out;
+  } catch (exc) {
+    const level = exc instanceof ConnectionLostError ? "warn" : "error";
+    log[level](`${what}: ${describe(exc)}; retrying in ${pause.ms} ms`);
+    await stop.wait(pause.ms);
+    pause.ms = Math.min(pause.ms * 2, MAX_PAUSE);
+    return null;
+  }
+}
+
+/**
+ * Fail an event for its handler; a lost connection is retried (50 ms doubling
+ * to 2 s) until it comes back or the worker stops, and then the lease expires.
+ * @param {{client: Client, service: string, stats: WorkerStats, log: Logger}} worker
+ * @param {Stopper} stop
+ * @param {{id: string, token: number}} ev
+ * @param {string} reason
+ * @param {boolean} dead
+ */
+export async function sendFail({ client, service, stats, log }, stop, ev, reason, dead) {
+  let pause = 50;
+  for (;;) {
+    try {
+      const out = await client.fail(service, ev.id, ev.token, reason, { dead });
+      stats.failed += 1;
+      log.info(`${service}/${ev.id} -> ${out.action}`);
+      return;
+    } catch (err) {
+      if (!(err instanceof ConnectionLostError)) {
+        if (err instanceof StaleLeaseError) {
+          stats.lost += 1;
+        } else {
+          // The lease expires and the event is retried.
+          log.error(`could not fail ${service}/${ev.id}: ${describe(err)}`);
+          if (err instanceof HomingError) countError(stats, err.code);
+        }
+        return;
+      }
+      if ((await stop.wait(pause)) && pause >= MAX_PAUSE) return; // the lease will expire
+      pause = Math.min(pause * 2, MAX_PAUSE);
+    }
+  }
+}
+
+/**
+ * Release leases (front of the ready queue, no attempt counted), 1000 at a
+ * time, and forget them; one that cannot be released returns when its lease
+ * expires.
+ * @param {{client: Client, service: string, stats: WorkerStats, log: Logger}} worker
+ * @param {Held} held
+ * @param {Lease[]} items
+ */
+export async function release({ client, service, stats, log }, held, items) {
+  for (let i = 0; i < items.length; i += 1000) {
+    const chunk = items.slice(i, i + 1000);
+    try {
+      const errors = await client.release(service, chunk);
+      stats.released += errors.filter((e) => e === null).length;
+    } catch (exc) {
+      log.warn(`could not release ${chunk.length} events (${describe(exc)}); they return when their leases expire`);
+    }
+    held.dropMany(chunk);
+  }
+}
+
 const noop = () => {};
 /** Warnings and errors to the console, as Python's logging does by default. */
 export const DEFAULT_LOGGER = Object.freeze({
@@ -53,78 +205,132 @@ export const DEFAULT_LOGGER = Object.freeze({
   error: (/** @type {any[]} */ ...a) => console.error("homing.worker:", ...a),
 });
 
+/** @typedef {[string, number]} Lease an event id and the token of one delivery of it */
+
 /**
- * Events a worker holds a lease on, keyed by id (the service is fixed).
+ * @param {string} eventId
+ * @param {number} token
+ */
+const keyOf = (eventId, token) => `${token} ${eventId}`;
+
+/**
+ * The leases a worker holds (Python's holding.Held), and which of them have
+ * an outcome on its way.
  *
- * `settling` holds ids whose outcome (complete or fail) is being sent: the
- * heartbeat stops extending them, and an extend refused for one of them is the
- * expected race with its acknowledgement, not a lost lease.
+ * Leases are keyed by (event id, token), never by id alone: after a stall the
+ * same event can come back to the same worker under a new token while the
+ * first handler still runs, and the two deliveries must not share a record
+ * (the new lease would go unextended and its completion dropped).
+ *
+ * `settling` holds leases whose outcome (complete, fail, or lost) is being
+ * sent or is known: the heartbeat stops extending them, and an extend refused
+ * for one of them is the expected race with its acknowledgement.
  */
 export class Held {
-  /** @type {Map<string, number>} event id -> lease token */
-  tokens = new Map();
+  /** @type {Map<string, Lease>} */
+  #leases = new Map();
   /** @type {Set<string>} */
-  settling = new Set();
+  #settling = new Set();
 
-  /** @param {() => void} onDrop called whenever an event leaves (room for the fetcher) */
+  /** @param {() => void} onDrop called whenever leases leave (room for the fetcher) */
   constructor(onDrop) {
     this.onDrop = onDrop;
   }
 
   get size() {
-    return this.tokens.size;
+    return this.#leases.size;
   }
 
   /** @param {Iterable<{id: string, token: number}>} events */
   add(events) {
-    for (const ev of events) this.tokens.set(ev.id, ev.token);
+    for (const ev of events) this.#leases.set(keyOf(ev.id, ev.token), [ev.id, ev.token]);
   }
 
   /**
-   * Mark an outcome as being sent; false if one already was.
+   * Mark an outcome as on its way; false if one already is (or it is not held).
    * @param {string} eventId
+   * @param {number} token
    */
-  settle(eventId) {
-    if (this.settling.has(eventId)) return false;
-    this.settling.add(eventId);
+  settle(eventId, token) {
+    const key = keyOf(eventId, token);
+    if (this.#settling.has(key) || !this.#leases.has(key)) return false;
+    this.#settling.add(key);
     return true;
   }
 
-  /** @param {string} eventId */
-  drop(eventId) {
-    this.tokens.delete(eventId);
-    this.settling.delete(eventId);
-    this.onDrop();
+  /**
+   * @param {string} eventId
+   * @param {number} token
+   */
+  drop(eventId, token) {
+    this.dropMany([[eventId, token]]);
   }
 
   /**
    * Drop a batch, waking the fetcher once.
-   * @param {string[]} eventIds
+   * @param {Iterable<readonly [string, number, ...unknown[]]>} leases
    */
-  dropMany(eventIds) {
-    for (const eventId of eventIds) {
-      this.tokens.delete(eventId);
-      this.settling.delete(eventId);
-      }
+  dropMany(leases) {
+    for (const [eventId, token] of leases) {
+      const key = keyOf(eventId, token);
+      this.#leases.delete(key);
+      this.#settling.delete(key);
+    }
     this.onDrop();
   }
 
-  /** @returns {[string, number][]} leases to keep alive: held, with no outcome on its way */
+  /** @returns {Lease[]} leases to keep alive: held, with no outcome on its way */
   unsettled() {
-    return [...this.tokens].filter(([id]) => !this.settling.has(id));
+    return [...this.#leases].filter(([key]) => !this.#settling.has(key)).map(([, lease]) => lease);
   }
 
   /**
-   * Still held under this token, with no outcome on its way.
+   * Held under this token, with no outcome on its way.
    * @param {string} eventId
    * @param {number} token
    */
   isOpen(eventId, token) {
-    return this.tokens.get(eventId) === token && !this.settling.has(eventId);
+    const key = keyOf(eventId, token);
+    return this.#leases.has(key) && !this.#settling.has(key);
   }
 
-  /** @returns {[string, number][]} */
-  snapshot() {
-    return [...this.tokens];
+  /**
+   * The newest open token held for an id (a consumer names events by id).
+   * @param {string} eventId
+   * @returns {number | undefined}
+   */
+  tokenOf(eventId) {
+    let newest;
+    for (const [id, token] of this.unsettled()) {
+      if (id === eventId && (newest === undefined || token > newest)) newest = token;
+    }
+    return newest;
   }
+}
+
+/**
+ * Call first() on the first of these signals and again() on the second; the
+ * listeners are removed then, so a third one gets Node's default (exit at
+ * once). Returns the function that removes them.
+ * @param {readonly NodeJS.Signals[]} signals
+ * @param {(signal: NodeJS.Signals) => void} first
+ * @param {(signal: NodeJS.Signals) => void} again
+ * @returns {() => void}
+ */
+export function onSignals(signals, first, again) {
+  let received = 0;
+  const handler = (/** @type {NodeJS.Signals} */ signal) => {
+    received += 1;
+    if (received === 1) {
+      first(signal);
+    } else {
+      remove();
+      again(signal);
+    }
+  };
+  const remove = () => {
+    for (const signal of signals) process.off(signal, handler);
+  };
+  for (const signal of signals) process.on(signal, handler);
+  return remove;
 }

@@ -14,24 +14,26 @@
 // Lost connections (a Redis restart) are retried with backoff in every loop;
 // node-redis reconnects and scripts reload by themselves. On stop() (run()
 // calls it on SIGTERM/SIGINT) the fetcher stops, prefetched events that no
-// slot started are released (they go next, no attempt counted), handlers get
-// `graceMs` to finish, and whatever is still running after that is released
-// too: nothing waits for a lease to expire.
+// slot started are released (they go next, no attempt counted) and handlers
+// get `graceMs` to finish. Events whose handlers still run after that are not
+// released (the handler may still act on them): the heartbeat stops, their
+// leases expire and they are redelivered then, attempt counted. Only the
+// impatient stop (releaseHeld(), run() on a second signal) releases them.
 
-import { Reject } from "./consumer.js";
-import {
-  ConnectionLostError,
-  CorruptEnvelopeError,
-  HomingError,
-  StaleLeaseError,
-} from "./errors.js";
+import { ConnectionLostError, HomingError, StaleLeaseError } from "./errors.js";
 import {
   DEFAULT_LOGGER,
   Held,
   MAX_PAUSE,
   WorkerStats,
-  describe,
+  countAcks,
+  failure,
   makeConsumer,
+  onSignals,
+  release,
+  retrying,
+  sendFail,
+  summary,
 } from "./worker-support.js";
 import { checkService } from "./manifest.js";
 import { Signal, Stopper, within } from "./sync.js";
@@ -42,6 +44,10 @@ export { WorkerStats };
 /** @typedef {import("./consumer.js").Consumer} Consumer */
 /** @typedef {import("./client.js").Client} Client */
 /** @typedef {import("./worker-support.js").Logger} Logger */
+/** @typedef {import("./worker-support.js").Lease} Lease */
+
+/** Exit status of a run() stopped by a second signal (128 + SIGINT), as `homing worker`. */
+const INTERRUPTED = 130;
 
 /** Run consumer instances against one service until stop(). */
 export class Worker {
@@ -138,24 +144,52 @@ export class Worker {
 
   /**
    * Start, wait for stop() or a signal, shut down gracefully; returns the counts.
+   *
+   * A second signal stops at once, as `homing worker` does: the events still
+   * held are released (releaseHeld()), the counts are logged and the process
+   * exits with status 130. A third one gets Node's default (exit, releasing
+   * nothing).
    * @param {{signals?: NodeJS.Signals[]}} [options] default SIGTERM and SIGINT; [] for none
    * @returns {Promise<WorkerStats>}
    */
   async run(options = {}) {
     const { signals = ["SIGTERM", "SIGINT"] } = options;
-    const onSignal = () => this.stop();
-    for (const sig of signals) process.on(sig, onSignal);
+    const removeListeners = onSignals(
+      signals,
+      (signal) => {
+        this.log.info(`${signal}: stopping (a second signal stops at once)`);
+        this.stop();
+      },
+      (signal) => void this.#interrupted(signal),
+    );
     try {
       await this.start();
       await this.#stop.promise;
     } finally {
       await this.shutdown();
-      for (const sig of signals) process.off(sig, onSignal);
+      removeListeners();
     }
     return this.stats;
   }
 
-  /** Release unstarted events, let handlers finish for graceMs, release the rest. */
+  /** @param {NodeJS.Signals} signal the second one */
+  async #interrupted(signal) {
+    this.log.warn(`${signal} again: releasing the events still held and exiting`);
+    try {
+      await this.releaseHeld();
+    } finally {
+      this.log.warn(summary(this.service, "interrupted", this.stats));
+      process.exit(INTERRUPTED);
+    }
+  }
+
+  /**
+   * Release unstarted events and let handlers finish for graceMs.
+   *
+   * Events whose handlers still run after that are not released (the handler
+   * may still act on them): their leases expire and they are redelivered then,
+   * which keeps "duplicates only after a lease expired".
+   */
   shutdown() {
     this.#shutdown ??= this.#doShutdown();
     return this.#shutdown;
@@ -172,11 +206,39 @@ export class Worker {
     await within(this.#loops.ack, 10000);
     this.#beatStop.set();
     await this.#loops.beat;
-    const leftover = this.#held.snapshot();
+    const leftover = this.#held.unsettled();
     if (leftover.length) {
-      this.log.warn(`releasing ${leftover.length} events still running after ${this.graceMs} ms`);
-      await this.#release(leftover);
+      // Not released: releasing would hand them to another consumer while
+      // their handlers may still act on them. With the heartbeat stopped the
+      // leases expire, and they come back with the attempt counted (a handler
+      // that hangs on an event thus reaches the dead letters in the end).
+      this.log.warn(
+        `${leftover.length} events still running after the ${this.graceMs} ms grace are left to ` +
+          "their leases: they are redelivered when the leases expire",
+      );
     }
+  }
+
+  /**
+   * The impatient stop, just before the process exits (run() on a second
+   * signal): fetching stops, events not started and events whose handler
+   * still runs are released at once (front of the ready queue, no attempt
+   * counted) instead of waiting for their leases to expire, and completions
+   * already queued are sent, waiting at most timeoutMs for each step. A
+   * handler that finishes later finds its lease gone: nothing it reports is
+   * acknowledged.
+   * @param {{timeoutMs?: number}} [options] default 5000
+   */
+  async releaseHeld(options = {}) {
+    const { timeoutMs = 5000 } = options;
+    this.stop();
+    await within(this.#loops.fetch, timeoutMs);
+    await this.#releaseUnstarted();
+    await this.#release(this.#held.unsettled());
+    this.#handlersDone = true;
+    this.#ackSignal.notify();
+    await within(this.#loops.ack, timeoutMs);
+    this.#beatStop.set();
   }
 
   // -- called by consumers -------------------------------------------------
@@ -186,12 +248,19 @@ export class Worker {
    * @param {string} service
    * @param {string} eventId
    * @param {unknown} result
+   * @param {{id: string, token: number} | null} [current] the event the calling
+   * consumer's slot is handling
    */
-  async completeFor(service, eventId, result) {
-    const token = service === this.service ? this.#held.tokens.get(eventId) : undefined;
+  async completeFor(service, eventId, result, current = null) {
+    let token;
+    if (service === this.service) {
+      // The token of the event the calling handler is handling, even when the
+      // same event was redelivered here meanwhile; else the newest one held.
+      token = current?.id === eventId ? current.token : this.#held.tokenOf(eventId);
+    }
     // Settled before the call, so a handler that returns without awaiting it
     // is not acknowledged a second time by the worker.
-    if (token === undefined || !this.#held.settle(eventId)) {
+    if (token === undefined || !this.#held.settle(eventId, token)) {
       throw new StaleLeaseError(`this worker holds no open lease on ${service}/${eventId}`);
     }
     await this.client.complete(service, eventId, token, result);
@@ -199,30 +268,6 @@ export class Worker {
   }
 
   // -- loops -----------------------------------------------------------------
-
-  /**
-   * Run fn; on failure log, back off (50 ms doubling to 2 s) and return null.
-   * Any error backs off (logged), as in Python, so a transient one (BUSY, a
-   * cluster's TRYAGAIN) cannot end a loop.
-   * @template T
-   * @param {string} what
-   * @param {() => Promise<T>} fn
-   * @param {{ms: number}} pause
-   * @returns {Promise<T | null>}
-   */
-  async #retrying(what, fn, pause) {
-    try {
-      const out = await fn();
-      pause.ms = 50;
-      return out;
-    } catch (exc) {
-      const level = exc instanceof ConnectionLostError ? "warn" : "error";
-      this.log[level](`${what}: ${describe(exc)}; retrying in ${pause.ms} ms`);
-      await this.#stop.wait(pause.ms);
-      pause.ms = Math.min(pause.ms * 2, MAX_PAUSE);
-      return null;
-    }
-  }
 
   async #fetchLoop() {
     let idle = 1;
@@ -238,7 +283,9 @@ export class Worker {
         continue;
       }
       const n = Math.min(room, 1000);
-      const events = await this.#retrying(
+      const events = await retrying(
+        this.log,
+        this.#stop,
         "dequeue",
         () => this.client.dequeue(this.service, n, { leaseMs: this.leaseMs }),
         pause,
@@ -285,21 +332,25 @@ export class Worker {
    */
   async #handle(consumer, ev, state) {
     let newState;
+    consumer._event = ev; // for complete(): the token of this delivery
     try {
       newState = await consumer.handleEvent(ev, state);
     } catch (exc) {
-      // A consumer bug must not kill the worker.
+      // Whatever it throws (not only an Error), a handler must not take its
+      // slot down while the event stays leased and heartbeaten.
+      consumer._event = null;
       await this.#failed(ev, exc);
       return state;
     }
-    if (this.#held.settle(ev.id)) {
+    consumer._event = null;
+    if (this.#held.settle(ev.id, ev.token)) {
       // The consumer did not complete it itself. The acker takes the whole
       // queue when it wakes, so only the first of a batch needs to wake it.
       if (this.#acks.length === 0) this.#ackSignal.notify();
       this.#acks.push([ev.id, ev.token, null]);
       this.#acking += 1;
     } else {
-      this.#held.drop(ev.id);
+      this.#held.drop(ev.id, ev.token);
     }
     return newState;
   }
@@ -309,44 +360,19 @@ export class Worker {
    * @param {unknown} exc
    */
   async #failed(ev, exc) {
-    // Retrying cannot fix a rejected event or an envelope that does not decode.
-    const dead = exc instanceof Reject || exc instanceof CorruptEnvelopeError;
-    const reason = describe(exc).slice(0, 1000);
-    if (!this.#held.settle(ev.id)) {
+    const { dead, reject, reason, detail } = failure(exc);
+    if (!this.#held.settle(ev.id, ev.token)) {
       // Its outcome is settled already (the consumer completed it, or the
       // heartbeat found the lease lost): there is nothing left to fail.
       this.log.warn(`${this.service}/${ev.id} raised after its outcome was settled: ${reason}`);
-      this.#held.drop(ev.id);
+      this.#held.drop(ev.id, ev.token);
       return;
     }
-    if (!(exc instanceof Reject)) {
-      const detail = exc instanceof HomingError || !(exc instanceof Error) ? "" : `\n${exc.stack}`;
+    if (!reject) {
       this.log.warn(`${this.service}/${ev.id} attempt ${ev.attempt} failed: ${reason}${detail}`);
     }
-    let pause = 50;
-    for (;;) {
-      try {
-        const out = await this.client.fail(this.service, ev.id, ev.token, reason, { dead });
-        this.stats.failed += 1;
-        this.log.info(`${this.service}/${ev.id} -> ${out.action}`);
-        break;
-      } catch (err) {
-        if (err instanceof ConnectionLostError) {
-          if ((await this.#stop.wait(pause)) && pause >= MAX_PAUSE) break; // lease will expire
-          pause = Math.min(pause * 2, MAX_PAUSE);
-          continue;
-        }
-        if (err instanceof StaleLeaseError) {
-          this.stats.lost += 1;
-        } else {
-          // The lease expires and the event is retried.
-          this.log.error(`could not fail ${this.service}/${ev.id}: ${describe(err)}`);
-          if (err instanceof HomingError) this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1;
-        }
-        break;
-      }
-    }
-    this.#held.drop(ev.id);
+    await sendFail(this, this.#stop, ev, reason, dead);
+    this.#held.drop(ev.id, ev.token);
   }
 
   async #ackLoop() {
@@ -358,7 +384,9 @@ export class Worker {
       /** @type {(HomingError | null)[] | null} */
       let errors = null;
       for (;;) {
-        errors = await this.#retrying(
+        errors = await retrying(
+          this.log,
+          this.#stop,
           "complete",
           () => this.client.completeMany(this.service, batch),
           pause,
@@ -374,17 +402,8 @@ export class Worker {
         }
       }
       this.#acking -= batch.length;
-      this.#held.dropMany(batch.map(([eventId]) => eventId));
-      batch.forEach((_, i) => {
-        const err = /** @type {(HomingError | null)[]} */ (errors)[i];
-        if (err === null) {
-          this.stats.completed += 1;
-        } else {
-          this.stats.lost += 1;
-          this.stats.errors[err.code] = (this.stats.errors[err.code] ?? 0) + 1;
-          this.log.warn(`completion refused: ${err.message}`);
-        }
-      });
+      this.#held.dropMany(batch);
+      countAcks(this.stats, this.log, errors);
     }
   }
 
@@ -393,11 +412,13 @@ export class Worker {
     while (!(await this.#beatStop.wait(this.#beatEvery))) {
       // Keep the service registered, so a scheduler can reclaim these leases
       // even after the registry was lost.
-      await this.#retrying("register", () => this.client.register(this.service), pause);
+      await retrying(this.log, this.#stop, "register", () => this.client.register(this.service), pause);
       const held = this.#held.unsettled();
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);
-        const out = await this.#retrying(
+        const out = await retrying(
+          this.log,
+          this.#stop,
           "extend",
           () => this.client.extendMany(this.service, chunk, this.leaseMs),
           pause,
@@ -406,7 +427,7 @@ export class Worker {
           const [eventId, token] = chunk[j];
           // settle() makes this the event's one outcome: counted once, and its
           // handler's completion is not sent to be refused again (as in Python).
-          if (r instanceof HomingError && this.#held.isOpen(eventId, token) && this.#held.settle(eventId)) {
+          if (r instanceof HomingError && this.#held.isOpen(eventId, token) && this.#held.settle(eventId, token)) {
             this.log.warn(`lease of ${this.service}/${eventId} lost: ${r.message}`);
             this.stats.lost += 1;
           }
@@ -418,24 +439,12 @@ export class Worker {
   // -- release ---------------------------------------------------------------
 
   async #releaseUnstarted() {
-    const items = this.#todo.splice(0).map((ev) => /** @type {[string, number]} */ ([ev.id, ev.token]));
+    const items = this.#todo.splice(0).map((ev) => /** @type {Lease} */ ([ev.id, ev.token]));
     await this.#release(items);
   }
 
-  /** @param {[string, number][]} items */
-  async #release(items) {
-    for (let i = 0; i < items.length; i += 1000) {
-      const chunk = items.slice(i, i + 1000);
-      try {
-        const errors = await this.client.release(this.service, chunk);
-        this.stats.released += errors.filter((e) => e === null).length;
-      } catch (exc) {
-        this.log.warn(
-          `could not release ${chunk.length} events (${describe(exc)}); ` +
-            "they return when their leases expire",
-        );
-      }
-      for (const [eventId] of chunk) this.#held.drop(eventId);
-    }
+  /** @param {Lease[]} items */
+  #release(items) {
+    return release(this, this.#held, items);
   }
 }

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 
+import { ExtData } from "@msgpack/msgpack";
+
 import { decode, encode } from "../src/envelope.js";
 import { CorruptEnvelopeError, PayloadNotEncodableError } from "../src/errors.js";
 
@@ -59,6 +61,22 @@ test("what Python cannot read back the same is refused", () => {
   assert.throws(() => encode([deep]), PayloadNotEncodableError);
   assert.deepEqual(decode(encode({ u: undefined })), { u: null });
   assert.deepEqual(decode(encode(Object.create(null))), {});
+});
+
+test("map keys no client could read back are refused, nested too (Python's _check_keys)", () => {
+  const key = Symbol("k");
+  for (const p of [new Map([[1, 2]]), { ok: [new Map()] }, { [key]: 1 }, { ok: [{ a: 1, [key]: 2 }] },
+    new ExtData(5, new Uint8Array([1])), [new ExtData(5, new Uint8Array([1]))]]) {
+    assert.throws(() => encode(p), PayloadNotEncodableError);
+  }
+  assert.throws(() => encode({ [key]: 1 }), /map key Symbol\(k\) of type symbol: map keys must be strings/);
+  // A symbol that is not enumerable is no key of the map, as for JSON.
+  const hidden = Object.defineProperty({ a: 1 }, key, { value: 2, enumerable: false });
+  assert.deepEqual(decode(encode(hidden)), { a: 1 });
+  // Text keys round-trip; integer keys (from Python) arrive as text.
+  assert.deepEqual(decode(encode({ a: { 1: [{ b: -2 }] }, 7: "seven" })), { a: { 1: [{ b: -2 }] }, 7: "seven" });
+  assert.deepEqual(decode(Buffer.from("82a17601a17081a161a162", "hex")), { a: "b" });
+  assert.deepEqual(decode(Buffer.from("82a17601a1708107a3736576", "hex")), { 7: "sev" });
 });
 
 test("anything but a version 1 envelope is CorruptEnvelopeError", () => {

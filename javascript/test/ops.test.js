@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { decode } from "../src/envelope.js";
+import { BY_CODE } from "../src/errors.js";
 import { Event, Status, StaleLeaseError, UnknownEventError, ops } from "../src/index.js";
 import { SCRIPTS } from "../src/manifest.js";
 
@@ -85,6 +86,21 @@ test("batch items are [id, token, result] or {id, token, result}", () => {
   const parsed = ext.parse([12345, b("STALE_LEASE")]);
   assert.equal(parsed[0], 12345);
   assert.ok(parsed[1] instanceof StaleLeaseError);
+});
+
+test("per-item errors read on one line, for every code", () => {
+  const codes = Object.keys(BY_CODE);
+  const items = codes.map((_, i) => /** @type {[string, number]} */ ([`e${i}`, i + 1]));
+  const completed = ops.completeMany("s", items, 100).parse(codes.map((c) => b(c)));
+  const extended = ops.extendMany("s", items).parse(codes.map((c) => b(c)));
+  const released = ops.releaseMany("s", items).parse(codes.map((c) => b(c)));
+  for (const errors of [completed, extended, released]) {
+    errors.forEach((err, i) => {
+      assert.ok(err instanceof BY_CODE[/** @type {keyof typeof BY_CODE} */ (codes[i])]);
+      assert.match(err.message, new RegExp(`^${codes[i]}: event e${i} \\(token ${i + 1}\\): \\S`));
+      assert.ok(!/\n|\s{2}|\s$/.test(err.message), err.message);
+    });
+  }
 });
 
 test("fail, status, configure and dead letters", () => {

@@ -1,6 +1,7 @@
 // Graceful shutdown: prefetched events are released at once, running handlers
-// get their grace period and are released after it, SIGTERM and SIGINT stop a
-// worker process the same way.
+// get their grace period and are left to their leases after it (not released
+// while they may still act), SIGTERM and SIGINT stop a worker process the same
+// way, and a second signal releases everything held and exits with 130.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -52,17 +53,24 @@ test("shutdown releases prefetched events at once and lets the running one finis
   assert.ok(pending.every((s) => s.detail === "ready" && s.attempt === 0), "no attempt counted");
 });
 
-test("a handler still running after the grace period is released", async () => {
+test("a handler still running after the grace period is left to its lease", async () => {
   const id = await client.enqueue("overrun", "stuck");
   const { Gated, open } = gated();
   const logger = recordingLogger();
-  const worker = new Worker(client, "overrun", Gated, { graceMs: 100, logger });
+  const worker = new Worker(client, "overrun", Gated, { leaseMs: 400, graceMs: 200, logger });
   await started(worker);
   await until(() => worker.stats.received === 1, 5000, "the delivery");
   await worker.shutdown();
+  // Still running after the grace: not handed to another consumer while its
+  // handler may still act on it; no longer extended either.
   const st = await client.status("overrun", id);
-  assert.deepEqual([st.state, st.detail, st.attempt], ["pending", "ready", 0]);
-  assert.ok(logger.lines.some((l) => l.text.includes("releasing 1 events still running after 100 ms")));
+  assert.deepEqual([st.state, st.detail, st.attempt], ["pending", "leased", 1]);
+  assert.equal(worker.stats.released, 0);
+  assert.ok(logger.lines.some((l) => l.level === "warn" && l.text.includes(
+    "1 events still running after the 200 ms grace are left to their leases")));
+  await new Promise((r) => setTimeout(r, 600)); // past the lease
+  assert.equal((await client.promote("overrun")).expired, 1, "the lease ran out: redelivered from here");
+  assert.equal((await client.status("overrun", id)).detail, "expired");
   open();
 });
 
@@ -89,6 +97,39 @@ for (const signal of /** @type {const} */ (["SIGTERM", "SIGINT"])) {
     assert.deepEqual([st.ready, st.in_flight, st["total.completed"]], [8, 0, 2]);
   });
 }
+
+test("a second signal releases what is held, running handlers too, and exits with 130", async () => {
+  const service = "sig-twice";
+  // Two slots busy for a minute, eight prefetched behind them.
+  const ids = await client.enqueueMany(service, Array.from({ length: 10 }, () => 60000));
+  const child = spawn(process.execPath, [
+    new URL("./fixtures/worker-child.js", import.meta.url).pathname,
+    server.url, client.prefix, service,
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const lines = createInterface({ input: /** @type {any} */ (child.stdout) });
+  /** @type {any[]} */
+  const messages = [];
+  lines.on("line", (line) => messages.push(JSON.parse(line)));
+  const exited = once(child, "exit");
+  await until(() => messages.length === 1, 10000, "the child to start");
+  child.kill("SIGTERM");
+  // The graceful stop hands back the eight unstarted events and waits.
+  await until(async () => (await client.stats(service)).ready === 8, 5000, "8 released");
+  child.kill("SIGINT");
+  const [code] = await exited;
+  assert.equal(code, 130);
+  assert.equal(messages.length, 1, "run() did not return");
+  assert.match(stderr, /SIGINT again: releasing the events still held and exiting/);
+  assert.match(stderr, /worker sig-twice interrupted: received=10 completed=0 failed=0 released=10 lost=0\n/);
+  const st = await client.stats(service);
+  assert.deepEqual([st.ready, st.in_flight, st["total.released"]], [10, 0, 10]);
+  const statuses = await Promise.all(ids.map((id) => client.status(service, id)));
+  assert.ok(statuses.every((s) => s.detail === "ready" && s.attempt === 0), "no attempt counted");
+});
 
 test("a worker process killed mid-event: the event is redelivered and completed", async () => {
   const service = "sigkill";

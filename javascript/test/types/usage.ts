@@ -74,6 +74,9 @@ export async function consumer(client: Client): Promise<void> {
   const worker = new Worker(client, "orders", Orders, { concurrency: 4, prefetch: 50, graceMs: 5000 });
   const stats = await worker.run({ signals: ["SIGTERM"] });
   const completed: number = stats.completed;
-  new Worker(client, "orders", () => new Orders());
+  const other = new Worker(client, "orders", () => new Orders());
+  await other.start();
+  await other.releaseHeld({ timeoutMs: 1000 });
+  await other.shutdown();
   void [deadline, action, completed];
 }

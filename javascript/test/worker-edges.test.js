@@ -1,0 +1,199 @@
+// Worker edges found in review (python/tests/test_worker_edges.py): a
+// redelivery to the same worker, odd handlers, async init, releaseHeld().
+
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+
+import { Consumer, Worker } from "../src/index.js";
+import { connect, privateServer, recordingLogger, started, until } from "./helpers.js";
+
+const server = await privateServer();
+const client = await connect(server.url);
+after(() => client.close());
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A promise the test resolves when it likes. */
+function gate() {
+  /** @type {() => void} */
+  let open = () => {};
+  const opened = new Promise((r) => {
+    open = () => r(undefined);
+  });
+  return { opened, open };
+}
+
+test("a redelivery to the same worker is a lease of its own", async () => {
+  // The first handler stalls past its lease; the event comes back to the same
+  // worker under a new token while the first still runs. The new lease must be
+  // extended and its completion kept; only the stale one is refused.
+  const service = "redelivered";
+  await client.configure(service, { backoffBaseMs: 0 });
+  const id = await client.enqueue(service, "job");
+  const first = gate();
+  let firstRunning = false;
+  /** @type {number[]} */
+  const attempts = [];
+  class Stalls extends Consumer {
+    /** @param {import("../src/index.js").Event} event @param {unknown} state */
+    async handleEvent(event, state) {
+      attempts.push(event.attempt);
+      if (event.attempt === 1) {
+        firstRunning = true;
+        await first.opened;
+      } else {
+        await sleep(1000); // longer than the lease: only the heartbeat keeps it
+        await this.complete(event.service, event.id, "second");
+      }
+      return state;
+    }
+  }
+  const logger = recordingLogger();
+  const worker = await started(new Worker(client, service, Stalls, { concurrency: 2, leaseMs: 600, logger }));
+  await until(() => firstRunning, 5000, "the first delivery");
+  // A stall: the scheduler reclaims the lease; the heartbeat's next extension is refused.
+  await client.connection.zAdd(`${client.prefix}:{${service}}:leases`, { score: 0, value: id });
+  assert.equal((await client.promote(service)).expired, 1);
+  await until(() => worker.stats.lost === 1, 5000, "the heartbeat to find the first lease lost");
+  assert.equal((await client.distribute(service)).retried, 1);
+  // A scheduler on the real clock from here on: it would reclaim the second
+  // lease if the heartbeat did not extend it.
+  let reclaimed = 0;
+  let done = false;
+  const scheduler = (async () => {
+    while (!done) {
+      reclaimed += (await client.promote(service)).expired;
+      await sleep(50);
+    }
+  })();
+  try {
+    assert.equal(await client.result(service, id, { timeoutMs: 10000 }), "second");
+  } finally {
+    done = true;
+    await scheduler;
+  }
+  first.open();
+  await worker.shutdown();
+  assert.deepEqual(attempts, [1, 2]);
+  assert.equal(reclaimed, 0, "the second lease was extended, never reclaimed");
+  assert.equal(worker.stats.completed, 1);
+  assert.equal(worker.stats.lost, 1, "the stale first lease, found by the heartbeat");
+  assert.deepEqual(worker.stats.errors, {}, "the first handler's completion is not sent");
+  assert.equal((await client.stats(service))["total.expired"], 1);
+});
+
+test("complete() outside the handler's own event uses the newest lease held", async () => {
+  const service = "complete-other";
+  const [a, b] = await client.enqueueMany(service, ["a", "b"]);
+  class CompletesBoth extends Consumer {
+    /** @param {import("../src/index.js").Event} event @param {unknown} state */
+    async handleEvent(event, state) {
+      if (event.payload === "a") {
+        await until(() => worker.stats.received === 2, 5000, "both deliveries");
+        await this.complete(service, b, "done by a"); // b is held, and not a's own event
+      }
+      return state;
+    }
+  }
+  const worker = await started(new Worker(client, service, CompletesBoth, { concurrency: 1, prefetch: 2 }));
+  assert.equal(await client.result(service, b, { timeoutMs: 5000 }), "done by a");
+  assert.equal(await client.result(service, a, { timeoutMs: 5000 }), null);
+  await until(() => worker.stats.completed === 2, 5000, "both completions");
+  await worker.shutdown();
+  assert.equal(worker.stats.lost, 0);
+});
+
+test("an async init() is awaited", async () => {
+  /** @type {unknown[]} */
+  const seen = [];
+  class AsyncBoth extends Consumer {
+    async init() {
+      await sleep(1);
+      return { ready: true };
+    }
+
+    /** @param {unknown} event @param {unknown} state */
+    async handleEvent(event, state) {
+      seen.push(state);
+      return state;
+    }
+  }
+  await client.enqueue("async-init", 1);
+  const worker = await started(new Worker(client, "async-init", AsyncBoth));
+  await until(() => worker.stats.completed === 1, 5000, "the completion");
+  await worker.shutdown();
+  assert.deepEqual(seen, [{ ready: true }]);
+});
+
+test("a handler throwing what is not an Error fails the event, not the slot", async () => {
+  const hostile = new Proxy({}, {
+    get() {
+      throw new Error("no property here");
+    },
+    getPrototypeOf() {
+      throw new Error("no prototype here");
+    },
+  });
+  /** @type {Record<string, unknown>} */
+  const throws = {
+    number: 3,
+    string: "boom",
+    undefined,
+    null: null,
+    bare: Object.create(null),
+    hostile,
+    rejected: Promise.reject(new Error("a rejected promise, thrown")),
+  };
+  /** @type {Promise<unknown>} */ (throws.rejected).catch(() => {});
+  class Throws extends Consumer {
+    /** @param {import("../src/index.js").Event} event @param {unknown} state */
+    handleEvent(event, state) {
+      if (event.payload === "fine") return state;
+      throw throws[/** @type {string} */ (event.payload)];
+    }
+  }
+  const logger = recordingLogger();
+  const service = "throws-anything";
+  await client.enqueueMany(service, Object.keys(throws));
+  const worker = await started(new Worker(client, service, Throws, { concurrency: 1, logger }));
+  await until(() => worker.stats.failed === Object.keys(throws).length, 5000, "every failure");
+  await client.enqueue(service, "fine");
+  await until(() => worker.stats.completed === 1, 5000, "the one slot to go on");
+  await worker.shutdown();
+  const warnings = logger.lines.filter((l) => l.level === "warn").map((l) => l.text).join("\n");
+  for (const reason of ["number: 3", "string: boom", "undefined: undefined", "object: null",
+    "object: (a value that cannot be shown as text)", "object: [object Promise]"]) {
+    assert.ok(warnings.includes(`failed: ${reason}`), reason);
+  }
+  const st = await client.stats(service);
+  assert.deepEqual([st.retrying, st.in_flight, st["total.failed"]], [7, 0, 7]);
+});
+
+test("releaseHeld() hands back running and unstarted events at once; late outcomes are not sent", async () => {
+  const service = "release-held";
+  const ids = await client.enqueueMany(service, [1, 2, 3]);
+  const { opened, open } = gate();
+  let returned = 0;
+  class Gated extends Consumer {
+    async handleEvent() {
+      await opened;
+      returned += 1;
+      return null;
+    }
+  }
+  const worker = await started(new Worker(client, service, Gated, { concurrency: 2, prefetch: 1, leaseMs: 5000 }));
+  await until(() => worker.stats.received === 3, 5000, "three deliveries");
+  await worker.releaseHeld({ timeoutMs: 2000 });
+  assert.equal(worker.stats.released, 3);
+  const statuses = await Promise.all(ids.map((id) => client.status(service, id)));
+  assert.ok(statuses.every((s) => s.detail === "ready" && s.attempt === 0), "no attempt counted");
+  open();
+  await until(() => returned === 2, 5000, "the two handlers to return");
+  await worker.shutdown();
+  assert.equal(worker.stats.completed, 0);
+  assert.equal(worker.stats.lost, 0);
+  assert.deepEqual(worker.stats.errors, {});
+  const st = await client.stats(service);
+  assert.deepEqual([st.ready, st.in_flight, st["total.completed"] ?? 0], [3, 0, 0]);
+});
