@@ -113,12 +113,7 @@ export class Worker {
    */
   async start() {
     await this.client.register(this.service);
-    let lease = this.leaseMs;
-    if (lease == null) {
-      // The service's policy decides; the heartbeat must beat faster.
-      lease = (await this.client.stats(this.service))["policy.lease_ms"];
-    }
-    this.#beatEvery = lease / 3;
+    await this.#paceHeartbeat();
     const consumers = [];
     for (let i = 0; i < this.concurrency; i++) {
       const consumer = makeConsumer(this.factory);
@@ -407,12 +402,23 @@ export class Worker {
     }
   }
 
+  /**
+   * Beat three times per lease. With no leaseMs of its own, the worker follows
+   * the service's policy, re-read with every beat (as in Python): a lease_ms
+   * lowered by configure while it runs must not let its leases run out.
+   */
+  async #paceHeartbeat() {
+    const lease = this.leaseMs ?? (await this.client.stats(this.service))["policy.lease_ms"];
+    this.#beatEvery = lease / 3;
+  }
+
   async #beatLoop() {
     const pause = { ms: 50 };
     while (!(await this.#beatStop.wait(this.#beatEvery))) {
       // Keep the service registered, so a scheduler can reclaim these leases
       // even after the registry was lost.
       await retrying(this.log, this.#stop, "register", () => this.client.register(this.service), pause);
+      if (this.leaseMs == null) await retrying(this.log, this.#stop, "read the policy", () => this.#paceHeartbeat(), pause);
       const held = this.#held.unsettled();
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);

@@ -14,8 +14,9 @@ Threads, each with one job:
 Lost connections (a Redis restart) are retried with backoff in every loop;
 scripts reload by themselves. On SIGTERM/SIGINT the fetcher stops, prefetched
 events that no handler started are released (they go next, no attempt
-counted), handlers get ``grace`` seconds to finish, and whatever is still
-running after that is released too: nothing waits for a lease to expire.
+counted), and handlers get ``grace`` seconds to finish. Whatever still runs
+after that is left to its lease, not released under a handler that may still
+act on it: it is redelivered when the lease expires.
 """
 
 from __future__ import annotations
