@@ -94,3 +94,19 @@ def client(redis_url: str, prefix: str):
 def service() -> str:
     """A fresh service name per test (the prefix already isolates; this keeps names readable)."""
     return "svc-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def cli(redis_url: str, prefix: str):
+    """Invoke the ``homing`` command line against the test server, in the test's prefix."""
+    from click.testing import CliRunner
+
+    from homing.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None):
+        return runner.invoke(main, ["--redis-url", redis_url, "--prefix", prefix, *args],
+                             input=input, env=env)
+
+    return invoke

@@ -16,21 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from homing import Client
 from homing.cli import main
-
-
-@pytest.fixture
-def cli(redis_url: str, prefix: str):
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Result:
-        return runner.invoke(main, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             input=input, env=env)
-
-    return invoke
 
 
 @pytest.fixture

@@ -10,23 +10,12 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from homing import Client
 from homing.cli import main
 from homing.clistats import FLOW, MORE
 from homing.manifest import global_key, service_key
-
-
-@pytest.fixture
-def cli(redis_url: str, prefix: str):
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Result:
-        return runner.invoke(main, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             input=input, env=env)
-
-    return invoke
 
 
 def make_dead(client: Client, service: str, n: int, reason: str = "boom") -> list[str]:
