@@ -15,30 +15,20 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from . import ops
-from .client import _CREATING, DEFAULT_URL, ResultWait, _register_due, raise_first
-from .connection import REDIS_ERRORS, KeyCache, connect_async, translate
+from .client import DEFAULT_URL, ClientBase, ResultWait, raise_first
+from .connection import REDIS_ERRORS, connect_async, translate
 from .errors import HomingError
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
-    SCRIPTS,
-    check_prefix,
     check_service,
     global_key,
 )
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """asyncio counterpart of ``homing.Client``; see it for each method's contract."""
-
-    def __init__(self, redis_client: Any, *, prefix: str = DEFAULT_PREFIX,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
-        self.redis = redis_client
-        self.prefix = check_prefix(prefix)
-        self.max_payload = max_payload
-        self._keys = KeyCache(prefix)
-        self._registered: dict[str, float] = {}
 
     @classmethod
     async def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
@@ -58,10 +48,9 @@ class AsyncClient:
 
     async def run(self, call: ops.Call) -> Any:
         """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
-        script = SCRIPTS[call.script]
-        keys = self._keys.keys(script, call.service)
+        script, keys, register = self._prepare(call)
         try:
-            if call.script in _CREATING and _register_due(self._registered, call.service):
+            if register:
                 await self.register(call.service)
             try:
                 reply = await self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)

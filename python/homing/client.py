@@ -26,6 +26,7 @@ from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
     SCRIPTS,
+    Script,
     check_prefix,
     check_service,
     global_key,
@@ -49,25 +50,39 @@ def raise_first(errors: Sequence[HomingError | None]) -> None:
             raise err
 
 
-class Client:
+class ClientBase:
+    """What the sync and asyncio clients share: settings, and preparing a call.
+
+    Only the I/O differs between them; everything decided before it is here.
+    """
+
+    def __init__(self, redis_client: Any, *, prefix: str = DEFAULT_PREFIX,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.redis = redis_client
+        self.prefix = check_prefix(prefix)
+        self.max_payload = max_payload
+        self._keys = KeyCache(prefix)
+        self._registered: dict[str, float] = {}  # service -> when its SADD last succeeded
+
+    def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:
+        """The script, its KEYS, and whether the registry SADD must go first.
+
+        The SADD is due for writes that may create a service, at most every
+        REGISTER_EVERY seconds; the time is recorded only once it succeeded, so
+        a failed one is retried before the next such call, never skipped.
+        """
+        script = SCRIPTS[call.script]
+        register = (call.script in _CREATING and time.monotonic()
+                    - self._registered.get(call.service, float("-inf")) >= REGISTER_EVERY)
+        return script, self._keys.keys(script, call.service), register
+
+
+class Client(ClientBase):
     """A connection to homing on one Redis (standalone or Cluster).
 
     ``prefix`` namespaces every key (default ``homing``); ``max_payload`` is
     the largest encoded envelope accepted, in bytes (default 1 MiB).
     """
-
-    def __init__(
-        self,
-        redis_client: Any,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-    ) -> None:
-        self.redis = redis_client
-        self.prefix = check_prefix(prefix)
-        self.max_payload = max_payload
-        self._keys = KeyCache(prefix)
-        self._registered: dict[str, float] = {}
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
@@ -90,10 +105,9 @@ class Client:
 
     def run(self, call: ops.Call) -> Any:
         """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
-        script = SCRIPTS[call.script]
-        keys = self._keys.keys(script, call.service)
+        script, keys, register = self._prepare(call)
         try:
-            if call.script in _CREATING and _register_due(self._registered, call.service):
+            if register:
                 self.register(call.service)
             try:
                 reply = self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
@@ -298,15 +312,6 @@ class Client:
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
-
-
-def _register_due(registered: dict[str, float], service: str) -> bool:
-    """Whether the registry SADD for service is due again.
-
-    The caller records the time only once the SADD succeeded: a failed one
-    must be retried before the next script call, never skipped.
-    """
-    return time.monotonic() - registered.get(service, float("-inf")) >= REGISTER_EVERY
 
 
 class ResultWait:

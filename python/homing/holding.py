@@ -87,10 +87,6 @@ class Held:
             tokens = [t for i, t in self.leases - self.settling if i == event_id]
         return max(tokens, default=None)
 
-    def snapshot(self) -> list[Lease]:
-        with self.lock:
-            return list(self.leases)
-
     def __len__(self) -> int:
         return len(self.leases)
 
