@@ -74,6 +74,16 @@ export class ResultTimeoutError extends HomingError {
   static readonly code: "TIMEOUT";
 }
 
+/** Redis is out of memory (maxmemory reached under noeviction): the call was refused and nothing was written, so an event sent with it was not accepted; retry later or give Redis more memory. */
+export class RedisFullError extends HomingError {
+  static readonly code: "REDIS_FULL";
+}
+
+/** The Redis server may lose acknowledged events (an eviction policy, or no persistence) and durability was required. */
+export class NotDurableError extends HomingError {
+  static readonly code: "NOT_DURABLE";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static readonly code: "CONNECTION";
@@ -98,6 +108,8 @@ export type ErrorCode =
   | "STALE_LEASE"
   | "EVENT_DEAD"
   | "TIMEOUT"
+  | "REDIS_FULL"
+  | "NOT_DURABLE"
   | "CONNECTION"
   | "SCRIPT";
 
@@ -116,6 +128,8 @@ export const BY_CODE: Readonly<{
   STALE_LEASE: typeof StaleLeaseError;
   EVENT_DEAD: typeof EventDeadError;
   TIMEOUT: typeof ResultTimeoutError;
+  REDIS_FULL: typeof RedisFullError;
+  NOT_DURABLE: typeof NotDurableError;
   CONNECTION: typeof ConnectionLostError;
   SCRIPT: typeof ScriptError;
 }>;

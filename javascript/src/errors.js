@@ -99,6 +99,18 @@ export class ResultTimeoutError extends HomingError {
   static description = "No result arrived within the timeout.";
 }
 
+/** Redis is out of memory (maxmemory reached under noeviction): the call was refused and nothing was written, so an event sent with it was not accepted; retry later or give Redis more memory. */
+export class RedisFullError extends HomingError {
+  static code = "REDIS_FULL";
+  static description = "Redis is out of memory (maxmemory reached under noeviction): the call was refused and nothing was written, so an event sent with it was not accepted; retry later or give Redis more memory.";
+}
+
+/** The Redis server may lose acknowledged events (an eviction policy, or no persistence) and durability was required. */
+export class NotDurableError extends HomingError {
+  static code = "NOT_DURABLE";
+  static description = "The Redis server may lose acknowledged events (an eviction policy, or no persistence) and durability was required.";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static code = "CONNECTION";
@@ -126,6 +138,8 @@ export const BY_CODE = Object.freeze({
   STALE_LEASE: StaleLeaseError,
   EVENT_DEAD: EventDeadError,
   TIMEOUT: ResultTimeoutError,
+  REDIS_FULL: RedisFullError,
+  NOT_DURABLE: NotDurableError,
   CONNECTION: ConnectionLostError,
   SCRIPT: ScriptError,
 });

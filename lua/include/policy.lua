@@ -1,7 +1,6 @@
 -- policy: the service's schema stamp and retry/lease policy.
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
-local POLICY_FIELDS = {'lease_ms', 'max_attempts', 'backoff_base_ms', 'backoff_max_ms',
-  'backoff_jitter', 'result_ttl_ms', 'idem_ttl_ms'}
+-- POLICY_FIELDS, DEFAULTS and POLICY_RANGES come from keys.json (generated).
 
 -- Read the policy; refuse data stamped by another schema version.
 local function load_policy()

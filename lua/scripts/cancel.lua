@@ -1,6 +1,7 @@
 --[[
 @script cancel
-@version 1
+@version 2
+@memory level
 @summary Cancel a pending timer (cancel_timer). A timer that has already
 fired is an ordinary event by then and is not touched.
 @key timers

@@ -1,6 +1,7 @@
 --[[
 @script complete
-@version 1
+@version 2
+@memory checked
 @summary Acknowledge leased events (complete and complete_many). Each
 item is checked on its own: its token must be the event's current lease
 token, so a consumer whose lease expired and was reclaimed is refused
@@ -8,7 +9,10 @@ token, so a consumer whose lease expired and was reclaimed is refused
 is still honoured: no one else has the event. The result, if any, is kept
 for result_ttl_ms so the producer can read it. An id named twice in one
 call is acknowledged once; the repeat reports UNKNOWN_EVENT, as a later
-call would.
+call would. On a full Redis (maxmemory, noeviction) a completion still
+lands when it does not grow memory: without a result, or with a result no
+larger than the payload it frees; a larger result is refused for that item
+with REDIS_FULL and the event stays leased (the worker sends it again).
 @key data
 @key meta
 @key leases
@@ -21,13 +25,15 @@ call would.
 @arg count number of items, 1..1000
 @arg id... then, per item: id, token, result envelope ('' for no result)
 @return array of count status codes: 'OK', 'STALE_LEASE', 'UNKNOWN_EVENT',
-'CORRUPT_STATE' or 'PAYLOAD_TOO_LARGE' (that item is left untouched)
+'CORRUPT_STATE', 'PAYLOAD_TOO_LARGE' or 'REDIS_FULL' (that item is left
+untouched)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
 @error STALE_LEASE reported per item
 @error UNKNOWN_EVENT reported per item
 @error PAYLOAD_TOO_LARGE reported per item
+@error REDIS_FULL reported per item
 ]]
 --@include base
 --@include counters
@@ -59,21 +65,53 @@ for i = 1, n do
     out[i] = E.UNKNOWN_EVENT
   elseif m == false then
     out[i] = E.CORRUPT_STATE
-  elseif m.s ~= 'l' or m.token ~= token then
+  elseif not holds(m, token) then
     out[i] = E.STALE_LEASE
   elseif #res > max_payload then
     out[i] = E.PAYLOAD_TOO_LARGE
   else
     out[i] = 'OK'
     done[#done + 1] = id
-    done[id] = true
+    done[id] = i
     push(rargs, id, res)
-    push(zargs, until_ms, id)
   end
 end
+local keep = p.result_ttl_ms > 0 and #done > 0
+if keep then
+  -- The probe: this HSET is the script's first write, and a full Redis
+  -- refuses only a first write that may grow memory (this script runs
+  -- without allow-oom for that reason). Refused: decide per item below.
+  local r = redis.pcall('HSET', K.results, unpack(rargs))
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'OOM', 1, true) then
+      error(r)
+    end
+    -- Full: keep the items whose result fits in the payload they free.
+    local sizes = redis.call('HMGET', K.data, unpack(done))
+    local kept, fit = {}, {}
+    for j, id in ipairs(done) do
+      local res = rargs[2 * j]
+      if #res <= #(sizes[j] or '') then
+        push(kept, id)
+        push(fit, id, res)
+      else
+        out[done[id]] = E.REDIS_FULL
+      end
+    end
+    done, rargs = kept, fit
+    keep = #done > 0
+    if keep then
+      -- Deletes first: once the script has written, Redis lets it finish.
+      redis.call('ZREM', K.leases, unpack(done))
+      redis.call('HSET', K.results, unpack(rargs))
+    end
+  end
+end
+for _, id in ipairs(done) do
+  push(zargs, until_ms, id)
+end
 if #done > 0 then
-  if p.result_ttl_ms > 0 then
-    redis.call('HSET', K.results, unpack(rargs))
+  if keep then
     redis.call('ZADD', K.results_at, unpack(zargs))
   end
   redis.call('ZREM', K.leases, unpack(done))

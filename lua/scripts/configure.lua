@@ -1,9 +1,10 @@
 --[[
 @script configure
-@version 1
-@summary Override a service's policy (lease_ms, max_attempts,
-backoff_base_ms, backoff_max_ms, backoff_jitter, result_ttl_ms,
-idem_ttl_ms). Optional: a service works on the defaults. A value of ''
+@version 2
+@memory grows
+@summary Override a service's policy (the fields of keys.json's policy:
+lease_ms, max_attempts, backoff_*, result_ttl_ms, idem_ttl_ms,
+handler_timeout_ms). Optional: a service works on the defaults. A value of ''
 removes the override. Validates every pair before writing.
 @key config
 @arg field... pairs of field name and value
@@ -15,23 +16,18 @@ removes the override. Validates every pair before writing.
 --@include base
 --@include policy
 
-local RANGES = {
-  lease_ms = {1, 43200000}, max_attempts = {1, 1000}, backoff_base_ms = {0, 86400000},
-  backoff_max_ms = {0, 604800000}, backoff_jitter = {0, 1},
-  result_ttl_ms = {0, 2592000000}, idem_ttl_ms = {0, 2592000000},
-}
 load_policy()
 if #ARGV % 2 ~= 0 then
   fail(E.INVALID_ARGUMENT, 'give field, value pairs')
 end
 for i = 1, #ARGV, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
-  local r = RANGES[f]
+  local r = POLICY_RANGES[f]
   if not r then
     fail(E.INVALID_ARGUMENT, 'unknown policy field ' .. f)
   end
   local x = number(v)
-  if v ~= '' and (not x or x < r[1] or x > r[2] or (f ~= 'backoff_jitter' and x ~= math.floor(x))) then
+  if v ~= '' and (not x or x < r[1] or x > r[2] or (r[3] and x ~= math.floor(x))) then
     fail(E.INVALID_ARGUMENT, f .. ' must be in [' .. r[1] .. ', ' .. r[2] .. '], got ' .. v)
   end
 end

@@ -1,6 +1,7 @@
 --[[
 @script dead_list
-@version 1
+@version 2
+@memory none
 @summary Page through a service's dead letters, oldest first.
 @key data
 @key meta
@@ -12,6 +13,7 @@ envelope ('' if the payload is missing)
 @error INVALID_ARGUMENT
 ]]
 --@include base
+--@include record
 
 argc(2)
 local offset = int_arg(1, 'offset', 0)
@@ -20,12 +22,12 @@ local out = {redis.call('ZCARD', K.dead)}
 local page = redis.call('ZRANGE', K.dead, offset, offset + n - 1, 'WITHSCORES')
 for i = 1, #page, 2 do
   local id = page[i]
-  local raw = redis.call('HGET', K.meta, id) or ''
-  local a, reason = string.match(raw, '^%a|(%d+)|%d+|%d+|(.*)$')
+  local raw = redis.call('HGET', K.meta, id)
+  local m = meta_parse(raw)
   out[#out + 1] = id
   out[#out + 1] = tonumber(page[i + 1])
-  out[#out + 1] = tonumber(a) or 0
-  out[#out + 1] = reason or ('unreadable record: ' .. raw)
+  out[#out + 1] = m and m.attempt or 0
+  out[#out + 1] = m and m.reason or ('unreadable record: ' .. (raw or ''))
   out[#out + 1] = redis.call('HGET', K.data, id) or ''
 end
 return out

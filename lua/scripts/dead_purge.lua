@@ -1,6 +1,7 @@
 --[[
 @script dead_purge
-@version 1
+@version 2
+@memory level
 @summary Delete dead letters for good: the oldest count entries, or the
 ids named. The only way an event leaves homing without completing.
 @key data

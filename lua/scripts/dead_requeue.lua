@@ -1,6 +1,7 @@
 --[[
 @script dead_requeue
-@version 1
+@version 2
+@memory level
 @summary Give dead letters a new life: move them back to the ready queue
 with their attempt count reset. Either the oldest count entries, or the
 ids named. Bounded; the CLI loops with progress for large requeues.
@@ -17,15 +18,15 @@ ids named. Bounded; the CLI loops with progress for large requeues.
 --@include base
 --@include counters
 --@include dead_select
+--@include record
 
 local ids = select_dead()
 local moved = {}
 for _, id in ipairs(ids) do
-  local raw = redis.call('HGET', K.meta, id)
-  local c = raw and string.match(raw, '^%a|%d+|%d+|(%d+)|') or nil
+  local m = meta_get(id)
   redis.call('ZREM', K.dead, id)
   if redis.call('HEXISTS', K.data, id) == 1 then
-    redis.call('HSET', K.meta, id, 'r|0|0|' .. (c or '0') .. '|')
+    redis.call('HSET', K.meta, id, meta_new('r', m and m.created or 0))
     moved[#moved + 1] = id
   else
     -- Nothing left to deliver: the record goes with the entry.

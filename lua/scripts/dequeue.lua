@@ -1,10 +1,21 @@
 --[[
 @script dequeue
-@version 1
-@summary Lease up to count ready events. Each delivery increments the
-event's attempt and issues a fresh fencing token from the service's seq
-counter; the lease ends at now + lease_ms unless extended. An id whose
-record is missing or unreadable is moved to the dead letters, not lost.
+@version 2
+@memory level
+@summary Lease up to count ready events. Each lease takes a fresh fencing
+token that no earlier lease of the service had, even after Redis restarted
+from older data or a replica took over: tokens are the larger of the seq
+counter + 1 and now_ms * 1000, so a counter rolled back by a restore is
+overtaken by the clock. The lease ends at now + lease_ms unless extended.
+In mode 'charge' the delivery counts as an attempt at once. In mode
+'reserve' (the worker's prefetch) it does not: the event is reserved (v),
+an attempt is charged only when its handler is known to have started (start,
+fail), and a reserved lease that runs out goes back to ready uncharged. An
+event that came back unstarted before is delivered with must_start 1: the
+worker calls start before running it, so a poison event that kills its
+worker is charged from then on; after max_attempts such returns it is
+charged at once. An id whose record is missing or unreadable is moved to the
+dead letters, not lost.
 @key ready
 @key data
 @key meta
@@ -16,7 +27,9 @@ record is missing or unreadable is moved to the dead letters, not lost.
 @key counters
 @arg count most events to lease, 1..1000
 @arg lease_ms lease length in ms; 0 takes the service's lease_ms
-@return array: deadline_ms, then per event: id, token, attempt, envelope
+@arg mode 'charge' (count the attempt now) or 'reserve' (count it when started)
+@return array: deadline_ms, then per event: id, token, attempt, envelope,
+must_start (1: call start before running it)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
@@ -28,11 +41,15 @@ record is missing or unreadable is moved to the dead letters, not lost.
 --@include record
 --@include deadletter
 
-argc(2)
+argc(3)
 local p = load_policy()
 local now = now_ms()
 local n = int_arg(1, 'count', 1, 1000)
 local lease = int_arg(2, 'lease_ms', 0, 43200000)
+local mode = ARGV[3]
+if mode ~= 'charge' and mode ~= 'reserve' then
+  fail(E.INVALID_ARGUMENT, "mode must be 'charge' or 'reserve', got " .. tostring(mode))
+end
 if lease == 0 then
   lease = p.lease_ms
 end
@@ -53,9 +70,9 @@ if not ids then
   return out
 end
 local zargs, margs, leased = {}, {}, {}
--- One HMGET per hash and one INCRBY for the batch instead of three calls
--- per event. Pass 1 decides who is leased, so that the tokens are exactly
--- those of one INCR per leased event (seq untouched if none is).
+-- One HMGET per hash and one seq write for the batch instead of three calls
+-- per event. Pass 1 decides who is leased, so that seq moves by exactly the
+-- tokens handed out (and is untouched if none is).
 local raws = redis.call('HMGET', K.meta, unpack(ids))
 local envs = redis.call('HMGET', K.data, unpack(ids))
 local metas, k = {}, 0
@@ -67,15 +84,38 @@ for i, id in ipairs(ids) do
     k = k + 1
   end
 end
-local token = k > 0 and redis.call('INCRBY', K.seq, k) - k or 0
+-- The clock floor makes a token unique across rollbacks of seq (a restore
+-- from an older snapshot, a promoted replica): any token handed out before
+-- is below now_ms * 1000 unless more than 1000 were issued per ms.
+local token = 0
+if k > 0 then
+  local floor = now * 1000
+  if floor > 9007199254740991 - 1000 then
+    fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
+  end
+  local last = tonumber(seq or '0')
+  if last < floor then
+    redis.call('SET', K.seq, fmt(floor + k))
+    token = floor
+  else
+    token = redis.call('INCRBY', K.seq, k) - k
+  end
+end
 for i, id in ipairs(ids) do
   local m = metas[i]
   if leased[id] == i then
     token = token + 1
-    m.attempt, m.s, m.token = m.attempt + 1, 'l', token
+    if mode == 'charge' or m.returns >= p.max_attempts then
+      m.attempt, m.s = m.attempt + 1, 'l'
+      push(out, id, token, m.attempt, envs[i], 0)
+    else
+      -- Reserved: the reply names the attempt this delivery becomes if run.
+      m.s = 'v'
+      push(out, id, token, m.attempt + 1, envs[i], m.returns > 0 and 1 or 0)
+    end
+    m.token = token
     push(zargs, deadline, id)
     push(margs, id, meta_str(m))
-    push(out, id, token, m.attempt, envs[i])
   elseif leased[id] then
     -- A stray second copy in this batch: the record is written after the
     -- loop, so it still reads 'r' here and must not be leased twice.

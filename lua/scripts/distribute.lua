@@ -1,6 +1,7 @@
 --[[
 @script distribute
-@version 1
+@version 2
+@memory level
 @summary The retry distributor's step for one service: take events whose
 lease expired and route each back toward the ready queue after its backoff
 (through the retry set) or, once its attempts are used up, to the dead

@@ -1,6 +1,7 @@
 --[[
 @script enqueue
-@version 1
+@version 2
+@memory grows
 @summary Add a batch of events to a service's ready queue (enqueue and
 enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
 event's id and add nothing. Validates the whole batch before writing.
@@ -33,6 +34,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include clock
 --@include policy
 --@include idem
+--@include record
 
 local p = load_policy()
 local now = now_ms()
@@ -89,7 +91,7 @@ end
 if #ids > 0 then
   stamp_schema()
   local data_args, meta_args = {}, {}
-  local rec = 'r|0|0|' .. fmt(now) .. '|'
+  local rec = meta_new('r', now)
   for i, id in ipairs(ids) do
     push(data_args, id, envs[i])
     push(meta_args, id, rec)

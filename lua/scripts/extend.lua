@@ -1,8 +1,10 @@
 --[[
 @script extend
-@version 1
+@version 2
+@memory level
 @summary Extend the leases of in-flight events (extend_lease; the worker's
-heartbeat). Refused per item when the token is no longer current.
+heartbeat), reserved or started. Refused per item when the token is no
+longer current. Runs on a full Redis: it only moves scores.
 @key meta
 @key leases
 @key clock
@@ -21,6 +23,7 @@ string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 --@include base
 --@include clock
 --@include policy
+--@include record
 
 local p = load_policy()
 local now = now_ms()
@@ -34,19 +37,16 @@ local deadline = now + lease
 local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
-  local raw = redis.call('HGET', K.meta, id)
-  if not raw then
+  local m = meta_get(id)
+  if m == nil then
     out[i] = E.UNKNOWN_EVENT
+  elseif m == false then
+    out[i] = E.CORRUPT_STATE
+  elseif not holds(m, token) then
+    out[i] = E.STALE_LEASE
   else
-    local s, tok = string.match(raw, '^(%a)|%d+|(%d+)|')
-    if not s then
-      out[i] = E.CORRUPT_STATE
-    elseif s ~= 'l' or tonumber(tok) ~= token then
-      out[i] = E.STALE_LEASE
-    else
-      redis.call('ZADD', K.leases, deadline, id)
-      out[i] = deadline
-    end
+    redis.call('ZADD', K.leases, deadline, id)
+    out[i] = deadline
   end
 end
 return out

@@ -1,9 +1,12 @@
 --[[
 @script fail
-@version 1
+@version 2
+@memory level
 @summary A consumer gives up on a leased event (fail): it is retried after
 a delay (the backoff policy, or the delay given) or, when asked or when its
-attempts are used up, dead-lettered at once with the reason.
+attempts are used up, dead-lettered at once with the reason. A reserved
+event is charged its attempt here: its handler ran. The reason is cut to
+LIMITS.reason_bytes.
 @key data
 @key meta
 @key leases
@@ -14,7 +17,8 @@ attempts are used up, dead-lettered at once with the reason.
 @key counters
 @arg id event id
 @arg token the lease token of the caller
-@arg reason text kept with the event (shown in dead letters)
+@arg reason text kept with the event (shown in dead letters), at most
+LIMITS.reason_bytes bytes are kept
 @arg mode 'retry' or 'dead'
 @arg delay_ms retry delay in ms, or -1 for the service's backoff policy
 @return array: 'retry', due_ms  or  'dead', died_ms
@@ -35,7 +39,8 @@ attempts are used up, dead-lettered at once with the reason.
 argc(5)
 local p = load_policy()
 local now = now_ms()
-local id, token, reason, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local id, token, mode = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local reason = string.sub(ARGV[3], 1, LIMITS.reason_bytes)
 local delay = int_arg(5, 'delay_ms', -1, 43200000)
 if mode ~= 'retry' and mode ~= 'dead' then
   fail(E.INVALID_ARGUMENT, "mode must be 'retry' or 'dead', got " .. mode)
@@ -45,8 +50,11 @@ if m == nil then
   fail(E.UNKNOWN_EVENT, 'no event ' .. id)
 elseif m == false then
   fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
-elseif m.s ~= 'l' or m.token ~= token then
+elseif not holds(m, token) then
   fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
+end
+if m.s == 'v' then
+  m.attempt = m.attempt + 1
 end
 redis.call('ZREM', K.leases, id)
 count('failed', 1)

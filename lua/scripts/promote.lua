@@ -1,11 +1,14 @@
 --[[
 @script promote
-@version 1
+@version 2
+@memory level
 @summary The retry scheduler's step for one service: move due timers and
-due retries to the ready queue, and reclaim expired leases onto the
-expired list for the distributor (their tokens die here, so a late
-complete is refused). Also retires stale results and idempotency keys.
-At most limit items of each kind per call.
+due retries to the ready queue, and reclaim expired leases (their tokens
+die here, so a late complete is refused). A started lease goes onto the
+expired list for the distributor, which charges it; a reserved lease (its
+worker never started it) goes straight back to the front of the ready
+queue uncharged, its returns count raised. Also retires stale results and
+idempotency keys. At most limit items of each kind per call.
 @key ready
 @key data
 @key meta
@@ -23,9 +26,10 @@ At most limit items of each kind per call.
 @key counters
 @arg limit most items of each kind to move, 1..1000 (the ids are unpacked into
 one command, and Lua's unpack fails beyond about 8000)
-@return array: timers promoted, retries promoted, leases reclaimed, more
-(1 if a limit was reached), next due ms of the earliest remaining timer,
-retry or lease deadline (-1 if none)
+@return array: timers promoted, retries promoted, leases reclaimed (started
+and reserved), more (1 if a limit was reached), next due ms of the earliest
+remaining timer, retry or lease deadline (-1 if none), reserved leases
+returned to ready uncharged
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
@@ -79,18 +83,34 @@ local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, l
 if #expired == limit then
   more = 1
 end
+local unstarted = {}
 if #expired > 0 then
   redis.call('ZREM', K.leases, unpack(expired))
+  local charged = 0
   for _, id in ipairs(expired) do
     local m = meta_get(id)
-    if m then
-      m.s, m.token, m.reason = 'x', 0, 'lease expired on attempt ' .. m.attempt
+    if m and m.s == 'v' then
+      -- Never started: not the event's fault, so no attempt and no backoff.
+      m.s, m.token, m.returns = 'r', 0, m.returns + 1
+      m.reason = 'returned unstarted after its lease ran out (' .. m.returns .. ')'
       meta_put(id, m)
+      unstarted[#unstarted + 1] = id
+    else
+      if m then
+        m.s, m.token, m.reason = 'x', 0, 'lease expired on attempt ' .. m.attempt
+        meta_put(id, m)
+      end
+      -- An unreadable record still goes to the distributor, which dead-letters it.
+      redis.call('LPUSH', K.expired, id)
+      charged = charged + 1
     end
-    -- An unreadable record still goes to the distributor, which dead-letters it.
-    redis.call('LPUSH', K.expired, id)
   end
-  count('expired', #expired)
+  if #unstarted > 0 then
+    -- RPOP takes the tail first: they were next before, they go next again.
+    redis.call('RPUSH', K.ready, unpack(unstarted))
+  end
+  count('expired', charged)
+  count('returned', #unstarted)
 end
 
 prune(K.results_at, K.results, now, limit)
@@ -106,4 +126,4 @@ for _, z in ipairs({K.timers, K.retry, K.leases}) do
     end
   end
 end
-return {timers, retries, #expired, more, next_due}
+return {timers, retries, #expired, more, next_due, #unstarted}

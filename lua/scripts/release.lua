@@ -1,9 +1,11 @@
 --[[
 @script release
-@version 1
+@version 2
+@memory level
 @summary Hand leased events back unprocessed (graceful shutdown, unused
 prefetch): they go to the front of the ready queue, in the order given (the
-first item is delivered next), and the delivery does not count as an attempt.
+first item is delivered next), and the delivery does not count as an attempt
+(a started lease gives its charged attempt back; a reserved one had none).
 @key ready
 @key meta
 @key leases
@@ -19,27 +21,29 @@ or 'CORRUPT_STATE'
 ]]
 --@include base
 --@include counters
+--@include record
 
 local n = int_arg(1, 'count', 1, 1000)
 argc(1 + 2 * n)
 local out, back = {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
-  local raw = redis.call('HGET', K.meta, id)
-  if not raw then
+  local m = meta_get(id)
+  if m == nil then
     out[i] = E.UNKNOWN_EVENT
+  elseif m == false then
+    out[i] = E.CORRUPT_STATE
+  elseif not holds(m, token) then
+    out[i] = E.STALE_LEASE
   else
-    local s, a, tok, rest = string.match(raw, '^(%a)|(%d+)|(%d+)|(.*)$')
-    if not s then
-      out[i] = E.CORRUPT_STATE
-    elseif s ~= 'l' or tonumber(tok) ~= token then
-      out[i] = E.STALE_LEASE
-    else
-      redis.call('ZREM', K.leases, id)
-      redis.call('HSET', K.meta, id, 'r|' .. math.max(tonumber(a) - 1, 0) .. '|0|' .. rest)
-      back[#back + 1] = id
-      out[i] = 'OK'
+    redis.call('ZREM', K.leases, id)
+    if m.s == 'l' then
+      m.attempt = math.max(m.attempt - 1, 0)
     end
+    m.s, m.token = 'r', 0
+    meta_put(id, m)
+    back[#back + 1] = id
+    out[i] = 'OK'
   end
 end
 if #back > 0 then

@@ -1,6 +1,7 @@
 --[[
 @script result
-@version 1
+@version 2
+@memory none
 @summary Where an event stands, for the producer waiting on feedback:
 completed (with its result), dead-lettered (with the reason), still
 pending (with its status), or unknown.
@@ -13,6 +14,7 @@ pending (with its status), or unknown.
 @error CORRUPT_STATE the event's bookkeeping record is unreadable
 ]]
 --@include base
+--@include record
 
 argc(1)
 local id = ARGV[1]
@@ -20,14 +22,12 @@ local res = redis.call('HGET', K.results, id)
 if res then
   return {'done', res}
 end
-local raw = redis.call('HGET', K.meta, id)
-if not raw then
+local m = meta_get(id)
+if m == nil then
   return {'unknown'}
-end
-local s, a, reason = string.match(raw, '^([rltwxd])|(%d+)|%d+|%d+|(.*)$')
-if not s then
+elseif m == false then
   fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
-elseif s == 'd' then
-  return {'dead', reason, tonumber(a)}
+elseif m.s == 'd' then
+  return {'dead', m.reason, m.attempt}
 end
-return {'pending', s, tonumber(a)}
+return {'pending', m.s, m.attempt}

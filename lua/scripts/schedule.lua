@@ -1,6 +1,7 @@
 --[[
 @script schedule
-@version 1
+@version 2
+@memory grows
 @summary Create a timer: an event that becomes ready at a due time judged
 by the Redis clock (create_timer). The scheduler promotes due timers.
 @key timers
@@ -33,6 +34,7 @@ as an idempotent repeat, flag 0)
 --@include clock
 --@include policy
 --@include idem
+--@include record
 
 local p = load_policy()
 local now = now_ms()
@@ -54,6 +56,10 @@ elseif mode == 'at' then
 else
   fail(E.INVALID_ARGUMENT, "mode must be 'in' or 'at', got " .. mode)
 end
+-- A due time past 2^53 would reach ZADD as an inexact float.
+if due > 9007199254740991 then
+  fail(E.INVALID_ARGUMENT, 'due time ' .. fmt(due) .. ' ms is beyond 2^53 - 1')
+end
 local known = key ~= '' and idem_lookup(key, now)
 if known then
   local score = redis.call('ZSCORE', K.timers, known)
@@ -70,7 +76,7 @@ end
 
 stamp_schema()
 redis.call('HSET', K.data, id, env)
-redis.call('HSET', K.meta, id, 't|0|0|' .. fmt(now) .. '|')
+redis.call('HSET', K.meta, id, meta_new('t', now))
 redis.call('ZADD', K.timers, due, id)
 if key ~= '' then
   idem_store(key, id, now, p.idem_ttl_ms)

@@ -1,6 +1,7 @@
 --[[
 @script stats
-@version 1
+@version 2
+@memory none
 @summary One service's numbers: queue lengths, running totals, the
 effective policy, the schema stamp and whether the test clock is set.
 @key ready

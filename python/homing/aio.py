@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError
 from . import ops
 from .client import DEFAULT_URL, ClientBase, ResultWait, raise_first
 from .connection import REDIS_ERRORS, connect_async, translate
-from .errors import HomingError
+from .errors import HomingError, RedisFullError
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
@@ -64,8 +64,16 @@ class AsyncClient(ClientBase):
 
     async def register(self, service: str) -> None:
         check_service(service)
+        key = global_key(self.prefix, "services")
         try:
-            await self.redis.sadd(global_key(self.prefix, "services"), service)
+            try:
+                await self.redis.sadd(key, service)
+            except REDIS_ERRORS as exc:
+                # As in Client.register: a full Redis refuses even a SADD with
+                # nothing to add; already a member is all that was needed.
+                if not (isinstance(translate(exc), RedisFullError)
+                        and await self.redis.sismember(key, service)):
+                    raise
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         self._registered[service] = time.monotonic()
@@ -101,9 +109,13 @@ class AsyncClient(ClientBase):
                 return value
             await asyncio.sleep(value)
 
-    async def dequeue(self, service: str, count: int = 1, *,
-                      lease_ms: int | None = None) -> list[Event]:
-        return await self.run(ops.dequeue(service, count, lease_ms))
+    async def dequeue(self, service: str, count: int = 1, *, lease_ms: int | None = None,
+                      reserve: bool = False) -> list[Event]:
+        return await self.run(ops.dequeue(service, count, lease_ms, reserve))
+
+    async def start(self, service: str,
+                    items: Sequence[tuple[str, int]]) -> list[int | HomingError]:
+        return await self.run(ops.start_many(service, items))
 
     async def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
         raise_first(await self.complete_many(service, [(event_id, token, result)]))

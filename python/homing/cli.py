@@ -48,6 +48,15 @@ INTERRUPTED = 130  # exit status of a worker stopped by a second signal (128 + S
               callback=store("url"), expose_value=False, help="Redis (standalone or Cluster).")
 @click.option("--prefix", envvar="HOMING_PREFIX", default=DEFAULT_PREFIX, show_default=True,
               callback=store("prefix"), expose_value=False, help="Key prefix of every key.")
+@click.option("--tls-ca", envvar="HOMING_TLS_CA", type=click.Path(exists=True, dir_okay=False),
+              callback=store("tls_ca"), expose_value=False,
+              help="CA certificate (PEM) to verify the server by; with a rediss:// URL.")
+@click.option("--tls-cert", envvar="HOMING_TLS_CERT", type=click.Path(exists=True, dir_okay=False),
+              callback=store("tls_cert"), expose_value=False,
+              help="Client certificate (PEM), for a server that requires one.")
+@click.option("--tls-key", envvar="HOMING_TLS_KEY", type=click.Path(exists=True, dir_okay=False),
+              callback=store("tls_key"), expose_value=False,
+              help="The client certificate's private key (PEM).")
 @click.option("--log-level", envvar="HOMING_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Logging to stderr (workers and daemons).")

@@ -19,6 +19,7 @@ from .connection import REDIS_ERRORS, KeyCache, connect, translate
 from .errors import (
     EventDeadError,
     HomingError,
+    RedisFullError,
     ResultTimeoutError,
     UnknownEventError,
 )
@@ -178,9 +179,21 @@ class Client(ClientBase):
 
     # -- consumer ------------------------------------------------------------
 
-    def dequeue(self, service: str, count: int = 1, *, lease_ms: int | None = None) -> list[Event]:
-        """Lease up to count ready events (empty list if none are ready)."""
-        return self.run(ops.dequeue(service, count, lease_ms))
+    def dequeue(self, service: str, count: int = 1, *, lease_ms: int | None = None,
+                reserve: bool = False) -> list[Event]:
+        """Lease up to count ready events (empty list if none are ready).
+
+        Each delivery counts as an attempt at once. With ``reserve`` (what the
+        Worker uses for its prefetch) it counts only once the handler is known
+        to have started (``start``, or ``fail``): a lease that runs out
+        unstarted, because this process died, returns the event uncharged.
+        Honour ``Event.must_start``: call ``start`` before running such an event.
+        """
+        return self.run(ops.dequeue(service, count, lease_ms, reserve))
+
+    def start(self, service: str, items: Sequence[tuple[str, int]]) -> list[int | HomingError]:
+        """Mark reserved events as started; per item the attempt now charged, or its error."""
+        return self.run(ops.start_many(service, items))
 
     def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
         """Acknowledge an event; raises StaleLeaseError if the lease was reclaimed."""
@@ -261,19 +274,27 @@ class Client(ClientBase):
         registry was lost.
         """
         check_service(service)
+        key = global_key(self.prefix, "services")
         try:
-            self.redis.sadd(global_key(self.prefix, "services"), service)
+            try:
+                self.redis.sadd(key, service)
+            except REDIS_ERRORS as exc:
+                # A full Redis refuses the SADD even when there is nothing to add;
+                # a worker draining it must still start. Already a member: done.
+                if not (isinstance(translate(exc), RedisFullError)
+                        and self.redis.sismember(key, service)):
+                    raise
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         self._registered[service] = time.monotonic()
 
     def beat(self, name: str) -> None:
-        """Record that daemon ``name`` is alive, by the Redis clock (see ``daemons()``)."""
-        try:
-            sec, usec = self.redis.time()
-            self.redis.hset(global_key(self.prefix, "daemons"), name, sec * 1000 + usec // 1000)
-        except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+        """Record that daemon ``name`` is alive, by the Redis clock (see ``daemons()``).
+
+        A script (``beat``) that runs on a full Redis too: a daemon draining a
+        full Redis must not look dead to ``homing stats``.
+        """
+        self.run(ops.beat(name))
 
     def daemons(self, forget_after: float = 3600.0) -> dict[str, float]:
         """Seconds since each daemon's last beat; beats older than forget_after are dropped.

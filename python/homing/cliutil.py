@@ -38,12 +38,26 @@ class Settings:
         self.url = DEFAULT_URL
         self.prefix = DEFAULT_PREFIX
         self.explicit: set[str] = set()  # settings given on the command line or environment
+        # TLS files (--tls-ca, --tls-cert, --tls-key): PEM paths, for a rediss:// URL.
+        self.tls_ca: str | None = None
+        self.tls_cert: str | None = None
+        self.tls_key: str | None = None
         self._client: Client | None = None
+
+    def tls_kwargs(self) -> dict[str, str]:
+        """The redis-py TLS keyword arguments of the --tls-* options (see docs/security.md)."""
+        files = {"ssl_ca_certs": self.tls_ca, "ssl_certfile": self.tls_cert,
+                 "ssl_keyfile": self.tls_key}
+        given = {k: v for k, v in files.items() if v is not None}
+        if given and urlsplit(self.url).scheme != "rediss":
+            raise click.UsageError("--tls-ca, --tls-cert and --tls-key need a rediss:// URL "
+                                   f"(TLS); got {safe_url(self.url)}")
+        return given
 
     def client(self) -> Client:
         if self._client is None:
             try:
-                self._client = Client.from_url(self.url, prefix=self.prefix)
+                self._client = Client.from_url(self.url, prefix=self.prefix, **self.tls_kwargs())
             except HomingError:
                 raise
             except ValueError as exc:  # redis-py's verdict on a malformed URL

@@ -24,13 +24,18 @@ from .errors import (
     ConnectionLostError,
     HomingError,
     InvalidArgumentError,
+    RedisFullError,
     ScriptError,
     error_for,
 )
-from .manifest import Script, service_key
+from .manifest import GLOBAL_KEYS, Script, global_key, service_key
 
 _HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis's reply to a write it refuses under maxmemory + noeviction (redis-py
+# strips the 'OOM' code from the message, a script's pcall keeps it).
+_OOM = "command not allowed when used memory"
+
 # Everything a redis-py call can raise: translated, so that callers (the
 # daemons and the worker) only ever see HomingError.
 REDIS_ERRORS = (RedisError, OSError)
@@ -43,6 +48,10 @@ def translate(exc: Exception) -> HomingError:
     m = _HOMING_ERR.match(str(exc))
     if m:
         return error_for(m.group(1), m.group(2))
+    if _OOM in str(exc):
+        # Redis refused the call before it wrote anything (a plain command, or
+        # a script whose memory class is 'grows'): say so in homing's terms.
+        return RedisFullError(f"Redis is full, nothing was written: {exc}")
     return ScriptError(f"Redis refused a homing script: {exc}")
 
 
@@ -57,7 +66,8 @@ class KeyCache:
         k = (script.name, service)
         found = self._cache.get(k)
         if found is None:
-            found = [service_key(self.prefix, service, name) for name in script.keys]
+            found = [global_key(self.prefix, name) if name in GLOBAL_KEYS
+                     else service_key(self.prefix, service, name) for name in script.keys]
             if len(self._cache) < 10000:
                 self._cache[k] = found
         return found

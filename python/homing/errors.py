@@ -21,6 +21,8 @@ __all__ = [
     "StaleLeaseError",
     "EventDeadError",
     "ResultTimeoutError",
+    "RedisFullError",
+    "NotDurableError",
     "ConnectionLostError",
     "ScriptError",
 ]
@@ -117,6 +119,21 @@ class ResultTimeoutError(HomingError, TimeoutError):
     code = "TIMEOUT"
 
 
+class RedisFullError(HomingError):
+    """Redis is out of memory (maxmemory reached under noeviction): the call was refused and
+    nothing was written, so an event sent with it was not accepted; retry later or give
+    Redis more memory."""
+
+    code = "REDIS_FULL"
+
+
+class NotDurableError(HomingError):
+    """The Redis server may lose acknowledged events (an eviction policy, or no persistence)
+    and durability was required."""
+
+    code = "NOT_DURABLE"
+
+
 class ConnectionLostError(HomingError, ConnectionError):
     """Redis could not be reached."""
 
@@ -143,6 +160,8 @@ BY_CODE: dict[str, type[HomingError]] = {
     "STALE_LEASE": StaleLeaseError,
     "EVENT_DEAD": EventDeadError,
     "TIMEOUT": ResultTimeoutError,
+    "REDIS_FULL": RedisFullError,
+    "NOT_DURABLE": NotDurableError,
     "CONNECTION": ConnectionLostError,
     "SCRIPT": ScriptError,
 }

@@ -27,6 +27,7 @@ class Script:
     sha1: str
     source: str
     keys: tuple[str, ...]
+    memory: str = "level"
 
 
 def _load() -> dict[str, Any]:
@@ -41,12 +42,17 @@ DEFAULT_PREFIX: str = LAYOUT["default_prefix"]
 DEFAULT_MAX_PAYLOAD: int = LAYOUT["default_max_payload_bytes"]
 POLICY_DEFAULTS: dict[str, float] = LAYOUT["policy_defaults"]
 SCRIPTS: dict[str, Script] = {
-    name: Script(name, s["version"], s["sha1"], s["source"], tuple(s["keys"]))
+    name: Script(name, s["version"], s["sha1"], s["source"], tuple(s["keys"]), s["memory"])
     for name, s in MANIFEST["scripts"].items()
 }
 _SERVICE_RE = re.compile(LAYOUT["service_pattern"])
 _ID_RE = re.compile(LAYOUT["id_pattern"])
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+GLOBAL_KEYS: frozenset[str] = frozenset(LAYOUT["global_keys"])
+# status letter -> name, as keys.json defines them
+STATUS_NAMES: dict[str, str] = {v: k for k, v in LAYOUT["statuses"].items()}
+MAX_BATCH: int = LAYOUT["limits"]["batch"]
+MAX_REASON: int = LAYOUT["limits"]["reason_bytes"]
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:

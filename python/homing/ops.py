@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from . import envelope
 from .errors import HomingError, InvalidArgumentError, PayloadTooLargeError, error_for
-from .manifest import POLICY_DEFAULTS, check_id, check_service
+from .manifest import MAX_BATCH, POLICY_DEFAULTS, STATUS_NAMES, check_id, check_service
 from .types import (
     DeadLetter,
     DeadPage,
@@ -28,9 +28,7 @@ from .types import (
     Status,
 )
 
-MAX_BATCH = 1000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_STATES = {"r": "ready", "l": "leased", "t": "timer", "w": "waiting", "x": "expired"}
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,36 @@ def _encoded(payload: Any, max_payload: int) -> bytes:
     return data
 
 
+_MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
+
+
 def _ms(value: float | int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise InvalidArgumentError(f"{what} must be a number >= 0, got {value!r}")
+    # NaN passes every comparison and int(inf) raises OverflowError: refuse
+    # both here, typed, before anything is sent.
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not 0 <= value <= _MAX_WHOLE):
+        raise InvalidArgumentError(
+            f"{what} must be a finite number in [0, 2^53 - 1], got {value!r}")
     return int(value)
+
+
+def _token(value: Any) -> int:
+    """A fencing token as the scripts compare it: a whole number in [0, 2^53 - 1]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_WHOLE:
+        raise InvalidArgumentError(f"a lease token is a whole number >= 0, got {value!r}")
+    return value
+
+
+def _per_item(r: list[Any], items: Sequence[Any]) -> list[Any]:
+    """Per item a number, or the item's error code made an exception."""
+    out: list[Any] = []
+    for item, v in zip(items, r, strict=True):
+        if isinstance(v, int):
+            out.append(v)
+        else:
+            cls = type(error_for(_s(v), ""))
+            out.append(cls(f"{_s(v)}: event {item[0]} (token {item[1]}): {_doc(cls)}"))
+    return out
 
 
 def enqueue_many(
@@ -136,7 +160,8 @@ def cancel_timer(service: str, timer_id: str) -> Call:
     return Call("cancel", service, [check_id(timer_id)], lambda r: r == 1)
 
 
-def dequeue(service: str, count: int, lease_ms: int | None) -> Call:
+def dequeue(service: str, count: int, lease_ms: int | None, reserve: bool = False) -> Call:
+    """``reserve``: charge the attempt only once the event is known to have started."""
     check_service(service)
     if not 1 <= count <= MAX_BATCH:
         raise InvalidArgumentError(f"count must be in 1..{MAX_BATCH}, got {count}")
@@ -145,11 +170,22 @@ def dequeue(service: str, count: int, lease_ms: int | None) -> Call:
         # On the hot path: ids are always bytes and integers already ints here.
         deadline = r[0]
         return [
-            Event(service, r[i].decode(), r[i + 1], r[i + 2], deadline, r[i + 3])
-            for i in range(1, len(r), 4)
+            Event(service, r[i].decode(), r[i + 1], r[i + 2], deadline, r[i + 3], r[i + 4] == 1)
+            for i in range(1, len(r), 5)
         ]
 
-    return Call("dequeue", service, [count, _ms(lease_ms or 0, "lease_ms")], parse)
+    mode = "reserve" if reserve else "charge"
+    return Call("dequeue", service, [count, _ms(lease_ms or 0, "lease_ms"), mode], parse)
+
+
+def start_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
+    """Mark reserved events started; per item the attempt now charged, or its error."""
+    check_service(service)
+    _batch(items, "start")
+    args: list[Any] = [len(items)]
+    for event_id, token in items:
+        args += [check_id(event_id), _token(token)]
+    return Call("start", service, args, lambda r: _per_item(r, items))
 
 
 def _doc(err: Any) -> str:
@@ -173,7 +209,7 @@ def complete_many(
     args: list[Any] = [max_payload, len(items)]
     for event_id, token, result in items:
         raw = b"" if result is None else _encoded(result, max_payload)
-        args += [check_id(event_id), int(token), raw]
+        args += [check_id(event_id), _token(token), raw]
     return Call("complete", service, args, lambda r: _with_ids(_codes(r), items))
 
 
@@ -191,19 +227,8 @@ def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | 
     _batch(items, "extend_many")
     args: list[Any] = [_ms(lease_ms or 0, "lease_ms"), len(items)]
     for event_id, token in items:
-        args += [check_id(event_id), int(token)]
-
-    def parse(r: list[Any]) -> list[int | HomingError]:
-        out: list[int | HomingError] = []
-        for item, v in zip(items, r, strict=True):
-            if isinstance(v, int):
-                out.append(v)
-            else:
-                cls = type(error_for(_s(v), ""))
-                out.append(cls(f"{_s(v)}: event {item[0]} (token {item[1]}): {_doc(cls)}"))
-        return out
-
-    return Call("extend", service, args, parse)
+        args += [check_id(event_id), _token(token)]
+    return Call("extend", service, args, lambda r: _per_item(r, items))
 
 
 def fail(
@@ -211,7 +236,9 @@ def fail(
 ) -> Call:
     check_service(service)
     delay = -1 if delay_ms is None else _ms(delay_ms, "delay_ms")
-    args = [check_id(event_id), int(token), reason, "dead" if dead else "retry", delay]
+    if not isinstance(reason, str):
+        raise InvalidArgumentError(f"reason must be text, got {type(reason).__name__}")
+    args = [check_id(event_id), _token(token), reason, "dead" if dead else "retry", delay]
     return Call("fail", service, args, lambda r: FailOutcome(_s(r[0]), int(r[1])))
 
 
@@ -220,7 +247,7 @@ def release_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     _batch(items, "release")
     args: list[Any] = [len(items)]
     for event_id, token in items:
-        args += [check_id(event_id), int(token)]
+        args += [check_id(event_id), _token(token)]
     return Call("release", service, args, lambda r: _with_ids(_codes(r), items))
 
 
@@ -235,7 +262,7 @@ def status(service: str, event_id: str) -> Call:
             return Status("dead", _s(r[1]), int(r[2]))
         if state == "pending":
             letter = _s(r[1])
-            return Status("pending", _STATES.get(letter, letter), int(r[2]))
+            return Status("pending", STATUS_NAMES.get(letter, letter), int(r[2]))
         return Status("unknown")
 
     return Call("result", service, [check_id(event_id)], parse)
@@ -313,7 +340,14 @@ def dead_purge(service: str, ids: Sequence[str] | None, count: int) -> Call:
 def promote(service: str, limit: int) -> Call:
     check_service(service)
     return Call("promote", service, [int(limit)],
-                lambda r: PromoteResult(r[0], r[1], r[2], bool(r[3]), r[4]))
+                lambda r: PromoteResult(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))
+
+
+def beat(name: str) -> Call:
+    """A daemon's beat; the script takes the global daemons key, no service."""
+    if not isinstance(name, str) or not 1 <= len(name.encode()) <= 256:
+        raise InvalidArgumentError(f"daemon name must be 1..256 bytes of text, got {name!r}")
+    return Call("beat", "", [name], int)
 
 
 def distribute(service: str, limit: int) -> Call:

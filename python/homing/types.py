@@ -17,8 +17,13 @@ class Event:
     ``token`` is the lease's fencing token: ``complete``, ``extend_lease``,
     ``fail`` and ``release`` must present it, and are refused once the lease
     was reclaimed and the event went to someone else. ``attempt`` counts
-    deliveries, starting at 1. The payload is decoded on first access so that
+    deliveries, starting at 1 (for a reserved event: the attempt this delivery
+    becomes once it starts). The payload is decoded on first access so that
     one corrupt envelope in a batch cannot stop the others from being handled.
+
+    ``must_start`` is set on a reserved event (``dequeue(reserve=True)``) that
+    came back unstarted before: call ``start`` before running it, so that a
+    poison event that kills its process is charged its attempts.
     """
 
     service: str
@@ -27,6 +32,7 @@ class Event:
     attempt: int
     deadline_ms: int
     raw: bytes = field(repr=False)
+    must_start: bool = False
     _payload: Any = field(default=_UNSET, repr=False, compare=False)
 
     @property
@@ -72,8 +78,9 @@ class DeadPage:
 class Status:
     """Where an event stands: ``done``, ``dead``, ``pending`` or ``unknown``.
 
-    For ``pending``, ``state`` is one of ready, leased, timer, waiting (a
-    retry backoff) or expired (awaiting the distributor).
+    For ``pending``, ``state`` is one of ready, reserved (held by a worker
+    that has not started it), leased, timer, waiting (a retry backoff) or
+    expired (awaiting the distributor).
     """
 
     state: str
@@ -93,9 +100,10 @@ class PromoteResult:
 
     timers: int
     retries: int
-    expired: int
+    expired: int  # leases reclaimed, reserved ones included
     more: bool
     next_due_ms: int
+    returned: int = 0  # reserved leases put back in the ready queue uncharged
 
 
 @dataclass(frozen=True)

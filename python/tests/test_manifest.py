@@ -105,6 +105,11 @@ def test_header_matches_manifest(path: Path) -> None:
 def test_script_keys_are_hash_tagged_per_service(name: str) -> None:
     layout = MANIFEST["layout"]
     script = SCRIPTS[name]
+    if set(script.keys) & set(layout["global_keys"]):
+        # A global-key script (the daemons' beat) takes that one key alone.
+        assert len(script.keys) == 1
+        assert KeyCache("homing").keys(script, "") == [f"homing:{script.keys[0]}"]
+        return
     for k in script.keys:
         assert k in layout["service_keys"], f"{name} takes {k}, which keys.json lacks"
     for service in ("weather", "a.b-c_d", "x" * 128):
@@ -114,10 +119,24 @@ def test_script_keys_are_hash_tagged_per_service(name: str) -> None:
         assert len({key_slot(k.encode()) for k in keys}) == 1
 
 
-def test_global_keys_are_not_script_keys() -> None:
+def test_global_keys_stand_alone_in_a_script() -> None:
+    # A script runs on one Cluster slot: a global key shares it with no other key.
     layout = MANIFEST["layout"]
     for script in SCRIPTS.values():
-        assert not set(script.keys) & set(layout["global_keys"])
+        if set(script.keys) & set(layout["global_keys"]):
+            assert len(script.keys) == 1, script.name
+
+
+def test_memory_classes_set_the_shebang() -> None:
+    # What a full Redis may run is decided by these flags (lua/build.py MEMORY).
+    flags = {"grows": "#!lua\n", "level": "#!lua flags=allow-oom\n",
+             "none": "#!lua flags=no-writes\n"}
+    for script in SCRIPTS.values():
+        if script.memory == "checked":
+            assert not script.source.startswith("#!"), script.name
+        else:
+            assert script.source.startswith(flags[script.memory]), script.name
+    assert SCRIPTS["enqueue"].memory == "grows" and SCRIPTS["complete"].memory == "checked"
 
 
 @pytest.mark.parametrize("path", SCRIPT_FILES + INCLUDE_FILES, ids=lambda p: p.stem)

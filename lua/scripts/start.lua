@@ -1,0 +1,43 @@
+--[[
+@script start
+@version 1
+@memory level
+@summary Mark reserved events as started (the worker, before it runs an
+event dequeued with must_start 1): the attempt is charged now, so that if
+the handler kills its worker, the event's next return counts against
+max_attempts and a poison event reaches the dead letters. An event already
+started is left as it is.
+@key meta
+@arg count number of items, 1..1000
+@arg id... then, per item: id, token
+@return array of count items: the attempt number now charged, or an error
+code string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
+@error INVALID_ARGUMENT
+@error STALE_LEASE reported per item
+@error UNKNOWN_EVENT reported per item
+@error CORRUPT_STATE reported per item
+]]
+--@include base
+--@include record
+
+local n = int_arg(1, 'count', 1, 1000)
+argc(1 + 2 * n)
+local out = {}
+for i = 1, n do
+  local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
+  local m = meta_get(id)
+  if m == nil then
+    out[i] = E.UNKNOWN_EVENT
+  elseif m == false then
+    out[i] = E.CORRUPT_STATE
+  elseif not holds(m, token) then
+    out[i] = E.STALE_LEASE
+  else
+    if m.s == 'v' then
+      m.s, m.attempt = 'l', m.attempt + 1
+      meta_put(id, m)
+    end
+    out[i] = m.attempt
+  end
+end
+return out
