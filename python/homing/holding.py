@@ -4,6 +4,13 @@ Leases are keyed by ``(event id, token)``, never by id alone: after a stall,
 the same event can come back to the same worker under a new token while the
 first handler still runs, and the two deliveries must not share a record (the
 new lease would go unextended and its completion dropped).
+
+Each lease also carries the worker's own idea of when it ends, by the
+monotonic clock: the time just before the call that set it (the dequeue, or
+the last extend that succeeded) plus the lease length. The real deadline is
+later than that, so an event whose local deadline passed may already be
+someone else's and is never started (the outage case: events that waited out
+their lease in the inbox would otherwise all be handled twice).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ class WorkerStats:
     failed: int = 0
     released: int = 0
     lost: int = 0
+    timed_out: int = 0  # handlers failed by the handler timeout
+    expired_unstarted: int = 0  # events not started: their lease had run out meanwhile
     errors: collections.Counter = field(default_factory=collections.Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -51,10 +60,26 @@ class Held:
         self.lock = threading.Lock()
         self.leases: set[Lease] = set()
         self.settling: set[Lease] = set()
+        self.ends: dict[Lease, float] = {}  # lease -> local deadline (time.monotonic)
 
-    def add(self, events: list[Event]) -> None:
+    def add(self, events: list[Event], ends: float) -> None:
         with self.lock:
-            self.leases.update((ev.id, ev.token) for ev in events)
+            for ev in events:
+                lease = (ev.id, ev.token)
+                self.leases.add(lease)
+                self.ends[lease] = ends
+
+    def renew(self, leases: list[Lease], ends: float) -> None:
+        """Extended: their local deadline moves to ``ends`` (if still held)."""
+        with self.lock:
+            for lease in leases:
+                if lease in self.leases:
+                    self.ends[lease] = ends
+
+    def ends_at(self, lease: Lease) -> float:
+        """The local deadline; -inf for a lease not held (so it is never started)."""
+        with self.lock:
+            return self.ends.get(lease, float("-inf"))
 
     def settle(self, lease: Lease) -> bool:
         """Mark an outcome as on its way; False if one already is (or it is not held)."""
@@ -68,6 +93,8 @@ class Held:
         with self.lock:
             self.leases.difference_update(leases)
             self.settling.difference_update(leases)
+            for lease in leases:
+                self.ends.pop(lease, None)
 
     def drop(self, lease: Lease) -> None:
         self.drop_many([lease])

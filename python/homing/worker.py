@@ -9,7 +9,17 @@ Threads, each with one job:
 - the acker sends completions in batches with ``complete_many``;
 - the heartbeat extends every held lease each ``lease_ms / 3``, so a slow
   handler keeps its event (the original system redelivered any event slower
-  than the retry interval).
+  than the retry interval);
+- the watchdog fails an event whose handler runs past the handler timeout
+  (see ``watchdog``), and stops the worker when every slot is hung.
+
+Events are leased in reserve mode: a prefetched event is charged an attempt
+only once it is known to have started, so a worker that dies charges only
+what it ran (see docs/worker.md). An event that came back unstarted before
+(``must_start``) is marked started in Redis before it runs and acknowledged
+at once, so a poison event that kills its worker still reaches the dead
+letters after ``max_attempts``. An event whose lease the worker knows has run
+out (by its own monotonic clock) is never started.
 
 Lost connections (a Redis restart) are retried with backoff in every loop;
 scripts reload by themselves. On SIGTERM/SIGINT the fetcher stops, prefetched
@@ -30,14 +40,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import ops
 from .client import Client
 from .consumer import Consumer, Reject
-from .errors import ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError
+from .errors import (
+    ConnectionLostError,
+    CorruptEnvelopeError,
+    HomingError,
+    RedisFullError,
+    StaleLeaseError,
+)
 from .holding import Held, Inbox, Lease, WorkerStats
-from .manifest import check_service
+from .manifest import MAX_BATCH, MAX_REASON, check_service
 from .types import Event
+from .watchdog import Watchdog
 
 log = logging.getLogger("homing.worker")
+# A lease with less than this share of its length left is not started: the
+# next beat might not come in time to keep it.
+START_MARGIN = 0.1
 
 
 class Worker:
@@ -54,7 +75,14 @@ class Worker:
         lease_ms: int | None = None,
         grace: float = 30.0,
         poll_max: float = 0.05,
+        handler_timeout: float | None = None,
+        require_durable: bool = False,
     ) -> None:
+        """``handler_timeout`` (seconds; 0 for none) overrides the service's
+        ``handler_timeout_ms`` policy for this worker. ``require_durable``: start()
+        refuses (NotDurableError) a Redis that may lose acknowledged events."""
+        ops.worker_options(concurrency, prefetch, lease_ms, grace, poll_max, handler_timeout)
+        self.require_durable = require_durable
         self.client = client
         self.service = check_service(service)
         self.factory = consumer_factory
@@ -63,7 +91,14 @@ class Worker:
         self.lease_ms = lease_ms
         self.grace = grace
         self.poll_max = poll_max
+        if handler_timeout is not None and not 0 <= handler_timeout <= 86400:
+            raise ValueError(f"handler_timeout must be in [0, 86400] s, got {handler_timeout!r}")
+        self.handler_timeout = handler_timeout
+        self.hung = False  # set when every slot was hung and the worker stopped itself
         self.stats = WorkerStats()
+        self._watch = Watchdog()
+        self._lease_s = 30.0  # effective lease length, s (its own, or the policy's)
+        self._timeout_s = 0.0  # effective handler timeout, s (0: none)
         self._held = Held()
         self._todo = Inbox()
         self._local = threading.local()  # the event each slot thread is handling
@@ -87,10 +122,13 @@ class Worker:
         itself must end with ``shutdown()``: ``stop()`` alone only stops
         fetching, and the heartbeat keeps held leases alive until shutdown.
         """
+        # Read (and warned about) once per client; a required durability is refused here.
+        self.client.check_durability(require=True if self.require_durable else None)
         self.client.register(self.service)
         self._pace_heartbeat()
         specs: list[tuple[str, Callable[[], None]]] = [
-            ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop)]
+            ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop),
+            ("watchdog", self._watch_loop)]
         # Consumers are built here, not in their threads, so that a failing
         # factory or init() fails start() instead of leaving a dead slot.
         slots = []
@@ -112,7 +150,7 @@ class Worker:
             t.start()
             self._threads.append(t)
         for i, args in enumerate(slots):
-            t = threading.Thread(target=self._slot_loop, args=args,
+            t = threading.Thread(target=self._slot_loop, args=(i, *args),
                                  name=f"homing-{self.service}-slot-{i}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -169,7 +207,7 @@ class Worker:
             if t.name.endswith("-fetch"):
                 t.join(10)
         self._release_unstarted()
-        end = time.monotonic() + self.grace
+        end = time.monotonic() + (0.0 if self.hung else self.grace)
         for t in self._slots:
             t.join(max(0.0, end - time.monotonic()))
         self._release_unstarted()  # a slot may have been between get() and start
@@ -203,7 +241,15 @@ class Worker:
             token = self._held.token_of(event_id)
         if token is None or not self._held.settle((event_id, token)):
             raise StaleLeaseError(f"this worker holds no open lease on {service}/{event_id}")
-        self.client.complete(service, event_id, token, result)
+        try:
+            self.client.complete(service, event_id, token, result)
+        except HomingError as exc:
+            # Gone because another worker completed it after this lease was lost:
+            # to this consumer that is a lost lease, as documented.
+            if exc.code != "UNKNOWN_EVENT":
+                raise
+            raise StaleLeaseError(f"the lease on {service}/{event_id} was lost: the event was "
+                                  "completed elsewhere") from exc
         self.stats.add("completed")
 
     # -- loops ---------------------------------------------------------------------
@@ -235,30 +281,63 @@ class Worker:
             if room <= 0:
                 self._stop.wait(0.001)
                 continue
+            sent = time.monotonic()
             events = self._retrying(
                 "dequeue",
-                lambda n=room: self.client.dequeue(self.service, min(n, 1000),
-                                                   lease_ms=self.lease_ms),
+                lambda n=room: self.client.dequeue(self.service, min(n, MAX_BATCH),
+                                                   lease_ms=self.lease_ms, reserve=True),
                 pause)
             if not events:
                 self._stop.wait(idle)
                 idle = min(idle * 2, self.poll_max)
                 continue
             idle = 0.001
-            self._held.add(events)
+            self._held.add(events, sent + self._lease_s)
             self.stats.add("received", len(events))
             self._todo.put_many(events)
 
-    def _slot_loop(self, consumer: Consumer, state: Any,
+    def _slot_loop(self, slot: int, consumer: Consumer, state: Any,
                    loop: asyncio.AbstractEventLoop | None) -> None:
         try:
             while not self._stop.is_set():
                 ev = self._todo.get(timeout=0.05)
-                if ev is not None:
-                    state = self._handle(consumer, ev, state, loop)
+                if ev is not None and self._may_start(ev):
+                    self._watch.begin(slot, ev)
+                    try:
+                        state = self._handle(consumer, ev, state, loop)
+                    finally:
+                        self._watch.end(slot)
         finally:
             if loop is not None:
                 loop.close()
+
+    def _may_start(self, ev: Event) -> bool:
+        """Whether to run ev: its lease is still ours, and marked started if it must be."""
+        lease = (ev.id, ev.token)
+        if time.monotonic() > self._held.ends_at(lease) - START_MARGIN * self._lease_s:
+            # Its lease ran out while it waited (an outage, a stall): it may be
+            # someone else's by now. Not run; released in case it was not reclaimed.
+            self.stats.add("expired_unstarted")
+            self._release([lease])
+            return False
+        if not self._held.is_open(lease):
+            # Settled meanwhile: the heartbeat found its lease lost (reclaimed).
+            self._held.drop(lease)
+            return False
+        if not ev.must_start:
+            return True
+        try:
+            out = self.client.start(self.service, [lease])[0]
+        except HomingError as exc:
+            out = exc
+        if isinstance(out, HomingError):
+            # Not marked, so not run: the lease expires and it comes back.
+            log.warning("%s/%s not started: %s", self.service, ev.id, out)
+            if self._held.settle(lease):
+                self.stats.add("lost")
+            self._held.drop(lease)
+            return False
+        return True
 
     def _handle(self, consumer: Consumer, ev: Event, state: Any,
                 loop: asyncio.AbstractEventLoop | None) -> Any:
@@ -267,7 +346,11 @@ class Worker:
             new_state = consumer.handle_event(ev, state)
             if inspect.isawaitable(new_state):
                 assert loop is not None, "handle_event returned an awaitable from a sync def"
-                new_state = loop.run_until_complete(new_state)
+                timeout = self._timeout_s or None
+                new_state = loop.run_until_complete(asyncio.wait_for(new_state, timeout))
+        except asyncio.TimeoutError:  # an async handler cancelled at its timeout
+            self._failed(ev, HandlerTimeoutError(self._timeout_s))
+            return state
         # BaseException too: SystemExit or CancelledError from a handler must not
         # take its slot down while the event stays leased and heartbeaten.
         except BaseException as exc:  # noqa: BLE001
@@ -275,20 +358,43 @@ class Worker:
             return state
         finally:
             self._local.event = None
-        if self._held.settle((ev.id, ev.token)):  # the consumer did not complete it itself
+        lease = (ev.id, ev.token)
+        if not self._held.settle(lease):  # the consumer completed it, or it was settled
+            self._held.drop(lease)
+        elif ev.must_start:
+            self._ack_now(ev)  # charged already: do not leave it to a batch a crash may lose
+        else:
             with self._ack_cv:
                 if not self._acks:  # the acker takes the whole deque when it wakes
                     self._ack_cv.notify()
                 self._acks.append((ev.id, ev.token, None))
                 self._acking += 1
-        else:
-            self._held.drop((ev.id, ev.token))
         return new_state
+
+    def _ack_now(self, ev: Event) -> None:
+        """Acknowledge one event at once; on any trouble hand it to the acker."""
+        try:
+            err = self.client.complete_many(self.service, [(ev.id, ev.token, None)])[0]
+        except HomingError:
+            err = RedisFullError("not sent")  # the acker retries it like a refused one
+        if err is None:
+            self.stats.add("completed")
+            self._held.drop((ev.id, ev.token))
+        elif isinstance(err, RedisFullError):
+            with self._ack_cv:
+                self._acks.append((ev.id, ev.token, None))
+                self._acking += 1
+                self._ack_cv.notify()
+        else:
+            self.stats.add("lost")
+            self.stats.error(err.code)
+            self._held.drop((ev.id, ev.token))
 
     def _failed(self, ev: Event, exc: BaseException) -> None:
         # Retrying cannot fix a rejected event or an envelope that does not decode.
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
-        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        reason = (str(exc) if isinstance(exc, HandlerTimeoutError)
+                  else f"{type(exc).__name__}: {exc}")[:MAX_REASON]
         if not self._held.settle((ev.id, ev.token)):
             # Its outcome is settled already (the consumer completed it, or the
             # heartbeat found the lease lost): there is nothing left to fail.
@@ -296,9 +402,17 @@ class Worker:
                         reason)
             self._held.drop((ev.id, ev.token))
             return
-        if not isinstance(exc, Reject):
+        if isinstance(exc, HandlerTimeoutError):
+            self.stats.add("timed_out")
+            log.error("%s/%s attempt %d: %s; failing it", self.service, ev.id, ev.attempt,
+                      reason)
+        elif not isinstance(exc, Reject):
             log.warning("%s/%s attempt %d failed: %s", self.service, ev.id, ev.attempt, reason,
                         exc_info=not isinstance(exc, HomingError))
+        self._send_fail(ev, reason, dead)
+
+    def _send_fail(self, ev: Event, reason: str, dead: bool) -> None:
+        """Send the fail of a settled lease, retrying a lost connection, then drop it."""
         pause = [0.05]
         while True:
             try:
@@ -338,26 +452,43 @@ class Worker:
                               "redelivered after their leases expire", len(batch))
                     errors = [ConnectionLostError("completion not sent")] * len(batch)
                     break
+            # A full Redis refuses an ack whose result would grow it: kept, sent again.
+            full = [item for item, err in zip(batch, errors, strict=True)
+                    if isinstance(err, RedisFullError)]
             with self._ack_cv:
-                self._acking -= len(batch)
-            self._held.drop_many([(item[0], item[1]) for item in batch])
+                self._acking -= len(batch) - len(full)
+                self._acks.extend(full)
+            self._held.drop_many([(item[0], item[1]) for item, err in zip(batch, errors,
+                                                                         strict=True)
+                                  if not isinstance(err, RedisFullError)])
             for err in errors:
                 if err is None:
                     self.stats.add("completed")
-                else:
+                elif not isinstance(err, RedisFullError):
                     self.stats.add("lost")
                     self.stats.error(err.code)
                     log.warning("completion refused: %s", err)
+            if full:
+                log.warning("%d completions refused by a full Redis; sending them again",
+                            len(full))
+                self._stop.wait(pause[0])
+                pause[0] = min(pause[0] * 2, 2.0)
 
     def _pace_heartbeat(self) -> None:
         """Beat three times per lease. With no lease_ms of its own, the worker follows
         the service's policy, re-read with every beat: a lease_ms lowered by
         ``configure`` while the worker runs must not let its leases run out between
-        beats."""
-        lease = self.lease_ms
-        if lease is None:
-            lease = int(self.client.stats(self.service)["policy.lease_ms"])
+        beats. The handler timeout is read the same way."""
+        lease, timeout = self.lease_ms, self.handler_timeout
+        if lease is None or timeout is None:
+            policy = self.client.stats(self.service)
+            if lease is None:
+                lease = int(policy["policy.lease_ms"])
+            if timeout is None:
+                timeout = policy["policy.handler_timeout_ms"] / 1000
+        self._lease_s = lease / 1000
         self._beat_every = lease / 3000
+        self._timeout_s = timeout
 
     def _beat_loop(self) -> None:
         pause = [0.05]
@@ -367,14 +498,17 @@ class Worker:
             # Keep the service registered, so the scheduler can reclaim these
             # leases even after the registry was lost.
             self._retrying("register", lambda: self.client.register(self.service), pause)
-            if self.lease_ms is None:
+            if self.lease_ms is None or self.handler_timeout is None:
                 self._retrying("read the policy", self._pace_heartbeat, pause)
             held = self._held.unsettled()
-            for i in range(0, len(held), 1000):
-                chunk = held[i:i + 1000]
+            for i in range(0, len(held), MAX_BATCH):
+                chunk = held[i:i + MAX_BATCH]
+                sent = time.monotonic()
                 out = self._retrying(
                     "extend", lambda c=chunk: self.client.extend_many(self.service, c,
                                                                       self.lease_ms), pause)
+                self._held.renew([lease for lease, r in zip(chunk, out or [], strict=False)
+                                  if not isinstance(r, HomingError)], sent + self._lease_s)
                 for (event_id, token), r in zip(chunk, out or [], strict=False):
                     # settle() makes this the event's one outcome: counted once, and
                     # its handler's completion is not sent to be refused again.
@@ -382,6 +516,20 @@ class Worker:
                             and self._held.settle((event_id, token))):
                         log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
                         self.stats.add("lost")
+
+    def _watch_loop(self) -> None:
+        """Fail events whose handlers overran the timeout; stop when every slot hangs."""
+        while not self._handlers_done.wait(min(max(self._timeout_s / 10, 0.02), 0.5)):
+            if not self._timeout_s:
+                continue
+            for ev in self._watch.overdue(self._timeout_s):
+                self._failed(ev, HandlerTimeoutError(self._timeout_s))
+            if self._watch.hung() >= self.concurrency and not self.hung:
+                self.hung = True
+                log.error("all %d slots are hung in handlers past the %.3g s timeout: "
+                          "stopping this worker so that its supervisor restarts it",
+                          self.concurrency, self._timeout_s)
+                self.stop()
 
     # -- release -------------------------------------------------------------
 
@@ -398,3 +546,10 @@ class Worker:
                 log.warning("could not release %d events (%s); they return when their "
                             "leases expire", len(chunk), exc)
             self._held.drop_many(chunk)
+
+
+class HandlerTimeoutError(Exception):
+    """A handler ran past the handler timeout: the event is failed with this reason."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"handler timed out after {round(seconds * 1000)} ms")

@@ -61,6 +61,16 @@ def _die_with_parent() -> None:
 _die_with_parent()
 
 
+def _redelivered(event: Event) -> bool:
+    """Whether this event was delivered before: a retry, or back from a dead consumer.
+
+    A consumer killed mid-event had not told Redis it started (the worker's fast
+    path), so its event comes back with the same attempt number, marked
+    ``must_start``; a retry after a failure has a higher attempt.
+    """
+    return event.attempt > 1 or event.must_start
+
+
 def _should_stall(event: Event, report: dict[str, Any], stall_after: int) -> bool:
     """True once per process: for the first eligible report from the N-th one on."""
     global _stalled
@@ -68,7 +78,7 @@ def _should_stall(event: Event, report: dict[str, Any], stall_after: int) -> boo
         return False
     n = next(_handled)
     # Redeliveries never stall, so the demo always makes progress.
-    if n < stall_after or event.attempt > 1:
+    if n < stall_after or _redelivered(event):
         return False
     with _stall_lock:
         if _stalled:
@@ -86,7 +96,8 @@ class WeatherConsumer(Consumer):
         return {"posted": 0}
 
     def handle_event(self, event: Event, state: dict[str, int]) -> dict[str, int]:
-        report = dict(event.payload, event_id=event.id, attempt=event.attempt)
+        report = dict(event.payload, event_id=event.id, attempt=event.attempt,
+                      redelivered=_redelivered(event))
         body = json.dumps(report).encode()
         if _should_stall(event, report, self.stall_after):
             self._post_half_and_hang(event, report, body)

@@ -2,7 +2,7 @@
 
 The story it prints: reports flow from the weatherman through homing to the site; every
 ``kill_every`` reports the consumer process is SIGKILLed half-way through a POST and a
-fresh one started; the event it held comes back (attempt 2) and is posted. At the end
+fresh one started; the event it held comes back and is posted. At the end
 (``duration``, or Ctrl-C) the demo stops producing, waits until every event it sent was
 posted, stops the consumer gracefully and prints the summary: nothing sent is lost.
 """

@@ -30,6 +30,7 @@ class WeatherSite:
         self.reports: dict[str, dict[str, Any]] = {}
         self.forecasts: dict[str, dict[str, Any]] = {}
         self.attempts: dict[str, int] = {}  # event id -> highest attempt posted
+        self.redeliveries: set[str] = set()  # event ids posted by a second delivery
         self.posts = 0
         self.stale = 0  # posts left over from an earlier demo run on the same prefix
         self.broken = 0  # posts cut off half-way (a consumer killed mid-POST)
@@ -65,6 +66,8 @@ class WeatherSite:
                 return
             eid = report["event_id"]
             self.attempts[eid] = max(self.attempts.get(eid, 0), int(report["attempt"]))
+            if report.get("redelivered"):
+                self.redeliveries.add(eid)
             table = self.forecasts if report["kind"] == "forecast" else self.reports
             # Delivery is at-least-once and not ordered: a report whose consumer was
             # killed comes back seconds later, after newer reports for the same city were
@@ -81,7 +84,7 @@ class WeatherSite:
             return {
                 "reports": dict(self.reports), "forecasts": dict(self.forecasts),
                 "posts": self.posts, "events": len(self.attempts),
-                "redelivered": sum(1 for a in self.attempts.values() if a > 1),
+                "redelivered": len(self.redeliveries),
                 "stale": self.stale, "broken": self.broken, "notes": list(self.notes),
             }
 
@@ -93,6 +96,11 @@ class WeatherSite:
     def attempt_of(self, event_id: str) -> int:
         with self.lock:
             return self.attempts.get(event_id, 0)
+
+    def was_redelivered(self, event_id: str) -> bool:
+        """Whether a redelivery of event_id was posted (see consumer._redelivered)."""
+        with self.lock:
+            return event_id in self.redeliveries
 
     def page(self) -> str:
         snap = self.snapshot()

@@ -3,8 +3,10 @@
 The consumer runs as ``homing worker homing.demo.consumer:WeatherConsumer`` in a process of
 its own, as it would in production, so that the demo can SIGKILL it: no handler, no
 graceful release, no acknowledgement, exactly like a crashed machine. Its lease then
-expires, the scheduler reclaims the event, the distributor routes it to a short retry
-backoff and the fresh consumer gets it again with attempt 2.
+expires, the scheduler reclaims the event and puts it back at the front of the queue,
+and the fresh consumer gets it again. Its attempt stays 1: the killed worker had not
+told Redis it started the event, so the crash is not charged (the next delivery is
+marked started first, so a consumer that keeps dying on it is; see docs/worker.md).
 """
 
 from __future__ import annotations
@@ -80,10 +82,10 @@ class Supervisor:
             self.spawn(stall)
         for event_id, killed_at in list(self.waiting.items()):
             attempt = self.site.attempt_of(event_id)
-            if attempt > 1:
+            if self.site.was_redelivered(event_id):
                 del self.waiting[event_id]
                 self.redelivered[event_id] = attempt
-                text = (f"event {event_id} redelivered (attempt {attempt}) and posted, "
+                text = (f"event {event_id} redelivered and posted (attempt {attempt}), "
                         f"{time.monotonic() - killed_at:.1f} s after the kill")
                 self.say(text)
                 self.site.note(text)
