@@ -41,6 +41,7 @@ from .worker import Worker
 
 log = logging.getLogger("homing.cli")
 INTERRUPTED = 130  # exit status of a worker stopped by a second signal (128 + SIGINT)
+HUNG = 3  # exit status of a worker that stopped itself: every slot hung past the timeout
 
 
 @click.group(cls=HomingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -221,17 +222,23 @@ main.add_command(dead)
 @click.option("--lease-ms", type=click.IntRange(min=1), help="[default: the service's policy]")
 @click.option("--grace", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds running handlers get to finish on SIGTERM/SIGINT.")
+@click.option("--handler-timeout-ms", type=click.IntRange(0, 86_400_000),
+              help="Fail an event whose handler runs longer; 0: no limit "
+                   "[default: the service's handler_timeout_ms policy]")
 @click.pass_obj
 def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: int,
-           lease_ms: int | None, grace: float) -> None:
+           lease_ms: int | None, grace: float, handler_timeout_ms: int | None) -> None:
     """Run a consumer class against SERVICE until SIGTERM/SIGINT, then stop gracefully.
 
     A second signal stops at once: the events still held are released (redelivered
-    next), the summary is printed and the exit status is 130.
+    next), the summary is printed and the exit status is 130. A worker whose handlers
+    all hang past the handler timeout stops by itself with exit status 3, so that its
+    supervisor restarts it.
     """
     factory = load_consumer(target)
+    timeout = None if handler_timeout_ms is None else handler_timeout_ms / 1000
     w = Worker(s.client(), service, factory, concurrency=concurrency, prefetch=prefetch,
-               lease_ms=lease_ms, grace=grace)
+               lease_ms=lease_ms, grace=grace, handler_timeout=timeout)
     log.info("worker %s on %s (pid %d, concurrency %d)", target, service, os.getpid(), concurrency)
     how = "stopped"
     try:
@@ -241,12 +248,17 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
         log.warning("%s again: releasing the events still held and exiting", exc)
         how = "interrupted"
         w.release_held()
+    if w.hung and how == "stopped":
+        how = "hung"
     st = w.stats
     errors = "".join(f" {code}={n}" for code, n in sorted(st.errors.items()))
     click.echo(f"worker {service} {how}: received={st.received} completed={st.completed} "
-               f"failed={st.failed} released={st.released} lost={st.lost}{errors}")
+               f"failed={st.failed} released={st.released} lost={st.lost} "
+               f"timed_out={st.timed_out}{errors}")
     if how == "interrupted":
         sys.exit(INTERRUPTED)
+    if how == "hung":
+        sys.exit(HUNG)
 
 
 def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
