@@ -24,9 +24,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
+from . import ops
 from .client import Client
-from .errors import ConnectionLostError, HomingError
+from .errors import ConnectionLostError, HomingError, NotDurableError
 
 log = logging.getLogger("homing.daemons")
 
@@ -37,11 +39,16 @@ class _Daemon:
     name = "daemon"
 
     def __init__(self, client: Client, *, interval: float = 0.05, limit: int = 1000,
-                 services_every: float = 1.0) -> None:
+                 services_every: float = 1.0, require_durable: bool = False) -> None:
+        """``require_durable``: run() refuses (NotDurableError) a Redis that may lose
+        acknowledged events, instead of only warning about it once."""
         self.client = client
-        self.interval = interval
-        self.limit = limit
-        self.services_every = services_every
+        # Checked here: a NaN interval would otherwise end the loop's thread in
+        # Event.wait, and a bad limit fail every step as a logged error.
+        self.interval = ops.seconds(interval, "interval")
+        self.limit = ops.whole(limit, "limit", 1)
+        self.services_every = ops.seconds(services_every, "services_every")
+        self.require_durable = require_durable
         self.moved = 0
         self._services: list[str] = []
         self._services_at = float("-inf")
@@ -75,13 +82,19 @@ class _Daemon:
         beat_at = float("-inf")
         me = f"{self.name}:{socket.gethostname()}:{os.getpid()}"
         log.info("%s started", self.name)
+        checked = False
         while not stop.is_set():
             try:
+                if not checked:  # in the loop: a daemon may start before its Redis does
+                    self.client.check_durability(require=True if self.require_durable else None)
+                    checked = True
                 if time.monotonic() - beat_at >= 1.0:  # seen by `homing stats`
                     self.client.beat(me)
                     beat_at = time.monotonic()
                 busy = self.step()
                 pause = 0.05
+            except NotDurableError:
+                raise  # required, so not retried: the thread ends and run_daemons says so
             except HomingError as exc:  # a lost connection, OOM, READONLY after a failover...
                 log.warning("%s: %s; retrying in %.2f s", self.name, exc, pause)
                 stop.wait(pause)
@@ -102,8 +115,13 @@ class Scheduler(_Daemon):
         while True:
             r = self.client.promote(service, self.limit)
             moved += r.timers + r.retries + r.expired
-            if r.expired:
-                self.client.hint_expired(service)
+            if r.expired > r.returned:  # returned ones went back to ready themselves
+                try:
+                    self.client.hint_expired(service)
+                except HomingError as exc:
+                    # Only a hint (a full Redis refuses its SADD): the distributor's
+                    # sweep finds the expired events anyway.
+                    log.debug("scheduler: no hint for %s: %s", service, exc)
             if not r.more:
                 return moved
 
@@ -116,9 +134,9 @@ class Distributor(_Daemon):
 
     name = "distributor"
 
-    def __init__(self, client: Client, *, sweep_every: float = 2.0, **kw: float) -> None:
+    def __init__(self, client: Client, *, sweep_every: float = 2.0, **kw: Any) -> None:
         super().__init__(client, **kw)
-        self.sweep_every = sweep_every
+        self.sweep_every = ops.seconds(sweep_every, "sweep_every")
         self._swept_at = float("-inf")
 
     def distribute(self, service: str) -> int:
@@ -139,16 +157,21 @@ class Distributor(_Daemon):
 
 
 def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
-                distributor: bool = True, interval: float = 0.05) -> None:
+                distributor: bool = True, interval: float = 0.05,
+                require_durable: bool = False) -> None:
     """Run a scheduler and/or a distributor in threads until stop is set.
 
     The daemons survive every HomingError by themselves; if one still dies
     (a bug), this sets stop and raises instead of waiting on a dead thread.
+    With ``require_durable`` a Redis that may lose acknowledged events is
+    refused here (NotDurableError), before any thread starts.
     """
+    if require_durable:
+        client.check_durability(require=True)
     threads = []
     for enabled, cls in ((scheduler, Scheduler), (distributor, Distributor)):
         if enabled:
-            d = cls(client, interval=interval)
+            d = cls(client, interval=interval, require_durable=require_durable)
             t = threading.Thread(target=d.run, args=(stop,), name=f"homing-{d.name}", daemon=True)
             t.start()
             threads.append(t)
