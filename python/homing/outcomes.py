@@ -1,0 +1,185 @@
+"""How a worker reports what happened to each event: acknowledgements, fails, releases.
+
+Split from ``worker`` (a mixin of ``Worker``, sharing its state) because these
+are the paths that must survive a Redis in trouble: acknowledgements are
+batched by one thread and resent after a lost connection, items a full Redis
+refused are kept and sent again, and every outcome settles its lease once so
+that it is counted once and never sent twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .consumer import Reject
+from .errors import (
+    ConnectionLostError,
+    CorruptEnvelopeError,
+    HomingError,
+    RedisFullError,
+    StaleLeaseError,
+)
+from .holding import Held, Inbox, Lease, WorkerStats
+from .manifest import MAX_REASON
+from .types import Event
+
+log = logging.getLogger("homing.worker")
+
+
+class HandlerTimeoutError(Exception):
+    """A handler ran past the handler timeout: the event is failed with this reason."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"handler timed out after {round(seconds * 1000)} ms")
+
+
+class Outcomes:
+    """The outcome half of ``Worker``; its attributes are set by ``Worker.__init__``."""
+
+    client: Any
+    service: str
+    stats: WorkerStats
+    _held: Held
+    _todo: Inbox
+    _acks: collections.deque[tuple[str, int, Any]]
+    _ack_cv: threading.Condition
+    _stop: threading.Event
+    _handlers_done: threading.Event
+    _acking: int
+
+    def _retrying(self, what: str, fn: Callable[[], Any], pause: list[float]) -> Any:
+        """Run fn; on any homing error log, back off (0.05 s to 2 s) and return None.
+
+        Not only lost connections: a BUSY server or a key someone broke must
+        not end a worker thread silently while its leases expire.
+        """
+        try:
+            out = fn()
+            pause[0] = 0.05
+            return out
+        except HomingError as exc:
+            log.warning("%s: %s; retrying in %.2f s", what, exc, pause[0])
+            self._stop.wait(pause[0])
+            pause[0] = min(pause[0] * 2, 2.0)
+            return None
+
+    def _ack_now(self, ev: Event) -> None:
+        """Acknowledge one event at once; on any trouble hand it to the acker."""
+        try:
+            err = self.client.complete_many(self.service, [(ev.id, ev.token, None)])[0]
+        except HomingError:
+            err = RedisFullError("not sent")  # the acker retries it like a refused one
+        if err is None:
+            self.stats.add("completed")
+            self._held.drop((ev.id, ev.token))
+        elif isinstance(err, RedisFullError):
+            with self._ack_cv:
+                self._acks.append((ev.id, ev.token, None))
+                self._acking += 1
+                self._ack_cv.notify()
+        else:
+            self.stats.add("lost")
+            self.stats.error(err.code)
+            self._held.drop((ev.id, ev.token))
+
+    def _failed(self, ev: Event, exc: BaseException) -> None:
+        # Retrying cannot fix a rejected event or an envelope that does not decode.
+        dead = isinstance(exc, (Reject, CorruptEnvelopeError))
+        reason = (str(exc) if isinstance(exc, HandlerTimeoutError)
+                  else f"{type(exc).__name__}: {exc}")[:MAX_REASON]
+        if not self._held.settle((ev.id, ev.token)):
+            # Its outcome is settled already (the consumer completed it, or the
+            # heartbeat found the lease lost): there is nothing left to fail.
+            log.warning("%s/%s raised after its outcome was settled: %s", self.service, ev.id,
+                        reason)
+            self._held.drop((ev.id, ev.token))
+            return
+        if isinstance(exc, HandlerTimeoutError):
+            self.stats.add("timed_out")
+            log.error("%s/%s attempt %d: %s; failing it", self.service, ev.id, ev.attempt,
+                      reason)
+        elif not isinstance(exc, Reject):
+            log.warning("%s/%s attempt %d failed: %s", self.service, ev.id, ev.attempt, reason,
+                        exc_info=not isinstance(exc, HomingError))
+        self._send_fail(ev, reason, dead)
+
+    def _send_fail(self, ev: Event, reason: str, dead: bool) -> None:
+        """Send the fail of a settled lease, retrying a lost connection, then drop it."""
+        pause = [0.05]
+        while True:
+            try:
+                out = self.client.fail(self.service, ev.id, ev.token, reason, dead=dead)
+                self.stats.add("failed")
+                log.info("%s/%s -> %s", self.service, ev.id, out.action)
+                break
+            except StaleLeaseError:
+                self.stats.add("lost")
+                break
+            except ConnectionLostError:
+                if self._stop.wait(pause[0]) and pause[0] >= 2.0:
+                    break  # shutting down: the lease will expire and be retried
+                pause[0] = min(pause[0] * 2, 2.0)
+            except HomingError as exc:  # the lease expires and the event is retried
+                log.error("%s/%s: could not fail it: %s", self.service, ev.id, exc)
+                self.stats.error(exc.code)
+                break
+        self._held.drop((ev.id, ev.token))
+
+    def _ack_loop(self) -> None:
+        pause = [0.05]
+        while True:
+            with self._ack_cv:
+                while not self._acks and not self._handlers_done.is_set():
+                    self._ack_cv.wait(0.1)
+                if not self._acks and self._handlers_done.is_set():
+                    return
+                batch = [self._acks.popleft() for _ in range(min(len(self._acks), 1000))]
+            while True:
+                errors = self._retrying(
+                    "complete", lambda b=batch: self.client.complete_many(self.service, b), pause)
+                if errors is not None:
+                    break
+                if self._handlers_done.is_set() and pause[0] >= 2.0:
+                    log.error("giving up %d completions: Redis unreachable; they will be "
+                              "redelivered after their leases expire", len(batch))
+                    errors = [ConnectionLostError("completion not sent")] * len(batch)
+                    break
+            # A full Redis refuses an ack whose result would grow it: kept, sent again.
+            full = [item for item, err in zip(batch, errors, strict=True)
+                    if isinstance(err, RedisFullError)]
+            with self._ack_cv:
+                self._acking -= len(batch) - len(full)
+                self._acks.extend(full)
+            self._held.drop_many([(item[0], item[1]) for item, err in zip(batch, errors,
+                                                                         strict=True)
+                                  if not isinstance(err, RedisFullError)])
+            for err in errors:
+                if err is None:
+                    self.stats.add("completed")
+                elif not isinstance(err, RedisFullError):
+                    self.stats.add("lost")
+                    self.stats.error(err.code)
+                    log.warning("completion refused: %s", err)
+            if full:
+                log.warning("%d completions refused by a full Redis; sending them again",
+                            len(full))
+                self._stop.wait(pause[0])
+                pause[0] = min(pause[0] * 2, 2.0)
+
+    def _release_unstarted(self) -> None:
+        self._release([(ev.id, ev.token) for ev in self._todo.drain()])
+
+    def _release(self, items: list[Lease]) -> None:
+        for i in range(0, len(items), 1000):
+            chunk = items[i:i + 1000]
+            try:
+                refused = self.client.release(self.service, chunk)
+                self.stats.add("released", sum(1 for err in refused if err is None))
+            except HomingError as exc:
+                log.warning("could not release %d events (%s); they return when their "
+                            "leases expire", len(chunk), exc)
+            self._held.drop_many(chunk)
