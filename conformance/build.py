@@ -22,7 +22,7 @@ DEFAULT_OUT = HERE.parent / "python" / "homing" / "conformance" / "data"
 
 def sources() -> dict[str, Path]:
     """Relative path -> file, for every file the package carries."""
-    files = [HERE / n for n in ("schema.json", "calls.json", "envelopes.json")]
+    files = [HERE / n for n in ("schema.json", "calls.json", "envelopes.json", "coverage.json")]
     files += sorted((HERE / "vectors").glob("*.json"))
     return {str(p.relative_to(HERE)): p for p in files}
 

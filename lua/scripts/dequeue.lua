@@ -63,6 +63,14 @@ if seq and not (string.match(seq, '^0$') or (string.match(seq, '^[1-9]%d*$') and
     tonumber(seq) <= 9007199254740991 - 1000)) then
   fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number below 2^53')
 end
+-- The clock floor makes a token unique across rollbacks of seq (a restore
+-- from an older snapshot, a promoted replica): any token handed out before
+-- is below now_ms * 1000 unless more than 1000 were issued per ms. Checked
+-- before the pop like seq: an error after it would lose the popped ids.
+local floor = now * 1000
+if floor > 9007199254740991 - 1000 then
+  fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
+end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped.
 local ids = redis.call('RPOP', K.ready, n)
@@ -84,15 +92,8 @@ for i, id in ipairs(ids) do
     k = k + 1
   end
 end
--- The clock floor makes a token unique across rollbacks of seq (a restore
--- from an older snapshot, a promoted replica): any token handed out before
--- is below now_ms * 1000 unless more than 1000 were issued per ms.
 local token = 0
 if k > 0 then
-  local floor = now * 1000
-  if floor > 9007199254740991 - 1000 then
-    fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
-  end
   local last = tonumber(seq or '0')
   if last < floor then
     redis.call('SET', K.seq, fmt(floor + k))

@@ -6,7 +6,7 @@
 a delay (the backoff policy, or the delay given) or, when asked or when its
 attempts are used up, dead-lettered at once with the reason. A reserved
 event is charged its attempt here: its handler ran. The reason is cut to
-LIMITS.reason_bytes.
+LIMITS.reason_bytes, on a UTF-8 character boundary.
 @key data
 @key meta
 @key leases
@@ -18,7 +18,7 @@ LIMITS.reason_bytes.
 @arg id event id
 @arg token the lease token of the caller
 @arg reason text kept with the event (shown in dead letters), at most
-LIMITS.reason_bytes bytes are kept
+LIMITS.reason_bytes bytes are kept (less when a character would be split)
 @arg mode 'retry' or 'dead'
 @arg delay_ms retry delay in ms, or -1 for the service's backoff policy
 @return array: 'retry', due_ms  or  'dead', died_ms
@@ -36,11 +36,29 @@ LIMITS.reason_bytes bytes are kept
 --@include deadletter
 --@include backoff
 
+-- text cut to at most n bytes, on a UTF-8 character boundary: a cut inside a
+-- character would leave a reason that clients cannot decode as text. Backs
+-- off at most 3 bytes (the continuation bytes of one character).
+local function cut(text, n)
+  if #text <= n then
+    return text
+  end
+  local i = n
+  while i > n - 3 do
+    local b = string.byte(text, i + 1)
+    if b < 0x80 or b >= 0xC0 then
+      break
+    end
+    i = i - 1
+  end
+  return string.sub(text, 1, i)
+end
+
 argc(5)
 local p = load_policy()
 local now = now_ms()
 local id, token, mode = ARGV[1], tonumber(ARGV[2]), ARGV[4]
-local reason = string.sub(ARGV[3], 1, LIMITS.reason_bytes)
+local reason = cut(ARGV[3], LIMITS.reason_bytes)
 local delay = int_arg(5, 'delay_ms', -1, 43200000)
 if mode ~= 'retry' and mode ~= 'dead' then
   fail(E.INVALID_ARGUMENT, "mode must be 'retry' or 'dead', got " .. mode)

@@ -106,8 +106,13 @@ if #expired > 0 then
     end
   end
   if #unstarted > 0 then
-    -- RPOP takes the tail first: they were next before, they go next again.
-    redis.call('RPUSH', K.ready, unpack(unstarted))
+    -- RPOP takes the tail first: they were next before, they go next again,
+    -- pushed back to front so that the first due is delivered first (as release).
+    local rev = {}
+    for j = #unstarted, 1, -1 do
+      rev[#rev + 1] = unstarted[j]
+    end
+    redis.call('RPUSH', K.ready, unpack(rev))
   end
   count('expired', charged)
   count('returned', #unstarted)

@@ -32,7 +32,7 @@ def _item(outcome: Any) -> Any:
 
 def _event(e: Event) -> dict[str, Any]:
     return {"id": e.id, "token": e.token, "attempt": e.attempt, "deadline_ms": e.deadline_ms,
-            "payload": payload_of(e.raw)}
+            "must_start": e.must_start, "payload": payload_of(e.raw)}
 
 
 def _status(st: Status) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def _dead_page(c: Client, s: str, a: dict[str, Any]) -> Any:
 def _promote(c: Client, s: str, a: dict[str, Any]) -> Any:
     r = c.promote(s, a.get("limit", 1000))
     return {"timers": r.timers, "retries": r.retries, "expired": r.expired, "more": r.more,
-            "next_due_ms": r.next_due_ms}
+            "next_due_ms": r.next_due_ms, "returned": r.returned}
 
 
 def _distribute(c: Client, s: str, a: dict[str, Any]) -> Any:
@@ -86,7 +86,9 @@ CALLS: dict[str, Impl] = {
     "create_timer": _timer,
     "cancel_timer": lambda c, s, a: c.cancel_timer(s, a["id"]),
     "dequeue": lambda c, s, a: [_event(e) for e in c.dequeue(s, a.get("count", 1),
-                                                             lease_ms=a.get("lease_ms"))],
+                                                             lease_ms=a.get("lease_ms"),
+                                                             reserve=a.get("reserve", False))],
+    "start": lambda c, s, a: [_item(o) for o in c.start(s, _pairs(a))],
     "complete": lambda c, s, a: c.complete(s, a["id"], a["token"], a.get("result")),
     "complete_many": lambda c, s, a: [
         _item(o) for o in c.complete_many(
@@ -106,4 +108,6 @@ CALLS: dict[str, Impl] = {
     "dead_purge": lambda c, s, a: list(c.dead_purge(s, a.get("ids"), a.get("count", 100))),
     "promote": _promote,
     "distribute": _distribute,
+    # A daemon's beat: no service; the time it records is the Redis clock, never frozen.
+    "beat": lambda c, s, a: c.beat(a["name"]),
 }

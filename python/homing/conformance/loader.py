@@ -64,6 +64,9 @@ class Suite:
     vectors: list[Vector]
     envelopes: list[dict[str, Any]]
     calls: dict[str, dict[str, Any]]
+    # Error codes no vector can produce, with why (coverage.json): the coverage rule
+    # exempts exactly these.
+    untestable: dict[str, str] = field(default_factory=dict)
 
     def operations(self) -> list[str]:
         seen: list[str] = []
@@ -292,6 +295,10 @@ def _lint(vec: Vector, calls: dict[str, dict[str, Any]]) -> None:
 def check_key_values(values: dict[str, Any], where: str, expect: bool) -> None:
     """Key names must be those of keys.json; typed values must name a Redis type."""
     for k, v in values.items():
+        if k == "$daemons" and expect:
+            if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                raise VectorFileError(f"{where}.{k}: a list of daemon names, got {v!r:.60}")
+            continue
         if k in ("$keys", "$registered") and expect:
             ok = isinstance(v, bool) if k == "$registered" else (
                 isinstance(v, list) and all(x in LAYOUT["service_keys"] for x in v))
@@ -316,6 +323,11 @@ def load_suite(root: Path | None = None) -> Suite:
     validate(calls, schema["$defs"]["calls_file"], schema, "calls.json")
     envelopes = read_json(root / "envelopes.json")
     validate(envelopes, schema["$defs"]["envelopes_file"], schema, "envelopes.json")
+    cov = read_json(root / "coverage.json")
+    validate(cov, schema["$defs"]["coverage_file"], schema, "coverage.json")
+    for code in cov["untestable"]:
+        if code not in _CODES:
+            raise VectorFileError(f"coverage.json: {code} is not a code of errors.json")
     for case in envelopes["vectors"]:
         if "payload" in case:
             check_conventions(case["payload"], f"envelopes.json {case['name']!r}", expect=False)
@@ -340,7 +352,8 @@ def load_suite(root: Path | None = None) -> Suite:
             _lint(vec, calls["calls"])
             check_key_values(vec.given, f"{path.name}: {vec.name!r} given", expect=False)
             vectors.append(vec)
-    return Suite(root, vectors, envelopes["vectors"], calls["calls"])
+    return Suite(root, vectors, envelopes["vectors"], calls["calls"],
+                 {code: e["why"] for code, e in cov["untestable"].items()})
 
 
 def _error_marks(j: Any) -> set[str]:

@@ -4,8 +4,9 @@ For each vector the runner takes a fresh service name under its own prefix,
 freezes that service's test clock, writes the starting state, runs the steps
 in order (client calls, raw script calls, clock moves, writes, state checks)
 and stops at the first mismatch. Afterwards it deletes exactly the keys of
-that service (the names of keys.json) and its registry entries, so a run
-never touches a key it did not create, on a standalone server or a Cluster.
+that service (the names of keys.json), its registry entries and the daemon
+beats its beat steps wrote to the run prefix's daemons hash, so a run never
+touches a key it did not create, on a standalone server or a Cluster.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .. import envelope
 from ..client import Client
 from ..connection import connect, translate
 from ..errors import HomingError
-from ..manifest import DEFAULT_MAX_PAYLOAD, LAYOUT, SCRIPTS, global_key, service_key
+from ..manifest import DEFAULT_MAX_PAYLOAD, GLOBAL_KEYS, LAYOUT, SCRIPTS, global_key, service_key
 from .calls import CALLS
 from .loader import Suite, Vector, to_value, to_wire
 
@@ -137,6 +138,7 @@ class Runner:
         self.prefix = prefix
         self.used: set[str] = set()
         self.overrides: set[str] = set()
+        self.daemons: set[bytes] = set()  # daemon names a vector beat, removed after it
 
     # keys ---------------------------------------------------------------------
     def key(self, service: str, name: str) -> str:
@@ -155,6 +157,17 @@ class Runner:
         self.r.delete(*(self.key(service, k) for k in KEY_TYPES))
         self.r.srem(global_key(self.prefix, "services"), service)
         self.r.srem(global_key(self.prefix, "hints"), service)
+
+    def forget_beats(self) -> None:
+        """Remove the beats a vector wrote to the run prefix's daemons hash (and only those)."""
+        if self.daemons:
+            self.r.hdel(global_key(self.prefix, "daemons"), *self.daemons)
+            self.daemons.clear()
+
+    def beat_names(self) -> list[str]:
+        """The daemon names with a beat under the run prefix, for the ``$daemons`` check."""
+        return sorted(f.decode("utf-8", "replace")
+                      for f in self.r.hkeys(global_key(self.prefix, "daemons")))
 
     def _typed(self, name: str, value: Any) -> tuple[str, Any]:
         if isinstance(value, dict) and "$type" in value:
@@ -205,6 +218,10 @@ class Runner:
                 member = bool(self.r.sismember(global_key(self.prefix, "services"), service))
                 if member != exp:
                     out.append(f"state.$registered: expected {exp}, got {member}")
+            elif name == "$daemons":
+                have = self.beat_names()
+                if have != sorted(exp):
+                    out.append(f"state.$daemons: expected {sorted(exp)}, got {have}")
             else:
                 kind, exp = self._typed(name, exp)
                 have_kind, act = self.read(self.key(service, name))
@@ -235,12 +252,18 @@ class Runner:
         if step.get("connection") == "refused":
             url = f"redis://127.0.0.1:{closed_port()}/0"
             client = Client.from_url(url, prefix=self.prefix, socket_connect_timeout=2)
+        if step["call"] == "beat" and isinstance(args.get("name"), str):
+            self.daemons.add(args["name"].encode())  # before the call: a half-done one too
         return CALLS[step["call"]](client, service, args)
 
     def script(self, service: str, step: dict[str, Any]) -> Any:
         script = SCRIPTS[step["script"]]
-        keys = [self.key(service, k) for k in step.get("keys", script.keys)]
+        # A global key (the beat script's daemons) is <prefix>:<name>, shared by the run.
+        keys = [global_key(self.prefix, k) if k in GLOBAL_KEYS else self.key(service, k)
+                for k in step.get("keys", script.keys)]
         args = [to_wire(a, f"args[{i}]") for i, a in enumerate(step["args"])]
+        if step["script"] == "beat" and args:
+            self.daemons.add(args[0])
         try:
             try:
                 return self.r.evalsha(script.sha1, len(keys), *keys, *args)
@@ -302,6 +325,7 @@ class Runner:
             for name in {service, *self.overrides}:
                 self.cleanup(name)
             self.overrides.clear()
+            self.forget_beats()
 
 
 def run_envelope_case(case: dict[str, Any]) -> VectorResult:
