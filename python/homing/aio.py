@@ -14,16 +14,11 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from . import ops
+from . import durability, ops
 from .client import DEFAULT_URL, ClientBase, ResultWait, raise_first
 from .connection import REDIS_ERRORS, connect_async, translate
 from .errors import HomingError, RedisFullError
-from .manifest import (
-    DEFAULT_MAX_PAYLOAD,
-    DEFAULT_PREFIX,
-    check_service,
-    global_key,
-)
+from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
 
@@ -33,9 +28,28 @@ class AsyncClient(ClientBase):
     @classmethod
     async def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
                        prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                       **redis_kwargs: Any) -> AsyncClient:
-        return cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,
-                   max_payload=max_payload)
+                       require_durable: bool = False, **redis_kwargs: Any) -> AsyncClient:
+        """As ``Client.from_url``: durability settings read at once unless ``cluster`` is given."""
+        client = cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,
+                     max_payload=max_payload, require_durable=require_durable)
+        if cluster is None or require_durable:
+            try:
+                await client.check_durability()
+            except BaseException:
+                await client.close()
+                raise
+        return client
+
+    async def check_durability(
+            self, require: bool | None = None) -> list[durability.NodeDurability]:
+        """As ``Client.check_durability``."""
+        reports = self._durability
+        if reports is None:
+            try:
+                reports = await durability.read_async(self.redis)
+            except REDIS_ERRORS as exc:
+                raise translate(exc) from exc
+        return self._durability_known(reports, require)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -49,9 +63,10 @@ class AsyncClient(ClientBase):
     async def run(self, call: ops.Call) -> Any:
         """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
         script, keys, register = self._prepare(call)
+        if self._durability is None:
+            await self.check_durability()
+        known = not register or await self._is_registered(call.service)
         try:
-            if register:
-                await self.register(call.service)
             try:
                 reply = await self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -60,11 +75,22 @@ class AsyncClient(ClientBase):
             raise
         except Exception as exc:
             raise translate(exc) from exc
+        if not known:  # the SADD only after the script succeeded, as in Client.run
+            try:
+                await self.register(call.service)
+            except HomingError as exc:
+                self._unregistered(call.service, exc)
         return call.parse(reply)
 
+    async def _is_registered(self, service: str) -> bool:
+        key = self._registry_key(service)
+        try:
+            return self._seen(service, await self.redis.sismember(key, service))
+        except REDIS_ERRORS as exc:
+            raise translate(exc, key) from exc
+
     async def register(self, service: str) -> None:
-        check_service(service)
-        key = global_key(self.prefix, "services")
+        key = self._registry_key(service)
         try:
             try:
                 await self.redis.sadd(key, service)
@@ -75,7 +101,7 @@ class AsyncClient(ClientBase):
                         and await self.redis.sismember(key, service)):
                     raise
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         self._registered[service] = time.monotonic()
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
@@ -144,10 +170,11 @@ class AsyncClient(ClientBase):
         return await self.run(ops.release_many(service, items))
 
     async def services(self) -> list[str]:
+        key = global_key(self.prefix, "services")
         try:
-            members = await self.redis.smembers(global_key(self.prefix, "services"))
+            members = await self.redis.smembers(key)
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def stats(self, service: str) -> dict[str, Any]:

@@ -18,11 +18,12 @@ from typing import Any
 
 import click
 
-from . import clistats
+from . import clistats, durability
 from .clidead import dead
 from .client import DEFAULT_URL
 from .cliutil import (
     BATCH,
+    REQUIRE_DURABLE_HELP,
     HomingGroup,
     Interrupted,
     Settings,
@@ -30,6 +31,7 @@ from .cliutil import (
     load_consumer,
     on_signals,
     read_payload,
+    require_durable,
     setup_logging,
     store,
     string_option,
@@ -58,6 +60,8 @@ HUNG = 3  # exit status of a worker that stopped itself: every slot hung past th
 @click.option("--tls-key", envvar="HOMING_TLS_KEY", type=click.Path(exists=True, dir_okay=False),
               callback=store("tls_key"), expose_value=False,
               help="The client certificate's private key (PEM).")
+@click.option("--require-durable", envvar="HOMING_REQUIRE_DURABLE", is_flag=True,
+              callback=require_durable, expose_value=False, help=REQUIRE_DURABLE_HELP)
 @click.option("--log-level", envvar="HOMING_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Logging to stderr (workers and daemons).")
@@ -161,12 +165,15 @@ def result(s: Settings, service: str, event_id: str, timeout: float | None) -> N
 def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
     """Queue lengths and running totals per service (all registered services by default).
 
-    Warnings go to stderr: a service that is not registered, a test clock, no daemon.
+    The last line says whether Redis keeps what it acknowledges (eviction policy,
+    persistence). Warnings go to stderr: a service that is not registered, a test
+    clock, no daemon.
     """
     client = s.client()
     data = {name: client.stats(name) for name in (services or client.services())}
+    reports = client.check_durability()
     if as_json:
-        click.echo(json_text(clistats.for_json(data), indent=2))
+        click.echo(json_text(clistats.for_json(data, reports), indent=2))
     elif not data:
         click.echo(f"no services registered under prefix {s.prefix!r}")
     else:
@@ -175,6 +182,8 @@ def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
                          [[name, *(st[q] for q in queues)] for name, st in data.items()]))
         for title, text in clistats.totals_tables(data):
             click.echo(f"\n{title}\n{text}")
+    if not as_json:
+        click.echo(f"\n{durability.summary(reports)}")
     for line in clistats.warnings(client, s.prefix, services, data):
         click.echo(line, err=True)
 

@@ -8,13 +8,14 @@ and adds it to the registry that the scheduler and distributor sweep.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from . import ops
+from . import durability, ops
 from .connection import REDIS_ERRORS, KeyCache, connect, translate
 from .errors import (
     EventDeadError,
@@ -35,12 +36,17 @@ from .manifest import (
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-# Writes that may create a service: the registry SADD goes first, so a
-# crash between the two leaves a registered empty service, never an
-# unregistered one whose timers no scheduler would find.
+log = logging.getLogger("homing")
+# Writes that may create a service. The registry is read (SISMEMBER) before
+# the script and written (SADD) only after it succeeded: a refused call (a bad
+# policy value, a schema mismatch, a wrong-typed key) must leave the registry
+# as it was, and a wrong-typed registry is refused before anything is written.
+# The price: a producer that dies between the script and the SADD leaves its
+# service unregistered until its next call or a worker's start (see
+# docs/architecture.md).
 _CREATING = frozenset({"enqueue", "schedule", "configure"})
-# The SADD is repeated at most this often per service and client, not once per
-# process: a Redis that lost its data (no persistence, a failover) would
+# The registry is checked at most this often per service and client, not once
+# per process: a Redis that lost its data (no persistence, a failover) would
 # otherwise never learn of a long-running producer's service again.
 REGISTER_EVERY = 10.0
 
@@ -58,24 +64,53 @@ class ClientBase:
     """
 
     def __init__(self, redis_client: Any, *, prefix: str = DEFAULT_PREFIX,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, require_durable: bool = False) -> None:
         self.redis = redis_client
         self.prefix = check_prefix(prefix)
-        self.max_payload = max_payload
+        self.max_payload = ops.whole(max_payload, "max_payload (bytes)", 1)
+        self.require_durable = bool(require_durable)
         self._keys = KeyCache(prefix)
-        self._registered: dict[str, float] = {}  # service -> when its SADD last succeeded
+        self._registered: dict[str, float] = {}  # service -> when it was last seen registered
+        # The server's durability settings, read once (see homing.durability).
+        self._durability: list[durability.NodeDurability] | None = None
 
     def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:
-        """The script, its KEYS, and whether the registry SADD must go first.
+        """The script, its KEYS, and whether the registry must be checked around it.
 
-        The SADD is due for writes that may create a service, at most every
-        REGISTER_EVERY seconds; the time is recorded only once it succeeded, so
-        a failed one is retried before the next such call, never skipped.
+        Due for writes that may create a service, at most every REGISTER_EVERY
+        seconds; the time is recorded only once the service was seen in the
+        registry (or added to it), so a failed check is repeated with the next
+        such call, never skipped.
         """
         script = SCRIPTS[call.script]
         register = (call.script in _CREATING and time.monotonic()
                     - self._registered.get(call.service, float("-inf")) >= REGISTER_EVERY)
         return script, self._keys.keys(script, call.service), register
+
+    def _registry_key(self, service: str) -> str:
+        check_service(service)
+        return global_key(self.prefix, "services")
+
+    def _seen(self, service: str, member: Any) -> bool:
+        if member:
+            self._registered[service] = time.monotonic()
+        return bool(member)
+
+    def _unregistered(self, service: str, exc: HomingError) -> None:
+        # The script's write is in Redis: raising now would make the producer send
+        # the event again. The check is repeated with the next call, and a worker
+        # registers its service when it starts.
+        log.warning("service %s was written but could not be added to the registry the "
+                    "daemons sweep (%s); retried with the next call", service, exc)
+
+    def _durability_known(self, reports: list[durability.NodeDurability],
+                          require: bool | None) -> list[durability.NodeDurability]:
+        if self._durability is None:
+            durability.warn_once(reports)
+            self._durability = reports
+        if self.require_durable if require is None else require:
+            durability.require(self._durability)
+        return self._durability
 
 
 class Client(ClientBase):
@@ -88,10 +123,39 @@ class Client(ClientBase):
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
                  prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 **redis_kwargs: Any) -> Client:
-        """Connect to url; a Redis Cluster is detected unless ``cluster`` says."""
-        return cls(connect(url, cluster=cluster, **redis_kwargs), prefix=prefix,
-                   max_payload=max_payload)
+                 require_durable: bool = False, **redis_kwargs: Any) -> Client:
+        """Connect to url; a Redis Cluster is detected unless ``cluster`` says.
+
+        The server's durability settings are read right away (with ``cluster``
+        given, which connects to nothing, on the first call instead) and
+        warned about once; ``require_durable`` raises NotDurableError here for
+        a server that may lose acknowledged events.
+        """
+        client = cls(connect(url, cluster=cluster, **redis_kwargs), prefix=prefix,
+                     max_payload=max_payload, require_durable=require_durable)
+        if cluster is None or require_durable:
+            try:
+                client.check_durability()
+            except BaseException:
+                client.close()
+                raise
+        return client
+
+    def check_durability(self, require: bool | None = None) -> list[durability.NodeDurability]:
+        """The server's durability settings, per server (each master on a Cluster).
+
+        Read once per client (before its first call at the latest), warned about
+        once per process and server on logger ``homing``. With ``require`` (by
+        default the client's ``require_durable``) raises NotDurableError unless
+        every server is shown to keep what it acknowledged.
+        """
+        reports = self._durability
+        if reports is None:
+            try:
+                reports = durability.read(self.redis)
+            except REDIS_ERRORS as exc:
+                raise translate(exc) from exc
+        return self._durability_known(reports, require)
 
     def close(self) -> None:
         self.redis.close()
@@ -105,11 +169,16 @@ class Client(ClientBase):
     # -- execution -----------------------------------------------------------
 
     def run(self, call: ops.Call) -> Any:
-        """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
+        """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT.
+
+        A write that may create a service checks the registry first and adds
+        the service only once the script succeeded (see ``_CREATING``).
+        """
         script, keys, register = self._prepare(call)
+        if self._durability is None:
+            self.check_durability()
+        known = not register or self._is_registered(call.service)
         try:
-            if register:
-                self.register(call.service)
             try:
                 reply = self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
             except NoScriptError:
@@ -118,7 +187,19 @@ class Client(ClientBase):
             raise
         except Exception as exc:
             raise translate(exc) from exc
+        if not known:
+            try:
+                self.register(call.service)
+            except HomingError as exc:
+                self._unregistered(call.service, exc)
         return call.parse(reply)
+
+    def _is_registered(self, service: str) -> bool:
+        key = self._registry_key(service)
+        try:
+            return self._seen(service, self.redis.sismember(key, service))
+        except REDIS_ERRORS as exc:
+            raise translate(exc, key) from exc
 
     # -- producer ------------------------------------------------------------
 
@@ -230,10 +311,11 @@ class Client(ClientBase):
 
     def services(self) -> list[str]:
         """Every service in the registry, sorted."""
+        key = global_key(self.prefix, "services")
         try:
-            members = self.redis.smembers(global_key(self.prefix, "services"))
+            members = self.redis.smembers(key)
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     def stats(self, service: str) -> dict[str, Any]:
@@ -273,8 +355,7 @@ class Client(ClientBase):
         heartbeat so that the leases they hold are reclaimable even if the
         registry was lost.
         """
-        check_service(service)
-        key = global_key(self.prefix, "services")
+        key = self._registry_key(service)
         try:
             try:
                 self.redis.sadd(key, service)
@@ -285,7 +366,7 @@ class Client(ClientBase):
                         and self.redis.sismember(key, service)):
                     raise
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         self._registered[service] = time.monotonic()
 
     def beat(self, name: str) -> None:
@@ -302,6 +383,7 @@ class Client(ClientBase):
         Lets ``homing stats`` warn when no scheduler or distributor runs:
         without them timers, retries and expired leases wait.
         """
+        ops.seconds(forget_after, "forget_after")
         key = global_key(self.prefix, "daemons")
         try:
             sec, usec = self.redis.time()
@@ -313,25 +395,27 @@ class Client(ClientBase):
             if stale:
                 self.redis.hdel(key, *stale)
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         return {k: age for k, age in ages.items() if age <= forget_after}
 
     def hint_expired(self, service: str) -> None:
         """Tell the distributors that service has expired leases waiting (a hint only)."""
         check_service(service)
+        key = global_key(self.prefix, "hints")
         # Translated like every call: the daemons' loops retry on ConnectionLostError
         # only, so a raw redis error here would end a scheduler thread on a restart.
         try:
-            self.redis.sadd(global_key(self.prefix, "hints"), service)
+            self.redis.sadd(key, service)
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
 
     def take_hints(self, count: int = 100) -> list[str]:
         """Pop services hinted by schedulers."""
+        key = global_key(self.prefix, "hints")
         try:
-            got = self.redis.spop(global_key(self.prefix, "hints"), count) or []
+            got = self.redis.spop(key, ops.whole(count, "count", 0)) or []
         except REDIS_ERRORS as exc:
-            raise translate(exc) from exc
+            raise translate(exc, key) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
 
 
@@ -344,6 +428,8 @@ class ResultWait:
     """
 
     def __init__(self, service: str, event_id: str, timeout: float | None) -> None:
+        if timeout is not None:
+            ops.seconds(timeout, "timeout")
         self.service, self.event_id, self.timeout = service, event_id, timeout
         self.end = None if timeout is None else time.monotonic() + timeout
         self.pause = 0.002

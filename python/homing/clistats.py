@@ -11,6 +11,7 @@ from typing import Any
 
 from .client import Client
 from .cliutil import table
+from .durability import NodeDurability
 from .errors import ConnectionLostError, HomingError
 from .manifest import service_key
 
@@ -49,10 +50,19 @@ def totals_tables(data: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     return out
 
 
-def for_json(data: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The stats as --json prints them: ``test_clock`` only when a test clock is set."""
-    return {name: {k: v for k, v in st.items() if not (k == "test_clock" and v == -1)}
-            for name, st in data.items()}
+def for_json(data: dict[str, dict[str, Any]],
+             reports: list[NodeDurability]) -> dict[str, Any]:
+    """The stats as --json prints them: ``test_clock`` only when a test clock is set.
+
+    Services go under "services", not at the top: a service may be called
+    "durability" too.
+    """
+    return {
+        "services": {name: {k: v for k, v in st.items() if not (k == "test_clock" and v == -1)}
+                     for name, st in data.items()},
+        "durability": {"durable": all(rep.durable for rep in reports),
+                       "nodes": {rep.node: rep.as_dict() for rep in reports}},
+    }
 
 
 def warnings(client: Client, prefix: str, named: tuple[str, ...],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -23,7 +24,8 @@ from click.core import ParameterSource
 
 from .client import DEFAULT_URL, Client
 from .consumer import Consumer
-from .errors import ConnectionLostError, HomingError
+from .envelope import MAX_NESTING
+from .errors import ConnectionLostError, HomingError, InvalidArgumentError, PayloadNotEncodableError
 from .manifest import DEFAULT_PREFIX
 
 log = logging.getLogger("homing.cli")
@@ -42,6 +44,7 @@ class Settings:
         self.tls_ca: str | None = None
         self.tls_cert: str | None = None
         self.tls_key: str | None = None
+        self.require_durable = False  # --require-durable: refuse a Redis that may lose events
         self._client: Client | None = None
 
     def tls_kwargs(self) -> dict[str, str]:
@@ -57,7 +60,11 @@ class Settings:
     def client(self) -> Client:
         if self._client is None:
             try:
-                self._client = Client.from_url(self.url, prefix=self.prefix, **self.tls_kwargs())
+                self._client = Client.from_url(self.url, prefix=self.prefix,
+                                               require_durable=self.require_durable,
+                                               **self.tls_kwargs())
+            except InvalidArgumentError as exc:  # a malformed URL, a database out of range
+                raise InvalidArgumentError(f"--redis-url {safe_url(self.url)}: {exc}") from exc
             except HomingError:
                 raise
             except ValueError as exc:  # redis-py's verdict on a malformed URL
@@ -89,6 +96,16 @@ def store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     return callback
 
 
+def require_durable(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--require-durable: only ever switches it on (a command's unset flag keeps the group's)."""
+    if value:
+        ctx.ensure_object(Settings).require_durable = True
+
+
+REQUIRE_DURABLE_HELP = ("Refuse to run (exit 2) on a Redis that may lose acknowledged events: "
+                        "an eviction policy, no AOF, or settings it will not show.")
+
+
 def _connection_params() -> list[click.Parameter]:
     """The per-command copies of the group's options: they override it when given."""
     return [
@@ -96,6 +113,8 @@ def _connection_params() -> list[click.Parameter]:
                      help="Redis URL (overrides the group option)."),
         click.Option(["--prefix"], callback=store("prefix"), expose_value=False,
                      help="Key prefix (overrides the group option)."),
+        click.Option(["--require-durable"], is_flag=True, callback=require_durable,
+                     expose_value=False, help=REQUIRE_DURABLE_HELP),
     ]
 
 
@@ -184,11 +203,25 @@ def read_payload(text: str, as_string: bool = False) -> Any:
             text = text[:-2] if text.endswith("\r\n") else text[:-1]
         return text
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         if source is None and not text.lstrip().startswith(JSON_START):
             return text
         raise click.BadParameter(_json_problem(text, exc, source), param_hint="PAYLOAD") from exc
+    except RecursionError as exc:  # the json module recurses once per level
+        raise PayloadNotEncodableError(
+            f"PAYLOAD is nested deeper than the limit of {MAX_NESTING} levels of arrays and "
+            "objects") from exc
+
+
+def _no_constant(name: str) -> Any:
+    """json.loads takes NaN, Infinity and -Infinity, which JSON does not have.
+
+    Stored, they would arrive as floats no JSON reader (the JavaScript client's
+    included) could print again; a producer who typed them meant something else.
+    """
+    raise InvalidArgumentError(f"PAYLOAD holds {name}, which is not JSON: send a number, "
+                               "null or a string (--string sends the text as it is)")
 
 
 def _json_problem(text: str, exc: json.JSONDecodeError, source: str | None) -> str:
@@ -284,7 +317,27 @@ def on_signals(callback: Callable[[], None], *, interrupt_again: bool = False) -
             signal.signal(sig, old)
 
 
-def load_consumer(target: str) -> type[Consumer]:
+class ConsumerError(click.ClickException):
+    """The consumer's own code failed (its module's import, its constructor, its ``init``).
+
+    One line and exit status 2, like homing's errors: the traceback belongs to the
+    consumer's author, so it is logged at debug level only (``--log-level debug``).
+    """
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _consumer_failed(what: str, exc: BaseException) -> ConsumerError:
+    log.debug("%s", what, exc_info=exc)
+    return ConsumerError(f"{what}: {type(exc).__name__}: {exc} "
+                         "(--log-level debug shows the traceback)")
+
+
+def load_consumer(target: str) -> Callable[[], Consumer]:
+    """The factory of MODULE:CLASS, whose failures (import, construction, init) are one line."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise click.BadParameter(f"expected MODULE:CLASS, got {target!r}", param_hint="CONSUMER")
@@ -294,9 +347,39 @@ def load_consumer(target: str) -> type[Consumer]:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot load {target!r}: {exc}", param_hint="CONSUMER") from exc
+    except Exception as exc:  # SyntaxError, or whatever the module raises as it imports
+        raise _consumer_failed(f"cannot load consumer {target!r}", exc) from exc
     if not (isinstance(obj, type) and issubclass(obj, Consumer)):
         raise click.BadParameter(f"{target!r} is not a homing.Consumer subclass",
                                  param_hint="CONSUMER")
-    return obj
+    return functools.partial(_build, obj, target)
+
+
+def _build(cls: type[Consumer], target: str) -> Consumer:
+    """One consumer, its constructor's and init()'s exceptions made ConsumerErrors.
+
+    init is wrapped on the instance, keeping it a coroutine function if it was
+    one: the Worker decides by that whether the slot gets an event loop.
+    """
+    try:
+        consumer = cls()
+    except Exception as exc:
+        raise _consumer_failed(f"consumer {target!r} could not be created", exc) from exc
+    init = consumer.init
+    what = f"the init() of consumer {target!r} raised"
+    if inspect.iscoroutinefunction(init):
+        async def wrapped_async() -> Any:
+            try:
+                return await init()
+            except Exception as exc:
+                raise _consumer_failed(what, exc) from exc
+        wrapped: Callable[[], Any] = wrapped_async
+    else:
+        def wrapped() -> Any:
+            try:
+                return init()
+            except Exception as exc:
+                raise _consumer_failed(what, exc) from exc
+    with contextlib.suppress(AttributeError):  # a class with __slots__ keeps its own init
+        consumer.init = wrapped  # type: ignore[method-assign]
+    return consumer

@@ -16,7 +16,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -26,6 +26,7 @@ from .errors import (
     InvalidArgumentError,
     RedisFullError,
     ScriptError,
+    WrongTypeError,
     error_for,
 )
 from .manifest import GLOBAL_KEYS, Script, global_key, service_key
@@ -35,23 +36,46 @@ CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Redis's reply to a write it refuses under maxmemory + noeviction (redis-py
 # strips the 'OOM' code from the message, a script's pcall keeps it).
 _OOM = "command not allowed when used memory"
+# Replies to the SELECT that redis-py sends on connecting for a URL's /N: out of
+# range, or any N but 0 on a Cluster node.
+_BAD_DB = ("DB index is out of range", "SELECT is not allowed in cluster mode")
+
+
+def is_bad_database(exc: Exception) -> bool:
+    """Whether a reply refuses the URL's database index (it comes with any first command)."""
+    return any(marker in str(exc) for marker in _BAD_DB)
 
 # Everything a redis-py call can raise: translated, so that callers (the
 # daemons and the worker) only ever see HomingError.
 REDIS_ERRORS = (RedisError, OSError)
 
 
-def translate(exc: Exception) -> HomingError:
-    """A typed homing error for a Redis error reply or a lost connection."""
+def translate(exc: Exception, key: str | None = None) -> HomingError:
+    """A typed homing error for a Redis error reply or a lost connection.
+
+    ``key`` names the key a plain command (not a script) was sent for, so that
+    a WRONGTYPE reply says which key someone else wrote over.
+    """
     if isinstance(exc, CONNECTION_ERRORS):
         return ConnectionLostError(f"Redis could not be reached: {exc}")
-    m = _HOMING_ERR.match(str(exc))
+    text = str(exc)
+    m = _HOMING_ERR.match(text)
     if m:
         return error_for(m.group(1), m.group(2))
-    if _OOM in str(exc):
+    if _OOM in text:
         # Redis refused the call before it wrote anything (a plain command, or
         # a script whose memory class is 'grows'): say so in homing's terms.
         return RedisFullError(f"Redis is full, nothing was written: {exc}")
+    if text.startswith("WRONGTYPE"):
+        # The registry, hints and beats are plain commands, not scripts: Redis's
+        # own reply is the type guard there.
+        where = f"key {key}" if key else "a homing key"
+        return WrongTypeError(f"{where} holds a value of the wrong Redis type (another program "
+                              f"wrote it); nothing was written: {exc}")
+    if is_bad_database(exc):
+        return InvalidArgumentError(
+            f"the database index of the Redis URL is out of range on this server ({exc}); "
+            "a Redis Cluster has only database 0")
     return ScriptError(f"Redis refused a homing script: {exc}")
 
 
@@ -76,11 +100,30 @@ class KeyCache:
 
 
 def is_cluster_url(client: redis.Redis) -> bool:
-    """Ask the server whether it runs in cluster mode (INFO cluster)."""
+    """Ask the server whether it runs in cluster mode (INFO cluster).
+
+    A server that refuses INFO (an ACL, a managed service) is taken as standalone;
+    a URL whose database does not exist is refused here, when connecting, instead
+    of as a puzzling error of the first call.
+    """
     try:
         return bool(client.info("cluster").get("cluster_enabled"))
-    except ResponseError:
+    except ResponseError as exc:
+        if is_bad_database(exc):
+            raise translate(exc) from exc
         return False
+
+
+def _from_url(factory: Any, url: str, **kwargs: Any) -> Any:
+    """redis-py's from_url, with its verdict on a malformed URL typed.
+
+    redis-py raises ValueError for a malformed URL, and RedisClusterException for
+    a database index given to a Cluster.
+    """
+    try:
+        return factory(url, **kwargs)
+    except (ValueError, RedisClusterException) as exc:
+        raise InvalidArgumentError(f"invalid Redis URL: {exc}") from exc
 
 
 def _binary(kwargs: dict[str, Any]) -> None:
@@ -103,7 +146,7 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
     _binary(kwargs)
     kwargs.setdefault("retry", Retry(NoBackoff(), 0))
     if cluster is None:
-        probe = redis.Redis.from_url(url, **kwargs)
+        probe = _from_url(redis.Redis.from_url, url, **kwargs)
         try:
             cluster = is_cluster_url(probe)
         except CONNECTION_ERRORS as exc:
@@ -111,8 +154,8 @@ def connect(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
         finally:
             probe.close()
     if cluster:
-        return redis.RedisCluster.from_url(url, **kwargs)
-    return redis.Redis.from_url(url, **kwargs)
+        return _from_url(redis.RedisCluster.from_url, url, **kwargs)
+    return _from_url(redis.Redis.from_url, url, **kwargs)
 
 
 async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any) -> Any:
@@ -120,18 +163,20 @@ async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any)
     _binary(kwargs)
     kwargs.setdefault("retry", AsyncRetry(NoBackoff(), 0))
     if cluster is None:
-        probe = redis.asyncio.Redis.from_url(url, **kwargs)
+        probe = _from_url(redis.asyncio.Redis.from_url, url, **kwargs)
         try:
             info = await probe.info("cluster")
             cluster = bool(info.get("cluster_enabled"))
-        except ResponseError:
+        except ResponseError as exc:
+            if is_bad_database(exc):
+                raise translate(exc) from exc
             cluster = False
         except CONNECTION_ERRORS as exc:
             raise translate(exc) from exc
         finally:
             await probe.aclose()
     if cluster:
-        client = redis.asyncio.RedisCluster.from_url(url, **kwargs)
+        client = _from_url(redis.asyncio.RedisCluster.from_url, url, **kwargs)
         # Learn the topology before anyone uses the client: on a cold async
         # RedisCluster, concurrent first commands each start a refresh that
         # recycles connections under commands already sent, and redis-py then
@@ -142,4 +187,4 @@ async def connect_async(url: str, *, cluster: bool | None = None, **kwargs: Any)
             await client.aclose()
             raise translate(exc) from exc
         return client
-    return redis.asyncio.Redis.from_url(url, **kwargs)
+    return _from_url(redis.asyncio.Redis.from_url, url, **kwargs)

@@ -14,35 +14,72 @@ from typing import Any
 import msgpack
 
 from .errors import CorruptEnvelopeError, PayloadNotEncodableError
+from .manifest import LIMITS
 
 VERSION = 1
+# The deepest nesting of arrays and maps a payload may have (lua/keys.json
+# limits.nesting, read by both clients): deeper payloads end in a
+# RecursionError somewhere (here, msgpack, json, the JavaScript decoder), so
+# they are refused where it is cheap, with the error the caller expects.
+MAX_NESTING: int = LIMITS["nesting"]
 _packer_opts = {"use_bin_type": True, "datetime": False}
+# The bytes that open a msgpack array or map: a message holding no more of them
+# than the limit allows cannot be nested too deep, which spares most decodes the walk.
+_CONTAINER_BYTES = bytes([*range(0x80, 0xA0), *range(0xDC, 0xE0)])
 
 
-def _check_keys(value: Any) -> None:
-    """Refuse what msgpack would encode but no client could read back.
+def _check(payload: Any) -> None:
+    """Refuse what msgpack would encode but no client could read back, and deep nesting.
 
     msgpack packs a tuple key as an array, which no decoder can use as a key
     (and JavaScript objects take only text and numbers), and it packs ExtType
     values the protocol does not define. Refused here, before anything is
-    written, rather than dead-lettered later as a corrupt envelope.
+    written, rather than dead-lettered later as a corrupt envelope. The walk
+    keeps its own stack: a payload nested 10,000 levels (or one that contains
+    itself) is refused by the nesting limit, not by a RecursionError.
     """
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise PayloadNotEncodableError(
-                    f"map key {key!r} of type {type(key).__name__}: map keys must be str or int")
-            _check_keys(item)
-    elif isinstance(value, msgpack.ExtType):  # before tuple: ExtType is a namedtuple
-        raise PayloadNotEncodableError("msgpack extension types are not part of the protocol")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_keys(item)
+    stack: list[tuple[Any, int]] = [(payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+            for key in value:
+                if not isinstance(key, (str, int)) or isinstance(key, bool):
+                    raise PayloadNotEncodableError(
+                        f"map key {key!r:.80} of type {type(key).__name__}: "
+                        "map keys must be str or int")
+        elif isinstance(value, msgpack.ExtType):  # before tuple: ExtType is a namedtuple
+            raise PayloadNotEncodableError("msgpack extension types are not part of the protocol")
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth == MAX_NESTING:
+            raise PayloadNotEncodableError(
+                f"payload is nested deeper than {MAX_NESTING} levels of arrays and maps")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether value holds arrays and maps nested more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth == limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, tuple)))
+    return False
 
 
 def encode(payload: Any) -> bytes:
     """Encode a payload; raise PayloadNotEncodableError for what msgpack cannot carry."""
-    _check_keys(payload)
+    _check(payload)
     try:
         return msgpack.packb({"v": VERSION, "p": payload}, **_packer_opts)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -54,7 +91,15 @@ def decode(data: bytes) -> Any:
     try:
         env = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise CorruptEnvelopeError(f"not msgpack ({len(data)} bytes): {exc}") from exc
+        why = str(exc) or type(exc).__name__  # msgpack's StackError (too deep) says nothing
+        raise CorruptEnvelopeError(f"not msgpack ({len(data)} bytes): {why}") from exc
+    # The envelope map is one level more than its payload. Checked before the
+    # message below, whose str() of a deep value would recurse.
+    if len(data) - len(data.translate(None, _CONTAINER_BYTES)) > MAX_NESTING + 1 \
+            and nesting_exceeds(env, MAX_NESTING + 1):
+        raise CorruptEnvelopeError(
+            f"payload nested deeper than the limit of {MAX_NESTING} levels of arrays and "
+            f"maps ({len(data)} bytes)")
     # type() and not ==: True == 1 in Python, and other clients refuse {"v": true}.
     if not isinstance(env, dict) or type(env.get("v")) is not int or env["v"] != VERSION \
             or "p" not in env:

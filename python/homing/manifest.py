@@ -51,8 +51,9 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 GLOBAL_KEYS: frozenset[str] = frozenset(LAYOUT["global_keys"])
 # status letter -> name, as keys.json defines them
 STATUS_NAMES: dict[str, str] = {v: k for k, v in LAYOUT["statuses"].items()}
-MAX_BATCH: int = LAYOUT["limits"]["batch"]
-MAX_REASON: int = LAYOUT["limits"]["reason_bytes"]
+LIMITS: dict[str, int] = LAYOUT["limits"]  # batch, reason_bytes, nesting (lua/keys.json)
+MAX_BATCH: int = LIMITS["batch"]
+MAX_REASON: int = LIMITS["reason_bytes"]
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:

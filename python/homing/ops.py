@@ -17,7 +17,7 @@ from uuid import uuid4
 
 from . import envelope
 from .errors import HomingError, InvalidArgumentError, PayloadTooLargeError, error_for
-from .manifest import MAX_BATCH, POLICY_DEFAULTS, STATUS_NAMES, check_id, check_service
+from .manifest import LAYOUT, MAX_BATCH, POLICY_DEFAULTS, STATUS_NAMES, check_id, check_service
 from .types import (
     DeadLetter,
     DeadPage,
@@ -29,6 +29,7 @@ from .types import (
 )
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+POLICY: dict[str, dict[str, Any]] = LAYOUT["policy"]  # per field: default, min, max, whole
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,68 @@ def new_id() -> str:
 
 
 def _batch(items: Sequence[Any], what: str) -> None:
+    # A str is a Sequence too: "abc" must not become the ids "a", "b" and "c".
+    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
+        raise InvalidArgumentError(f"{what} takes a list, got {type(items).__name__}")
     if not 1 <= len(items) <= MAX_BATCH:
         raise InvalidArgumentError(f"{what} takes 1..{MAX_BATCH} items, got {len(items)}")
+
+
+def _fields(item: Any, n: int, what: str) -> Sequence[Any]:
+    """One item of a batch, unpacked only once it is known to be ``n`` fields."""
+    if not isinstance(item, (tuple, list)) or len(item) != n:
+        raise InvalidArgumentError(f"{what}, got {item!r:.80}")
+    return item
+
+
+def whole(value: Any, what: str, lo: int, hi: int = 2**53 - 1) -> int:
+    """A count, offset or limit: a whole number in [lo, hi] (a whole float is taken)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidArgumentError(f"{what} must be a whole number in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def seconds(value: Any, what: str) -> float:
+    """A wait in seconds (a timeout, an interval): a finite number >= 0.
+
+    NaN passes every comparison, so a NaN timeout would wait for ever and a NaN
+    interval make Event.wait raise deep in a thread; refused here instead.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise InvalidArgumentError(f"{what} must be a finite number of seconds >= 0, "
+                                   f"got {value!r}")
+    return float(value)
+
+
+def worker_options(concurrency: Any, prefetch: Any, lease_ms: Any, grace: Any,
+                   poll_max: Any, handler_timeout: Any) -> None:
+    """Refuse Worker settings that would only fail later, in a thread, retried for ever.
+
+    A NaN lease or a text concurrency used to be accepted and then fail every
+    dequeue as a logged warning; here they are an InvalidArgumentError from
+    the constructor. (Counts keep their clamping: prefetch to 1..1000.)
+    """
+    whole(concurrency, "concurrency", -_MAX_WHOLE)
+    whole(prefetch, "prefetch", -_MAX_WHOLE)
+    if lease_ms is not None:
+        whole(lease_ms, "lease_ms", int(POLICY["lease_ms"]["min"]), int(POLICY["lease_ms"]["max"]))
+    seconds(grace, "grace")
+    seconds(poll_max, "poll_max")
+    if handler_timeout is not None and seconds(handler_timeout, "handler_timeout") > 86400:
+        raise InvalidArgumentError(f"handler_timeout must be in [0, 86400] s, "
+                                   f"got {handler_timeout!r}")
+
+
+def _key(value: Any) -> str:
+    """An idempotency key: text (an int or bytes key would meet "5" or b"5" as the same key)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"an idempotency key is text, got {type(value).__name__}")
+    return value
 
 
 def _encoded(payload: Any, max_payload: int) -> bytes:
@@ -105,8 +166,15 @@ def enqueue_many(
     ids: Sequence[str] | None = None,
 ) -> Call:
     check_service(service)
+    if isinstance(payloads, (str, bytes, dict)) or not isinstance(payloads, Iterable):
+        raise InvalidArgumentError(
+            f"enqueue_many takes a list of payloads, got {type(payloads).__name__}")
     payloads = list(payloads)
     _batch(payloads, "enqueue_many")
+    if keys is not None:
+        _batch(keys, "keys")
+    if ids is not None:
+        _batch(ids, "ids")
     if keys is not None and len(keys) != len(payloads):
         raise InvalidArgumentError("keys must be as many as payloads")
     if ids is not None and len(ids) != len(payloads):
@@ -116,7 +184,7 @@ def enqueue_many(
         args += [
             check_id(ids[i]) if ids is not None else new_id(),
             _encoded(payload, max_payload),
-            (keys[i] or "") if keys is not None else "",
+            _key(keys[i]) if keys is not None else "",
         ]
     return Call("enqueue", service, args, lambda r: [_s(r[i]) for i in range(0, len(r), 2)])
 
@@ -146,12 +214,13 @@ def create_timer(
             raise InvalidArgumentError("at must be timezone-aware (naive datetimes are ambiguous)")
         # Whole milliseconds by integer arithmetic: timestamp() * 1000 is a float
         # product that can land just below the intended millisecond.
-        mode, value = "at", (at - _EPOCH) // dt.timedelta(milliseconds=1)
+        mode, value = "at", _ms((at - _EPOCH) // dt.timedelta(milliseconds=1),
+                                "at (ms since the epoch)")
     else:
         _ms(at, "at")  # validates; its int() would drop the fraction of a second
-        mode, value = "at", round(at * 1000)
+        mode, value = "at", _ms(round(at * 1000), "at (ms since the epoch)")
     event_id = check_id(id) if id is not None else new_id()
-    args = [max_payload, event_id, _encoded(payload, max_payload), key or "", mode, value]
+    args = [max_payload, event_id, _encoded(payload, max_payload), _key(key), mode, value]
     return Call("schedule", service, args, lambda r: _s(r[0]))
 
 
@@ -163,8 +232,7 @@ def cancel_timer(service: str, timer_id: str) -> Call:
 def dequeue(service: str, count: int, lease_ms: int | None, reserve: bool = False) -> Call:
     """``reserve``: charge the attempt only once the event is known to have started."""
     check_service(service)
-    if not 1 <= count <= MAX_BATCH:
-        raise InvalidArgumentError(f"count must be in 1..{MAX_BATCH}, got {count}")
+    whole(count, "count", 1, MAX_BATCH)
 
     def parse(r: list[Any]) -> list[Event]:
         # On the hot path: ids are always bytes and integers already ints here.
@@ -175,7 +243,7 @@ def dequeue(service: str, count: int, lease_ms: int | None, reserve: bool = Fals
         ]
 
     mode = "reserve" if reserve else "charge"
-    return Call("dequeue", service, [count, _ms(lease_ms or 0, "lease_ms"), mode], parse)
+    return Call("dequeue", service, [int(count), _ms(lease_ms or 0, "lease_ms"), mode], parse)
 
 
 def start_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
@@ -183,7 +251,8 @@ def start_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     check_service(service)
     _batch(items, "start")
     args: list[Any] = [len(items)]
-    for event_id, token in items:
+    for item in items:
+        event_id, token = _fields(item, 2, "start items are (id, token)")
         args += [check_id(event_id), _token(token)]
     return Call("start", service, args, lambda r: _per_item(r, items))
 
@@ -207,7 +276,8 @@ def complete_many(
     check_service(service)
     _batch(items, "complete_many")
     args: list[Any] = [max_payload, len(items)]
-    for event_id, token, result in items:
+    for item in items:
+        event_id, token, result = _fields(item, 3, "complete_many items are (id, token, result)")
         raw = b"" if result is None else _encoded(result, max_payload)
         args += [check_id(event_id), _token(token), raw]
     return Call("complete", service, args, lambda r: _with_ids(_codes(r), items))
@@ -226,7 +296,8 @@ def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | 
     check_service(service)
     _batch(items, "extend_many")
     args: list[Any] = [_ms(lease_ms or 0, "lease_ms"), len(items)]
-    for event_id, token in items:
+    for item in items:
+        event_id, token = _fields(item, 2, "extend_many items are (id, token)")
         args += [check_id(event_id), _token(token)]
     return Call("extend", service, args, lambda r: _per_item(r, items))
 
@@ -246,7 +317,8 @@ def release_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     check_service(service)
     _batch(items, "release")
     args: list[Any] = [len(items)]
-    for event_id, token in items:
+    for item in items:
+        event_id, token = _fields(item, 2, "release items are (id, token)")
         args += [check_id(event_id), _token(token)]
     return Call("release", service, args, lambda r: _with_ids(_codes(r), items))
 
@@ -317,12 +389,13 @@ def dead_list(service: str, offset: int, count: int) -> Call:
         ]
         return DeadPage(int(r[0]), letters)
 
-    return Call("dead_list", service, [int(offset), int(count)], parse)
+    return Call("dead_list", service,
+                [whole(offset, "offset", 0), whole(count, "count", 1, MAX_BATCH)], parse)
 
 
 def _dead_select(ids: Sequence[str] | None, count: int) -> list[Any]:
     if ids is None:
-        return ["oldest", int(count)]
+        return ["oldest", whole(count, "count", 1, MAX_BATCH)]
     _batch(ids, "dead letter ids")
     return ["ids", *(check_id(i) for i in ids)]
 
@@ -339,7 +412,7 @@ def dead_purge(service: str, ids: Sequence[str] | None, count: int) -> Call:
 
 def promote(service: str, limit: int) -> Call:
     check_service(service)
-    return Call("promote", service, [int(limit)],
+    return Call("promote", service, [whole(limit, "limit", 1)],
                 lambda r: PromoteResult(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))
 
 
@@ -352,5 +425,5 @@ def beat(name: str) -> Call:
 
 def distribute(service: str, limit: int) -> Call:
     check_service(service)
-    return Call("distribute", service, [int(limit)],
+    return Call("distribute", service, [whole(limit, "limit", 1)],
                 lambda r: DistributeResult(r[0], r[1], bool(r[2])))

@@ -119,8 +119,6 @@ class Worker(Outcomes):
         """
         # Read (and warned about) once per client; a required durability is refused here.
         self.client.check_durability(require=True if self.require_durable else None)
-        self.client.register(self.service)
-        self._pace_heartbeat()
         specs: list[tuple[str, Callable[[], None]]] = [
             ("fetch", self._fetch_loop), ("ack", self._ack_loop), ("heartbeat", self._beat_loop),
             ("watchdog", self._watch_loop)]
@@ -140,6 +138,10 @@ class Worker(Outcomes):
                 assert loop is not None
                 state = loop.run_until_complete(state)
             slots.append((consumer, state, loop))
+        # Registered only once every init() succeeded: a worker that cannot start
+        # leaves nothing behind, not even a registry entry.
+        self.client.register(self.service)
+        self._pace_heartbeat()
         for name, target in specs:
             t = threading.Thread(target=target, name=f"homing-{self.service}-{name}", daemon=True)
             t.start()

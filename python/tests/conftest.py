@@ -34,15 +34,33 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _durability_told(url: str) -> None:
+    """The session servers run without persistence on purpose. homing warns about that
+    once per process and server: have it say so now, silently, so that no test's
+    stderr depends on whether it happened to connect first."""
+    import logging
+
+    import homing
+
+    logger = logging.getLogger("homing")
+    was, logger.disabled = logger.disabled, True
+    try:
+        homing.Client.from_url(url).close()
+    finally:
+        logger.disabled = was
+
+
 @pytest.fixture(scope="session")
 def standalone_server(tmp_path_factory: pytest.TempPathFactory):
     with RedisServer(tmp_path_factory.mktemp("redis-standalone")) as server:
+        _durability_told(server.url)
         yield server
 
 
 @pytest.fixture(scope="session")
 def cluster_servers(tmp_path_factory: pytest.TempPathFactory):
     with RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        _durability_told(cluster.url)
         yield cluster
 
 

@@ -120,7 +120,7 @@ def test_options_after_the_subcommand_and_from_the_environment(redis_url: str, p
     r = runner.invoke(main, ["stats", "--json"],
                       env={"HOMING_REDIS_URL": redis_url, "HOMING_PREFIX": prefix})
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["s"]["ready"] == 1
+    assert json.loads(r.stdout)["services"]["s"]["ready"] == 1
     assert client.stats("s")["total.enqueued"] == 1
 
 

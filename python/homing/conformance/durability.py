@@ -4,17 +4,20 @@ The vectors prove a server runs homing's scripts right; they cannot prove it
 keeps what it acknowledged. docs/guarantees.md names the settings that decide
 that, and ``homing conformance`` reports them, so that "check a server before
 trusting it" also covers durability. Warnings only: a test server may
-rightly run without persistence. Managed services often refuse CONFIG; the
-setting is then reported as unknown, never guessed.
+rightly run without persistence. Managed services often refuse CONFIG; what
+INFO shows is used then, and the rest reported as unknown, never guessed.
+The reading is homing.durability's, the one clients and workers warn from.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import redis
 from redis.exceptions import RedisError
+
+from .. import durability
+from ..errors import HomingError
 
 # setting -> (value that keeps the promises, why it matters)
 EXPECTED: dict[str, tuple[str, str]] = {
@@ -26,17 +29,14 @@ EXPECTED: dict[str, tuple[str, str]] = {
 
 
 def read_settings(url: str) -> dict[str, str | None]:
-    """The node's settings (None where CONFIG GET is refused or unknown)."""
-    out: dict[str, str | None] = dict.fromkeys(EXPECTED)
+    """The node's settings (None where neither CONFIG GET nor INFO shows them)."""
     # A plain connection to the node named: CONFIG is per node even on Cluster.
     r: Any = redis.Redis.from_url(url, decode_responses=True)
     try:
-        for name in EXPECTED:
-            with contextlib.suppress(RedisError):
-                out[name] = r.config_get(name).get(name)
+        [node] = durability.read(r)
     finally:
         r.close()
-    return out
+    return {name: node.settings.get(name) for name in EXPECTED}
 
 
 def notes(settings: dict[str, str | None]) -> list[str]:
@@ -57,7 +57,7 @@ def render(url: str) -> str:
     """The durability section of the conformance report (see docs/guarantees.md)."""
     try:
         settings = read_settings(url)
-    except RedisError as exc:
+    except (RedisError, HomingError) as exc:
         return f"\ndurability: could not read the settings ({exc})"
     body = notes(settings)
     verdict = ("this node is set up to keep what it acknowledges"
