@@ -8,7 +8,8 @@ VENV_STAMP := .venv/.homing-install.stamp
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis-check build lint test test-py test-js demo bench conformance clean distclean
+.PHONY: help venv redis-check build lint test test-py test-js demo bench conformance clean distclean \
+  faults faults-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,7 +45,7 @@ build: ## flatten lua/ scripts into the manifest and regenerate the error classe
 lint: venv ## ruff check
 	.venv/bin/ruff check python
 
-test: test-py test-js ## lint + all tests
+test: test-py test-js faults-quick ## lint + all tests + the fault suite's quick tier
 
 test-py: venv redis-check lint ## lint + Python tests
 	$(PY) -m pytest python/tests -q
@@ -59,6 +60,20 @@ test-js: redis-check ## JavaScript tests (npm ci + node --test; skipped without 
 	else \
 	  echo "test-js: node/npm not found, skipping the JavaScript tests (install Node.js 20+)"; \
 	fi
+
+# --- The fault suite (faults/, docs/faults.md) ---
+# Private redis-servers, workers and daemons as processes, a partitioning proxy; every
+# event classified. FAULTS_ARGS passes options, e.g. FAULTS_ARGS="--only partition --keep"
+# or FAULTS_ARGS=--write-docs (regenerate the table in docs/guarantees.md afterwards).
+FAULTS_ARGS ?=
+
+faults: venv redis-check ## the fault suite, full tier (< 20 min); FAULTS_ARGS=...
+	.venv/bin/ruff check faults
+	$(PY) -m faults $(FAULTS_ARGS)
+
+faults-quick: venv redis-check ## the fault suite's quick tier (< 3 min; part of make test)
+	.venv/bin/ruff check faults
+	$(PY) -m faults --tier quick $(FAULTS_ARGS)
 
 demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is set; DEMO_ARGS=...)
 	scripts/with-redis.sh $(PY) -m homing demo $(DEMO_ARGS)

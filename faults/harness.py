@@ -1,0 +1,258 @@
+"""One run of one scenario: its Redis, processes, producers, faults, drain and verdict.
+
+A ``Run`` owns everything it starts (``close()`` kills it all by PID) and keeps
+every artefact in its own directory: the Redis data and log, each process's
+log, the producers' ledger and the consumers' delivery files. Waits go through
+``wait``/``wait_until``, which also restart exited workers when the run is
+*supervised* (as systemd would), so the main thread stays the one that forks:
+PR_SET_PDEATHSIG follows the forking thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import homing
+from homing.errors import HomingError
+from homing.manifest import service_key
+
+from .check import Fault, Verdict, classify, promises
+from .procs import REPO, Proc, redis_server, venv_python
+from .proxy import Proxy
+from .record import (
+    Delivery,
+    LeaseWatcher,
+    Ledger,
+    Producer,
+    enqueue_batch,
+    load_deliveries,
+)
+
+SERVICE = "faults"
+PENDING = ("ready", "in_flight", "timers", "retrying", "expired")
+BASE_POLICY: dict[str, float] = {"lease_ms": 2000, "max_attempts": 5, "backoff_base_ms": 100,
+                                 "backoff_max_ms": 1000}
+
+
+class Run:
+    """Everything one repetition of a scenario needs, in ``root/<name>-<index>``."""
+
+    def __init__(self, name: str, index: int, root: Path, *, mode: str = "always",
+                 redis_extra: list[str] | None = None, policy: dict[str, float] | None = None,
+                 ack: str = "batch", homing_path: str | None = None) -> None:
+        self.name, self.index = name, index
+        self.dir = root / f"{name}-{index}"
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.deliveries_dir = self.dir / "deliveries"
+        self.deliveries_dir.mkdir(parents=True)
+        self.ack, self.homing_path = ack, homing_path
+        self.prefix = "faults"
+        self.policy = {**BASE_POLICY, **(policy or {})}
+        self.lease_ms = int(self.policy["lease_ms"])
+        self.ledger = Ledger(self.dir / "producers.jsonl")
+        self.procs: list[Proc] = []
+        self.workers: list[Proc] = []
+        self.producers: list[Producer] = []
+        self.faults: list[Fault] = []
+        self.ghosts: list[Delivery] = []
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self.allow: set[str] = set()
+        self.supervise = False
+        self.proxy: Proxy | None = None
+        self.redis = redis_server(self.dir / "redis", mode, redis_extra)
+        self.url = self.redis.url
+        self.client = homing.Client.from_url(self.url, prefix=self.prefix, socket_timeout=5)
+        self.watcher = LeaseWatcher(self.url, service_key(self.prefix, SERVICE, "leases"))
+        self.watcher.start()
+        self.configure(self.policy)
+
+    # -- setup -------------------------------------------------------------------
+
+    def configure(self, policy: dict[str, float]) -> None:
+        """Set the service's policy (a field the code does not know yet fails the run)."""
+        self.client.configure(SERVICE, **policy)
+
+    def env(self, url: str | None = None, ack: str | None = None) -> dict[str, str]:
+        paths = [p for p in (self.homing_path, str(REPO), os.environ.get("PYTHONPATH")) if p]
+        return {**os.environ, "HOMING_REDIS_URL": url or self.url, "HOMING_PREFIX": self.prefix,
+                "HOMING_LOG_LEVEL": "info", "FAULTS_LOG_DIR": str(self.deliveries_dir),
+                "FAULTS_ACK": ack or self.ack, "PYTHONPATH": os.pathsep.join(paths),
+                "PYTHONUNBUFFERED": "1"}
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
+        proc = Proc(name, [venv_python(), "-m", "homing", *args], env,
+                    self.dir / f"{name}.log").start()
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, *, concurrency: int = 2, prefetch: int = 100, url: str | None = None,
+               ack: str | None = None) -> Proc:
+        """A ``homing worker faults.consumer:Recorder`` process on the run's service."""
+        args = ["worker", "faults.consumer:Recorder", "--service", SERVICE,
+                "--concurrency", str(concurrency), "--prefetch", str(prefetch), "--grace", "2"]
+        proc = self._spawn(f"worker{len(self.workers)}", args, self.env(url, ack))
+        self.workers.append(proc)
+        return proc
+
+    def daemon(self, kind: str = "daemon") -> Proc:
+        """``homing daemon`` (or ``scheduler``/``distributor``) as its own process."""
+        count = sum(1 for p in self.procs if p.name.startswith(kind))
+        return self._spawn(f"{kind}{count}", [kind], self.env())
+
+    def producer(self, tag: str, *, rate: float, payload: Callable[[int], Any],
+                 **kw: Any) -> Producer:
+        prod = Producer(self.url, self.prefix, SERVICE, self.ledger, tag, rate=rate,
+                        payload=payload, **kw)
+        prod.start()
+        self.producers.append(prod)
+        return prod
+
+    def preload(self, payloads: list[Any], tag: str = "e") -> list[str]:
+        """Enqueue ``payloads`` as ``<tag>-<n>`` in batches of 500 before anything runs."""
+        ids = [f"{tag}-{n}" for n in range(len(payloads))]
+        for i in range(0, len(ids), 500):
+            err = enqueue_batch(self.client, self.ledger, SERVICE, ids[i:i + 500],
+                                payloads[i:i + 500])
+            if err is not None:
+                raise RuntimeError(f"preload refused: {err}")
+        return ids
+
+    def start_proxy(self) -> str:
+        """A partitionable proxy in front of Redis; returns the URL through it."""
+        self.proxy = Proxy(self.redis.port).start()
+        return f"redis://127.0.0.1:{self.proxy.port}/0"
+
+    # -- time --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Restart what exited by itself, as a supervisor would.
+
+        Daemons always (``homing daemon`` exits when Redis is unreachable at its start,
+        by design); workers in a supervised run, their crash booked as a fault. Every
+        exit status stays in ``Proc.exits``.
+        """
+        for proc in self.procs:
+            pid = proc.pid
+            if proc.popen is None or proc.poll_exit() is None:
+                continue
+            if proc in self.workers:
+                if not self.supervise:
+                    continue
+                now = time.time()
+                self.faults.append(Fault("exit", now, now, {pid}))
+            else:
+                self.notes.append(f"{proc.name} exited with {proc.exits[-1]}, restarted")
+            proc.start()
+
+    def wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(0.05, left))
+            self.tick()
+
+    def wait_until(self, pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+        """Poll ``pred`` until it holds (True) or ``timeout`` s passed (False)."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                if pred():
+                    return True
+            except HomingError:
+                pass  # Redis down or refusing: try again until the deadline
+            if time.monotonic() >= end:
+                return False
+            self.wait(step)
+
+    def pending(self) -> int:
+        st = self.client.stats(SERVICE)
+        return sum(int(st[k]) for k in PENDING)
+
+    def stop_producers(self) -> None:
+        for prod in self.producers:
+            prod.stop()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Stop producing, then wait until nothing is ready, leased, waiting or due."""
+        self.stop_producers()
+        if self.wait_until(lambda: self.pending() == 0, timeout, step=0.2):
+            return True
+        self.notes.append(f"not drained within {timeout:.0f} s")
+        return False
+
+    # -- faults ------------------------------------------------------------------
+
+    def fault(self, kind: str, start: float, pids: set[int] | None = None) -> Fault:
+        f = Fault(kind, start, time.time(), pids)
+        self.faults.append(f)
+        return f
+
+    def mid_event(self, proc: Proc, timeout: float = 5.0) -> bool:
+        """Wait until ``proc`` is inside a handler (a start line with no end yet)."""
+        def inside() -> bool:
+            ds = load_deliveries(self.deliveries_dir, f"deliveries-{proc.pid}.jsonl")
+            return any(d.end is None for d in ds)
+        return self.wait_until(inside, timeout, step=0.02)
+
+    def kill_redis(self, down_s: float) -> None:
+        t0 = time.time()
+        self.redis.kill()
+        self.wait(down_s)
+        self.redis.start()
+        self.fault("redis-kill", t0)
+
+    # -- verdict -------------------------------------------------------------------
+
+    def finals(self) -> dict[str, tuple[str, str]]:
+        out = {}
+        for event_id in [*self.ledger.acked, *self.ledger.unsure]:
+            try:
+                st = self.client.status(SERVICE, event_id)
+                out[event_id] = (st.state, st.detail)
+            except HomingError as exc:  # e.g. a record an eviction left half-deleted
+                out[event_id] = ("unknown", exc.code)
+        return out
+
+    def deliveries(self) -> list[Delivery]:
+        return load_deliveries(self.deliveries_dir) + self.ghosts
+
+    def verdict(self) -> Verdict:
+        """Classify (after a drain), then judge against the docs' promises."""
+        self.watcher.stop()
+        v = classify(self.ledger, self.deliveries(), self.finals(), self.faults, self.lease_ms,
+                     self.watcher.views)
+        v.problems = promises(v, self.allow) + self.problems
+        v.notes = self.notes
+        return v
+
+    def close(self) -> None:
+        """Kill everything this run started, by PID; keep the directory for post-mortems."""
+        for prod in self.producers:
+            prod.stopping.set()
+        self.watcher.stop()
+        for proc in self.procs:
+            proc.kill()
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.client.close()
+        self.redis.kill()
+
+
+class RunTimeoutError(Exception):
+    """A run exceeded its time budget (raised in the main thread by SIGALRM)."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise RunTimeoutError("the run exceeded its time budget")
+
+
+def time_budget(seconds: int) -> None:
+    """Arm (or with 0 disarm) the per-run watchdog."""
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
