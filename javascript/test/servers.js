@@ -132,7 +132,7 @@ export class RedisServer {
     while (Date.now() < deadline) {
       if (!this.alive() || spawnError) break;
       try {
-        if ((await rawCommand(this.port, ["PING"])).startsWith("+PONG")) return this;
+        if (await this.answers()) return this;
       } catch {
         // not listening yet
       }
@@ -141,6 +141,11 @@ export class RedisServer {
     await this.kill();
     const hint = spawnError ? ` (${spawnError}; install Redis 7 or run 'make redis-check')` : "";
     throw new Error(`redis-server on port ${this.port} did not answer PING${hint}:\n${this.logTail()}`);
+  }
+
+  /** Whether the server answers PING now (a subclass may probe another way, e.g. TLS). */
+  async answers() {
+    return (await rawCommand(this.port, ["PING"])).startsWith("+PONG");
   }
 
   logTail() {
