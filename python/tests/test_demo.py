@@ -57,8 +57,8 @@ def test_site_keeps_the_newest_report_per_city() -> None:
         base = {"kind": "report", "run": "r1", "city": "Oslo", "attempt": 1}
         assert _post(site.url, {**base, "event_id": "a", "seq": 7, "temp_c": -3}) == 200
         # A redelivery of an older report arrives late: it is recorded, not shown.
-        assert _post(site.url, {**base, "event_id": "b", "seq": 3, "attempt": 2, "redelivered": True,
-                                "temp_c": 20}) == 200
+        assert _post(site.url, {**base, "event_id": "b", "seq": 3, "attempt": 2,
+                                "redelivered": True, "temp_c": 20}) == 200
         # A report from an earlier demo run on the same prefix is ignored.
         assert _post(site.url, {**base, "run": "r0", "event_id": "c", "seq": 99}) == 200
         # A POST cut off half-way (its sender was killed) stores nothing.
