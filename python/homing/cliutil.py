@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -203,7 +204,7 @@ def read_payload(text: str, as_string: bool = False) -> Any:
             text = text[:-2] if text.endswith("\r\n") else text[:-1]
         return text
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         if source is None and not text.lstrip().startswith(JSON_START):
             return text
@@ -212,6 +213,15 @@ def read_payload(text: str, as_string: bool = False) -> Any:
         raise PayloadNotEncodableError(
             f"PAYLOAD is nested deeper than the limit of {MAX_NESTING} levels of arrays and "
             "objects") from exc
+
+
+def _finite(text: str) -> float:
+    """A JSON number; 1e999 would become inf, which JSON cannot say either."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidArgumentError(f"PAYLOAD holds {text}, a number beyond a 64-bit float: "
+                                   "send a smaller one, or a string")
+    return value
 
 
 def _no_constant(name: str) -> Any:

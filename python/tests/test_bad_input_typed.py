@@ -293,6 +293,7 @@ DEEP_JSON = "[" * 10_000 + "]" * 10_000
 CLI_CASES: list[tuple[str, list[str]]] = [
     ("NaN payload", ["enqueue", "fresh", "NaN"]),
     ("Infinity in a payload", ["enqueue", "fresh", '{"t": [1, Infinity]}']),
+    ("1e999 in a payload", ["enqueue", "fresh", "[1e999]"]),
     ("-Infinity timer payload", ["timer", "fresh", "[-Infinity]", "--delay-ms", "5"]),
     ("JSON nested 10000 levels", ["enqueue", "fresh", DEEP_JSON]),
     ("JSON nested 101 levels", ["enqueue", "fresh", "[" * 101 + "]" * 101]),
