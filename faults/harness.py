@@ -68,10 +68,14 @@ class Run:
         self.proxy: Proxy | None = None
         self.redis = redis_server(self.dir / "redis", mode, redis_extra)
         self.url = self.redis.url
-        self.client = homing.Client.from_url(self.url, prefix=self.prefix, socket_timeout=5)
+        try:  # a policy field the code does not know yet fails here: stop the server
+            self.client = homing.Client.from_url(self.url, prefix=self.prefix, socket_timeout=5)
+            self.configure(self.policy)
+        except BaseException:
+            self.redis.kill()
+            raise
         self.watcher = LeaseWatcher(self.url, service_key(self.prefix, SERVICE, "leases"))
         self.watcher.start()
-        self.configure(self.policy)
 
     # -- setup -------------------------------------------------------------------
 

@@ -123,7 +123,8 @@ class Proc:
     def signal(self, sig: int) -> None:
         if self.alive():
             assert self.popen is not None
-            os.kill(self.popen.pid, sig)
+            with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                os.kill(self.popen.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL and reap: a crash, nothing flushed or released."""

@@ -92,6 +92,7 @@ def _fill(run: Run, limit: int = 400) -> list[str]:
 def full_memory(run: Run) -> None:
     """maxmemory 20 MB + noeviction filled with 100 KiB events: producers get RedisFullError;
     a worker and a daemon started into the full Redis drain it."""
+    t0 = time.time()
     refusals = _fill(run)
     if not refusals:
         run.problems.append("Redis never refused an enqueue: maxmemory not reached")
@@ -99,6 +100,7 @@ def full_memory(run: Run) -> None:
         run.problems.append(f"a full Redis refused producers with {sorted(set(refusals))}, "
                             "not RedisFullError")
     run.notes.append(f"{len(run.ledger.acked)} events filled it")
+    run.fault("full", t0)  # recovery: from here to the first completion on the full Redis
     daemon = run.daemon()
     worker = run.worker(concurrency=2, prefetch=20)
     drained = run.wait_until(lambda: run.pending() == 0, 60, step=0.2)
