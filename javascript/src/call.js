@@ -5,10 +5,13 @@ import { randomUUID } from "node:crypto";
 
 import * as envelope from "./envelope.js";
 import { BY_CODE, HomingError, InvalidArgumentError, PayloadTooLargeError } from "./errors.js";
-import { checkId } from "./manifest.js";
+import { MAX_BATCH, STATUS_NAMES, checkId } from "./manifest.js";
 
-export const MAX_BATCH = 1000;
-export const STATES = { r: "ready", l: "leased", t: "timer", w: "waiting", x: "expired" };
+export { MAX_BATCH };
+/** Status letter -> name (lua/keys.json statuses), kept under its old name. */
+export const STATES = STATUS_NAMES;
+/** The largest whole number a Lua double (and a JavaScript number) holds exactly. */
+export const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
 
 /**
  * @typedef {string | Buffer} Arg
@@ -45,6 +48,10 @@ export function newId() {
  * @param {string} what
  */
 export function batch(items, what) {
+  // A string has a length too: "abc" must not become the items "a", "b", "c".
+  if (!Array.isArray(items)) {
+    throw new InvalidArgumentError(`${what} takes an array, got ${describe(items)}`);
+  }
   if (items.length < 1 || items.length > MAX_BATCH) {
     throw new InvalidArgumentError(`${what} takes 1..${MAX_BATCH} items, got ${items.length}`);
   }
@@ -65,31 +72,75 @@ export function encoded(payload, maxPayload) {
   return data;
 }
 
+/** @param {unknown} v what a value is, for an error message */
+export function describe(v) {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  if (typeof v === "object" || typeof v === "function") {
+    return Object.getPrototypeOf(v)?.constructor?.name ?? typeof v;
+  }
+  return String(v); // a number, bigint, boolean, undefined or symbol
+}
+
 /**
- * A whole number of milliseconds >= 0, as text (fractions are truncated, as Python's int()).
+ * A whole number of milliseconds in [0, 2^53 - 1], as text (fractions are
+ * truncated, as Python's int()). NaN passes no comparison and Infinity or
+ * 1e30 would reach Lua as text it cannot take: all refused here, typed,
+ * before anything is sent.
  * @param {unknown} value
  * @param {string} what
  */
 export function ms(value, what) {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`${what} must be a number >= 0, got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > MAX_WHOLE) {
+    throw new InvalidArgumentError(
+      `${what} must be a finite number in [0, 2^53 - 1], got ${describe(value)}`,
+    );
   }
   return String(Math.trunc(value));
 }
 
 /**
- * A lease token as text: an integer number, a bigint or a string of digits.
+ * A count, offset or limit: a whole number in [lo, hi], as a number.
+ * @param {unknown} value
+ * @param {string} what
+ * @param {number} lo
+ * @param {number} [hi]
+ */
+export function whole(value, what, lo, hi = MAX_WHOLE) {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < lo || value > hi) {
+    throw new InvalidArgumentError(`${what} must be a whole number in [${lo}, ${hi}], got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A lease token as text: a whole number in [0, 2^53 - 1] (what the scripts
+ * compare exactly), given as a number, a bigint or a string of digits.
  * @param {unknown} token
  */
 export function tok(token) {
-  if (
-    (typeof token === "number" && Number.isSafeInteger(token)) ||
-    typeof token === "bigint" ||
-    (typeof token === "string" && /^-?\d+$/.test(token))
-  ) {
-    return String(token);
+  let n = null;
+  if (typeof token === "number" && Number.isSafeInteger(token)) n = BigInt(token);
+  else if (typeof token === "bigint") n = token;
+  else if (typeof token === "string" && /^\d{1,16}$/.test(token)) n = BigInt(token);
+  if (n === null || n < 0n || n > BigInt(MAX_WHOLE)) {
+    throw new InvalidArgumentError(`a lease token is a whole number in [0, 2^53 - 1], got ${describe(token)}`);
   }
-  throw new InvalidArgumentError(`a lease token must be an integer, got ${String(token)}`);
+  return String(n);
+}
+
+/**
+ * An idempotency key as text ("" for none): a number or a Buffer key would
+ * meet "5" as the same key, so only strings are taken.
+ * @param {unknown} key
+ */
+export function idemKey(key) {
+  if (key == null || key === "") return "";
+  if (typeof key !== "string") {
+    throw new InvalidArgumentError(`an idempotency key is a string, got ${describe(key)}`);
+  }
+  return key;
 }
 
 /**
@@ -97,12 +148,17 @@ export function tok(token) {
  * @returns {[string, string, unknown]} id, token as text, result
  */
 export function unpackItem(item) {
-  if (Array.isArray(item)) return [checkId(item[0]), tok(item[1]), item[2]];
+  if (Array.isArray(item)) {
+    if (item.length < 2 || item.length > 3) {
+      throw new InvalidArgumentError(`an item is [id, token] or [id, token, result], got an array of ${item.length}`);
+    }
+    return [checkId(item[0]), tok(item[1]), item[2]];
+  }
   if (item && typeof item === "object") {
     const it = /** @type {{id: string, token: unknown, result?: unknown}} */ (item);
     return [checkId(it.id), tok(it.token), it.result];
   }
-  throw new InvalidArgumentError(`an item must be [id, token, ...] or {id, token}, got ${item}`);
+  throw new InvalidArgumentError(`an item must be [id, token, ...] or {id, token}, got ${describe(item)}`);
 }
 
 /**

@@ -6,8 +6,10 @@
 // and adds it to the registry that the scheduler and distributor sweep.
 
 import * as ops from "./ops.js";
+import { whole } from "./call.js";
 import { BUFFER_REPLIES, KeyCache, connect, isNoScript, translate } from "./connection.js";
-import { HomingError } from "./errors.js";
+import * as durability from "./durability.js";
+import { HomingError, RedisFullError } from "./errors.js";
 import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_PREFIX,
@@ -21,14 +23,27 @@ import { ResultWait } from "./result-wait.js";
 export { ResultWait };
 
 export const DEFAULT_URL = "redis://127.0.0.1:6379/0";
-// Writes that may create a service: the registry SADD goes first, so a crash
-// between the two leaves a registered empty service, never an unregistered
-// one whose timers no scheduler would find.
+// Writes that may create a service. The registry is read (SISMEMBER) before
+// the script and written (SADD) only after it succeeded: a refused call (a bad
+// policy value, a schema mismatch, a wrong-typed key) must leave the registry
+// as it was, and a wrong-typed registry is refused before anything is written.
+// The price: a producer that dies between the script and the SADD leaves its
+// service unregistered until its next call or a worker's start (see
+// docs/architecture.md).
 const CREATING = new Set(["enqueue", "schedule", "configure"]);
-// The SADD is repeated at most this often per service and client, not once per
-// process: a Redis that lost its data (no persistence, a failover) would
+// The registry is checked at most this often per service and client, not once
+// per process: a Redis that lost its data (no persistence, a failover) would
 // otherwise never learn of a long-running producer's service again.
 export const REGISTER_EVERY_MS = 10_000;
+
+const noop = () => {};
+/** Warnings to the console (the durability warnings, a failed registry write). */
+export const DEFAULT_LOGGER = Object.freeze({
+  debug: noop,
+  info: noop,
+  warn: (/** @type {any[]} */ ...a) => console.warn("homing:", ...a),
+  error: (/** @type {any[]} */ ...a) => console.error("homing:", ...a),
+});
 
 /**
  * Throw the first error of a batch's per-item results.
@@ -44,6 +59,16 @@ export function raiseFirst(errors) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * @typedef {object} ClientOptions
+ * @property {string} [prefix] namespaces every key (default "homing")
+ * @property {number} [maxPayload] largest encoded envelope accepted, in bytes (default 1 MiB)
+ * @property {boolean} [requireDurable] refuse (NotDurableError) a server that may lose
+ * acknowledged events: an eviction policy, no AOF, or settings it will not show
+ * @property {{warn(...args: any[]): void}} [logger] hears the durability warnings
+ * (default: console.warn)
+ */
+
+/**
  * A connection to homing on one Redis (standalone or Cluster).
  *
  * `prefix` namespaces every key (default `homing`); `maxPayload` is the
@@ -51,39 +76,90 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class Client {
   #keys;
-  /** @type {Set<string>} */
-  /** @type {Map<string, number>} service -> when its registry SADD was last sent */
+  /** @type {Map<string, number>} service -> when it was last seen in the registry */
   #registered = new Map();
+  /** @type {durability.NodeDurability[] | null} the server's settings, read once */
+  #durability = null;
+  /** @type {Promise<durability.NodeDurability[]> | null} the reading under way */
+  #reading = null;
 
   /**
    * Wrap a connected node-redis client (createClient or createCluster).
    * @param {any} redisClient
-   * @param {{prefix?: string, maxPayload?: number}} [options]
+   * @param {ClientOptions} [options]
    */
   constructor(redisClient, options = {}) {
-    const { prefix = DEFAULT_PREFIX, maxPayload = DEFAULT_MAX_PAYLOAD } = options;
+    const {
+      prefix = DEFAULT_PREFIX,
+      maxPayload = DEFAULT_MAX_PAYLOAD,
+      requireDurable = false,
+      logger = DEFAULT_LOGGER,
+    } = options;
     /** The node-redis client as given; close() closes it. */
     this.connection = redisClient;
     /** The same connection, replying with Buffers (payloads are binary). */
     this.redis = redisClient.withTypeMapping(BUFFER_REPLIES);
     this.prefix = checkPrefix(prefix);
-    this.maxPayload = maxPayload;
-    /** How often (ms) a producer repeats the registry SADD of a service. */
+    this.maxPayload = whole(maxPayload, "maxPayload (bytes)", 1);
+    /** Whether checkDurability() refuses a server that may lose acknowledged events. */
+    this.requireDurable = Boolean(requireDurable);
+    this.logger = logger;
+    /** How often (ms) a producer checks that a service is in the registry. */
     this.registerEveryMs = REGISTER_EVERY_MS;
     this.#keys = new KeyCache(this.prefix);
   }
 
   /**
    * Connect to url; a Redis Cluster is detected (INFO cluster) unless `cluster` says.
-   * Throws ConnectionLostError when Redis cannot be reached.
+   *
+   * The server's durability settings are read right away and warned about
+   * once per process and server; with `requireDurable` the promise rejects
+   * with NotDurableError for a server that may lose acknowledged events.
+   * Throws ConnectionLostError when Redis cannot be reached, and
+   * InvalidArgumentError for a malformed URL or a database the server does
+   * not have.
    * @param {string} [url]
-   * @param {import("./connection.js").ConnectOptions & {prefix?: string, maxPayload?: number}} [options]
+   * @param {import("./connection.js").ConnectOptions & ClientOptions} [options]
    * @returns {Promise<Client>}
    */
   static async connect(url = DEFAULT_URL, options = {}) {
-    const { prefix, maxPayload, ...connectOptions } = options;
+    const { prefix, maxPayload, requireDurable, logger, ...connectOptions } = options;
     if (prefix !== undefined) checkPrefix(prefix);
-    return new Client(await connect(url, connectOptions), { prefix, maxPayload });
+    if (maxPayload !== undefined) whole(maxPayload, "maxPayload (bytes)", 1);
+    const client = new Client(await connect(url, connectOptions), { prefix, maxPayload, requireDurable, logger });
+    try {
+      await client.checkDurability();
+    } catch (exc) {
+      await client.connection.close().catch(() => {});
+      throw exc;
+    }
+    return client;
+  }
+
+  /**
+   * The server's durability settings, per server (each master on a Cluster).
+   *
+   * Read once per client (at connect, or before its first call), warned
+   * about once per process and server. With `require` (by default the
+   * client's `requireDurable`) rejects with NotDurableError unless every
+   * server is shown to keep what it acknowledged.
+   * @param {{require?: boolean | null}} [options]
+   * @returns {Promise<durability.NodeDurability[]>}
+   */
+  async checkDurability(options = {}) {
+    let reports = this.#durability;
+    if (reports === null) {
+      this.#reading ??= durability.read(this.connection).finally(() => {
+        this.#reading = null;
+      });
+      reports = await this.#reading;
+      if (this.#durability === null) {
+        durability.warnOnce(reports, this.logger);
+        this.#durability = reports;
+      }
+    }
+    if (options.require ?? this.requireDurable) durability.requireDurable(reports);
+    return reports;
   }
 
   /** Close the connection (waits for replies already on their way). */
@@ -104,14 +180,13 @@ export class Client {
   async run(call) {
     const script = SCRIPTS[call.script];
     const keys = this.#keys.keys(script, call.service);
+    // Read once; a required durability is held to on every call (no I/O once read).
+    if (this.#durability === null || this.requireDurable) await this.checkDurability();
+    const due = CREATING.has(call.script) &&
+      performance.now() - (this.#registered.get(call.service) ?? -Infinity) >= this.registerEveryMs;
+    const known = !due || (await this.#isRegistered(call.service));
     let reply;
     try {
-      const now = performance.now();
-      const last = this.#registered.get(call.service) ?? -Infinity;
-      if (CREATING.has(call.script) && now - last >= this.registerEveryMs) {
-        this.#registered.set(call.service, now);
-        await this.redis.sAdd(globalKey(this.prefix, "services"), call.service);
-      }
       try {
         reply = await this.redis.evalSha(script.sha1, { keys, arguments: call.args });
       } catch (exc) {
@@ -121,7 +196,41 @@ export class Client {
     } catch (exc) {
       throw translate(exc);
     }
+    if (!known) {
+      // Only now that the script succeeded: a refused call registers nothing.
+      try {
+        await this.register(call.service);
+      } catch (exc) {
+        // The script's write is in Redis: throwing now would make the producer
+        // send the event again. Checked again with the next call; a worker
+        // registers its service when it starts.
+        this.logger.warn(`service ${call.service} was written but could not be added to the registry ` +
+          `the daemons sweep (${exc instanceof Error ? exc.message : String(exc)}); retried with the next call`);
+      }
+    }
     return call.parse(reply);
+  }
+
+  /** @param {string} service */
+  #registryKey(service) {
+    checkService(service);
+    return globalKey(this.prefix, "services");
+  }
+
+  /**
+   * Whether service is in the registry (a read: it works on a full Redis).
+   * @param {string} service
+   */
+  async #isRegistered(service) {
+    const key = this.#registryKey(service);
+    let member;
+    try {
+      member = Number(await this.redis.sIsMember(key, service)) === 1;
+    } catch (exc) {
+      throw translate(exc, key);
+    }
+    if (member) this.#registered.set(service, performance.now());
+    return member;
   }
 
   // -- producer --------------------------------------------------------------
@@ -213,13 +322,30 @@ export class Client {
 
   /**
    * Lease up to count ready events (an empty array if none are ready).
+   *
+   * Each delivery counts as an attempt at once. With `reserve` (what the
+   * Worker uses for its prefetch) it counts only once the handler is known to
+   * have started (`start`, or `fail`): a lease that runs out unstarted,
+   * because this process died, returns the event uncharged. Honour
+   * `Event.mustStart`: call `start` before running such an event.
    * @param {string} service
    * @param {number} [count]
-   * @param {{leaseMs?: number | null}} [options]
+   * @param {{leaseMs?: number | null, reserve?: boolean}} [options]
    * @returns {Promise<import("./types.js").Event[]>}
    */
   async dequeue(service, count = 1, options = {}) {
-    return this.run(ops.dequeue(service, count, options.leaseMs ?? null));
+    return this.run(ops.dequeue(service, count, options.leaseMs ?? null, options.reserve ?? false));
+  }
+
+  /**
+   * Mark reserved events as started ([id, token] or {id, token}); per item
+   * the attempt now charged, or its error.
+   * @param {string} service
+   * @param {ReadonlyArray<ops.LeaseItem>} items
+   * @returns {Promise<(number | HomingError)[]>}
+   */
+  async start(service, items) {
+    return this.run(ops.startMany(service, items));
   }
 
   /**
@@ -301,11 +427,12 @@ export class Client {
    * @returns {Promise<string[]>}
    */
   async services() {
+    const key = globalKey(this.prefix, "services");
     let members;
     try {
-      members = await this.redis.sMembers(globalKey(this.prefix, "services"));
+      members = await this.redis.sMembers(key);
     } catch (exc) {
-      throw translate(exc);
+      throw translate(exc, key);
     }
     return members.map(String).sort();
   }
@@ -390,13 +517,32 @@ export class Client {
    * @param {string} service
    */
   async register(service) {
-    checkService(service);
+    const key = this.#registryKey(service);
     try {
-      await this.redis.sAdd(globalKey(this.prefix, "services"), service);
+      try {
+        await this.redis.sAdd(key, service);
+      } catch (exc) {
+        // A full Redis refuses the SADD even when there is nothing to add; a
+        // worker draining it must still start. Already a member: done.
+        if (!(translate(exc) instanceof RedisFullError && Number(await this.redis.sIsMember(key, service)) === 1)) {
+          throw exc;
+        }
+      }
     } catch (exc) {
-      throw translate(exc);
+      throw translate(exc, key);
     }
     this.#registered.set(service, performance.now());
+  }
+
+  /**
+   * Record that daemon `name` is alive, by the Redis clock (`homing stats`
+   * reads the beats). A script (`beat`) that runs on a full Redis too: a
+   * daemon draining a full Redis must not look dead.
+   * @param {string} name the daemon's name (role:host:pid), 1..256 bytes
+   * @returns {Promise<number>} the beat's time (ms, Redis clock)
+   */
+  async beat(name) {
+    return this.run(ops.beat(name));
   }
 
   /**
@@ -405,10 +551,11 @@ export class Client {
    */
   async hintExpired(service) {
     checkService(service);
+    const key = globalKey(this.prefix, "hints");
     try {
-      await this.redis.sAdd(globalKey(this.prefix, "hints"), service);
+      await this.redis.sAdd(key, service);
     } catch (exc) {
-      throw translate(exc);
+      throw translate(exc, key);
     }
   }
 
@@ -418,11 +565,13 @@ export class Client {
    * @returns {Promise<string[]>}
    */
   async takeHints(count = 100) {
+    whole(count, "count", 0);
+    const key = globalKey(this.prefix, "hints");
     let got;
     try {
-      got = await this.redis.sPopCount(globalKey(this.prefix, "hints"), count);
+      got = await this.redis.sPopCount(key, count);
     } catch (exc) {
-      throw translate(exc);
+      throw translate(exc, key);
     }
     return (got ?? []).map(String);
   }

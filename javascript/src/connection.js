@@ -9,10 +9,34 @@
 
 import { RESP_TYPES, createClient, createCluster } from "redis";
 
-import { ConnectionLostError, HomingError, ScriptError, errorFor } from "./errors.js";
-import { serviceKey } from "./manifest.js";
+import {
+  ConnectionLostError,
+  HomingError,
+  InvalidArgumentError,
+  RedisFullError,
+  ScriptError,
+  WrongTypeError,
+  errorFor,
+} from "./errors.js";
+import { GLOBAL_KEYS, globalKey, serviceKey } from "./manifest.js";
 
 const HOMING_ERR = /^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$/s;
+// Redis's reply to a write it refuses under maxmemory + noeviction ("OOM
+// command not allowed when used memory > 'maxmemory'."), from a plain command
+// or a script of the memory class 'grows'.
+const OOM = "command not allowed when used memory";
+// Replies to the SELECT node-redis sends on connecting for a URL's /N: out of
+// range, or any N but 0 on a Cluster node.
+const BAD_DB = ["DB index is out of range", "SELECT is not allowed in cluster mode"];
+
+/**
+ * Whether an error refuses the URL's database index (it comes with the first command).
+ * @param {unknown} exc
+ */
+export function isBadDatabase(exc) {
+  const msg = exc instanceof Error ? exc.message : String(exc);
+  return BAD_DB.some((marker) => msg.includes(marker));
+}
 
 // node-redis reports a lost or refused connection with these classes, and the
 // socket layer with Node's system errors (which carry an errno code).
@@ -55,17 +79,45 @@ export function isConnectionError(exc) {
 
 /**
  * A typed homing error for a Redis error reply or a lost connection.
+ *
+ * `key` names the key a plain command (not a script) was sent for, so that a
+ * WRONGTYPE reply says which key someone else wrote over.
  * @param {unknown} exc
+ * @param {string} [key]
  * @returns {HomingError}
  */
-export function translate(exc) {
+export function translate(exc, key) {
   if (exc instanceof HomingError) return exc;
   const msg = exc instanceof Error ? exc.message : String(exc);
+  // Before the connection check: node-redis reports a refused SELECT while
+  // connecting as a failed connection, but retrying would never help.
+  if (isBadDatabase(exc)) {
+    return new InvalidArgumentError(
+      `the database index of the Redis URL is out of range on this server (${msg}); ` +
+        "a Redis Cluster has only database 0",
+      { cause: exc },
+    );
+  }
   if (isConnectionError(exc)) {
     return new ConnectionLostError(`Redis could not be reached: ${msg}`, { cause: exc });
   }
   const m = HOMING_ERR.exec(msg);
   if (m) return errorFor(m[1], m[2]);
+  if (msg.includes(OOM)) {
+    // Redis refused the call before it wrote anything (a plain command, or a
+    // script whose memory class is 'grows'): say so in homing's terms.
+    return new RedisFullError(`Redis is full, nothing was written: ${msg}`, { cause: exc });
+  }
+  if (msg.startsWith("WRONGTYPE")) {
+    // The registry, hints and beats are plain commands, not scripts: Redis's
+    // own reply is the type guard there.
+    const where = key ? `key ${key}` : "a homing key";
+    return new WrongTypeError(
+      `${where} holds a value of the wrong Redis type (another program wrote it); ` +
+        `nothing was written: ${msg}`,
+      { cause: exc },
+    );
+  }
   return new ScriptError(`Redis refused a homing script: ${msg}`, { cause: exc });
 }
 
@@ -92,7 +144,8 @@ export class KeyCache {
     const k = `${script.name}\u0000${service}`;
     let found = this.#cache.get(k);
     if (found === undefined) {
-      found = script.keys.map((name) => serviceKey(this.prefix, service, name));
+      found = script.keys.map((name) =>
+        GLOBAL_KEYS.has(name) ? globalKey(this.prefix, name) : serviceKey(this.prefix, service, name));
       if (this.#cache.size < 10000) this.#cache.set(k, found);
     }
     return found;
@@ -145,6 +198,42 @@ async function isCluster(client) {
 }
 
 /**
+ * A URL as it may be shown: without its user name and password.
+ * @param {URL} u
+ */
+const shown = (u) => `${u.protocol}//${u.host}${u.pathname}`;
+
+/**
+ * The database index of a redis:// or rediss:// URL (0 when it names none);
+ * a malformed URL is an InvalidArgumentError here, not node-redis's TypeError.
+ * @param {string} url
+ */
+export function urlDatabase(url) {
+  let u;
+  try {
+    u = new URL(String(url));
+  } catch {
+    throw new InvalidArgumentError("invalid Redis URL: expected redis://[user:password@]host[:port][/db]");
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+    throw new InvalidArgumentError(`invalid Redis URL ${shown(u)}: the scheme must be redis:// or rediss://`);
+  }
+  const db = u.pathname.replace(/^\//, "");
+  if (db === "") return 0;
+  if (!/^\d{1,9}$/.test(db)) {
+    throw new InvalidArgumentError(`invalid Redis URL ${shown(u)}: the database index must be a whole number`);
+  }
+  return Number(db);
+}
+
+/** @param {string} url */
+function clusterDatabase(url) {
+  return new InvalidArgumentError(
+    `the Redis URL ${shown(new URL(url))} names a database, but a Redis Cluster has only database 0`,
+  );
+}
+
+/**
  * @typedef {object} ConnectOptions
  * @property {boolean | null} [cluster] null or undefined: ask the server (INFO cluster)
  * @property {Record<string, any>} [redisOptions] more options for createClient / createCluster
@@ -161,6 +250,8 @@ async function isCluster(client) {
 export async function connect(url, options = {}) {
   const { redisOptions = {}, onError } = options;
   let { cluster } = options;
+  const database = urlDatabase(url);
+  if (cluster === true && database !== 0) throw clusterDatabase(url);
   const state = { ready: false };
   const nodeOptions = {
     ...redisOptions,
@@ -183,6 +274,7 @@ export async function connect(url, options = {}) {
     }
     quietly(() => client.destroy());
   }
+  if (database !== 0) throw clusterDatabase(url);
   /** @type {Record<string, any>} */
   const defaults = { ...nodeOptions };
   delete defaults.url; // the cluster's nodes have their own

@@ -20,8 +20,9 @@
 //                       refused: map keys are text, as in Python's check)
 //   anything else (Map, Set, Date, class instances, other typed arrays,
 //   functions, symbols) is refused with PayloadNotEncodableError, as Python
-//   refuses sets, datetimes and objects; nesting deeper than Python accepts
-//   (1025 levels counting the envelope map) is refused too.
+//   refuses sets, datetimes and objects; arrays and maps nested deeper than
+//   lua/keys.json limits.nesting (100 levels inside the payload; [[1]] is 2)
+//   are refused too, as in Python, before the recursion could overflow.
 // Decoding: str -> string (invalid UTF-8 is a CorruptEnvelopeError, as in
 // Python), bin -> Uint8Array, int -> number when it is a safe integer and
 // bigint otherwise, float -> number, map -> plain object (numeric keys
@@ -29,13 +30,15 @@
 // ext -1 (timestamp) -> Date, other ext -> ExtData. Unknown envelope fields
 // are ignored so a later version can add some. The version must be the
 // integer 1 (not true, not the float 1.0, as Python checks). Nothing here can
-// run code.
+// run code. A payload nested deeper than the limit is a CorruptEnvelopeError
+// on decode too (the decoder keeps its own stack, so it cannot overflow).
 
 import { isUtf8 } from "node:buffer";
 
 import { Decoder, DecodeError, Encoder } from "@msgpack/msgpack";
 
 import { CorruptEnvelopeError, PayloadNotEncodableError } from "./errors.js";
+import { MAX_NESTING } from "./manifest.js";
 
 export const VERSION = 1;
 
@@ -43,8 +46,17 @@ const MIN_I64 = -(2n ** 63n);
 const MAX_U64 = 2n ** 64n - 1n;
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-// Python's packer accepts a value at depth 1025 (the envelope map is depth 1).
-const MAX_DEPTH = 1025;
+// The library counts the envelope map as depth 1 and the payload as depth 2:
+// a container of the payload's level k is at depth k + 1.
+const DEEPEST_CONTAINER = MAX_NESTING + 1;
+const TOO_DEEP = `payload is nested deeper than the limit of ${MAX_NESTING} levels of arrays and maps`;
+
+/**
+ * Whether v is an array or map the encoder walks into.
+ * @param {unknown} v
+ */
+const isContainer = (v) =>
+  typeof v === "object" && v !== null && !(v instanceof Uint8Array);
 
 /** @param {unknown} v */
 function describe(v) {
@@ -81,11 +93,11 @@ class EnvelopeEncoder extends BaseEncoder {
         if (object < MIN_I64 || object > MAX_U64) {
           throw new RangeError(`integer ${object} is outside the 64-bit range`);
         }
-        if (depth > MAX_DEPTH) {
-          throw new RangeError(`nested deeper than ${MAX_DEPTH} levels`);
-        }
         return this.encodeBigInt64(object);
       case "object":
+        // Checked before the library recurses: a payload nested 10,000 levels
+        // (or one that contains itself) ends here, not in a stack overflow.
+        if (depth > DEEPEST_CONTAINER && isContainer(object)) throw new RangeError(TOO_DEEP);
         if (object !== null && !Array.isArray(object) && !(object instanceof Uint8Array)) {
           const proto = Object.getPrototypeOf(object);
           if (proto !== Object.prototype && proto !== null) {
@@ -124,10 +136,32 @@ class EnvelopeDecoder extends BaseDecoder {
    * but the version is the integer 1, and Python (which can tell) refuses it.
    */
   floatVersion = false;
+  /** The most containers open at once in this decode (the envelope map counts). */
+  deepest = 0;
 
   /** @param {import("@msgpack/msgpack").DecoderOptions} options */
   constructor(options) {
     super(options);
+  }
+
+  // The library decodes with a stack of its own, not by recursion; a
+  // container opened below the limit is refused as it opens.
+  /** @param {number} size */
+  pushMapState(size) {
+    this.#open();
+    super.pushMapState(size);
+  }
+
+  /** @param {number} size */
+  pushArrayState(size) {
+    this.#open();
+    super.pushArrayState(size);
+  }
+
+  #open() {
+    const open = this.stack.length;
+    if (open >= DEEPEST_CONTAINER) throw new DecodeError(TOO_DEEP);
+    if (open + 1 > this.deepest) this.deepest = open + 1;
   }
 
   readF32() {
@@ -181,7 +215,34 @@ function mapKey(key) {
   throw new DecodeError(`a map key of type ${describe(key)} cannot be an object key`);
 }
 
-const encoder = new EnvelopeEncoder({ useBigInt64: false, maxDepth: MAX_DEPTH });
+/**
+ * A decoded map (not a Date, ExtData or bytes).
+ * @param {unknown} v
+ */
+const isPlainMap = (v) =>
+  typeof v === "object" && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+
+/**
+ * Whether a decoded value holds an (empty) array or map below the limit: the
+ * library opens no stack state for an empty one, so only a walk sees it. Run
+ * only when a decode reached the limit. No recursion.
+ * @param {unknown} root the envelope map (depth 1)
+ */
+function tooDeep(root) {
+  /** @type {[unknown, number][]} */
+  const stack = [[root, 1]];
+  while (stack.length) {
+    const [v, depth] = /** @type {[unknown, number]} */ (stack.pop());
+    if (depth > DEEPEST_CONTAINER) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(/** @type {object} */ (v))) {
+      if (Array.isArray(child) || isPlainMap(child)) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+// Scalars inside the deepest container allowed are one level further.
+const encoder = new EnvelopeEncoder({ useBigInt64: false, maxDepth: DEEPEST_CONTAINER + 1 });
 const decoder = new EnvelopeDecoder({ useBigInt64: true, mapKeyConverter: mapKey });
 
 /**
@@ -213,11 +274,16 @@ export function decode(data) {
   /** @type {any} */
   let env;
   decoder.floatVersion = false;
+  decoder.deepest = 0;
   try {
     env = decoder.decode(data);
   } catch (exc) {
     const msg = exc instanceof Error ? exc.message : String(exc);
+    if (msg === TOO_DEEP) throw new CorruptEnvelopeError(`${TOO_DEEP} (${data.length} bytes)`, { cause: exc });
     throw new CorruptEnvelopeError(`not msgpack (${data.length} bytes): ${msg}`, { cause: exc });
+  }
+  if (decoder.deepest >= DEEPEST_CONTAINER && tooDeep(env)) {
+    throw new CorruptEnvelopeError(`${TOO_DEEP} (${data.length} bytes)`);
   }
   const plain =
     typeof env === "object" &&

@@ -32,13 +32,19 @@ export class Event<P = any> {
     attempt: number,
     deadlineMs: number,
     raw: Uint8Array,
+    mustStart?: boolean,
   );
   readonly service: string;
   readonly id: string;
   /** The lease's fencing token: complete, extendLease, fail and release present it. */
   readonly token: number;
-  /** Deliveries so far, starting at 1. */
+  /** Deliveries so far, starting at 1 (a reserved event: the attempt it becomes once started). */
   readonly attempt: number;
+  /**
+   * A reserved event (dequeue with reserve) that came back unstarted before:
+   * call start before running it.
+   */
+  readonly mustStart: boolean;
   /** When the lease ends (ms, Redis clock) unless extended. */
   readonly deadlineMs: number;
   /** The envelope's bytes. */
@@ -81,8 +87,9 @@ export class Status {
     rawResult?: Uint8Array,
   );
   readonly state: "done" | "dead" | "pending" | "unknown";
-  /** pending: ready, leased, timer, waiting or expired; dead: the reason. */
+  /** pending: ready, reserved, leased, timer, waiting or expired; dead: the reason. */
   readonly detail: string;
+  /** Charged attempts (a reserved event's is not charged yet). */
   readonly attempt: number;
   readonly rawResult: Uint8Array;
   /** The consumer's result of a done event (null if it gave none). */
@@ -91,12 +98,15 @@ export class Status {
 
 /** What one scheduler step did for a service. */
 export class PromoteResult {
-  constructor(timers: number, retries: number, expired: number, more: boolean, nextDueMs: number);
+  constructor(timers: number, retries: number, expired: number, more: boolean, nextDueMs: number, returned?: number);
   readonly timers: number;
   readonly retries: number;
+  /** Leases reclaimed, reserved ones included. */
   readonly expired: number;
   readonly more: boolean;
   readonly nextDueMs: number;
+  /** Reserved leases put back in the ready queue uncharged. */
+  readonly returned: number;
 }
 
 /** What one distributor step did for a service. */
@@ -124,6 +134,8 @@ export interface Policy {
   backoffJitter: number;
   resultTtlMs: number;
   idemTtlMs: number;
+  /** A worker fails an event whose handler runs longer (0: no limit). */
+  handlerTimeoutMs: number;
 }
 
 export interface ClientOptions {
@@ -131,6 +143,37 @@ export interface ClientOptions {
   prefix?: string;
   /** Largest encoded envelope accepted, in bytes (default 1 MiB). */
   maxPayload?: number;
+  /**
+   * Refuse (NotDurableError) a server that may lose acknowledged events: an
+   * eviction policy, no AOF, or settings it will not show (default false).
+   */
+  requireDurable?: boolean;
+  /** Hears the durability warnings (default: console.warn). */
+  logger?: Pick<Logger, "warn">;
+}
+
+/** One durability setting that may lose acknowledged events. */
+export interface DurabilityFinding {
+  readonly setting: string;
+  /** null: it could not be read. */
+  readonly value: string | null;
+  readonly consequence: string;
+  /** requireDurable refuses it. */
+  readonly fatal: boolean;
+  text(): string;
+}
+
+/** What one server (standalone, or a Cluster master) keeps of its writes. */
+export interface NodeDurability {
+  /** host:port */
+  readonly node: string;
+  /** maxmemory-policy, appendonly, appendfsync, save; null where it could not be read. */
+  readonly settings: Readonly<Record<string, string | null>>;
+  /** Redis's reply when CONFIG GET was refused. */
+  readonly configRefused: string | null;
+  readonly findings: readonly DurabilityFinding[];
+  /** No eviction policy and the AOF on. */
+  readonly durable: boolean;
 }
 
 export interface ConnectOptions extends ClientOptions {
@@ -153,7 +196,11 @@ export interface Call<T = any> {
 /** A connection to homing on one Redis (standalone or Cluster). */
 export class Client {
   constructor(redisClient: any, options?: ClientOptions);
-  /** Connect; a Redis Cluster is detected unless `cluster` says. */
+  /**
+   * Connect; a Redis Cluster is detected unless `cluster` says. The server's
+   * durability settings are read and warned about once per process and server;
+   * with requireDurable, NotDurableError for one that may lose acknowledged events.
+   */
   static connect(url?: string, options?: ConnectOptions): Promise<Client>;
   /** The node-redis client as given. */
   readonly connection: any;
@@ -161,8 +208,16 @@ export class Client {
   readonly redis: any;
   readonly prefix: string;
   readonly maxPayload: number;
-  /** How often (ms) a producer repeats the registry SADD of a service (default 10000). */
+  /** How often (ms) a producer checks that a service is in the registry (default 10000). */
   registerEveryMs: number;
+  readonly requireDurable: boolean;
+  readonly logger: Pick<Logger, "warn">;
+  /**
+   * The server's durability settings (each master on a Cluster), read once per
+   * client; with require (default: requireDurable) NotDurableError unless
+   * every server keeps what it acknowledges.
+   */
+  checkDurability(options?: { require?: boolean | null }): Promise<NodeDurability[]>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
   /** Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT. */
@@ -187,7 +242,17 @@ export class Client {
   /** Wait for the consumer's result; EventDeadError, ResultTimeoutError, UnknownEventError. */
   result<R = any>(service: string, eventId: string, options?: { timeoutMs?: number | null }): Promise<R>;
 
-  dequeue<P = any>(service: string, count?: number, options?: { leaseMs?: number | null }): Promise<Event<P>[]>;
+  /**
+   * Lease up to count ready events. With reserve the attempt is charged only
+   * once started (start, or fail); honour Event.mustStart.
+   */
+  dequeue<P = any>(
+    service: string,
+    count?: number,
+    options?: { leaseMs?: number | null; reserve?: boolean },
+  ): Promise<Event<P>[]>;
+  /** Mark reserved events started; per item the attempt now charged, or its error. */
+  start(service: string, items: ReadonlyArray<LeaseItem>): Promise<Array<number | HomingError>>;
   complete(service: string, eventId: string, token: Token, result?: unknown): Promise<void>;
   completeMany(service: string, items: ReadonlyArray<CompleteItem>): Promise<Array<HomingError | null>>;
   extendLease(service: string, eventId: string, token: Token, leaseMs?: number | null): Promise<number>;
@@ -213,8 +278,13 @@ export class Client {
   deadPurge(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
   promote(service: string, limit?: number): Promise<PromoteResult>;
   distribute(service: string, limit?: number): Promise<DistributeResult>;
-  /** Add service to the registry the daemons sweep (idempotent; workers call it with each heartbeat). */
+  /**
+   * Add service to the registry the daemons sweep (idempotent; workers call it with
+   * each heartbeat). On a full Redis, fine if it already is a member, else RedisFullError.
+   */
   register(service: string): Promise<void>;
+  /** Record that daemon name (1..256 bytes) is alive, by the Redis clock; the beat's time (ms). */
+  beat(name: string): Promise<number>;
   hintExpired(service: string): Promise<void>;
   takeHints(count?: number): Promise<string[]>;
 }
@@ -237,12 +307,26 @@ export class Reject extends Error {
   constructor(message?: string, options?: ErrorOptions);
 }
 
+/** What the worker passes with each event, as handleEvent's third argument. */
+export interface HandlerContext {
+  /**
+   * Aborted when the handler runs past the handler timeout; its reason is an
+   * Error named "HandlerTimeoutError" whose message is the fail reason
+   * ("handler timed out after N ms").
+   */
+  readonly signal: AbortSignal;
+}
+
 /** Base class of consumers; override init and handleEvent. */
 export class Consumer<S = any, P = any> {
   /** The initial state (called once per concurrent slot). */
   init(): S | Promise<S>;
-  /** Handle one event and return the new state. */
-  handleEvent(event: Event<P>, state: S): S | Promise<S>;
+  /**
+   * Handle one event and return the new state. `context.signal` is aborted
+   * when the handler runs past the handler timeout (the event is failed by
+   * then): pass it on so the handler stops and frees its slot.
+   */
+  handleEvent(event: Event<P>, state: S, context: HandlerContext): S | Promise<S>;
   /** Acknowledge an event this consumer holds, optionally with a result. */
   complete(service: string, eventId: string, result?: unknown): Promise<void>;
 }
@@ -267,6 +351,10 @@ export interface WorkerOptions {
   pollMaxMs?: number;
   /** Default: warnings and errors to the console. */
   logger?: Logger;
+  /** How long a handler may run, 0..86400000 (0: no limit); null: the service's handler_timeout_ms. */
+  handlerTimeoutMs?: number | null;
+  /** start() refuses (NotDurableError) a Redis that may lose acknowledged events (default: the client's). */
+  requireDurable?: boolean;
 }
 
 /** Counts since the worker started. */
@@ -276,6 +364,10 @@ export class WorkerStats {
   failed: number;
   released: number;
   lost: number;
+  /** Handlers failed by the handler timeout. */
+  timedOut: number;
+  /** Events not started because their lease had run out while they waited (by the worker's clock). */
+  expiredUnstarted: number;
   /** Refusals by error code. */
   errors: Record<string, number>;
 }
@@ -294,7 +386,11 @@ export class Worker {
   readonly prefetch: number;
   readonly leaseMs: number | null;
   readonly graceMs: number;
+  /** The worker's own handler timeout; null: the service's handler_timeout_ms. */
+  readonly handlerTimeoutMs: number | null;
   readonly stats: WorkerStats;
+  /** Set when every slot hung in a handler past its timeout and the worker stopped itself. */
+  readonly hung: boolean;
   /** Resolves once stop() has been called. */
   readonly stopped: Promise<void>;
   /** Create and init the consumers, then start the loops. */
@@ -304,7 +400,8 @@ export class Worker {
   /**
    * Start, wait for stop() or a signal (default SIGTERM, SIGINT), shut down; the counts.
    * A second signal calls releaseHeld(), logs the counts and exits the process with
-   * status 130; a third gets Node's default.
+   * status 130; a third gets Node's default. Also returns by itself when every
+   * slot is hung (then `hung` is true: exit non-zero, e.g. process.exit(3)).
    */
   run(options?: { signals?: NodeJS.Signals[] }): Promise<WorkerStats>;
   /**
@@ -343,6 +440,8 @@ export namespace manifest {
     readonly sha1: string;
     readonly source: string;
     readonly keys: readonly string[];
+    /** grows (refused by a full Redis), level, none or checked. */
+    readonly memory: string;
   }
   const MANIFEST: any;
   const LAYOUT: any;
@@ -350,6 +449,17 @@ export namespace manifest {
   const DEFAULT_PREFIX: string;
   const DEFAULT_MAX_PAYLOAD: number;
   const POLICY_DEFAULTS: Readonly<Record<string, number>>;
+  const POLICY: Readonly<
+    Record<string, { default: number; min: number; max: number; whole: boolean; doc: string }>
+  >;
+  /** The names of the global keys (`<prefix>:<name>`). */
+  const GLOBAL_KEYS: ReadonlySet<string>;
+  /** Status letter -> name (r -> ready, v -> reserved, ...). */
+  const STATUS_NAMES: Readonly<Record<string, string>>;
+  const LIMITS: Readonly<{ batch: number; reason_bytes: number; nesting: number }>;
+  const MAX_BATCH: number;
+  /** Most levels of arrays and maps a payload nests. */
+  const MAX_NESTING: number;
   const SCRIPTS: Readonly<Record<string, Script>>;
   function checkService(service: unknown): string;
   function checkId(eventId: unknown): string;
@@ -377,7 +487,8 @@ export namespace ops {
     options?: { delayMs?: number; at?: Date | number; key?: string | null; id?: string },
   ): Call<string>;
   function cancelTimer(service: string, timerId: string): Call<boolean>;
-  function dequeue(service: string, count: number, leaseMs?: number | null): Call<Event[]>;
+  function dequeue(service: string, count: number, leaseMs?: number | null, reserve?: boolean): Call<Event[]>;
+  function startMany(service: string, items: ReadonlyArray<LeaseItem>): Call<Array<number | HomingError>>;
   function completeMany(
     service: string,
     items: ReadonlyArray<CompleteItem>,
@@ -405,4 +516,20 @@ export namespace ops {
   function deadPurge(service: string, ids: ReadonlyArray<string> | null | undefined, count: number): Call<[number, number]>;
   function promote(service: string, limit: number): Call<PromoteResult>;
   function distribute(service: string, limit: number): Call<DistributeResult>;
+  function beat(name: string): Call<number>;
+}
+
+/** The durability settings homing reads on connect (CONFIG GET, else INFO). */
+export namespace durability {
+  const SETTINGS: readonly string[];
+  function assess(settings: Record<string, string | null>): DurabilityFinding[];
+  function read(redisClient: any): Promise<NodeDurability[]>;
+  /** Warn about each finding once per process, server and value. */
+  function warnOnce(reports: Iterable<NodeDurability>, logger: Pick<Logger, "warn">): void;
+  /** Warn again as if this process had not connected yet (for tests). */
+  function forget(): void;
+  /** NotDurableError unless every server is shown to be durable. */
+  function requireDurable(reports: Iterable<NodeDurability>): void;
+  /** One line: durable or not, and why not. */
+  function summary(reports: NodeDurability[]): string;
 }

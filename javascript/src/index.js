@@ -23,5 +23,6 @@ export { Worker, WorkerStats } from "./worker.js";
 export * as envelope from "./envelope.js";
 export * as ops from "./ops.js";
 export * as manifest from "./manifest.js";
+export * as durability from "./durability.js";
 
 export const VERSION = "0.1.0";

@@ -19,6 +19,8 @@ import { InvalidNameError } from "./errors.js";
  * @property {string} sha1 of the flattened source, for EVALSHA
  * @property {string} source the flattened Lua source, for EVAL after NOSCRIPT
  * @property {readonly string[]} keys the key names the script takes, in KEYS order
+ * @property {string} memory its memory class: grows (refused by a full Redis),
+ * level, none or checked (lua/build.py)
  */
 
 // Read once at import: a JSON import attribute would need Node 20.10+ and
@@ -37,6 +39,31 @@ export const DEFAULT_MAX_PAYLOAD = LAYOUT.default_max_payload_bytes;
 /** @type {Readonly<Record<string, number>>} */
 export const POLICY_DEFAULTS = Object.freeze({ ...LAYOUT.policy_defaults });
 
+/**
+ * The policy fields with their range: default, min, max, whole (lua/keys.json policy).
+ * @type {Readonly<Record<string, {default: number, min: number, max: number, whole: boolean, doc: string}>>}
+ */
+export const POLICY = Object.freeze({ ...LAYOUT.policy });
+/** The names of the global keys (`<prefix>:<name>`): services, hints, daemons. */
+export const GLOBAL_KEYS = Object.freeze(new Set(Object.keys(LAYOUT.global_keys)));
+/**
+ * Status letter of a record -> its name, as keys.json defines them (r -> ready, v -> reserved...).
+ * @type {Readonly<Record<string, string>>}
+ */
+export const STATUS_NAMES = Object.freeze(
+  Object.fromEntries(Object.entries(LAYOUT.statuses).map(([name, letter]) => [letter, name])),
+);
+/**
+ * The limits of lua/keys.json: batch (items per call), reason_bytes (a fail
+ * reason is cut there), nesting (levels of arrays and maps in a payload).
+ * @type {Readonly<{batch: number, reason_bytes: number, nesting: number}>}
+ */
+export const LIMITS = Object.freeze({ nesting: 100, ...LAYOUT.limits });
+/** Most items one batch call takes. */
+export const MAX_BATCH = LIMITS.batch;
+/** Most levels of arrays and maps a payload nests. */
+export const MAX_NESTING = LIMITS.nesting;
+
 /** @type {Readonly<Record<string, Script>>} */
 export const SCRIPTS = Object.freeze(
   Object.fromEntries(
@@ -48,6 +75,7 @@ export const SCRIPTS = Object.freeze(
         sha1: s.sha1,
         source: s.source,
         keys: Object.freeze([...s.keys]),
+        memory: s.memory ?? "level",
       }),
     ]),
   ),
@@ -119,7 +147,8 @@ export function serviceKey(prefix, service, name) {
 }
 
 /**
- * `<prefix>:<name>` for the registry and hints, which no script touches.
+ * `<prefix>:<name>` for the global keys: the registry and hints (plain
+ * commands) and the daemons' beats (the beat script).
  * @param {string} prefix
  * @param {string} name
  */

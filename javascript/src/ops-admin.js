@@ -1,9 +1,9 @@
 // The admin and daemon operations (stats, policy, dead letters, the
 // scheduler's and distributor's steps), as data like the rest of ops.js.
 
-import { batch, call, s } from "./call.js";
+import { batch, call, describe, s, whole } from "./call.js";
 import { InvalidArgumentError } from "./errors.js";
-import { POLICY_DEFAULTS, checkId, checkService } from "./manifest.js";
+import { MAX_BATCH, POLICY_DEFAULTS, checkId, checkService } from "./manifest.js";
 import { DeadLetter, DeadPage, DistributeResult, PromoteResult } from "./types.js";
 
 /** @typedef {import("./call.js").Call} Call */
@@ -48,6 +48,9 @@ const FROM_FIELD = Object.fromEntries(Object.entries(POLICY_FIELDS).map(([js, f]
  */
 export function configure(service, policy) {
   checkService(service);
+  if (typeof policy !== "object" || policy === null || Array.isArray(policy)) {
+    throw new InvalidArgumentError(`configure takes an object of policy fields, got ${describe(policy)}`);
+  }
   /** @type {Arg[]} */
   const args = [];
   for (const [name, value] of Object.entries(policy)) {
@@ -58,6 +61,9 @@ export function configure(service, policy) {
       throw new InvalidArgumentError(
         `unknown policy field ${JSON.stringify(name)}; known: ${Object.keys(POLICY_FIELDS).join(", ")}`,
       );
+    }
+    if (value != null && (typeof value !== "number" || !Number.isFinite(value))) {
+      throw new InvalidArgumentError(`${name} must be a finite number, got ${describe(value)}`);
     }
     args.push(field, value == null ? "" : String(value));
   }
@@ -85,7 +91,8 @@ export function deadList(service, offset, count) {
     }
     return new DeadPage(Number(r[0]), letters);
   };
-  return call("dead_list", service, [String(offset), String(count)], parse);
+  const args = [String(whole(offset, "offset", 0)), String(whole(count, "count", 1, MAX_BATCH))];
+  return call("dead_list", service, args, parse);
 }
 
 /**
@@ -94,7 +101,7 @@ export function deadList(service, offset, count) {
  * @returns {Arg[]}
  */
 function deadSelect(ids, count) {
-  if (ids == null) return ["oldest", String(count)];
+  if (ids == null) return ["oldest", String(whole(count, "count", 1, MAX_BATCH))];
   batch(/** @type {unknown[]} */ (ids), "dead letter ids");
   return ["ids", ...ids.map(checkId)];
 }
@@ -128,8 +135,20 @@ export function deadPurge(service, ids, count) {
  */
 export function promote(service, limit) {
   checkService(service);
-  return call("promote", service, [String(limit)],
-    (r) => new PromoteResult(r[0], r[1], r[2], Boolean(r[3]), r[4]));
+  return call("promote", service, [String(whole(limit, "limit", 1))],
+    (r) => new PromoteResult(r[0], r[1], r[2], Boolean(r[3]), r[4], r[5] ?? 0));
+}
+
+/**
+ * A daemon's beat; the script's only key is the global `<prefix>:daemons`, no service.
+ * @param {string} name the daemon's name (role:host:pid), 1..256 bytes
+ * @returns {Call} parses to the beat's time (ms, Redis clock)
+ */
+export function beat(name) {
+  if (typeof name !== "string" || name === "" || Buffer.byteLength(name) > 256) {
+    throw new InvalidArgumentError(`daemon name must be 1..256 bytes of text, got ${describe(name)}`);
+  }
+  return call("beat", "", [name], (r) => Number(r));
 }
 
 /**
@@ -139,6 +158,6 @@ export function promote(service, limit) {
  */
 export function distribute(service, limit) {
   checkService(service);
-  return call("distribute", service, [String(limit)],
+  return call("distribute", service, [String(whole(limit, "limit", 1))],
     (r) => new DistributeResult(r[0], r[1], Boolean(r[2])));
 }

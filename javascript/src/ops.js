@@ -10,13 +10,16 @@ import {
   STATES,
   batch,
   call,
+  describe,
   encoded,
+  idemKey,
   ms,
   newId,
   s,
   tok,
   unpackItem,
   itemError,
+  whole,
   withIds,
 } from "./call.js";
 import { InvalidArgumentError } from "./errors.js";
@@ -43,8 +46,14 @@ export * from "./ops-admin.js";
  */
 export function enqueueMany(service, payloads, maxPayload, keys = null, ids = null) {
   checkService(service);
+  // A string is iterable too: "abc" must not become three events.
+  if (typeof payloads === "string" || typeof (/** @type {any} */ (payloads))?.[Symbol.iterator] !== "function") {
+    throw new InvalidArgumentError(`enqueueMany takes an array (or iterable) of payloads, got ${describe(payloads)}`);
+  }
   const list = Array.from(payloads);
   batch(list, "enqueueMany");
+  if (keys != null) batch(/** @type {unknown[]} */ (keys), "keys");
+  if (ids != null) batch(/** @type {unknown[]} */ (ids), "ids");
   if (keys != null && keys.length !== list.length) {
     throw new InvalidArgumentError("keys must be as many as payloads");
   }
@@ -57,7 +66,7 @@ export function enqueueMany(service, payloads, maxPayload, keys = null, ids = nu
     args.push(
       ids != null ? checkId(ids[i]) : newId(),
       encoded(payload, maxPayload),
-      keys != null && keys[i] ? String(keys[i]) : "",
+      keys != null ? idemKey(keys[i]) : "",
     );
   });
   return call("enqueue", service, args, (r) => {
@@ -89,17 +98,17 @@ export function createTimer(service, payload, maxPayload, options = {}) {
     [mode, value] = ["in", ms(delayMs, "delayMs")];
   } else if (at instanceof Date) {
     if (Number.isNaN(at.getTime())) throw new InvalidArgumentError("at is an invalid Date");
-    [mode, value] = ["at", ms(at.getTime(), "at")];
+    [mode, value] = ["at", ms(at.getTime(), "at (ms since the epoch)")];
   } else {
-    ms(at, "at"); // validates
-    [mode, value] = ["at", String(Math.round(/** @type {number} */ (at)))];
+    ms(at, "at (ms since the epoch)"); // validates
+    [mode, value] = ["at", ms(Math.round(/** @type {number} */ (at)), "at (ms since the epoch)")];
   }
   const eventId = id != null ? checkId(id) : newId();
   const args = [
     String(maxPayload),
     eventId,
     encoded(payload, maxPayload),
-    key ? String(key) : "",
+    idemKey(key),
     mode,
     value,
   ];
@@ -117,25 +126,48 @@ export function cancelTimer(service, timerId) {
 }
 
 /**
+ * `reserve` (what the Worker uses for its prefetch): the attempt is charged
+ * only once the handler is known to have started (`start`, or `fail`); a
+ * reserved lease that runs out unstarted returns the event uncharged. Without
+ * it each delivery counts as an attempt at once.
  * @param {string} service
  * @param {number} count
  * @param {number | null} [leaseMs] null or 0: the service's lease_ms
+ * @param {boolean} [reserve]
  * @returns {Call} parses to Event[]
  */
-export function dequeue(service, count, leaseMs = null) {
+export function dequeue(service, count, leaseMs = null, reserve = false) {
   checkService(service);
-  if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) {
-    throw new InvalidArgumentError(`count must be in 1..${MAX_BATCH}, got ${count}`);
-  }
+  whole(count, "count", 1, MAX_BATCH);
   const parse = (/** @type {any[]} */ r) => {
     const deadline = Number(r[0]);
     const out = [];
-    for (let i = 1; i < r.length; i += 4) {
-      out.push(new Event(service, s(r[i]), Number(r[i + 1]), Number(r[i + 2]), deadline, r[i + 3]));
+    for (let i = 1; i < r.length; i += 5) {
+      out.push(new Event(service, s(r[i]), Number(r[i + 1]), Number(r[i + 2]), deadline, r[i + 3],
+        Number(r[i + 4]) === 1));
     }
     return out;
   };
-  return call("dequeue", service, [String(count), ms(leaseMs || 0, "leaseMs")], parse);
+  const mode = reserve ? "reserve" : "charge";
+  return call("dequeue", service, [String(count), leaseMs == null ? "0" : ms(leaseMs, "leaseMs"), mode], parse);
+}
+
+/**
+ * Mark reserved events started (before running one dequeued with mustStart).
+ * @param {string} service
+ * @param {ReadonlyArray<LeaseItem>} items [id, token] or {id, token}
+ * @returns {Call} parses to, per item, the attempt now charged or its error
+ */
+export function startMany(service, items) {
+  checkService(service);
+  batch(/** @type {unknown[]} */ (items), "start");
+  const parsed = items.map(unpackItem);
+  /** @type {Arg[]} */
+  const args = [String(parsed.length)];
+  for (const [id, token] of parsed) args.push(id, token);
+  const parse = (/** @type {any[]} */ r) =>
+    r.map((v, i) => (typeof v === "number" ? v : itemError(s(v), parsed[i])));
+  return call("start", service, args, parse);
 }
 
 /**
@@ -169,7 +201,7 @@ export function extendMany(service, items, leaseMs = null) {
   batch(/** @type {unknown[]} */ (items), "extendMany");
   const parsed = items.map(unpackItem);
   /** @type {Arg[]} */
-  const args = [ms(leaseMs || 0, "leaseMs"), String(parsed.length)];
+  const args = [leaseMs == null ? "0" : ms(leaseMs, "leaseMs"), String(parsed.length)];
   for (const [id, token] of parsed) args.push(id, token);
   const parse = (/** @type {any[]} */ r) =>
     r.map((v, i) => (typeof v === "number" ? v : itemError(s(v), parsed[i])));
@@ -188,7 +220,10 @@ export function extendMany(service, items, leaseMs = null) {
 export function fail(service, eventId, token, reason, dead, delayMs = null) {
   checkService(service);
   const delay = delayMs == null ? "-1" : ms(delayMs, "delayMs");
-  const args = [checkId(eventId), tok(token), String(reason), dead ? "dead" : "retry", delay];
+  if (typeof reason !== "string") {
+    throw new InvalidArgumentError(`reason must be a string, got ${describe(reason)}`);
+  }
+  const args = [checkId(eventId), tok(token), reason, dead ? "dead" : "retry", delay];
   return call("fail", service, args, (r) => new FailOutcome(/** @type {any} */ (s(r[0])), Number(r[1])));
 }
 

@@ -1,7 +1,7 @@
 // The producer's wait for a consumer's result, as a sans-IO state machine
 // (Python's ResultWait): the client feeds it statuses and sleeps as told.
 
-import { EventDeadError, ResultTimeoutError, UnknownEventError } from "./errors.js";
+import { EventDeadError, InvalidArgumentError, ResultTimeoutError, UnknownEventError } from "./errors.js";
 
 /**
  * The producer's wait for feedback, without I/O (Python's ResultWait).
@@ -17,6 +17,10 @@ export class ResultWait {
    * @param {number | null} timeoutMs null: no limit
    */
   constructor(service, eventId, timeoutMs) {
+    // NaN passes no comparison: a NaN timeout would wait for ever.
+    if (timeoutMs != null && (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+      throw new InvalidArgumentError(`timeoutMs must be a finite number of ms >= 0, got ${String(timeoutMs)}`);
+    }
     this.service = service;
     this.eventId = eventId;
     this.timeoutMs = timeoutMs;

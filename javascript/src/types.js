@@ -10,8 +10,13 @@ const UNSET = Symbol("unset");
  * `token` is the lease's fencing token: `complete`, `extendLease`, `fail`
  * and `release` must present it, and are refused once the lease was
  * reclaimed and the event went to someone else. `attempt` counts deliveries,
- * starting at 1. The payload is decoded on first access so that one corrupt
+ * starting at 1 (for a reserved event: the attempt this delivery becomes once
+ * it starts). The payload is decoded on first access so that one corrupt
  * envelope in a batch cannot stop the others from being handled.
+ *
+ * `mustStart` is set on a reserved event (`dequeue(..., {reserve: true})`)
+ * that came back unstarted before: call `start` before running it, so that a
+ * poison event that kills its process is charged its attempts.
  */
 export class Event {
   /** @type {unknown} */
@@ -24,14 +29,16 @@ export class Event {
    * @param {number} attempt
    * @param {number} deadlineMs
    * @param {Uint8Array} raw the envelope's bytes
+   * @param {boolean} [mustStart] call start before running it
    */
-  constructor(service, id, token, attempt, deadlineMs, raw) {
+  constructor(service, id, token, attempt, deadlineMs, raw, mustStart = false) {
     this.service = service;
     this.id = id;
     this.token = token;
     this.attempt = attempt;
     this.deadlineMs = deadlineMs;
     this.raw = raw;
+    this.mustStart = mustStart;
   }
 
   /** The decoded payload; throws CorruptEnvelopeError if the stored bytes are not one. */
@@ -92,8 +99,9 @@ export class DeadPage {
 
 /**
  * Where an event stands: `done`, `dead`, `pending` or `unknown`. For
- * `pending`, `detail` is one of ready, leased, timer, waiting (a retry
- * backoff) or expired (awaiting the distributor); for `dead`, the reason.
+ * `pending`, `detail` is one of ready, reserved (held by a worker that has not
+ * started it), leased, timer, waiting (a retry backoff) or expired (awaiting
+ * the distributor); for `dead`, the reason. `attempt` counts charged attempts.
  */
 export class Status {
   /**
@@ -120,16 +128,18 @@ export class PromoteResult {
   /**
    * @param {number} timers
    * @param {number} retries
-   * @param {number} expired
+   * @param {number} expired leases reclaimed, reserved ones included
    * @param {boolean} more
    * @param {number} nextDueMs
+   * @param {number} [returned] reserved leases put back in the ready queue uncharged
    */
-  constructor(timers, retries, expired, more, nextDueMs) {
+  constructor(timers, retries, expired, more, nextDueMs, returned = 0) {
     this.timers = timers;
     this.retries = retries;
     this.expired = expired;
     this.more = more;
     this.nextDueMs = nextDueMs;
+    this.returned = returned;
   }
 }
 

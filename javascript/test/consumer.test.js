@@ -147,7 +147,7 @@ describe("policy and stats", () => {
     assert.equal(st["total.completed"], 1);
     assert.equal(st["policy.backoff_jitter"], 0.5);
     assert.equal(st.test_clock, 42);
-    assert.equal(st.schema, 1);
+    assert.equal(st.schema, 2);
   });
 });
 

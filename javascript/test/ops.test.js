@@ -30,13 +30,17 @@ test("every operation names a script of the manifest", () => {
     ops.deadPurge("s", ["a"], 10),
     ops.promote("s", 10),
     ops.distribute("s", 10),
+    ops.startMany("s", [["i", 1]]),
   ];
   for (const c of calls) {
     assert.ok(Object.hasOwn(SCRIPTS, c.script), c.script);
     assert.equal(c.service, "s");
     assert.ok(c.args.every((a) => typeof a === "string" || Buffer.isBuffer(a)), c.script);
   }
-  assert.equal(new Set(calls.map((c) => c.script)).size, Object.keys(SCRIPTS).length);
+  // beat takes no service: its only key is the global <prefix>:daemons.
+  const beat = ops.beat("scheduler:h:1");
+  assert.deepEqual([beat.script, beat.service, beat.args, beat.parse(1234)], ["beat", "", ["scheduler:h:1"], 1234]);
+  assert.equal(new Set([...calls, beat].map((c) => c.script)).size, Object.keys(SCRIPTS).length);
 });
 
 test("enqueueMany sends max, count, then id, envelope, key per event", () => {
@@ -60,14 +64,33 @@ test("createTimer: 'in' for a delay, 'at' for a Date or epoch ms", () => {
 
 test("dequeue parses events; their payload decodes lazily", () => {
   const c = ops.dequeue("s", 3, 2500);
-  assert.deepEqual(c.args, ["3", "2500"]);
-  assert.deepEqual(ops.dequeue("s", 1).args, ["1", "0"]);
+  assert.deepEqual(c.args, ["3", "2500", "charge"]);
+  assert.deepEqual(ops.dequeue("s", 1).args, ["1", "0", "charge"]);
+  assert.deepEqual(ops.dequeue("s", 1, null, true).args, ["1", "0", "reserve"]);
   const env = ops.enqueueMany("s", ["hello"], 100).args[3];
-  const [ev, bad] = c.parse([9000, b("a"), 7, 2, env, b("z"), 8, 1, b("junk")]);
+  const [ev, bad] = c.parse([9000, b("a"), 7, 2, env, 0, b("z"), 8, 1, b("junk"), 1]);
   assert.ok(ev instanceof Event);
-  assert.deepEqual([ev.service, ev.id, ev.token, ev.attempt, ev.deadlineMs], ["s", "a", 7, 2, 9000]);
+  assert.deepEqual([ev.service, ev.id, ev.token, ev.attempt, ev.deadlineMs, ev.mustStart], ["s", "a", 7, 2, 9000, false]);
   assert.equal(ev.payload, "hello");
+  assert.equal(bad.mustStart, true);
   assert.throws(() => bad.payload, { name: "CorruptEnvelopeError" });
+});
+
+test("start sends count, then id, token per item; per item the attempt or its error", () => {
+  const c = ops.startMany("s", [["a", 1000000001], { id: "b", token: 2n }]);
+  assert.deepEqual([c.script, c.args], ["start", ["2", "a", "1000000001", "b", "2"]]);
+  const [attempt, stale] = c.parse([3, b("STALE_LEASE")]);
+  assert.equal(attempt, 3);
+  assert.ok(stale instanceof StaleLeaseError);
+  assert.match(stale.message, /^STALE_LEASE: event b \(token 2\): /);
+});
+
+test("promote reads the returned count; status names come from the manifest", () => {
+  const r = ops.promote("s", 10).parse([1, 2, 3, 0, -1, 4]);
+  assert.deepEqual({ ...r }, { timers: 1, retries: 2, expired: 3, more: false, nextDueMs: -1, returned: 4 });
+  const st = ops.status("s", "i");
+  assert.equal(st.parse([b("pending"), b("v"), 0]).detail, "reserved");
+  assert.equal(st.parse([b("pending"), b("l"), 1]).detail, "leased");
 });
 
 test("batch items are [id, token, result] or {id, token, result}", () => {
@@ -94,7 +117,8 @@ test("per-item errors read on one line, for every code", () => {
   const completed = ops.completeMany("s", items, 100).parse(codes.map((c) => b(c)));
   const extended = ops.extendMany("s", items).parse(codes.map((c) => b(c)));
   const released = ops.releaseMany("s", items).parse(codes.map((c) => b(c)));
-  for (const errors of [completed, extended, released]) {
+  const started = ops.startMany("s", items).parse(codes.map((c) => b(c)));
+  for (const errors of [completed, extended, released, started]) {
     errors.forEach((err, i) => {
       assert.ok(err instanceof BY_CODE[/** @type {keyof typeof BY_CODE} */ (codes[i])]);
       assert.match(err.message, new RegExp(`^${codes[i]}: event e${i} \\(token ${i + 1}\\): \\S`));

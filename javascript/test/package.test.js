@@ -58,7 +58,9 @@ test("the loaded manifest is complete: every script has a sha1 of its source and
   assert.ok(Object.keys(SCRIPTS).length >= 16);
   for (const s of Object.values(SCRIPTS)) {
     assert.equal(createHash("sha1").update(s.source).digest("hex"), s.sha1, s.name);
-    assert.ok(s.keys.every((k) => Object.hasOwn(MANIFEST.layout.service_keys, k)), s.name);
+    const { service_keys: service, global_keys: global } = MANIFEST.layout;
+    assert.ok(s.keys.every((k) => Object.hasOwn(service, k) || Object.hasOwn(global, k)), s.name);
+    assert.ok(["grows", "level", "none", "checked"].includes(s.memory), s.name);
   }
 });
 

@@ -39,6 +39,7 @@ const event = (e) => ({
   token: e.token,
   attempt: e.attempt,
   deadline_ms: e.deadlineMs,
+  must_start: e.mustStart,
   payload: payloadOf(e.raw),
 });
 
@@ -60,7 +61,9 @@ export const CALLS = {
   create_timer: (c, s, a) =>
     c.createTimer(s, a.payload, { delayMs: a.delay_ms, at: a.at_ms, key: a.key, id: a.id }),
   cancel_timer: (c, s, a) => c.cancelTimer(s, a.id),
-  dequeue: async (c, s, a) => (await c.dequeue(s, a.count ?? 1, { leaseMs: a.lease_ms })).map(event),
+  dequeue: async (c, s, a) =>
+    (await c.dequeue(s, a.count ?? 1, { leaseMs: a.lease_ms, reserve: a.reserve ?? false })).map(event),
+  start: async (c, s, a) => (await c.start(s, pairs(a))).map(item),
   complete: async (c, s, a) => (await c.complete(s, a.id, a.token, a.result)) ?? null,
   complete_many: async (c, s, a) =>
     (await c.completeMany(s, a.items.map((/** @type {Args} */ i) => [i.id, i.token, i.result]))).map(item),
@@ -93,10 +96,18 @@ export const CALLS = {
   dead_purge: (c, s, a) => c.deadPurge(s, { ids: a.ids, count: a.count ?? 100 }),
   promote: async (c, s, a) => {
     const r = await c.promote(s, a.limit ?? 1000);
-    return { timers: r.timers, retries: r.retries, expired: r.expired, more: r.more, next_due_ms: r.nextDueMs };
+    return {
+      timers: r.timers, retries: r.retries, expired: r.expired, more: r.more, next_due_ms: r.nextDueMs,
+      returned: r.returned,
+    };
   },
   distribute: async (c, s, a) => {
     const r = await c.distribute(s, a.limit ?? 1000);
     return { retried: r.retried, dead: r.dead, more: r.more };
+  },
+  // A daemon's beat: no service; the time it records is the Redis clock, never frozen.
+  beat: async (c, _s, a) => {
+    await c.beat(a.name);
+    return null;
   },
 };

@@ -73,6 +73,8 @@ export function isPlain(v) {
  * @property {Vector[]} vectors
  * @property {Json[]} envelopes
  * @property {Record<string, Json>} calls
+ * @property {Record<string, string>} untestable error codes no vector can produce, with why
+ * (coverage.json): the coverage rule exempts exactly these
  */
 
 /** @param {Suite} suite operation names in file order */
@@ -267,6 +269,12 @@ function lint(vec, calls) {
  */
 export function checkKeyValues(values, where, expect) {
   for (let [k, v] of Object.entries(values)) {
+    if (k === "$daemons" && expect) {
+      if (!(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+        throw new VectorFileError(`${where}.${k}: a list of daemon names, got ${short(v)}`);
+      }
+      continue;
+    }
     if ((k === "$keys" || k === "$registered") && expect) {
       const ok = k === "$registered"
         ? typeof v === "boolean"
@@ -301,6 +309,11 @@ export function loadSuite(root = REPO_VECTORS) {
   validate(calls, schema.$defs.calls_file, schema, "calls.json");
   const envelopes = readJson(path.join(root, "envelopes.json"));
   validate(envelopes, schema.$defs.envelopes_file, schema, "envelopes.json");
+  const cov = readJson(path.join(root, "coverage.json"));
+  validate(cov, schema.$defs.coverage_file, schema, "coverage.json");
+  for (const code of Object.keys(cov.untestable)) {
+    if (!CODES.has(code)) throw new VectorFileError(`coverage.json: ${code} is not a code of errors.json`);
+  }
   for (const c of envelopes.vectors) {
     if ("payload" in c) checkConventions(c.payload, `envelopes.json ${JSON.stringify(c.name)}`, false);
   }
@@ -339,7 +352,10 @@ export function loadSuite(root = REPO_VECTORS) {
       vectors.push(vec);
     }
   }
-  return { root, vectors, envelopes: envelopes.vectors, calls: calls.calls };
+  const untestable = Object.fromEntries(
+    Object.entries(cov.untestable).map(([code, e]) => [code, /** @type {{why: string}} */ (e).why]),
+  );
+  return { root, vectors, envelopes: envelopes.vectors, calls: calls.calls, untestable };
 }
 
 /**

@@ -5,8 +5,9 @@
 // freezes that service's test clock, writes the starting state, runs the steps
 // in order (client calls, raw script calls, clock moves, writes, state checks)
 // and stops at the first mismatch. Afterwards it deletes exactly the keys of
-// that service (the names of keys.json) and its registry entries, so a run
-// never touches a key it did not create, on a standalone server or a Cluster.
+// that service (the names of keys.json), its registry entries and the daemon
+// beats its beat steps wrote to the run prefix's daemons hash, so a run never
+// touches a key it did not create, on a standalone server or a Cluster.
 
 import { randomBytes } from "node:crypto";
 
@@ -14,7 +15,7 @@ import { Client } from "../client.js";
 import { connect, isNoScript, translate } from "../connection.js";
 import * as envelope from "../envelope.js";
 import { HomingError } from "../errors.js";
-import { DEFAULT_MAX_PAYLOAD, LAYOUT, SCRIPTS, globalKey, serviceKey } from "../manifest.js";
+import { DEFAULT_MAX_PAYLOAD, GLOBAL_KEYS, LAYOUT, SCRIPTS, globalKey, serviceKey } from "../manifest.js";
 import { CALLS } from "./calls.js";
 import { compare, show } from "./compare.js";
 import { isPlain, toValue, toWire } from "./loader.js";
@@ -42,6 +43,8 @@ export const passed = (report) => report.results.length > 0 && report.results.ev
 export class Runner {
   /** @type {Set<string>} invalid service names steps used: cleaned up too */
   overrides = new Set();
+  /** @type {Set<string>} daemon names a vector beat, removed after it */
+  daemons = new Set();
 
   /**
    * @param {any} conn a connected node-redis client or cluster
@@ -86,6 +89,21 @@ export class Runner {
       const key = globalKey(this.prefix, set);
       await this.cmd(key, ["SREM", key, service]);
     }
+  }
+
+  /** Remove the beats a vector wrote to the run prefix's daemons hash (and only those). */
+  async forgetBeats() {
+    if (this.daemons.size) {
+      const key = globalKey(this.prefix, "daemons");
+      await this.cmd(key, ["HDEL", key, ...this.daemons]);
+      this.daemons.clear();
+    }
+  }
+
+  /** The daemon names with a beat under the run prefix, for the `$daemons` check. */
+  async beatNames() {
+    const key = globalKey(this.prefix, "daemons");
+    return (await this.cmd(key, ["HKEYS", key])).map(String).sort();
   }
 
   /** @param {string} name @param {unknown} value @returns {[string, any]} */
@@ -162,6 +180,10 @@ export class Runner {
         const reg = globalKey(this.prefix, "services");
         const member = (await this.cmd(reg, ["SISMEMBER", reg, service])) === 1;
         if (member !== e) out.push(`state.$registered: expected ${e}, got ${member}`);
+      } else if (name === "$daemons") {
+        const have = await this.beatNames();
+        const want = [...e].sort();
+        if (have.join("\n") !== want.join("\n")) out.push(`state.$daemons: expected ${show(want)}, got ${show(have)}`);
       } else {
         let [type, exp] = this.typed(name, e);
         const [haveType, act] = await this.read(this.key(service, name));
@@ -194,6 +216,8 @@ export class Runner {
       service = step.service;
       this.overrides.add(service);
     }
+    // Before the call: a half-done one is cleaned up too.
+    if (step.call === "beat" && typeof args.name === "string") this.daemons.add(args.name);
     if (step.connection === "refused") {
       // Connecting fails at once (ConnectionLostError): that is the call's error.
       const refused = await Client.connect(`redis://127.0.0.1:${await closedPort()}/0`, { prefix: this.prefix });
@@ -209,8 +233,11 @@ export class Runner {
   /** @param {string} service @param {Json} step */
   async script(service, step) {
     const script = SCRIPTS[step.script];
-    const keys = (step.keys ?? script.keys).map((/** @type {string} */ k) => this.key(service, k));
+    // A global key (the beat script's daemons) is <prefix>:<name>, shared by the run.
+    const keys = (step.keys ?? script.keys).map((/** @type {string} */ k) =>
+      GLOBAL_KEYS.has(k) ? globalKey(this.prefix, k) : this.key(service, k));
     const args = step.args.map((/** @type {unknown} */ a, /** @type {number} */ i) => toWire(a, `args[${i}]`));
+    if (step.script === "beat" && args.length) this.daemons.add(args[0].toString("utf8"));
     const n = String(keys.length);
     try {
       try {
@@ -283,6 +310,7 @@ export class Runner {
       await this.cleanup(service);
       for (const name of this.overrides) await this.cleanup(name, false);
       this.overrides.clear();
+      await this.forgetBeats();
     }
   }
 }

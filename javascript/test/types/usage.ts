@@ -5,12 +5,15 @@ import {
   Client,
   Consumer,
   type Event,
+  type HandlerContext,
   EventDeadError,
   HomingError,
   Reject,
   ResultTimeoutError,
   StaleLeaseError,
   Worker,
+  durability,
+  manifest,
   ops,
 } from "homing";
 
@@ -79,4 +82,45 @@ export async function consumer(client: Client): Promise<void> {
   await other.releaseHeld({ timeoutMs: 1000 });
   await other.shutdown();
   void [deadline, action, completed];
+}
+
+export async function reserved(): Promise<void> {
+  const client = await Client.connect("redis://127.0.0.1:6379/0", { requireDurable: true, logger: console });
+  const reports = await client.checkDurability({ require: false });
+  const durable: boolean = reports.every((r) => r.durable);
+  const [event] = await client.dequeue<Order>("orders", 10, { reserve: true });
+  if (event.mustStart) {
+    const [attempt] = await client.start("orders", [[event.id, event.token]]);
+    if (attempt instanceof HomingError) throw attempt;
+    const n: number = attempt;
+    void n;
+  }
+  const step = await client.promote("orders");
+  const returned: number = step.returned;
+  const at: number = await client.beat("scheduler:host:1");
+  const policy = await client.configure("orders", { handlerTimeoutMs: 0 });
+  const timeout: number = policy.handlerTimeoutMs;
+  const nesting: number = manifest.MAX_NESTING;
+  const line: string = durability.summary(reports);
+  // @ts-expect-error start takes [id, token] items
+  await client.start("orders", [event.id]);
+  void [durable, returned, at, timeout, nesting, line];
+}
+
+class Careful extends Consumer<null, string> {
+  async handleEvent(event: Event<string>, state: null, { signal }: HandlerContext) {
+    await fetch(event.payload, { signal });
+    return state;
+  }
+}
+
+export async function timeouts(client: Client): Promise<void> {
+  const worker = new Worker(client, "pages", Careful, { handlerTimeoutMs: 10_000 });
+  const stats = await worker.run();
+  const counts: number[] = [stats.timedOut, stats.expiredUnstarted];
+  const limit: number | null = worker.handlerTimeoutMs;
+  if (worker.hung) process.exit(3);
+  // @ts-expect-error the timeout is a number of ms
+  void new Worker(client, "pages", Careful, { handlerTimeoutMs: "10s" });
+  void [counts, limit];
 }
