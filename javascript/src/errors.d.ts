@@ -84,6 +84,11 @@ export class NotDurableError extends HomingError {
   static readonly code: "NOT_DURABLE";
 }
 
+/** The Redis user may not run a command homing needs (ACL), or its credentials were refused; nothing was written: see docs/security.md for the minimal ACL and ACL LOG for the command. */
+export class PermissionDeniedError extends HomingError {
+  static readonly code: "NO_PERMISSION";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static readonly code: "CONNECTION";
@@ -110,6 +115,7 @@ export type ErrorCode =
   | "TIMEOUT"
   | "REDIS_FULL"
   | "NOT_DURABLE"
+  | "NO_PERMISSION"
   | "CONNECTION"
   | "SCRIPT";
 
@@ -130,6 +136,7 @@ export const BY_CODE: Readonly<{
   TIMEOUT: typeof ResultTimeoutError;
   REDIS_FULL: typeof RedisFullError;
   NOT_DURABLE: typeof NotDurableError;
+  NO_PERMISSION: typeof PermissionDeniedError;
   CONNECTION: typeof ConnectionLostError;
   SCRIPT: typeof ScriptError;
 }>;

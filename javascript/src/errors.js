@@ -111,6 +111,12 @@ export class NotDurableError extends HomingError {
   static description = "The Redis server may lose acknowledged events (an eviction policy, or no persistence) and durability was required.";
 }
 
+/** The Redis user may not run a command homing needs (ACL), or its credentials were refused; nothing was written: see docs/security.md for the minimal ACL and ACL LOG for the command. */
+export class PermissionDeniedError extends HomingError {
+  static code = "NO_PERMISSION";
+  static description = "The Redis user may not run a command homing needs (ACL), or its credentials were refused; nothing was written: see docs/security.md for the minimal ACL and ACL LOG for the command.";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static code = "CONNECTION";
@@ -140,6 +146,7 @@ export const BY_CODE = Object.freeze({
   TIMEOUT: ResultTimeoutError,
   REDIS_FULL: RedisFullError,
   NOT_DURABLE: NotDurableError,
+  NO_PERMISSION: PermissionDeniedError,
   CONNECTION: ConnectionLostError,
   SCRIPT: ScriptError,
 });

@@ -15,8 +15,15 @@ import redis
 import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -24,6 +31,7 @@ from .errors import (
     ConnectionLostError,
     HomingError,
     InvalidArgumentError,
+    PermissionDeniedError,
     RedisFullError,
     ScriptError,
     WrongTypeError,
@@ -38,6 +46,10 @@ CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _OOM = "command not allowed when used memory"
 # Replies to the SELECT that redis-py sends on connecting for a URL's /N: out of
 # range, or any N but 0 on a Cluster node.
+# An ACL refusal: a plain command's NOPERM reply, or Redis 7.0's wording inside
+# a script (which names no command: ACL LOG does).
+_NO_PERMISSION = ("NOPERM", "can't run this command or subcommand",
+                  "has no permissions to run", "has no permissions to access")
 _BAD_DB = ("DB index is out of range", "SELECT is not allowed in cluster mode")
 
 
@@ -56,9 +68,13 @@ def translate(exc: Exception, key: str | None = None) -> HomingError:
     ``key`` names the key a plain command (not a script) was sent for, so that
     a WRONGTYPE reply says which key someone else wrote over.
     """
+    text = str(exc)
+    if isinstance(exc, (AuthenticationError, AuthorizationError, NoPermissionError)) or any(
+            t in text for t in _NO_PERMISSION):
+        # Before the connection errors: redis-py raises a refused AUTH as one.
+        return PermissionDeniedError(f"Redis refused the user: {exc}")
     if isinstance(exc, CONNECTION_ERRORS):
         return ConnectionLostError(f"Redis could not be reached: {exc}")
-    text = str(exc)
     m = _HOMING_ERR.match(text)
     if m:
         return error_for(m.group(1), m.group(2))

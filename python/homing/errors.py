@@ -23,6 +23,7 @@ __all__ = [
     "ResultTimeoutError",
     "RedisFullError",
     "NotDurableError",
+    "PermissionDeniedError",
     "ConnectionLostError",
     "ScriptError",
 ]
@@ -134,6 +135,14 @@ class NotDurableError(HomingError):
     code = "NOT_DURABLE"
 
 
+class PermissionDeniedError(HomingError):
+    """The Redis user may not run a command homing needs (ACL), or its credentials were
+    refused; nothing was written: see docs/security.md for the minimal ACL and ACL LOG for
+    the command."""
+
+    code = "NO_PERMISSION"
+
+
 class ConnectionLostError(HomingError, ConnectionError):
     """Redis could not be reached."""
 
@@ -162,6 +171,7 @@ BY_CODE: dict[str, type[HomingError]] = {
     "TIMEOUT": ResultTimeoutError,
     "REDIS_FULL": RedisFullError,
     "NOT_DURABLE": NotDurableError,
+    "NO_PERMISSION": PermissionDeniedError,
     "CONNECTION": ConnectionLostError,
     "SCRIPT": ScriptError,
 }

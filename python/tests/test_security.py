@@ -262,7 +262,7 @@ def test_a_user_lacking_one_listed_command_is_refused(tls: Any, user: str, dropp
     tls.admin_client.execute_command("ACL", "SETUSER", name, *rules, f"-{dropped}")
     client = _client(tls, name)
     try:
-        with pytest.raises(homing.HomingError, match=refused(dropped)):
+        with pytest.raises(homing.PermissionDeniedError, match=refused(dropped)):
             if call == "enqueue":
                 client.enqueue("sec-neg", {"n": 1})
             elif call == "dequeue":
@@ -300,7 +300,7 @@ def test_the_category_acl_of_the_issue_fails_on_time(tls: Any) -> None:
                                      "+@scripting", "+@connection")
     client = _client(tls, "by-category")
     try:
-        with pytest.raises(homing.HomingError, match=refused("time")):
+        with pytest.raises(homing.PermissionDeniedError, match=refused("time")):
             client.enqueue("sec-cat", 1)
         # (and INFO, the Cluster probe, which is in none of those categories either)
         assert ("time", "lua") in [(e["object"], e["context"]) for e in _refusals(tls)]
@@ -347,7 +347,7 @@ def test_tls_needs_the_ca_and_a_client_certificate(tls: Any) -> None:
     plain = url.replace("rediss://", "redis://")
     with pytest.raises(homing.ConnectionLostError):
         homing.Client.from_url(plain).enqueue("sec-tls", 1)
-    with pytest.raises(homing.HomingError, match="WRONGPASS|invalid username-password"):
+    with pytest.raises(homing.PermissionDeniedError, match="WRONGPASS|invalid username-password"):
         _client(tls, "homing-producer", "wrong").enqueue("sec-tls", 1)
 
 
