@@ -13,6 +13,7 @@ import {
   ConnectionLostError,
   HomingError,
   InvalidArgumentError,
+  PermissionDeniedError,
   RedisFullError,
   ScriptError,
   WrongTypeError,
@@ -28,6 +29,10 @@ const OOM = "command not allowed when used memory";
 // Replies to the SELECT node-redis sends on connecting for a URL's /N: out of
 // range, or any N but 0 on a Cluster node.
 const BAD_DB = ["DB index is out of range", "SELECT is not allowed in cluster mode"];
+// An ACL refusal (a plain command's NOPERM reply, or Redis 7.0's wording inside
+// a script, which names no command: ACL LOG does), or refused credentials.
+const NO_PERMISSION = ["NOPERM", "WRONGPASS", "NOAUTH", "can't run this command or subcommand",
+  "has no permissions to run", "has no permissions to access"];
 
 /**
  * Whether an error refuses the URL's database index (it comes with the first command).
@@ -89,8 +94,11 @@ export function isConnectionError(exc) {
 export function translate(exc, key) {
   if (exc instanceof HomingError) return exc;
   const msg = exc instanceof Error ? exc.message : String(exc);
-  // Before the connection check: node-redis reports a refused SELECT while
-  // connecting as a failed connection, but retrying would never help.
+  // Before the connection check: node-redis reports a refused AUTH or SELECT
+  // while connecting as a failed connection, but retrying would never help.
+  if (NO_PERMISSION.some((marker) => msg.includes(marker))) {
+    return new PermissionDeniedError(`Redis refused the user: ${msg}`, { cause: exc });
+  }
   if (isBadDatabase(exc)) {
     return new InvalidArgumentError(
       `the database index of the Redis URL is out of range on this server (${msg}); ` +

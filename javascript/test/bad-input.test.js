@@ -13,6 +13,7 @@ const {
   Client,
   CorruptEnvelopeError,
   InvalidArgumentError,
+  PermissionDeniedError,
   PayloadNotEncodableError,
   SchemaMismatchError,
   WrongTypeError,
@@ -270,6 +271,27 @@ describe("connecting", () => {
         err instanceof InvalidArgumentError && /invalid Redis URL/.test(err.message));
     });
   }
+
+  test("refused credentials and an ACL refusal are PermissionDeniedError", async () => {
+    const admin = await connect(server.url);
+    after(() => admin.close());
+    await admin.connection.sendCommand(["ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "+@all", "-evalsha", "-eval"]);
+    const url = (/** @type {string} */ auth) => server.url.replace("redis://", `redis://${auth}@`);
+    await assert.rejects(Client.connect(url("noscripts:wrong")), (/** @type {any} */ err) => {
+      assert.ok(err instanceof PermissionDeniedError, `${err.name}: ${err.message}`);
+      assert.equal(err.code, "NO_PERMISSION");
+      assert.match(err.message, /^Redis refused the user: WRONGPASS/);
+      return true;
+    });
+    const limited = await Client.connect(url("noscripts:pw"), { prefix: admin.prefix });
+    after(() => limited.close());
+    await assert.rejects(limited.enqueue("acl", 1), (/** @type {any} */ err) => {
+      assert.ok(err instanceof PermissionDeniedError, `${err.name}: ${err.message}`);
+      assert.match(err.message, /NOPERM/);
+      return true;
+    });
+    assert.deepEqual(await admin.services(), [], "refused: nothing written");
+  });
 
   test("on a Cluster only database 0 exists", async () => {
     const cluster = await new RedisCluster().start();

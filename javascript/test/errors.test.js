@@ -259,6 +259,13 @@ describe("connection", () => {
     // As redis-py's BusyLoadingError: a restarting server is retried like a lost one.
     const loading = translate(new Error("LOADING Redis is loading the dataset in memory"));
     assert.ok(loading instanceof ConnectionLostError);
+    // Redis 7.0's refusal inside a script names no command; a plain command's is NOPERM.
+    const inScript = translate(new Error("ERR The user executing the script can't run this command or subcommand " +
+      "script: 0123abcd, on @user_script:3."));
+    assert.equal(inScript.code, "NO_PERMISSION");
+    assert.equal(translate(new Error("NOPERM User u has no permissions to run the 'time' command")).code, "NO_PERMISSION");
+    assert.equal(translate(new Error("WRONGTYPE Operation against a key holding the wrong kind of value"), "k:services")
+      .message.startsWith("key k:services holds a value of the wrong Redis type"), true);
   });
 });
 
