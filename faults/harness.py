@@ -231,6 +231,10 @@ class Run:
         self.watcher.stop()
         v = classify(self.ledger, self.deliveries(), self.finals(), self.faults, self.lease_ms,
                      self.watcher.views)
+        for prod in self.producers:
+            if prod.untyped:
+                self.problems.append(f"producer {prod.tag}: {len(prod.untyped)} calls raised "
+                                     f"untyped errors, first {prod.untyped[0][:200]}")
         v.problems = promises(v, self.allow) + self.problems
         v.notes = self.notes
         return v

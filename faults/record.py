@@ -45,7 +45,8 @@ class Ledger:
             if exc is None:
                 self.acked[event_id] = now
                 self._write(id=event_id, r="ack", t=now)
-            elif isinstance(exc, ConnectionLostError):
+            elif isinstance(exc, ConnectionLostError) or not isinstance(exc, HomingError):
+                # No reply, or an untyped error (a client bug): it may have been written.
                 self.unsure[event_id] = type(exc).__name__
                 self._write(id=event_id, r="unsure", err=type(exc).__name__, t=now)
             else:
@@ -85,6 +86,7 @@ class Producer(threading.Thread):
         self.service, self.ledger, self.tag = service, ledger, tag
         self.rate, self.payload, self.limit, self.delay = rate, payload, limit, delay
         self.sent = 0
+        self.untyped: list[str] = []  # errors that were not HomingError: a client bug
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -117,6 +119,9 @@ class Producer(threading.Thread):
             err = exc
             if not isinstance(exc, ConnectionLostError):
                 self.stopping.wait(0.05)  # e.g. a full Redis: do not spin on refusals
+        except Exception as exc:  # noqa: BLE001 - booked and reported, the producer goes on
+            err = exc
+            self.untyped.append(f"{type(exc).__name__}: {exc}")
         self.ledger.outcome(event_id, err)
 
     def stop(self, timeout: float = 10.0) -> None:
