@@ -23,7 +23,7 @@ string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 --@include base
 --@include clock
 --@include policy
---@include record
+--@include lease
 
 local p = load_policy()
 local now = now_ms()
@@ -38,13 +38,8 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
   local m = meta_get(id)
-  if m == nil then
-    out[i] = E.UNKNOWN_EVENT
-  elseif m == false then
-    out[i] = E.CORRUPT_STATE
-  elseif not holds(m, token) then
-    out[i] = E.STALE_LEASE
-  else
+  out[i] = refusal(m, token)
+  if not out[i] then
     redis.call('ZADD', K.leases, deadline, id)
     out[i] = deadline
   end

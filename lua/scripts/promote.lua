@@ -41,6 +41,7 @@ returned to ready uncharged
 --@include record
 --@include deadletter
 --@include prune
+--@include ready
 
 argc(1)
 load_policy()
@@ -106,13 +107,8 @@ if #expired > 0 then
     end
   end
   if #unstarted > 0 then
-    -- RPOP takes the tail first: they were next before, they go next again,
-    -- pushed back to front so that the first due is delivered first (as release).
-    local rev = {}
-    for j = #unstarted, 1, -1 do
-      rev[#rev + 1] = unstarted[j]
-    end
-    redis.call('RPUSH', K.ready, unpack(rev))
+    -- They were next before, they go next again, the first due first.
+    to_front(unstarted)
   end
   count('expired', charged)
   count('returned', #unstarted)

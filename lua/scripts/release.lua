@@ -21,7 +21,8 @@ or 'CORRUPT_STATE'
 ]]
 --@include base
 --@include counters
---@include record
+--@include lease
+--@include ready
 
 local n = int_arg(1, 'count', 1, 1000)
 argc(1 + 2 * n)
@@ -29,13 +30,8 @@ local out, back = {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
-  if m == nil then
-    out[i] = E.UNKNOWN_EVENT
-  elseif m == false then
-    out[i] = E.CORRUPT_STATE
-  elseif not holds(m, token) then
-    out[i] = E.STALE_LEASE
-  else
+  out[i] = refusal(m, token)
+  if not out[i] then
     redis.call('ZREM', K.leases, id)
     if m.s == 'l' then
       m.attempt = math.max(m.attempt - 1, 0)
@@ -47,12 +43,7 @@ for i = 1, n do
   end
 end
 if #back > 0 then
-  -- RPOP takes the tail first: push the batch back to front to keep its order.
-  local rev = {}
-  for j = #back, 1, -1 do
-    rev[#rev + 1] = back[j]
-  end
-  redis.call('RPUSH', K.ready, unpack(rev))
+  to_front(back)
   count('released', #back)
 end
 return out

@@ -18,7 +18,7 @@ code string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 @error CORRUPT_STATE reported per item
 ]]
 --@include base
---@include record
+--@include lease
 
 local n = int_arg(1, 'count', 1, 1000)
 argc(1 + 2 * n)
@@ -26,13 +26,8 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
-  if m == nil then
-    out[i] = E.UNKNOWN_EVENT
-  elseif m == false then
-    out[i] = E.CORRUPT_STATE
-  elseif not holds(m, token) then
-    out[i] = E.STALE_LEASE
-  else
+  out[i] = refusal(m, token)
+  if not out[i] then
     if m.s == 'v' then
       m.s, m.attempt = 'l', m.attempt + 1
       meta_put(id, m)
