@@ -246,14 +246,21 @@ def dequeue(service: str, count: int, lease_ms: int | None, reserve: bool = Fals
     return Call("dequeue", service, [int(count), _ms(lease_ms or 0, "lease_ms"), mode], parse)
 
 
+def _leases(items: Sequence[tuple[str, int]], what: str) -> list[Any]:
+    """The (id, token) items of a lease call, checked and flattened for ARGV."""
+    _batch(items, what)
+    args: list[Any] = []
+    for item in items:
+        event_id, token = _fields(item, 2, f"{what} items are (id, token)")
+        args += [check_id(event_id), _token(token)]
+    return args
+
+
 def start_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     """Mark reserved events started; per item the attempt now charged, or its error."""
     check_service(service)
-    _batch(items, "start")
-    args: list[Any] = [len(items)]
-    for item in items:
-        event_id, token = _fields(item, 2, "start items are (id, token)")
-        args += [check_id(event_id), _token(token)]
+    leases = _leases(items, "start")  # checked first: items may not even be a list
+    args = [len(items), *leases]
     return Call("start", service, args, lambda r: _per_item(r, items))
 
 
@@ -294,11 +301,8 @@ def _with_ids(errors: list[HomingError | None], items: Sequence[Any]) -> list[Ho
 
 def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | None) -> Call:
     check_service(service)
-    _batch(items, "extend_many")
-    args: list[Any] = [_ms(lease_ms or 0, "lease_ms"), len(items)]
-    for item in items:
-        event_id, token = _fields(item, 2, "extend_many items are (id, token)")
-        args += [check_id(event_id), _token(token)]
+    leases = _leases(items, "extend_many")
+    args = [_ms(lease_ms or 0, "lease_ms"), len(items), *leases]
     return Call("extend", service, args, lambda r: _per_item(r, items))
 
 
@@ -315,11 +319,8 @@ def fail(
 
 def release_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
     check_service(service)
-    _batch(items, "release")
-    args: list[Any] = [len(items)]
-    for item in items:
-        event_id, token = _fields(item, 2, "release items are (id, token)")
-        args += [check_id(event_id), _token(token)]
+    leases = _leases(items, "release")
+    args = [len(items), *leases]
     return Call("release", service, args, lambda r: _with_ids(_codes(r), items))
 
 
