@@ -18,6 +18,14 @@
 // event is failed and retried after the service's backoff, or dead-lettered
 // when its attempts are used up; throwing Reject dead-letters it at once.
 // Both callbacks may be sync or async.
+//
+// handleEvent gets a third argument, `{ signal }`: an AbortSignal the worker
+// aborts when the handler runs past the handler timeout (the worker's
+// handlerTimeoutMs, else the service's handler_timeout_ms policy). By then
+// the event is failed (retried or dead-lettered by the policy) and whatever
+// the handler does with it is dropped; pass the signal on (fetch, timers,
+// database calls) so the handler stops and its slot is free again. A handler
+// that ignores it keeps its slot hung until it returns.
 
 /** Throw from handleEvent to dead-letter the event at once (no retry). */
 export class Reject extends Error {
@@ -32,6 +40,13 @@ export class Reject extends Error {
 }
 
 /** @typedef {{id: string, token: number}} Delivery an event and the token of its lease */
+
+/**
+ * @typedef {object} HandlerContext what the worker passes with each event
+ * @property {AbortSignal} signal aborted when the handler runs past the
+ * handler timeout; its reason is an Error named HandlerTimeoutError whose
+ * message is the fail reason ("handler timed out after N ms")
+ */
 
 /**
  * @typedef {object} Acker the worker, as seen by its consumers
@@ -62,10 +77,11 @@ export class Consumer {
    * Handle one event and return the new state.
    * @param {import("./types.js").Event} event
    * @param {any} state
+   * @param {HandlerContext} context `signal` aborts at the handler timeout
    * @returns {unknown}
    */
-  handleEvent(event, state) {
-    void event, state;
+  handleEvent(event, state, context) {
+    void event, state, context;
     throw new Error(`${this.constructor.name} must override handleEvent(event, state)`);
   }
 

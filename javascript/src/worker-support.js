@@ -3,10 +3,19 @@
 // Kept apart from the loops in worker.js.
 
 import { Consumer, Reject } from "./consumer.js";
-import { ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError } from "./errors.js";
+import { LAYOUT } from "./manifest.js";
+import {
+  ConnectionLostError,
+  CorruptEnvelopeError,
+  HomingError,
+  InvalidArgumentError,
+  RedisFullError,
+  StaleLeaseError,
+} from "./errors.js";
 
 /** @typedef {import("./client.js").Client} Client */
 /** @typedef {import("./sync.js").Stopper} Stopper */
+/** @typedef {import("./types.js").Event} Event */
 
 /**
  * @typedef {object} Logger
@@ -18,6 +27,22 @@ import { ConnectionLostError, CorruptEnvelopeError, HomingError, StaleLeaseError
 
 /** The longest pause of a loop's backoff, in ms. */
 export const MAX_PAUSE = 2000;
+
+/**
+ * A lease with less than this share of its length left is not started: the
+ * next beat might not come in time to keep it (Python's START_MARGIN).
+ */
+export const START_MARGIN = 0.1;
+
+/** The reason an event is failed with when its handler ran past the handler timeout. */
+export class HandlerTimeoutError extends Error {
+  /** @param {number} ms the timeout */
+  constructor(ms) {
+    super(`handler timed out after ${Math.round(ms)} ms`);
+    this.name = "HandlerTimeoutError";
+    this.timeoutMs = ms;
+  }
+}
 
 /**
  * `Name: message`, as a fail reason and in logs. Whatever a handler throws
@@ -37,21 +62,61 @@ export function describe(exc) {
 /**
  * How the worker fails an event for what its handler threw, whatever that is.
  * @param {unknown} exc
- * @returns {{dead: boolean, reject: boolean, reason: string, detail: string}} dead:
- * dead-letter at once (retrying cannot fix a rejected event or an envelope that
- * does not decode); reject: a Reject, not worth a warning; detail: the stack
- * to log after the reason, if any
+ * @returns {{dead: boolean, reject: boolean, timeout: boolean, reason: string, detail: string}}
+ * dead: dead-letter at once (retrying cannot fix a rejected event or an
+ * envelope that does not decode); reject: a Reject, not worth a warning;
+ * timeout: the handler timeout (its reason is the message alone, as in
+ * Python); detail: the stack to log after the reason, if any
  */
 export function failure(exc) {
-  const reason = describe(exc).slice(0, 1000);
+  let timeout = false;
+  try {
+    timeout = exc instanceof HandlerTimeoutError;
+  } catch {
+    // a Proxy that throws on every trap
+  }
+  const reason = (timeout ? /** @type {Error} */ (exc).message : describe(exc)).slice(0, 1000);
   try {
     const reject = exc instanceof Reject;
     const dead = reject || exc instanceof CorruptEnvelopeError;
-    const detail = exc instanceof Error && !(exc instanceof HomingError) && exc.stack ? `\n${exc.stack}` : "";
-    return { dead, reject, reason, detail };
+    const detail = exc instanceof Error && !(exc instanceof HomingError) && !timeout && exc.stack
+      ? `\n${exc.stack}` : "";
+    return { dead, reject, timeout, reason, detail };
   } catch {
-    return { dead: false, reject: false, reason, detail: "" }; // a Proxy that throws on every trap
+    return { dead: false, reject: false, timeout, reason, detail: "" }; // a Proxy that throws on every trap
   }
+}
+
+/**
+ * Refuse Worker options that would only fail later, in a loop retried for
+ * ever (Python's ops.worker_options): a NaN lease or a text concurrency is an
+ * InvalidArgumentError from the constructor. Counts keep their clamping
+ * (prefetch to 1..1000).
+ * @param {Record<string, unknown>} options
+ */
+export function checkWorkerOptions(options) {
+  const { policy } = LAYOUT;
+  /**
+   * @param {string} name
+   * @param {number} lo
+   * @param {number} hi
+   * @param {boolean} whole
+   */
+  const check = (name, lo, hi, whole) => {
+    const v = options[name];
+    if (v === undefined || (v === null && (name === "leaseMs" || name === "handlerTimeoutMs"))) return;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi || (whole && !Number.isInteger(v))) {
+      throw new InvalidArgumentError(
+        `${name} must be a ${whole ? "whole" : "finite"} number in [${lo}, ${hi}], got ${describe(v)}`,
+      );
+    }
+  };
+  check("concurrency", -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true);
+  check("prefetch", -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true);
+  check("leaseMs", policy.lease_ms.min, policy.lease_ms.max, true);
+  check("handlerTimeoutMs", policy.handler_timeout_ms.min, policy.handler_timeout_ms.max, false);
+  check("graceMs", 0, Number.MAX_SAFE_INTEGER, false);
+  check("pollMaxMs", 0, Number.MAX_SAFE_INTEGER, false);
 }
 
 /**
@@ -72,6 +137,10 @@ export class WorkerStats {
   failed = 0;
   released = 0;
   lost = 0;
+  /** handlers failed by the handler timeout */
+  timedOut = 0;
+  /** events not started because their lease had run out while they waited (by the local clock) */
+  expiredUnstarted = 0;
   /** @type {Record<string, number>} refusals by error code */
   errors = {};
 }
@@ -86,13 +155,27 @@ export function countError(stats, code) {
 }
 
 /**
- * Count the outcome of a batch of completions: per item null (done) or its error.
+ * Count the outcome of a batch of completions: per item null (done) or its
+ * error. A refusal by a full Redis (REDIS_FULL: the item was left leased) is
+ * not an outcome: those items are returned, to be sent again.
+ * @template T
  * @param {WorkerStats} stats
  * @param {Logger} log
- * @param {({code: string, message: string} | null)[]} errors
+ * @param {readonly T[]} batch
+ * @param {({code: string, message: string} | null)[]} errors per item of batch
+ * @returns {{settled: T[], full: T[]}} full: to send again
  */
-export function countAcks(stats, log, errors) {
-  for (const err of errors) {
+export function countAcks(stats, log, batch, errors) {
+  /** @type {T[]} */
+  const settled = [];
+  /** @type {T[]} */
+  const full = [];
+  errors.forEach((err, i) => {
+    if (err instanceof RedisFullError) {
+      full.push(batch[i]);
+      return;
+    }
+    settled.push(batch[i]);
     if (err === null) {
       stats.completed += 1;
     } else {
@@ -100,19 +183,20 @@ export function countAcks(stats, log, errors) {
       countError(stats, err.code);
       log.warn(`completion refused: ${err.message}`);
     }
-  }
+  });
+  return { settled, full };
 }
 
 /**
  * The one-line summary of a worker's counts, as `homing worker` prints it.
  * @param {string} service
- * @param {string} how "stopped" or "interrupted"
+ * @param {string} how "stopped", "interrupted" or "hung"
  * @param {WorkerStats} st
  */
 export function summary(service, how, st) {
   const errors = Object.entries(st.errors).sort().map(([code, n]) => ` ${code}=${n}`).join("");
   return `worker ${service} ${how}: received=${st.received} completed=${st.completed} ` +
-    `failed=${st.failed} released=${st.released} lost=${st.lost}${errors}`;
+    `failed=${st.failed} released=${st.released} lost=${st.lost} timed_out=${st.timedOut}${errors}`;
 }
 
 /**
@@ -224,13 +308,25 @@ const keyOf = (eventId, token) => `${token} ${eventId}`;
  *
  * `settling` holds leases whose outcome (complete, fail, or lost) is being
  * sent or is known: the heartbeat stops extending them, and an extend refused
- * for one of them is the expected race with its acknowledgement.
+ * for one of them is the expected race with its acknowledgement. Those in
+ * `resending` are the exception: completions a full Redis refused
+ * (REDIS_FULL), kept and sent again, so their leases are still extended.
+ *
+ * Each lease also carries the worker's own idea of when it ends, by the
+ * monotonic clock (performance.now()): the time just before the call that set
+ * it (the dequeue, or the last extend that succeeded) plus the lease length.
+ * The real deadline is later than that, so an event whose local deadline
+ * passed may already be someone else's and is never started.
  */
 export class Held {
   /** @type {Map<string, Lease>} */
   #leases = new Map();
   /** @type {Set<string>} */
   #settling = new Set();
+  /** @type {Set<string>} */
+  #resending = new Set();
+  /** @type {Map<string, number>} lease -> local deadline (performance.now() ms) */
+  #ends = new Map();
 
   /** @param {() => void} onDrop called whenever leases leave (room for the fetcher) */
   constructor(onDrop) {
@@ -241,9 +337,37 @@ export class Held {
     return this.#leases.size;
   }
 
-  /** @param {Iterable<{id: string, token: number}>} events */
-  add(events) {
-    for (const ev of events) this.#leases.set(keyOf(ev.id, ev.token), [ev.id, ev.token]);
+  /**
+   * @param {Iterable<{id: string, token: number}>} events
+   * @param {number} endsAt their local deadline (performance.now() ms)
+   */
+  add(events, endsAt) {
+    for (const ev of events) {
+      const key = keyOf(ev.id, ev.token);
+      this.#leases.set(key, [ev.id, ev.token]);
+      this.#ends.set(key, endsAt);
+    }
+  }
+
+  /**
+   * Extended: their local deadline moves to endsAt (if still held).
+   * @param {Iterable<readonly [string, number]>} leases
+   * @param {number} endsAt
+   */
+  renew(leases, endsAt) {
+    for (const [eventId, token] of leases) {
+      const key = keyOf(eventId, token);
+      if (this.#leases.has(key)) this.#ends.set(key, endsAt);
+    }
+  }
+
+  /**
+   * The local deadline; -Infinity for a lease not held (so it is never started).
+   * @param {string} eventId
+   * @param {number} token
+   */
+  endsAt(eventId, token) {
+    return this.#ends.get(keyOf(eventId, token)) ?? -Infinity;
   }
 
   /**
@@ -259,11 +383,33 @@ export class Held {
   }
 
   /**
+   * Settled leases whose completion waits to be sent again (a full Redis
+   * refused it): the heartbeat keeps extending them until they are dropped.
+   * @param {Iterable<readonly [string, number, ...unknown[]]>} leases
+   */
+  resend(leases) {
+    for (const [eventId, token] of leases) {
+      const key = keyOf(eventId, token);
+      if (this.#leases.has(key)) this.#resending.add(key);
+    }
+  }
+
+  /**
    * @param {string} eventId
    * @param {number} token
    */
   drop(eventId, token) {
     this.dropMany([[eventId, token]]);
+  }
+
+  /**
+   * A slot is done with a settled lease: drop it, unless its completion waits
+   * to be sent again (the acker drops it once sent).
+   * @param {string} eventId
+   * @param {number} token
+   */
+  dropOwn(eventId, token) {
+    if (!this.#resending.has(keyOf(eventId, token))) this.drop(eventId, token);
   }
 
   /**
@@ -275,13 +421,22 @@ export class Held {
       const key = keyOf(eventId, token);
       this.#leases.delete(key);
       this.#settling.delete(key);
+      this.#resending.delete(key);
+      this.#ends.delete(key);
     }
     this.onDrop();
   }
 
-  /** @returns {Lease[]} leases to keep alive: held, with no outcome on its way */
+  /** @returns {Lease[]} leases with no outcome on their way (what releaseHeld hands back) */
   unsettled() {
     return [...this.#leases].filter(([key]) => !this.#settling.has(key)).map(([, lease]) => lease);
+  }
+
+  /** @returns {Lease[]} leases to keep alive: unsettled, or completions waiting to be sent again */
+  toExtend() {
+    return [...this.#leases]
+      .filter(([key]) => !this.#settling.has(key) || this.#resending.has(key))
+      .map(([, lease]) => lease);
   }
 
   /**
@@ -305,6 +460,67 @@ export class Held {
       if (id === eventId && (newest === undefined || token > newest)) newest = token;
     }
     return newest;
+  }
+}
+
+/**
+ * The handler timeout's bookkeeping (Python's homing.watchdog): per slot, the
+ * event it runs, since when (performance.now()) and the AbortController its
+ * handler was given.
+ *
+ * Node cannot stop a running function, so what the worker does for a handler
+ * past its timeout is stop holding the event for it: the event is failed
+ * (retried or dead-lettered by the service's policy), its lease is no longer
+ * extended and whatever the handler reports later is dropped; the handler's
+ * signal is aborted, so one that listens stops. The slot counts as hung
+ * until the handler's promise settles.
+ */
+export class Watchdog {
+  /** @type {Map<number, {ev: Event, since: number, controller: AbortController}>} */
+  #running = new Map();
+  /** @type {Set<number>} */
+  #hung = new Set();
+
+  /**
+   * @param {number} slot
+   * @param {Event} ev
+   * @param {AbortController} controller
+   */
+  begin(slot, ev, controller) {
+    this.#running.set(slot, { ev, since: performance.now(), controller });
+  }
+
+  /**
+   * The handler returned or threw: the slot is free again, hung or not.
+   * @param {number} slot
+   * @returns {boolean} whether it had been reported past its timeout
+   */
+  end(slot) {
+    this.#running.delete(slot);
+    return this.#hung.delete(slot);
+  }
+
+  /**
+   * Handlers running past timeoutMs, not reported yet; each is reported once
+   * and its slot marked hung until the handler returns.
+   * @param {number} timeoutMs
+   * @returns {{ev: Event, controller: AbortController}[]}
+   */
+  overdue(timeoutMs) {
+    const now = performance.now();
+    const out = [];
+    for (const [slot, run] of this.#running) {
+      if (!this.#hung.has(slot) && now - run.since > timeoutMs) {
+        this.#hung.add(slot);
+        out.push(run);
+      }
+    }
+    return out;
+  }
+
+  /** How many slots run a handler past its timeout right now. */
+  get hung() {
+    return this.#hung.size;
   }
 }
 

@@ -9,7 +9,18 @@
 //   one gen_server per slot), run handleEvent;
 // - the acker sends completions in batches with completeMany;
 // - the heartbeat extends every held lease each leaseMs / 3, so a slow
-//   handler keeps its event.
+//   handler keeps its event;
+// - the watchdog fails an event whose handler runs past the handler timeout
+//   (aborting the signal the handler was given), and stops the worker when
+//   every slot is hung (worker.hung).
+//
+// Events are leased in reserve mode: a prefetched event is charged an attempt
+// only once it is known to have started, so a worker that dies charges only
+// what it ran. An event that came back unstarted before (mustStart) is marked
+// started in Redis before it runs and acknowledged at once, so a poison event
+// that kills its worker still reaches the dead letters after max_attempts. An
+// event whose lease the worker knows has run out (by its own monotonic clock,
+// performance.now()) is never started: it is released.
 //
 // Lost connections (a Redis restart) are retried with backoff in every loop;
 // node-redis reconnects and scripts reload by themselves. On stop() (run()
@@ -17,16 +28,23 @@
 // slot started are released (they go next, no attempt counted) and handlers
 // get `graceMs` to finish. Events whose handlers still run after that are not
 // released (the handler may still act on them): the heartbeat stops, their
-// leases expire and they are redelivered then, attempt counted. Only the
-// impatient stop (releaseHeld(), run() on a second signal) releases them.
+// leases expire and they are redelivered then (charged only if they had been
+// marked started). Only the impatient stop (releaseHeld(), run() on a second
+// signal) releases them. A worker whose slots are all hung gets no grace.
 
-import { ConnectionLostError, HomingError, StaleLeaseError } from "./errors.js";
+import { ConnectionLostError, HomingError, RedisFullError, StaleLeaseError } from "./errors.js";
 import {
   DEFAULT_LOGGER,
+  HandlerTimeoutError,
   Held,
   MAX_PAUSE,
+  START_MARGIN,
+  checkWorkerOptions,
+  Watchdog,
   WorkerStats,
   countAcks,
+  countError,
+  describe,
   failure,
   makeConsumer,
   onSignals,
@@ -36,7 +54,7 @@ import {
   summary,
 } from "./worker-support.js";
 import { checkService } from "./manifest.js";
-import { Signal, Stopper, within } from "./sync.js";
+import { Signal, Stopper, sleep, within } from "./sync.js";
 
 export { WorkerStats };
 
@@ -56,10 +74,11 @@ export class Worker {
   #beatStop = new Stopper();
   #roomSignal = new Signal();
   #held = new Held(() => this.#roomSignal.notify());
+  #watch = new Watchdog();
   /** @type {Event[]} leased, not yet started */
   #todo = [];
   #todoSignal = new Signal();
-  /** @type {[string, number, null][]} */
+  /** @type {[string, number, unknown][]} id, token, result */
   #acks = [];
   /**
    * Handled events whose completion is queued or in flight: they need no slot
@@ -69,6 +88,10 @@ export class Worker {
   #ackSignal = new Signal();
   #handlersDone = false;
   #beatEvery = 1000;
+  /** The effective lease length, ms: leaseMs, or the service's policy (re-read with every beat). */
+  #leaseMs = 30000;
+  /** The effective handler timeout, ms (0: none): handlerTimeoutMs, or the policy's. */
+  #timeoutMs = 0;
   /** @type {Promise<void>[]} */
   #slots = [];
   /** @type {Record<string, Promise<void>>} */
@@ -87,10 +110,15 @@ export class Worker {
    * @param {number | null} [options.leaseMs] lease length; null: the service's lease_ms
    * @param {number} [options.graceMs] how long shutdown lets running handlers finish (default 30000)
    * @param {number} [options.pollMaxMs] longest pause between polls of an empty queue (default 50)
+   * @param {number | null} [options.handlerTimeoutMs] how long a handler may run, 0..86400000
+   * (0: no limit); null: the service's handler_timeout_ms policy (default 600000)
+   * @param {boolean} [options.requireDurable] start() refuses (NotDurableError) a
+   * Redis that may lose acknowledged events (default: the client's requireDurable)
    * @param {Logger} [options.logger] default: warnings and errors to the console
    */
   constructor(client, service, consumerFactory, options = {}) {
-    const { concurrency = 1, prefetch = 100, leaseMs = null, graceMs = 30000 } = options;
+    checkWorkerOptions(options);
+    const { concurrency = 1, prefetch = 100, leaseMs = null, graceMs = 30000, handlerTimeoutMs = null } = options;
     this.client = client;
     this.service = checkService(service);
     this.factory = consumerFactory;
@@ -99,8 +127,16 @@ export class Worker {
     this.leaseMs = leaseMs;
     this.graceMs = graceMs;
     this.pollMaxMs = options.pollMaxMs ?? 50;
+    this.handlerTimeoutMs = handlerTimeoutMs;
+    this.requireDurable = Boolean(options.requireDurable);
     this.log = options.logger ?? DEFAULT_LOGGER;
     this.stats = new WorkerStats();
+    /**
+     * Set when every slot was hung in a handler past its timeout and the
+     * worker stopped itself: run() returns, and the process should exit
+     * non-zero so that its supervisor restarts it.
+     */
+    this.hung = false;
   }
 
   // -- lifecycle -------------------------------------------------------------
@@ -112,6 +148,8 @@ export class Worker {
    * and the heartbeat keeps held leases alive until shutdown.
    */
   async start() {
+    // Read (and warned about) once per client; a required durability is refused here.
+    await this.client.checkDurability({ require: this.requireDurable ? true : null });
     await this.client.register(this.service);
     await this.#paceHeartbeat();
     const consumers = [];
@@ -123,7 +161,8 @@ export class Worker {
     this.#loops.fetch = this.#fetchLoop();
     this.#loops.ack = this.#ackLoop();
     this.#loops.beat = this.#beatLoop();
-    this.#slots = consumers.map(({ consumer, state }) => this.#slotLoop(consumer, state));
+    this.#loops.watch = this.#watchLoop();
+    this.#slots = consumers.map(({ consumer, state }, slot) => this.#slotLoop(slot, consumer, state));
   }
 
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
@@ -139,6 +178,11 @@ export class Worker {
 
   /**
    * Start, wait for stop() or a signal, shut down gracefully; returns the counts.
+   *
+   * It also returns when every slot is hung in a handler past the handler
+   * timeout (then `worker.hung` is true): exit the process non-zero then, so
+   * that its supervisor starts a fresh one (a hung handler may keep Node's
+   * event loop alive, so call process.exit rather than set process.exitCode).
    *
    * A second signal stops at once, as `homing worker` does: the events still
    * held are released (releaseHeld()), the counts are logged and the process
@@ -164,6 +208,7 @@ export class Worker {
       await this.shutdown();
       removeListeners();
     }
+    if (this.hung) this.log.error(summary(this.service, "hung", this.stats));
     return this.stats;
   }
 
@@ -194,19 +239,22 @@ export class Worker {
     this.stop();
     await this.#loops.fetch; // its last dequeue may still bring events
     await this.#releaseUnstarted();
-    await within(Promise.all(this.#slots), this.graceMs);
+    // Hung slots will not finish: no grace for them (their events are failed).
+    await within(Promise.all(this.#slots), this.hung ? 0 : this.graceMs);
     await this.#releaseUnstarted();
     this.#handlersDone = true;
     this.#ackSignal.notify();
     await within(this.#loops.ack, 10000);
     this.#beatStop.set();
     await this.#loops.beat;
+    await this.#loops.watch;
     const leftover = this.#held.unsettled();
     if (leftover.length) {
       // Not released: releasing would hand them to another consumer while
       // their handlers may still act on them. With the heartbeat stopped the
-      // leases expire, and they come back with the attempt counted (a handler
-      // that hangs on an event thus reaches the dead letters in the end).
+      // leases expire and they come back: uncharged if never marked started
+      // (the fast path), and then marked before their next run, so a handler
+      // that hangs on an event still reaches the dead letters in the end.
       this.log.warn(
         `${leftover.length} events still running after the ${this.graceMs} ms grace are left to ` +
           "their leases: they are redelivered when the leases expire",
@@ -258,7 +306,20 @@ export class Worker {
     if (token === undefined || !this.#held.settle(eventId, token)) {
       throw new StaleLeaseError(`this worker holds no open lease on ${service}/${eventId}`);
     }
-    await this.client.complete(service, eventId, token, result);
+    const [err] = await this.client.completeMany(service, [[eventId, token, result]]);
+    if (err instanceof RedisFullError) {
+      // A full Redis refused the result (it would grow memory); the event is
+      // still leased. Kept, extended and sent again by the acker.
+      this.log.warn(`completion of ${service}/${eventId} refused by a full Redis; sending it again`);
+      this.#queueAcks([[eventId, token, result]], true);
+      return;
+    }
+    if (err?.code === "UNKNOWN_EVENT") {
+      // Gone because another worker completed it after this lease was lost:
+      // to this consumer that is a lost lease, as documented (and in Python).
+      throw new StaleLeaseError(`the lease on ${service}/${eventId} was lost: the event was completed elsewhere`);
+    }
+    if (err) throw err;
     this.stats.completed += 1;
   }
 
@@ -278,11 +339,14 @@ export class Worker {
         continue;
       }
       const n = Math.min(room, 1000);
+      // The local deadline counts from before the call: the lease cannot
+      // have begun earlier than that.
+      const sent = performance.now();
       const events = await retrying(
         this.log,
         this.#stop,
         "dequeue",
-        () => this.client.dequeue(this.service, n, { leaseMs: this.leaseMs }),
+        () => this.client.dequeue(this.service, n, { leaseMs: this.leaseMs, reserve: true }),
         pause,
       );
       if (!events || events.length === 0) {
@@ -291,7 +355,7 @@ export class Worker {
         continue;
       }
       idle = 1;
-      this.#held.add(events);
+      this.#held.add(events, sent + this.#leaseMs);
       this.stats.received += events.length;
       this.#todo.push(...events);
       this.#todoSignal.notify();
@@ -309,45 +373,148 @@ export class Worker {
   }
 
   /**
+   * @param {number} slot
    * @param {Consumer} consumer
    * @param {unknown} state
    */
-  async #slotLoop(consumer, state) {
+  async #slotLoop(slot, consumer, state) {
     for (;;) {
       const ev = await this.#take();
       if (ev === null) return;
-      state = await this.#handle(consumer, ev, state);
+      if (await this.#mayStart(ev)) state = await this.#handle(slot, consumer, ev, state);
     }
   }
 
   /**
+   * Whether to run ev: its lease is still this worker's, and marked started
+   * in Redis first if it must be.
+   * @param {Event} ev
+   */
+  async #mayStart(ev) {
+    const { id, token } = ev;
+    if (performance.now() > this.#held.endsAt(id, token) - START_MARGIN * this.#leaseMs) {
+      // Its lease ran out while it waited (a Redis outage, a stalled process):
+      // it may be someone else's by now. Not run; released in case it was not
+      // reclaimed yet (a refused release is fine).
+      this.stats.expiredUnstarted += 1;
+      this.log.warn(`${this.service}/${id} not started: its lease ran out while it waited`);
+      await this.#release([[id, token]]);
+      return false;
+    }
+    if (!this.#held.isOpen(id, token)) {
+      // Settled meanwhile: the heartbeat found its lease lost (reclaimed).
+      this.#held.drop(id, token);
+      return false;
+    }
+    if (!ev.mustStart) return true; // the fast path: no extra call
+    /** @type {unknown} */
+    let out;
+    try {
+      [out] = await this.client.start(this.service, [[id, token]]);
+    } catch (exc) {
+      out = exc;
+    }
+    if (typeof out !== "number") {
+      // Not marked, so not run: its lease expires and it comes back.
+      this.log.warn(`${this.service}/${id} not started: ${describe(out)}`);
+      if (this.#held.settle(id, token)) this.stats.lost += 1;
+      this.#held.drop(id, token);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * @param {number} slot
    * @param {Consumer} consumer
    * @param {Event} ev
    * @param {unknown} state
    */
-  async #handle(consumer, ev, state) {
+  async #handle(slot, consumer, ev, state) {
     let newState;
+    const controller = new AbortController();
+    this.#watch.begin(slot, ev, controller);
     consumer._event = ev; // for complete(): the token of this delivery
     try {
-      newState = await consumer.handleEvent(ev, state);
+      newState = await consumer.handleEvent(ev, state, { signal: controller.signal });
     } catch (exc) {
       // Whatever it throws (not only an Error), a handler must not take its
       // slot down while the event stays leased and heartbeaten.
       consumer._event = null;
-      await this.#failed(ev, exc);
+      if (this.#watch.end(slot)) {
+        this.#late(ev, `threw after its timeout: ${describe(exc)}`);
+      } else {
+        await this.#failed(ev, exc);
+      }
       return state;
     }
     consumer._event = null;
-    if (this.#held.settle(ev.id, ev.token)) {
-      // The consumer did not complete it itself. The acker takes the whole
-      // queue when it wakes, so only the first of a batch needs to wake it.
-      if (this.#acks.length === 0) this.#ackSignal.notify();
-      this.#acks.push([ev.id, ev.token, null]);
-      this.#acking += 1;
+    const timedOut = this.#watch.end(slot);
+    if (!this.#held.settle(ev.id, ev.token)) {
+      // The consumer completed it, the heartbeat found it lost, or the
+      // watchdog failed it: nothing more to send.
+      if (timedOut) this.#late(ev, "returned after its timeout");
+      else this.#held.dropOwn(ev.id, ev.token);
+    } else if (ev.mustStart) {
+      // Charged already (marked started): acknowledged now, not in a batch a
+      // crash could lose, so a crash charges it only while it ran.
+      await this.#ackNow(ev);
     } else {
-      this.#held.drop(ev.id, ev.token);
+      this.#queueAcks([[ev.id, ev.token, null]]);
     }
     return newState;
+  }
+
+  /**
+   * A handler that the watchdog had given up on finished: its slot is free
+   * again, and what it did is not reported (the event was failed).
+   * @param {Event} ev
+   * @param {string} how
+   */
+  #late(ev, how) {
+    this.log.info(`${this.service}/${ev.id}: the handler ${how}; its slot is free again`);
+    this.#held.dropOwn(ev.id, ev.token);
+  }
+
+  /**
+   * Acknowledge one event at once; on any trouble hand it to the acker.
+   * @param {Event} ev
+   */
+  async #ackNow(ev) {
+    /** @type {HomingError | null} */
+    let err;
+    try {
+      [err] = await this.client.completeMany(this.service, [[ev.id, ev.token, null]]);
+    } catch {
+      // Not sent (a lost connection, say): the acker sends it with its backoff.
+      this.#queueAcks([[ev.id, ev.token, null]], true);
+      return;
+    }
+    if (err === null) {
+      this.stats.completed += 1;
+      this.#held.drop(ev.id, ev.token);
+    } else if (err instanceof RedisFullError) {
+      this.#queueAcks([[ev.id, ev.token, null]], true);
+    } else {
+      this.stats.lost += 1;
+      countError(this.stats, err.code);
+      this.log.warn(`completion refused: ${err.message}`);
+      this.#held.drop(ev.id, ev.token);
+    }
+  }
+
+  /**
+   * Hand settled completions to the acker.
+   * @param {[string, number, unknown][]} items id, token, result
+   * @param {boolean} [resend] refused by a full Redis: keep extending their leases
+   */
+  #queueAcks(items, resend = false) {
+    if (resend) this.#held.resend(items);
+    // The acker takes the whole queue when it wakes, so only the first of a
+    // batch needs to wake it.
+    if (this.#acks.length === 0) this.#ackSignal.notify();
+    this.#acks.push(...items);
+    this.#acking += items.length;
   }
 
   /**
@@ -355,15 +522,18 @@ export class Worker {
    * @param {unknown} exc
    */
   async #failed(ev, exc) {
-    const { dead, reject, reason, detail } = failure(exc);
+    const { dead, reject, timeout, reason, detail } = failure(exc);
     if (!this.#held.settle(ev.id, ev.token)) {
       // Its outcome is settled already (the consumer completed it, or the
       // heartbeat found the lease lost): there is nothing left to fail.
       this.log.warn(`${this.service}/${ev.id} raised after its outcome was settled: ${reason}`);
-      this.#held.drop(ev.id, ev.token);
+      this.#held.dropOwn(ev.id, ev.token);
       return;
     }
-    if (!reject) {
+    if (timeout) {
+      this.stats.timedOut += 1;
+      this.log.error(`${this.service}/${ev.id} attempt ${ev.attempt}: ${reason}; failing it`);
+    } else if (!reject) {
       this.log.warn(`${this.service}/${ev.id} attempt ${ev.attempt} failed: ${reason}${detail}`);
     }
     await sendFail(this, this.#stop, ev, reason, dead);
@@ -372,6 +542,7 @@ export class Worker {
 
   async #ackLoop() {
     const pause = { ms: 50 };
+    let fullPause = 50;
     for (;;) {
       while (this.#acks.length === 0 && !this.#handlersDone) await this.#ackSignal.wait(100);
       if (this.#acks.length === 0 && this.#handlersDone) return;
@@ -396,20 +567,49 @@ export class Worker {
           break;
         }
       }
-      this.#acking -= batch.length;
-      this.#held.dropMany(batch);
-      countAcks(this.stats, this.log, errors);
+      // A full Redis refuses a completion whose result would grow it, and
+      // leaves the event leased: kept (and extended), sent again after a pause.
+      const { settled, full } = countAcks(this.stats, this.log, batch, errors);
+      this.#acking -= settled.length;
+      this.#held.dropMany(settled);
+      if (full.length === 0) {
+        fullPause = 50;
+        continue;
+      }
+      if (this.#handlersDone && fullPause >= MAX_PAUSE) {
+        this.log.error(
+          `giving up ${full.length} completions refused by a full Redis at shutdown; they ` +
+            "will be redelivered after their leases expire",
+        );
+        this.#acking -= full.length;
+        this.#held.dropMany(full);
+        continue;
+      }
+      this.log.warn(`${full.length} completions refused by a full Redis; sending them again in ${fullPause} ms`);
+      this.#held.resend(full);
+      this.#acks.push(...full);
+      await sleep(fullPause); // not cut short by stop(): it would spin on a full Redis
+      fullPause = Math.min(fullPause * 2, MAX_PAUSE);
     }
   }
 
   /**
    * Beat three times per lease. With no leaseMs of its own, the worker follows
    * the service's policy, re-read with every beat (as in Python): a lease_ms
-   * lowered by configure while it runs must not let its leases run out.
+   * lowered by configure while it runs must not let its leases run out. The
+   * handler timeout is read the same way.
    */
   async #paceHeartbeat() {
-    const lease = this.leaseMs ?? (await this.client.stats(this.service))["policy.lease_ms"];
+    let lease = this.leaseMs;
+    let timeout = this.handlerTimeoutMs;
+    if (lease == null || timeout == null) {
+      const policy = await this.client.stats(this.service);
+      lease ??= policy["policy.lease_ms"];
+      timeout ??= policy["policy.handler_timeout_ms"] ?? 0;
+    }
+    this.#leaseMs = lease;
     this.#beatEvery = lease / 3;
+    this.#timeoutMs = timeout;
   }
 
   async #beatLoop() {
@@ -418,10 +618,14 @@ export class Worker {
       // Keep the service registered, so a scheduler can reclaim these leases
       // even after the registry was lost.
       await retrying(this.log, this.#stop, "register", () => this.client.register(this.service), pause);
-      if (this.leaseMs == null) await retrying(this.log, this.#stop, "read the policy", () => this.#paceHeartbeat(), pause);
-      const held = this.#held.unsettled();
+      if (this.leaseMs == null || this.handlerTimeoutMs == null) {
+        await retrying(this.log, this.#stop, "read the policy", () => this.#paceHeartbeat(), pause);
+      }
+      // Started or not: an unstarted event's lease is kept too, until it runs.
+      const held = this.#held.toExtend();
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);
+        const sent = performance.now();
         const out = await retrying(
           this.log,
           this.#stop,
@@ -429,7 +633,9 @@ export class Worker {
           () => this.client.extendMany(this.service, chunk, this.leaseMs),
           pause,
         );
-        (out ?? []).forEach((r, j) => {
+        if (out === null) continue;
+        this.#held.renew(chunk.filter((_, j) => !(out[j] instanceof HomingError)), sent + this.#leaseMs);
+        out.forEach((r, j) => {
           const [eventId, token] = chunk[j];
           // settle() makes this the event's one outcome: counted once, and its
           // handler's completion is not sent to be refused again (as in Python).
@@ -438,6 +644,35 @@ export class Worker {
             this.stats.lost += 1;
           }
         });
+      }
+    }
+  }
+
+  /**
+   * Fail events whose handlers overran the timeout (aborting their signals);
+   * stop the worker when every slot is hung. A slot counts as hung from the
+   * tick after its handler was aborted, so a handler that honours its signal
+   * has that long to return.
+   */
+  async #watchLoop() {
+    while (!(await this.#beatStop.wait(Math.min(Math.max(this.#timeoutMs / 10, 20), 500)))) {
+      if (this.#watch.hung >= this.concurrency && !this.hung && !this.#stop.isSet) {
+        this.hung = true;
+        this.log.error(
+          `all ${this.concurrency} slots are hung in handlers past the ${this.#timeoutMs} ms ` +
+            "timeout: stopping this worker so that its supervisor restarts it",
+        );
+        this.stop();
+      }
+      const timeout = this.#timeoutMs;
+      if (!timeout) continue;
+      for (const { ev, controller } of this.#watch.overdue(timeout)) {
+        const exc = new HandlerTimeoutError(timeout);
+        // Abort first, so that the handler can stop while the fail is sent;
+        // #failed settles the event before its first await, so whatever the
+        // handler does after the abort is not reported.
+        controller.abort(exc);
+        await this.#failed(ev, exc);
       }
     }
   }

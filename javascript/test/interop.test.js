@@ -167,11 +167,12 @@ test("a JS worker killed mid-event: a Python worker completes the event", { skip
   await until(() => running, 10000, "the JS worker to take the event");
   child.kill("SIGKILL");
   await once(child, "exit");
-  assert.deepEqual([(await c().status(service, id)).detail], ["leased"]);
-  // Nobody extends the lease now: Python's scheduler reclaims it, its
-  // distributor sends it back, and its worker completes attempt 2.
+  assert.deepEqual([(await c().status(service, id)).detail], ["reserved"]);
+  // Nobody extends the lease now: Python's scheduler reclaims it and puts it
+  // back uncharged (the JS worker never marked it started, its fast path),
+  // and the Python worker marks it started and completes attempt 1.
   await python({ ...base(), op: "worker", service, until: { completed: 1 }, timeout_ms: 20000 }).done();
-  same({ echo: 60000, attempt: 2, by: "python" }, await c().result(service, id), "result");
+  same({ echo: 60000, attempt: 1, by: "python" }, await c().result(service, id), "result");
   const st = await c().stats(service);
   assert.deepEqual([st["total.completed"], st.ready, st.in_flight, st.dead], [1, 0, 0, 0]);
 });

@@ -64,13 +64,13 @@ test("a handler still running after the grace period is left to its lease", asyn
   // Still running after the grace: not handed to another consumer while its
   // handler may still act on it; no longer extended either.
   const st = await client.status("overrun", id);
-  assert.deepEqual([st.state, st.detail, st.attempt], ["pending", "leased", 1]);
+  assert.deepEqual([st.state, st.detail, st.attempt], ["pending", "reserved", 0], "held, no attempt charged");
   assert.equal(worker.stats.released, 0);
   assert.ok(logger.lines.some((l) => l.level === "warn" && l.text.includes(
     "1 events still running after the 200 ms grace are left to their leases")));
   await new Promise((r) => setTimeout(r, 600)); // past the lease
-  assert.equal((await client.promote("overrun")).expired, 1, "the lease ran out: redelivered from here");
-  assert.equal((await client.status("overrun", id)).detail, "expired");
+  assert.equal((await client.promote("overrun")).returned, 1, "the lease ran out: redelivered from here");
+  assert.equal((await client.status("overrun", id)).detail, "ready");
   open();
 });
 
@@ -124,7 +124,7 @@ test("a second signal releases what is held, running handlers too, and exits wit
   assert.equal(code, 130);
   assert.equal(messages.length, 1, "run() did not return");
   assert.match(stderr, /SIGINT again: releasing the events still held and exiting/);
-  assert.match(stderr, /worker sig-twice interrupted: received=10 completed=0 failed=0 released=10 lost=0\n/);
+  assert.match(stderr, /worker sig-twice interrupted: received=10 completed=0 failed=0 released=10 lost=0 timed_out=0\n/);
   const st = await client.stats(service);
   assert.deepEqual([st.ready, st.in_flight, st["total.released"]], [10, 0, 10]);
   const statuses = await Promise.all(ids.map((id) => client.status(service, id)));
@@ -147,15 +147,16 @@ test("a worker process killed mid-event: the event is redelivered and completed"
   await until(() => running, 10000, "the child to start");
   child.kill("SIGKILL");
   await once(child, "exit");
-  assert.equal((await client.status(service, id)).detail, "leased");
-  // No one extends the lease any more: the scheduler reclaims it, the
-  // distributor sends it back, and another worker completes attempt 2.
-  /** @type {number[]} */
+  assert.equal((await client.status(service, id)).detail, "reserved");
+  // No one extends the lease any more: the scheduler reclaims it and puts it
+  // back uncharged (the killed worker never told Redis it had started it, its
+  // fast path), and another worker marks it started and completes it.
+  /** @type {[number, boolean][]} */
   const attempts = [];
   class Quick extends Consumer {
     /** @param {import("../src/index.js").Event} event */
     handleEvent(event) {
-      attempts.push(event.attempt);
+      attempts.push([event.attempt, event.mustStart]);
       return null;
     }
   }
@@ -167,6 +168,8 @@ test("a worker process killed mid-event: the event is redelivered and completed"
     await worker.shutdown();
     await scheduler.stop();
   }
-  assert.deepEqual(attempts, [2]);
-  assert.equal((await client.stats(service))["total.completed"], 1);
+  assert.deepEqual(attempts, [[1, true]], "attempt 1, marked started first");
+  const st = await client.stats(service);
+  assert.deepEqual([st["total.delivered"], st["total.returned"], st["total.expired"] ?? 0, st["total.completed"]],
+    [2, 1, 0, 1]);
 });
