@@ -61,6 +61,9 @@ class Held:
         self.leases: set[Lease] = set()
         self.settling: set[Lease] = set()
         self.ends: dict[Lease, float] = {}  # lease -> local deadline (time.monotonic)
+        # Settled leases whose acknowledgement a full Redis refused: it is sent
+        # again, so the heartbeat must keep the lease alive meanwhile.
+        self.resending: set[Lease] = set()
 
     def add(self, events: list[Event], ends: float) -> None:
         with self.lock:
@@ -89,20 +92,36 @@ class Held:
             self.settling.add(lease)
             return True
 
+    def resend(self, leases: list[Lease]) -> None:
+        """Their acknowledgement goes out again: keep extending them until then."""
+        with self.lock:
+            self.resending.update(lease for lease in leases if lease in self.leases)
+
     def drop_many(self, leases: list[Lease]) -> None:
         with self.lock:
             self.leases.difference_update(leases)
             self.settling.difference_update(leases)
+            self.resending.difference_update(leases)
             for lease in leases:
                 self.ends.pop(lease, None)
 
     def drop(self, lease: Lease) -> None:
         self.drop_many([lease])
 
-    def unsettled(self) -> list[Lease]:
-        """Leases to keep alive: held and with no outcome on its way."""
+    def forget_settled(self, lease: Lease) -> None:
+        """A handler is done with a lease whose outcome was settled elsewhere: drop
+        it, unless an acknowledgement for it is still to be resent (the acker
+        drops it then)."""
         with self.lock:
-            return list(self.leases - self.settling)
+            if lease not in self.resending:
+                self.leases.discard(lease)
+                self.settling.discard(lease)
+                self.ends.pop(lease, None)
+
+    def unsettled(self) -> list[Lease]:
+        """Leases to keep alive: held with no outcome on its way, or an ack to resend."""
+        with self.lock:
+            return list((self.leases - self.settling) | self.resending)
 
     def is_open(self, lease: Lease) -> bool:
         with self.lock:

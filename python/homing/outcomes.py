@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -96,7 +97,7 @@ class Outcomes:
             # heartbeat found the lease lost): there is nothing left to fail.
             log.warning("%s/%s raised after its outcome was settled: %s", self.service, ev.id,
                         reason)
-            self._held.drop((ev.id, ev.token))
+            self._held.forget_settled((ev.id, ev.token))
             return
         if isinstance(exc, HandlerTimeoutError):
             self.stats.add("timed_out")
@@ -131,6 +132,7 @@ class Outcomes:
 
     def _ack_loop(self) -> None:
         pause = [0.05]
+        full_pause = 0.05  # between resends of acks a full Redis refused
         while True:
             with self._ack_cv:
                 while not self._acks and not self._handlers_done.is_set():
@@ -148,26 +150,34 @@ class Outcomes:
                               "redelivered after their leases expire", len(batch))
                     errors = [ConnectionLostError("completion not sent")] * len(batch)
                     break
-            # A full Redis refuses an ack whose result would grow it: kept, sent again.
-            full = [item for item, err in zip(batch, errors, strict=True)
-                    if isinstance(err, RedisFullError)]
+            # A full Redis refuses an ack whose result would grow it: kept, sent again
+            # (its lease still extended), until the worker is shutting down and the
+            # longest pause has passed: then it is left to its lease.
+            giving_up = self._handlers_done.is_set() and full_pause >= 2.0
+            full = [] if giving_up else [item for item, err in zip(batch, errors, strict=True)
+                                         if isinstance(err, RedisFullError)]
+            self._held.resend([(item[0], item[1]) for item in full])
             with self._ack_cv:
                 self._acking -= len(batch) - len(full)
                 self._acks.extend(full)
-            self._held.drop_many([(item[0], item[1]) for item, err in zip(batch, errors,
-                                                                         strict=True)
-                                  if not isinstance(err, RedisFullError)])
-            for err in errors:
+            resent = {(item[0], item[1]) for item in full}
+            self._held.drop_many([(item[0], item[1]) for item in batch
+                                  if (item[0], item[1]) not in resent])
+            for item, err in zip(batch, errors, strict=True):
                 if err is None:
                     self.stats.add("completed")
-                elif not isinstance(err, RedisFullError):
+                elif (item[0], item[1]) not in resent:
                     self.stats.add("lost")
                     self.stats.error(err.code)
                     log.warning("completion refused: %s", err)
             if full:
                 log.warning("%d completions refused by a full Redis; sending them again",
                             len(full))
-                self._stop.wait(pause[0])
+                # A plain sleep, not _stop.wait: a stopping worker must still pause.
+                time.sleep(full_pause)
+                full_pause = min(full_pause * 2, 2.0)
+            else:
+                full_pause = 0.05
                 pause[0] = min(pause[0] * 2, 2.0)
 
     def _release_unstarted(self) -> None:

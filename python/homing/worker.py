@@ -43,7 +43,7 @@ from typing import Any
 from . import ops
 from .client import Client
 from .consumer import Consumer
-from .errors import HomingError, StaleLeaseError
+from .errors import HomingError, RedisFullError, StaleLeaseError
 from .holding import Held, Inbox, WorkerStats
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
@@ -240,6 +240,15 @@ class Worker(Outcomes):
             raise StaleLeaseError(f"this worker holds no open lease on {service}/{event_id}")
         try:
             self.client.complete(service, event_id, token, result)
+        except RedisFullError:
+            # Its result would grow a full Redis: the acker sends it again (with the
+            # result) while the heartbeat keeps the lease; the handler goes on.
+            self._held.resend([(event_id, token)])
+            with self._ack_cv:
+                self._acks.append((event_id, token, result))
+                self._acking += 1
+                self._ack_cv.notify()
+            return
         except HomingError as exc:
             # Gone because another worker completed it after this lease was lost:
             # to this consumer that is a lost lease, as documented.
@@ -341,7 +350,7 @@ class Worker(Outcomes):
             self._local.event = None
         lease = (ev.id, ev.token)
         if not self._held.settle(lease):  # the consumer completed it, or it was settled
-            self._held.drop(lease)
+            self._held.forget_settled(lease)
         elif ev.must_start:
             self._ack_now(ev)  # charged already: do not leave it to a batch a crash may lose
         else:

@@ -119,3 +119,37 @@ def test_every_draining_operation_runs_on_a_full_redis(
     assert client.stats(SERVICE)["dead"] == 0
     with pytest.raises(homing.RedisFullError):
         client.enqueue(SERVICE, "small")
+
+
+def test_a_result_refused_by_a_full_redis_is_sent_again_and_its_lease_kept(
+        full: tuple[homing.Client, list[str]]) -> None:
+    client, ids = full
+    client.redis.config_set("maxmemory", "10kb")  # stays full however much is drained
+    large = "y" * (len(PAYLOAD) + 1000)
+    first: list[str] = []
+
+    class Reports(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            if not first:
+                first.append(event.id)
+                self.complete(event.service, event.id, result=large)  # returns: queued
+            return state
+
+    stop = threading.Event()
+    daemons = [Scheduler(client, interval=0.01), Distributor(client, interval=0.01)]
+    threads = [threading.Thread(target=d.run, args=(stop,), daemon=True) for d in daemons]
+    for t in threads:
+        t.start()
+    try:
+        with running(homing.Worker(client, SERVICE, Reports, lease_ms=600)) as worker:
+            wait_for(lambda: worker.stats.completed == len(ids) - 1, timeout=30)
+            time.sleep(1.5)  # over two leases: only the heartbeat keeps the first one
+            assert client.status(SERVICE, first[0]).state == "pending"
+            client.redis.config_set("maxmemory", "0")  # room again
+            wait_for(lambda: client.status(SERVICE, first[0]).state == "done", timeout=10)
+        assert client.status(SERVICE, first[0]).result == large
+        assert worker.stats.lost == 0 and worker.stats.completed == len(ids)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
