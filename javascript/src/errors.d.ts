@@ -89,6 +89,16 @@ export class PermissionDeniedError extends HomingError {
   static readonly code: "NO_PERMISSION";
 }
 
+/** The server is a read-only replica: the primary moved (a failover); homing reconnects to the new primary through Sentinel, or point it at the primary. */
+export class ReadOnlyError extends HomingError {
+  static readonly code: "READ_ONLY";
+}
+
+/** The write happened on the primary but fewer replicas than required acknowledged it within the timeout: a failover now may lose it (an enqueue may be resent with the same id safely). */
+export class NotReplicatedError extends HomingError {
+  static readonly code: "NOT_REPLICATED";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static readonly code: "CONNECTION";
@@ -116,6 +126,8 @@ export type ErrorCode =
   | "REDIS_FULL"
   | "NOT_DURABLE"
   | "NO_PERMISSION"
+  | "READ_ONLY"
+  | "NOT_REPLICATED"
   | "CONNECTION"
   | "SCRIPT";
 
@@ -137,6 +149,8 @@ export const BY_CODE: Readonly<{
   REDIS_FULL: typeof RedisFullError;
   NOT_DURABLE: typeof NotDurableError;
   NO_PERMISSION: typeof PermissionDeniedError;
+  READ_ONLY: typeof ReadOnlyError;
+  NOT_REPLICATED: typeof NotReplicatedError;
   CONNECTION: typeof ConnectionLostError;
   SCRIPT: typeof ScriptError;
 }>;

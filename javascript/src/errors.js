@@ -117,6 +117,18 @@ export class PermissionDeniedError extends HomingError {
   static description = "The Redis user may not run a command homing needs (ACL), or its credentials were refused; nothing was written: see docs/security.md for the minimal ACL and ACL LOG for the command.";
 }
 
+/** The server is a read-only replica: the primary moved (a failover); homing reconnects to the new primary through Sentinel, or point it at the primary. */
+export class ReadOnlyError extends HomingError {
+  static code = "READ_ONLY";
+  static description = "The server is a read-only replica: the primary moved (a failover); homing reconnects to the new primary through Sentinel, or point it at the primary.";
+}
+
+/** The write happened on the primary but fewer replicas than required acknowledged it within the timeout: a failover now may lose it (an enqueue may be resent with the same id safely). */
+export class NotReplicatedError extends HomingError {
+  static code = "NOT_REPLICATED";
+  static description = "The write happened on the primary but fewer replicas than required acknowledged it within the timeout: a failover now may lose it (an enqueue may be resent with the same id safely).";
+}
+
 /** Redis could not be reached. */
 export class ConnectionLostError extends HomingError {
   static code = "CONNECTION";
@@ -147,6 +159,8 @@ export const BY_CODE = Object.freeze({
   REDIS_FULL: RedisFullError,
   NOT_DURABLE: NotDurableError,
   NO_PERMISSION: PermissionDeniedError,
+  READ_ONLY: ReadOnlyError,
+  NOT_REPLICATED: NotReplicatedError,
   CONNECTION: ConnectionLostError,
   SCRIPT: ScriptError,
 });

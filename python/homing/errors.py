@@ -24,6 +24,8 @@ __all__ = [
     "RedisFullError",
     "NotDurableError",
     "PermissionDeniedError",
+    "ReadOnlyError",
+    "NotReplicatedError",
     "ConnectionLostError",
     "ScriptError",
 ]
@@ -143,6 +145,21 @@ class PermissionDeniedError(HomingError):
     code = "NO_PERMISSION"
 
 
+class ReadOnlyError(HomingError):
+    """The server is a read-only replica: the primary moved (a failover); homing reconnects to
+    the new primary through Sentinel, or point it at the primary."""
+
+    code = "READ_ONLY"
+
+
+class NotReplicatedError(HomingError):
+    """The write happened on the primary but fewer replicas than required acknowledged it
+    within the timeout: a failover now may lose it (an enqueue may be resent with the same
+    id safely)."""
+
+    code = "NOT_REPLICATED"
+
+
 class ConnectionLostError(HomingError, ConnectionError):
     """Redis could not be reached."""
 
@@ -172,6 +189,8 @@ BY_CODE: dict[str, type[HomingError]] = {
     "REDIS_FULL": RedisFullError,
     "NOT_DURABLE": NotDurableError,
     "NO_PERMISSION": PermissionDeniedError,
+    "READ_ONLY": ReadOnlyError,
+    "NOT_REPLICATED": NotReplicatedError,
     "CONNECTION": ConnectionLostError,
     "SCRIPT": ScriptError,
 }
