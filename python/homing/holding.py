@@ -79,9 +79,11 @@ class Held:
                 if lease in self.leases:
                     self.ends[lease] = ends
 
-    def ends_at(self, lease: Lease) -> float:
-        """The local deadline; -inf for a lease not held (so it is never started)."""
+    def open_until(self, lease: Lease) -> float | None:
+        """The local deadline of a lease held with no outcome yet; None otherwise."""
         with self.lock:
+            if lease in self.settling or lease not in self.leases:
+                return None
             return self.ends.get(lease, float("-inf"))
 
     def settle(self, lease: Lease) -> bool:

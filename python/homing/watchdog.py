@@ -26,11 +26,15 @@ class Watchdog:
         self._hung: set[int] = set()
 
     def begin(self, slot: int, ev: Event) -> None:
-        with self._lock:
-            self._running[slot] = (ev, time.monotonic())
+        # No lock: one dict store is atomic, each slot writes only its own
+        # entry, and a handler that just began cannot be overdue yet.
+        self._running[slot] = (ev, time.monotonic())
 
     def end(self, slot: int) -> None:
-        """The handler returned: the slot is free again, hung or not."""
+        """The handler returned: the slot is free again, hung or not.
+
+        Under the lock, so that ``overdue`` never reports a handler that has
+        already returned."""
         with self._lock:
             self._running.pop(slot, None)
             self._hung.discard(slot)

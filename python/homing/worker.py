@@ -304,15 +304,16 @@ class Worker(Outcomes):
     def _may_start(self, ev: Event) -> bool:
         """Whether to run ev: its lease is still ours, and marked started if it must be."""
         lease = (ev.id, ev.token)
-        if time.monotonic() > self._held.ends_at(lease) - START_MARGIN * self._lease_s:
+        ends = self._held.open_until(lease)  # one lock round on the hot path
+        if ends is None:
+            # Settled meanwhile: the heartbeat found its lease lost (reclaimed).
+            self._held.drop(lease)
+            return False
+        if time.monotonic() > ends - START_MARGIN * self._lease_s:
             # Its lease ran out while it waited (an outage, a stall): it may be
             # someone else's by now. Not run; released in case it was not reclaimed.
             self.stats.add("expired_unstarted")
             self._release([lease])
-            return False
-        if not self._held.is_open(lease):
-            # Settled meanwhile: the heartbeat found its lease lost (reclaimed).
-            self._held.drop(lease)
             return False
         if not ev.must_start:
             return True
