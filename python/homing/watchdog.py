@@ -50,7 +50,7 @@ class Watchdog:
         now = time.monotonic()
         out = []
         with self._lock:
-            for slot, (ev, since) in self._running.items():
+            for slot, (ev, since) in list(self._running.items()):  # begin() takes no lock
                 if slot not in self._hung and now - since > timeout:
                     self._hung.add(slot)
                     out.append(ev)
