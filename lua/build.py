@@ -12,7 +12,9 @@ The build also generates, from each script's header, a prologue that binds the
 declared keys to names (``K.ready``) and checks every key's Redis type before
 the script body runs, so a foreign key of the wrong type is refused with
 WRONG_TYPE before anything is written. It refuses to build a script whose body
-uses a key or error code its header does not declare.
+uses a key or error code its header does not declare, or whose header declares
+a key its body never uses (on a Cluster whose slot is migrating, a call with a
+declared key that does not exist is refused with TRYAGAIN).
 
 Standard library only: it runs before any virtual environment exists.
 """
@@ -161,6 +163,14 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     missing = used_keys - set(declared)
     if missing:
         raise BuildError(f"{path.name}: uses keys {sorted(missing)} not declared with @key")
+    # And the reverse: a declared key the body never touches is not harmless. On
+    # a Cluster whose slot is migrating, Redis answers a call with TRYAGAIN
+    # unless all its keys or none of them are on the node, so a declared key
+    # that is usually absent makes every call fail for the whole migration.
+    unused = set(declared) - used_keys
+    if unused:
+        raise BuildError(f"{path.name}: declares keys {sorted(unused)} with @key that its "
+                         "body never uses")
     codes = {e["code"] for e in errors}
     used_codes = set(re.findall(r"\bE\.(\w+)", body))
     unknown = used_codes - codes
@@ -191,6 +201,11 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
 def build() -> dict:
     layout = load_json("keys.json")
     errors = load_json("errors.json")["errors"]
+    # config holds these beside the policy fields (lua/include/policy.lua reads
+    # them in the same HMGET): a policy field of the same name would collide.
+    clash = {"schema", "test_clock"} & set(layout["policy"])
+    if clash:
+        raise BuildError(f"keys.json: {sorted(clash)} are config fields, not policy fields")
     scripts = {}
     for path in sorted((HERE / "scripts").glob("*.lua")):
         s = build_script(path, layout, errors)

@@ -148,6 +148,10 @@ function copyWith(vector) {
 
 const REFUSED = [
   [{ steps: [{ clock: null }, { call: "dequeue", args: {} }] }, /reads the clock/],
+  // A write of config replaces the hash, the runner's test clock with it.
+  [{ steps: [{ write: { config: { schema: 2 } } }, { call: "dequeue", args: {} }] }, /dequeue reads the clock, which is not frozen/],
+  [{ given: { config: { test_clock: 5 } }, steps: [{ state: {} }] }, /sets test_clock after given/],
+  [{ given: { config: { $type: "string", value: "x" } }, steps: [{ state: {} }] }, /given's config is a hash/],
   [{ steps: [{ call: "enqueue", service: "other", args: { payload: 1, id: "e1" } }] }, /service override/],
   [{ steps: [{ call: "enqueue", args: { payload: 1 } }] }, /needs argument/],
   [{ steps: [{ call: "enqueue", args: { payload: 1, id: "e", ttl: 1 } }] }, /takes no argument/],

@@ -8,7 +8,7 @@ import { after, describe, test } from "node:test";
 import * as homing from "../src/index.js";
 import { translate } from "../src/connection.js";
 import { freePort } from "./servers.js";
-import { connect, privateServer } from "./helpers.js";
+import { connect, privateServer, setClock } from "./helpers.js";
 
 const {
   Client,
@@ -271,9 +271,10 @@ describe("connection", () => {
 
 describe("state of the client after errors", () => {
   test("a corrupt test clock is CorruptStateError, nothing written", async () => {
-    await client.connection.set(key("clockbad", "clock"), "tomorrow");
+    await setClock(client, "clockbad", "tomorrow");
     await assert.rejects(client.enqueue("clockbad", 1), { name: "CorruptStateError", message: /clock/ });
     assert.equal(await client.connection.exists(key("clockbad", "data")), 0);
+    assert.deepEqual({ ...(await client.connection.hGetAll(key("clockbad", "config"))) }, { test_clock: "tomorrow" });
   });
 
   test("raw calls the scripts refuse: batch bounds and per-item limits", async () => {

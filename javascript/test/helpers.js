@@ -34,16 +34,20 @@ export function connect(url, options = {}) {
   return Client.connect(url, { prefix: uniquePrefix(), ...options });
 }
 
+/** The test clock: this field of the service's config hash (lua/include/clock.lua). */
+export const TEST_CLOCK = "test_clock";
+
 /**
- * Freeze (or, with null, release) the service's test clock.
+ * Freeze (or, with null, release) the service's test clock: the field
+ * test_clock of its config hash (setting it makes the config key exist).
  * @param {Client} client
  * @param {string} service
- * @param {number | null} ms
+ * @param {number | string | null} ms
  */
 export async function setClock(client, service, ms) {
-  const key = `${client.prefix}:{${service}}:clock`;
-  if (ms === null) await client.connection.del(key);
-  else await client.connection.set(key, String(ms));
+  const key = `${client.prefix}:{${service}}:config`;
+  if (ms === null) await client.connection.hDel(key, TEST_CLOCK);
+  else await client.connection.hSet(key, TEST_CLOCK, String(ms));
 }
 
 /** A logger that keeps its lines, for asserting on them. */

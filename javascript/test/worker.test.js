@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 
 import { Consumer, Reject, Worker } from "../src/index.js";
-import { connect, privateServer, recordingLogger, runScheduler, started, until } from "./helpers.js";
+import { connect, privateServer, recordingLogger, runScheduler, setClock, started, until } from "./helpers.js";
 
 const server = await privateServer();
 const client = await connect(server.url);
@@ -168,7 +168,7 @@ test("a lease lost to expiry is reported once and its late completion not sent",
   await until(() => worker.stats.received === 1, 5000, "the delivery");
   // Freeze the clock far ahead: the lease is expired for the scheduler, and
   // every heartbeat after that is refused.
-  await client.connection.set(`${client.prefix}:{lost}:clock`, String(Date.now() + 3_600_000));
+  await setClock(client, "lost", Date.now() + 3_600_000);
   assert.equal((await client.promote("lost")).expired, 1);
   await until(() => worker.stats.lost >= 1, 5000, "the heartbeat to notice");
   await sleep(300); // several more refused heartbeats: still counted once

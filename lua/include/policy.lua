@@ -2,16 +2,19 @@
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
 -- POLICY_FIELDS, DEFAULTS and POLICY_RANGES come from keys.json (generated).
 
--- Read the policy; refuse data stamped by another schema version.
+-- Read the policy; refuse data stamped by another schema version. The same
+-- HMGET reads config's test_clock field (not a policy field: tests set it with
+-- a plain HSET, configure refuses it); the returned table carries it, as
+-- stored (nil unless a test set it), in p.test_clock for now_ms(p) and stats.
 local function load_policy()
-  local v = redis.call('HMGET', K.config, 'schema', unpack(POLICY_FIELDS))
+  local v = redis.call('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
   if v[1] and tonumber(v[1]) ~= SCHEMA then
     fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(v[1]) ..
       ', this client speaks schema ' .. SCHEMA)
   end
   local p = {}
   for i, f in ipairs(POLICY_FIELDS) do
-    local x = v[i + 1]
+    local x = v[i + 2]
     if x then
       p[f] = number(x)
       if not p[f] then
@@ -21,6 +24,7 @@ local function load_policy()
       p[f] = DEFAULTS[f]
     end
   end
+  p.test_clock = v[2] or nil
   return p
 end
 

@@ -18,7 +18,6 @@ with REDIS_FULL and the event stays leased (the worker sends it again).
 @key leases
 @key results
 @key results_at
-@key clock
 @key config
 @key counters
 @arg max_payload largest result envelope accepted, in bytes
@@ -43,7 +42,7 @@ untouched)
 --@include prune
 
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, 1000)
 argc(2 + 3 * n)

@@ -22,7 +22,6 @@ dead letters, not lost.
 @key leases
 @key dead
 @key seq
-@key clock
 @key config
 @key counters
 @arg count most events to lease, 1..1000
@@ -43,7 +42,7 @@ must_start (1: call start before running it)
 
 argc(3)
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local n = int_arg(1, 'count', 1, 1000)
 local lease = int_arg(2, 'lease_ms', 0, 43200000)
 local mode = ARGV[3]

@@ -11,7 +11,6 @@ letters. At most limit events per call.
 @key retry
 @key expired
 @key dead
-@key clock
 @key config
 @key counters
 @arg limit most events to route, 1..10000
@@ -31,7 +30,7 @@ the expired list still holds events)
 
 argc(1)
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local limit = int_arg(1, 'limit', 1, 10000)
 local ids = redis.call('RPOP', K.expired, limit)
 if not ids then

@@ -10,7 +10,6 @@ event's id and add nothing. Validates the whole batch before writing.
 @key meta
 @key idem
 @key idem_at
-@key clock
 @key config
 @key counters
 @key results
@@ -37,7 +36,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include record
 
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, 1000)
 argc(2 + 3 * n)

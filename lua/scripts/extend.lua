@@ -7,7 +7,6 @@ heartbeat), reserved or started. Refused per item when the token is no
 longer current. Runs on a full Redis: it only moves scores.
 @key meta
 @key leases
-@key clock
 @key config
 @arg lease_ms new lease length from now, in ms; 0 takes the service's lease_ms
 @arg count number of items, 1..1000
@@ -26,7 +25,7 @@ string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 --@include lease
 
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local lease = int_arg(1, 'lease_ms', 0, 43200000)
 local n = int_arg(2, 'count', 1, 1000)
 argc(2 + 2 * n)

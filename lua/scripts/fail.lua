@@ -12,7 +12,6 @@ LIMITS.reason_bytes, on a UTF-8 character boundary.
 @key leases
 @key retry
 @key dead
-@key clock
 @key config
 @key counters
 @arg id event id
@@ -56,7 +55,7 @@ end
 
 argc(5)
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 local id, token, mode = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local reason = cut(ARGV[3], LIMITS.reason_bytes)
 local delay = int_arg(5, 'delay_ms', -1, 43200000)

@@ -21,7 +21,6 @@ idempotency keys. At most limit items of each kind per call.
 @key results_at
 @key idem
 @key idem_at
-@key clock
 @key config
 @key counters
 @arg limit most items of each kind to move, 1..1000 (the ids are unpacked into
@@ -44,8 +43,8 @@ returned to ready uncharged
 --@include ready
 
 argc(1)
-load_policy()
-local now = now_ms()
+local p = load_policy()
+local now = now_ms(p)
 local limit = int_arg(1, 'limit', 1, 1000)
 local more = 0
 

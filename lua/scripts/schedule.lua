@@ -9,7 +9,6 @@ by the Redis clock (create_timer). The scheduler promotes due timers.
 @key meta
 @key idem
 @key idem_at
-@key clock
 @key config
 @key counters
 @key results
@@ -37,7 +36,7 @@ as an idempotent repeat, flag 0)
 --@include record
 
 local p = load_policy()
-local now = now_ms()
+local now = now_ms(p)
 argc(6)
 local max_payload = int_arg(1, 'max_payload', 1)
 local id, env, key, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]

@@ -12,11 +12,11 @@ effective policy, the schema stamp and whether the test clock is set.
 @key dead
 @key results_at
 @key counters
-@key clock
 @key config
 @return flat array of name, value pairs: ready, in_flight, timers,
 retrying, expired, dead, results, then counters prefixed 'total.',
-policy fields prefixed 'policy.', schema, test_clock (-1 if unset)
+policy fields prefixed 'policy.', schema, test_clock (config's
+field test_clock as stored, -1 if unset)
 @error SCHEMA_MISMATCH
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE
@@ -49,6 +49,6 @@ out[#out + 1] = 'schema'
 local schema = redis.call('HGET', K.config, 'schema') or SCHEMA
 out[#out + 1] = tonumber(schema) or schema
 out[#out + 1] = 'test_clock'
-local clock = redis.call('GET', K.clock) or -1
+local clock = p.test_clock or -1
 out[#out + 1] = tonumber(clock) or clock
 return out

@@ -91,8 +91,8 @@ def _clock_warning(prefix: str, service: str, clock: Any) -> str:
         frozen = f"it holds {clock!r}, not a number: this service's scripts fail"
     return (f"WARNING: A TEST CLOCK IS SET ON SERVICE {service!r}: {frozen}. Timers, "
             "retries and leases use it instead of the Redis clock, so they never come due. "
-            f"Only test suites set it; delete the key {service_key(prefix, service, 'clock')} "
-            "to go back to real time.")
+            "Only test suites set it; run HDEL "
+            f"{service_key(prefix, service, 'config')} test_clock to go back to real time.")
 
 
 def daemon_warnings(client: Client) -> list[str]:

@@ -1,10 +1,12 @@
 """Small helpers shared by the homing test files: the test clock and raw key access.
 
-The test clock is the ``<prefix>:{<service>}:clock`` key: while it holds an
-integer, every script reads "now" from it instead of Redis TIME, so due times,
-lease deadlines and backoffs can be asserted exactly instead of by luck of
-timing. Raw access goes through the client's own redis-py connection, which is
-a RedisCluster on the cluster server, so the same helpers work on both kinds.
+The test clock is the field ``test_clock`` of the service's config hash
+(``<prefix>:{<service>}:config``): while it holds an integer, every script
+reads "now" from it instead of Redis TIME, so due times, lease deadlines and
+backoffs can be asserted exactly instead of by luck of timing. Setting it makes
+the config key exist (a call that writes nothing leaves only that field). Raw
+access goes through the client's own redis-py connection, which is a
+RedisCluster on the cluster server, so the same helpers work on both kinds.
 """
 
 from __future__ import annotations
@@ -29,17 +31,20 @@ def key(client: homing.Client, service: str, name: str) -> str:
     return service_key(client.prefix, service, name)
 
 
+TEST_CLOCK = "test_clock"  # the field of the config hash (lua/include/clock.lua)
+
+
 class Clock:
-    """The frozen test clock of one service."""
+    """The frozen test clock of one service: field ``test_clock`` of its config hash."""
 
     def __init__(self, client: homing.Client, service: str) -> None:
         self.redis = client.redis
-        self.key = key(client, service, "clock")
+        self.key = key(client, service, "config")
         self.now = 0
 
     def set(self, ms: int) -> int:
         self.now = int(ms)
-        self.redis.set(self.key, self.now)
+        self.redis.hset(self.key, TEST_CLOCK, self.now)
         return self.now
 
     def advance(self, ms: int) -> int:
@@ -47,7 +52,7 @@ class Clock:
 
     def clear(self) -> None:
         """Back to the Redis clock."""
-        self.redis.delete(self.key)
+        self.redis.hdel(self.key, TEST_CLOCK)
 
 
 def freeze(client: homing.Client, service: str, ms: int = T0) -> Clock:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import T0, key
+from helpers import T0, TEST_CLOCK, key
 
 import homing
 
@@ -72,8 +72,8 @@ def test_round_trip(redis_url: str, prefix: str, service: str) -> None:
 def test_matches_the_sync_client(client: homing.Client, redis_url: str, service: str) -> None:
     """The same calls through both clients leave the same replies and the same state."""
 
-    client.redis.set(key(client, service + "-s", "clock"), T0)
-    client.redis.set(key(client, service + "-a", "clock"), T0)
+    client.redis.hset(key(client, service + "-s", "config"), TEST_CLOCK, T0)
+    client.redis.hset(key(client, service + "-a", "config"), TEST_CLOCK, T0)
     sync_out = [client.configure(service + "-s", max_attempts=2, backoff_base_ms=0),
                 client.enqueue_many(service + "-s", ["a", "b", "c"])]
     a, b, _ = client.dequeue(service + "-s", 3)
@@ -98,18 +98,18 @@ def test_matches_the_sync_client(client: homing.Client, redis_url: str, service:
 
 def test_timers_and_daemon_steps(redis_url: str, prefix: str, service: str) -> None:
     async def body(c: homing.AsyncClient) -> None:
-        clock = key(c, service, "clock")
-        await c.redis.set(clock, T0)
+        config = key(c, service, "config")
+        await c.redis.hset(config, TEST_CLOCK, T0)
         keep = await c.create_timer(service, "keep", delay_ms=100)
         drop = await c.create_timer(service, "drop", delay_ms=100)
         assert await c.cancel_timer(service, drop) is True
         assert (await c.status(service, keep)).detail == "timer"
-        await c.redis.set(clock, T0 + 99)
+        await c.redis.hset(config, TEST_CLOCK, T0 + 99)
         assert (await c.promote(service)).timers == 0
-        await c.redis.set(clock, T0 + 100)
+        await c.redis.hset(config, TEST_CLOCK, T0 + 100)
         assert (await c.promote(service)).timers == 1
         [ev] = await c.dequeue(service, lease_ms=10)
-        await c.redis.set(clock, T0 + 110)
+        await c.redis.hset(config, TEST_CLOCK, T0 + 110)
         assert (await c.promote(service)).expired == 1
         assert (await c.distribute(service)).retried == 1
         assert (await c.status(service, keep)).detail == "waiting"
@@ -120,10 +120,11 @@ def test_timers_and_daemon_steps(redis_url: str, prefix: str, service: str) -> N
 
 def test_dead_letters(redis_url: str, prefix: str, service: str) -> None:
     async def body(c: homing.AsyncClient) -> None:
-        clock = key(c, service, "clock")
+        config = key(c, service, "config")
         ids = await c.enqueue_many(service, [1, 2])
         for i, ev in enumerate(await c.dequeue(service, 2)):
-            await c.redis.set(clock, T0 + i)  # distinct times of death: a stable order
+            # distinct times of death: a stable order
+            await c.redis.hset(config, TEST_CLOCK, T0 + i)
             out = await c.fail(service, ev.id, ev.token, "nope", dead=True)
             assert out.action == "dead"
         with pytest.raises(homing.EventDeadError):

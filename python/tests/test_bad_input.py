@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import counters, freeze, key, meta, states, wait_for, written_keys
+from helpers import TEST_CLOCK, counters, freeze, key, meta, states, wait_for, written_keys
 from servers import free_port
 
 import homing
@@ -262,10 +262,12 @@ def test_schema_mismatch(client: homing.Client, service: str) -> None:
 
 
 def test_corrupt_test_clock(client: homing.Client, service: str) -> None:
-    client.redis.set(key(client, service, "clock"), "tomorrow")
+    client.redis.hset(key(client, service, "config"), TEST_CLOCK, "tomorrow")
     with pytest.raises(homing.CorruptStateError, match="clock"):
         client.enqueue(service, 1)
-    assert [k for k, v in written_keys(client, service).items() if v] == ["clock"]
+    assert [k for k, v in written_keys(client, service).items() if v] == ["config"]
+    assert client.redis.hgetall(key(client, service, "config")) == {b"test_clock": b"tomorrow"}
+    assert client.stats(service)["test_clock"] == b"tomorrow", "stats shows it as it is"
 
 
 def test_redis_down() -> None:

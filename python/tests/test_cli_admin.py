@@ -158,11 +158,12 @@ def test_stats_of_an_unregistered_service_warns_and_shows_zeros(cli, prefix: str
 def test_stats_warns_loudly_about_a_test_clock(cli, client: Client, prefix: str) -> None:
     client.enqueue_many("frozen", [1])
     client.enqueue_many("live", [1])
-    client.redis.set(service_key(prefix, "frozen", "clock"), 1000000)
+    client.redis.hset(service_key(prefix, "frozen", "config"), "test_clock", 1000000)
     r = cli("stats")
     assert r.exit_code == 0, r.output
     assert "A TEST CLOCK IS SET ON SERVICE 'frozen': time is frozen at 1000000 ms" in r.stderr
-    assert service_key(prefix, "frozen", "clock") in r.stderr and "'live'" not in r.stderr
+    assert f"HDEL {service_key(prefix, 'frozen', 'config')} test_clock" in r.stderr
+    assert "'live'" not in r.stderr
     data = json.loads(cli("stats", "--json").stdout)["services"]
     assert data["frozen"]["test_clock"] == 1000000 and "test_clock" not in data["live"]
 

@@ -168,6 +168,13 @@ def _copy_with(tmp_path: Path, vector: dict[str, Any]) -> Path:
 @pytest.mark.parametrize("vector, why", [
     ({"name": "x", "steps": [{"clock": None}, {"call": "dequeue", "args": {}}]},
      "reads the clock"),
+    # A write of config replaces the hash, the runner's test clock with it.
+    ({"name": "x", "steps": [{"write": {"config": {"schema": 2}}},
+                             {"call": "dequeue", "args": {}}]}, "reads the clock"),
+    ({"name": "x", "given": {"config": {"test_clock": 5}}, "steps": [{"state": {}}]},
+     "sets test_clock after given"),
+    ({"name": "x", "given": {"config": {"$type": "string", "value": "x"}},
+      "steps": [{"state": {}}]}, "given's config is a hash"),
     ({"name": "x", "steps": [{"call": "enqueue", "service": "other", "args": {"payload": 1,
                                                                              "id": "e1"}}]},
      "service override"),

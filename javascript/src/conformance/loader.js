@@ -25,6 +25,9 @@ export { VectorFileError };
 /** The repository's conformance/ directory (the tests and the CLI read it). */
 export const REPO_VECTORS = fileURLToPath(new URL("../../../conformance/", import.meta.url));
 export const DEFAULT_CLOCK = 1_000_000;
+/** The test clock: this field of the service's config hash, read by every script
+ * that reads "now" (lua/include/clock.lua). Production never sets it. */
+export const TEST_CLOCK = "test_clock";
 export const REDIS_TYPES = ["string", "list", "hash", "zset", "set"];
 /** @type {Record<string, (v: unknown) => boolean>} argument checks of each convention */
 const VALUE_CONVENTIONS = {
@@ -42,11 +45,27 @@ const EXPECT_CONVENTIONS = {
 // The whole name, like Python's fullmatch.
 const SERVICE_RE = new RegExp(`^(?:${LAYOUT.service_pattern})$`);
 const CODES = new Set(MANIFEST.errors.map((/** @type {{code: string}} */ e) => e.code));
+/**
+ * Whether a script calls now_ms (lua/include/clock.lua), outside comments.
+ * @param {string} source
+ */
+function readsClock(source) {
+  const code = source.replace(/--\[\[[\s\S]*?\]\]/g, "").replace(/--[^\n]*/g, "");
+  return /(?<!function )\bnow_ms\(/.test(code);
+}
 const TIME_SCRIPTS = new Set(
   Object.entries(MANIFEST.scripts)
-    .filter(([, s]) => /** @type {{source: string}} */ (s).source.includes("now_ms()"))
+    .filter(([, s]) => readsClock(/** @type {{source: string}} */ (s).source))
     .map(([name]) => name),
 );
+
+/**
+ * Whether a written config value leaves the clock frozen: a hash with test_clock.
+ * @param {unknown} config
+ */
+function freezes(config) {
+  return isPlain(config) && !("$type" in config) && TEST_CLOCK in config;
+}
 
 /**
  * A JSON object (not an array, not null, not bytes).
@@ -201,6 +220,26 @@ export function checkConventions(j, where, expect) {
 // -- checks a schema cannot make -------------------------------------------------
 
 /**
+ * The runner adds the frozen clock to given's config: it must be a hash without one.
+ * @param {Vector} vec
+ */
+function checkGivenConfig(vec) {
+  if (!("config" in vec.given)) return;
+  const config = vec.given.config;
+  const where = `${vec.source}: ${JSON.stringify(vec.name)} given.config`;
+  if (!isPlain(config) || "$type" in config) {
+    throw new VectorFileError(
+      `${where}: the runner sets the test clock in config after given, so given's config is a hash (write another type in a step)`,
+    );
+  }
+  if (TEST_CLOCK in config) {
+    throw new VectorFileError(
+      `${where}: the runner sets ${TEST_CLOCK} after given; give the vector's clock, or write config in a step`,
+    );
+  }
+}
+
+/**
  * What schema.json cannot say; each rule keeps a vector deterministic or harmless.
  * @param {Vector} vec
  * @param {Record<string, Json>} calls
@@ -213,6 +252,9 @@ function lint(vec, calls) {
       frozen = step.clock !== null;
     } else if ("advance_ms" in step && !frozen) {
       throw new VectorFileError(`${where}: advance_ms on an unfrozen clock`);
+    } else if (isPlain(step.write) && "config" in step.write) {
+      // A write replaces the whole hash, the runner's test clock with it.
+      frozen = freezes(step.write.config);
     }
     let script = null;
     if ("call" in step) {
@@ -349,6 +391,7 @@ export function loadSuite(root = REPO_VECTORS) {
       };
       lint(vec, calls.calls);
       checkKeyValues(vec.given, `${file}: ${JSON.stringify(vec.name)} given`, false);
+      checkGivenConfig(vec);
       vectors.push(vec);
     }
   }

@@ -2,7 +2,8 @@
 // of the runner contract (python/homing/conformance/runner.py is the reference).
 //
 // For each vector the runner takes a fresh service name under its own prefix,
-// freezes that service's test clock, writes the starting state, runs the steps
+// writes the starting state, freezes that service's test clock (the field
+// test_clock of its config hash), runs the steps
 // in order (client calls, raw script calls, clock moves, writes, state checks)
 // and stops at the first mismatch. Afterwards it deletes exactly the keys of
 // that service (the names of keys.json), its registry entries and the daemon
@@ -18,7 +19,7 @@ import { HomingError } from "../errors.js";
 import { DEFAULT_MAX_PAYLOAD, GLOBAL_KEYS, LAYOUT, SCRIPTS, globalKey, serviceKey } from "../manifest.js";
 import { CALLS } from "./calls.js";
 import { compare, show } from "./compare.js";
-import { isPlain, toValue, toWire } from "./loader.js";
+import { TEST_CLOCK, isPlain, toValue, toWire } from "./loader.js";
 import { closedPort, describeServer, score, send } from "./redis.js";
 
 export { closedPort, compare, send, show };
@@ -253,13 +254,13 @@ export class Runner {
 
   /** @param {Client} client @param {string} service @param {Json} step @returns {Promise<string[]>} */
   async step(client, service, step) {
-    const clock = this.key(service, "clock");
+    const config = this.key(service, "config");
     if ("clock" in step) {
-      await this.cmd(clock, step.clock === null ? ["DEL", clock] : ["SET", clock, String(step.clock)]);
+      await this.cmd(config, step.clock === null ? ["HDEL", config, TEST_CLOCK] : ["HSET", config, TEST_CLOCK, String(step.clock)]);
       return [];
     }
     if ("advance_ms" in step) {
-      await this.cmd(clock, ["INCRBY", clock, String(step.advance_ms)]);
+      await this.cmd(config, ["HINCRBY", config, TEST_CLOCK, String(step.advance_ms)]);
       return [];
     }
     if ("write" in step) {
@@ -288,9 +289,11 @@ export class Runner {
     const service = await this.freshService(vec);
     const result = { operation: vec.operation, name: vec.name, passed: true, detail: "" };
     try {
-      const clock = this.key(service, "clock");
-      await this.cmd(clock, ["SET", clock, String(vec.clock)]);
       await this.write(service, vec.given);
+      // After given: its config (a hash, no test_clock: the loader checks) keeps its
+      // fields and gains the clock.
+      const config = this.key(service, "config");
+      await this.cmd(config, ["HSET", config, TEST_CLOCK, String(vec.clock)]);
       const client = this.client(vec);
       for (const [i, step] of vec.steps.entries()) {
         let problems;

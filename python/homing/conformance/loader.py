@@ -32,6 +32,9 @@ VALUE_CONVENTIONS = {"$hex": str, "$bytes": str, "$int": str, "$float": (int, fl
 EXPECT_CONVENTIONS = {"$error": str, "$subset": dict}
 SERVICE_RE = re.compile(LAYOUT["service_pattern"])
 DEFAULT_CLOCK = 1_000_000
+# The test clock: this field of the service's config hash, read by every script
+# that reads "now" (lua/include/clock.lua). Production never sets it.
+TEST_CLOCK = "test_clock"
 
 
 class VectorFileError(Exception):
@@ -240,7 +243,20 @@ def check_conventions(j: Any, where: str, expect: bool) -> None:
 
 _CODES = {e["code"] for e in MANIFEST["errors"]}
 REDIS_TYPES = ("string", "list", "hash", "zset", "set")
-_TIME_SCRIPTS = {name for name, s in MANIFEST["scripts"].items() if "now_ms()" in s["source"]}
+
+
+def _reads_clock(source: str) -> bool:
+    """Whether a script calls now_ms (lua/include/clock.lua), outside comments."""
+    code = re.sub(r"--[^\n]*", "", re.sub(r"--\[\[.*?\]\]", "", source, flags=re.DOTALL))
+    return re.search(r"(?<!function )\bnow_ms\(", code) is not None
+
+
+_TIME_SCRIPTS = {name for name, s in MANIFEST["scripts"].items() if _reads_clock(s["source"])}
+
+
+def _freezes(config: Any) -> bool:
+    """Whether a written config value leaves the clock frozen: a hash with test_clock."""
+    return isinstance(config, dict) and "$type" not in config and TEST_CLOCK in config
 
 
 def _lint(vec: Vector, calls: dict[str, dict[str, Any]]) -> None:
@@ -252,6 +268,9 @@ def _lint(vec: Vector, calls: dict[str, dict[str, Any]]) -> None:
             frozen = step["clock"] is not None
         elif "advance_ms" in step and not frozen:
             raise VectorFileError(f"{where}: advance_ms on an unfrozen clock")
+        elif "config" in step.get("write", {}):
+            # A write replaces the whole hash, the runner's test clock with it.
+            frozen = _freezes(step["write"]["config"])
         script = None
         if "call" in step:
             spec = calls.get(step["call"])
@@ -290,6 +309,20 @@ def _lint(vec: Vector, calls: dict[str, dict[str, Any]]) -> None:
         for kind in ("state", "write"):
             if kind in step:
                 check_key_values(step[kind], f"{where} {kind}", expect=kind == "state")
+
+
+def _check_given_config(vec: Vector) -> None:
+    """The runner adds the frozen clock to given's config: it must be a hash without one."""
+    if "config" not in vec.given:
+        return
+    config = vec.given["config"]
+    where = f"{vec.source}: {vec.name!r} given.config"
+    if not isinstance(config, dict) or "$type" in config:
+        raise VectorFileError(f"{where}: the runner sets the test clock in config after "
+                              "given, so given's config is a hash (write another type in a step)")
+    if TEST_CLOCK in config:
+        raise VectorFileError(f"{where}: the runner sets {TEST_CLOCK} after given; give the "
+                              "vector's clock, or write config in a step")
 
 
 def check_key_values(values: dict[str, Any], where: str, expect: bool) -> None:
@@ -351,6 +384,7 @@ def load_suite(root: Path | None = None) -> Suite:
                          path.name)
             _lint(vec, calls["calls"])
             check_key_values(vec.given, f"{path.name}: {vec.name!r} given", expect=False)
+            _check_given_config(vec)
             vectors.append(vec)
     return Suite(root, vectors, envelopes["vectors"], calls["calls"],
                  {code: e["why"] for code, e in cov["untestable"].items()})

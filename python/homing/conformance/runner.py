@@ -1,7 +1,8 @@
 """Running conformance vectors against a Redis: the Python implementation of the runner contract.
 
 For each vector the runner takes a fresh service name under its own prefix,
-freezes that service's test clock, writes the starting state, runs the steps
+writes the starting state, freezes that service's test clock (the field
+``test_clock`` of its ``config`` hash), runs the steps
 in order (client calls, raw script calls, clock moves, writes, state checks)
 and stops at the first mismatch. Afterwards it deletes exactly the keys of
 that service (the names of keys.json), its registry entries and the daemon
@@ -24,7 +25,7 @@ from ..connection import connect, translate
 from ..errors import HomingError
 from ..manifest import DEFAULT_MAX_PAYLOAD, GLOBAL_KEYS, LAYOUT, SCRIPTS, global_key, service_key
 from .calls import CALLS
-from .loader import Suite, Vector, to_value, to_wire
+from .loader import TEST_CLOCK, Suite, Vector, to_value, to_wire
 
 KEY_TYPES: dict[str, str] = {k: v["type"] for k, v in LAYOUT["service_keys"].items()}
 ENVELOPE_OPERATION = "envelope"
@@ -276,14 +277,13 @@ class Runner:
 
     def step(self, client: Client, service: str, step: dict[str, Any]) -> list[str]:
         if "clock" in step:
-            key = self.key(service, "clock")
             if step["clock"] is None:
-                self.r.delete(key)
+                self.r.hdel(self.key(service, "config"), TEST_CLOCK)
             else:
-                self.r.set(key, step["clock"])
+                self.r.hset(self.key(service, "config"), TEST_CLOCK, step["clock"])
             return []
         if "advance_ms" in step:
-            self.r.incrby(self.key(service, "clock"), step["advance_ms"])
+            self.r.hincrby(self.key(service, "config"), TEST_CLOCK, step["advance_ms"])
             return []
         if "write" in step:
             self.write(service, step["write"])
@@ -308,8 +308,10 @@ class Runner:
     def run_vector(self, vec: Vector) -> VectorResult:
         service = self.fresh_service(vec)
         try:
-            self.r.set(self.key(service, "clock"), vec.clock)
             self.write(service, vec.given)
+            # After given: its config (a hash, no test_clock: the loader checks) keeps
+            # its fields and gains the clock.
+            self.r.hset(self.key(service, "config"), TEST_CLOCK, vec.clock)
             client = self.client(vec)
             for i, step in enumerate(vec.steps):
                 try:
