@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for sc in scenarios.SCENARIOS:
             tier = "quick+full" if sc.quick else "full"
-            print(f"{sc.name:<20} {tier:<10} {sc.doc}")
+            print(f"{sc.name:<22} {tier:<10} {sc.doc}")
         return 0
     chosen = scenarios.find(args.only)
     if args.tier == "quick" and not args.only:

@@ -10,6 +10,7 @@ PR_SET_PDEATHSIG follows the forking thread.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import homing
+import redis
 from homing.errors import HomingError
 from homing.manifest import service_key
 
@@ -33,6 +35,7 @@ from .record import (
     enqueue_batch,
     load_deliveries,
 )
+from .recovery import durable_recovery, longest_stall, split_tokens
 
 SERVICE = "faults"
 PENDING = ("ready", "in_flight", "timers", "retrying", "expired")
@@ -45,7 +48,8 @@ class Run:
 
     def __init__(self, name: str, index: int, root: Path, *, mode: str = "always",
                  redis_extra: list[str] | None = None, policy: dict[str, float] | None = None,
-                 ack: str = "batch", homing_path: str | None = None) -> None:
+                 ack: str = "batch", homing_path: str | None = None,
+                 topology: Callable[[Path, str, list[str]], Any] | None = None) -> None:
         self.name, self.index = name, index
         self.dir = root / f"{name}-{index}"
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -65,17 +69,47 @@ class Run:
         self.notes: list[str] = []
         self.allow: set[str] = set()
         self.supervise = False
-        self.proxy: Proxy | None = None
-        self.redis = redis_server(self.dir / "redis", mode, redis_extra)
-        self.url = self.redis.url
+        self.proxies: list[Proxy] = []
+        self.extra_env: dict[str, str] = {}
+        self.results: dict[str, Any] = {}  # done events' final results (sync mode: [pid, tok])
+        self.recovery = "first"  # or "durable", "stall": see faults.recovery
+        # A Sentinel or Cluster deployment (faults.sentinel, faults.cluster), else one server.
+        self.topo = topology(self.dir / "redis", mode, redis_extra or []) if topology else None
+        self.redis = None if self.topo else redis_server(self.dir / "redis", mode, redis_extra)
+        self.url = self.topo.url if self.topo else self.redis.url
         try:  # a policy field the code does not know yet fails here: stop the server
-            self.client = homing.Client.from_url(self.url, prefix=self.prefix, socket_timeout=5)
+            self.client = homing.Client.from_url(self.judge_url(), prefix=self.prefix,
+                                                 socket_timeout=5)
             self.configure(self.policy)
         except BaseException:
-            self.redis.kill()
+            self._stop_redis()
             raise
-        self.watcher = LeaseWatcher(self.url, service_key(self.prefix, SERVICE, "leases"))
-        self.watcher.start()
+        key = service_key(self.prefix, SERVICE, "leases")
+        self.watcher = LeaseWatcher(self._watch_client(), key)
+        if self.topo is None or self.topo.watch:
+            self.watcher.start()
+
+    def judge_url(self) -> str:
+        """Where the harness's own client goes: the server, or the topology's primary."""
+        return self.topo.judge_url() if self.topo else self.redis.url
+
+    def _watch_client(self) -> Any:
+        kw: dict[str, Any] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+        if self.topo is not None and self.topo.watch:
+            return redis.RedisCluster.from_url(self.judge_url(), **kw)
+        return redis.Redis.from_url(self.judge_url(), **kw)
+
+    def repoint(self) -> None:
+        """After a failover: the harness's client to the new primary."""
+        self.client.close()
+        self.client = homing.Client.from_url(self.judge_url(), prefix=self.prefix,
+                                             socket_timeout=5)
+
+    def _stop_redis(self) -> None:
+        if self.topo is not None:
+            self.topo.stop()
+        else:
+            self.redis.kill()
 
     # -- setup -------------------------------------------------------------------
 
@@ -88,7 +122,7 @@ class Run:
         return {**os.environ, "HOMING_REDIS_URL": url or self.url, "HOMING_PREFIX": self.prefix,
                 "HOMING_LOG_LEVEL": "info", "FAULTS_LOG_DIR": str(self.deliveries_dir),
                 "FAULTS_ACK": ack or self.ack, "PYTHONPATH": os.pathsep.join(paths),
-                "PYTHONUNBUFFERED": "1"}
+                "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
         proc = Proc(name, [venv_python(), "-m", "homing", *args], env,
@@ -97,11 +131,29 @@ class Run:
         return proc
 
     def worker(self, *, concurrency: int = 2, prefetch: int = 100, url: str | None = None,
-               ack: str | None = None) -> Proc:
+               ack: str | None = None, env: dict[str, str] | None = None) -> Proc:
         """A ``homing worker faults.consumer:Recorder`` process on the run's service."""
         args = ["worker", "faults.consumer:Recorder", "--service", SERVICE,
                 "--concurrency", str(concurrency), "--prefetch", str(prefetch), "--grace", "2"]
-        proc = self._spawn(f"worker{len(self.workers)}", args, self.env(url, ack))
+        proc = self._spawn(f"worker{len(self.workers)}", args,
+                           {**self.env(url, ack), **(env or {})})
+        self.workers.append(proc)
+        return proc
+
+    def js_worker(self, *, concurrency: int = 2, prefetch: int = 100, url: str | None = None,
+                  ack: str | None = None) -> Proc | None:
+        """A JavaScript worker (faults/jsworker.mjs on javascript/'s package), or None
+        (with a note) when node or javascript/node_modules is missing."""
+        node = shutil.which("node")
+        if node is None or not (REPO / "javascript" / "node_modules").is_dir():
+            self.notes.append("JS worker skipped: node or javascript/node_modules missing "
+                              "(npm ci in javascript/)")
+            return None
+        args = [node, str(REPO / "faults" / "jsworker.mjs"), SERVICE, str(concurrency),
+                str(prefetch)]
+        proc = Proc(f"jsworker{len(self.workers)}", args, self.env(url, ack),
+                    self.dir / f"jsworker{len(self.workers)}.log").start()
+        self.procs.append(proc)
         self.workers.append(proc)
         return proc
 
@@ -111,8 +163,8 @@ class Run:
         return self._spawn(f"{kind}{count}", [kind], self.env())
 
     def producer(self, tag: str, *, rate: float, payload: Callable[[int], Any],
-                 **kw: Any) -> Producer:
-        prod = Producer(self.url, self.prefix, SERVICE, self.ledger, tag, rate=rate,
+                 url: str | None = None, **kw: Any) -> Producer:
+        prod = Producer(url or self.url, self.prefix, SERVICE, self.ledger, tag, rate=rate,
                         payload=payload, **kw)
         prod.start()
         self.producers.append(prod)
@@ -128,10 +180,14 @@ class Run:
                 raise RuntimeError(f"preload refused: {err}")
         return ids
 
+    @property
+    def proxy(self) -> Proxy | None:
+        return self.proxies[0] if self.proxies else None
+
     def start_proxy(self) -> str:
-        """A partitionable proxy in front of Redis; returns the URL through it."""
-        self.proxy = Proxy(self.redis.port).start()
-        return f"redis://127.0.0.1:{self.proxy.port}/0"
+        """A partitionable proxy in front of Redis (one more each call); the URL through it."""
+        self.proxies.append(Proxy(self.redis.port).start())
+        return f"redis://127.0.0.1:{self.proxies[-1].port}/0"
 
     # -- time --------------------------------------------------------------------
 
@@ -190,6 +246,19 @@ class Run:
         self.notes.append(f"not drained within {timeout:.0f} s")
         return False
 
+    def producer_errors(self, allowed: frozenset[str] = frozenset()) -> None:
+        """Note the producers' refused and unsure calls per error class; a class not in
+        ``allowed`` is a broken promise (e.g. an untyped ScriptError while a slot moves)."""
+        seen = collections.Counter(f"{cls} (refused)" for cls in self.ledger.refused.values())
+        seen.update(f"{cls} (unsure)" for cls in self.ledger.unsure.values())
+        if seen:
+            self.notes.append("producers got " + ", ".join(f"{n} {k}" for k, n in
+                                                           sorted(seen.items())))
+        bad = [f"{n} {k}" for k, n in sorted(seen.items()) if k.split(" ")[0] not in allowed]
+        if bad:
+            self.problems.append(f"producers got {', '.join(bad)}; the fault allows "
+                                 f"{', '.join(sorted(allowed)) or 'no error'}")
+
     # -- faults ------------------------------------------------------------------
 
     def fault(self, kind: str, start: float, pids: set[int] | None = None) -> Fault:
@@ -219,6 +288,8 @@ class Run:
             try:
                 st = self.client.status(SERVICE, event_id)
                 out[event_id] = (st.state, st.detail)
+                if st.state == "done":
+                    self.results[event_id] = st.result
             except HomingError as exc:  # e.g. a record an eviction left half-deleted
                 out[event_id] = ("unknown", exc.code)
         return out
@@ -229,8 +300,18 @@ class Run:
     def verdict(self) -> Verdict:
         """Classify (after a drain), then judge against the docs' promises."""
         self.watcher.stop()
-        v = classify(self.ledger, self.deliveries(), self.finals(), self.faults, self.lease_ms,
+        deliveries = self.deliveries()
+        v = classify(self.ledger, deliveries, self.finals(), self.faults, self.lease_ms,
                      self.watcher.views)
+        if self.recovery == "durable":
+            v.recovery_s = durable_recovery(deliveries, self.results, self.faults)
+        elif self.recovery == "stall":
+            v.recovery_s = longest_stall(deliveries, self.faults)
+        if self.topo is not None:  # two primaries for a while: a token is unique per event
+            v.token_reuse, shared = split_tokens(deliveries)
+            if shared:
+                self.notes.append(f"{shared} tokens were issued to two different events (by "
+                                  "two primaries at once; fencing checks id and token)")
         for prod in self.producers:
             if prod.untyped:
                 self.problems.append(f"producer {prod.tag}: {len(prod.untyped)} calls raised "
@@ -246,10 +327,12 @@ class Run:
         self.watcher.stop()
         for proc in self.procs:
             proc.kill()
-        if self.proxy is not None:
-            self.proxy.stop()
+        for n, proxy in enumerate(self.proxies):
+            proxy.stop()
+            (self.dir / f"proxy{n}.txt").write_text(
+                "".join(f"{t:.3f} {what}\n" for t, what in proxy.events))
         self.client.close()
-        self.redis.kill()
+        self._stop_redis()
 
 
 class RunTimeoutError(Exception):

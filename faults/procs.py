@@ -22,7 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "python" / "tests"))
 
-from servers import RedisServer  # noqa: E402  (the test suite's private servers)
+# The test suite's private servers (and, for faults.topology, its port and binary helpers).
+from servers import RedisServer, free_port  # noqa: E402, F401
+from servers import _redis_server_binary as redis_server_binary  # noqa: E402, F401
 
 FORBIDDEN_PORT = 6379  # somebody's real Redis: never ours
 # Redis persistence per mode; "snapshot" takes its RDB files by hand (BGSAVE).

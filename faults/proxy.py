@@ -7,6 +7,12 @@ a dead link looks to a client (no FIN, no reset, only silence until its socket
 timeout). ``heal()`` closes the connections that lost bytes (their RESP streams
 are broken, as a TCP connection would be reset after a long partition) and
 forwards new ones again. The proxy runs its own asyncio loop in a daemon thread.
+
+``events`` records, with times, what a client did while the link was dark: a
+new connection (``accept-dark``: maybe only a pool growing) or closing one of
+its own (``client-closed``: it gave up on a dead connection, by a socket
+timeout or a health check). A client that closes none before the partition
+heals never noticed it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 
 HOST = "127.0.0.1"
 CHUNK = 65536
@@ -24,6 +31,7 @@ class _Pipe:
 
     def __init__(self, dark: bool) -> None:
         self.dark = dark
+        self.ours = False  # closed by the proxy (heal, stop), not by the client
         self.writers: list[asyncio.StreamWriter] = []
 
     def close(self) -> None:
@@ -42,6 +50,7 @@ class Proxy:
         self._pipes: set[_Pipe] = set()
         self._dark = False
         self._server: asyncio.base_events.Server | None = None
+        self.events: list[tuple[float, str]] = []
         self._thread = threading.Thread(target=self._loop.run_forever, name="faults-proxy",
                                         daemon=True)
 
@@ -62,27 +71,34 @@ class Proxy:
         pipe = _Pipe(self._dark)
         pipe.writers.append(writer)
         self._pipes.add(pipe)
+        if pipe.dark:
+            self.events.append((time.time(), "accept-dark"))
         try:
             if pipe.dark:  # a partitioned network: the connection never gets through
-                await self._pump(reader, None, pipe)
+                await self._pump(reader, None, pipe, client=True)
                 return
             try:
                 up_reader, up_writer = await asyncio.open_connection(HOST, self.target_port)
             except OSError:
                 return
             pipe.writers.append(up_writer)
-            await asyncio.gather(self._pump(reader, up_writer, pipe),
+            await asyncio.gather(self._pump(reader, up_writer, pipe, client=True),
                                  self._pump(up_reader, writer, pipe))
         finally:
             pipe.close()
             self._pipes.discard(pipe)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None,
-                    pipe: _Pipe) -> None:
+                    pipe: _Pipe, client: bool = False) -> None:
         with contextlib.suppress(Exception):
             while True:
-                data = await reader.read(CHUNK)
+                try:
+                    data = await reader.read(CHUNK)
+                except OSError:
+                    data = b""
                 if not data:
+                    if client and pipe.dark and not pipe.ours:
+                        self.events.append((time.time(), "client-closed"))
                     break
                 if pipe.dark or writer is None:
                     continue  # dropped on the floor: the partition
@@ -96,11 +112,18 @@ class Proxy:
             if dark:
                 pipe.dark = True
             elif pipe.dark:
+                pipe.ours = True
                 pipe.close()
 
     def partition(self) -> None:
         """Cut every client off from Redis, silently, until ``heal()``."""
         self._call(self._set_dark(True))
+
+    def noticed(self, since: float, until: float) -> float | None:
+        """Seconds from ``since`` to the first sign, before ``until``, that a client
+        noticed its dead connection; None if none did."""
+        signs = [t for t, what in self.events if since <= t < until and what == "client-closed"]
+        return round(min(signs) - since, 2) if signs else None
 
     def heal(self) -> None:
         """Reset the connections the partition broke; new connections get through."""
@@ -111,6 +134,7 @@ class Proxy:
             if self._server is not None:
                 self._server.close()
             for pipe in list(self._pipes):
+                pipe.ours = True
                 pipe.close()
 
         with contextlib.suppress(Exception):

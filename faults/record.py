@@ -20,7 +20,11 @@ from typing import Any
 
 import homing
 import redis
-from homing.errors import ConnectionLostError, HomingError
+from homing.errors import ConnectionLostError, HomingError, NotReplicatedError
+
+# No reply, too few replicas (written on the primary all the same), or an untyped
+# error (a client bug): the event may exist.
+UNSURE = (ConnectionLostError, NotReplicatedError)
 
 
 @dataclass
@@ -45,8 +49,7 @@ class Ledger:
             if exc is None:
                 self.acked[event_id] = now
                 self._write(id=event_id, r="ack", t=now)
-            elif isinstance(exc, ConnectionLostError) or not isinstance(exc, HomingError):
-                # No reply, or an untyped error (a client bug): it may have been written.
+            elif isinstance(exc, UNSURE) or not isinstance(exc, HomingError):
                 self.unsure[event_id] = type(exc).__name__
                 self._write(id=event_id, r="unsure", err=type(exc).__name__, t=now)
             else:
@@ -76,13 +79,16 @@ class Producer(threading.Thread):
 
     No retries: a reply lost to a crash is booked unsure, never guessed. With
     ``delay(n)`` it creates timers instead and books their earliest legal time.
+    ``client_kw`` goes to ``Client.from_url`` (e.g. ``wait_replicas``).
     """
 
     def __init__(self, url: str, prefix: str, service: str, ledger: Ledger, tag: str, *,
                  rate: float, payload: Callable[[int], Any], limit: int = 10**9,
-                 delay: Callable[[int], int] | None = None) -> None:
+                 delay: Callable[[int], int] | None = None,
+                 client_kw: dict[str, Any] | None = None) -> None:
         super().__init__(name=f"faults-producer-{tag}", daemon=True)
-        self.client = homing.Client.from_url(url, prefix=prefix, socket_timeout=5)
+        self.client = homing.Client.from_url(url, prefix=prefix, socket_timeout=5,
+                                             **(client_kw or {}))
         self.service, self.ledger, self.tag = service, ledger, tag
         self.rate, self.payload, self.limit, self.delay = rate, payload, limit, delay
         self.sent = 0
@@ -117,7 +123,7 @@ class Producer(threading.Thread):
                 self.ledger.timer(event_id, sent_ms, delay_ms)
         except HomingError as exc:
             err = exc
-            if not isinstance(exc, ConnectionLostError):
+            if not isinstance(exc, UNSURE):
                 self.stopping.wait(0.05)  # e.g. a full Redis: do not spin on refusals
         except Exception as exc:  # noqa: BLE001 - booked and reported, the producer goes on
             err = exc
@@ -185,9 +191,9 @@ class LeaseWatcher(threading.Thread):
     that fails (Redis down) is skipped: it proves nothing.
     """
 
-    def __init__(self, url: str, key: str, every: float = 0.05) -> None:
+    def __init__(self, client: Any, key: str, every: float = 0.05) -> None:
         super().__init__(name="faults-lease-watcher", daemon=True)
-        self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.redis = client  # redis.Redis, or redis.RedisCluster on a Cluster
         self.key, self.every = key, every
         self.views: list[LeaseView] = []
         self.stopping = threading.Event()
@@ -205,5 +211,6 @@ class LeaseWatcher(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.join(5)
+        if self.ident is not None:  # never started where no view can be trusted
+            self.join(5)
         self.redis.close()

@@ -2,6 +2,12 @@
 
     python -m faults.report                 # from faults/results/full.json
     python -m faults.report results.json    # from another results file
+    python -m faults.report --merge faults/results/latest.json   # see below
+
+``--merge`` takes the rows of a run of some scenarios alone (``--only``) into
+full.json, replacing those scenarios' rows (or adding them, in the suite's
+order), and says so under the table with that run's date and commit; then it
+rewrites the table. A full ``make faults`` writes full.json afresh.
 
 The table sits between ``<!-- faults:begin -->`` and ``<!-- faults:end -->``;
 everything between the markers is replaced, so the figures are never typed in.
@@ -44,7 +50,30 @@ def write_docs(report: dict[str, Any], doc: Path = DOC) -> None:
     print(f"wrote the fault table into {doc}")
 
 
+def merge(full: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """``full`` with ``part``'s rows in place of (or next to) its own, in suite order."""
+    from .scenarios import SCENARIOS
+    order = {sc.name: i for i, sc in enumerate(SCENARIOS)}
+    rows = {r["scenario"]: r for r in full["scenarios"]}
+    names = [r["scenario"] for r in part["scenarios"]]
+    rows.update({r["scenario"]: r for r in part["scenarios"]})
+    merged = [m for m in full.get("merged", []) if not set(m["scenarios"]) <= set(names)]
+    merged.append({"started": part["started"], "git": part["git"], "scenarios": names})
+    out = {**full, "merged": merged,
+           "scenarios": sorted(rows.values(), key=lambda r: order.get(r["scenario"], 999))}
+    out["failed"] = sum(1 for r in out["scenarios"] if not r["passed"])
+    out["passed"] = len(out["scenarios"]) - out["failed"]
+    return out
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--merge"] and len(argv) == 2:
+        from .runner import write
+        full = json.loads((RESULTS / "full.json").read_text())
+        report = merge(full, json.loads(Path(argv[1]).read_text()))
+        write(report, "full")
+        write_docs(report)
+        return 0
     source = Path(argv[0]) if argv else RESULTS / "full.json"
     if not source.exists():
         print(f"{source} not found: run `make faults` first", file=sys.stderr)

@@ -44,7 +44,8 @@ def one_run(sc: Scenario, index: int, root: Path, homing_path: str | None) -> di
     try:
         time_budget(sc.budget_s)
         run = Run(sc.name, index, root, mode=sc.mode, redis_extra=list(sc.redis_extra),
-                  policy=sc.policy, ack=sc.ack, homing_path=homing_path)
+                  policy=sc.policy, ack=sc.ack, homing_path=homing_path,
+                  topology=sc.topology)
         run.allow = set(sc.allow)
         sc.fn(run)
         time_budget(60)  # the verdict asks Redis once per event
@@ -73,6 +74,7 @@ def total(sc: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     row["problems"] = [f"run {i}: {p}" for i, r in enumerate(runs) for p in r["problems"]]
     row["notes"] = [f"run {i}: {n}" for i, r in enumerate(runs) for n in r["notes"]]
     row["passed"] = not row["problems"]
+    row["notes_in_docs"] = sc.notes_in_docs
     row["wall_s"] = round(sum(r["wall_s"] for r in runs), 1)
     row["per_run"] = runs
     return row
@@ -84,14 +86,14 @@ HEADER = ("scenario", "runs", *COLUMNS, "recovery_s")
 def line(row: dict[str, Any]) -> str:
     """The printed row: the columns in HEADER order, then the judgement."""
     rec = "-" if row["recovery_s"] is None else f"{row['recovery_s']:.2f}"
-    cells = [f"{row['scenario']:<20}", f"{row['runs']:>4}",
+    cells = [f"{row['scenario']:<22}", f"{row['runs']:>4}",
              *(f"{row[c]:>{max(len(c), 5)}}" for c in COLUMNS), f"{rec:>10}"]
     verdict = "ok" if row["passed"] else "FAIL " + "; ".join(row["problems"])[:300]
     return " ".join(cells) + "  " + verdict
 
 
 def header() -> str:
-    cells = [f"{'scenario':<20}", f"{'runs':>4}", *(f"{c:>{max(len(c), 5)}}" for c in COLUMNS),
+    cells = [f"{'scenario':<22}", f"{'runs':>4}", *(f"{c:>{max(len(c), 5)}}" for c in COLUMNS),
              f"{'recovery_s':>10}"]
     return " ".join(cells)
 
@@ -177,6 +179,11 @@ def markdown(report: dict[str, Any]) -> str:
         groups.setdefault(allowed, []).append(row["scenario"])
     out.append("Allowed by the docs (counted, never failing): " + "; ".join(
         f"{', '.join(names)}: {allowed}" for allowed, names in groups.items()) + ".")
+    noted = [row for row in report["scenarios"] if row.get("notes_in_docs") and row["notes"]]
+    if noted:
+        out.append("")
+    for row in noted:
+        out.append(f"- {row['scenario']}: " + "; ".join(row["notes"]) + ".")
     failures = [row for row in report["scenarios"] if not row["passed"]]
     if failures:
         out.append("")
@@ -190,6 +197,10 @@ def markdown(report: dict[str, Any]) -> str:
     out.append(f"{report['tier']} tier, {report['started']}, commit {git.get('commit')}{state}, "
                f"Redis {report['redis']}, {report['wall_s']:.0f} s; "
                f"{report['passed']} passed, {report['failed']} failed.")
+    for m in report.get("merged", []):
+        state = " plus uncommitted changes" if m["git"].get("homing_dirty") else ""
+        out.append(f"Rows {', '.join(m['scenarios'])} from a run of those scenarios alone, "
+                   f"{m['started']}, commit {m['git'].get('commit')}{state}, merged in.")
     return "\n".join(out) + "\n"
 
 

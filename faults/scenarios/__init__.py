@@ -12,14 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from .. import cluster, sentinel
 from ..harness import Run
-from . import redis_faults, worker_faults
+from . import cluster_faults, network_faults, redis_faults, sentinel_faults, worker_faults
 
 DUP = frozenset({"duplicated"})
 ROLLBACK = frozenset({"duplicated", "lost", "forgotten", "late_start"})
 EVICTION = ROLLBACK | {"collateral", "stuck", "token_reuse"}
 SMALL_REDIS = ("--maxmemory", "20mb")
+# A failover may lose what the old primary acknowledged last (asynchronous replication),
+# leases included, so a worker may start an event the new primary handed out again.
+FAILOVER = frozenset({"duplicated", "lost", "forgotten", "late_start"})
+# With WAIT an acknowledged enqueue reached the replica; leases (dequeue) are not waited on.
+FAILOVER_WAIT = frozenset({"duplicated", "late_start"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Scenario:
     runs: int = 3
     quick: bool = False
     budget_s: int = 150
+    topology: Callable[..., Any] | None = None  # faults.sentinel/cluster.started; None: one
+    notes_in_docs: bool = False  # the run's notes (switch times, ...) go under the table
 
     @property
     def doc(self) -> str:
@@ -64,6 +73,23 @@ SCENARIOS: list[Scenario] = [
     Scenario("redis-outage", redis_faults.redis_outage, ack="sync"),
     Scenario("two-daemons", worker_faults.two_daemons, allow=frozenset()),
     Scenario("timers-restart", redis_faults.timers_restart),
+    # Issue 8: Sentinel, Cluster, and a partition of both ports' workers (sync acks:
+    # recovery counts only completions that survived the failover).
+    *(Scenario(name, fn, topology=topo, ack="sync", allow=allow, runs=runs,
+               notes_in_docs=True, quick=name == "sentinel-kill")
+      for name, fn, topo, allow, runs in (
+          ("sentinel-failover", sentinel_faults.failover, sentinel.started, FAILOVER, 2),
+          ("sentinel-failover-wait", sentinel_faults.failover_wait, sentinel.started,
+           FAILOVER_WAIT, 1),
+          ("sentinel-kill", sentinel_faults.kill, sentinel.started, FAILOVER, 2),
+          ("sentinel-kill-wait", sentinel_faults.kill_wait, sentinel.started, FAILOVER_WAIT, 1),
+          ("cluster-kill", cluster_faults.master_kill, cluster.started, FAILOVER, 2),
+          ("cluster-pause", cluster_faults.master_pause, cluster.started, FAILOVER, 2),
+          ("cluster-pause-wait", cluster_faults.master_pause_wait, cluster.started,
+           FAILOVER_WAIT, 1),
+          ("cluster-reshard", cluster_faults.reshard, cluster.started, DUP, 1),
+          ("cluster-seed-down", cluster_faults.seed_down, cluster.started, frozenset(), 1),
+          ("partition-both", network_faults.partition_both, None, DUP, 1))),
 ]
 
 
