@@ -12,11 +12,16 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from . import durability, ops
-from .client import DEFAULT_URL, ClientBase, ResultWait, raise_first
-from .connection import REDIS_ERRORS, connect_async, translate
+from . import durability, ops, scripting
+from .clientbase import (
+    DEFAULT_URL,
+    DEFAULT_WAIT_TIMEOUT_MS,
+    ClientBase,
+    ResultWait,
+    raise_first,
+    wait_option,
+)
+from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
 from .errors import HomingError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
@@ -28,10 +33,15 @@ class AsyncClient(ClientBase):
     @classmethod
     async def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
                        prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                       require_durable: bool = False, **redis_kwargs: Any) -> AsyncClient:
+                       require_durable: bool = False, wait_replicas: int = 0,
+                       wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
+                       **redis_kwargs: Any) -> AsyncClient:
         """As ``Client.from_url``: durability settings read at once unless ``cluster`` is given."""
+        wait_option(wait_replicas, wait_timeout_ms,
+                    redis_kwargs.get("socket_timeout", SOCKET_TIMEOUT))
         client = cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,
-                     max_payload=max_payload, require_durable=require_durable)
+                     max_payload=max_payload, require_durable=require_durable,
+                     wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
         if cluster is None or require_durable:
             try:
                 await client.check_durability()
@@ -61,26 +71,27 @@ class AsyncClient(ClientBase):
         await self.close()
 
     async def run(self, call: ops.Call) -> Any:
-        """Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT."""
+        """Execute one operation, as ``Client.run`` (see ``scripting``)."""
         script, keys, register = self._prepare(call)
         if self._durability is None:
             await self.check_durability()
         known = not register or await self._is_registered(call.service)
         try:
-            try:
-                reply = await self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
-            except NoScriptError:
-                reply = await self.redis.eval(script.source, len(keys), *keys, *call.args)
-        except HomingError:
-            raise
+            reply, acked = await scripting.call_async(self.redis, script, keys, call.args,
+                                                      self._wait_for(call.script))
         except Exception as exc:
-            raise translate(exc) from exc
+            err = self._failed(exc)
+            if self._reconnect_after(err):
+                await drop_idle_async(self.redis)
+            if err is exc:
+                raise
+            raise err from exc
         if not known:  # the SADD only after the script succeeded, as in Client.run
             try:
                 await self.register(call.service)
             except HomingError as exc:
                 self._unregistered(call.service, exc)
-        return call.parse(reply)
+        return self._settled(call, reply, acked)
 
     async def _is_registered(self, service: str) -> bool:
         key = self._registry_key(service)
@@ -101,7 +112,11 @@ class AsyncClient(ClientBase):
                         and await self.redis.sismember(key, service)):
                     raise
         except REDIS_ERRORS as exc:
-            raise translate(exc, key) from exc
+            err = self._failed(exc, key)
+            if self._reconnect_after(err):
+                await drop_idle_async(self.redis)
+            raise err from exc
+        self._readonly_since = None
         self._registered[service] = time.monotonic()
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,

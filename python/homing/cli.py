@@ -38,6 +38,7 @@ from .cliutil import (
     table,
 )
 from .daemons import Distributor, Scheduler
+from .errors import HomingError
 from .manifest import DEFAULT_PREFIX, POLICY_DEFAULTS
 from .worker import Worker
 
@@ -62,6 +63,15 @@ HUNG = 3  # exit status of a worker that stopped itself: every slot hung past th
               help="The client certificate's private key (PEM).")
 @click.option("--require-durable", envvar="HOMING_REQUIRE_DURABLE", is_flag=True,
               callback=require_durable, expose_value=False, help=REQUIRE_DURABLE_HELP)
+@click.option("--wait-replicas", envvar="HOMING_WAIT_REPLICAS", type=click.IntRange(0, 1000),
+              default=0, show_default=True, callback=store("wait_replicas"), expose_value=False,
+              help="After each write a producer or an acknowledgement makes, WAIT until N "
+                   "replicas have it; fewer is a NOT_REPLICATED error for producers "
+                   "(docs/failover.md).")
+@click.option("--wait-timeout-ms", envvar="HOMING_WAIT_TIMEOUT_MS",
+              type=click.IntRange(1, 86_400_000), default=1000, show_default=True,
+              callback=store("wait_timeout_ms"), expose_value=False,
+              help="How long each WAIT may take (below the 10 s socket timeout).")
 @click.option("--log-level", envvar="HOMING_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Logging to stderr (workers and daemons).")
@@ -220,6 +230,12 @@ main.add_command(dead)
 
 # -- running -------------------------------------------------------------------------
 
+_readonly_give_up = click.option(
+    "--readonly-give-up", envvar="HOMING_READONLY_GIVE_UP", type=click.FloatRange(min=0),
+    default=60.0, show_default=True,
+    help="Seconds of nothing but READONLY replies (the Redis is a replica) before giving up "
+         "with exit status 2, instead of retrying for ever.")
+
 
 @main.command()
 @click.argument("target", metavar="MODULE:CONSUMER")
@@ -234,20 +250,24 @@ main.add_command(dead)
 @click.option("--handler-timeout-ms", type=click.IntRange(0, 86_400_000),
               help="Fail an event whose handler runs longer; 0: no limit "
                    "[default: the service's handler_timeout_ms policy]")
+@_readonly_give_up
 @click.pass_obj
 def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: int,
-           lease_ms: int | None, grace: float, handler_timeout_ms: int | None) -> None:
+           lease_ms: int | None, grace: float, handler_timeout_ms: int | None,
+           readonly_give_up: float) -> None:
     """Run a consumer class against SERVICE until SIGTERM/SIGINT, then stop gracefully.
 
     A second signal stops at once: the events still held are released (redelivered
     next), the summary is printed and the exit status is 130. A worker whose handlers
     all hang past the handler timeout stops by itself with exit status 3, so that its
-    supervisor restarts it.
+    supervisor restarts it. One that met only READONLY for --readonly-give-up seconds
+    (a replica) stops, prints the summary and an error line, and exits with status 2.
     """
     factory = load_consumer(target)
     timeout = None if handler_timeout_ms is None else handler_timeout_ms / 1000
     w = Worker(s.client(), service, factory, concurrency=concurrency, prefetch=prefetch,
-               lease_ms=lease_ms, grace=grace, handler_timeout=timeout)
+               lease_ms=lease_ms, grace=grace, handler_timeout=timeout,
+               readonly_give_up=readonly_give_up)
     log.info("worker %s on %s (pid %d, concurrency %d)", target, service, os.getpid(), concurrency)
     how = "stopped"
     try:
@@ -257,13 +277,20 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
         log.warning("%s again: releasing the events still held and exiting", exc)
         how = "interrupted"
         w.release_held()
+    except HomingError:
+        if w.gave_up is None:
+            raise
+        how = "gave up"
     if w.hung and how == "stopped":
         how = "hung"
     st = w.stats
     errors = "".join(f" {code}={n}" for code, n in sorted(st.errors.items()))
+    unreplicated = f" unreplicated={st.unreplicated}" if st.unreplicated else ""
     click.echo(f"worker {service} {how}: received={st.received} completed={st.completed} "
                f"failed={st.failed} released={st.released} lost={st.lost} "
-               f"timed_out={st.timed_out}{errors}")
+               f"timed_out={st.timed_out}{unreplicated}{errors}")
+    if w.gave_up is not None:
+        raise w.gave_up  # one line on stderr and exit 2, as every homing error
     if how == "interrupted":
         sys.exit(INTERRUPTED)
     if how == "hung":
@@ -271,13 +298,14 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
 
 
 def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
-                 interval: float) -> None:
+                 interval: float, readonly_give_up: float) -> None:
     client = s.client()
     client.services()  # fail fast on a wrong URL; later outages are retried by the loops
     stop = threading.Event()
-    daemons = [kind(client, interval=interval) for kind in kinds]
-    threads = [threading.Thread(target=d.run, args=(stop,), name=f"homing-{d.name}", daemon=True)
-               for d in daemons]
+    daemons = [kind(client, interval=interval, readonly_give_up=readonly_give_up)
+               for kind in kinds]
+    threads = [threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
+                                daemon=True) for d in daemons]
     with on_signals(stop.set):
         for t in threads:
             t.start()
@@ -289,6 +317,9 @@ def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
             t.join()
     for d in daemons:
         click.echo(f"{d.name} stopped after moving {d.moved} events")
+    for d in daemons:
+        if d.gave_up is not None:
+            raise d.gave_up  # one line on stderr and exit 2
     if crashed:
         raise click.ClickException("a daemon stopped unexpectedly; see the traceback above")
 
@@ -299,26 +330,29 @@ _interval = click.option("--interval", type=click.FloatRange(min=0.001), default
 
 @main.command()
 @_interval
+@_readonly_give_up
 @click.pass_obj
-def scheduler(s: Settings, interval: float) -> None:
+def scheduler(s: Settings, interval: float, readonly_give_up: float) -> None:
     """Promote due timers and retries and reclaim expired leases, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler], interval)
+    _run_daemons(s, [Scheduler], interval, readonly_give_up)
 
 
 @main.command()
 @_interval
+@_readonly_give_up
 @click.pass_obj
-def distributor(s: Settings, interval: float) -> None:
+def distributor(s: Settings, interval: float, readonly_give_up: float) -> None:
     """Route reclaimed events to retry backoff or dead letters, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Distributor], interval)
+    _run_daemons(s, [Distributor], interval, readonly_give_up)
 
 
 @main.command()
 @_interval
+@_readonly_give_up
 @click.pass_obj
-def daemon(s: Settings, interval: float) -> None:
+def daemon(s: Settings, interval: float, readonly_give_up: float) -> None:
     """Run a scheduler and a distributor, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler, Distributor], interval)
+    _run_daemons(s, [Scheduler, Distributor], interval, readonly_give_up)
 
 
 @main.command()

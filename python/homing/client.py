@@ -8,109 +8,23 @@ and adds it to the registry that the scheduler and distributor sweep.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from . import durability, ops
-from .connection import REDIS_ERRORS, KeyCache, connect, translate
-from .errors import (
-    EventDeadError,
-    HomingError,
-    RedisFullError,
-    ResultTimeoutError,
-    UnknownEventError,
+from . import durability, ops, scripting
+from .clientbase import (  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
+    DEFAULT_URL,
+    DEFAULT_WAIT_TIMEOUT_MS,
+    ClientBase,
+    ResultWait,
+    raise_first,
+    wait_option,
 )
-from .manifest import (
-    DEFAULT_MAX_PAYLOAD,
-    DEFAULT_PREFIX,
-    SCRIPTS,
-    Script,
-    check_prefix,
-    check_service,
-    global_key,
-)
+from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
+from .errors import HomingError, RedisFullError
+from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, check_service, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
-
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
-log = logging.getLogger("homing")
-# Writes that may create a service. The registry is read (SISMEMBER) before
-# the script and written (SADD) only after it succeeded: a refused call (a bad
-# policy value, a schema mismatch, a wrong-typed key) must leave the registry
-# as it was, and a wrong-typed registry is refused before anything is written.
-# The price: a producer that dies between the script and the SADD leaves its
-# service unregistered until its next call or a worker's start (see
-# docs/architecture.md).
-_CREATING = frozenset({"enqueue", "schedule", "configure"})
-# The registry is checked at most this often per service and client, not once
-# per process: a Redis that lost its data (no persistence, a failover) would
-# otherwise never learn of a long-running producer's service again.
-REGISTER_EVERY = 10.0
-
-
-def raise_first(errors: Sequence[HomingError | None]) -> None:
-    for err in errors:
-        if err is not None:
-            raise err
-
-
-class ClientBase:
-    """What the sync and asyncio clients share: settings, and preparing a call.
-
-    Only the I/O differs between them; everything decided before it is here.
-    """
-
-    def __init__(self, redis_client: Any, *, prefix: str = DEFAULT_PREFIX,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD, require_durable: bool = False) -> None:
-        self.redis = redis_client
-        self.prefix = check_prefix(prefix)
-        self.max_payload = ops.whole(max_payload, "max_payload (bytes)", 1)
-        self.require_durable = bool(require_durable)
-        self._keys = KeyCache(prefix)
-        self._registered: dict[str, float] = {}  # service -> when it was last seen registered
-        # The server's durability settings, read once (see homing.durability).
-        self._durability: list[durability.NodeDurability] | None = None
-
-    def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:
-        """The script, its KEYS, and whether the registry must be checked around it.
-
-        Due for writes that may create a service, at most every REGISTER_EVERY
-        seconds; the time is recorded only once the service was seen in the
-        registry (or added to it), so a failed check is repeated with the next
-        such call, never skipped.
-        """
-        script = SCRIPTS[call.script]
-        register = (call.script in _CREATING and time.monotonic()
-                    - self._registered.get(call.service, float("-inf")) >= REGISTER_EVERY)
-        return script, self._keys.keys(script, call.service), register
-
-    def _registry_key(self, service: str) -> str:
-        check_service(service)
-        return global_key(self.prefix, "services")
-
-    def _seen(self, service: str, member: Any) -> bool:
-        if member:
-            self._registered[service] = time.monotonic()
-        return bool(member)
-
-    def _unregistered(self, service: str, exc: HomingError) -> None:
-        # The script's write is in Redis: raising now would make the producer send
-        # the event again. The check is repeated with the next call, and a worker
-        # registers its service when it starts.
-        log.warning("service %s was written but could not be added to the registry the "
-                    "daemons sweep (%s); retried with the next call", service, exc)
-
-    def _durability_known(self, reports: list[durability.NodeDurability],
-                          require: bool | None) -> list[durability.NodeDurability]:
-        if self._durability is None:
-            durability.warn_once(reports)
-            self._durability = reports
-        if self.require_durable if require is None else require:
-            durability.require(self._durability)
-        return self._durability
 
 
 class Client(ClientBase):
@@ -123,16 +37,26 @@ class Client(ClientBase):
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, *, cluster: bool | None = None,
                  prefix: str = DEFAULT_PREFIX, max_payload: int = DEFAULT_MAX_PAYLOAD,
-                 require_durable: bool = False, **redis_kwargs: Any) -> Client:
+                 require_durable: bool = False, wait_replicas: int = 0,
+                 wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
+                 **redis_kwargs: Any) -> Client:
         """Connect to url; a Redis Cluster is detected unless ``cluster`` says.
 
-        The server's durability settings are read right away (with ``cluster``
-        given, which connects to nothing, on the first call instead) and
-        warned about once; ``require_durable`` raises NotDurableError here for
-        a server that may lose acknowledged events.
+        ``url`` may also be ``redis+sentinel://`` (the primary a set of sentinels
+        names, followed across failovers) or list several Cluster seeds
+        (``redis://h1:p1,h2:p2/0``): see docs/failover.md. The server's
+        durability settings are read right away (with ``cluster`` given, which
+        connects to nothing, on the first call instead) and warned about once;
+        ``require_durable`` raises NotDurableError here for a server that may
+        lose acknowledged events. ``wait_replicas``: after each write a
+        producer or an acknowledgement makes, ``WAIT wait_replicas
+        wait_timeout_ms``, and NotReplicatedError when fewer replicas confirmed.
         """
+        socket_timeout = redis_kwargs.get("socket_timeout", SOCKET_TIMEOUT)
+        wait_option(wait_replicas, wait_timeout_ms, socket_timeout)  # before connecting
         client = cls(connect(url, cluster=cluster, **redis_kwargs), prefix=prefix,
-                     max_payload=max_payload, require_durable=require_durable)
+                     max_payload=max_payload, require_durable=require_durable,
+                     wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
         if cluster is None or require_durable:
             try:
                 client.check_durability()
@@ -179,20 +103,21 @@ class Client(ClientBase):
             self.check_durability()
         known = not register or self._is_registered(call.service)
         try:
-            try:
-                reply = self.redis.evalsha(script.sha1, len(keys), *keys, *call.args)
-            except NoScriptError:
-                reply = self.redis.eval(script.source, len(keys), *keys, *call.args)
-        except HomingError:
-            raise
+            reply, acked = scripting.call(self.redis, script, keys, call.args,
+                                          self._wait_for(call.script))
         except Exception as exc:
-            raise translate(exc) from exc
+            err = self._failed(exc)
+            if self._reconnect_after(err):
+                drop_idle(self.redis)
+            if err is exc:
+                raise
+            raise err from exc
         if not known:
             try:
                 self.register(call.service)
             except HomingError as exc:
                 self._unregistered(call.service, exc)
-        return call.parse(reply)
+        return self._settled(call, reply, acked)
 
     def _is_registered(self, service: str) -> bool:
         key = self._registry_key(service)
@@ -366,7 +291,11 @@ class Client(ClientBase):
                         and self.redis.sismember(key, service)):
                     raise
         except REDIS_ERRORS as exc:
-            raise translate(exc, key) from exc
+            err = self._failed(exc, key)
+            if self._reconnect_after(err):
+                drop_idle(self.redis)
+            raise err from exc
+        self._readonly_since = None
         self._registered[service] = time.monotonic()
 
     def beat(self, name: str) -> None:
@@ -417,40 +346,3 @@ class Client(ClientBase):
         except REDIS_ERRORS as exc:
             raise translate(exc, key) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
-
-
-class ResultWait:
-    """The producer's wait for feedback, without I/O (shared by both clients).
-
-    Feed it each status; it says whether the event settled (and its result),
-    or how long to sleep before asking again: from 2 ms, doubling to 100 ms,
-    so a fast consumer's result arrives quickly and a slow one costs few calls.
-    """
-
-    def __init__(self, service: str, event_id: str, timeout: float | None) -> None:
-        if timeout is not None:
-            ops.seconds(timeout, "timeout")
-        self.service, self.event_id, self.timeout = service, event_id, timeout
-        self.end = None if timeout is None else time.monotonic() + timeout
-        self.pause = 0.002
-
-    def check(self, st: Status) -> tuple[bool, Any]:
-        """(True, result) once done; (False, seconds to sleep) while pending.
-
-        Raises EventDeadError, UnknownEventError, or ResultTimeoutError.
-        """
-        if st.state == "done":
-            return True, st.result
-        if st.state == "dead":
-            raise EventDeadError(
-                f"event {self.service}/{self.event_id} was dead-lettered: {st.detail}")
-        if st.state == "unknown":
-            raise UnknownEventError(f"no event {self.event_id} in service {self.service}")
-        left = None if self.end is None else self.end - time.monotonic()
-        if left is not None and left <= 0:
-            raise ResultTimeoutError(
-                f"no result for {self.service}/{self.event_id} within {self.timeout} s "
-                f"(it is {st.detail}, attempt {st.attempt})")
-        pause = self.pause if left is None else min(self.pause, left)
-        self.pause = min(self.pause * 2, 0.1)
-        return False, pause

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from click.core import ParameterSource
 
-from .client import DEFAULT_URL, Client
+from .client import DEFAULT_URL, DEFAULT_WAIT_TIMEOUT_MS, Client
 from .consumer import Consumer
 from .envelope import MAX_NESTING
 from .errors import ConnectionLostError, HomingError, InvalidArgumentError, PayloadNotEncodableError
@@ -46,6 +47,9 @@ class Settings:
         self.tls_cert: str | None = None
         self.tls_key: str | None = None
         self.require_durable = False  # --require-durable: refuse a Redis that may lose events
+        # --wait-replicas / --wait-timeout-ms: WAIT after each write (docs/failover.md)
+        self.wait_replicas = 0
+        self.wait_timeout_ms = DEFAULT_WAIT_TIMEOUT_MS
         self._client: Client | None = None
 
     def tls_kwargs(self) -> dict[str, str]:
@@ -53,9 +57,10 @@ class Settings:
         files = {"ssl_ca_certs": self.tls_ca, "ssl_certfile": self.tls_cert,
                  "ssl_keyfile": self.tls_key}
         given = {k: v for k, v in files.items() if v is not None}
-        if given and urlsplit(self.url).scheme != "rediss":
+        if given and urlsplit(self.url).scheme not in ("rediss", "rediss+sentinel"):
             raise click.UsageError("--tls-ca, --tls-cert and --tls-key need a rediss:// URL "
-                                   f"(TLS); got {safe_url(self.url)}")
+                                   "(TLS; rediss+sentinel:// for Sentinel); got "
+                                   f"{safe_url(self.url)}")
         return given
 
     def client(self) -> Client:
@@ -63,6 +68,8 @@ class Settings:
             try:
                 self._client = Client.from_url(self.url, prefix=self.prefix,
                                                require_durable=self.require_durable,
+                                               wait_replicas=self.wait_replicas,
+                                               wait_timeout_ms=self.wait_timeout_ms,
                                                **self.tls_kwargs())
             except InvalidArgumentError as exc:  # a malformed URL, a database out of range
                 raise InvalidArgumentError(f"--redis-url {safe_url(self.url)}: {exc}") from exc
@@ -78,7 +85,9 @@ class Settings:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, fit for an error message."""
+    """The URL without its passwords (a Sentinel URL's ``sentinel_password`` too), fit for an
+    error message."""
+    url = re.sub(r"(sentinel_password=)[^&#]*", r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -116,6 +125,12 @@ def _connection_params() -> list[click.Parameter]:
                      help="Key prefix (overrides the group option)."),
         click.Option(["--require-durable"], is_flag=True, callback=require_durable,
                      expose_value=False, help=REQUIRE_DURABLE_HELP),
+        click.Option(["--wait-replicas"], type=click.IntRange(0, 1000),
+                     callback=store("wait_replicas"), expose_value=False,
+                     help="WAIT for N replicas (overrides the group option)."),
+        click.Option(["--wait-timeout-ms"], type=click.IntRange(1, 86_400_000),
+                     callback=store("wait_timeout_ms"), expose_value=False,
+                     help="WAIT's timeout (overrides the group option)."),
     ]
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import ops
 from .client import Client
-from .errors import ConnectionLostError, HomingError, NotDurableError
+from .errors import ConnectionLostError, HomingError, NotDurableError, ReadOnlyError
 
 log = logging.getLogger("homing.daemons")
 
@@ -39,10 +39,16 @@ class _Daemon:
     name = "daemon"
 
     def __init__(self, client: Client, *, interval: float = 0.05, limit: int = 1000,
-                 services_every: float = 1.0, require_durable: bool = False) -> None:
+                 services_every: float = 1.0, require_durable: bool = False,
+                 readonly_give_up: float = 60.0) -> None:
         """``require_durable``: run() refuses (NotDurableError) a Redis that may lose
-        acknowledged events, instead of only warning about it once."""
+        acknowledged events, instead of only warning about it once.
+        ``readonly_give_up``: seconds of nothing but READONLY (a replica: a plain URL
+        on a demoted node) before run() gives up, setting ``stop`` and raising
+        ReadOnlyError, instead of retrying for ever."""
         self.client = client
+        self.readonly_give_up = ops.seconds(readonly_give_up, "readonly_give_up")
+        self.gave_up: ReadOnlyError | None = None
         # Checked here: a NaN interval would otherwise end the loop's thread in
         # Event.wait, and a bad limit fail every step as a logged error.
         self.interval = ops.seconds(interval, "interval")
@@ -66,8 +72,8 @@ class _Daemon:
         for service in services:
             try:
                 total += step(service)
-            except ConnectionLostError:
-                raise
+            except (ConnectionLostError, ReadOnlyError):
+                raise  # the server's trouble, not this service's: run() backs off
             except HomingError as exc:  # one broken service must not stall the others
                 log.error("%s: service %s: %s", self.name, service, exc)
         self.moved += total
@@ -97,12 +103,37 @@ class _Daemon:
                 raise  # required, so not retried: the thread ends and run_daemons says so
             except HomingError as exc:  # a lost connection, OOM, READONLY after a failover...
                 log.warning("%s: %s; retrying in %.2f s", self.name, exc, pause)
+                if isinstance(exc, ReadOnlyError):
+                    self._read_only(exc, stop)
                 stop.wait(pause)
                 pause = min(pause * 2, 2.0)
                 continue
             if not busy:
                 stop.wait(self.interval)
         log.info("%s stopped after moving %d events", self.name, self.moved)
+
+    def _read_only(self, exc: ReadOnlyError, stop: threading.Event) -> None:
+        """Give up after ``readonly_give_up`` s of nothing but READONLY (as the Worker does)."""
+        lasted = self.client.read_only_for()
+        if lasted < self.readonly_give_up:
+            return
+        self.gave_up = ReadOnlyError(
+            f"every write for {lasted:.0f} s was answered READONLY (readonly_give_up "
+            f"{self.readonly_give_up:g} s): the Redis this {self.name} uses is a replica now. "
+            "Point it at the primary, or use a redis+sentinel:// URL to follow failovers "
+            f"(docs/failover.md); last reply: {exc}")
+        log.error("%s: %s", self.name, self.gave_up)
+        stop.set()
+        raise self.gave_up
+
+    def serve(self, stop: threading.Event) -> None:
+        """run() for a thread: a READONLY give-up ends it quietly (logged, in ``gave_up``,
+        ``stop`` set) instead of as an uncaught exception's traceback."""
+        try:
+            self.run(stop)
+        except ReadOnlyError:
+            if self.gave_up is None:
+                raise
 
 
 class Scheduler(_Daemon):
@@ -158,27 +189,35 @@ class Distributor(_Daemon):
 
 def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
                 distributor: bool = True, interval: float = 0.05,
-                require_durable: bool = False) -> None:
+                require_durable: bool = False, readonly_give_up: float = 60.0) -> None:
     """Run a scheduler and/or a distributor in threads until stop is set.
 
     The daemons survive every HomingError by themselves; if one still dies
     (a bug), this sets stop and raises instead of waiting on a dead thread.
     With ``require_durable`` a Redis that may lose acknowledged events is
-    refused here (NotDurableError), before any thread starts.
+    refused here (NotDurableError), before any thread starts. A daemon that
+    gave up on READONLY (``readonly_give_up``) stops both and ReadOnlyError
+    is raised here.
     """
     if require_durable:
         client.check_durability(require=True)
-    threads = []
+    threads, daemons = [], []
     for enabled, cls in ((scheduler, Scheduler), (distributor, Distributor)):
         if enabled:
-            d = cls(client, interval=interval, require_durable=require_durable)
-            t = threading.Thread(target=d.run, args=(stop,), name=f"homing-{d.name}", daemon=True)
+            d = cls(client, interval=interval, require_durable=require_durable,
+                    readonly_give_up=readonly_give_up)
+            t = threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
+                                 daemon=True)
             t.start()
             threads.append(t)
+            daemons.append(d)
     while not stop.wait(0.5):
         dead = [t.name for t in threads if not t.is_alive()]
-        if dead:
+        if dead and not stop.is_set():  # a give-up sets stop before its thread ends
             stop.set()
             raise RuntimeError(f"{', '.join(dead)} stopped unexpectedly (see the log)")
     for t in threads:
         t.join()
+    for d in daemons:
+        if d.gave_up is not None:
+            raise d.gave_up

@@ -59,6 +59,7 @@ class NodeDurability:
     settings: dict[str, str | None]  # None where neither CONFIG GET nor INFO told
     config_refused: str | None = None  # Redis's reply when CONFIG GET was refused
     findings: tuple[Finding, ...] = field(default=())
+    unreachable: str | None = None  # a Cluster master that could not be reached, and why
 
     @property
     def durable(self) -> bool:
@@ -67,7 +68,7 @@ class NodeDurability:
 
     def as_dict(self) -> dict[str, Any]:
         return {"durable": self.durable, "settings": self.settings,
-                "config_refused": self.config_refused,
+                "config_refused": self.config_refused, "unreachable": self.unreachable,
                 "warnings": [f.text() for f in self.findings]}
 
 
@@ -144,28 +145,52 @@ def _targets(r: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(str(name), {})]
 
 
+def _named(r: Any, name: str) -> str:
+    """The node's name once it was read: through Sentinel, the primary it resolved to."""
+    address = getattr(getattr(r, "connection_pool", None), "master_address", None)
+    return f"{address[0]}:{address[1]}" if address else name
+
+
 def _refused(exc: ResponseError) -> None:
     """Re-raise a reply that is not CONFIG or INFO being refused (a bad database index)."""
     if is_bad_database(exc):
         raise translate(exc) from exc
 
 
+def _unreachable(name: str, exc: Exception) -> NodeDurability:
+    """A Cluster master that is down: its settings unknown (a client must still start, with
+    another seed up; ``require_durable`` refuses it, since durability cannot be shown)."""
+    settings: dict[str, str | None] = dict.fromkeys(SETTINGS)
+    return NodeDurability(name, settings, None, assess(settings), unreachable=str(exc))
+
+
+_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
 def read(r: Any) -> list[NodeDurability]:
-    """Read every server of a redis-py client (raises redis-py's errors for a lost connection)."""
+    """Read every server of a redis-py client (raises redis-py's errors for a lost connection,
+    except on a Cluster, where a master that is down is reported unreachable)."""
     out = []
     for name, target in _targets(r):
         refused = None
         try:
-            settings = _from_config(r.config_get(*SETTINGS, **target))
-        except ResponseError as exc:
-            _refused(exc)
-            refused = str(exc)
             try:
-                settings = _from_info(r.info("memory", **target), r.info("persistence", **target))
-            except ResponseError as info_exc:
-                _refused(info_exc)
-                settings = dict.fromkeys(SETTINGS)
-        out.append(NodeDurability(name, settings, refused, assess(settings)))
+                settings = _from_config(r.config_get(*SETTINGS, **target))
+            except ResponseError as exc:
+                _refused(exc)
+                refused = str(exc)
+                try:
+                    settings = _from_info(r.info("memory", **target),
+                                          r.info("persistence", **target))
+                except ResponseError as info_exc:
+                    _refused(info_exc)
+                    settings = dict.fromkeys(SETTINGS)
+        except _DOWN as exc:
+            if not target:
+                raise
+            out.append(_unreachable(name, exc))
+            continue
+        out.append(NodeDurability(_named(r, name), settings, refused, assess(settings)))
     return out
 
 
@@ -175,17 +200,23 @@ async def read_async(r: Any) -> list[NodeDurability]:
     for name, target in _targets(r):
         refused = None
         try:
-            settings = _from_config(await r.config_get(*SETTINGS, **target))
-        except ResponseError as exc:
-            _refused(exc)
-            refused = str(exc)
             try:
-                settings = _from_info(await r.info("memory", **target),
-                                      await r.info("persistence", **target))
-            except ResponseError as info_exc:
-                _refused(info_exc)
-                settings = dict.fromkeys(SETTINGS)
-        out.append(NodeDurability(name, settings, refused, assess(settings)))
+                settings = _from_config(await r.config_get(*SETTINGS, **target))
+            except ResponseError as exc:
+                _refused(exc)
+                refused = str(exc)
+                try:
+                    settings = _from_info(await r.info("memory", **target),
+                                          await r.info("persistence", **target))
+                except ResponseError as info_exc:
+                    _refused(info_exc)
+                    settings = dict.fromkeys(SETTINGS)
+        except _DOWN as exc:
+            if not target:
+                raise
+            out.append(_unreachable(name, exc))
+            continue
+        out.append(NodeDurability(_named(r, name), settings, refused, assess(settings)))
     return out
 
 
@@ -208,6 +239,11 @@ def warn_once(reports: Iterable[NodeDurability]) -> None:
     must not drown its log; a value changed since is told again.
     """
     for rep in reports:
+        if rep.unreachable is not None:
+            if _first_time((rep.node, "unreachable", None)):
+                log.warning("Redis at %s could not be reached (%s): its durability settings "
+                            "are unknown (%s)", rep.node, rep.unreachable, _GUIDE)
+            continue
         if rep.config_refused is not None and _first_time((rep.node, "CONFIG", None)):
             log.warning("Redis at %s refused CONFIG GET (%s): its durability settings could "
                         "not all be checked; what INFO showed was used (%s)",

@@ -21,6 +21,8 @@ from .errors import (
     ConnectionLostError,
     CorruptEnvelopeError,
     HomingError,
+    NotReplicatedError,
+    ReadOnlyError,
     RedisFullError,
     StaleLeaseError,
 )
@@ -29,6 +31,7 @@ from .manifest import MAX_REASON
 from .types import Event
 
 log = logging.getLogger("homing.worker")
+UNREPLICATED_EVERY = 60.0  # seconds between two warnings about unreplicated acknowledgements
 
 
 class HandlerTimeoutError(Exception):
@@ -51,12 +54,16 @@ class Outcomes:
     _stop: threading.Event
     _handlers_done: threading.Event
     _acking: int
+    readonly_give_up: float
+    gave_up: HomingError | None
+    _unreplicated_told: float
 
     def _retrying(self, what: str, fn: Callable[[], Any], pause: list[float]) -> Any:
         """Run fn; on any homing error log, back off (0.05 s to 2 s) and return None.
 
         Not only lost connections: a BUSY server or a key someone broke must
-        not end a worker thread silently while its leases expire.
+        not end a worker thread silently while its leases expire. READONLY is
+        retried until ``readonly_give_up`` (see ``_read_only``).
         """
         try:
             out = fn()
@@ -64,14 +71,54 @@ class Outcomes:
             return out
         except HomingError as exc:
             log.warning("%s: %s; retrying in %.2f s", what, exc, pause[0])
+            if isinstance(exc, ReadOnlyError):
+                self._read_only(exc)
             self._stop.wait(pause[0])
             pause[0] = min(pause[0] * 2, 2.0)
             return None
 
+    def _read_only(self, exc: ReadOnlyError) -> None:
+        """Stop once every write met READONLY for ``readonly_give_up`` seconds.
+
+        Through Sentinel the client reconnects to the new primary within
+        seconds; a plain URL on a demoted node would get READONLY for ever
+        while this worker's events wait: better to exit and say why.
+        """
+        lasted = self.client.read_only_for()
+        if lasted < self.readonly_give_up or self.gave_up is not None:
+            return
+        self.gave_up = ReadOnlyError(
+            f"every write for {lasted:.0f} s was answered READONLY (readonly_give_up "
+            f"{self.readonly_give_up:g} s): the Redis this worker uses is a replica now. "
+            "Point it at the primary, or use a redis+sentinel:// URL to follow failovers "
+            f"(docs/failover.md); last reply: {exc}")
+        log.error("worker %s: %s", self.service, self.gave_up)
+        self._stop.set()
+
+    def _replicated_or_not(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """fn(*args), taking a NotReplicatedError's result as the outcome.
+
+        Its write happened on the primary: sending it again would be refused
+        (the lease is spent) and count the event as lost. It is only less sure
+        to survive a failover; counted as ``unreplicated`` and warned about at
+        most once every UNREPLICATED_EVERY seconds.
+        """
+        try:
+            return fn(*args)
+        except NotReplicatedError as exc:
+            self.stats.add("unreplicated")
+            now = time.monotonic()
+            if now - self._unreplicated_told >= UNREPLICATED_EVERY:
+                self._unreplicated_told = now
+                log.warning("%s: %s (taken as done; %d so far; said at most once a minute)",
+                            self.service, exc, self.stats.unreplicated)
+            return exc.result  # type: ignore[attr-defined]
+
     def _ack_now(self, ev: Event) -> None:
         """Acknowledge one event at once; on any trouble hand it to the acker."""
         try:
-            err = self.client.complete_many(self.service, [(ev.id, ev.token, None)])[0]
+            err = self._replicated_or_not(self.client.complete_many, self.service,
+                                          [(ev.id, ev.token, None)])[0]
         except HomingError:
             err = RedisFullError("not sent")  # the acker retries it like a refused one
         if err is None:
@@ -113,7 +160,8 @@ class Outcomes:
         pause = [0.05]
         while True:
             try:
-                out = self.client.fail(self.service, ev.id, ev.token, reason, dead=dead)
+                out = self._replicated_or_not(
+                    lambda: self.client.fail(self.service, ev.id, ev.token, reason, dead=dead))
                 self.stats.add("failed")
                 log.info("%s/%s -> %s", self.service, ev.id, out.action)
                 break
@@ -142,7 +190,8 @@ class Outcomes:
                 batch = [self._acks.popleft() for _ in range(min(len(self._acks), 1000))]
             while True:
                 errors = self._retrying(
-                    "complete", lambda b=batch: self.client.complete_many(self.service, b), pause)
+                    "complete", lambda b=batch: self._replicated_or_not(
+                        self.client.complete_many, self.service, b), pause)
                 if errors is not None:
                     break
                 if self._handlers_done.is_set() and pause[0] >= 2.0:

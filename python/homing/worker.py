@@ -22,11 +22,20 @@ letters after ``max_attempts``. An event whose lease the worker knows has run
 out (by its own monotonic clock) is never started.
 
 Lost connections (a Redis restart) are retried with backoff in every loop;
-scripts reload by themselves. On SIGTERM/SIGINT the fetcher stops, prefetched
-events that no handler started are released (they go next, no attempt
-counted), and handlers get ``grace`` seconds to finish. Whatever still runs
-after that is left to its lease, not released under a handler that may still
-act on it: it is redelivered when the lease expires.
+scripts reload by themselves. READONLY (the server became a replica: a
+failover) is retried too, the client reconnecting meanwhile (through
+Sentinel, to the new primary), but not for ever: after ``readonly_give_up``
+seconds of nothing but READONLY the worker stops and ``run()`` raises
+ReadOnlyError, so a worker pointed at a demoted node by a plain URL exits
+instead of looping silently. With ``wait_replicas``, an acknowledgement
+fewer replicas confirmed is still done (the write happened on the primary):
+counted as ``unreplicated`` and warned about once a minute.
+
+On SIGTERM/SIGINT the fetcher stops, prefetched events that no handler
+started are released (they go next, no attempt counted), and handlers get
+``grace`` seconds to finish. Whatever still runs after that is left to its
+lease, not released under a handler that may still act on it: it is
+redelivered when the lease expires.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import ops
-from .client import Client
+from .client import Client, raise_first
 from .consumer import Consumer
 from .errors import HomingError, RedisFullError, StaleLeaseError
 from .holding import Held, Inbox, WorkerStats
@@ -72,11 +81,17 @@ class Worker(Outcomes):
         poll_max: float = 0.05,
         handler_timeout: float | None = None,
         require_durable: bool = False,
+        readonly_give_up: float = 60.0,
     ) -> None:
         """``handler_timeout`` (seconds; 0 for none) overrides the service's
         ``handler_timeout_ms`` policy for this worker. ``require_durable``: start()
-        refuses (NotDurableError) a Redis that may lose acknowledged events."""
+        refuses (NotDurableError) a Redis that may lose acknowledged events.
+        ``readonly_give_up``: seconds of nothing but READONLY before the worker
+        stops (``gave_up`` is set and ``run()`` raises it)."""
         ops.worker_options(concurrency, prefetch, lease_ms, grace, poll_max, handler_timeout)
+        self.readonly_give_up = ops.seconds(readonly_give_up, "readonly_give_up")
+        self.gave_up: HomingError | None = None
+        self._unreplicated_told = float("-inf")
         self.require_durable = require_durable
         self.client = client
         self.service = check_service(service)
@@ -181,13 +196,19 @@ class Worker(Outcomes):
                 t.join(timeout)
 
     def run(self) -> WorkerStats:
-        """Start, block until ``stop()``, shut down gracefully; returns the counts."""
+        """Start, block until ``stop()``, shut down gracefully; returns the counts.
+
+        Raises ReadOnlyError, after the shutdown, if the worker gave up on a
+        server that answered only READONLY for ``readonly_give_up`` seconds.
+        """
         self.start()
         try:
             while not self._stop.wait(0.2):
                 pass
         finally:
             self.shutdown()
+        if self.gave_up is not None:
+            raise self.gave_up
         return self.stats
 
     def shutdown(self) -> None:
@@ -239,7 +260,8 @@ class Worker(Outcomes):
         if token is None or not self._held.settle((event_id, token)):
             raise StaleLeaseError(f"this worker holds no open lease on {service}/{event_id}")
         try:
-            self.client.complete(service, event_id, token, result)
+            raise_first(self._replicated_or_not(self.client.complete_many,
+                                                service, [(event_id, token, result)]))
         except RedisFullError:
             # Its result would grow a full Redis: the acker sends it again (with the
             # result) while the heartbeat keeps the lease; the handler goes on.

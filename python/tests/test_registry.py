@@ -14,7 +14,7 @@ import pytest
 from helpers import running, running_daemons, wait_for
 
 import homing
-import homing.client
+import homing.clientbase
 from homing.consumer import Consumer
 from homing.manifest import global_key
 
@@ -29,14 +29,14 @@ def test_producer_registers_again_after_the_registry_is_lost(
     client.redis.delete(global_key(client.prefix, "services"))  # a Redis that lost its data
     client.enqueue(service, 2)
     assert service not in _registry(client), "within REGISTER_EVERY the SADD is not repeated"
-    monkeypatch.setattr(homing.client, "REGISTER_EVERY", 0.0)
+    monkeypatch.setattr(homing.clientbase, "REGISTER_EVERY", 0.0)
     client.create_timer(service, 3, delay_ms=1)
     assert service in _registry(client)
 
 
 def test_async_producer_registers_again(redis_url: str, prefix: str, service: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(homing.client, "REGISTER_EVERY", 0.0)
+    monkeypatch.setattr(homing.clientbase, "REGISTER_EVERY", 0.0)
 
     async def go() -> set[str]:
         async with await homing.AsyncClient.from_url(redis_url, prefix=prefix) as ac:
