@@ -78,7 +78,8 @@ class AsyncClient(ClientBase):
         known = not register or await self._is_registered(call.service)
         try:
             reply, acked = await scripting.call_async(self.redis, script, keys, call.args,
-                                                      self._wait_for(call.script))
+                                                      self._wait_for(call.script),
+                                                      self._touch_for(script, keys))
         except Exception as exc:
             err = self._failed(exc)
             if self._reconnect_after(err):

@@ -104,7 +104,8 @@ class Client(ClientBase):
         known = not register or self._is_registered(call.service)
         try:
             reply, acked = scripting.call(self.redis, script, keys, call.args,
-                                          self._wait_for(call.script))
+                                          self._wait_for(call.script),
+                                          self._touch_for(script, keys))
         except Exception as exc:
             err = self._failed(exc)
             if self._reconnect_after(err):

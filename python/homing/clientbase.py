@@ -57,6 +57,9 @@ WAITED = frozenset({"enqueue", "schedule", "complete", "fail", "configure", "dea
 # about whether this client can still write (see ``read_only_for``).
 READS = frozenset({"result", "stats", "dead_list"})
 DEFAULT_WAIT_TIMEOUT_MS = 1000
+# Scripts that answer a repeat (same id or idempotency key) without writing, and the
+# counter each increments on a real write (touched by 0 after a repeat: scripting.Touch).
+REPEATS = {"enqueue": "enqueued", "schedule": "timers"}
 
 
 def wait_option(replicas: Any, timeout_ms: Any,
@@ -119,6 +122,13 @@ class ClientBase:
 
     def _wait_for(self, script: str) -> scripting.Wait | None:
         return self.wait if script in WAITED else None
+
+    def _touch_for(self, script: Script, keys: list[str]) -> scripting.Touch | None:
+        """What makes WAIT vouch for the first send of an idempotent repeat (see scripting)."""
+        field = REPEATS.get(script.name)
+        if field is None or self.wait is None:
+            return None
+        return scripting.Touch(keys[script.keys.index("counters")], field)
 
     def read_only_for(self) -> float:
         """Seconds during which every write of this client was answered READONLY (0: none).

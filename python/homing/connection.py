@@ -35,7 +35,6 @@ from redis.exceptions import (
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -52,7 +51,7 @@ from .errors import (
     error_for,
 )
 from .manifest import GLOBAL_KEYS, Script, global_key, service_key
-from .scripting import refused_unrun
+from .scripting import demoted, refused_unrun
 from .urls import is_sentinel, seed_urls
 
 _HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
@@ -67,8 +66,6 @@ _OOM = "command not allowed when used memory"
 _NO_PERMISSION = ("NOPERM", "can't run this command or subcommand",
                   "has no permissions to run", "has no permissions to access")
 _BAD_DB = ("DB index is out of range", "SELECT is not allowed in cluster mode")
-# What redis-py's Sentinel connection raises (a ConnectionError) for a READONLY reply.
-_DEMOTED = "The previous master is now a slave"
 
 
 def is_bad_database(exc: Exception) -> bool:
@@ -91,7 +88,7 @@ def translate(exc: Exception, key: str | None = None) -> HomingError:
             t in text for t in _NO_PERMISSION):
         # Before the connection errors: redis-py raises a refused AUTH as one.
         return PermissionDeniedError(f"Redis refused the user: {exc}")
-    if isinstance(exc, RedisReadOnlyError) or text.startswith("READONLY") or _DEMOTED in text:
+    if demoted(exc) or text.startswith("READONLY"):
         # Before the connection errors: Sentinel's connection raises READONLY as one.
         return ReadOnlyError(f"the server is a read-only replica (a failover moved the "
                              f"primary); nothing was written: {exc}")

@@ -12,6 +12,18 @@ Three things happen here, for the sync and the asyncio client alike:
   out as one pipeline (one round trip) on one connection; on a Cluster, on a
   connection of the node that owns the service's slot, following MOVED and
   ASK here since that pipeline bypasses redis-py's Cluster routing.
+- **An idempotent repeat** (an enqueue or timer sent again with the same id
+  or key, the answer to a NotReplicatedError) writes nothing, and WAIT counts
+  replicas up to the connection's last write. Redis 7.0 moves that mark with
+  every script call, written or not (tested: test_failover_plain), but that
+  is an implementation detail; so when the reply reports a repeat,
+  ``HINCRBY <counters> <field> 0`` (no value changes, but Redis propagates
+  it) and a second WAIT follow on the same node, which then cover the first
+  send whichever connection made it.
+- **READONLY through Sentinel**: the node the sentinels named was demoted
+  (one that has not heard of a failover yet still names the old primary):
+  nothing was written, so the call is sent again after asking another
+  sentinel, ``STALE_TRIES`` times at most, pausing 50 ms doubling.
 - **Calls a Cluster refused unrun**: ``TRYAGAIN`` (a multi-key call while the
   slot migrates and its keys are split between two nodes), ``CLUSTERDOWN``
   (during a failover) and redis-py's "TTL exhausted" (its own redirection
@@ -37,6 +49,7 @@ from redis.exceptions import (
     ClusterError,
     MovedError,
     NoScriptError,
+    ReadOnlyError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -49,6 +62,9 @@ RETRY_BUDGET = 5.0
 FIRST_PAUSE = 0.01
 MAX_PAUSE = 0.2
 MAX_REDIRECTS = 16  # MOVED/ASK in a row before they are paced like refusals (redis-py's TTL)
+STALE_TRIES = 5  # READONLY through Sentinel: 50 ms doubling, 1.55 s in all (the gossip's 2 s)
+# What redis-py's Sentinel connection raises (a ConnectionError) for a READONLY reply.
+DEMOTED = "The previous master is now a slave"
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,21 @@ class Wait:
 
     replicas: int
     timeout_ms: int
+
+
+@dataclass(frozen=True)
+class Touch:
+    """For a script with idempotent repeats: the counter to touch when a reply reports one.
+
+    Its replies hold (id, flag) pairs from index 0, flag 0 for a repeat.
+    """
+
+    key: str
+    field: str
+
+    @staticmethod
+    def repeated(reply: Any) -> bool:
+        return isinstance(reply, list) and any(flag == 0 for flag in reply[1::2])
 
 
 def refused_unrun(exc: BaseException) -> bool:
@@ -86,6 +117,11 @@ class _Backoff:
         return pause
 
 
+def demoted(exc: BaseException) -> bool:
+    """A READONLY reply (plain, from a script, or as redis-py's Sentinel connection says it)."""
+    return isinstance(exc, ReadOnlyError) or DEMOTED in str(exc)
+
+
 def _is_cluster(r: Any) -> bool:
     return isinstance(r, (redis.RedisCluster, redis.asyncio.RedisCluster))
 
@@ -112,7 +148,7 @@ def _checked(reply: Any, acked: Any) -> tuple[Any, int]:
 
 
 def call(r: Any, script: Script, keys: list[str], args: list[Any],
-         wait: Wait | None = None) -> tuple[Any, int | None]:
+         wait: Wait | None = None, touch: Touch | None = None) -> tuple[Any, int | None]:
     """Run a script; returns its raw reply and, with ``wait``, how many replicas acknowledged.
 
     Raises redis-py's errors (the caller translates them), and ConnectionLostError
@@ -120,12 +156,15 @@ def call(r: Any, script: Script, keys: list[str], args: list[Any],
     """
     backoff = _Backoff()
     ask: tuple[str, int] | None = None
-    redirects = 0
+    redirects = stale = 0
     while True:
         try:
             if wait is None:
                 return _plain(r, script, keys, args), None
-            return _waited(r, script, keys, args, wait, ask)
+            reply, acked = _waited(r, script, keys, args, wait, ask)
+            if touch is not None and touch.repeated(reply):
+                acked = _touched(r, touch, wait)
+            return reply, acked
         except (AskError, MovedError) as exc:  # only from the WAIT pipeline
             # (redis-py follows redirections itself); bounded like its own loop
             if isinstance(exc, AskError):
@@ -137,6 +176,11 @@ def call(r: Any, script: Script, keys: list[str], args: list[Any],
             if redirects > MAX_REDIRECTS:
                 time.sleep(backoff.next(exc))
         except Exception as exc:
+            if demoted(exc) and hasattr(r, "stale_primary") and stale < STALE_TRIES:
+                r.stale_primary()
+                time.sleep(0.05 * 2 ** stale)
+                stale += 1
+                continue
             if not refused_unrun(exc):
                 raise
             ask = None
@@ -162,6 +206,28 @@ def _node_client(r: Any, keys: list[str], ask: tuple[str, int] | None) -> Any:
     return r.get_redis_connection(node)
 
 
+def _touch_commands(touch: Touch, wait: Wait) -> list[tuple[Any, ...]]:
+    return [("HINCRBY", touch.key, touch.field, 0), ("WAIT", wait.replicas, wait.timeout_ms)]
+
+
+def _touch_acked(results: list[Any]) -> int:
+    """WAIT's count after the touch; 0 when either failed (nothing is vouched for then)."""
+    bumped, acked = results
+    if isinstance(bumped, Exception) or isinstance(acked, Exception):
+        return 0
+    return int(acked)
+
+
+def _touched(r: Any, touch: Touch, wait: Wait) -> int:
+    try:
+        pipe = _node_client(r, [touch.key], None).pipeline(transaction=False)
+        for command in _touch_commands(touch, wait):
+            pipe.execute_command(*command)
+        return _touch_acked(pipe.execute(raise_on_error=False))
+    except redis.RedisError:
+        return 0  # the script's write stands; only its replication is unknown
+
+
 def _waited(r: Any, script: Script, keys: list[str], args: list[Any], wait: Wait,
             ask: tuple[str, int] | None) -> tuple[Any, int]:
     client = _node_client(r, keys, ask)
@@ -184,16 +250,20 @@ def _waited(r: Any, script: Script, keys: list[str], args: list[Any], wait: Wait
 
 
 async def call_async(r: Any, script: Script, keys: list[str], args: list[Any],
-                     wait: Wait | None = None) -> tuple[Any, int | None]:
+                     wait: Wait | None = None,
+                     touch: Touch | None = None) -> tuple[Any, int | None]:
     """call() for a redis.asyncio client."""
     backoff = _Backoff()
     ask: tuple[str, int] | None = None
-    redirects = 0
+    redirects = stale = 0
     while True:
         try:
             if wait is None:
                 return await _plain_async(r, script, keys, args), None
-            return await _waited_async(r, script, keys, args, wait, ask)
+            reply, acked = await _waited_async(r, script, keys, args, wait, ask)
+            if touch is not None and touch.repeated(reply):
+                acked = await _touched_async(r, touch, wait)
+            return reply, acked
         except (AskError, MovedError) as exc:  # only from the WAIT pipeline
             # (redis-py follows redirections itself); bounded like its own loop
             if isinstance(exc, AskError):
@@ -205,6 +275,11 @@ async def call_async(r: Any, script: Script, keys: list[str], args: list[Any],
             if redirects > MAX_REDIRECTS:
                 await asyncio.sleep(backoff.next(exc))
         except Exception as exc:
+            if demoted(exc) and hasattr(r, "stale_primary") and stale < STALE_TRIES:
+                await r.stale_primary()
+                await asyncio.sleep(0.05 * 2 ** stale)
+                stale += 1
+                continue
             if not refused_unrun(exc):
                 raise
             ask = None
@@ -216,6 +291,19 @@ async def _plain_async(r: Any, script: Script, keys: list[str], args: list[Any])
         return await r.evalsha(script.sha1, len(keys), *keys, *args)
     except NoScriptError:
         return await r.eval(script.source, len(keys), *keys, *args)
+
+
+async def _touched_async(r: Any, touch: Touch, wait: Wait) -> int:
+    commands = _touch_commands(touch, wait)
+    try:
+        if _is_cluster(r):
+            return _touch_acked(await _cluster_pipeline(r, [touch.key], None, commands))
+        pipe = r.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return _touch_acked(await pipe.execute(raise_on_error=False))
+    except redis.RedisError:
+        return 0
 
 
 async def _waited_async(r: Any, script: Script, keys: list[str], args: list[Any], wait: Wait,

@@ -24,8 +24,9 @@ from servers import HOST, RedisServer, RedisServerError
 MASTER_NAME = "mymaster"
 QUORUM = 2
 # A full resync starts at once (Redis waits 5 s by default for more replicas to
-# share a diskless transfer).
-FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+# share a diskless transfer), and a primary stopped with SIGTERM waits at most 1 s
+# (not 10) for lagging replicas to catch up.
+FAST_SYNC = ("--repl-diskless-sync-delay", "0", "--shutdown-timeout", "1")
 
 
 class SentinelNode(RedisServer):
@@ -224,10 +225,11 @@ class SentinelServers:
         node.start()
 
     def stop(self) -> None:
-        for s in self.sentinels:
-            s.stop()
-        for node in self.data:
-            node.stop()
+        # A SIGTERM that lands while a replica writes its initial AOF after a resync
+        # is refused ("Writing initial AOF, can't exit") and never retried: wait 2 s,
+        # not 10, before the kill.
+        for node in [*self.sentinels, *self.data]:
+            node.stop(timeout=2)
 
     def __enter__(self) -> SentinelServers:
         return self.start()

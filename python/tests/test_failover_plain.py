@@ -11,6 +11,8 @@ primary with REPLICAOF, as Sentinel does to an old primary after a failover.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -207,3 +209,44 @@ def test_min_replicas_to_write_refusal_is_typed(pair: tuple[RedisServer, RedisSe
     finally:
         with redis.Redis(host=HOST, port=primary.port) as r:
             r.config_set("min-replicas-to-write", "0")
+
+
+def test_wait_vouches_for_the_first_send_of_a_repeat(pair: tuple[RedisServer, RedisServer],
+                                                     prefix: str) -> None:
+    """A resent enqueue (same id) writes nothing: its WAIT must still cover the first send.
+
+    WAIT counts the replicas that have this connection's writes. A repeat on a
+    connection that never wrote must not be vouched for at once: Redis 7.0 moves
+    the mark with any script call, and the client also touches a counter after a
+    repeat (scripting.Touch) for servers that would not.
+    """
+    primary, replica = pair
+    first = homing.Client.from_url(primary.url, prefix=prefix, wait_replicas=1,
+                                   wait_timeout_ms=200)
+    again = homing.Client.from_url(primary.url, prefix=prefix, wait_replicas=1,
+                                   wait_timeout_ms=200)  # a pool of its own: another connection
+    try:
+        end = time.monotonic() + 10
+        while True:  # until the replica is in sync and acknowledging
+            try:
+                first.enqueue("svc", 0, id="warm")
+                break
+            except homing.NotReplicatedError:
+                assert time.monotonic() < end, "the replica never acknowledged"
+        again.stats("svc")
+        os.kill(replica._proc.pid, signal.SIGSTOP)  # the replica stops acknowledging
+        try:
+            with pytest.raises(homing.NotReplicatedError) as err:
+                first.enqueue("svc", 1, id="e1")
+            assert err.value.result == ["e1"]  # type: ignore[attr-defined]
+            with pytest.raises(homing.NotReplicatedError):
+                again.enqueue("svc", 1, id="e1")  # the repeat: still not on the replica
+            with pytest.raises(homing.NotReplicatedError):
+                again.create_timer("svc", 2, delay_ms=10, key="t1")
+        finally:
+            os.kill(replica._proc.pid, signal.SIGCONT)
+        assert again.enqueue("svc", 1, id="e1") == "e1"  # replicated now: acknowledged
+        assert again.create_timer("svc", 2, delay_ms=10, key="t1")
+    finally:
+        first.close()
+        again.close()
