@@ -7,9 +7,27 @@
 
 import * as ops from "./ops.js";
 import { whole } from "./call.js";
-import { BUFFER_REPLIES, KeyCache, connect, isNoScript, translate } from "./connection.js";
+import {
+  BUFFER_REPLIES,
+  COMMAND_TIMEOUT_MS,
+  KeyCache,
+  connect,
+  connectionKind,
+  isGivenUp,
+  isNoScript,
+  quietly,
+  refusedUnrun,
+  translate,
+} from "./connection.js";
 import * as durability from "./durability.js";
-import { HomingError, RedisFullError } from "./errors.js";
+import {
+  ConnectionLostError,
+  HomingError,
+  InvalidArgumentError,
+  NotReplicatedError,
+  ReadOnlyError,
+  RedisFullError,
+} from "./errors.js";
 import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_PREFIX,
@@ -35,6 +53,44 @@ const CREATING = new Set(["enqueue", "schedule", "configure"]);
 // per process: a Redis that lost its data (no persistence, a failover) would
 // otherwise never learn of a long-running producer's service again.
 export const REGISTER_EVERY_MS = 10_000;
+// Writes followed by WAIT when `waitReplicas` is set: what a producer or an
+// acknowledgement needs to survive a failover. (A lost lease, extension or
+// release only makes an event come back: a duplicate, never a loss.)
+export const WAITED = Object.freeze(new Set(["enqueue", "schedule", "complete", "fail", "configure",
+  "dead_requeue", "dead_purge", "cancel"]));
+// Scripts that write nothing: they succeed on a replica too, so they say
+// nothing about whether this client can still write (see readOnlyForMs).
+export const READS = Object.freeze(new Set(["result", "stats", "dead_list"]));
+export const DEFAULT_WAIT_TIMEOUT_MS = 1000;
+// Calls a Cluster refused unrun (TRYAGAIN, CLUSTERDOWN) are sent again after
+// 10 ms doubling to 200 ms, for up to 5 s; then ConnectionLostError.
+export const RETRY_BUDGET_MS = 5000;
+const FIRST_PAUSE_MS = 10;
+const MAX_PAUSE_MS = 200;
+
+/**
+ * The WAIT settings, checked: 0 replicas is off; WAIT 0 (wait for ever) is
+ * refused, and the timeout must end before the call's own (commandTimeoutMs),
+ * or every WAIT that times out would look like a dead connection.
+ * @param {unknown} replicas
+ * @param {unknown} timeoutMs
+ * @param {number} commandTimeoutMs
+ * @returns {{replicas: number, timeoutMs: number} | null}
+ */
+export function waitOption(replicas, timeoutMs, commandTimeoutMs) {
+  const n = whole(replicas, "waitReplicas", 0, 1000);
+  const t = whole(timeoutMs, "waitTimeoutMs", 1, 86_400_000);
+  if (n && t >= commandTimeoutMs) {
+    throw new InvalidArgumentError(
+      `waitTimeoutMs (${t}) must be below commandTimeoutMs (${commandTimeoutMs}), or every WAIT ` +
+        "that times out would look like a dead connection",
+    );
+  }
+  return n ? { replicas: n, timeoutMs: t } : null;
+}
+
+/** The rejection of a call whose timer ran out (turned into ConnectionLostError). */
+class NoReply extends Error {}
 
 const noop = () => {};
 /** Warnings to the console (the durability warnings, a failed registry write). */
@@ -64,8 +120,14 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * @property {number} [maxPayload] largest encoded envelope accepted, in bytes (default 1 MiB)
  * @property {boolean} [requireDurable] refuse (NotDurableError) a server that may lose
  * acknowledged events: an eviction policy, no AOF, or settings it will not show
- * @property {{warn(...args: any[]): void}} [logger] hears the durability warnings
- * (default: console.warn)
+ * @property {{warn(...args: any[]): void, info?(...args: any[]): void}} [logger] hears the
+ * durability warnings and dropped connections (default: console.warn)
+ * @property {number} [waitReplicas] after each write a producer or an acknowledgement
+ * makes, `WAIT waitReplicas waitTimeoutMs` on the same connection, and
+ * NotReplicatedError when fewer replicas confirmed it (default 0: off)
+ * @property {number} [waitTimeoutMs] default 1000; below commandTimeoutMs
+ * @property {number} [commandTimeoutMs] how long a call may wait for its reply before the
+ * connection is taken for dead, dropped and made again (default 10000)
  */
 
 /**
@@ -76,6 +138,21 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class Client {
   #keys;
+  /** @type {any} the node-redis client in use (the last one, after a drop) */
+  #conn;
+  /** @type {any} #conn replying with Buffers */
+  #redis;
+  /** @type {(() => Promise<any>) | null} makes a new connection (Client.connect only) */
+  #reconnect = null;
+  /** @type {Promise<any> | null} a new connection on its way */
+  #connecting = null;
+  /** #conn was dropped: the next call makes a new one first */
+  #stale = false;
+  /** when (performance.now()) #conn came into use */
+  #since = 0;
+  #closed = false;
+  /** @type {number | null} since when (performance.now()) every write met READONLY */
+  #readOnlySince = null;
   /** @type {Map<string, number>} service -> when it was last seen in the registry */
   #registered = new Map();
   /** @type {durability.NodeDurability[] | null} the server's settings, read once */
@@ -94,11 +171,17 @@ export class Client {
       maxPayload = DEFAULT_MAX_PAYLOAD,
       requireDurable = false,
       logger = DEFAULT_LOGGER,
+      waitReplicas = 0,
+      waitTimeoutMs = DEFAULT_WAIT_TIMEOUT_MS,
+      commandTimeoutMs = COMMAND_TIMEOUT_MS,
     } = options;
-    /** The node-redis client as given; close() closes it. */
-    this.connection = redisClient;
-    /** The same connection, replying with Buffers (payloads are binary). */
-    this.redis = redisClient.withTypeMapping(BUFFER_REPLIES);
+    this.#use(redisClient);
+    /** "standalone", "cluster" or "sentinel" (createClient, createCluster, createSentinel). */
+    this.kind = connectionKind(redisClient);
+    /** How long (ms) a call waits for its reply before the connection is taken for dead. */
+    this.commandTimeoutMs = whole(commandTimeoutMs, "commandTimeoutMs", 1, 86_400_000);
+    /** The WAIT after each write (null: none). */
+    this.wait = waitOption(waitReplicas, waitTimeoutMs, this.commandTimeoutMs);
     this.prefix = checkPrefix(prefix);
     this.maxPayload = whole(maxPayload, "maxPayload (bytes)", 1);
     /** Whether checkDurability() refuses a server that may lose acknowledged events. */
@@ -123,17 +206,57 @@ export class Client {
    * @returns {Promise<Client>}
    */
   static async connect(url = DEFAULT_URL, options = {}) {
-    const { prefix, maxPayload, requireDurable, logger, ...connectOptions } = options;
+    const {
+      prefix, maxPayload, requireDurable, logger, waitReplicas, waitTimeoutMs, commandTimeoutMs,
+      ...connectOptions
+    } = options;
+    // Checked before connecting: a bad option must not cost a connection.
     if (prefix !== undefined) checkPrefix(prefix);
     if (maxPayload !== undefined) whole(maxPayload, "maxPayload (bytes)", 1);
-    const client = new Client(await connect(url, connectOptions), { prefix, maxPayload, requireDurable, logger });
+    const timeout = whole(commandTimeoutMs ?? COMMAND_TIMEOUT_MS, "commandTimeoutMs", 1, 86_400_000);
+    waitOption(waitReplicas ?? 0, waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS, timeout);
+    const open = () => connect(url, { ...connectOptions, commandTimeoutMs: timeout });
+    const client = new Client(await open(), {
+      prefix, maxPayload, requireDurable, logger, waitReplicas, waitTimeoutMs, commandTimeoutMs: timeout,
+    });
+    client.#reconnect = open;
     try {
       await client.checkDurability();
     } catch (exc) {
-      await client.connection.close().catch(() => {});
+      await client.close().catch(() => {});
       throw exc;
     }
     return client;
+  }
+
+  /**
+   * The node-redis client in use. Replaced when the Client drops a dead or
+   * demoted connection and makes a new one (Client.connect's clients only);
+   * the last one until then.
+   */
+  get connection() {
+    return this.#conn;
+  }
+
+  /** The same connection, replying with Buffers (payloads are binary). */
+  get redis() {
+    return this.#redis;
+  }
+
+  /**
+   * Milliseconds during which every write of this client was answered
+   * READONLY (0: none). The Worker gives up after `readonlyGiveUpMs` of it:
+   * a plain URL pointing at a demoted node would otherwise be retried for ever.
+   */
+  readOnlyForMs() {
+    return this.#readOnlySince === null ? 0 : performance.now() - this.#readOnlySince;
+  }
+
+  /** @param {any} conn */
+  #use(conn) {
+    this.#since = performance.now();
+    this.#conn = conn;
+    this.#redis = conn.withTypeMapping(BUFFER_REPLIES);
   }
 
   /**
@@ -149,7 +272,7 @@ export class Client {
   async checkDurability(options = {}) {
     let reports = this.#durability;
     if (reports === null) {
-      this.#reading ??= durability.read(this.connection).finally(() => {
+      this.#reading ??= this.#io((conn) => durability.read(conn)).finally(() => {
         this.#reading = null;
       });
       reports = await this.#reading;
@@ -164,7 +287,11 @@ export class Client {
 
   /** Close the connection (waits for replies already on their way). */
   async close() {
-    await this.connection.close();
+    this.#closed = true;
+    await this.#connecting?.catch(() => {});
+    if (this.#stale) return; // dropped, and destroyed then
+    this.#stale = true;
+    await this.#conn.close();
   }
 
   async [Symbol.asyncDispose]() {
@@ -174,7 +301,11 @@ export class Client {
   // -- execution -------------------------------------------------------------
 
   /**
-   * Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT.
+   * Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT; with
+   * `waitReplicas`, a WAIT after a write on the same connection (the same
+   * node of a Cluster). NotReplicatedError when fewer replicas confirmed the
+   * write: it happened on the primary, and the error carries the call's
+   * result as `result` and the count as `acked`.
    * @param {ops.Call} call
    */
   async run(call) {
@@ -184,18 +315,15 @@ export class Client {
     if (this.#durability === null || this.requireDurable) await this.checkDurability();
     const due = CREATING.has(call.script) &&
       performance.now() - (this.#registered.get(call.service) ?? -Infinity) >= this.registerEveryMs;
-    const known = !due || (await this.#isRegistered(call.service));
-    let reply;
-    try {
-      try {
-        reply = await this.redis.evalSha(script.sha1, { keys, arguments: call.args });
-      } catch (exc) {
-        if (!isNoScript(exc)) throw exc;
-        reply = await this.redis.eval(script.source, { keys, arguments: call.args });
-      }
-    } catch (exc) {
-      throw translate(exc);
-    }
+    const known = !due || (await this.#isRegistered(call.service).catch((exc) => {
+      // The registry's node is unreachable (a Cluster master down): the
+      // service's own node may be up. Registered after the script instead.
+      if (exc instanceof ConnectionLostError) return false;
+      throw exc;
+    }));
+    const wait = WAITED.has(call.script) ? this.wait : null;
+    const [reply, acked] = await this.#io((conn, redis) => this.#send(conn, redis, script, keys, call.args, wait));
+    if (!READS.has(call.script)) this.#readOnlySince = null;
     if (!known) {
       // Only now that the script succeeded: a refused call registers nothing.
       try {
@@ -208,7 +336,202 @@ export class Client {
           `the daemons sweep (${exc instanceof Error ? exc.message : String(exc)}); retried with the next call`);
       }
     }
-    return call.parse(reply);
+    const result = call.parse(reply);
+    if (wait !== null && acked !== null && acked < wait.replicas) {
+      const hint = call.script === "enqueue" || call.script === "schedule"
+        ? " (an enqueue may be resent with the same id safely)" : "";
+      const err = new NotReplicatedError(
+        `${call.script} on ${call.service || "the global keys"} was written on the primary, but only ` +
+          `${acked} of the ${wait.replicas} replicas asked for acknowledged it within ${wait.timeoutMs} ms: ` +
+          `a failover now may lose it${hint}`,
+      );
+      Object.assign(err, { result, acked });
+      throw err;
+    }
+    return result;
+  }
+
+  /**
+   * One script call on conn: its raw reply, and with `wait` how many replicas
+   * acknowledged it (else null).
+   * @param {any} conn
+   * @param {any} redis conn replying with Buffers
+   * @param {{sha1: string, source: string}} script
+   * @param {string[]} keys
+   * @param {ops.Arg[]} args
+   * @param {{replicas: number, timeoutMs: number} | null} wait
+   * @returns {Promise<[any, number | null]>}
+   */
+  async #send(conn, redis, script, keys, args, wait) {
+    if (wait === null) {
+      try {
+        return [await redis.evalSha(script.sha1, { keys, arguments: args }), null];
+      } catch (exc) {
+        if (!isNoScript(exc)) throw exc;
+        return [await redis.eval(script.source, { keys, arguments: args }), null];
+      }
+    }
+    try {
+      return await this.#waited(conn, ["EVALSHA", script.sha1, String(keys.length), ...keys, ...args], keys, wait);
+    } catch (exc) {
+      if (!isNoScript(exc)) throw exc;
+      return this.#waited(conn, ["EVAL", script.source, String(keys.length), ...keys, ...args], keys, wait);
+    }
+  }
+
+  /**
+   * The script and `WAIT replicas timeout` on one connection, queued together:
+   * WAIT counts the replicas that have every write of its connection, so on
+   * another connection it would answer for that connection's writes, not this
+   * call's. On a Cluster, on the node the keys' slot is on (node-redis's
+   * routing, MOVED and ASK included: ASKING, the script and WAIT go to the
+   * node that ran it); through Sentinel, on the master's connection.
+   * @param {any} conn
+   * @param {ops.Arg[]} command
+   * @param {string[]} keys
+   * @param {{replicas: number, timeoutMs: number}} wait
+   * @returns {Promise<[any, number]>}
+   */
+  #waited(conn, command, keys, wait) {
+    const waitCommand = ["WAIT", String(wait.replicas), String(wait.timeoutMs)];
+    const onNode = async (/** @type {any} */ node, /** @type {Record<string, any>} */ opts = {}) => {
+      const [reply, acked] = await Promise.allSettled([
+        node.sendCommand(command, { ...opts, typeMapping: BUFFER_REPLIES }),
+        node.sendCommand(waitCommand, opts),
+      ]);
+      if (reply.status === "rejected") throw reply.reason;
+      if (acked.status === "rejected") throw acked.reason;
+      return /** @type {[any, number]} */ ([reply.value, Number(acked.value)]);
+    };
+    if (this.kind === "cluster") return conn._execute(keys[0], false, {}, onNode);
+    if (this.kind === "sentinel") return conn._execute(false, (/** @type {any} */ node) => onNode(node));
+    return onNode(conn);
+  }
+
+  /**
+   * Run op on the connection in use (made again first if it was dropped),
+   * bounded by commandTimeoutMs; calls a Cluster refused unrun are sent
+   * again within RETRY_BUDGET_MS. Errors come out as HomingErrors.
+   * @template T
+   * @param {(conn: any, redis: any) => Promise<T>} op
+   * @param {string} [key] the key a plain command was sent for (for WRONGTYPE)
+   * @returns {Promise<T>}
+   */
+  async #io(op, key) {
+    const started = performance.now();
+    let pause = FIRST_PAUSE_MS;
+    for (;;) {
+      const conn = await this.#current();
+      try {
+        return await this.#bounded(conn, op(conn, this.#redis));
+      } catch (exc) {
+        if (refusedUnrun(exc)) {
+          if (performance.now() + pause - started > RETRY_BUDGET_MS) {
+            throw new ConnectionLostError(
+              `the Redis Cluster kept refusing the call for ${RETRY_BUDGET_MS / 1000} s (a slot migrating ` +
+                `or a failover under way; nothing was run): ${exc instanceof Error ? exc.message : String(exc)}`,
+              { cause: exc },
+            );
+          }
+          await sleep(pause);
+          pause = Math.min(pause * 2, MAX_PAUSE_MS);
+          continue;
+        }
+        throw this.#failed(conn, exc, key);
+      }
+    }
+  }
+
+  /**
+   * The homing error for exc. READONLY (a demoted primary) drops the
+   * connection, so that the next call reconnects (through Sentinel: to the
+   * new primary), and starts the clock of readOnlyForMs. A lost connection
+   * through Sentinel drops it too (the primary may have moved), and so does
+   * a Cluster node's client that gave up reconnecting (a new cluster client
+   * finds the slots' owners again).
+   * @param {any} conn
+   * @param {unknown} exc
+   * @param {string} [key]
+   */
+  #failed(conn, exc, key) {
+    const err = translate(exc, key);
+    if (err instanceof ReadOnlyError) {
+      this.#readOnlySince ??= performance.now();
+      this.#drop(conn, "it answered READONLY: the server is a replica now");
+    } else if (err instanceof ConnectionLostError && (this.kind === "sentinel" ||
+      // At most once a second: while a master is down every call to it says so.
+      (this.kind === "cluster" && isGivenUp(exc) && performance.now() - this.#since >= 1000))) {
+      this.#drop(conn, err.message);
+    }
+    return err;
+  }
+
+  /**
+   * promise, or ConnectionLostError once commandTimeoutMs passed without a
+   * reply; the connection is dropped then (the call is not sent again: it
+   * may have run).
+   * @template T
+   * @param {any} conn
+   * @param {Promise<T>} promise
+   * @returns {Promise<T>}
+   */
+  async #bounded(conn, promise) {
+    const ms = this.commandTimeoutMs;
+    /** @type {NodeJS.Timeout | undefined} */
+    let timer;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new NoReply()), ms);
+    });
+    promise.catch(() => {}); // a rejection after the timer is not news
+    try {
+      return await Promise.race([promise, expired]);
+    } catch (exc) {
+      if (!(exc instanceof NoReply)) throw exc;
+      this.#drop(conn, `no reply within ${ms} ms`);
+      throw new ConnectionLostError(
+        `Redis did not answer within ${ms} ms (a dead connection, a partition?); the call may have ` +
+          "run; the connection is made again before the next call",
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The connection to use: the current one, or a new one after a drop. */
+  async #current() {
+    if (!this.#stale) return this.#conn;
+    if (this.#closed) throw new ConnectionLostError("the client is closed");
+    this.#connecting ??= this.#connectAgain().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  async #connectAgain() {
+    const conn = await /** @type {() => Promise<any>} */ (this.#reconnect)();
+    if (this.#closed) {
+      quietly(() => conn.destroy());
+      throw new ConnectionLostError("the client is closed");
+    }
+    this.#use(conn);
+    this.#stale = false;
+    this.logger.info?.("connected to Redis again");
+    return conn;
+  }
+
+  /**
+   * Destroy a dead or demoted connection (calls on it fail with
+   * ConnectionLostError); the next call makes a new one. Only for clients
+   * Client.connect made: a node-redis client given to the constructor is
+   * the caller's, and stays.
+   * @param {any} conn
+   * @param {string} why
+   */
+  #drop(conn, why) {
+    if (this.#reconnect === null || this.#stale || conn !== this.#conn || this.#closed) return;
+    this.#stale = true;
+    this.logger.warn(`dropped the connection to Redis (${why}); a new one is made before the next call`);
+    quietly(() => conn.destroy());
   }
 
   /** @param {string} service */
@@ -223,12 +546,7 @@ export class Client {
    */
   async #isRegistered(service) {
     const key = this.#registryKey(service);
-    let member;
-    try {
-      member = Number(await this.redis.sIsMember(key, service)) === 1;
-    } catch (exc) {
-      throw translate(exc, key);
-    }
+    const member = Number(await this.#io((_, redis) => redis.sIsMember(key, service), key)) === 1;
     if (member) this.#registered.set(service, performance.now());
     return member;
   }
@@ -249,7 +567,7 @@ export class Client {
   async enqueue(service, payload, options = {}) {
     const { key = null, id } = options;
     const ids = id === undefined ? null : [id];
-    return (await this.run(ops.enqueueMany(service, [payload], this.maxPayload, [key], ids)))[0];
+    return (await this.#one(ops.enqueueMany(service, [payload], this.maxPayload, [key], ids)))[0];
   }
 
   /**
@@ -357,7 +675,26 @@ export class Client {
    * @returns {Promise<void>}
    */
   async complete(service, eventId, token, result = null) {
-    raiseFirst(await this.completeMany(service, [[eventId, token, result]]));
+    raiseFirst(await this.#one(ops.completeMany(service, [[eventId, token, result]], this.maxPayload), raiseFirst));
+  }
+
+  /**
+   * run() for a method that returns one item of a batch call: a
+   * NotReplicatedError carries what the method returns (enqueue: the id), and
+   * an item the script refused (nothing written for it) is thrown instead.
+   * @param {ops.Call} call
+   * @param {(out: any) => unknown} [unpack] what the method makes of the reply
+   */
+  async #one(call, unpack = (out) => out[0]) {
+    try {
+      return await this.run(call);
+    } catch (exc) {
+      if (exc instanceof NotReplicatedError) {
+        const err = /** @type {NotReplicatedError & {result: unknown}} */ (exc);
+        err.result = unpack(err.result);
+      }
+      throw exc;
+    }
   }
 
   /**
@@ -428,12 +765,7 @@ export class Client {
    */
   async services() {
     const key = globalKey(this.prefix, "services");
-    let members;
-    try {
-      members = await this.redis.sMembers(key);
-    } catch (exc) {
-      throw translate(exc, key);
-    }
+    const members = await this.#io((_, redis) => redis.sMembers(key), key);
     return members.map(String).sort();
   }
 
@@ -518,19 +850,17 @@ export class Client {
    */
   async register(service) {
     const key = this.#registryKey(service);
-    try {
+    await this.#io(async (_, redis) => {
       try {
-        await this.redis.sAdd(key, service);
+        await redis.sAdd(key, service);
       } catch (exc) {
         // A full Redis refuses the SADD even when there is nothing to add; a
         // worker draining it must still start. Already a member: done.
-        if (!(translate(exc) instanceof RedisFullError && Number(await this.redis.sIsMember(key, service)) === 1)) {
+        if (!(translate(exc) instanceof RedisFullError && Number(await redis.sIsMember(key, service)) === 1)) {
           throw exc;
         }
       }
-    } catch (exc) {
-      throw translate(exc, key);
-    }
+    }, key);
     this.#registered.set(service, performance.now());
   }
 
@@ -552,11 +882,7 @@ export class Client {
   async hintExpired(service) {
     checkService(service);
     const key = globalKey(this.prefix, "hints");
-    try {
-      await this.redis.sAdd(key, service);
-    } catch (exc) {
-      throw translate(exc, key);
-    }
+    await this.#io((_, redis) => redis.sAdd(key, service), key);
   }
 
   /**
@@ -567,12 +893,7 @@ export class Client {
   async takeHints(count = 100) {
     whole(count, "count", 0);
     const key = globalKey(this.prefix, "hints");
-    let got;
-    try {
-      got = await this.redis.sPopCount(key, count);
-    } catch (exc) {
-      throw translate(exc, key);
-    }
+    const got = await this.#io((_, redis) => redis.sPopCount(key, count), key);
     return (got ?? []).map(String);
   }
 }

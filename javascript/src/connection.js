@@ -6,20 +6,36 @@
 // while the socket is down fails at once, and node-redis reconnects in the
 // background with backoff. The first connection does not retry, so
 // Client.connect() to an unreachable server fails fast, as Python's does.
+//
+// Dead connections. Unless the caller passes its own, every connection gets a
+// connect timeout of 5 s, TCP keepalive after 5 s idle, and a PING every 5 s
+// (pingInterval). node-redis has no per-command timeout that frees a stuck
+// socket (its `timeout` command option only rejects the promise), so the
+// homing Client races each call against a timer (commandTimeoutMs, default
+// 10 s; no homing call blocks in Redis, the longest wait is a WAIT whose
+// timeout must stay below it): on expiry it destroys the connection and
+// makes a new one before the next call, and never sends the call again (it
+// may have run). A peer that vanished without a FIN or a reset (a partition,
+// a dead host) is noticed within about 10 s, by the call that was waiting.
+//
+// URLs beyond node-redis's own (several Cluster seeds, redis+sentinel://)
+// are parsed in urls.js.
 
-import { RESP_TYPES, createClient, createCluster } from "redis";
+import { RESP_TYPES, createClient, createCluster, createSentinel } from "redis";
 
 import {
   ConnectionLostError,
   HomingError,
   InvalidArgumentError,
   PermissionDeniedError,
+  ReadOnlyError,
   RedisFullError,
   ScriptError,
   WrongTypeError,
   errorFor,
 } from "./errors.js";
 import { GLOBAL_KEYS, globalKey, serviceKey } from "./manifest.js";
+import { isSentinel, parseSentinel, seedUrls } from "./urls.js";
 
 const HOMING_ERR = /^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$/s;
 // Redis's reply to a write it refuses under maxmemory + noeviction ("OOM
@@ -106,8 +122,30 @@ export function translate(exc, key) {
       { cause: exc },
     );
   }
+  if (msg.startsWith("READONLY")) {
+    // A demoted primary (a failover): before the connection check, as in Python.
+    return new ReadOnlyError(
+      `the server is a read-only replica (a failover moved the primary); nothing was written: ${msg}`,
+      { cause: exc },
+    );
+  }
   if (isConnectionError(exc)) {
     return new ConnectionLostError(`Redis could not be reached: ${msg}`, { cause: exc });
+  }
+  if (msg.startsWith("NOREPLICAS")) {
+    // min-replicas-to-write: the primary refused the script before it ran
+    // (one that may write), so nothing was written; as in Python.
+    return new ConnectionLostError(
+      "the primary refused the write: fewer replicas than min-replicas-to-write are in sync; " +
+        `nothing was written, retry later: ${msg}`,
+      { cause: exc },
+    );
+  }
+  if (refusedUnrun(exc)) {
+    return new ConnectionLostError(
+      `the Redis Cluster refused the call (a slot migrating or a failover under way; nothing was run): ${msg}`,
+      { cause: exc },
+    );
   }
   const m = HOMING_ERR.exec(msg);
   if (m) return errorFor(m[1], m[2]);
@@ -127,6 +165,18 @@ export function translate(exc, key) {
     );
   }
   return new ScriptError(`Redis refused a homing script: ${msg}`, { cause: exc });
+}
+
+/**
+ * Whether a Cluster answered that it did not run the call, so that sending it
+ * again is safe: TRYAGAIN (a multi-key call while its slot migrates and its
+ * keys are split between two nodes) or CLUSTERDOWN (during a failover).
+ * Unlike a lost reply, after which the call may have run.
+ * @param {unknown} exc
+ */
+export function refusedUnrun(exc) {
+  const msg = exc instanceof Error ? exc.message : "";
+  return msg.startsWith("TRYAGAIN") || msg.startsWith("CLUSTERDOWN");
 }
 
 /** Whether a Redis error reply is NOSCRIPT (the script is not in that node's cache). */
@@ -163,6 +213,13 @@ export class KeyCache {
 /** Replies keep bulk strings as Buffers: payloads are binary. */
 export const BUFFER_REPLIES = { [RESP_TYPES.BLOB_STRING]: Buffer };
 
+/** What homing sets unless the caller passes its own (see "Dead connections" above). */
+export const CONNECT_TIMEOUT_MS = 5000;
+export const KEEPALIVE_DELAY_MS = 5000;
+export const PING_INTERVAL_MS = 5000;
+/** How long a call (a connection being made, too) may wait for Redis. */
+export const COMMAND_TIMEOUT_MS = 10000;
+
 /**
  * Backoff for reconnects after the first connection; the first one fails fast.
  * @param {{ready: boolean}} state
@@ -170,6 +227,31 @@ export const BUFFER_REPLIES = { [RESP_TYPES.BLOB_STRING]: Buffer };
 function reconnectStrategy(state) {
   return (/** @type {number} */ retries, /** @type {Error} */ cause) =>
     state.ready ? Math.min(50 * 2 ** Math.min(retries, 10), 2000) : cause;
+}
+
+/**
+ * A Cluster node's reconnects: a few (about 1.5 s), then its client gives up
+ * and is closed, and the homing Client makes a new cluster client (which
+ * finds the slots' new owners). Retrying for ever would leave calls to a
+ * node that is down, or that a failover replaced, waiting on its connection.
+ * @param {{ready: boolean}} state
+ */
+function clusterReconnectStrategy(state) {
+  return (/** @type {number} */ retries, /** @type {Error} */ cause) =>
+    state.ready && retries < 5 ? 50 * 2 ** retries : cause;
+}
+
+/**
+ * Whether a node-redis client gave up reconnecting (it is closed for good).
+ * @param {unknown} exc
+ */
+export function isGivenUp(exc) {
+  let e = exc;
+  for (let i = 0; i < 3 && e instanceof Error; i++, e = e.cause) {
+    const name = e.constructor.name;
+    if (name === "ClientClosedError" || name === "ReconnectStrategyError") return true;
+  }
+  return false;
 }
 
 /**
@@ -182,12 +264,44 @@ function listen(client, onError) {
   client.on("error", (/** @type {Error} */ err) => onError?.(err));
 }
 
-/** @param {() => unknown} fn cleanup whose failure changes nothing */
-function quietly(fn) {
+/**
+ * Cleanup whose failure changes nothing (sync, or a promise: a Sentinel
+ * client's destroy() is async).
+ * @param {() => unknown} fn
+ */
+export function quietly(fn) {
   try {
-    fn();
+    const out = /** @type {any} */ (fn());
+    if (out && typeof out.catch === "function") out.catch(() => {});
   } catch {
     // already closed
+  }
+}
+
+/**
+ * client.connect() (or any step of making a connection), bounded: a server
+ * that accepts the TCP connection but never answers (a partition behind a
+ * proxy) must not hang the caller. On expiry the client is destroyed.
+ * @template T
+ * @param {any} client
+ * @param {Promise<T>} step
+ * @param {number} ms
+ * @returns {Promise<T>}
+ */
+async function bounded(client, step, ms) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      quietly(() => client.destroy());
+      reject(new ConnectionLostError(`Redis did not answer within ${ms} ms while connecting`));
+    }, ms);
+  });
+  step.catch(() => {}); // its rejection after the timer is not news
+  try {
+    return await Promise.race([step, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -214,9 +328,17 @@ const shown = (u) => `${u.protocol}//${u.host}${u.pathname}`;
 /**
  * The database index of a redis:// or rediss:// URL (0 when it names none);
  * a malformed URL is an InvalidArgumentError here, not node-redis's TypeError.
+ * A URL with several hosts (Cluster seeds) is checked host by host.
  * @param {string} url
  */
 export function urlDatabase(url) {
+  if (isSentinel(url)) return parseSentinel(url).db;
+  const dbs = seedUrls(String(url)).map(oneDatabase);
+  return dbs[0];
+}
+
+/** @param {string} url */
+function oneDatabase(url) {
   let u;
   try {
     u = new URL(String(url));
@@ -224,7 +346,9 @@ export function urlDatabase(url) {
     throw new InvalidArgumentError("invalid Redis URL: expected redis://[user:password@]host[:port][/db]");
   }
   if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
-    throw new InvalidArgumentError(`invalid Redis URL ${shown(u)}: the scheme must be redis:// or rediss://`);
+    throw new InvalidArgumentError(
+      `invalid Redis URL ${shown(u)}: the scheme must be redis://, rediss://, redis+sentinel:// or rediss+sentinel://`,
+    );
   }
   const db = u.pathname.replace(/^\//, "");
   if (db === "") return 0;
@@ -242,54 +366,174 @@ function clusterDatabase(url) {
 }
 
 /**
+ * What kind of node-redis client this is: a cluster (createCluster), a
+ * Sentinel client (createSentinel) or a plain one (createClient).
+ * @param {any} conn
+ * @returns {"cluster" | "sentinel" | "standalone"}
+ */
+export function connectionKind(conn) {
+  if (typeof conn?.getSlotMaster === "function") return "cluster";
+  if (typeof conn?.getSentinelNode === "function") return "sentinel";
+  return "standalone";
+}
+
+/**
  * @typedef {object} ConnectOptions
  * @property {boolean | null} [cluster] null or undefined: ask the server (INFO cluster)
- * @property {Record<string, any>} [redisOptions] more options for createClient / createCluster
+ * @property {Record<string, any>} [redisOptions] more options for createClient /
+ * createCluster (the nodes' options) / createSentinel (the data nodes' options)
  * @property {(err: Error) => void} [onError] hears connection errors node-redis reports
+ * @property {string[]} [rootNodes] more Cluster seed URLs, tried after the URL's own hosts
+ * @property {number} [commandTimeoutMs] how long each step of connecting may take (default 10000)
  */
 
 /**
- * A connected node-redis client for url: standalone, or a cluster client when
- * the server is a cluster node.
+ * The node options homing sets unless the caller passes its own.
+ * @param {Record<string, any>} redisOptions
+ * @param {{ready: boolean}} state
+ */
+function withDefaults(redisOptions, state) {
+  const { socket = {}, ...rest } = redisOptions;
+  return {
+    pingInterval: PING_INTERVAL_MS,
+    ...rest,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+      reconnectStrategy: reconnectStrategy(state),
+      ...socket,
+    },
+  };
+}
+
+/**
+ * A connected node-redis client for url: standalone, a cluster client when
+ * the server is a cluster node (several seeds: the first that answers is
+ * asked, the cluster client gets them all), or a Sentinel client for a
+ * redis+sentinel:// URL.
  * @param {string} url
  * @param {ConnectOptions} [options]
  * @returns {Promise<any>}
  */
 export async function connect(url, options = {}) {
-  const { redisOptions = {}, onError } = options;
+  const { redisOptions = {}, onError, rootNodes = [], commandTimeoutMs = COMMAND_TIMEOUT_MS } = options;
+  if (isSentinel(url)) return connectSentinel(url, options);
   let { cluster } = options;
-  const database = urlDatabase(url);
-  if (cluster === true && database !== 0) throw clusterDatabase(url);
+  const seeds = [...seedUrls(String(url)), ...rootNodes.map(String).flatMap(seedUrls)];
+  const database = seeds.map(oneDatabase)[0];
+  if (cluster === true && database !== 0) throw clusterDatabase(seeds[0]);
   const state = { ready: false };
-  const nodeOptions = {
-    ...redisOptions,
-    disableOfflineQueue: true,
-    socket: { reconnectStrategy: reconnectStrategy(state), ...redisOptions.socket },
-  };
+  const nodeOptions = withDefaults(redisOptions, state);
   if (cluster !== true) {
-    const client = createClient({ ...nodeOptions, url });
-    listen(client, onError);
-    try {
-      await client.connect();
-      cluster ??= await isCluster(client);
-    } catch (exc) {
+    for (const seed of seeds) {
+      const client = createClient({ ...nodeOptions, url: seed });
+      listen(client, onError);
+      try {
+        await bounded(client, client.connect(), commandTimeoutMs);
+        cluster ??= await bounded(client, isCluster(client), commandTimeoutMs);
+      } catch (exc) {
+        quietly(() => client.destroy());
+        const err = translate(exc);
+        // Another seed may answer; a refused user or database would not change.
+        if (!(err instanceof ConnectionLostError) || seed === seeds.at(-1)) throw err;
+        continue;
+      }
+      if (!cluster) {
+        if (seeds.length > 1) {
+          quietly(() => client.destroy());
+          throw new InvalidArgumentError(
+            "a Redis URL with several hosts lists the seed nodes of a Redis Cluster, but " +
+              `${shown(new URL(seed))} is not a cluster node (for Sentinel: redis+sentinel://)`,
+          );
+        }
+        state.ready = true;
+        return client;
+      }
       quietly(() => client.destroy());
-      throw translate(exc);
+      break;
     }
-    if (!cluster) {
-      state.ready = true;
-      return client;
-    }
-    quietly(() => client.destroy());
   }
-  if (database !== 0) throw clusterDatabase(url);
+  if (database !== 0) throw clusterDatabase(seeds[0]);
   /** @type {Record<string, any>} */
-  const defaults = { ...nodeOptions };
+  const defaults = {
+    ...nodeOptions,
+    socket: { ...nodeOptions.socket, reconnectStrategy: clusterReconnectStrategy(state), ...redisOptions.socket },
+  };
   delete defaults.url; // the cluster's nodes have their own
-  const client = createCluster({ rootNodes: [{ url }], defaults });
+  // minimizeConnections: connect to a node when a call needs it, so that a
+  // node that is down (a seed, or any master) does not stop the client from
+  // starting; its calls fail until it is back or replaced.
+  const client = createCluster({
+    minimizeConnections: true,
+    rootNodes: seeds.map((u) => ({ url: u })),
+    defaults,
+  });
   listen(client, onError);
   try {
-    await client.connect();
+    await bounded(client, client.connect(), commandTimeoutMs);
+  } catch (exc) {
+    quietly(() => client.destroy());
+    throw translate(exc);
+  }
+  state.ready = true;
+  return client;
+}
+
+/**
+ * A Sentinel client (node-redis createSentinel) on the primary a
+ * redis+sentinel:// URL names. node-redis follows the master on Sentinel's
+ * +switch-master notices and, with scanInterval, by asking every second. It
+ * never sends a command again by itself (maxCommandRediscovers 0): a command
+ * whose reply was lost may have run, and READONLY is left to the homing
+ * Client, which drops this client and makes a new one.
+ * @param {string} url
+ * @param {ConnectOptions} options
+ */
+async function connectSentinel(url, options) {
+  const { redisOptions = {}, onError, commandTimeoutMs = COMMAND_TIMEOUT_MS } = options;
+  const u = parseSentinel(url);
+  if (options.cluster === true) {
+    throw new InvalidArgumentError("a redis+sentinel:// URL names a Sentinel-managed primary, not a Redis Cluster");
+  }
+  const state = { ready: false };
+  const { sentinelOptions = {}, ...nodeRest } = redisOptions;
+  /** @type {Record<string, any>} */
+  const node = withDefaults(nodeRest, state);
+  if (u.username !== undefined) node.username ??= u.username;
+  if (u.password !== undefined) node.password ??= u.password;
+  if (u.db !== 0) node.database ??= u.db;
+  // TLS (rediss+sentinel://) to the sentinels and the data nodes alike, with
+  // the same CA and client certificate.
+  const tlsKeys = ["ca", "cert", "key", "servername", "rejectUnauthorized", "checkServerIdentity", "passphrase", "pfx"];
+  /** @type {Record<string, any>} */
+  const tls = u.tls
+    ? { tls: true, ...Object.fromEntries(tlsKeys.filter((k) => k in node.socket).map((k) => [k, node.socket[k]])) }
+    : {};
+  if (u.tls) node.socket.tls = true;
+  const sentinel = {
+    ...sentinelOptions,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_DELAY_MS,
+      ...tls,
+      ...sentinelOptions.socket,
+    },
+  };
+  if (u.sentinelPassword !== undefined) sentinel.password ??= u.sentinelPassword;
+  const client = createSentinel({
+    scanInterval: 1000,
+    name: u.master,
+    sentinelRootNodes: u.sentinels,
+    nodeClientOptions: node,
+    sentinelClientOptions: sentinel,
+    maxCommandRediscovers: 0,
+  });
+  listen(client, onError);
+  try {
+    await bounded(client, client.connect(), commandTimeoutMs);
   } catch (exc) {
     quietly(() => client.destroy());
     throw translate(exc);

@@ -163,7 +163,23 @@ const isCluster = (conn) => typeof conn.getSlotMaster === "function";
  */
 async function targets(conn) {
   if (isCluster(conn)) {
-    return Promise.all(conn.masters.map(async (/** @type {any} */ m) => [`${m.host}:${m.port}`, await conn.nodeClient(m)]));
+    return Promise.all(conn.masters.map(async (/** @type {any} */ m) => {
+      const name = `${m.host}:${m.port}`;
+      try {
+        return [name, await conn.nodeClient(m)];
+      } catch (exc) {
+        // A master that is down (the client starts without it, see
+        // connection.js): its settings are unknown, not a reason to fail.
+        if (!isConnectionError(exc)) throw exc;
+        return [name, unreachable(exc)];
+      }
+    }));
+  }
+  if (typeof conn.getSentinelNode === "function") {
+    // A Sentinel client: its sendCommand takes (isReadonly, args); the master it is on.
+    const m = conn.getMasterNode();
+    const name = m ? `${m.host}:${m.port}` : "the Sentinel master";
+    return [[name, { sendCommand: (/** @type {string[]} */ args) => conn.sendCommand(false, args) }]];
   }
   const socket = conn.options?.socket ?? {};
   let name = socket.path ?? (socket.host !== undefined ? `${socket.host}:${socket.port ?? 6379}` : null);
@@ -176,6 +192,16 @@ async function targets(conn) {
     }
   }
   return [[name ?? "localhost:6379", conn]];
+}
+
+/**
+ * A stand-in for a node that could not be reached: every command is refused
+ * with a plain Error (so its settings read as unknown, and are warned about).
+ * @param {unknown} exc
+ */
+function unreachable(exc) {
+  const why = `could not be reached: ${exc instanceof Error ? exc.message : String(exc)}`;
+  return { sendCommand: () => Promise.reject(new Error(why)) };
 }
 
 /**

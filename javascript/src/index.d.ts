@@ -1,7 +1,7 @@
 // Type declarations of homing's public API (hand-written; test/types checks
 // them against the JavaScript with the TypeScript compiler).
 
-import type { HomingError } from "./errors.js";
+import type { HomingError, NotReplicatedError, ReadOnlyError } from "./errors.js";
 
 export * from "./errors.js";
 
@@ -148,8 +148,34 @@ export interface ClientOptions {
    * eviction policy, no AOF, or settings it will not show (default false).
    */
   requireDurable?: boolean;
-  /** Hears the durability warnings (default: console.warn). */
-  logger?: Pick<Logger, "warn">;
+  /** Hears the durability warnings and dropped connections (default: console.warn). */
+  logger?: Pick<Logger, "warn"> & Partial<Pick<Logger, "info">>;
+  /**
+   * After each write a producer or an acknowledgement makes (enqueue, schedule,
+   * complete, fail, configure, deadRequeue, deadPurge, cancel), `WAIT waitReplicas
+   * waitTimeoutMs` on the same connection (the node of the key on a Cluster), and
+   * NotReplicatedError when fewer replicas confirmed it (default 0: off).
+   */
+  waitReplicas?: number;
+  /** 1..86400000, below commandTimeoutMs (default 1000). */
+  waitTimeoutMs?: number;
+  /**
+   * How long a call (and each step of connecting) waits for Redis before the
+   * connection is taken for dead: ConnectionLostError, the connection is dropped
+   * and made again before the next call; the call is never sent again by itself
+   * (it may have run). Default 10000.
+   */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * A NotReplicatedError as the Client throws it: the write happened on the
+ * primary (what the call returns is in `result`), but only `acked` replicas
+ * confirmed it within waitTimeoutMs.
+ */
+export interface NotReplicated extends NotReplicatedError {
+  readonly result: unknown;
+  readonly acked: number;
 }
 
 /** One durability setting that may lose acknowledged events. */
@@ -179,10 +205,18 @@ export interface NodeDurability {
 export interface ConnectOptions extends ClientOptions {
   /** true / false to skip the INFO cluster probe. */
   cluster?: boolean | null;
-  /** More options for node-redis createClient / createCluster. */
+  /**
+   * More options for node-redis createClient / createCluster (the nodes' options) /
+   * createSentinel (the data nodes' options; `sentinelOptions` for the sentinels'
+   * own connections). homing's defaults (socket.connectTimeout 5000,
+   * socket.keepAlive true, socket.keepAliveInitialDelay 5000, pingInterval 5000)
+   * apply where these say nothing.
+   */
   redisOptions?: Record<string, any>;
   /** Hears the connection errors node-redis reports while it reconnects. */
   onError?: (err: Error) => void;
+  /** More Cluster seed URLs, tried after the URL's own hosts (redis://h1:p1,h2:p2/0). */
+  rootNodes?: string[];
 }
 
 /** One script invocation (see ops). */
@@ -193,17 +227,31 @@ export interface Call<T = any> {
   parse: (reply: any) => T;
 }
 
-/** A connection to homing on one Redis (standalone or Cluster). */
+/** A connection to homing on one Redis (standalone, Cluster or through Sentinel). */
 export class Client {
   constructor(redisClient: any, options?: ClientOptions);
   /**
-   * Connect; a Redis Cluster is detected unless `cluster` says. The server's
-   * durability settings are read and warned about once per process and server;
-   * with requireDurable, NotDurableError for one that may lose acknowledged events.
+   * Connect; a Redis Cluster is detected unless `cluster` says. `url` is
+   * redis:// or rediss://, several Cluster seeds (redis://h1:p1,h2:p2/0), or
+   * redis+sentinel://[user:password@]h:p[,h:p...]/<master>[/db][?sentinel_password=...]
+   * (rediss+sentinel:// for TLS). The server's durability settings are read and
+   * warned about once per process and server; with requireDurable,
+   * NotDurableError for one that may lose acknowledged events.
    */
   static connect(url?: string, options?: ConnectOptions): Promise<Client>;
-  /** The node-redis client as given. */
+  /**
+   * The node-redis client in use (as given to the constructor, or made by
+   * connect); replaced when connect's client drops a dead or demoted connection.
+   */
   readonly connection: any;
+  /** "standalone", "cluster" or "sentinel". */
+  readonly kind: "standalone" | "cluster" | "sentinel";
+  /** How long (ms) a call waits for its reply before the connection is taken for dead. */
+  readonly commandTimeoutMs: number;
+  /** The WAIT after each write; null: none. */
+  readonly wait: { readonly replicas: number; readonly timeoutMs: number } | null;
+  /** Milliseconds during which every write was answered READONLY (0: none). */
+  readOnlyForMs(): number;
   /** The same connection, replying with Buffers. */
   readonly redis: any;
   readonly prefix: string;
@@ -355,6 +403,11 @@ export interface WorkerOptions {
   handlerTimeoutMs?: number | null;
   /** start() refuses (NotDurableError) a Redis that may lose acknowledged events (default: the client's). */
   requireDurable?: boolean;
+  /**
+   * Stop once every write was answered READONLY for this long (default 60000):
+   * then `readOnly` is true and run() rejects with `gaveUp`, a ReadOnlyError.
+   */
+  readonlyGiveUpMs?: number;
 }
 
 /** Counts since the worker started. */
@@ -368,6 +421,8 @@ export class WorkerStats {
   timedOut: number;
   /** Events not started because their lease had run out while they waited (by the worker's clock). */
   expiredUnstarted: number;
+  /** Outcomes (acknowledgements, fails) taken as done though fewer replicas than waitReplicas confirmed them. */
+  unreplicated: number;
   /** Refusals by error code. */
   errors: Record<string, number>;
 }
@@ -391,6 +446,14 @@ export class Worker {
   readonly stats: WorkerStats;
   /** Set when every slot hung in a handler past its timeout and the worker stopped itself. */
   readonly hung: boolean;
+  /**
+   * Set when every write was answered READONLY for readonlyGiveUpMs and the
+   * worker stopped itself (the URL points at a replica): run() rejects with
+   * `gaveUp` after its shutdown; exit non-zero.
+   */
+  readonly readOnly: boolean;
+  readonly gaveUp: ReadOnlyError | null;
+  readonly readonlyGiveUpMs: number;
   /** Resolves once stop() has been called. */
   readonly stopped: Promise<void>;
   /** Create and init the consumers, then start the loops. */
@@ -402,6 +465,9 @@ export class Worker {
    * A second signal calls releaseHeld(), logs the counts and exits the process with
    * status 130; a third gets Node's default. Also returns by itself when every
    * slot is hung (then `hung` is true: exit non-zero, e.g. process.exit(3)).
+   * Rejects when start() does (a ReadOnlyError for a replica, among others), and,
+   * after the shutdown, with `gaveUp` when every write met READONLY for
+   * readonlyGiveUpMs (then `readOnly` is true).
    */
   run(options?: { signals?: NodeJS.Signals[] }): Promise<WorkerStats>;
   /**

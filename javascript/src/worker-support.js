@@ -9,6 +9,7 @@ import {
   CorruptEnvelopeError,
   HomingError,
   InvalidArgumentError,
+  NotReplicatedError,
   RedisFullError,
   StaleLeaseError,
 } from "./errors.js";
@@ -33,6 +34,65 @@ export const MAX_PAUSE = 2000;
  * next beat might not come in time to keep it (Python's START_MARGIN).
  */
 export const START_MARGIN = 0.1;
+
+/**
+ * How long (ms) a worker lets every write be answered READONLY before it
+ * stops (`worker.readOnly`): with a plain URL to a node that was demoted to a
+ * replica it would retry for ever.
+ */
+export const READONLY_GIVE_UP_MS = 60000;
+
+/**
+ * The warning for outcomes (acknowledgements, fails) that fewer replicas
+ * confirmed than `waitReplicas` asks: the worker takes them as done (they
+ * happened on the primary; a failover now may bring the event back, at
+ * least once), and says so at most once a minute, with how many since.
+ */
+export class ReplicationWarning {
+  #last = -Infinity;
+  #since = 0;
+
+  /**
+   * @param {Logger} log
+   * @param {WorkerStats} stats counts them in unreplicated
+   * @param {number} [everyMs]
+   */
+  constructor(log, stats, everyMs = 60000) {
+    this.log = log;
+    this.stats = stats;
+    this.everyMs = everyMs;
+  }
+
+  /** @param {Error} err */
+  note(err) {
+    this.stats.unreplicated += 1;
+    this.#since += 1;
+    const now = performance.now();
+    if (now - this.#last < this.everyMs) return;
+    const more = this.#since > 1 ? ` (${this.#since} such outcomes since the last warning)` : "";
+    this.log.warn(`${err.message}; taken as done: a failover now may bring the event back (at least once)${more}`);
+    this.#last = now;
+    this.#since = 0;
+  }
+}
+
+/**
+ * fn's result; a NotReplicatedError (the write happened on the primary, fewer
+ * replicas confirmed it) gives the result it carries, noted in warning.
+ * @template T
+ * @param {ReplicationWarning | undefined} warning
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<T>}
+ */
+export async function accepted(warning, fn) {
+  try {
+    return await fn();
+  } catch (exc) {
+    if (!(exc instanceof NotReplicatedError) || warning === undefined) throw exc;
+    warning.note(exc);
+    return /** @type {T} */ (/** @type {any} */ (exc).result);
+  }
+}
 
 /** The reason an event is failed with when its handler ran past the handler timeout. */
 export class HandlerTimeoutError extends Error {
@@ -117,6 +177,7 @@ export function checkWorkerOptions(options) {
   check("handlerTimeoutMs", policy.handler_timeout_ms.min, policy.handler_timeout_ms.max, false);
   check("graceMs", 0, Number.MAX_SAFE_INTEGER, false);
   check("pollMaxMs", 0, Number.MAX_SAFE_INTEGER, false);
+  check("readonlyGiveUpMs", 0, Number.MAX_SAFE_INTEGER, false);
 }
 
 /**
@@ -141,6 +202,8 @@ export class WorkerStats {
   timedOut = 0;
   /** events not started because their lease had run out while they waited (by the local clock) */
   expiredUnstarted = 0;
+  /** outcomes taken as done though fewer replicas than waitReplicas confirmed them */
+  unreplicated = 0;
   /** @type {Record<string, number>} refusals by error code */
   errors = {};
 }
@@ -190,13 +253,14 @@ export function countAcks(stats, log, batch, errors) {
 /**
  * The one-line summary of a worker's counts, as `homing worker` prints it.
  * @param {string} service
- * @param {string} how "stopped", "interrupted" or "hung"
+ * @param {string} how "stopped", "interrupted", "hung" or "gave up"
  * @param {WorkerStats} st
  */
 export function summary(service, how, st) {
   const errors = Object.entries(st.errors).sort().map(([code, n]) => ` ${code}=${n}`).join("");
+  const unreplicated = st.unreplicated ? ` unreplicated=${st.unreplicated}` : "";
   return `worker ${service} ${how}: received=${st.received} completed=${st.completed} ` +
-    `failed=${st.failed} released=${st.released} lost=${st.lost} timed_out=${st.timedOut}${errors}`;
+    `failed=${st.failed} released=${st.released} lost=${st.lost} timed_out=${st.timedOut}${unreplicated}${errors}`;
 }
 
 /**
@@ -228,17 +292,19 @@ export async function retrying(log, stop, what, fn, pause) {
 /**
  * Fail an event for its handler; a lost connection is retried (50 ms doubling
  * to 2 s) until it comes back or the worker stops, and then the lease expires.
- * @param {{client: Client, service: string, stats: WorkerStats, log: Logger}} worker
+ * A fail fewer replicas confirmed than asked is taken as sent.
+ * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
+ *   _replication?: ReplicationWarning}} worker
  * @param {Stopper} stop
  * @param {{id: string, token: number}} ev
  * @param {string} reason
  * @param {boolean} dead
  */
-export async function sendFail({ client, service, stats, log }, stop, ev, reason, dead) {
+export async function sendFail({ client, service, stats, log, _replication }, stop, ev, reason, dead) {
   let pause = 50;
   for (;;) {
     try {
-      const out = await client.fail(service, ev.id, ev.token, reason, { dead });
+      const out = await accepted(_replication, () => client.fail(service, ev.id, ev.token, reason, { dead }));
       stats.failed += 1;
       log.info(`${service}/${ev.id} -> ${out.action}`);
       return;

@@ -23,7 +23,16 @@
 // performance.now()) is never started: it is released.
 //
 // Lost connections (a Redis restart) are retried with backoff in every loop;
-// node-redis reconnects and scripts reload by themselves. On stop() (run()
+// node-redis reconnects and scripts reload by themselves, and the Client
+// drops a connection that stops answering (commandTimeoutMs) or answers
+// READONLY (a failover) and makes a new one, through Sentinel to the new
+// primary. Not for ever: after readonlyGiveUpMs of nothing but READONLY (a
+// plain URL to a node that stays a replica) the worker stops itself and
+// run() rejects with the ReadOnlyError (worker.readOnly, worker.gaveUp), as
+// Python's run() raises it. With the Client's waitReplicas, an
+// acknowledgement or fail fewer replicas confirmed (NotReplicatedError) is
+// taken as done, with a warning at most once a minute (stats.unreplicated).
+// On stop() (run()
 // calls it on SIGTERM/SIGINT) the fetcher stops, prefetched events that no
 // slot started are released (they go next, no attempt counted) and handlers
 // get `graceMs` to finish. Events whose handlers still run after that are not
@@ -32,16 +41,19 @@
 // marked started). Only the impatient stop (releaseHeld(), run() on a second
 // signal) releases them. A worker whose slots are all hung gets no grace.
 
-import { ConnectionLostError, HomingError, RedisFullError, StaleLeaseError } from "./errors.js";
+import { ConnectionLostError, HomingError, ReadOnlyError, RedisFullError, StaleLeaseError } from "./errors.js";
 import {
   DEFAULT_LOGGER,
   HandlerTimeoutError,
   Held,
   MAX_PAUSE,
+  READONLY_GIVE_UP_MS,
+  ReplicationWarning,
   START_MARGIN,
   checkWorkerOptions,
   Watchdog,
   WorkerStats,
+  accepted,
   countAcks,
   countError,
   describe,
@@ -114,6 +126,8 @@ export class Worker {
    * (0: no limit); null: the service's handler_timeout_ms policy (default 600000)
    * @param {boolean} [options.requireDurable] start() refuses (NotDurableError) a
    * Redis that may lose acknowledged events (default: the client's requireDurable)
+   * @param {number} [options.readonlyGiveUpMs] stop once every write was answered
+   * READONLY for this long (default 60000): see `readOnly`
    * @param {Logger} [options.logger] default: warnings and errors to the console
    */
   constructor(client, service, consumerFactory, options = {}) {
@@ -130,13 +144,26 @@ export class Worker {
     this.handlerTimeoutMs = handlerTimeoutMs;
     this.requireDurable = Boolean(options.requireDurable);
     this.log = options.logger ?? DEFAULT_LOGGER;
+    this.readonlyGiveUpMs = options.readonlyGiveUpMs ?? READONLY_GIVE_UP_MS;
     this.stats = new WorkerStats();
+    /** @internal outcomes fewer replicas confirmed than asked: taken as done, warned about */
+    this._replication = new ReplicationWarning(this.log, this.stats);
     /**
      * Set when every slot was hung in a handler past its timeout and the
      * worker stopped itself: run() returns, and the process should exit
      * non-zero so that its supervisor restarts it.
      */
     this.hung = false;
+    /**
+     * Set when every write was answered READONLY for readonlyGiveUpMs (the
+     * URL points at a replica: the primary moved and nothing tells where)
+     * and the worker stopped itself: run() rejects with `gaveUp` after its
+     * shutdown; exit non-zero so that it is looked at (a restart alone will
+     * not help until the URL names the primary, or Sentinel).
+     */
+    this.readOnly = false;
+    /** @type {ReadOnlyError | null} the error run() rejects with after a READONLY give-up */
+    this.gaveUp = null;
   }
 
   // -- lifecycle -------------------------------------------------------------
@@ -209,6 +236,10 @@ export class Worker {
       removeListeners();
     }
     if (this.hung) this.log.error(summary(this.service, "hung", this.stats));
+    if (this.gaveUp !== null) {
+      this.log.error(summary(this.service, "gave up", this.stats));
+      throw this.gaveUp;
+    }
     return this.stats;
   }
 
@@ -306,7 +337,8 @@ export class Worker {
     if (token === undefined || !this.#held.settle(eventId, token)) {
       throw new StaleLeaseError(`this worker holds no open lease on ${service}/${eventId}`);
     }
-    const [err] = await this.client.completeMany(service, [[eventId, token, result]]);
+    const [err] = await accepted(this._replication,
+      () => this.client.completeMany(service, [[eventId, token, result]]));
     if (err instanceof RedisFullError) {
       // A full Redis refused the result (it would grow memory); the event is
       // still leased. Kept, extended and sent again by the acker.
@@ -484,7 +516,8 @@ export class Worker {
     /** @type {HomingError | null} */
     let err;
     try {
-      [err] = await this.client.completeMany(this.service, [[ev.id, ev.token, null]]);
+      [err] = await accepted(this._replication,
+        () => this.client.completeMany(this.service, [[ev.id, ev.token, null]]));
     } catch {
       // Not sent (a lost connection, say): the acker sends it with its backoff.
       this.#queueAcks([[ev.id, ev.token, null]], true);
@@ -554,7 +587,7 @@ export class Worker {
           this.log,
           this.#stop,
           "complete",
-          () => this.client.completeMany(this.service, batch),
+          () => accepted(this._replication, () => this.client.completeMany(this.service, batch)),
           pause,
         );
         if (errors !== null) break;
@@ -656,6 +689,7 @@ export class Worker {
    */
   async #watchLoop() {
     while (!(await this.#beatStop.wait(Math.min(Math.max(this.#timeoutMs / 10, 20), 500)))) {
+      this.#checkReadOnly();
       if (this.#watch.hung >= this.concurrency && !this.hung && !this.#stop.isSet) {
         this.hung = true;
         this.log.error(
@@ -675,6 +709,27 @@ export class Worker {
         await this.#failed(ev, exc);
       }
     }
+  }
+
+  /**
+   * Stop once every write was answered READONLY for readonlyGiveUpMs: the
+   * node the URL names is a replica now, and retrying would loop for ever
+   * (through Sentinel the client asks for the primary again meanwhile, so
+   * there it means no sentinel names a writable one).
+   */
+  #checkReadOnly() {
+    const client = /** @type {any} */ (this.client);
+    if (this.readOnly || this.#stop.isSet) return;
+    const ms = typeof client.readOnlyForMs === "function" ? client.readOnlyForMs() : 0;
+    if (ms === 0 || ms < this.readonlyGiveUpMs) return;
+    this.readOnly = true;
+    this.gaveUp = new ReadOnlyError(
+      `every write for ${Math.round(ms / 1000)} s was answered READONLY (readonlyGiveUpMs ` +
+        `${this.readonlyGiveUpMs}): the Redis this worker uses is a replica now. Point it at the ` +
+        "primary, or use a redis+sentinel:// URL to follow failovers",
+    );
+    this.log.error(`worker ${this.service}: ${this.gaveUp.message}`);
+    this.stop();
   }
 
   // -- release ---------------------------------------------------------------

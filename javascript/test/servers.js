@@ -106,18 +106,7 @@ export class RedisServer {
   async start() {
     if (this.alive()) return this;
     if (!this.port) this.port = await freePort();
-    const argv = [
-      "redis-server",
-      "--port", String(this.port),
-      "--bind", HOST,
-      "--dir", this.dir,
-      "--save", "",
-      "--appendonly", this.appendonly ? "yes" : "no",
-      "--appendfsync", "always",
-      "--daemonize", "no",
-      "--logfile", this.logfile,
-      ...this.extra,
-    ];
+    const argv = this.argv();
     const [cmd, args] = USE_SHIM ? ["python3", ["-c", DEATHSIG_SHIM, ...argv]] : [argv[0], argv.slice(1)];
     const proc = spawn(cmd, args, { stdio: "ignore" });
     this.proc = proc;
@@ -141,6 +130,22 @@ export class RedisServer {
     await this.kill();
     const hint = spawnError ? ` (${spawnError}; install Redis 7 or run 'make redis-check')` : "";
     throw new Error(`redis-server on port ${this.port} did not answer PING${hint}:\n${this.logTail()}`);
+  }
+
+  /** The command line (a subclass may run another mode, e.g. Sentinel). */
+  argv() {
+    return [
+      "redis-server",
+      "--port", String(this.port),
+      "--bind", HOST,
+      "--dir", this.dir,
+      "--save", "",
+      "--appendonly", this.appendonly ? "yes" : "no",
+      "--appendfsync", "always",
+      "--daemonize", "no",
+      "--logfile", this.logfile,
+      ...this.extra,
+    ];
   }
 
   /** Whether the server answers PING now (a subclass may probe another way, e.g. TLS). */
@@ -200,6 +205,11 @@ export class RedisCluster {
     return this.nodes[0].url;
   }
 
+  /** @param {{extra?: string[]}} [options] more redis-server arguments for every node */
+  constructor(options = {}) {
+    this.extra = options.extra ?? [];
+  }
+
   async start(masters = 3) {
     try {
       for (let i = 0; i < masters; i++) {
@@ -211,7 +221,7 @@ export class RedisCluster {
         const node = new RedisServer({
           port,
           extra: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "2000"],
+            "--cluster-node-timeout", "2000", ...this.extra],
         });
         this.nodes.push(node);
         await node.start();

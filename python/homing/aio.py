@@ -22,7 +22,7 @@ from .clientbase import (
     wait_option,
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
-from .errors import HomingError, RedisFullError
+from .errors import HomingError, PermissionDeniedError, ReadOnlyError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
@@ -42,13 +42,28 @@ class AsyncClient(ClientBase):
         client = cls(await connect_async(url, cluster=cluster, **redis_kwargs), prefix=prefix,
                      max_payload=max_payload, require_durable=require_durable,
                      wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
-        if cluster is None or require_durable:
-            try:
+        try:
+            if cluster is None or require_durable:
                 await client.check_durability()
-            except BaseException:
-                await client.close()
-                raise
+            if client.wait is not None:
+                await client._check_wait()
+        except BaseException:
+            await client.close()
+            raise
         return client
+
+    async def _check_wait(self) -> None:
+        """As ``Client._check_wait``."""
+        try:
+            await self.redis.execute_command("WAIT", 0, 0)
+        except REDIS_ERRORS as exc:
+            err = translate(exc)
+            if isinstance(err, ReadOnlyError):
+                return  # a replica (a stale sentinel's answer): the writes will find out
+            if isinstance(err, PermissionDeniedError):
+                raise PermissionDeniedError(f"wait_replicas needs the Redis user to be allowed "
+                                            f"WAIT (+wait, docs/security.md): {exc}") from exc
+            raise err from exc
 
     async def check_durability(
             self, require: bool | None = None) -> list[durability.NodeDurability]:

@@ -22,7 +22,7 @@ from .clientbase import (  # noqa: F401 - DEFAULT_URL, ClientBase... are importe
     wait_option,
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
-from .errors import HomingError, RedisFullError
+from .errors import HomingError, PermissionDeniedError, ReadOnlyError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, check_service, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
@@ -57,13 +57,29 @@ class Client(ClientBase):
         client = cls(connect(url, cluster=cluster, **redis_kwargs), prefix=prefix,
                      max_payload=max_payload, require_durable=require_durable,
                      wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
-        if cluster is None or require_durable:
-            try:
+        try:
+            if cluster is None or require_durable:
                 client.check_durability()
-            except BaseException:
-                client.close()
-                raise
+            if client.wait is not None:
+                client._check_wait()
+        except BaseException:
+            client.close()
+            raise
         return client
+
+    def _check_wait(self) -> None:
+        """``WAIT 0 0`` (answers at once): a user the ACL denies WAIT is refused here, before
+        a write that would go through with its WAIT then refused."""
+        try:
+            self.redis.execute_command("WAIT", 0, 0)
+        except REDIS_ERRORS as exc:
+            err = translate(exc)
+            if isinstance(err, ReadOnlyError):
+                return  # a replica (a stale sentinel's answer): the writes will find out
+            if isinstance(err, PermissionDeniedError):
+                raise PermissionDeniedError(f"wait_replicas needs the Redis user to be allowed "
+                                            f"WAIT (+wait, docs/security.md): {exc}") from exc
+            raise err from exc
 
     def check_durability(self, require: bool | None = None) -> list[durability.NodeDurability]:
         """The server's durability settings, per server (each master on a Cluster).

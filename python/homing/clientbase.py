@@ -162,8 +162,11 @@ class ClientBase:
         if call.script not in READS:
             self._readonly_since = None
         if acked is not None and self.wait is not None and acked < self.wait.replicas:
-            hint = (" (an enqueue may be resent with the same id safely)"
-                    if call.script in ("enqueue", "schedule") else "")
+            hint = ""
+            if call.script in REPEATS:
+                ids = result if isinstance(result, list) else [result]
+                shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+                hint = f" (event ids {shown}: resend with the same id or key, safely)"
             err = NotReplicatedError(
                 f"{call.script} on {call.service or 'the global keys'} was written on the "
                 f"primary, but only {acked} of the {self.wait.replicas} replicas asked for "

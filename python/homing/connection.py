@@ -88,7 +88,7 @@ def translate(exc: Exception, key: str | None = None) -> HomingError:
             t in text for t in _NO_PERMISSION):
         # Before the connection errors: redis-py raises a refused AUTH as one.
         return PermissionDeniedError(f"Redis refused the user: {exc}")
-    if demoted(exc) or text.startswith("READONLY"):
+    if demoted(exc) or text.startswith(("READONLY", "WAIT cannot be used with replica")):
         # Before the connection errors: Sentinel's connection raises READONLY as one.
         return ReadOnlyError(f"the server is a read-only replica (a failover moved the "
                              f"primary); nothing was written: {exc}")

@@ -41,7 +41,7 @@ PLACEHOLDER = ">CHANGE-ME"
 # What each role runs: the scripts (their inner commands count as the caller's)
 # and the commands the clients send themselves (python/homing/client.py, aio.py,
 # daemons.py, worker.py, connection.py; javascript/src/client.js, connection.js).
-CONNECT = {"info"}  # INFO cluster: the Cluster probe of Client.from_url / Client.connect
+CONNECT = {"info", "ping"}  # INFO cluster: the Cluster probe; PING: the health checks
 SCRIPTS = {"evalsha", "eval"}  # EVALSHA, and EVAL once after NOSCRIPT
 ROLES: dict[str, tuple[set[str], set[str]]] = {
     # enqueue / enqueue_many, create_timer, cancel_timer, status / result
@@ -382,3 +382,26 @@ def test_cli_tls_options_need_a_rediss_url(tmp_path: Path) -> None:
 if __name__ == "__main__":
     for user, commands in needed().items():
         print(acl_line(user, commands))
+
+
+def test_health_checks_and_wait_are_allowed(tls: Any) -> None:
+    """The documented users may PING (homing's health check of an idle connection) and,
+    with the WAIT option's optional ``+wait``, WAIT."""
+    with homing.Client.from_url(tls.url_for("homing-producer", PASSWORD),
+                                health_check_interval=0.01, **tls.certs.redis_kwargs()) as c:
+        c.enqueue("sec-ping", 1)
+        time.sleep(0.05)  # idle past the interval: the next command is preceded by a PING
+        c.enqueue("sec-ping", 2)
+    def waiting() -> homing.Client:
+        return homing.Client.from_url(tls.url_for("homing-producer", PASSWORD), wait_replicas=1,
+                                      wait_timeout_ms=10, **tls.certs.redis_kwargs())
+
+    with pytest.raises(homing.PermissionDeniedError, match=r"\+wait"):
+        waiting()  # WAIT is an optional addition: refused when connecting, nothing written
+    tls.admin_client.execute_command("ACL", "SETUSER", "homing-producer", "+wait")
+    try:
+        with waiting() as c, pytest.raises(homing.NotReplicatedError):  # no replica at all
+            c.enqueue("sec-ping", 4)
+    finally:
+        tls.admin_client.execute_command("ACL", "SETUSER", "homing-producer", "-wait")
+        tls.admin_client.execute_command("ACL", "LOG", "RESET")

@@ -9,6 +9,8 @@ import {
   EventDeadError,
   HomingError,
   Reject,
+  NotReplicatedError,
+  type NotReplicated,
   ResultTimeoutError,
   StaleLeaseError,
   Worker,
@@ -123,4 +125,33 @@ export async function timeouts(client: Client): Promise<void> {
   // @ts-expect-error the timeout is a number of ms
   void new Worker(client, "pages", Careful, { handlerTimeoutMs: "10s" });
   void [counts, limit];
+}
+
+export async function failover(): Promise<void> {
+  const client = await Client.connect("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0", {
+    waitReplicas: 1,
+    waitTimeoutMs: 500,
+    commandTimeoutMs: 10_000,
+  });
+  const kind: "standalone" | "cluster" | "sentinel" = client.kind;
+  const wait = client.wait;
+  const readOnly: number = client.readOnlyForMs();
+  try {
+    await client.enqueue("orders", { sku: "A-1" }, { id: "order-1" });
+  } catch (err) {
+    if (err instanceof NotReplicatedError) {
+      const { result, acked } = err as NotReplicated;
+      void [result, acked];
+    }
+  }
+  const seeded = await Client.connect("redis://10.0.0.1:7000,10.0.0.2:7000", { rootNodes: ["redis://10.0.0.3:7000"] });
+  const worker = new Worker(seeded, "orders", Careful, { readonlyGiveUpMs: 30_000 });
+  try {
+    await worker.run();
+  } catch (err) {
+    if (worker.readOnly && worker.gaveUp === err) process.exit(2);
+    throw err;
+  }
+  const unconfirmed: number = worker.stats.unreplicated;
+  void [kind, wait, readOnly, unconfirmed];
 }
