@@ -200,6 +200,19 @@ def test_waited_writes_follow_a_migration(cluster: RedisClusterServers, prefix: 
             client.enqueue(service, 2, id="b")
         assert client.stats(service)["ready"] == 2
 
+    async def run() -> None:  # the asyncio Cluster sends its pipeline through a ClusterNode
+        ac = await homing.AsyncClient.from_url(cluster.url, prefix=prefix, wait_replicas=1,
+                                               wait_timeout_ms=50)
+        try:
+            for event_id in ("c", "c"):  # the second is a repeat: touched, then WAIT again
+                with pytest.raises(homing.NotReplicatedError) as err:
+                    await ac.enqueue(service, 3, id=event_id)
+                assert err.value.result == ["c"]  # type: ignore[attr-defined]
+        finally:
+            await ac.close()
+
+    asyncio.run(run())
+
 
 @pytest.mark.timeout(60)
 def test_a_client_starts_with_its_first_seed_down(cluster: RedisClusterServers,
