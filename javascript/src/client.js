@@ -7,27 +7,12 @@
 
 import * as ops from "./ops.js";
 import { whole } from "./call.js";
-import {
-  BUFFER_REPLIES,
-  COMMAND_TIMEOUT_MS,
-  KeyCache,
-  connect,
-  connectionKind,
-  isGivenUp,
-  isNoScript,
-  quietly,
-  refusedUnrun,
-  translate,
-} from "./connection.js";
+import { COMMAND_TIMEOUT_MS, KeyCache, connect, sentinelSettings, translate } from "./connection.js";
 import * as durability from "./durability.js";
-import {
-  ConnectionLostError,
-  HomingError,
-  InvalidArgumentError,
-  NotReplicatedError,
-  ReadOnlyError,
-  RedisFullError,
-} from "./errors.js";
+import { ConnectionLostError, HomingError, InvalidArgumentError, NotReplicatedError, RedisFullError } from "./errors.js";
+import { Link } from "./link.js";
+import { watchSentinels } from "./sentinel-watch.js";
+import { isSentinel } from "./urls.js";
 import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_PREFIX,
@@ -62,11 +47,11 @@ export const WAITED = Object.freeze(new Set(["enqueue", "schedule", "complete", 
 // nothing about whether this client can still write (see readOnlyForMs).
 export const READS = Object.freeze(new Set(["result", "stats", "dead_list"]));
 export const DEFAULT_WAIT_TIMEOUT_MS = 1000;
-// Calls a Cluster refused unrun (TRYAGAIN, CLUSTERDOWN) are sent again after
-// 10 ms doubling to 200 ms, for up to 5 s; then ConnectionLostError.
-export const RETRY_BUDGET_MS = 5000;
-const FIRST_PAUSE_MS = 10;
-const MAX_PAUSE_MS = 200;
+// Scripts that answer a repeat (same id or idempotency key) without writing,
+// and the counter each increments on a real write (touched by 0 after a
+// repeat, so that WAIT vouches for the first send: link.js).
+const REPEATS = Object.freeze({ enqueue: "enqueued", schedule: "timers" });
+export { RETRY_BUDGET_MS } from "./link.js";
 
 /**
  * The WAIT settings, checked: 0 replicas is off; WAIT 0 (wait for ever) is
@@ -88,9 +73,6 @@ export function waitOption(replicas, timeoutMs, commandTimeoutMs) {
   }
   return n ? { replicas: n, timeoutMs: t } : null;
 }
-
-/** The rejection of a call whose timer ran out (turned into ConnectionLostError). */
-class NoReply extends Error {}
 
 const noop = () => {};
 /** Warnings to the console (the durability warnings, a failed registry write). */
@@ -138,21 +120,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export class Client {
   #keys;
-  /** @type {any} the node-redis client in use (the last one, after a drop) */
-  #conn;
-  /** @type {any} #conn replying with Buffers */
-  #redis;
-  /** @type {(() => Promise<any>) | null} makes a new connection (Client.connect only) */
-  #reconnect = null;
-  /** @type {Promise<any> | null} a new connection on its way */
-  #connecting = null;
-  /** #conn was dropped: the next call makes a new one first */
-  #stale = false;
-  /** when (performance.now()) #conn came into use */
-  #since = 0;
-  #closed = false;
-  /** @type {number | null} since when (performance.now()) every write met READONLY */
-  #readOnlySince = null;
+  /** @type {Link} the connection, kept alive (dropped and made again when dead or demoted) */
+  #link;
   /** @type {Map<string, number>} service -> when it was last seen in the registry */
   #registered = new Map();
   /** @type {durability.NodeDurability[] | null} the server's settings, read once */
@@ -175,11 +144,11 @@ export class Client {
       waitTimeoutMs = DEFAULT_WAIT_TIMEOUT_MS,
       commandTimeoutMs = COMMAND_TIMEOUT_MS,
     } = options;
-    this.#use(redisClient);
-    /** "standalone", "cluster" or "sentinel" (createClient, createCluster, createSentinel). */
-    this.kind = connectionKind(redisClient);
     /** How long (ms) a call waits for its reply before the connection is taken for dead. */
     this.commandTimeoutMs = whole(commandTimeoutMs, "commandTimeoutMs", 1, 86_400_000);
+    this.#link = new Link(redisClient, { commandTimeoutMs: this.commandTimeoutMs, logger });
+    /** "standalone", "cluster" or "sentinel" (createClient, createCluster, createSentinel). */
+    this.kind = this.#link.kind;
     /** The WAIT after each write (null: none). */
     this.wait = waitOption(waitReplicas, waitTimeoutMs, this.commandTimeoutMs);
     this.prefix = checkPrefix(prefix);
@@ -215,11 +184,15 @@ export class Client {
     if (maxPayload !== undefined) whole(maxPayload, "maxPayload (bytes)", 1);
     const timeout = whole(commandTimeoutMs ?? COMMAND_TIMEOUT_MS, "commandTimeoutMs", 1, 86_400_000);
     waitOption(waitReplicas ?? 0, waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS, timeout);
-    const open = () => connect(url, { ...connectOptions, commandTimeoutMs: timeout });
+    const open = (drops = 0) => connect(url, { ...connectOptions, commandTimeoutMs: timeout, rotateSentinels: drops });
     const client = new Client(await open(), {
       prefix, maxPayload, requireDurable, logger, waitReplicas, waitTimeoutMs, commandTimeoutMs: timeout,
     });
-    client.#reconnect = open;
+    client.#link.reconnectWith(open);
+    if (isSentinel(url)) {
+      const { u, sentinel } = sentinelSettings(url, connectOptions);
+      client.#link.watchWith((on) => watchSentinels(u.sentinels, u.master, sentinel, on));
+    }
     try {
       await client.checkDurability();
     } catch (exc) {
@@ -235,12 +208,12 @@ export class Client {
    * the last one until then.
    */
   get connection() {
-    return this.#conn;
+    return this.#link.connection;
   }
 
   /** The same connection, replying with Buffers (payloads are binary). */
   get redis() {
-    return this.#redis;
+    return this.#link.redis;
   }
 
   /**
@@ -249,14 +222,7 @@ export class Client {
    * a plain URL pointing at a demoted node would otherwise be retried for ever.
    */
   readOnlyForMs() {
-    return this.#readOnlySince === null ? 0 : performance.now() - this.#readOnlySince;
-  }
-
-  /** @param {any} conn */
-  #use(conn) {
-    this.#since = performance.now();
-    this.#conn = conn;
-    this.#redis = conn.withTypeMapping(BUFFER_REPLIES);
+    return this.#link.readOnlyForMs();
   }
 
   /**
@@ -272,7 +238,7 @@ export class Client {
   async checkDurability(options = {}) {
     let reports = this.#durability;
     if (reports === null) {
-      this.#reading ??= this.#io((conn) => durability.read(conn)).finally(() => {
+      this.#reading ??= this.#link.io((conn) => durability.read(conn)).finally(() => {
         this.#reading = null;
       });
       reports = await this.#reading;
@@ -287,11 +253,7 @@ export class Client {
 
   /** Close the connection (waits for replies already on their way). */
   async close() {
-    this.#closed = true;
-    await this.#connecting?.catch(() => {});
-    if (this.#stale) return; // dropped, and destroyed then
-    this.#stale = true;
-    await this.#conn.close();
+    await this.#link.close();
   }
 
   async [Symbol.asyncDispose]() {
@@ -322,8 +284,12 @@ export class Client {
       throw exc;
     }));
     const wait = WAITED.has(call.script) ? this.wait : null;
-    const [reply, acked] = await this.#io((conn, redis) => this.#send(conn, redis, script, keys, call.args, wait));
-    if (!READS.has(call.script)) this.#readOnlySince = null;
+    const field = /** @type {Record<string, string>} */ (REPEATS)[call.script];
+    const touch = wait !== null && field !== undefined ? { key: keys[script.keys.indexOf("counters")], field } : null;
+    const link = this.#link;
+    const [reply, acked] = await link.io((conn, redis) =>
+      link.sendScript(conn, redis, script, keys, call.args, wait, touch));
+    if (!READS.has(call.script)) link.wrote();
     if (!known) {
       // Only now that the script succeeded: a refused call registers nothing.
       try {
@@ -351,189 +317,6 @@ export class Client {
     return result;
   }
 
-  /**
-   * One script call on conn: its raw reply, and with `wait` how many replicas
-   * acknowledged it (else null).
-   * @param {any} conn
-   * @param {any} redis conn replying with Buffers
-   * @param {{sha1: string, source: string}} script
-   * @param {string[]} keys
-   * @param {ops.Arg[]} args
-   * @param {{replicas: number, timeoutMs: number} | null} wait
-   * @returns {Promise<[any, number | null]>}
-   */
-  async #send(conn, redis, script, keys, args, wait) {
-    if (wait === null) {
-      try {
-        return [await redis.evalSha(script.sha1, { keys, arguments: args }), null];
-      } catch (exc) {
-        if (!isNoScript(exc)) throw exc;
-        return [await redis.eval(script.source, { keys, arguments: args }), null];
-      }
-    }
-    try {
-      return await this.#waited(conn, ["EVALSHA", script.sha1, String(keys.length), ...keys, ...args], keys, wait);
-    } catch (exc) {
-      if (!isNoScript(exc)) throw exc;
-      return this.#waited(conn, ["EVAL", script.source, String(keys.length), ...keys, ...args], keys, wait);
-    }
-  }
-
-  /**
-   * The script and `WAIT replicas timeout` on one connection, queued together:
-   * WAIT counts the replicas that have every write of its connection, so on
-   * another connection it would answer for that connection's writes, not this
-   * call's. On a Cluster, on the node the keys' slot is on (node-redis's
-   * routing, MOVED and ASK included: ASKING, the script and WAIT go to the
-   * node that ran it); through Sentinel, on the master's connection.
-   * @param {any} conn
-   * @param {ops.Arg[]} command
-   * @param {string[]} keys
-   * @param {{replicas: number, timeoutMs: number}} wait
-   * @returns {Promise<[any, number]>}
-   */
-  #waited(conn, command, keys, wait) {
-    const waitCommand = ["WAIT", String(wait.replicas), String(wait.timeoutMs)];
-    const onNode = async (/** @type {any} */ node, /** @type {Record<string, any>} */ opts = {}) => {
-      const [reply, acked] = await Promise.allSettled([
-        node.sendCommand(command, { ...opts, typeMapping: BUFFER_REPLIES }),
-        node.sendCommand(waitCommand, opts),
-      ]);
-      if (reply.status === "rejected") throw reply.reason;
-      if (acked.status === "rejected") throw acked.reason;
-      return /** @type {[any, number]} */ ([reply.value, Number(acked.value)]);
-    };
-    if (this.kind === "cluster") return conn._execute(keys[0], false, {}, onNode);
-    if (this.kind === "sentinel") return conn._execute(false, (/** @type {any} */ node) => onNode(node));
-    return onNode(conn);
-  }
-
-  /**
-   * Run op on the connection in use (made again first if it was dropped),
-   * bounded by commandTimeoutMs; calls a Cluster refused unrun are sent
-   * again within RETRY_BUDGET_MS. Errors come out as HomingErrors.
-   * @template T
-   * @param {(conn: any, redis: any) => Promise<T>} op
-   * @param {string} [key] the key a plain command was sent for (for WRONGTYPE)
-   * @returns {Promise<T>}
-   */
-  async #io(op, key) {
-    const started = performance.now();
-    let pause = FIRST_PAUSE_MS;
-    for (;;) {
-      const conn = await this.#current();
-      try {
-        return await this.#bounded(conn, op(conn, this.#redis));
-      } catch (exc) {
-        if (refusedUnrun(exc)) {
-          if (performance.now() + pause - started > RETRY_BUDGET_MS) {
-            throw new ConnectionLostError(
-              `the Redis Cluster kept refusing the call for ${RETRY_BUDGET_MS / 1000} s (a slot migrating ` +
-                `or a failover under way; nothing was run): ${exc instanceof Error ? exc.message : String(exc)}`,
-              { cause: exc },
-            );
-          }
-          await sleep(pause);
-          pause = Math.min(pause * 2, MAX_PAUSE_MS);
-          continue;
-        }
-        throw this.#failed(conn, exc, key);
-      }
-    }
-  }
-
-  /**
-   * The homing error for exc. READONLY (a demoted primary) drops the
-   * connection, so that the next call reconnects (through Sentinel: to the
-   * new primary), and starts the clock of readOnlyForMs. A lost connection
-   * through Sentinel drops it too (the primary may have moved), and so does
-   * a Cluster node's client that gave up reconnecting (a new cluster client
-   * finds the slots' owners again).
-   * @param {any} conn
-   * @param {unknown} exc
-   * @param {string} [key]
-   */
-  #failed(conn, exc, key) {
-    const err = translate(exc, key);
-    if (err instanceof ReadOnlyError) {
-      this.#readOnlySince ??= performance.now();
-      this.#drop(conn, "it answered READONLY: the server is a replica now");
-    } else if (err instanceof ConnectionLostError && (this.kind === "sentinel" ||
-      // At most once a second: while a master is down every call to it says so.
-      (this.kind === "cluster" && isGivenUp(exc) && performance.now() - this.#since >= 1000))) {
-      this.#drop(conn, err.message);
-    }
-    return err;
-  }
-
-  /**
-   * promise, or ConnectionLostError once commandTimeoutMs passed without a
-   * reply; the connection is dropped then (the call is not sent again: it
-   * may have run).
-   * @template T
-   * @param {any} conn
-   * @param {Promise<T>} promise
-   * @returns {Promise<T>}
-   */
-  async #bounded(conn, promise) {
-    const ms = this.commandTimeoutMs;
-    /** @type {NodeJS.Timeout | undefined} */
-    let timer;
-    const expired = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new NoReply()), ms);
-    });
-    promise.catch(() => {}); // a rejection after the timer is not news
-    try {
-      return await Promise.race([promise, expired]);
-    } catch (exc) {
-      if (!(exc instanceof NoReply)) throw exc;
-      this.#drop(conn, `no reply within ${ms} ms`);
-      throw new ConnectionLostError(
-        `Redis did not answer within ${ms} ms (a dead connection, a partition?); the call may have ` +
-          "run; the connection is made again before the next call",
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** The connection to use: the current one, or a new one after a drop. */
-  async #current() {
-    if (!this.#stale) return this.#conn;
-    if (this.#closed) throw new ConnectionLostError("the client is closed");
-    this.#connecting ??= this.#connectAgain().finally(() => {
-      this.#connecting = null;
-    });
-    return this.#connecting;
-  }
-
-  async #connectAgain() {
-    const conn = await /** @type {() => Promise<any>} */ (this.#reconnect)();
-    if (this.#closed) {
-      quietly(() => conn.destroy());
-      throw new ConnectionLostError("the client is closed");
-    }
-    this.#use(conn);
-    this.#stale = false;
-    this.logger.info?.("connected to Redis again");
-    return conn;
-  }
-
-  /**
-   * Destroy a dead or demoted connection (calls on it fail with
-   * ConnectionLostError); the next call makes a new one. Only for clients
-   * Client.connect made: a node-redis client given to the constructor is
-   * the caller's, and stays.
-   * @param {any} conn
-   * @param {string} why
-   */
-  #drop(conn, why) {
-    if (this.#reconnect === null || this.#stale || conn !== this.#conn || this.#closed) return;
-    this.#stale = true;
-    this.logger.warn(`dropped the connection to Redis (${why}); a new one is made before the next call`);
-    quietly(() => conn.destroy());
-  }
-
   /** @param {string} service */
   #registryKey(service) {
     checkService(service);
@@ -546,7 +329,7 @@ export class Client {
    */
   async #isRegistered(service) {
     const key = this.#registryKey(service);
-    const member = Number(await this.#io((_, redis) => redis.sIsMember(key, service), key)) === 1;
+    const member = Number(await this.#link.io((_, redis) => redis.sIsMember(key, service), key)) === 1;
     if (member) this.#registered.set(service, performance.now());
     return member;
   }
@@ -765,7 +548,7 @@ export class Client {
    */
   async services() {
     const key = globalKey(this.prefix, "services");
-    const members = await this.#io((_, redis) => redis.sMembers(key), key);
+    const members = await this.#link.io((_, redis) => redis.sMembers(key), key);
     return members.map(String).sort();
   }
 
@@ -850,7 +633,7 @@ export class Client {
    */
   async register(service) {
     const key = this.#registryKey(service);
-    await this.#io(async (_, redis) => {
+    await this.#link.io(async (_, redis) => {
       try {
         await redis.sAdd(key, service);
       } catch (exc) {
@@ -882,7 +665,7 @@ export class Client {
   async hintExpired(service) {
     checkService(service);
     const key = globalKey(this.prefix, "hints");
-    await this.#io((_, redis) => redis.sAdd(key, service), key);
+    await this.#link.io((_, redis) => redis.sAdd(key, service), key);
   }
 
   /**
@@ -893,7 +676,7 @@ export class Client {
   async takeHints(count = 100) {
     whole(count, "count", 0);
     const key = globalKey(this.prefix, "hints");
-    const got = await this.#io((_, redis) => redis.sPopCount(key, count), key);
+    const got = await this.#link.io((_, redis) => redis.sPopCount(key, count), key);
     return (got ?? []).map(String);
   }
 }

@@ -50,6 +50,9 @@ const BAD_DB = ["DB index is out of range", "SELECT is not allowed in cluster mo
 const NO_PERMISSION = ["NOPERM", "WRONGPASS", "NOAUTH", "can't run this command or subcommand",
   "has no permissions to run", "has no permissions to access"];
 
+// What node-redis's Sentinel client throws when it has no primary to give.
+const SENTINEL_DOWN = ["no valid master node", "None of the sentinels are available"];
+
 /**
  * Whether an error refuses the URL's database index (it comes with the first command).
  * @param {unknown} exc
@@ -131,6 +134,11 @@ export function translate(exc, key) {
   }
   if (isConnectionError(exc)) {
     return new ConnectionLostError(`Redis could not be reached: ${msg}`, { cause: exc });
+  }
+  if (SENTINEL_DOWN.some((marker) => msg === marker)) {
+    // node-redis's Sentinel client: no sentinel answers, or none names a
+    // primary that is up (a failover under way).
+    return new ConnectionLostError(`Sentinel named no primary to connect to: ${msg}`, { cause: exc });
   }
   if (msg.startsWith("NOREPLICAS")) {
     // min-replicas-to-write: the primary refused the script before it ran
@@ -385,6 +393,8 @@ export function connectionKind(conn) {
  * @property {(err: Error) => void} [onError] hears connection errors node-redis reports
  * @property {string[]} [rootNodes] more Cluster seed URLs, tried after the URL's own hosts
  * @property {number} [commandTimeoutMs] how long each step of connecting may take (default 10000)
+ * @property {number} [rotateSentinels] Sentinel: start asking from the URL's n-th sentinel
+ * (the Client rotates them when the one asked named a demoted primary)
  */
 
 /**
@@ -482,36 +492,32 @@ export async function connect(url, options = {}) {
 }
 
 /**
- * A Sentinel client (node-redis createSentinel) on the primary a
- * redis+sentinel:// URL names. node-redis follows the master on Sentinel's
- * +switch-master notices and, with scanInterval, by asking every second. It
- * never sends a command again by itself (maxCommandRediscovers 0): a command
- * whose reply was lost may have run, and READONLY is left to the homing
- * Client, which drops this client and makes a new one.
+ * A redis+sentinel:// URL's parts, the data nodes' client options (homing's
+ * defaults, the URL's user, password and db) and the sentinels' own (the
+ * URL's sentinel_password; TLS with the same CA and certificate).
  * @param {string} url
  * @param {ConnectOptions} options
+ * @param {{ready: boolean}} [state] the reconnect strategy's
  */
-async function connectSentinel(url, options) {
-  const { redisOptions = {}, onError, commandTimeoutMs = COMMAND_TIMEOUT_MS } = options;
+export function sentinelSettings(url, options, state = { ready: true }) {
+  const { redisOptions = {} } = options;
   const u = parseSentinel(url);
   if (options.cluster === true) {
     throw new InvalidArgumentError("a redis+sentinel:// URL names a Sentinel-managed primary, not a Redis Cluster");
   }
-  const state = { ready: false };
   const { sentinelOptions = {}, ...nodeRest } = redisOptions;
   /** @type {Record<string, any>} */
   const node = withDefaults(nodeRest, state);
   if (u.username !== undefined) node.username ??= u.username;
   if (u.password !== undefined) node.password ??= u.password;
   if (u.db !== 0) node.database ??= u.db;
-  // TLS (rediss+sentinel://) to the sentinels and the data nodes alike, with
-  // the same CA and client certificate.
   const tlsKeys = ["ca", "cert", "key", "servername", "rejectUnauthorized", "checkServerIdentity", "passphrase", "pfx"];
   /** @type {Record<string, any>} */
   const tls = u.tls
     ? { tls: true, ...Object.fromEntries(tlsKeys.filter((k) => k in node.socket).map((k) => [k, node.socket[k]])) }
     : {};
   if (u.tls) node.socket.tls = true;
+  /** @type {Record<string, any>} */
   const sentinel = {
     ...sentinelOptions,
     socket: {
@@ -523,10 +529,29 @@ async function connectSentinel(url, options) {
     },
   };
   if (u.sentinelPassword !== undefined) sentinel.password ??= u.sentinelPassword;
+  return { u, node, sentinel };
+}
+
+/**
+ * A Sentinel client (node-redis createSentinel) on the primary a
+ * redis+sentinel:// URL names. node-redis follows the master on Sentinel's
+ * +switch-master notices and, with scanInterval, by asking every second. It
+ * never sends a command again by itself (maxCommandRediscovers 0): a command
+ * whose reply was lost may have run, and READONLY is left to the homing
+ * Client, which drops this client and makes a new one.
+ * @param {string} url
+ * @param {ConnectOptions} options
+ */
+async function connectSentinel(url, options) {
+  const { onError, commandTimeoutMs = COMMAND_TIMEOUT_MS } = options;
+  const state = { ready: false };
+  const { u, node, sentinel } = sentinelSettings(url, options, state);
+  const rotate = (options.rotateSentinels ?? 0) % u.sentinels.length;
+  const sentinels = [...u.sentinels.slice(rotate), ...u.sentinels.slice(0, rotate)];
   const client = createSentinel({
     scanInterval: 1000,
     name: u.master,
-    sentinelRootNodes: u.sentinels,
+    sentinelRootNodes: sentinels,
     nodeClientOptions: node,
     sentinelClientOptions: sentinel,
     maxCommandRediscovers: 0,

@@ -69,9 +69,12 @@ test("WAIT: a write the replica confirmed returns; one it did not is NotReplicat
     assert.equal(err.result, "second", "the write happened: the error carries its result");
     assert.equal(err.acked, 0);
     assert.match(err.message, /only 0 of the 1 replicas.*same id safely/);
-    // Resent with the same id: an idempotent repeat, not a second event.
-    await client.enqueue("waited", { n: 2 }, { id: "second" }).catch((e) => e);
+    // Resent with the same id: an idempotent repeat, not a second event, and
+    // still not vouched for (the repeat's own WAIT covers the first send).
+    const again = await client.enqueue("waited", { n: 2 }, { id: "second" }).catch((e) => e);
+    assert.ok(again instanceof NotReplicatedError, String(again));
     assert.equal((await client.stats("waited")).ready, 2);
+    assert.ok(await client.enqueue("kept", "unconfirmed", { id: "third" }).catch((e) => e) instanceof NotReplicatedError);
 
     // min-replicas-to-write: the primary refuses instead (nothing written), typed.
     await command(primary.port, ["CONFIG", "SET", "min-replicas-to-write", "1"]);
@@ -99,6 +102,9 @@ test("WAIT: a write the replica confirmed returns; one it did not is NotReplicat
     await replica.synced();
   }
   assert.equal((await client.stats("waited")).ready, 0);
+  // Once the replica is back, the same resend is acknowledged: the first send is on it.
+  assert.equal(await client.enqueue("kept", "unconfirmed", { id: "third" }), "third");
+  assert.equal((await client.stats("kept")).ready, 1);
 });
 
 test("WAIT options are checked before connecting", async () => {

@@ -170,6 +170,52 @@ test("SENTINEL FAILOVER under a producer and a worker: both follow the new maste
   assert.ok(!refusals.SCRIPT && !refusals.HOMING, `only typed refusals: ${JSON.stringify(refusals)}`);
 });
 
+test("SENTINEL FAILOVER without WAIT: writes stop going to the old primary when the promotion starts", async (t) => {
+  const prefix = uniquePrefix();
+  const service = "unwaited";
+  const log = recordingLogger();
+  const producer = await Client.connect(group.url(), { prefix, logger: log });
+  after(() => producer.close());
+  const admin = await Client.connect(group.url(), { prefix, logger: recordingLogger() });
+  after(() => admin.close());
+  /** @type {string[]} */
+  const acked = [];
+  /** @type {Record<string, number>} */
+  const refusals = {};
+  let producing = true;
+  after(() => {
+    producing = false;
+  });
+  const produced = (async () => {
+    for (let i = 0; producing; i++) {
+      try {
+        acked.push(await producer.enqueue(service, { i }, { id: `u${i}` }));
+      } catch (exc) {
+        const code = /** @type {any} */ (exc).code ?? String(exc);
+        refusals[code] = (refusals[code] ?? 0) + 1;
+      }
+      await sleep(2);
+    }
+  })();
+  await until(() => acked.length >= 200, 10000, "traffic before the failover");
+  const before = acked.length;
+  const newPort = await group.failover();
+  await until(() => producer.connection.getMasterNode()?.port === newPort, 5000, "the producer on the new master");
+  const target = acked.length + 100;
+  await until(() => acked.length >= target, 10000, "writes on the new master");
+  producing = false;
+  await produced;
+  // An acknowledged write the new primary has no trace of went to the old one
+  // after the promotion: it is wiped when the old one rejoins as a replica.
+  const states = await Promise.all(acked.map((id) => admin.status(service, id)));
+  const wiped = acked.filter((_, i) => states[i].state === "unknown");
+  t.diagnostic(`${acked.length} acknowledged (${before} before the failover), ${wiped.length} the new primary ` +
+    `has no trace of ${JSON.stringify(wiped.slice(0, 5))}; refusals ${JSON.stringify(refusals)}; ` +
+    `${log.lines.filter((l) => /promoting a replica/.test(l.text)).length} drop(s) on the promotion notice`);
+  assert.ok(log.lines.some((l) => /Sentinel is promoting a replica/.test(l.text)), "the promotion was heard");
+  assert.ok(wiped.length <= 2, `${wiped.length} acknowledged writes would be wiped (a call in flight at the notice may be)`);
+});
+
 test("kill -9 of the master: a producer and a worker are back on the new master within seconds (losses counted)", async (t) => {
   const prefix = uniquePrefix();
   const service = "killed";
