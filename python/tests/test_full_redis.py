@@ -9,17 +9,15 @@ a producer must get RedisFullError with nothing written.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import running, wait_for
+from helpers import running, running_daemons, wait_for
 from servers import RedisServer
 
 import homing
-from homing.daemons import Distributor, Scheduler
 
 PAYLOAD = "x" * 60_000
 SERVICE = "full"
@@ -67,22 +65,13 @@ def test_a_worker_and_the_daemons_start_on_a_full_redis_and_drain_it(
             done.append(event.id)
             return state
 
-    stop = threading.Event()
-    daemons = [Scheduler(client, interval=0.01), Distributor(client, interval=0.01)]
-    threads = [threading.Thread(target=d.run, args=(stop,), daemon=True) for d in daemons]
-    for t in threads:
-        t.start()
-    try:
-        with running(homing.Worker(client, SERVICE, Drains, prefetch=10)) as worker:
-            wait_for(lambda: worker.stats.completed == len(ids), timeout=30)
+    with running_daemons(client), \
+            running(homing.Worker(client, SERVICE, Drains, prefetch=10)) as worker:
+        wait_for(lambda: worker.stats.completed == len(ids), timeout=30)
         assert sorted(done) == sorted(ids)
         assert _ready(client) == 0
         # The beats of both daemons landed although the Redis was full at their start.
         assert {name.split(":")[0] for name in client.daemons()} == {"scheduler", "distributor"}
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
     client.enqueue(SERVICE, PAYLOAD)  # drained: producers are accepted again
 
 
@@ -135,12 +124,7 @@ def test_a_result_refused_by_a_full_redis_is_sent_again_and_its_lease_kept(
                 self.complete(event.service, event.id, result=large)  # returns: queued
             return state
 
-    stop = threading.Event()
-    daemons = [Scheduler(client, interval=0.01), Distributor(client, interval=0.01)]
-    threads = [threading.Thread(target=d.run, args=(stop,), daemon=True) for d in daemons]
-    for t in threads:
-        t.start()
-    try:
+    with running_daemons(client):
         with running(homing.Worker(client, SERVICE, Reports, lease_ms=600)) as worker:
             wait_for(lambda: worker.stats.completed == len(ids) - 1, timeout=30)
             time.sleep(1.5)  # over two leases: only the heartbeat keeps the first one
@@ -149,7 +133,3 @@ def test_a_result_refused_by_a_full_redis_is_sent_again_and_its_lease_kept(
             wait_for(lambda: client.status(SERVICE, first[0]).state == "done", timeout=10)
         assert client.status(SERVICE, first[0]).result == large
         assert worker.stats.lost == 0 and worker.stats.completed == len(ids)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
