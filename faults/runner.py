@@ -105,7 +105,7 @@ def _git() -> dict[str, Any]:
                                   timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
-    dirty = git("status", "--porcelain", "--", "lua", "python/homing")
+    dirty = git("status", "--porcelain", "--", "lua", "python/homing", "javascript/src")
     return {"commit": git("rev-parse", "--short", "HEAD"), "homing_dirty": bool(dirty)}
 
 
