@@ -20,9 +20,10 @@ from .clientbase import (
     ResultWait,
     raise_first,
     wait_option,
+    wait_refusal,
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
-from .errors import HomingError, PermissionDeniedError, ReadOnlyError, RedisFullError
+from .errors import HomingError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
@@ -57,13 +58,9 @@ class AsyncClient(ClientBase):
         try:
             await self.redis.execute_command("WAIT", 0, 0)
         except REDIS_ERRORS as exc:
-            err = translate(exc)
-            if isinstance(err, ReadOnlyError):
-                return  # a replica (a stale sentinel's answer): the writes will find out
-            if isinstance(err, PermissionDeniedError):
-                raise PermissionDeniedError(f"wait_replicas needs the Redis user to be allowed "
-                                            f"WAIT (+wait, docs/security.md): {exc}") from exc
-            raise err from exc
+            err = wait_refusal(exc)
+            if err is not None:
+                raise err from exc
 
     async def check_durability(
             self, require: bool | None = None) -> list[durability.NodeDurability]:

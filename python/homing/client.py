@@ -13,16 +13,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import durability, ops, scripting
-from .clientbase import (  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
+from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
     ClientBase,
     ResultWait,
     raise_first,
     wait_option,
+    wait_refusal,  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
-from .errors import HomingError, PermissionDeniedError, ReadOnlyError, RedisFullError
+from .errors import HomingError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, check_service, global_key
 from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
 
@@ -73,13 +74,9 @@ class Client(ClientBase):
         try:
             self.redis.execute_command("WAIT", 0, 0)
         except REDIS_ERRORS as exc:
-            err = translate(exc)
-            if isinstance(err, ReadOnlyError):
-                return  # a replica (a stale sentinel's answer): the writes will find out
-            if isinstance(err, PermissionDeniedError):
-                raise PermissionDeniedError(f"wait_replicas needs the Redis user to be allowed "
-                                            f"WAIT (+wait, docs/security.md): {exc}") from exc
-            raise err from exc
+            err = wait_refusal(exc)
+            if err is not None:
+                raise err from exc
 
     def check_durability(self, require: bool | None = None) -> list[durability.NodeDurability]:
         """The server's durability settings, per server (each master on a Cluster).

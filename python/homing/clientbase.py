@@ -19,6 +19,7 @@ from .errors import (
     HomingError,
     InvalidArgumentError,
     NotReplicatedError,
+    PermissionDeniedError,
     ReadOnlyError,
     ResultTimeoutError,
     UnknownEventError,
@@ -77,6 +78,18 @@ def wait_option(replicas: Any, timeout_ms: Any,
             f"({socket_timeout * 1000:g} ms), or every WAIT that times out would look like a "
             "lost connection")
     return scripting.Wait(replicas, timeout_ms) if replicas else None
+
+
+def wait_refusal(exc: Exception) -> HomingError | None:
+    """What a refused ``WAIT 0 0`` probe means (both clients): None for a replica
+    (a stale sentinel's answer: the writes will find out), else the error to raise."""
+    err = translate(exc)
+    if isinstance(err, ReadOnlyError):
+        return None
+    if isinstance(err, PermissionDeniedError):
+        return PermissionDeniedError(f"wait_replicas needs the Redis user to be allowed "
+                                     f"WAIT (+wait, docs/security.md): {exc}")
+    return err
 
 
 def raise_first(errors: Sequence[HomingError | None]) -> None:
