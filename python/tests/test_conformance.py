@@ -2,8 +2,9 @@
 
 - every vector passes on a private standalone Redis and a private 3-master Cluster;
 - the golden wire vectors match homing.envelope byte for byte;
-- coverage: every Lua script and every error code appears in at least one vector,
-  so adding a script or a code without vectors fails the build;
+- conformance/build.py, the one checker of the files for every runner: the repository's
+  files pass it, it refuses a malformed vector, and its coverage rule (every Lua script
+  and every error code in at least one vector) holds and can fail;
 - the copy of the files shipped in the package is current;
 - ``homing conformance`` exits 0 on a good server, 1 on a failing vector, 2 when it
   cannot run, and never touches a key outside its own prefix.
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,23 @@ from click.testing import CliRunner
 from homing.conformance import runner as conf_runner
 from homing.conformance.calls import CALLS
 from homing.conformance.command import conformance
-from homing.conformance.loader import VectorFileError, coverage, data_dir, load_suite
+from homing.conformance.loader import data_dir, load_suite
 from homing.connection import connect
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "conformance"
 SUITE = load_suite(SOURCE)  # at import: the vectors parametrize the tests below
+
+
+def _build_module() -> Any:
+    spec = importlib.util.spec_from_file_location("conformance_build", SOURCE / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+BUILD = _build_module()
+MANIFEST = BUILD.lua_manifest()
 
 
 def _keys(url: str) -> set[bytes]:
@@ -57,38 +72,22 @@ def test_envelope_golden_vectors(case: dict[str, Any]) -> None:
     assert result.passed, result.detail
 
 
-# -- coverage rule -------------------------------------------------------------------
+# -- conformance/build.py: the check and the coverage rule -----------------------------
 
-def test_every_script_has_vectors() -> None:
-    # Read lua/ itself, not the manifest: a new script fails here even before a rebuild.
-    scripts = {p.stem for p in (REPO / "lua" / "scripts").glob("*.lua")}
-    assert scripts, "no scripts found"
-    missing = scripts - coverage(SUITE).scripts
-    assert not missing, f"scripts without a conformance vector: {sorted(missing)}"
-
-
-def test_every_error_code_has_vectors() -> None:
-    errors = json.loads((REPO / "lua" / "errors.json").read_text())["errors"]
-    cov = coverage(SUITE)
-    # coverage.json exempts the codes no vector can produce (a full Redis, a server's
-    # durability settings), each with why; nothing else may be missing.
-    untestable = set(SUITE.untestable)
-    missing = {e["code"] for e in errors} - cov.codes - untestable
-    assert not missing, f"error codes in no conformance vector: {sorted(missing)}"
-    # Client-side codes must come out of a client-level call, not only a raw or wire
-    # vector. SCRIPT (a non-homing server error) cannot be provoked by a correct call
-    # without corrupting state mid-script; raw steps with the wrong KEYS cover it
-    # through the same error translation.
-    client = {e["code"] for e in errors if e["source"] == "client"} - {"SCRIPT"} - untestable
-    assert not client - cov.client_codes, sorted(client - cov.client_codes)
+def test_the_files_pass_the_check_and_the_coverage_rule() -> None:
+    files = BUILD.check(SOURCE, MANIFEST)
+    assert BUILD.coverage(files, MANIFEST) == []
+    # The manifest it checks against is lua/ itself, not a copy: a new script without
+    # vectors fails here even before a rebuild.
+    assert set(MANIFEST["scripts"]) == {p.stem for p in (REPO / "lua" / "scripts").glob("*.lua")}
 
 
-def test_the_untestable_list_is_short_and_current() -> None:
-    """An exemption for a code that a vector does produce is stale: the list only shrinks."""
-    assert set(SUITE.untestable) == {"REDIS_FULL", "NOT_DURABLE", "NO_PERMISSION", "READ_ONLY",
-                                     "NOT_REPLICATED"}
-    assert not set(SUITE.untestable) & coverage(SUITE).codes
-    assert all(why.strip() for why in SUITE.untestable.values())
+def test_the_untestable_list_is_short() -> None:
+    """The exemptions of coverage.json (a full Redis, a server's settings), each with why."""
+    untestable = BUILD.check(SOURCE, MANIFEST)["coverage"]["untestable"]
+    assert set(untestable) == {"REDIS_FULL", "NOT_DURABLE", "NO_PERMISSION", "READ_ONLY",
+                               "NOT_REPLICATED"}
+    assert all(e["why"].strip() for e in untestable.values())
 
 
 def test_an_unknown_untestable_code_is_refused(tmp_path: Path) -> None:
@@ -98,8 +97,8 @@ def test_an_unknown_untestable_code_is_refused(tmp_path: Path) -> None:
     doc = json.loads(path.read_text())
     doc["untestable"]["NO_SUCH_CODE"] = {"why": "x", "tested_by": "y"}
     path.write_text(json.dumps(doc))
-    with pytest.raises(VectorFileError, match="NO_SUCH_CODE"):
-        load_suite(root)
+    with pytest.raises(BUILD.VectorFileError, match="NO_SUCH_CODE"):
+        BUILD.check(root, MANIFEST)
 
 
 def test_the_coverage_rule_can_fail(tmp_path: Path) -> None:
@@ -108,9 +107,19 @@ def test_the_coverage_rule_can_fail(tmp_path: Path) -> None:
     for p in (root / "vectors").glob("*.json"):
         if p.name != "stats.json":
             p.unlink()
-    cov = coverage(load_suite(root))
-    assert "stats" in cov.scripts and "cancel" not in cov.scripts
-    assert "SCHEMA_MISMATCH" in cov.codes and "DUPLICATE_ID" not in cov.codes
+    files = BUILD.check(root, MANIFEST)
+    got = BUILD.exercised(files)
+    assert "stats" in got["scripts"] and "cancel" not in got["scripts"]
+    assert "SCHEMA_MISMATCH" in got["codes"] and "DUPLICATE_ID" not in got["codes"]
+    gaps = BUILD.coverage(files, MANIFEST)
+    assert "script cancel has no conformance vector" in gaps
+    assert any(g.startswith("error code DUPLICATE_ID is in no conformance vector") for g in gaps)
+    # A stale exemption: a vector now produces REDIS_FULL.
+    doc = json.loads((root / "vectors" / "stats.json").read_text())
+    doc["vectors"][0]["steps"].append({"call": "stats", "args": {}, "error": "REDIS_FULL"})
+    (root / "vectors" / "stats.json").write_text(json.dumps(doc))
+    assert ("coverage.json exempts REDIS_FULL, which a vector produces: drop the exemption"
+            in BUILD.coverage(BUILD.check(root, MANIFEST), MANIFEST))
 
 
 def test_every_call_of_the_vocabulary_is_implemented() -> None:
@@ -127,20 +136,13 @@ def test_every_operation_file_is_reported() -> None:
 
 # -- the packaged copy ---------------------------------------------------------------
 
-def _build_module() -> Any:
-    spec = importlib.util.spec_from_file_location("conformance_build", SOURCE / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_packaged_copy_is_current() -> None:
-    problems = _build_module().stale(data_dir())
+    problems = BUILD.stale(data_dir())
     assert problems == [], "run `python3 conformance/build.py`"
 
 
 def test_build_check_detects_an_edit(tmp_path: Path) -> None:
-    build = _build_module()
+    build = BUILD
     build.sync(tmp_path / "data")
     assert build.stale(tmp_path / "data") == []
     (tmp_path / "data" / "vectors" / "enqueue.json").write_text("{}")
@@ -154,7 +156,7 @@ def test_packaged_suite_loads() -> None:
     assert [v.title for v in packaged.vectors] == [v.title for v in SUITE.vectors]
 
 
-# -- the loader refuses what would make a vector lie ---------------------------------
+# -- conformance/build.py refuses what would make a vector lie ------------------------
 
 def _copy_with(tmp_path: Path, vector: dict[str, Any]) -> Path:
     root = tmp_path / "suite"
@@ -188,10 +190,22 @@ def _copy_with(tmp_path: Path, vector: dict[str, Any]) -> Path:
     ({"name": "x", "steps": [{"state": {"reddy": []}}]}, "unknown key name"),
     ({"name": "x", "steps": [{"call": "stats", "args": {}, "typo": 1}]}, "matches no form"),
     ({"name": "x", "steps": [{"script": "nope", "args": []}]}, "unknown script"),
+    ({"name": "x", "steps": [{"script": "stats", "args": [{"$hex": "0"}]}]}, "bad argument for"),
+    ({"name": "x", "steps": [{"script": "stats", "args": [{"$int": "1_0"}]}]},
+     "bad argument for"),
+    ({"name": "x", "steps": [{"call": "stats", "args": {}, "returns": {"$error": "X"},
+                             "error": "SCRIPT"}]}, "returns or error"),
 ])
-def test_loader_refuses(tmp_path: Path, vector: dict[str, Any], why: str) -> None:
-    with pytest.raises(VectorFileError, match=why):
-        load_suite(_copy_with(tmp_path, vector))
+def test_the_check_refuses(tmp_path: Path, vector: dict[str, Any], why: str) -> None:
+    root = _copy_with(tmp_path, vector)
+    with pytest.raises(BUILD.VectorFileError, match=why):
+        BUILD.check(root, MANIFEST)
+    # From the command line: exit 1, the reason on stderr, and nothing copied.
+    out = tmp_path / "copy"
+    done = subprocess.run([sys.executable, str(SOURCE / "build.py"), "--root", str(root),
+                           "--out", str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and re.search(why, done.stderr), done.stderr
+    assert not out.exists()
 
 
 # -- the command ---------------------------------------------------------------------

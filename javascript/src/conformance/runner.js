@@ -290,7 +290,7 @@ export class Runner {
     const result = { operation: vec.operation, name: vec.name, passed: true, detail: "" };
     try {
       await this.write(service, vec.given);
-      // After given: its config (a hash, no test_clock: the loader checks) keeps its
+      // After given: its config (a hash, no test_clock: conformance/build.py checks) keeps its
       // fields and gains the clock.
       const config = this.key(service, "config");
       await this.cmd(config, ["HSET", config, TEST_CLOCK, String(vec.clock)]);

@@ -309,7 +309,7 @@ class Runner:
         service = self.fresh_service(vec)
         try:
             self.write(service, vec.given)
-            # After given: its config (a hash, no test_clock: the loader checks) keeps
+            # After given: its config (a hash, no test_clock: conformance/build.py checks) keeps
             # its fields and gains the clock.
             self.r.hset(self.key(service, "config"), TEST_CLOCK, vec.clock)
             client = self.client(vec)
