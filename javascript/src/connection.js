@@ -34,10 +34,10 @@ import {
   WrongTypeError,
   errorFor,
 } from "./errors.js";
-import { GLOBAL_KEYS, globalKey, serviceKey } from "./manifest.js";
+import { ERROR_REPLY_RE, GLOBAL_KEYS, globalKey, serviceKey } from "./manifest.js";
 import { isSentinel, parseSentinel, seedUrls } from "./urls.js";
 
-const HOMING_ERR = /^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$/s;
+const HOMING_ERR = ERROR_REPLY_RE; // 'HOMING <CODE> <message>' (lua/keys.json error_reply)
 // Redis's reply to a write it refuses under maxmemory + noeviction ("OOM
 // command not allowed when used memory > 'maxmemory'."), from a plain command
 // or a script of the memory class 'grows'.

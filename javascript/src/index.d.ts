@@ -520,12 +520,18 @@ export namespace manifest {
   >;
   /** The names of the global keys (`<prefix>:<name>`). */
   const GLOBAL_KEYS: ReadonlySet<string>;
+  /** Status name -> letter of a meta record (ready -> r, reserved -> v, ...). */
+  const STATUSES: Readonly<Record<string, string>>;
   /** Status letter -> name (r -> ready, v -> reserved, ...). */
   const STATUS_NAMES: Readonly<Record<string, string>>;
   const LIMITS: Readonly<{ batch: number; reason_bytes: number; nesting: number }>;
   const MAX_BATCH: number;
   /** Most levels of arrays and maps a payload nests. */
   const MAX_NESTING: number;
+  /** Most bytes of a fail reason that are kept. */
+  const MAX_REASON: number;
+  /** A script's error reply: group 1 the code, group 2 the message. */
+  const ERROR_REPLY_RE: RegExp;
   const SCRIPTS: Readonly<Record<string, Script>>;
   function checkService(service: unknown): string;
   function checkId(eventId: unknown): string;

@@ -5,7 +5,8 @@
 // into manifest.json at the package root (a byte-for-byte copy of the one the
 // Python package ships, checked by a test). This module only reads it: script
 // sources and sha1s, the ordered key names each script takes, the schema
-// version, the name patterns and the policy defaults. It is the one place
+// version, the name patterns, the status letters, the policy table, the limits
+// and the error-reply format, all from lua/keys.json. It is the one place
 // where key names are made, as python/homing/manifest.py is for Python.
 
 import { readFileSync } from "node:fs";
@@ -47,6 +48,11 @@ export const POLICY = Object.freeze({ ...LAYOUT.policy });
 /** The names of the global keys (`<prefix>:<name>`): services, hints, daemons. */
 export const GLOBAL_KEYS = Object.freeze(new Set(Object.keys(LAYOUT.global_keys)));
 /**
+ * Status name -> the letter of a meta record (lua/keys.json statuses: ready -> r, reserved -> v...).
+ * @type {Readonly<Record<string, string>>}
+ */
+export const STATUSES = Object.freeze({ ...LAYOUT.statuses });
+/**
  * Status letter of a record -> its name, as keys.json defines them (r -> ready, v -> reserved...).
  * @type {Readonly<Record<string, string>>}
  */
@@ -58,11 +64,19 @@ export const STATUS_NAMES = Object.freeze(
  * reason is cut there), nesting (levels of arrays and maps in a payload).
  * @type {Readonly<{batch: number, reason_bytes: number, nesting: number}>}
  */
-export const LIMITS = Object.freeze({ nesting: 100, ...LAYOUT.limits });
+export const LIMITS = Object.freeze({ ...LAYOUT.limits });
 /** Most items one batch call takes. */
 export const MAX_BATCH = LIMITS.batch;
 /** Most levels of arrays and maps a payload nests. */
 export const MAX_NESTING = LIMITS.nesting;
+/** Most bytes of a fail reason that are kept (fail.lua cuts the rest). */
+export const MAX_REASON = LIMITS.reason_bytes;
+/**
+ * A script's error reply (lua/keys.json error_reply), matched against the whole
+ * reply text: group 1 is the code of lua/errors.json, group 2 the message.
+ * @type {RegExp}
+ */
+export const ERROR_REPLY_RE = new RegExp(LAYOUT.error_reply.pattern);
 
 /** @type {Readonly<Record<string, Script>>} */
 export const SCRIPTS = Object.freeze(
@@ -85,7 +99,7 @@ export const SCRIPTS = Object.freeze(
 // trailing newline is refused, as the pattern intends.
 const SERVICE_RE = new RegExp(LAYOUT.service_pattern);
 const ID_RE = new RegExp(LAYOUT.id_pattern);
-const PREFIX_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const PREFIX_RE = new RegExp(LAYOUT.prefix_pattern);
 
 /** @param {unknown} v */
 function show(v) {
@@ -131,7 +145,9 @@ export function checkId(eventId) {
  */
 export function checkPrefix(prefix) {
   if (typeof prefix !== "string" || !PREFIX_RE.test(prefix)) {
-    throw new InvalidNameError(`invalid key prefix ${show(prefix)}: use 1-64 of [A-Za-z0-9_.-]`);
+    throw new InvalidNameError(
+      `invalid key prefix ${show(prefix)}: use 1-64 of [A-Za-z0-9_.-] (pattern ${LAYOUT.prefix_pattern})`,
+    );
   }
   return prefix;
 }

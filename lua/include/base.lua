@@ -1,9 +1,11 @@
 -- base: errors and argument parsing, shared by every script.
 
--- Abort with a typed homing error. Scripts validate everything before their
--- first write (Redis has no rollback), so an abort leaves nothing half done.
+-- Abort with a typed homing error, in the reply format of keys.json
+-- error_reply (ERR_PREFIX is generated from it). Scripts validate everything
+-- before their first write (Redis has no rollback), so an abort leaves nothing
+-- half done.
 local function fail(code, msg)
-  error({err = 'HOMING ' .. code .. ' ' .. msg})
+  error({err = ERR_PREFIX .. ' ' .. code .. ' ' .. msg})
 end
 
 -- Whole number as text without exponent (tostring would print 1.7e+12).

@@ -6,11 +6,11 @@ local function select_dead()
   local mode = ARGV[1]
   if mode == 'oldest' then
     argc(2)
-    local n = int_arg(2, 'count', 1, 1000)
+    local n = int_arg(2, 'count', 1, LIMITS.batch)
     return redis.call('ZRANGE', K.dead, 0, n - 1)
   elseif mode == 'ids' then
-    if #ARGV < 2 or #ARGV > 1001 then
-      fail(E.INVALID_ARGUMENT, 'give 1..1000 ids')
+    if #ARGV < 2 or #ARGV > LIMITS.batch + 1 then
+      fail(E.INVALID_ARGUMENT, 'give 1..' .. LIMITS.batch .. ' ids')
     end
     local ids, seen = {}, {}
     for i = 2, #ARGV do

@@ -16,8 +16,7 @@ end
 -- Returns true if it was dead-lettered, false if nothing was left of it.
 local function quarantine(id, m, now)
   if m == false then
-    local raw = redis.call('HGET', K.meta, id)
-    to_dead(id, {attempt = 0, created = now}, 'unreadable bookkeeping record: ' .. raw, now)
+    to_dead(id, {attempt = 0, created = now}, 'unreadable bookkeeping record: ' .. meta_raw(id), now)
   elseif redis.call('HEXISTS', K.data, id) == 1 then
     to_dead(id, {attempt = 0, created = now}, 'bookkeeping record missing', now)
   else

@@ -5,7 +5,12 @@
 -- retry backoff, x lease expired, d dead. attempt counts charged deliveries;
 -- token is the fencing token of the current lease (0: none); returns counts
 -- the times a reserved lease ran out unstarted (a worker died holding it).
--- Every script reads and writes records through this file only.
+-- Every script reads, writes and deletes records through this file only (the
+-- tests hold every other file to that: no K.meta outside it), so the format
+-- and its parser exist once.
+
+-- The stored form; the letters are keys.json's statuses (generated).
+local RECORD_PATTERN = '^([' .. STATUS_LETTERS .. '])|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$'
 
 -- A record parsed from its stored text: a table, nil when absent (HGET and
 -- HMGET give false), false when unreadable.
@@ -14,7 +19,7 @@ local function meta_parse(raw)
     return nil
   end
   local s, a, tok, c, ret, reason =
-    string.match(raw, '^([rvltwxd])|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+    string.match(raw, RECORD_PATTERN)
   if not s then
     return false
   end
@@ -27,6 +32,29 @@ local function meta_get(id)
   return meta_parse(redis.call('HGET', K.meta, id))
 end
 
+-- The records of ids in one HMGET (a batch reads once, not once per id): rs[i]
+-- is the record of ids[i] as meta_parse gives it (nil: absent, false:
+-- unreadable). Index it by position; # is undefined where records are absent.
+local function meta_get_many(ids)
+  local raws = redis.call('HMGET', K.meta, unpack(ids))
+  local rs = {}
+  for i = 1, #ids do
+    rs[i] = meta_parse(raws[i])
+  end
+  return rs
+end
+
+-- The stored text of id's record as it is (nil when absent), for telling
+-- what an unreadable record holds.
+local function meta_raw(id)
+  return redis.call('HGET', K.meta, id) or nil
+end
+
+-- Whether id has a record at all, readable or not.
+local function meta_exists(id)
+  return redis.call('HEXISTS', K.meta, id) == 1
+end
+
 local function meta_str(m)
   return m.s .. '|' .. fmt(m.attempt) .. '|' .. fmt(m.token) .. '|' .. fmt(m.created) ..
     '|' .. fmt(m.returns or 0) .. '|' .. (m.reason or '')
@@ -34,11 +62,25 @@ end
 
 -- A fresh record: status s, created now, nothing charged.
 local function meta_new(s, now)
-  return meta_str({s = s, attempt = 0, token = 0, created = now, returns = 0})
+  return {s = s, attempt = 0, token = 0, created = now, returns = 0}
 end
 
 local function meta_put(id, m)
   redis.call('HSET', K.meta, id, meta_str(m))
+end
+
+-- Write many records in one HSET: pairs is id1, record1, id2, record2, ...
+local function meta_put_many(pairs)
+  local args = {}
+  for i = 1, #pairs, 2 do
+    args[i], args[i + 1] = pairs[i], meta_str(pairs[i + 1])
+  end
+  redis.call('HSET', K.meta, unpack(args))
+end
+
+-- Delete the records of ids (a non-empty array) in one HDEL.
+local function meta_del(ids)
+  redis.call('HDEL', K.meta, unpack(ids))
 end
 
 -- Whether m is the live lease of token: reserved or started.

@@ -1,6 +1,6 @@
 --[[
 @script beat
-@version 1
+@version 2
 @memory level
 @summary Record that a daemon is alive, by the Redis clock (the scheduler
 and distributor call it every second; `homing stats` reads the beats). A

@@ -1,6 +1,6 @@
 --[[
 @script cancel
-@version 2
+@version 3
 @memory level
 @summary Cancel a pending timer (cancel_timer). A timer that has already
 fired is an ordinary event by then and is not touched.
@@ -14,6 +14,7 @@ fired is an ordinary event by then and is not touched.
 ]]
 --@include base
 --@include counters
+--@include record
 
 argc(1)
 local id = ARGV[1]
@@ -21,6 +22,6 @@ if redis.call('ZREM', K.timers, id) == 0 then
   return 0
 end
 redis.call('HDEL', K.data, id)
-redis.call('HDEL', K.meta, id)
+meta_del({id})
 count('cancelled', 1)
 return 1

@@ -1,6 +1,6 @@
 --[[
 @script complete
-@version 2
+@version 3
 @memory checked
 @summary Acknowledge leased events (complete and complete_many). Each
 item is checked on its own: its token must be the event's current lease
@@ -44,7 +44,7 @@ untouched)
 local p = load_policy()
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
-local n = int_arg(2, 'count', 1, 1000)
+local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 local out, done, all = {}, {}, {}
 for i = 1, n do
@@ -52,13 +52,13 @@ for i = 1, n do
 end
 -- One HMGET for every record, one HSET and one ZADD for all results,
 -- instead of three calls per item.
-local raws = redis.call('HMGET', K.meta, unpack(all))
+local metas = meta_get_many(all)
 local rargs, zargs = {}, {}
 local until_ms = now + p.result_ttl_ms
 for i = 1, n do
   local b = 2 + 3 * (i - 1)
   local id, token, res = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
-  local m = meta_parse(raws[i])
+  local m = metas[i]
   -- The records are deleted after the loop, so a repeat must be caught here.
   if m == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
@@ -115,7 +115,7 @@ if #done > 0 then
   end
   redis.call('ZREM', K.leases, unpack(done))
   redis.call('HDEL', K.data, unpack(done))
-  redis.call('HDEL', K.meta, unpack(done))
+  meta_del(done)
   count('completed', #done)
   -- Amortised retention: retire at most two stale results per completion.
   prune(K.results_at, K.results, now, 2 * #done)

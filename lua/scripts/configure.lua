@@ -1,6 +1,6 @@
 --[[
 @script configure
-@version 2
+@version 3
 @memory grows
 @summary Override a service's policy (the fields of keys.json's policy:
 lease_ms, max_attempts, backoff_*, result_ttl_ms, idem_ttl_ms,

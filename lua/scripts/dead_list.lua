@@ -1,6 +1,6 @@
 --[[
 @script dead_list
-@version 2
+@version 3
 @memory none
 @summary Page through a service's dead letters, oldest first.
 @key data
@@ -17,17 +17,16 @@ envelope ('' if the payload is missing)
 
 argc(2)
 local offset = int_arg(1, 'offset', 0)
-local n = int_arg(2, 'count', 1, 1000)
+local n = int_arg(2, 'count', 1, LIMITS.batch)
 local out = {redis.call('ZCARD', K.dead)}
 local page = redis.call('ZRANGE', K.dead, offset, offset + n - 1, 'WITHSCORES')
 for i = 1, #page, 2 do
   local id = page[i]
-  local raw = redis.call('HGET', K.meta, id)
-  local m = meta_parse(raw)
+  local m = meta_get(id)
   out[#out + 1] = id
   out[#out + 1] = tonumber(page[i + 1])
   out[#out + 1] = m and m.attempt or 0
-  out[#out + 1] = m and m.reason or ('unreadable record: ' .. (raw or ''))
+  out[#out + 1] = m and m.reason or ('unreadable record: ' .. (meta_raw(id) or ''))
   out[#out + 1] = redis.call('HGET', K.data, id) or ''
 end
 return out

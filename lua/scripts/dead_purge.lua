@@ -1,6 +1,6 @@
 --[[
 @script dead_purge
-@version 2
+@version 3
 @memory level
 @summary Delete dead letters for good: the oldest count entries, or the
 ids named. The only way an event leaves homing without completing.
@@ -16,12 +16,13 @@ ids named. The only way an event leaves homing without completing.
 --@include base
 --@include counters
 --@include dead_select
+--@include record
 
 local ids = select_dead()
 if #ids > 0 then
   redis.call('ZREM', K.dead, unpack(ids))
   redis.call('HDEL', K.data, unpack(ids))
-  redis.call('HDEL', K.meta, unpack(ids))
+  meta_del(ids)
   count('purged', #ids)
 end
 return {#ids, redis.call('ZCARD', K.dead)}

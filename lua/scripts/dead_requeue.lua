@@ -1,6 +1,6 @@
 --[[
 @script dead_requeue
-@version 2
+@version 3
 @memory level
 @summary Give dead letters a new life: move them back to the ready queue
 with their attempt count reset. Either the oldest count entries, or the
@@ -26,11 +26,11 @@ for _, id in ipairs(ids) do
   local m = meta_get(id)
   redis.call('ZREM', K.dead, id)
   if redis.call('HEXISTS', K.data, id) == 1 then
-    redis.call('HSET', K.meta, id, meta_new('r', m and m.created or 0))
+    meta_put(id, meta_new('r', m and m.created or 0))
     moved[#moved + 1] = id
   else
     -- Nothing left to deliver: the record goes with the entry.
-    redis.call('HDEL', K.meta, id)
+    meta_del({id})
   end
 end
 if #moved > 0 then

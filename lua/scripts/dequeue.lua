@@ -1,6 +1,6 @@
 --[[
 @script dequeue
-@version 2
+@version 3
 @memory level
 @summary Lease up to count ready events. Each lease takes a fresh fencing
 token that no earlier lease of the service had, even after Redis restarted
@@ -43,8 +43,8 @@ must_start (1: call start before running it)
 argc(3)
 local p = load_policy()
 local now = now_ms(p)
-local n = int_arg(1, 'count', 1, 1000)
-local lease = int_arg(2, 'lease_ms', 0, 43200000)
+local n = int_arg(1, 'count', 1, LIMITS.batch)
+local lease = int_arg(2, 'lease_ms', 0, POLICY_RANGES.lease_ms[2])
 local mode = ARGV[3]
 if mode ~= 'charge' and mode ~= 'reserve' then
   fail(E.INVALID_ARGUMENT, "mode must be 'charge' or 'reserve', got " .. tostring(mode))
@@ -56,10 +56,11 @@ local deadline = now + lease
 local out = {deadline}
 -- INCRBY below fails on a seq Redis does not take as an integer (leading
 -- zeros too); refuse before the pop, or the popped ids would be lost with the
--- error. Tokens must also stay exact as Lua doubles (below 2^53) to fence.
+-- error. Tokens must also stay exact as Lua doubles (below 2^53) to fence,
+-- with room for one batch (LIMITS.batch tokens) above seq or the floor.
 local seq = redis.call('GET', K.seq)
 if seq and not (string.match(seq, '^0$') or (string.match(seq, '^[1-9]%d*$') and
-    tonumber(seq) <= 9007199254740991 - 1000)) then
+    tonumber(seq) <= 9007199254740991 - LIMITS.batch)) then
   fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number below 2^53')
 end
 -- The clock floor makes a token unique across rollbacks of seq (a restore
@@ -67,7 +68,7 @@ end
 -- is below now_ms * 1000 unless more than 1000 were issued per ms. Checked
 -- before the pop like seq: an error after it would lose the popped ids.
 local floor = now * 1000
-if floor > 9007199254740991 - 1000 then
+if floor > 9007199254740991 - LIMITS.batch then
   fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
 end
 -- Every read that can fail has happened above; from the pop on, each id
@@ -80,12 +81,11 @@ local zargs, margs, leased = {}, {}, {}
 -- One HMGET per hash and one seq write for the batch instead of three calls
 -- per event. Pass 1 decides who is leased, so that seq moves by exactly the
 -- tokens handed out (and is untouched if none is).
-local raws = redis.call('HMGET', K.meta, unpack(ids))
+local metas = meta_get_many(ids)
 local envs = redis.call('HMGET', K.data, unpack(ids))
-local metas, k = {}, 0
+local k = 0
 for i, id in ipairs(ids) do
-  local m = meta_parse(raws[i])
-  metas[i] = m
+  local m = metas[i]
   if m and m.s == 'r' and envs[i] and not leased[id] then
     leased[id] = i
     k = k + 1
@@ -115,7 +115,7 @@ for i, id in ipairs(ids) do
     end
     m.token = token
     push(zargs, deadline, id)
-    push(margs, id, meta_str(m))
+    push(margs, id, m)
   elseif leased[id] then
     -- A stray second copy in this batch: the record is written after the
     -- loop, so it still reads 'r' here and must not be leased twice.
@@ -136,7 +136,7 @@ for i, id in ipairs(ids) do
 end
 if #zargs > 0 then
   redis.call('ZADD', K.leases, unpack(zargs))
-  redis.call('HSET', K.meta, unpack(margs))
+  meta_put_many(margs)
   count('delivered', #zargs / 2)
 end
 return out

@@ -1,6 +1,6 @@
 --[[
 @script distribute
-@version 2
+@version 3
 @memory level
 @summary The retry distributor's step for one service: take events whose
 lease expired and route each back toward the ready queue after its backoff

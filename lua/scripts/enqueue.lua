@@ -1,6 +1,6 @@
 --[[
 @script enqueue
-@version 2
+@version 3
 @memory grows
 @summary Add a batch of events to a service's ready queue (enqueue and
 enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
@@ -38,7 +38,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 local p = load_policy()
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
-local n = int_arg(2, 'count', 1, 1000)
+local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 
 -- Pass 1: validate and decide, write nothing.
@@ -49,7 +49,7 @@ local all = {}
 for i = 1, n do
   all[i] = ARGV[2 + 3 * (i - 1) + 1]
 end
-local known_ids = redis.call('HMGET', K.meta, unpack(all))
+local known = meta_get_many(all)
 for i = 1, n do
   local b = 2 + 3 * (i - 1)
   local id, env, key = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
@@ -63,7 +63,7 @@ for i = 1, n do
   if key ~= '' then
     first = key_in_batch[key] or idem_lookup(key, now)
   end
-  if not first and known_ids[i] and redis.call('HGET', K.data, id) == env then
+  if not first and known[i] ~= nil and redis.call('HGET', K.data, id) == env then
     -- The same event sent again (a client retrying after a lost reply): it is
     -- already here, so answer as for an idempotency key instead of refusing.
     first = id
@@ -71,7 +71,7 @@ for i = 1, n do
   if first then
     push(out, first, 0)
   else
-    if in_batch[id] or known_ids[i] or
+    if in_batch[id] or known[i] ~= nil or
       redis.call('HEXISTS', K.results, id) == 1 then
       fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
     end
@@ -99,7 +99,7 @@ if #ids > 0 then
     end
   end
   redis.call('HSET', K.data, unpack(data_args))
-  redis.call('HSET', K.meta, unpack(meta_args))
+  meta_put_many(meta_args)
   redis.call('LPUSH', K.ready, unpack(ids))
   count('enqueued', #ids)
 end

@@ -1,6 +1,6 @@
 --[[
 @script extend
-@version 2
+@version 3
 @memory level
 @summary Extend the leases of in-flight events (extend_lease; the worker's
 heartbeat), reserved or started. Refused per item when the token is no
@@ -26,8 +26,8 @@ string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 
 local p = load_policy()
 local now = now_ms(p)
-local lease = int_arg(1, 'lease_ms', 0, 43200000)
-local n = int_arg(2, 'count', 1, 1000)
+local lease = int_arg(1, 'lease_ms', 0, POLICY_RANGES.lease_ms[2])
+local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 2 * n)
 if lease == 0 then
   lease = p.lease_ms

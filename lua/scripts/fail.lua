@@ -1,6 +1,6 @@
 --[[
 @script fail
-@version 2
+@version 3
 @memory level
 @summary A consumer gives up on a leased event (fail): it is retried after
 a delay (the backoff policy, or the delay given) or, when asked or when its

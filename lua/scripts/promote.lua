@@ -1,6 +1,6 @@
 --[[
 @script promote
-@version 2
+@version 3
 @memory level
 @summary The retry scheduler's step for one service: move due timers and
 due retries to the ready queue, and reclaim expired leases (their tokens
@@ -45,7 +45,7 @@ returned to ready uncharged
 argc(1)
 local p = load_policy()
 local now = now_ms(p)
-local limit = int_arg(1, 'limit', 1, 1000)
+local limit = int_arg(1, 'limit', 1, LIMITS.batch)
 local more = 0
 
 -- Move due members of zset to the ready queue, as status r.

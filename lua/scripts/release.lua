@@ -1,6 +1,6 @@
 --[[
 @script release
-@version 2
+@version 3
 @memory level
 @summary Hand leased events back unprocessed (graceful shutdown, unused
 prefetch): they go to the front of the ready queue, in the order given (the
@@ -24,7 +24,7 @@ or 'CORRUPT_STATE'
 --@include lease
 --@include ready
 
-local n = int_arg(1, 'count', 1, 1000)
+local n = int_arg(1, 'count', 1, LIMITS.batch)
 argc(1 + 2 * n)
 local out, back = {}, {}
 for i = 1, n do

@@ -1,6 +1,6 @@
 --[[
 @script result
-@version 2
+@version 3
 @memory none
 @summary Where an event stands, for the producer waiting on feedback:
 completed (with its result), dead-lettered (with the reason), still

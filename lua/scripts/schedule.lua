@@ -1,6 +1,6 @@
 --[[
 @script schedule
-@version 2
+@version 3
 @memory grows
 @summary Create a timer: an event that becomes ready at a due time judged
 by the Redis clock (create_timer). The scheduler promotes due timers.
@@ -64,18 +64,18 @@ if known then
   local score = redis.call('ZSCORE', K.timers, known)
   return {known, 0, score and tonumber(score) or -1}
 end
-if redis.call('HEXISTS', K.meta, id) == 1 and redis.call('HGET', K.data, id) == env then
+if meta_exists(id) and redis.call('HGET', K.data, id) == env then
   -- The same timer sent again (a client retrying after a lost reply).
   local score = redis.call('ZSCORE', K.timers, id)
   return {id, 0, score and tonumber(score) or -1}
 end
-if redis.call('HEXISTS', K.meta, id) == 1 or redis.call('HEXISTS', K.results, id) == 1 then
+if meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
 end
 
 stamp_schema()
 redis.call('HSET', K.data, id, env)
-redis.call('HSET', K.meta, id, meta_new('t', now))
+meta_put(id, meta_new('t', now))
 redis.call('ZADD', K.timers, due, id)
 if key ~= '' then
   idem_store(key, id, now, p.idem_ttl_ms)

@@ -1,6 +1,6 @@
 --[[
 @script start
-@version 1
+@version 2
 @memory level
 @summary Mark reserved events as started (the worker, before it runs an
 event dequeued with must_start 1): the attempt is charged now, so that if
@@ -20,7 +20,7 @@ code string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
 --@include base
 --@include lease
 
-local n = int_arg(1, 'count', 1, 1000)
+local n = int_arg(1, 'count', 1, LIMITS.batch)
 argc(1 + 2 * n)
 local out = {}
 for i = 1, n do

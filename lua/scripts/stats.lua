@@ -1,6 +1,6 @@
 --[[
 @script stats
-@version 2
+@version 3
 @memory none
 @summary One service's numbers: queue lengths, running totals, the
 effective policy, the schema stamp and whether the test clock is set.

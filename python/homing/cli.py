@@ -37,9 +37,10 @@ from .cliutil import (
     string_option,
     table,
 )
+from .conformance.command import conformance
 from .daemons import Distributor, Scheduler
 from .errors import HomingError
-from .manifest import DEFAULT_PREFIX, POLICY_DEFAULTS
+from .manifest import DEFAULT_PREFIX, POLICY, POLICY_DEFAULTS
 from .worker import Worker
 
 log = logging.getLogger("homing.cli")
@@ -199,10 +200,16 @@ def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
 
 
 def _policy_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for field in reversed(POLICY_DEFAULTS):
-        kind = float if field == "backoff_jitter" else int
+    """One option per policy field of lua/keys.json, typed by the field's ``whole``.
+
+    The range is left to the configure script, which refuses out-of-range values
+    with INVALID_ARGUMENT and writes nothing (one rule, for every client).
+    """
+    for field, spec in reversed(POLICY.items()):
+        kind = int if spec["whole"] else float
         f = click.option(f"--{field.replace('_', '-')}", field, type=kind, default=None,
-                         help=f"Default {POLICY_DEFAULTS[field]}.")(f)
+                         help=f"{spec['doc'][0].upper()}{spec['doc'][1:]}. "
+                              f"Default {spec['default']}.")(f)
     return f
 
 
@@ -379,21 +386,4 @@ def demo(s: Settings, duration: float | None, host: str, port: int, rate: float,
                       rate=rate, kill_every=kill_every))
 
 
-def _unavailable(name: str, exc: ImportError) -> click.Command:
-    @click.command(name, help=f"(unavailable: {exc})")
-    def command() -> None:
-        raise click.ClickException(f"the {name} command cannot be loaded: {exc}")
-    return command
-
-
-# The conformance runner lives in homing/conformance/ and is developed separately. The rest
-# of the CLI must work without it (before it lands, or in a trimmed install), so a missing
-# module is not an error; a module that exists but fails to import still gets a command that
-# says why instead of a silently missing one.
-try:
-    from .conformance.command import conformance as _conformance
-except ImportError as _exc:
-    if _exc.name not in ("homing.conformance", "homing.conformance.command"):
-        main.add_command(_unavailable("conformance", _exc))
-else:
-    main.add_command(_conformance)
+main.add_command(conformance)

@@ -97,8 +97,6 @@ def _clock_warning(prefix: str, service: str, clock: Any) -> str:
 
 def daemon_warnings(client: Client) -> list[str]:
     """Warn when no scheduler or no distributor beat within ``DAEMON_SILENCE`` seconds."""
-    if not hasattr(client, "daemons"):  # a client from before the daemons' beats
-        return []
     try:
         beats = client.daemons()
     except ConnectionLostError:

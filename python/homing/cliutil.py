@@ -28,10 +28,10 @@ from .client import DEFAULT_URL, DEFAULT_WAIT_TIMEOUT_MS, Client
 from .consumer import Consumer
 from .envelope import MAX_NESTING
 from .errors import ConnectionLostError, HomingError, InvalidArgumentError, PayloadNotEncodableError
-from .manifest import DEFAULT_PREFIX
+from .manifest import DEFAULT_PREFIX, MAX_BATCH
 
 log = logging.getLogger("homing.cli")
-BATCH = 1000  # the largest batch a script accepts; bigger jobs loop
+BATCH = MAX_BATCH  # the largest batch a script accepts (lua/keys.json); bigger jobs loop
 
 
 class Settings:

@@ -17,7 +17,6 @@ instead of never: redis-py 5 waits for ever by default.
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 from typing import Any
 
@@ -50,11 +49,10 @@ from .errors import (
     WrongTypeError,
     error_for,
 )
-from .manifest import GLOBAL_KEYS, Script, global_key, service_key
+from .manifest import ERROR_REPLY_RE, GLOBAL_KEYS, Script, global_key, service_key
 from .scripting import demoted, refused_unrun
 from .urls import is_sentinel, seed_urls
 
-_HOMING_ERR = re.compile(r"^HOMING (\w+) (.*?)(?: script: \w+, on @user_script:\d+\.)?$", re.S)
 CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # Redis's reply to a write it refuses under maxmemory + noeviction (redis-py
 # strips the 'OOM' code from the message, a script's pcall keeps it).
@@ -103,7 +101,7 @@ def translate(exc: Exception, key: str | None = None) -> HomingError:
     if refused_unrun(exc):
         return ConnectionLostError(f"the Redis Cluster refused the call (a slot migrating or "
                                    f"a failover under way; nothing was run): {exc}")
-    m = _HOMING_ERR.match(text)
+    m = ERROR_REPLY_RE.fullmatch(text)  # 'HOMING <CODE> <message>' (keys.json error_reply)
     if m:
         return error_for(m.group(1), m.group(2))
     if _OOM in text:

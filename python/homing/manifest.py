@@ -3,7 +3,8 @@
 All queue semantics live in the scripts of ``lua/``; ``lua/build.py`` flattens
 them into ``manifest.json`` beside this file. This module only reads it:
 script sources and sha1s, the ordered key names each script takes, the schema
-version, the name patterns and the policy defaults. Like arq's constants
+version, the name patterns, the status letters, the policy table, the limits
+and the error-reply format, all from ``lua/keys.json``. Like arq's constants
 module, it is the one place where key names are made.
 """
 
@@ -47,10 +48,16 @@ SCRIPTS: dict[str, Script] = {
 }
 _SERVICE_RE = re.compile(LAYOUT["service_pattern"])
 _ID_RE = re.compile(LAYOUT["id_pattern"])
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PREFIX_RE = re.compile(LAYOUT["prefix_pattern"])
 GLOBAL_KEYS: frozenset[str] = frozenset(LAYOUT["global_keys"])
-# status letter -> name, as keys.json defines them
-STATUS_NAMES: dict[str, str] = {v: k for k, v in LAYOUT["statuses"].items()}
+# status name -> letter of the meta record (keys.json statuses), and the reverse
+STATUSES: dict[str, str] = LAYOUT["statuses"]
+STATUS_NAMES: dict[str, str] = {v: k for k, v in STATUSES.items()}
+# The policy fields with their range: default, min, max, whole (keys.json policy).
+POLICY: dict[str, dict[str, Any]] = LAYOUT["policy"]
+# A script's error reply (keys.json error_reply): match the whole reply text;
+# group 1 is the code of lua/errors.json, group 2 the message.
+ERROR_REPLY_RE: re.Pattern[str] = re.compile(LAYOUT["error_reply"]["pattern"])
 LIMITS: dict[str, int] = LAYOUT["limits"]  # batch, reason_bytes, nesting (lua/keys.json)
 MAX_BATCH: int = LIMITS["batch"]
 MAX_REASON: int = LIMITS["reason_bytes"]
@@ -83,7 +90,8 @@ def check_id(event_id: str) -> str:
 def check_prefix(prefix: str) -> str:
     """Refuse a key prefix that could collide with the hash tag or key structure."""
     if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
-        raise InvalidNameError(f"invalid key prefix {prefix!r}: use 1-64 of [A-Za-z0-9_.-]")
+        raise InvalidNameError(f"invalid key prefix {prefix!r}: use 1-64 of [A-Za-z0-9_.-] "
+                               f"(pattern {_PREFIX_RE.pattern})")
     return prefix
 
 

@@ -27,7 +27,7 @@ from .errors import (
     StaleLeaseError,
 )
 from .holding import Held, Inbox, Lease, WorkerStats
-from .manifest import MAX_REASON
+from .manifest import MAX_BATCH, MAX_REASON
 from .types import Event
 
 log = logging.getLogger("homing.worker")
@@ -187,7 +187,7 @@ class Outcomes:
                     self._ack_cv.wait(0.1)
                 if not self._acks and self._handlers_done.is_set():
                     return
-                batch = [self._acks.popleft() for _ in range(min(len(self._acks), 1000))]
+                batch = [self._acks.popleft() for _ in range(min(len(self._acks), MAX_BATCH))]
             while True:
                 errors = self._retrying(
                     "complete", lambda b=batch: self._replicated_or_not(
@@ -233,8 +233,8 @@ class Outcomes:
         self._release([(ev.id, ev.token) for ev in self._todo.drain()])
 
     def _release(self, items: list[Lease]) -> None:
-        for i in range(0, len(items), 1000):
-            chunk = items[i:i + 1000]
+        for i in range(0, len(items), MAX_BATCH):
+            chunk = items[i:i + MAX_BATCH]
             try:
                 refused = self.client.release(self.service, chunk)
                 self.stats.add("released", sum(1 for err in refused if err is None))

@@ -97,7 +97,7 @@ class Worker(Outcomes):
         self.service = check_service(service)
         self.factory = consumer_factory
         self.concurrency = max(1, concurrency)
-        self.prefetch = max(1, min(prefetch, 1000))
+        self.prefetch = max(1, min(prefetch, MAX_BATCH))
         self.lease_ms = lease_ms
         self.grace = grace
         self.poll_max = poll_max

@@ -9,7 +9,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from homing import Client
@@ -168,7 +167,6 @@ def test_stats_warns_loudly_about_a_test_clock(cli, client: Client, prefix: str)
     assert data["frozen"]["test_clock"] == 1000000 and "test_clock" not in data["live"]
 
 
-@pytest.mark.skipif(not hasattr(Client, "daemons"), reason="Client.daemons() not there yet")
 def test_stats_warns_when_no_daemon_runs(cli, client: Client, prefix: str) -> None:
     client.enqueue("svc", 1)
     r = cli("stats")

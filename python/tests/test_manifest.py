@@ -19,11 +19,22 @@ from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 import homing
 from homing import errors as homing_errors
-from homing.connection import KeyCache
-from homing.manifest import MANIFEST, SCRIPTS
+from homing.connection import KeyCache, translate
+from homing.manifest import (
+    ERROR_REPLY_RE,
+    LAYOUT,
+    MANIFEST,
+    MAX_BATCH,
+    MAX_REASON,
+    SCRIPTS,
+    STATUS_NAMES,
+    STATUSES,
+    check_prefix,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA = ROOT / "lua"
@@ -163,7 +174,7 @@ def test_every_lua_error_code_is_raised_by_some_script() -> None:
     for entry in MANIFEST["scripts"].values():
         used |= set(re.findall(r"\bE\.(\w+)", entry["source"]))
         # The generated type guard raises WRONG_TYPE as a literal.
-        used |= set(re.findall(r"'HOMING (\w+) ", entry["source"]))
+        used |= set(re.findall(r"ERR_PREFIX \.\. ' (\w+) ", entry["source"]))
     lua_codes = {e["code"] for e in table if e["source"] == "lua"}
     assert lua_codes - used == set(), "codes no script raises"
     # And scripts only raise codes whose source is lua: a client-only code from
@@ -175,3 +186,56 @@ def test_declared_errors_cover_what_each_script_raises() -> None:
     for name, entry in MANIFEST["scripts"].items():
         body_codes = set(re.findall(r"\bE\.(\w+)", entry["source"]))
         assert body_codes <= set(entry["errors"]), name
+
+
+# -- protocol facts: written once, in lua/keys.json -------------------------------------
+
+@pytest.mark.parametrize("path", SCRIPT_FILES + INCLUDE_FILES, ids=lambda p: p.stem)
+def test_records_only_through_record_lua(path: Path) -> None:
+    """One parser and one writer of the meta record: include/record.lua."""
+    if path.name == "record.lua":
+        return
+    code = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+    assert "K.meta" not in code, f"{path.name} touches the meta hash outside record.lua"
+    assert "|(%d+)" not in code and "'|'" not in code, f"{path.name} spells the record format"
+
+
+@pytest.mark.parametrize("path", SCRIPT_FILES + INCLUDE_FILES, ids=lambda p: p.stem)
+def test_scripts_take_protocol_facts_from_the_prologue(path: Path) -> None:
+    """The error-reply prefix, the batch limit and the policy fields are generated."""
+    lines = path.read_text().split("]]", 1)[-1].splitlines()  # the body, not the header
+    code = "\n".join(line.split("--", 1)[0] for line in lines)
+    assert "HOMING" not in code, f"{path.name}: use ERR_PREFIX (keys.json error_reply)"
+    assert not re.search(r"int_arg\([^)]*, 1000\)", code), f"{path.name}: use LIMITS.batch"
+    for field in LAYOUT["policy"]:
+        assert f"'{field}'" not in code or path.name in ("configure.lua", "dequeue.lua",
+                                                         "extend.lua"), (path.name, field)
+
+
+def test_the_error_reply_format_is_one_pattern() -> None:
+    reply = LAYOUT["error_reply"]
+    assert reply["pattern"].startswith(f"^{reply['prefix']} ")
+    assert ERROR_REPLY_RE.pattern == reply["pattern"]
+    for source in (s.source for s in SCRIPTS.values()):
+        assert f"local ERR_PREFIX = '{reply['prefix']}'" in source
+    # What Redis 7 sends for an error a script raised: the suffix is not part of the message.
+    exc = translate(ResponseError("HOMING INVALID_ARGUMENT count must be a whole number in "
+                                  "[1, 1000], got 0 script: 0f1e2d, on @user_script:57."))
+    assert isinstance(exc, homing_errors.InvalidArgumentError)
+    assert exc.message == "count must be a whole number in [1, 1000], got 0"
+    exc = translate(ResponseError("HOMING STALE_LEASE two\nlines"))
+    assert isinstance(exc, homing_errors.StaleLeaseError) and exc.message == "two\nlines"
+    # Not a homing reply: a lower-case code, or another prefix.
+    assert not ERROR_REPLY_RE.fullmatch("HOMINGX CODE message")
+    assert not ERROR_REPLY_RE.fullmatch("ERR HOMING CODE message")
+
+
+def test_names_statuses_and_limits_come_from_keys_json() -> None:
+    keys = json.loads((LUA / "keys.json").read_text(encoding="utf-8"))
+    assert keys["statuses"] == STATUSES and {v: k for k, v in STATUSES.items()} == STATUS_NAMES
+    assert (keys["limits"]["batch"], keys["limits"]["reason_bytes"]) == (MAX_BATCH, MAX_REASON)
+    assert "local STATUS_LETTERS = 'rvltwxd'" in SCRIPTS["dequeue"].source
+    assert check_prefix("a" * 64) == "a" * 64 and check_prefix("x.y-z_0") == "x.y-z_0"
+    for bad in ("", "a" * 65, "a:b", "{a}", "a b"):
+        with pytest.raises(homing_errors.InvalidNameError, match=re.escape(keys["prefix_pattern"])):
+            check_prefix(bad)
