@@ -267,6 +267,23 @@ describe("connection", () => {
     assert.equal(translate(new Error("WRONGTYPE Operation against a key holding the wrong kind of value"), "k:services")
       .message.startsWith("key k:services holds a value of the wrong Redis type"), true);
   });
+
+  test("the reply format, statuses and prefix pattern come from the manifest (lua/keys.json)", () => {
+    const { LAYOUT, ERROR_REPLY_RE, STATUSES, STATUS_NAMES, MAX_REASON, checkPrefix } = homing.manifest;
+    assert.equal(ERROR_REPLY_RE.source, new RegExp(LAYOUT.error_reply.pattern).source);
+    assert.ok(LAYOUT.error_reply.pattern.startsWith(`^${LAYOUT.error_reply.prefix} `));
+    const multi = translate(new Error("HOMING STALE_LEASE two\nlines script: 0123abcd, on @user_script:5."));
+    assert.ok(multi instanceof StaleLeaseError);
+    assert.equal(multi.message, "two\nlines");
+    assert.ok(translate(new Error("HOMINGX STALE_LEASE no")) instanceof ScriptError);
+    assert.deepEqual(STATUSES, LAYOUT.statuses);
+    assert.equal(STATUS_NAMES[STATUSES.reserved], "reserved");
+    assert.equal(MAX_REASON, LAYOUT.limits.reason_bytes);
+    assert.equal(checkPrefix("x.y-z_0"), "x.y-z_0");
+    for (const bad of ["", "a".repeat(65), "a:b", "{a}"]) {
+      assert.throws(() => checkPrefix(bad), (exc) => exc instanceof InvalidNameError && exc.message.includes(LAYOUT.prefix_pattern));
+    }
+  });
 });
 
 describe("state of the client after errors", () => {
