@@ -50,7 +50,9 @@ def _cannot_run(exc: Exception) -> str:
               help="Run only this operation (repeatable; 'envelope' for the wire vectors).")
 @click.option("--vectors", "vectors_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Run the files of this conformance/ directory instead of "
-                                 "the packaged copy (for writing vectors).")
+                                 "the packaged copy (for writing vectors). They run as they "
+                                 "are: check them first with `python3 conformance/build.py "
+                                 "--root DIR --check`.")
 @click.option("--verbose", is_flag=True, help="List every vector, not only the failures.")
 def conformance(redis_url: str | None, prefix: str | None, filters: tuple[str, ...],
                 vectors_dir: Path | None, verbose: bool) -> None:
