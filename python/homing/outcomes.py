@@ -34,6 +34,19 @@ log = logging.getLogger("homing.worker")
 UNREPLICATED_EVERY = 60.0  # seconds between two warnings about unreplicated acknowledgements
 
 
+def cut_reason(text: str) -> str:
+    """text cut to ``limits.reason_bytes`` bytes of UTF-8, on a character boundary.
+
+    The cap is in bytes, as fail.lua applies it: cutting characters would send
+    up to four times the cap for the script to cut again. A character the cut
+    would split is dropped whole, so the reason stays valid text.
+    """
+    data = text.encode("utf-8", "replace")  # a lone surrogate becomes '?'
+    if len(data) <= MAX_REASON:
+        return data.decode("utf-8")
+    return data[:MAX_REASON].decode("utf-8", "ignore")
+
+
 class HandlerTimeoutError(Exception):
     """A handler ran past the handler timeout: the event is failed with this reason."""
 
@@ -137,8 +150,8 @@ class Outcomes:
     def _failed(self, ev: Event, exc: BaseException) -> None:
         # Retrying cannot fix a rejected event or an envelope that does not decode.
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
-        reason = (str(exc) if isinstance(exc, HandlerTimeoutError)
-                  else f"{type(exc).__name__}: {exc}")[:MAX_REASON]
+        reason = cut_reason(str(exc) if isinstance(exc, HandlerTimeoutError)
+                            else f"{type(exc).__name__}: {exc}")
         if not self._held.settle((ev.id, ev.token)):
             # Its outcome is settled already (the consumer completed it, or the
             # heartbeat found the lease lost): there is nothing left to fail.

@@ -15,6 +15,8 @@ import pytest
 from helpers import counters, running, running_daemons, states, wait_for
 
 import homing
+from homing.manifest import MAX_REASON
+from homing.outcomes import cut_reason
 
 HERE = Path(__file__).resolve().parent
 
@@ -100,6 +102,30 @@ def test_reject_dead_letters_at_once(client: homing.Client, service: str) -> Non
     [letter] = client.dead_list(service).letters
     assert (letter.id, letter.attempt, letter.payload) == (event_id, 1, "poison")
     assert letter.reason.startswith("Reject: cannot handle")
+
+
+def test_a_fail_reason_is_cut_to_the_manifest_cap_in_bytes() -> None:
+    """limits.reason_bytes counts UTF-8 bytes, as fail.lua does, and never splits a character."""
+    cap = MAX_REASON
+    assert cut_reason("x" * (2 * cap)) == "x" * cap
+    assert cut_reason("é" * cap) == "é" * (cap // 2)  # two bytes each
+    cut = cut_reason("a" + "é" * cap)  # the last 'é' would straddle the cap: dropped whole
+    assert cut == "a" + "é" * ((cap - 1) // 2) and len(cut.encode()) == cap - 1
+    assert cut_reason("short \ud800") == "short ?"  # a lone surrogate cannot be sent as is
+
+
+def test_a_long_reason_reaches_the_dead_letters_cut(client: homing.Client, service: str) -> None:
+    class Long(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            raise homing.Reject("é" * 2000)
+
+    event_id = client.enqueue(service, "x")
+    with running(homing.Worker(client, service, Long, lease_ms=5000, grace=2)), \
+            pytest.raises(homing.EventDeadError):
+        client.result(service, event_id, timeout=10)
+    [letter] = client.dead_list(service).letters
+    assert letter.reason == cut_reason("Reject: " + "é" * 2000)
+    assert len(letter.reason.encode()) <= MAX_REASON
 
 
 def test_attempts_used_up_by_exceptions(client: homing.Client, service: str) -> None:
