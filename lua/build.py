@@ -29,6 +29,8 @@ import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import calltable  # noqa: E402 - beside this file, found through the path set above
 HEADER_RE = re.compile(r"^--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 TAG_RE = re.compile(r"^@(\w+)\s*(.*)$")
 INCLUDE_RE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
@@ -60,8 +62,12 @@ def load_json(name: str) -> dict:
 def parse_header(path: Path, text: str) -> dict:
     """Read the @-tagged header block that opens every script.
 
-    Tags: @script, @version, @memory CLASS, @summary, @key NAME, @arg NAME DOC,
-    @return DOC, @error CODE DOC. A line without a tag continues the tag above it.
+    Tags: @script, @version, @memory CLASS, @summary, @key NAME, @arg NAME TYPE DOC,
+    @return KIND DOC, @error CODE DOC (the types and kinds: lua/calltable.py), and
+    two that tell clients how to treat a write: @wait (with ``wait_replicas``,
+    follow it with WAIT: a producer's write or an acknowledgement that must survive
+    a failover) and @repeats COUNTER (a repeat of the same id or idempotency key is
+    answered without a write; the real write increments counters field COUNTER). A line without a tag continues the tag above it.
     """
     m = HEADER_RE.match(text)
     if not m:
@@ -76,8 +82,10 @@ def parse_header(path: Path, text: str) -> dict:
                 last[-1] = (last[-1] + " " + line).strip()
             continue
         tag, rest = tm.group(1), tm.group(2).strip()
-        if tag in ("script", "version", "memory"):
+        if tag in ("script", "version", "memory", "repeats"):
             head[tag], last = rest, None
+        elif tag == "wait":
+            head[tag], last = True, None
         elif tag in ("key", "arg", "error"):
             name, _, doc = rest.partition(" ")
             last = [name, doc.strip()]
@@ -188,6 +196,16 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     undeclared = used_codes - declared_codes
     if undeclared:
         raise BuildError(f"{path.name}: raises {sorted(undeclared)} without an @error line")
+    try:
+        argv, reply = calltable.script_signature(head["script"], head, layout["limits"])
+        calltable.check_arity(head["script"], argv, body)
+    except calltable.TableError as exc:
+        raise BuildError(str(exc)) from exc
+    if head.get("repeats") and f"'{head['repeats']}'" not in body:
+        raise BuildError(f"{path.name}: @repeats {head['repeats']}: the body never names "
+                         "that counter")
+    if head.get("wait") and head["memory"] == "none":
+        raise BuildError(f"{path.name}: @wait on a script that writes nothing")
     shebang = MEMORY[head["memory"]]
     source = (shebang + "\n" if shebang else "") + header + prologue(head, layout, errors) + body
     return {
@@ -197,8 +215,10 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
         "summary": head["summary"][0],
         "keys": declared,
         "numkeys": len(declared),
-        "args": [{"name": n, "doc": d} for n, d in head["arg"]],
-        "returns": head["return"][0],
+        "argv": argv,
+        "reply": reply,
+        "wait": bool(head.get("wait", False)),
+        "repeats": head.get("repeats"),
         "errors": sorted(declared_codes),
         "sha1": hashlib.sha1(source.encode("utf-8")).hexdigest(),
         "source": source,
@@ -222,7 +242,12 @@ def build() -> dict:
     layout = {k: v for k, v in layout.items() if k != "comment"}
     # Clients read the defaults by this name; the ranges stay with the scripts.
     layout["policy_defaults"] = {k: v["default"] for k, v in layout["policy"].items()}
-    return {"format": 1, "layout": layout, "errors": errors, "scripts": scripts}
+    calls = json.loads((HERE.parent / "conformance" / "calls.json").read_text(encoding="utf-8"))
+    try:
+        table = calltable.client_calls(calls["calls"], scripts)
+    except calltable.TableError as exc:
+        raise BuildError(str(exc)) from exc
+    return {"format": 2, "layout": layout, "errors": errors, "scripts": scripts, "calls": table}
 
 
 def python_errors(errors: list[dict]) -> str:

@@ -37,6 +37,23 @@ local function int_arg(i, name, lo, hi)
   return v
 end
 
+-- ARGV[i] as a bool argument: '1' or '0' (the call table's type bool).
+local function bool_arg(i, name)
+  local v = ARGV[i]
+  if v ~= '1' and v ~= '0' then
+    fail(E.INVALID_ARGUMENT, name .. " must be 1 or 0, got " .. tostring(v))
+  end
+  return v == '1'
+end
+
+-- ARGV[i] as an optional whole number (type ms?): '' is absent (nil).
+local function opt_int_arg(i, name, lo, hi)
+  if ARGV[i] == '' then
+    return nil
+  end
+  return int_arg(i, name, lo, hi)
+end
+
 -- Number of ARGV entries must be exactly n (catches mismatched batch counts).
 local function argc(n)
   if #ARGV ~= n then

@@ -8,8 +8,8 @@ script rather than a plain HSET so that it runs on a full Redis: a daemon
 draining a full Redis must not look dead. One field per daemon name, so it
 cannot grow memory without bound (stats prunes names gone quiet).
 @key daemons
-@arg name the daemon's name (role:host:pid)
-@return the beat's time in ms
+@arg name name(256) the daemon's name (role:host:pid)
+@return value(int) the beat's time in ms
 @error INVALID_ARGUMENT
 ]]
 --@include base

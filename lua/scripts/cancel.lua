@@ -2,14 +2,15 @@
 @script cancel
 @version 3
 @memory level
+@wait
 @summary Cancel a pending timer (cancel_timer). A timer that has already
 fired is an ordinary event by then and is not touched.
 @key timers
 @key data
 @key meta
 @key counters
-@arg id the timer's event id
-@return 1 if the timer was pending and is now gone, 0 otherwise
+@arg id id the timer's event id
+@return value(bool) 1 if the timer was pending and is now gone, 0 otherwise
 @error INVALID_ARGUMENT
 ]]
 --@include base

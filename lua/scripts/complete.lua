@@ -2,6 +2,7 @@
 @script complete
 @version 3
 @memory checked
+@wait
 @summary Acknowledge leased events (complete and complete_many). Each
 item is checked on its own: its token must be the event's current lease
 token, so a consumer whose lease expired and was reclaimed is refused
@@ -20,12 +21,12 @@ with REDIS_FULL and the event stays leased (the worker sends it again).
 @key results_at
 @key config
 @key counters
-@arg max_payload largest result envelope accepted, in bytes
-@arg count number of items, 1..1000
-@arg id... then, per item: id, token, result envelope ('' for no result)
-@return array of count status codes: 'OK', 'STALE_LEASE', 'UNKNOWN_EVENT',
-'CORRUPT_STATE', 'PAYLOAD_TOO_LARGE' or 'REDIS_FULL' (that item is left
-untouched)
+@arg max_payload config(max_payload) largest result envelope accepted, in bytes
+@arg count count(items) number of items
+@arg items list(id:id,token:token,result:result) per item: id, token, result
+envelope ('' for no result)
+@return items(ok) per item 'OK', or STALE_LEASE, UNKNOWN_EVENT, CORRUPT_STATE,
+PAYLOAD_TOO_LARGE or REDIS_FULL (that item is left as it was: keep the lease and resend)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE

@@ -2,13 +2,14 @@
 @script configure
 @version 3
 @memory grows
+@wait
 @summary Override a service's policy (the fields of keys.json's policy:
 lease_ms, max_attempts, backoff_*, result_ttl_ms, idem_ttl_ms,
 handler_timeout_ms). Optional: a service works on the defaults. A value of ''
 removes the override. Validates every pair before writing.
 @key config
-@arg field... pairs of field name and value
-@return flat array of the effective policy: field, value (as text)
+@arg policy pairs(policy) pairs of field name and value ('' removes the override)
+@return map(num) the effective policy: field, value (as text)
 @error INVALID_ARGUMENT unknown field or value out of range
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE

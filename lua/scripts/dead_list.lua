@@ -6,10 +6,11 @@
 @key data
 @key meta
 @key dead
-@arg offset position of the first entry, >= 0
-@arg count most entries, 1..1000
-@return array: total dead, then per entry: id, died_ms, attempt, reason,
-envelope ('' if the payload is missing)
+@arg offset whole(0..max) position of the first entry
+@arg count whole(1..batch) most entries
+@return records(total:int|id:str,died_ms:int,attempt:int,reason:str,raw:bytes)
+total dead, then per entry: id, died_ms, attempt, reason, envelope ('' if the
+payload is missing)
 @error INVALID_ARGUMENT
 ]]
 --@include base

@@ -2,15 +2,16 @@
 @script dead_purge
 @version 3
 @memory level
+@wait
 @summary Delete dead letters for good: the oldest count entries, or the
 ids named. The only way an event leaves homing without completing.
 @key data
 @key meta
 @key dead
 @key counters
-@arg mode 'oldest' (next argument: count 1..1000) or 'ids' (then the ids)
-@arg count_or_ids see mode
-@return array: events purged, dead letters remaining
+@arg count whole(1..batch) how many of the oldest, when no ids are given
+@arg ids rest(id) the dead letters to purge (none: the oldest count)
+@return tuple(purged:int,remaining:int) events purged, dead letters remaining
 @error INVALID_ARGUMENT
 ]]
 --@include base

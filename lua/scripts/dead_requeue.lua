@@ -2,6 +2,7 @@
 @script dead_requeue
 @version 3
 @memory level
+@wait
 @summary Give dead letters a new life: move them back to the ready queue
 with their attempt count reset. Either the oldest count entries, or the
 ids named. Bounded; the CLI loops with progress for large requeues.
@@ -10,9 +11,9 @@ ids named. Bounded; the CLI loops with progress for large requeues.
 @key meta
 @key dead
 @key counters
-@arg mode 'oldest' (next argument: count 1..1000) or 'ids' (then the ids)
-@arg count_or_ids see mode
-@return array: events requeued, dead letters remaining
+@arg count whole(1..batch) how many of the oldest, when no ids are given
+@arg ids rest(id) the dead letters to requeue (none: the oldest count)
+@return tuple(requeued:int,remaining:int) events requeued, dead letters remaining
 @error INVALID_ARGUMENT
 ]]
 --@include base

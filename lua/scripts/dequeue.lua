@@ -24,11 +24,12 @@ dead letters, not lost.
 @key seq
 @key config
 @key counters
-@arg count most events to lease, 1..1000
-@arg lease_ms lease length in ms; 0 takes the service's lease_ms
-@arg mode 'charge' (count the attempt now) or 'reserve' (count it when started)
-@return array: deadline_ms, then per event: id, token, attempt, envelope,
-must_start (1: call start before running it)
+@arg count whole(1..batch) most events to lease
+@arg lease_ms whole(0..43200000) lease length in ms; 0 takes the service's lease_ms
+@arg reserve bool 0: count the attempt now; 1: count it when started (the worker's prefetch)
+@return records(deadline_ms:int|id:str,token:int,attempt:int,raw:bytes,must_start:bool)
+the lease deadline, then per event: id, token, attempt, envelope, must_start
+(1: call start before running it)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE
@@ -45,10 +46,7 @@ local p = load_policy()
 local now = now_ms(p)
 local n = int_arg(1, 'count', 1, LIMITS.batch)
 local lease = int_arg(2, 'lease_ms', 0, POLICY_RANGES.lease_ms[2])
-local mode = ARGV[3]
-if mode ~= 'charge' and mode ~= 'reserve' then
-  fail(E.INVALID_ARGUMENT, "mode must be 'charge' or 'reserve', got " .. tostring(mode))
-end
+local reserve = bool_arg(3, 'reserve')
 if lease == 0 then
   lease = p.lease_ms
 end
@@ -105,7 +103,7 @@ for i, id in ipairs(ids) do
   local m = metas[i]
   if leased[id] == i then
     token = token + 1
-    if mode == 'charge' or m.returns >= p.max_attempts then
+    if not reserve or m.returns >= p.max_attempts then
       m.attempt, m.s = m.attempt + 1, 'l'
       push(out, id, token, m.attempt, envs[i], 0)
     else

@@ -13,9 +13,9 @@ letters. At most limit events per call.
 @key dead
 @key config
 @key counters
-@arg limit most events to route, 1..10000
-@return array: events scheduled for retry, events dead-lettered, more (1 if
-the expired list still holds events)
+@arg limit whole(1..10000) most events to route
+@return tuple(retried:int,dead:int,more:bool) events scheduled for retry, events
+dead-lettered, more (1 if the expired list still holds events)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE

@@ -2,6 +2,8 @@
 @script enqueue
 @version 3
 @memory grows
+@wait
+@repeats enqueued
 @summary Add a batch of events to a service's ready queue (enqueue and
 enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
 event's id and add nothing. Validates the whole batch before writing.
@@ -13,12 +15,12 @@ event's id and add nothing. Validates the whole batch before writing.
 @key config
 @key counters
 @key results
-@arg max_payload largest envelope accepted, in bytes
-@arg count number of events in the batch, 1..1000
-@arg id... then, per event, three arguments: id, envelope (msgpack bytes),
-idempotency key ('' for none)
-@return array of 2*count: id, then 1 if added or 0 if an idempotency key
-matched an earlier event (whose id is returned)
+@arg max_payload config(max_payload) largest envelope accepted, in bytes
+@arg count count(items) number of events in the batch
+@arg items list(id:id,payload:envelope,key:key) per event: id, envelope (msgpack
+bytes), idempotency key ('' for none)
+@return records(|id:str,added:bool) per event its id and 1 if added, or 0 if an
+idempotency key matched an earlier event (whose id is returned)
 @error INVALID_ARGUMENT a count, size or id is malformed
 @error PAYLOAD_TOO_LARGE an envelope is over max_payload
 @error DUPLICATE_ID an id already exists in the service with another payload,

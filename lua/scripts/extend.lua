@@ -8,11 +8,12 @@ longer current. Runs on a full Redis: it only moves scores.
 @key meta
 @key leases
 @key config
-@arg lease_ms new lease length from now, in ms; 0 takes the service's lease_ms
-@arg count number of items, 1..1000
-@arg id... then, per item: id, token
-@return array of count items: the new deadline in ms, or an error code
-string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
+@arg lease_ms whole(0..43200000) new lease length from now, in ms; 0 takes the
+service's lease_ms
+@arg count count(items) number of items
+@arg items list(id:id,token:token) per item: id, token
+@return items(int) per item the new deadline in ms, or STALE_LEASE, UNKNOWN_EVENT
+or CORRUPT_STATE
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE reported per item

@@ -2,6 +2,7 @@
 @script fail
 @version 3
 @memory level
+@wait
 @summary A consumer gives up on a leased event (fail): it is retried after
 a delay (the backoff policy, or the delay given) or, when asked or when its
 attempts are used up, dead-lettered at once with the reason. A reserved
@@ -14,13 +15,13 @@ LIMITS.reason_bytes, on a UTF-8 character boundary.
 @key dead
 @key config
 @key counters
-@arg id event id
-@arg token the lease token of the caller
-@arg reason text kept with the event (shown in dead letters), at most
-LIMITS.reason_bytes bytes are kept (less when a character would be split)
-@arg mode 'retry' or 'dead'
-@arg delay_ms retry delay in ms, or -1 for the service's backoff policy
-@return array: 'retry', due_ms  or  'dead', died_ms
+@arg id id event id
+@arg token token the lease token of the caller
+@arg reason text(reason_bytes) text kept with the event (shown in dead letters);
+at most LIMITS.reason_bytes bytes are kept (less when a character would be split)
+@arg dead bool 1: dead-letter it now; 0: retry unless it was the last attempt
+@arg delay_ms whole(0..43200000)? retry delay in ms; '' for the service's backoff policy
+@return tuple(action:str,at_ms:int) 'retry', due_ms  or  'dead', died_ms
 @error INVALID_ARGUMENT
 @error UNKNOWN_EVENT
 @error STALE_LEASE
@@ -56,12 +57,10 @@ end
 argc(5)
 local p = load_policy()
 local now = now_ms(p)
-local id, token, mode = ARGV[1], tonumber(ARGV[2]), ARGV[4]
+local id, token = ARGV[1], tonumber(ARGV[2])
 local reason = cut(ARGV[3], LIMITS.reason_bytes)
-local delay = int_arg(5, 'delay_ms', -1, 43200000)
-if mode ~= 'retry' and mode ~= 'dead' then
-  fail(E.INVALID_ARGUMENT, "mode must be 'retry' or 'dead', got " .. mode)
-end
+local dead = bool_arg(4, 'dead')
+local delay = opt_int_arg(5, 'delay_ms', 0, 43200000)
 local m = meta_get(id)
 if m == nil then
   fail(E.UNKNOWN_EVENT, 'no event ' .. id)
@@ -75,14 +74,14 @@ if m.s == 'v' then
 end
 redis.call('ZREM', K.leases, id)
 count('failed', 1)
-if mode == 'dead' or m.attempt >= p.max_attempts then
-  if mode == 'retry' then
+if dead or m.attempt >= p.max_attempts then
+  if not dead then
     reason = reason .. ' (attempt ' .. m.attempt .. ' of ' .. p.max_attempts .. ')'
   end
   to_dead(id, m, reason, now)
   return {'dead', now}
 end
-if delay < 0 then
+if delay == nil then
   delay = backoff_ms(p, id, m.attempt)
 end
 m.s, m.token, m.reason = 'w', 0, reason

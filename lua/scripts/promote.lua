@@ -23,12 +23,12 @@ idempotency keys. At most limit items of each kind per call.
 @key idem_at
 @key config
 @key counters
-@arg limit most items of each kind to move, 1..1000 (the ids are unpacked into
-one command, and Lua's unpack fails beyond about 8000)
-@return array: timers promoted, retries promoted, leases reclaimed (started
-and reserved), more (1 if a limit was reached), next due ms of the earliest
-remaining timer, retry or lease deadline (-1 if none), reserved leases
-returned to ready uncharged
+@arg limit whole(1..1000) most items of each kind to move (the ids are unpacked
+into one command, and Lua's unpack fails beyond about 8000)
+@return tuple(timers:int,retries:int,expired:int,more:bool,next_due_ms:int,returned:int)
+timers promoted, retries promoted, leases reclaimed (started and reserved), more
+(1 if a limit was reached), next due ms of the earliest remaining timer, retry or
+lease deadline (-1 if none), reserved leases returned uncharged
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
 @error CORRUPT_STATE

@@ -10,10 +10,9 @@ first item is delivered next), and the delivery does not count as an attempt
 @key meta
 @key leases
 @key counters
-@arg count number of items, 1..1000
-@arg id... then, per item: id, token
-@return array of count status codes: 'OK', 'STALE_LEASE', 'UNKNOWN_EVENT'
-or 'CORRUPT_STATE'
+@arg count count(items) number of items
+@arg items list(id:id,token:token) per item: id, token
+@return items(ok) per item 'OK', or STALE_LEASE, UNKNOWN_EVENT or CORRUPT_STATE
 @error INVALID_ARGUMENT
 @error STALE_LEASE reported per item
 @error UNKNOWN_EVENT reported per item

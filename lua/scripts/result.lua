@@ -7,9 +7,10 @@ completed (with its result), dead-lettered (with the reason), still
 pending (with its status), or unknown.
 @key meta
 @key results
-@arg id event id
-@return array: 'done', result envelope ('' when completed without one) |
-'dead', reason, attempt | 'pending', status letter, attempt | 'unknown'
+@arg id id event id
+@return union(done:raw_result:bytes;dead:detail:str,attempt:int;pending:detail:status,attempt:int;unknown)
+'done', result envelope ('' when completed without one) | 'dead', reason,
+attempt | 'pending', status letter, attempt | 'unknown'
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE the event's bookkeeping record is unreadable
 ]]

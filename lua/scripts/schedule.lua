@@ -2,6 +2,8 @@
 @script schedule
 @version 3
 @memory grows
+@wait
+@repeats timers
 @summary Create a timer: an event that becomes ready at a due time judged
 by the Redis clock (create_timer). The scheduler promotes due timers.
 @key timers
@@ -12,14 +14,15 @@ by the Redis clock (create_timer). The scheduler promotes due timers.
 @key config
 @key counters
 @key results
-@arg max_payload largest envelope accepted, in bytes
-@arg id the timer's event id
-@arg envelope msgpack envelope bytes
-@arg idem_key idempotency key, '' for none
-@arg mode 'in' (value is a delay from now) or 'at' (value is an absolute
-time in ms since the epoch, compared with the Redis clock)
-@arg value delay or due time in ms, a whole number >= 0
-@return array: id, 1 if created or 0 if the idempotency key matched, due_ms
+@arg max_payload config(max_payload) largest envelope accepted, in bytes
+@arg id id the timer's event id
+@arg payload envelope msgpack envelope bytes
+@arg key key idempotency key, '' for none
+@arg delay_ms ms? a delay from now, or '' when at_ms is given
+@arg at_ms ms? an absolute due time in ms since the epoch, compared with the Redis
+clock, or '' when delay_ms is given (exactly one of the two)
+@return tuple(id:str,created:bool,due_ms:int) the id, 1 if created or 0 if the
+idempotency key matched, the due time
 @error INVALID_ARGUMENT
 @error PAYLOAD_TOO_LARGE
 @error DUPLICATE_ID the id exists with another payload, or belongs to a completed
@@ -39,22 +42,19 @@ local p = load_policy()
 local now = now_ms(p)
 argc(6)
 local max_payload = int_arg(1, 'max_payload', 1)
-local id, env, key, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local value = int_arg(6, 'value', 0)
+local id, env, key = ARGV[2], ARGV[3], ARGV[4]
+local delay = opt_int_arg(5, 'delay_ms', 0)
+local at = opt_int_arg(6, 'at_ms', 0)
 if id == '' then
   fail(E.INVALID_ARGUMENT, 'event id must not be empty')
 end
 if #env > max_payload then
   fail(E.PAYLOAD_TOO_LARGE, 'envelope of ' .. id .. ' is ' .. #env .. ' bytes, over the limit of ' .. max_payload)
 end
-local due
-if mode == 'in' then
-  due = now + value
-elseif mode == 'at' then
-  due = value
-else
-  fail(E.INVALID_ARGUMENT, "mode must be 'in' or 'at', got " .. mode)
+if (delay == nil) == (at == nil) then
+  fail(E.INVALID_ARGUMENT, 'give exactly one of delay_ms and at_ms')
 end
+local due = at or now + delay
 -- A due time past 2^53 would reach ZADD as an inexact float.
 if due > 9007199254740991 then
   fail(E.INVALID_ARGUMENT, 'due time ' .. fmt(due) .. ' ms is beyond 2^53 - 1')

@@ -8,10 +8,10 @@ the handler kills its worker, the event's next return counts against
 max_attempts and a poison event reaches the dead letters. An event already
 started is left as it is.
 @key meta
-@arg count number of items, 1..1000
-@arg id... then, per item: id, token
-@return array of count items: the attempt number now charged, or an error
-code string 'STALE_LEASE', 'UNKNOWN_EVENT' or 'CORRUPT_STATE'
+@arg count count(items) number of items
+@arg items list(id:id,token:token) per item: id, token
+@return items(int) per item the attempt number now charged, or STALE_LEASE,
+UNKNOWN_EVENT or CORRUPT_STATE
 @error INVALID_ARGUMENT
 @error STALE_LEASE reported per item
 @error UNKNOWN_EVENT reported per item

@@ -13,10 +13,9 @@ effective policy, the schema stamp and whether the test clock is set.
 @key results_at
 @key counters
 @key config
-@return flat array of name, value pairs: ready, in_flight, timers,
-retrying, expired, dead, results, then counters prefixed 'total.',
-policy fields prefixed 'policy.', schema, test_clock (config's
-field test_clock as stored, -1 if unset)
+@return map(num) name, value pairs: ready, in_flight, timers, retrying, expired,
+dead, results, then counters prefixed 'total.', policy fields prefixed 'policy.',
+schema, test_clock (config's field test_clock as stored, -1 if unset)
 @error SCHEMA_MISMATCH
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE

@@ -18,6 +18,7 @@ from .clientbase import (
     DEFAULT_WAIT_TIMEOUT_MS,
     ClientBase,
     ResultWait,
+    _given,
     raise_first,
     wait_option,
     wait_refusal,
@@ -134,26 +135,26 @@ class AsyncClient(ClientBase):
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
                       id: str | None = None) -> str:  # noqa: A002
-        ids = None if id is None else [id]
-        return (await self.run(ops.enqueue_many(service, [payload], self.max_payload, [key],
-                                                ids)))[0]
+        return await self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
 
     async def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                            keys: Sequence[str | None] | None = None,
                            ids: Sequence[str] | None = None) -> list[str]:
-        return await self.run(ops.enqueue_many(service, payloads, self.max_payload, keys, ids))
+        return await self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
+                                      ids=ids))
 
     async def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                            at: dt.datetime | float | None = None, key: str | None = None,
                            id: str | None = None) -> str:  # noqa: A002
-        return await self.run(ops.create_timer(service, payload, self.max_payload,
-                                               delay_ms=delay_ms, at=at, key=key, id=id))
+        return await self.run(self.op("create_timer", service, payload=payload, delay_ms=delay_ms,
+                       at_ms=None if at is None else ops.at_ms(at), key=key,
+                       **_given(id=id)))
 
     async def cancel_timer(self, service: str, timer_id: str) -> bool:
-        return await self.run(ops.cancel_timer(service, timer_id))
+        return await self.run(self.op("cancel_timer", service, id=timer_id))
 
     async def status(self, service: str, event_id: str) -> Status:
-        return await self.run(ops.status(service, event_id))
+        return await self.run(self.op("status", service, id=event_id))
 
     async def result(self, service: str, event_id: str, timeout: float | None = None) -> Any:
         wait = ResultWait(service, event_id, timeout)
@@ -165,18 +166,19 @@ class AsyncClient(ClientBase):
 
     async def dequeue(self, service: str, count: int = 1, *, lease_ms: int | None = None,
                       reserve: bool = False) -> list[Event]:
-        return await self.run(ops.dequeue(service, count, lease_ms, reserve))
+        return await self.run(self.op("dequeue", service, count=count, **_given(lease_ms=lease_ms),
+                                  reserve=reserve))
 
     async def start(self, service: str,
                     items: Sequence[tuple[str, int]]) -> list[int | HomingError]:
-        return await self.run(ops.start_many(service, items))
+        return await self.run(self.op("start", service, items=items))
 
     async def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
         raise_first(await self.complete_many(service, [(event_id, token, result)]))
 
     async def complete_many(self, service: str,
                             items: Sequence[tuple[str, int, Any]]) -> list[HomingError | None]:
-        return await self.run(ops.complete_many(service, items, self.max_payload))
+        return await self.run(self.op("complete_many", service, items=items))
 
     async def extend_lease(self, service: str, event_id: str, token: int,
                            lease_ms: int | None = None) -> int:
@@ -187,15 +189,17 @@ class AsyncClient(ClientBase):
 
     async def extend_many(self, service: str, items: Sequence[tuple[str, int]],
                           lease_ms: int | None = None) -> list[int | HomingError]:
-        return await self.run(ops.extend_many(service, items, lease_ms))
+        return await self.run(self.op("extend_many", service, items=items,
+                                      **_given(lease_ms=lease_ms)))
 
     async def fail(self, service: str, event_id: str, token: int, reason: str = "", *,
                    dead: bool = False, delay_ms: int | None = None) -> FailOutcome:
-        return await self.run(ops.fail(service, event_id, token, reason, dead, delay_ms))
+        return await self.run(self.op("fail", service, id=event_id, token=token, reason=reason,
+                               dead=dead, delay_ms=delay_ms))
 
     async def release(self, service: str,
                       items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
-        return await self.run(ops.release_many(service, items))
+        return await self.run(self.op("release", service, items=items))
 
     async def services(self) -> list[str]:
         key = global_key(self.prefix, "services")
@@ -206,24 +210,24 @@ class AsyncClient(ClientBase):
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def stats(self, service: str) -> dict[str, Any]:
-        return await self.run(ops.stats(service))
+        return await self.run(self.op("stats", service))
 
     async def configure(self, service: str, **policy: float | None) -> dict[str, float]:
-        return await self.run(ops.configure(service, policy))
+        return await self.run(self.op("configure", service, policy=policy))
 
     async def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
-        return await self.run(ops.dead_list(service, offset, count))
+        return await self.run(self.op("dead_list", service, offset=offset, count=count))
 
     async def dead_requeue(self, service: str, ids: Sequence[str] | None = None,
                            count: int = 100) -> tuple[int, int]:
-        return await self.run(ops.dead_requeue(service, ids, count))
+        return await self.run(self.op("dead_requeue", service, ids=ids, count=count))
 
     async def dead_purge(self, service: str, ids: Sequence[str] | None = None,
                          count: int = 100) -> tuple[int, int]:
-        return await self.run(ops.dead_purge(service, ids, count))
+        return await self.run(self.op("dead_purge", service, ids=ids, count=count))
 
     async def promote(self, service: str, limit: int = 1000) -> PromoteResult:
-        return await self.run(ops.promote(service, limit))
+        return await self.run(self.op("promote", service, limit=limit))
 
     async def distribute(self, service: str, limit: int = 1000) -> DistributeResult:
-        return await self.run(ops.distribute(service, limit))
+        return await self.run(self.op("distribute", service, limit=limit))

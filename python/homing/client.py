@@ -18,6 +18,7 @@ from .clientbase import (
     DEFAULT_WAIT_TIMEOUT_MS,
     ClientBase,
     ResultWait,
+    _given,
     raise_first,
     wait_option,
     wait_refusal,  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
@@ -150,14 +151,14 @@ class Client(ClientBase):
         within the service's ``idem_ttl_ms`` returns the first event's id and
         adds nothing: safe to retry after a timeout.
         """
-        return self.run(ops.enqueue_many(service, [payload], self.max_payload, [key],
-                                         None if id is None else [id]))[0]
+        return self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
 
     def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                      keys: Sequence[str | None] | None = None,
                      ids: Sequence[str] | None = None) -> list[str]:
         """Add up to 1000 events in one atomic call; returns their ids in order."""
-        return self.run(ops.enqueue_many(service, payloads, self.max_payload, keys, ids))
+        return self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
+                                      ids=ids))
 
     def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                      at: dt.datetime | float | None = None, key: str | None = None,
@@ -167,8 +168,9 @@ class Client(ClientBase):
         Due times are judged by the Redis server's clock, so a timer never
         fires early because a producer's clock is ahead.
         """
-        return self.run(ops.create_timer(service, payload, self.max_payload, delay_ms=delay_ms,
-                                         at=at, key=key, id=id))
+        return self.run(self.op("create_timer", service, payload=payload, delay_ms=delay_ms,
+                       at_ms=None if at is None else ops.at_ms(at), key=key,
+                       **_given(id=id)))
 
     def cancel_timer(self, service: str, timer_id: str) -> bool:
         """Cancel a pending timer. False if it already fired or never existed.
@@ -177,11 +179,11 @@ class Client(ClientBase):
         the cancelled id until ``idem_ttl_ms`` ends: to reschedule, use a new
         key (e.g. with a version suffix).
         """
-        return self.run(ops.cancel_timer(service, timer_id))
+        return self.run(self.op("cancel_timer", service, id=timer_id))
 
     def status(self, service: str, event_id: str) -> Status:
         """Where an event stands right now (done, dead, pending or unknown)."""
-        return self.run(ops.status(service, event_id))
+        return self.run(self.op("status", service, id=event_id))
 
     def result(self, service: str, event_id: str, timeout: float | None = None) -> Any:
         """Wait for the consumer's result of an event (the producer's feedback).
@@ -209,11 +211,12 @@ class Client(ClientBase):
         unstarted, because this process died, returns the event uncharged.
         Honour ``Event.must_start``: call ``start`` before running such an event.
         """
-        return self.run(ops.dequeue(service, count, lease_ms, reserve))
+        return self.run(self.op("dequeue", service, count=count, **_given(lease_ms=lease_ms),
+                                  reserve=reserve))
 
     def start(self, service: str, items: Sequence[tuple[str, int]]) -> list[int | HomingError]:
         """Mark reserved events as started; per item the attempt now charged, or its error."""
-        return self.run(ops.start_many(service, items))
+        return self.run(self.op("start", service, items=items))
 
     def complete(self, service: str, event_id: str, token: int, result: Any = None) -> None:
         """Acknowledge an event; raises StaleLeaseError if the lease was reclaimed."""
@@ -222,7 +225,7 @@ class Client(ClientBase):
     def complete_many(self, service: str,
                       items: Sequence[tuple[str, int, Any]]) -> list[HomingError | None]:
         """Acknowledge up to 1000 (id, token, result) items; per item None or its error."""
-        return self.run(ops.complete_many(service, items, self.max_payload))
+        return self.run(self.op("complete_many", service, items=items))
 
     def extend_lease(self, service: str, event_id: str, token: int,
                      lease_ms: int | None = None) -> int:
@@ -235,16 +238,17 @@ class Client(ClientBase):
     def extend_many(self, service: str, items: Sequence[tuple[str, int]],
                     lease_ms: int | None = None) -> list[int | HomingError]:
         """Extend several leases in one call; per item the new deadline or its error."""
-        return self.run(ops.extend_many(service, items, lease_ms))
+        return self.run(self.op("extend_many", service, items=items, **_given(lease_ms=lease_ms)))
 
     def fail(self, service: str, event_id: str, token: int, reason: str = "", *,
              dead: bool = False, delay_ms: int | None = None) -> FailOutcome:
         """Give up on a leased event: retry after backoff (or delay_ms), or dead-letter it."""
-        return self.run(ops.fail(service, event_id, token, reason, dead, delay_ms))
+        return self.run(self.op("fail", service, id=event_id, token=token, reason=reason,
+                               dead=dead, delay_ms=delay_ms))
 
     def release(self, service: str, items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
         """Hand leased events back unprocessed; they go next and no attempt is counted."""
-        return self.run(ops.release_many(service, items))
+        return self.run(self.op("release", service, items=items))
 
     # -- admin and daemons ---------------------------------------------------
 
@@ -259,33 +263,33 @@ class Client(ClientBase):
 
     def stats(self, service: str) -> dict[str, Any]:
         """Queue lengths, running totals and effective policy of a service."""
-        return self.run(ops.stats(service))
+        return self.run(self.op("stats", service))
 
     def configure(self, service: str, **policy: float | None) -> dict[str, float]:
         """Override policy fields (None removes an override); returns the effective policy."""
-        return self.run(ops.configure(service, policy))
+        return self.run(self.op("configure", service, policy=policy))
 
     def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
         """A page of dead letters, oldest first."""
-        return self.run(ops.dead_list(service, offset, count))
+        return self.run(self.op("dead_list", service, offset=offset, count=count))
 
     def dead_requeue(self, service: str, ids: Sequence[str] | None = None,
                      count: int = 100) -> tuple[int, int]:
         """Requeue the named dead letters, or the oldest count; returns (moved, remaining)."""
-        return self.run(ops.dead_requeue(service, ids, count))
+        return self.run(self.op("dead_requeue", service, ids=ids, count=count))
 
     def dead_purge(self, service: str, ids: Sequence[str] | None = None,
                    count: int = 100) -> tuple[int, int]:
         """Delete the named dead letters, or the oldest count; returns (purged, remaining)."""
-        return self.run(ops.dead_purge(service, ids, count))
+        return self.run(self.op("dead_purge", service, ids=ids, count=count))
 
     def promote(self, service: str, limit: int = 1000) -> PromoteResult:
         """One scheduler step for a service (see homing.daemons)."""
-        return self.run(ops.promote(service, limit))
+        return self.run(self.op("promote", service, limit=limit))
 
     def distribute(self, service: str, limit: int = 1000) -> DistributeResult:
         """One distributor step for a service (see homing.daemons)."""
-        return self.run(ops.distribute(service, limit))
+        return self.run(self.op("distribute", service, limit=limit))
 
     def register(self, service: str) -> None:
         """Add service to the registry the daemons sweep (idempotent).
@@ -318,7 +322,7 @@ class Client(ClientBase):
         A script (``beat``) that runs on a full Redis too: a daemon draining a
         full Redis must not look dead to ``homing stats``.
         """
-        self.run(ops.beat(name))
+        self.run(self.op("beat", "", name=name))
 
     def daemons(self, forget_after: float = 3600.0) -> dict[str, float]:
         """Seconds since each daemon's last beat; beats older than forget_after are dropped.

@@ -27,6 +27,7 @@ from .errors import (
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
+    MANIFEST,
     SCRIPTS,
     Script,
     check_prefix,
@@ -44,7 +45,8 @@ log = logging.getLogger("homing")
 # The price: a producer that dies between the script and the SADD leaves its
 # service unregistered until its next call or a worker's start (see
 # docs/architecture.md).
-_CREATING = frozenset({"enqueue", "schedule", "configure"})
+# Which scripts those are is the call table's "creates" (conformance/calls.json).
+_CREATING = frozenset(c["script"] for c in MANIFEST["calls"].values() if c["creates"])
 # The registry is checked at most this often per service and client, not once
 # per process: a Redis that lost its data (no persistence, a failover) would
 # otherwise never learn of a long-running producer's service again.
@@ -52,15 +54,22 @@ REGISTER_EVERY = 10.0
 # Writes followed by WAIT when ``wait_replicas`` is set: what a producer or an
 # acknowledgement needs to survive a failover. (A lost lease, extension or
 # release only makes an event come back: a duplicate, never a loss.)
-WAITED = frozenset({"enqueue", "schedule", "complete", "fail", "configure", "dead_requeue",
-                    "dead_purge", "cancel"})
+# The scripts' headers say which (@wait).
+WAITED = frozenset(n for n, s in MANIFEST["scripts"].items() if s["wait"])
 # Scripts that write nothing: they succeed on a replica too, so they say nothing
 # about whether this client can still write (see ``read_only_for``).
-READS = frozenset({"result", "stats", "dead_list"})
+# (@memory none in their headers.)
+READS = frozenset(n for n, s in MANIFEST["scripts"].items() if s["memory"] == "none")
 DEFAULT_WAIT_TIMEOUT_MS = 1000
 # Scripts that answer a repeat (same id or idempotency key) without writing, and the
 # counter each increments on a real write (touched by 0 after a repeat: scripting.Touch).
-REPEATS = {"enqueue": "enqueued", "schedule": "timers"}
+# (@repeats COUNTER in their headers.)
+REPEATS = {n: s["repeats"] for n, s in MANIFEST["scripts"].items() if s["repeats"]}
+
+
+def _given(**args: Any) -> dict[str, Any]:
+    """The arguments that are not None: None in these public parameters means "the default"."""
+    return {k: v for k, v in args.items() if v is not None}
 
 
 def wait_option(replicas: Any, timeout_ms: Any,
@@ -119,6 +128,10 @@ class ClientBase:
         self._registered: dict[str, float] = {}  # service -> when it was last seen registered
         # The server's durability settings, read once (see homing.durability).
         self._durability: list[durability.NodeDurability] | None = None
+
+    def op(self, call: str, service: str, /, **args: Any) -> ops.Call:
+        """The Call of client call ``call`` of the manifest's call table, checked and encoded."""
+        return ops.call(call, service, self.max_payload, **args)
 
     def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:
         """The script, its KEYS, and whether the registry must be checked around it.

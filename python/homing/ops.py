@@ -1,23 +1,33 @@
-"""Each homing operation as data: which script, which arguments, how to read the reply.
+"""Each homing call as data, built from the manifest's call table.
 
 Sans-IO on purpose: the sync and asyncio clients (and the conformance runner)
-execute the same ``Call`` objects, so their behaviour cannot drift. No queue
-logic lives here, only argument shaping, input checks that need no Redis,
-and reply parsing.
+execute the same ``Call`` objects, so their behaviour cannot drift. Nothing
+here is written per call: ``lua/build.py`` joins each script's typed header
+with conformance/calls.json into the manifest's ``calls`` table (ARGV order,
+types and bounds, reply shape), and ``call()`` encodes arguments and parses
+replies by that table alone. A new script with its header gives this port
+the call with no code here; only the names of the value types it returns
+(``RECORDS``) are this port's own. The argument checks that need no Redis
+(and the typed errors they raise, before anything is sent) are in
+``homing.argtypes``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
 
-from . import envelope
-from .errors import HomingError, InvalidArgumentError, PayloadTooLargeError, error_for
-from .manifest import LAYOUT, MAX_BATCH, POLICY_DEFAULTS, STATUS_NAMES, check_id, check_service
+from .argtypes import (  # noqa: F401 - whole, seconds... are imported from here too
+    at_ms,
+    encode_arg,
+    new_id,
+    seconds,
+    whole,
+    worker_options,
+)
+from .errors import HomingError, InvalidArgumentError, error_for
+from .manifest import MANIFEST, STATUS_NAMES, check_service
 from .types import (
     DeadLetter,
     DeadPage,
@@ -28,8 +38,7 @@ from .types import (
     Status,
 )
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-POLICY: dict[str, dict[str, Any]] = LAYOUT["policy"]  # per field: default, min, max, whole
+CALLS: dict[str, dict[str, Any]] = MANIFEST["calls"]
 
 
 @dataclass(frozen=True)
@@ -42,226 +51,41 @@ class Call:
     parse: Callable[[Any], Any]
 
 
+# The port's value type for each record name of the table (calls.json "record").
+RECORDS: dict[str, Callable[[str, dict[str, Any]], Any]] = {
+    "Event": lambda service, f: Event(service, **f),
+    "FailOutcome": lambda service, f: FailOutcome(**f),
+    "DeadPage": lambda service, f: DeadPage(f["total"], [DeadLetter(**x) for x in f["items"]]),
+    "Status": lambda service, f: Status(**f),
+    "PromoteResult": lambda service, f: PromoteResult(**f),
+    "DistributeResult": lambda service, f: DistributeResult(**f),
+}
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def new_id() -> str:
-    """A random event id (UUID4 hex): unguessable and unique without coordination."""
-    return uuid4().hex
+def _num(v: Any) -> int | float | str:
+    """A number (text numbers parsed); text that is none is returned as it is.
 
-
-def _batch(items: Sequence[Any], what: str) -> None:
-    # A str is a Sequence too: "abc" must not become the ids "a", "b" and "c".
-    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
-        raise InvalidArgumentError(f"{what} takes a list, got {type(items).__name__}")
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidArgumentError(f"{what} takes 1..{MAX_BATCH} items, got {len(items)}")
-
-
-def _fields(item: Any, n: int, what: str) -> Sequence[Any]:
-    """One item of a batch, unpacked only once it is known to be ``n`` fields."""
-    if not isinstance(item, (tuple, list)) or len(item) != n:
-        raise InvalidArgumentError(f"{what}, got {item!r:.80}")
-    return item
-
-
-def whole(value: Any, what: str, lo: int, hi: int = 2**53 - 1) -> int:
-    """A count, offset or limit: a whole number in [lo, hi] (a whole float is taken)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidArgumentError(f"{what} must be a whole number in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def seconds(value: Any, what: str) -> float:
-    """A wait in seconds (a timeout, an interval): a finite number >= 0.
-
-    NaN passes every comparison, so a NaN timeout would wait for ever and a NaN
-    interval make Event.wait raise deep in a thread; refused here instead.
+    A stats field written by someone else (a test clock of 'tomorrow') must show
+    as what it is, not make ``stats`` fail for the whole service.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0:
-        raise InvalidArgumentError(f"{what} must be a finite number of seconds >= 0, "
-                                   f"got {value!r}")
-    return float(value)
+    if isinstance(v, int):
+        return v
+    try:
+        x = float(_s(v))
+    except ValueError:
+        return _s(v)
+    return int(x) if x.is_integer() else x
 
 
-def worker_options(concurrency: Any, prefetch: Any, lease_ms: Any, grace: Any,
-                   poll_max: Any, handler_timeout: Any) -> None:
-    """Refuse Worker settings that would only fail later, in a thread, retried for ever.
-
-    A NaN lease or a text concurrency used to be accepted and then fail every
-    dequeue as a logged warning; here they are an InvalidArgumentError from
-    the constructor. (Counts keep their clamping: prefetch to 1..1000.)
-    """
-    whole(concurrency, "concurrency", -_MAX_WHOLE)
-    whole(prefetch, "prefetch", -_MAX_WHOLE)
-    if lease_ms is not None:
-        whole(lease_ms, "lease_ms", int(POLICY["lease_ms"]["min"]), int(POLICY["lease_ms"]["max"]))
-    seconds(grace, "grace")
-    seconds(poll_max, "poll_max")
-    if handler_timeout is not None and seconds(handler_timeout, "handler_timeout") > 86400:
-        raise InvalidArgumentError(f"handler_timeout must be in [0, 86400] s, "
-                                   f"got {handler_timeout!r}")
-
-
-def _key(value: Any) -> str:
-    """An idempotency key: text (an int or bytes key would meet "5" or b"5" as the same key)."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"an idempotency key is text, got {type(value).__name__}")
-    return value
-
-
-def _encoded(payload: Any, max_payload: int) -> bytes:
-    data = envelope.encode(payload)
-    if len(data) > max_payload:
-        raise PayloadTooLargeError(
-            f"encoded payload is {len(data)} bytes, over the limit of {max_payload}; "
-            "nothing was written"
-        )
-    return data
-
-
-_MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
-
-
-def _ms(value: float | int, what: str) -> int:
-    # NaN passes every comparison and int(inf) raises OverflowError: refuse
-    # both here, typed, before anything is sent.
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or not 0 <= value <= _MAX_WHOLE):
-        raise InvalidArgumentError(
-            f"{what} must be a finite number in [0, 2^53 - 1], got {value!r}")
-    return int(value)
-
-
-def _token(value: Any) -> int:
-    """A fencing token as the scripts compare it: a whole number in [0, 2^53 - 1]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_WHOLE:
-        raise InvalidArgumentError(f"a lease token is a whole number >= 0, got {value!r}")
-    return value
-
-
-def _per_item(r: list[Any], items: Sequence[Any]) -> list[Any]:
-    """Per item a number, or the item's error code made an exception."""
-    out: list[Any] = []
-    for item, v in zip(items, r, strict=True):
-        if isinstance(v, int):
-            out.append(v)
-        else:
-            cls = type(error_for(_s(v), ""))
-            out.append(cls(f"{_s(v)}: event {item[0]} (token {item[1]}): {_doc(cls)}"))
-    return out
-
-
-def enqueue_many(
-    service: str,
-    payloads: Iterable[Any],
-    max_payload: int,
-    keys: Sequence[str | None] | None = None,
-    ids: Sequence[str] | None = None,
-) -> Call:
-    check_service(service)
-    if isinstance(payloads, (str, bytes, dict)) or not isinstance(payloads, Iterable):
-        raise InvalidArgumentError(
-            f"enqueue_many takes a list of payloads, got {type(payloads).__name__}")
-    payloads = list(payloads)
-    _batch(payloads, "enqueue_many")
-    if keys is not None:
-        _batch(keys, "keys")
-    if ids is not None:
-        _batch(ids, "ids")
-    if keys is not None and len(keys) != len(payloads):
-        raise InvalidArgumentError("keys must be as many as payloads")
-    if ids is not None and len(ids) != len(payloads):
-        raise InvalidArgumentError("ids must be as many as payloads")
-    args: list[Any] = [max_payload, len(payloads)]
-    for i, payload in enumerate(payloads):
-        args += [
-            check_id(ids[i]) if ids is not None else new_id(),
-            _encoded(payload, max_payload),
-            _key(keys[i]) if keys is not None else "",
-        ]
-    return Call("enqueue", service, args, lambda r: [_s(r[i]) for i in range(0, len(r), 2)])
-
-
-def create_timer(
-    service: str,
-    payload: Any,
-    max_payload: int,
-    *,
-    delay_ms: float | None = None,
-    at: dt.datetime | float | None = None,
-    key: str | None = None,
-    id: str | None = None,  # noqa: A002 - mirrors the public API
-) -> Call:
-    """A timer fires at ``delay_ms`` from now by the Redis clock, or at ``at``.
-
-    ``at`` is a timezone-aware datetime or seconds since the epoch; it is
-    compared with the Redis server's clock, never the producer's.
-    """
-    check_service(service)
-    if (delay_ms is None) == (at is None):
-        raise InvalidArgumentError("give exactly one of delay_ms or at")
-    if delay_ms is not None:
-        mode, value = "in", _ms(delay_ms, "delay_ms")
-    elif isinstance(at, dt.datetime):
-        if at.tzinfo is None:
-            raise InvalidArgumentError("at must be timezone-aware (naive datetimes are ambiguous)")
-        # Whole milliseconds by integer arithmetic: timestamp() * 1000 is a float
-        # product that can land just below the intended millisecond.
-        mode, value = "at", _ms((at - _EPOCH) // dt.timedelta(milliseconds=1),
-                                "at (ms since the epoch)")
-    else:
-        _ms(at, "at")  # validates; its int() would drop the fraction of a second
-        mode, value = "at", _ms(round(at * 1000), "at (ms since the epoch)")
-    event_id = check_id(id) if id is not None else new_id()
-    args = [max_payload, event_id, _encoded(payload, max_payload), _key(key), mode, value]
-    return Call("schedule", service, args, lambda r: _s(r[0]))
-
-
-def cancel_timer(service: str, timer_id: str) -> Call:
-    check_service(service)
-    return Call("cancel", service, [check_id(timer_id)], lambda r: r == 1)
-
-
-def dequeue(service: str, count: int, lease_ms: int | None, reserve: bool = False) -> Call:
-    """``reserve``: charge the attempt only once the event is known to have started."""
-    check_service(service)
-    whole(count, "count", 1, MAX_BATCH)
-
-    def parse(r: list[Any]) -> list[Event]:
-        # On the hot path: ids are always bytes and integers already ints here.
-        deadline = r[0]
-        return [
-            Event(service, r[i].decode(), r[i + 1], r[i + 2], deadline, r[i + 3], r[i + 4] == 1)
-            for i in range(1, len(r), 5)
-        ]
-
-    mode = "reserve" if reserve else "charge"
-    return Call("dequeue", service, [int(count), _ms(lease_ms or 0, "lease_ms"), mode], parse)
-
-
-def _leases(items: Sequence[tuple[str, int]], what: str) -> list[Any]:
-    """The (id, token) items of a lease call, checked and flattened for ARGV."""
-    _batch(items, what)
-    args: list[Any] = []
-    for item in items:
-        event_id, token = _fields(item, 2, f"{what} items are (id, token)")
-        args += [check_id(event_id), _token(token)]
-    return args
-
-
-def start_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
-    """Mark reserved events started; per item the attempt now charged, or its error."""
-    check_service(service)
-    leases = _leases(items, "start")  # checked first: items may not even be a list
-    args = [len(items), *leases]
-    return Call("start", service, args, lambda r: _per_item(r, items))
+# Reply field types -> converters (int and bytes arrive as they are).
+FIELD: dict[str, Callable[[Any], Any]] = {
+    "int": int, "str": _s, "bool": lambda v: v == 1, "bytes": lambda v: v, "num": _num,
+    "status": lambda v: STATUS_NAMES.get(_s(v), _s(v)),
+}
 
 
 def _doc(err: Any) -> str:
@@ -269,162 +93,158 @@ def _doc(err: Any) -> str:
     return " ".join((err.__doc__ or "").split())
 
 
-def _codes(r: list[Any]) -> list[HomingError | None]:
-    if all(c == b"OK" for c in r):  # the usual case, on the hot path
-        return [None] * len(r)
-    return [None if _s(c) == "OK" else error_for(_s(c), f"item {i}: {_s(c)}")
-            for i, c in enumerate(r)]
+def _item_error(code: Any, item: Sequence[Any]) -> HomingError:
+    code = _s(code)
+    cls = type(error_for(code, ""))
+    return cls(f"{code}: event {item[0]} (token {item[1]}): {_doc(cls)}")
 
 
-def complete_many(
-    service: str, items: Sequence[tuple[str, int, Any]], max_payload: int
-) -> Call:
-    """Items are (id, token, result); a result of None is stored as 'no result'."""
-    check_service(service)
-    _batch(items, "complete_many")
-    args: list[Any] = [max_payload, len(items)]
-    for item in items:
-        event_id, token, result = _fields(item, 3, "complete_many items are (id, token, result)")
-        raw = b"" if result is None else _encoded(result, max_payload)
-        args += [check_id(event_id), _token(token), raw]
-    return Call("complete", service, args, lambda r: _with_ids(_codes(r), items))
+def _fields(specs: list[dict[str, Any]], values: Sequence[Any]) -> dict[str, Any]:
+    return {f["name"]: FIELD[f["type"]](v) for f, v in zip(specs, values, strict=True)}
 
 
-def _with_ids(errors: list[HomingError | None], items: Sequence[Any]) -> list[HomingError | None]:
-    out: list[HomingError | None] = []
-    for err, item in zip(errors, items, strict=True):
-        if err is not None:
-            err = type(err)(f"{err.code}: event {item[0]} (token {item[1]}): {_doc(err)}")
-        out.append(err)
-    return out
-
-
-def extend_many(service: str, items: Sequence[tuple[str, int]], lease_ms: int | None) -> Call:
-    check_service(service)
-    leases = _leases(items, "extend_many")
-    args = [_ms(lease_ms or 0, "lease_ms"), len(items), *leases]
-    return Call("extend", service, args, lambda r: _per_item(r, items))
-
-
-def fail(
-    service: str, event_id: str, token: int, reason: str, dead: bool, delay_ms: int | None
-) -> Call:
-    check_service(service)
-    delay = -1 if delay_ms is None else _ms(delay_ms, "delay_ms")
-    if not isinstance(reason, str):
-        raise InvalidArgumentError(f"reason must be text, got {type(reason).__name__}")
-    args = [check_id(event_id), _token(token), reason, "dead" if dead else "retry", delay]
-    return Call("fail", service, args, lambda r: FailOutcome(_s(r[0]), int(r[1])))
-
-
-def release_many(service: str, items: Sequence[tuple[str, int]]) -> Call:
-    check_service(service)
-    leases = _leases(items, "release")
-    args = [len(items), *leases]
-    return Call("release", service, args, lambda r: _with_ids(_codes(r), items))
-
-
-def status(service: str, event_id: str) -> Call:
-    check_service(service)
-
-    def parse(r: list[Any]) -> Status:
-        state = _s(r[0])
-        if state == "done":
-            return Status("done", raw_result=r[1])
-        if state == "dead":
-            return Status("dead", _s(r[1]), int(r[2]))
-        if state == "pending":
-            letter = _s(r[1])
-            return Status("pending", STATUS_NAMES.get(letter, letter), int(r[2]))
-        return Status("unknown")
-
-    return Call("result", service, [check_id(event_id)], parse)
-
-
-def stats(service: str) -> Call:
-    check_service(service)
-
-    def parse(r: list[Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for i in range(0, len(r), 2):
-            name, value = _s(r[i]), r[i + 1]
-            if name.startswith("policy."):
-                value = float(_s(value))
-                value = int(value) if value.is_integer() else value
-            out[name] = value
+def parse_reply(reply_spec: dict[str, Any], r: Any, items: list[Sequence[Any]]) -> Any:
+    """A raw reply as the table's neutral value (dicts, lists and scalars)."""
+    kind = reply_spec["kind"]
+    if kind == "value":
+        return FIELD[reply_spec["type"]](r)
+    if kind == "tuple":
+        return _fields(reply_spec["fields"], r)
+    if kind == "records":
+        head, each = reply_spec["head"], reply_spec["each"]
+        n, h = len(each), len(head)
+        out = _fields(head, r[:h])
+        out["items"] = [_fields(each, r[i:i + n]) for i in range(h, len(r), n)]
         return out
+    if kind == "items":
+        ok_int = reply_spec["ok"] == "int"
+        return [(v if ok_int else None) if (isinstance(v, int) if ok_int else v == b"OK")
+                else _item_error(v, item) for v, item in zip(r, items, strict=True)]
+    if kind == "union":
+        tag = _s(r[0])
+        case = reply_spec["cases"].get(tag)
+        if case is None:
+            raise HomingError(f"reply tag {tag!r} is not one of {sorted(reply_spec['cases'])}")
+        return {"state": tag, **_fields(case, r[1:])}
+    if kind == "map":
+        return {_s(r[i]): _num(r[i + 1]) for i in range(0, len(r), 2)}
+    raise HomingError(f"unknown reply kind {kind}")
 
-    return Call("stats", service, [], parse)
+
+def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
+    """The neutral value as this port's: picked field, merged head, record type."""
+    reply = entry["reply"]
+    make = RECORDS.get(entry.get("record", ""))
+    if reply["kind"] == "records":
+        items = value["items"]
+        if entry.get("merge_head"):
+            head = {k: v for k, v in value.items() if k != "items"}
+            items = [{**head, **it} for it in items]
+            value = items
+        if "pick" in entry:
+            return [it[entry["pick"]] for it in items]
+        if make is not None and entry.get("merge_head"):
+            return [make(service, it) for it in items]
+    elif "pick" in entry:
+        return value[entry["pick"]]
+    if make is not None:
+        return make(service, value)
+    if reply["kind"] == "tuple":
+        return tuple(value.values())
+    return value
 
 
-def configure(service: str, policy: dict[str, float | None]) -> Call:
-    check_service(service)
+def _list_items(entry: dict[str, Any], spec: dict[str, Any], given: dict[str, Any],
+                name: str) -> Any:
+    """The items of a list argument: given as such, or zipped from per-field arguments."""
+    columns = entry.get("items_from")
+    if not columns or spec["name"] in given:
+        return given.get(spec["name"])
+    lists = {field: given.get(src) for src, field in columns.items()}
+    # The column that has no default sets the length (payloads; ids and keys may be left out).
+    defaults = entry.get("defaults", {})
+    lead = next(src for src, field in columns.items() if field not in defaults)
+    rows = given.get(lead)
+    if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, (list, tuple)):
+        if rows is not None and not isinstance(rows, (str, bytes, dict)):
+            try:
+                rows = list(rows)
+            except TypeError:
+                rows = None
+        if not isinstance(rows, list):
+            raise InvalidArgumentError(f"{name} takes a list of {lead}, got "
+                                       f"{type(given.get(lead)).__name__}")
+    n = len(rows)
+    for src, field in columns.items():
+        col = rows if src == lead else lists[field]
+        if col is not None and (isinstance(col, (str, bytes)) or not isinstance(col, Sequence)):
+            raise InvalidArgumentError(f"{src} takes a list, got {type(col).__name__}")
+        if col is not None and len(col) != n:
+            raise InvalidArgumentError(f"{src} must be as many as {lead}")
+        lists[field] = col
+    order = [f["name"] for f in spec["fields"]]
+    return [tuple(None if lists[f] is None else lists[f][i] for f in order) for i in range(n)]
+
+
+def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
+    """The Call for client call ``name`` of the table, its arguments checked and encoded.
+
+    Arguments left out take the table's defaults; anything the table does not
+    know is refused. A batch call's single form (``batch_of``) is the
+    batch of one, its item's error raised.
+    """
+    entry = CALLS[name]
+    batch = entry.get("batch_of")
+    if batch is not None:
+        target = CALLS[batch]
+        spec = next(a for a in target["args"] if a["type"] == "list")
+        names = [f["name"] for f in spec["fields"]]
+        item = tuple(given.pop(f, None) for f in names)
+        inner = call(batch, service, max_payload, **{spec["name"]: [item]}, **given)
+
+        def single(r: Any) -> Any:
+            out = inner.parse(r)[0]
+            if isinstance(out, HomingError):
+                raise out
+            return out
+
+        return Call(inner.script, service, inner.args, single)
+    if service or entry["script"] != "beat":
+        check_service(service)
+    known = set(entry["client_args"]) | {a["name"] for a in entry["args"]}
+    unknown = set(given) - known
+    if unknown:
+        raise InvalidArgumentError(f"{name} takes no argument {', '.join(sorted(unknown))}")
+    defaults = entry.get("defaults", {})
     args: list[Any] = []
-    for name, value in policy.items():
-        if name not in POLICY_DEFAULTS:
-            raise InvalidArgumentError(
-                f"unknown policy field {name!r}; known: {', '.join(POLICY_DEFAULTS)}"
-            )
-        if value is None:
-            args += [name, ""]
+    items: list[Sequence[Any]] = []
+    lists = {a["of"] for a in entry["args"] if a["type"] == "count"}
+    count_at = -1
+    for spec in entry["args"]:
+        arg = spec["name"]
+        if spec["type"] == "config":
+            args.append(max_payload)
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise InvalidArgumentError(f"{name} must be a finite number, got {value!r}")
-        args += [name, repr(value) if isinstance(value, float) else value]
+        if spec["type"] == "count":
+            count_at = len(args)  # filled in once its list is known
+            args.append(0)
+            continue
+        # An argument left out takes the table's default; one given as None is
+        # None (refused unless its type is optional): a None count by mistake
+        # must not quietly become a count of 1.
+        if spec["type"] == "list":
+            value = _list_items(entry, spec, given, name)
+        else:
+            value = given[arg] if arg in given else defaults.get(arg)
+        encoded = encode_arg(spec, value, arg, max_payload, defaults)
+        if arg in lists:
+            width = len(spec["fields"])
+            items = [encoded[i:i + width] for i in range(0, len(encoded), width)]
+            args[count_at] = len(items)
+        args.extend(encoded) if spec["type"] in ("list", "rest", "pairs") else args.append(encoded)
+    reply = entry["reply"]
 
-    def parse(r: list[Any]) -> dict[str, float]:
-        vals = {_s(r[i]): float(_s(r[i + 1])) for i in range(0, len(r), 2)}
-        return {k: int(v) if v.is_integer() else v for k, v in vals.items()}
+    def parse(r: Any) -> Any:
+        return _shape(entry, service, parse_reply(reply, r, items))
 
-    return Call("configure", service, args, parse)
-
-
-def dead_list(service: str, offset: int, count: int) -> Call:
-    check_service(service)
-
-    def parse(r: list[Any]) -> DeadPage:
-        letters = [
-            DeadLetter(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]), r[i + 4])
-            for i in range(1, len(r), 5)
-        ]
-        return DeadPage(int(r[0]), letters)
-
-    return Call("dead_list", service,
-                [whole(offset, "offset", 0), whole(count, "count", 1, MAX_BATCH)], parse)
-
-
-def _dead_select(ids: Sequence[str] | None, count: int) -> list[Any]:
-    if ids is None:
-        return ["oldest", whole(count, "count", 1, MAX_BATCH)]
-    _batch(ids, "dead letter ids")
-    return ["ids", *(check_id(i) for i in ids)]
-
-
-def dead_requeue(service: str, ids: Sequence[str] | None, count: int) -> Call:
-    check_service(service)
-    return Call("dead_requeue", service, _dead_select(ids, count), lambda r: (r[0], r[1]))
-
-
-def dead_purge(service: str, ids: Sequence[str] | None, count: int) -> Call:
-    check_service(service)
-    return Call("dead_purge", service, _dead_select(ids, count), lambda r: (r[0], r[1]))
-
-
-def promote(service: str, limit: int) -> Call:
-    check_service(service)
-    return Call("promote", service, [whole(limit, "limit", 1)],
-                lambda r: PromoteResult(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))
-
-
-def beat(name: str) -> Call:
-    """A daemon's beat; the script takes the global daemons key, no service."""
-    if not isinstance(name, str) or not 1 <= len(name.encode()) <= 256:
-        raise InvalidArgumentError(f"daemon name must be 1..256 bytes of text, got {name!r}")
-    return Call("beat", "", [name], int)
-
-
-def distribute(service: str, limit: int) -> Call:
-    check_service(service)
-    return Call("distribute", service, [whole(limit, "limit", 1)],
-                lambda r: DistributeResult(r[0], r[1], bool(r[2])))
+    return Call(entry["script"], service, args, parse)

@@ -76,7 +76,7 @@ def test_oversize_payload_refused_by_script(client: homing.Client, service: str)
         client.run(ops.Call("enqueue", service, [100, 2, "ok", b"small", "", "big", big, ""],
                             lambda r: r))
     with pytest.raises(homing.PayloadTooLargeError):
-        client.run(ops.Call("schedule", service, [100, "t", big, "", "in", 10], lambda r: r))
+        client.run(ops.Call("schedule", service, [100, "t", big, "", 10, ""], lambda r: r))
     assert not any(written_keys(client, service).values())
     client.enqueue(service, 1)
     [ev] = client.dequeue(service)
@@ -132,7 +132,7 @@ def test_batch_bounds(client: homing.Client, service: str) -> None:
     with pytest.raises(homing.InvalidArgumentError):
         client.run(ops.Call("enqueue", service, [100, 2, "a", b"x", ""], lambda r: r))
     with pytest.raises(homing.InvalidArgumentError):
-        client.run(ops.Call("fail", service, ["a", 1, "r", "maybe", -1], lambda r: r))
+        client.run(ops.Call("fail", service, ["a", 1, "r", "maybe", ""], lambda r: r))
     assert not any(written_keys(client, service).values())
 
 
@@ -267,7 +267,7 @@ def test_corrupt_test_clock(client: homing.Client, service: str) -> None:
         client.enqueue(service, 1)
     assert [k for k, v in written_keys(client, service).items() if v] == ["config"]
     assert client.redis.hgetall(key(client, service, "config")) == {b"test_clock": b"tomorrow"}
-    assert client.stats(service)["test_clock"] == b"tomorrow", "stats shows it as it is"
+    assert client.stats(service)["test_clock"] == "tomorrow", "stats shows it as it is"
 
 
 def test_redis_down() -> None:

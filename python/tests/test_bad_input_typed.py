@@ -123,7 +123,10 @@ CASES: list[tuple[str, Callable[[W], Any], type[homing.HomingError]]] = [
     # batches whose items are not the documented tuples
     ("complete_many [id]", lambda w: w.c.complete_many("live", [w.ev.id]),
      homing.InvalidArgumentError),
-    ("complete_many [(id, token)]", lambda w: w.c.complete_many("live", [(w.ev.id, w.ev.token)]),
+    # (id, token) without a result is taken, as in JavaScript: the result defaults to None.
+    ("complete_many [(id,)]", lambda w: w.c.complete_many("live", [(w.ev.id,)]),
+     homing.InvalidArgumentError),
+    ("complete_many 4-tuple", lambda w: w.c.complete_many("live", [(w.ev.id, w.ev.token, 1, 2)]),
      homing.InvalidArgumentError),
     ("release 'abc'", lambda w: w.c.release("live", "abc"), homing.InvalidArgumentError),
     ("extend_many [id]", lambda w: w.c.extend_many("live", [w.ev.id]),
@@ -360,6 +363,8 @@ def test_cli_wrong_database_index(standalone_server: Any) -> None:
 def test_ops_checks_need_no_redis() -> None:
     """The checks are in homing.ops, before any I/O: the conformance runner gets them too."""
     with pytest.raises(homing.InvalidArgumentError):
-        ops.dequeue("svc", "3", None)
+        ops.call("dequeue", "svc", 100, count="3")
     with pytest.raises(homing.InvalidArgumentError):
-        ops.complete_many("svc", [("id", "abc", None)], 100)
+        ops.call("complete_many", "svc", 100, items=[("id", "abc", None)])
+    with pytest.raises(homing.InvalidArgumentError):
+        ops.call("dequeue", "svc", 100, count=1, colour="blue")  # not an argument of the table

@@ -105,7 +105,7 @@ def test_header_matches_manifest(path: Path) -> None:
     assert entry["keys"] == tags.get("key", [])
     assert entry["numkeys"] == len(entry["keys"]) == len(SCRIPTS[path.stem].keys)
     assert tuple(entry["keys"]) == SCRIPTS[path.stem].keys
-    assert [a["name"] for a in entry["args"]] == tags.get("arg", [])
+    assert [a["name"] for a in entry["argv"]] == tags.get("arg", [])
     assert "return" in tags and "summary" in tags
     # The sha1 the clients EVALSHA must be the sha1 of the source they EVAL on NOSCRIPT.
     assert entry["sha1"] == hashlib.sha1(entry["source"].encode()).hexdigest()

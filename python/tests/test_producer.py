@@ -32,8 +32,7 @@ def test_enqueue_with_explicit_id(client: homing.Client, service: str) -> None:
 def test_enqueue_many_is_atomic(client: homing.Client, service: str) -> None:
     client.enqueue(service, "a", id="taken")
     with pytest.raises(homing.DuplicateIdError):
-        client.run(homing.ops.enqueue_many(service, ["b", "c"], client.max_payload,
-                                           ids=["fresh", "taken"]))
+        client.enqueue_many(service, ["b", "c"], ids=["fresh", "taken"])
     # The batch was validated before the first write: "fresh" is not there.
     assert states(client, service) == {"taken": "ready"}
     assert counters(client, service)["enqueued"] == 1

@@ -1,0 +1,274 @@
+"""The call table: every client call, its ARGV and its reply, as data every port reads.
+
+Why: the scripts are shared, but the glue between a client method and its
+script (argument order and encoding, reply parsing) used to be written once
+per port and drifted. Here it is described once: each script's header types
+its ARGV (``@arg NAME TYPE DOC``) and its reply (``@return KIND DOC``), and
+conformance/calls.json names the client calls on top of the scripts. The
+build checks both against each other and against the script bodies, and
+writes one ``calls`` table into the manifest. A port is then a generic
+builder and reply parser over this table (docs/protocol.md, "The call
+table"), so a new script with its header and vectors gives every port the
+call with no hand-written parsing.
+
+The table is plain JSON of strings, numbers, lists and objects, with no
+schema language: a port in a language without a JSON Schema library (Erlang)
+reads it with a dozen pattern matches.
+
+Standard library only: it runs before any virtual environment exists.
+"""
+from __future__ import annotations
+
+import re
+
+MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
+
+# ARGV types. Each becomes {"type": NAME, ...bounds}; see docs/protocol.md.
+SCALARS = {"ms", "token", "id", "key", "envelope", "result", "bool"}
+PARAM_TYPES = {"whole", "text", "name", "config", "count", "list", "rest", "pairs"}
+FIELD_TYPES = {"int", "str", "bool", "bytes", "num", "status"}
+TYPE_RE = re.compile(r"^(\w+)(?:\((.*)\))?(\?)?$")
+
+
+class TableError(Exception):
+    """A header or calls.json entry breaks a rule of the call table."""
+
+
+def _bound(text: str, limits: dict, where: str) -> int:
+    if text == "max":
+        return MAX_WHOLE
+    if text in limits:
+        return int(limits[text])
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    raise TableError(f"{where}: bound {text!r} is not a number, 'max' or a limit of keys.json")
+
+
+def arg_type(spec: str, limits: dict, where: str, *, field: bool = False) -> dict:
+    """One ARGV type of a header, e.g. ``whole(1..batch)`` or ``list(id:id,token:token)``."""
+    m = TYPE_RE.match(spec)
+    if not m:
+        raise TableError(f"{where}: cannot read the type {spec!r}")
+    name, params, optional = m.group(1), m.group(2), bool(m.group(3))
+    out: dict = {"type": name}
+    if name in SCALARS:
+        if params is not None:
+            raise TableError(f"{where}: type {name} takes no parameters")
+        if name == "ms":
+            out.update(min=0, max=MAX_WHOLE)
+        elif name == "token":
+            out.update(min=0, max=MAX_WHOLE)
+    elif name in PARAM_TYPES:
+        if params is None:
+            raise TableError(f"{where}: type {name} needs parameters")
+        if name == "whole":
+            lo, sep, hi = params.partition("..")
+            if not sep:
+                raise TableError(f"{where}: whole takes (LO..HI)")
+            out.update(min=_bound(lo, limits, where), max=_bound(hi, limits, where))
+        elif name in ("text", "name"):
+            out["max"] = _bound(params, limits, where)
+        elif name == "config":
+            if params != "max_payload":
+                raise TableError(f"{where}: the only client setting is max_payload")
+            out["setting"] = params
+        elif name == "count":
+            out["of"] = params
+        elif name == "pairs":
+            if params != "policy":
+                raise TableError(f"{where}: pairs takes (policy)")
+            out["of"] = params
+        elif name == "rest":
+            out["item"] = arg_type(params, limits, where, field=True)
+            out.update(min=0, max=int(limits["batch"]))
+        elif name == "list":
+            out["fields"] = fields(params, limits, where, arg=True)
+            out.update(min=1, max=int(limits["batch"]))
+    else:
+        raise TableError(f"{where}: unknown type {name}")
+    if field and name in ("count", "list", "rest", "pairs", "config"):
+        raise TableError(f"{where}: a {name} cannot be a field of a list")
+    if optional:
+        if name not in ("ms", "whole", "id"):
+            raise TableError(f"{where}: only ms, whole and id can be optional ('?')")
+        out["optional"] = True
+    return out
+
+
+def fields(text: str, limits: dict, where: str, *, arg: bool) -> list[dict]:
+    """``name:type,name:type`` as a list of {name, type...}; reply fields have plain types."""
+    out = []
+    for part in filter(None, text.split(",")):
+        name, sep, typ = part.partition(":")
+        if not sep or not name:
+            raise TableError(f"{where}: field {part!r} is not name:type")
+        if arg:
+            out.append({"name": name, **arg_type(typ, limits, where, field=True)})
+        else:
+            if typ not in FIELD_TYPES:
+                raise TableError(f"{where}: reply field type {typ!r} is not one of "
+                                 f"{sorted(FIELD_TYPES)}")
+            out.append({"name": name, "type": typ})
+    names = [f["name"] for f in out]
+    if len(set(names)) != len(names):
+        raise TableError(f"{where}: a field name repeats in {text!r}")
+    return out
+
+
+REPLY_RE = re.compile(r"^(\w+)\((.*)\)$")
+
+
+def reply_type(spec: str, limits: dict, where: str) -> dict:
+    """The reply KIND of an @return line, e.g. ``tuple(a:int,b:bool)``."""
+    m = REPLY_RE.match(spec)
+    if not m:
+        raise TableError(f"{where}: @return must start with KIND(...), got {spec!r}")
+    kind, params = m.group(1), m.group(2)
+    if kind == "value":
+        if params not in FIELD_TYPES:
+            raise TableError(f"{where}: value({params}) is not a reply field type")
+        return {"kind": kind, "type": params}
+    if kind == "tuple":
+        return {"kind": kind, "fields": fields(params, limits, where, arg=False)}
+    if kind == "records":
+        head, sep, each = params.partition("|")
+        if not sep or not each:
+            raise TableError(f"{where}: records takes (HEAD|EACH), HEAD may be empty")
+        return {"kind": kind, "head": fields(head, limits, where, arg=False),
+                "each": fields(each, limits, where, arg=False)}
+    if kind == "items":
+        if params not in ("int", "ok"):
+            raise TableError(f"{where}: items takes (int) or (ok)")
+        return {"kind": kind, "ok": params}
+    if kind == "union":
+        cases = {}
+        for case in params.split(";"):
+            tag, _, rest = case.partition(":")
+            cases[tag] = fields(rest, limits, where, arg=False)
+        return {"kind": kind, "cases": cases}
+    if kind == "map":
+        if params != "num":
+            raise TableError(f"{where}: map takes (num)")
+        return {"kind": kind, "value": params}
+    raise TableError(f"{where}: unknown reply kind {kind}")
+
+
+def script_signature(name: str, head: dict, limits: dict) -> tuple[list[dict], dict]:
+    """A script's typed ARGV and reply from its header; checks their order rules."""
+    args = []
+    for arg_name, doc in head["arg"]:
+        typ, _, rest = doc.partition(" ")
+        args.append({"name": arg_name, **arg_type(typ, limits, f"{name}.lua @arg {arg_name}"),
+                     "doc": rest.strip()})
+    names = [a["name"] for a in args]
+    for i, a in enumerate(args):
+        where = f"{name}.lua @arg {a['name']}"
+        if a["type"] == "count":
+            # The count comes before its list, which the scripts read as ARGV[count+...].
+            if a["of"] not in names[i + 1:]:
+                raise TableError(f"{where}: count({a['of']}) must precede a list of that name")
+        if a["type"] in ("list", "rest", "pairs") and i != len(args) - 1:
+            raise TableError(f"{where}: a {a['type']} must be the last argument")
+        if a["type"] == "list" and not any(b["type"] == "count" and b["of"] == a["name"]
+                                           for b in args):
+            raise TableError(f"{where}: a list needs a count({a['name']}) before it")
+    spec, _, rdoc = head["return"][0].partition(" ")
+    if not spec:
+        raise TableError(f"{name}.lua: @return is missing")
+    reply = reply_type(spec, limits, f"{name}.lua @return")
+    reply["doc"] = rdoc.strip()
+    return args, reply
+
+
+def fixed_arity(args: list[dict]) -> int | None:
+    """How many ARGV a script takes, or None when a list, rest or pairs makes it vary."""
+    if any(a["type"] in ("list", "rest", "pairs") for a in args):
+        return None
+    return len(args)
+
+
+def check_arity(name: str, args: list[dict], body: str) -> None:
+    """A fixed-arity script's argc(N) must match its header's @arg count."""
+    n = fixed_arity(args)
+    found = [int(x) for x in re.findall(r"^argc\((\d+)\)", body, re.MULTILINE)]
+    if n is not None and found and found != [n]:
+        raise TableError(f"{name}.lua: header declares {n} arguments, body checks argc{found}")
+
+
+CALL_KEYS = {"script", "doc", "args", "returns", "creates", "batch_of", "items_from",
+             "pick", "merge_head", "record", "rename", "defaults"}
+
+
+def client_calls(calls: dict, scripts: dict) -> dict:
+    """conformance/calls.json joined with the script signatures: the manifest's ``calls``.
+
+    Each client call gets its script's ARGV (with the call's defaults) and
+    reply, and the shaping that turns the reply into the port's value:
+    ``batch_of`` (a single form: one item of that batch call, its error
+    raised), ``items_from`` (a batch's list zipped from per-field client
+    arguments), ``pick`` (one field of each record), ``merge_head`` (head
+    fields copied into each record), ``record`` (the port's type name).
+    """
+    out = {}
+    for cname, c in calls.items():
+        where = f"calls.json {cname}"
+        unknown = set(c) - CALL_KEYS
+        if unknown:
+            raise TableError(f"{where}: unknown fields {sorted(unknown)}")
+        script = scripts.get(c["script"])
+        if script is None:
+            raise TableError(f"{where}: no script {c['script']}")
+        entry = {"script": c["script"], "creates": bool(c.get("creates", False)),
+                 "args": script["argv"], "reply": script["reply"],
+                 "client_args": c.get("args", {})}
+        for k in ("batch_of", "items_from", "pick", "merge_head", "record", "rename",
+                  "defaults", "doc"):
+            if k in c:
+                entry[k] = c[k]
+        out[cname] = entry
+    for cname, entry in out.items():
+        where = f"calls.json {cname}"
+        b = entry.get("batch_of")
+        if b is not None and (b not in out or out[b]["script"] != entry["script"]):
+            raise TableError(f"{where}: batch_of {b} must be a call of the same script")
+        if b is None:
+            _check_call_args(where, entry)
+        pick, reply = entry.get("pick"), entry["reply"]
+        if pick is not None:
+            names = [f["name"] for f in reply.get("fields", reply.get("each", []))]
+            if pick not in names:
+                raise TableError(f"{where}: pick {pick} is not a reply field ({names})")
+    used = {e["script"] for e in out.values()}
+    missing = sorted(set(scripts) - used)
+    if missing:
+        raise TableError(f"calls.json: scripts {missing} have no client call")
+    return out
+
+
+def _check_call_args(where: str, entry: dict) -> None:
+    """Every ARGV slot is filled: by a client argument of its name, a default or the client."""
+    client = set(entry["client_args"])
+    zipped = entry.get("items_from", {})
+    defaults = entry.get("defaults", {})
+    for a in entry["args"]:
+        if a["type"] in ("config", "count"):
+            continue  # filled by the port: its setting, the list's length
+        if a["name"] in client or a["name"] in defaults:
+            continue
+        if a["type"] == "list" and zipped:
+            cols = set(zipped.values())
+            want = {f["name"] for f in a["fields"]}
+            if cols != want:
+                raise TableError(f"{where}: items_from fills {sorted(cols)}, the list has "
+                                 f"{sorted(want)}")
+            for src in zipped:
+                if src not in client:
+                    raise TableError(f"{where}: items_from names {src}, not a client argument")
+            continue
+        if a.get("optional"):
+            continue
+        raise TableError(f"{where}: nothing fills the script's argument {a['name']}")
+    known = {a["name"] for a in entry["args"]} | set(zipped)
+    extra = client - known - set(entry.get("rename", {}))
+    if extra:
+        raise TableError(f"{where}: client arguments {sorted(extra)} fill no script argument")
