@@ -101,9 +101,10 @@ export function deadList(service, offset, count) {
  * @returns {Arg[]}
  */
 function deadSelect(ids, count) {
-  if (ids == null) return ["oldest", String(whole(count, "count", 1, MAX_BATCH))];
+  const n = String(whole(count, "count", 1, MAX_BATCH));
+  if (ids == null) return [n];
   batch(/** @type {unknown[]} */ (ids), "dead letter ids");
-  return ["ids", ...ids.map(checkId)];
+  return [n, ...ids.map(checkId)];
 }
 
 /**

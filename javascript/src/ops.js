@@ -92,16 +92,16 @@ export function createTimer(service, payload, maxPayload, options = {}) {
   if ((delayMs == null) === (at == null)) {
     throw new InvalidArgumentError("give exactly one of delayMs or at");
   }
-  let mode;
-  let value;
+  let delay = "";
+  let due = "";
   if (delayMs != null) {
-    [mode, value] = ["in", ms(delayMs, "delayMs")];
+    delay = ms(delayMs, "delayMs");
   } else if (at instanceof Date) {
     if (Number.isNaN(at.getTime())) throw new InvalidArgumentError("at is an invalid Date");
-    [mode, value] = ["at", ms(at.getTime(), "at (ms since the epoch)")];
+    due = ms(at.getTime(), "at (ms since the epoch)");
   } else {
     ms(at, "at (ms since the epoch)"); // validates
-    [mode, value] = ["at", ms(Math.round(/** @type {number} */ (at)), "at (ms since the epoch)")];
+    due = ms(Math.round(/** @type {number} */ (at)), "at (ms since the epoch)");
   }
   const eventId = id != null ? checkId(id) : newId();
   const args = [
@@ -109,8 +109,8 @@ export function createTimer(service, payload, maxPayload, options = {}) {
     eventId,
     encoded(payload, maxPayload),
     idemKey(key),
-    mode,
-    value,
+    delay,
+    due,
   ];
   return call("schedule", service, args, (r) => s(r[0]));
 }
@@ -148,8 +148,7 @@ export function dequeue(service, count, leaseMs = null, reserve = false) {
     }
     return out;
   };
-  const mode = reserve ? "reserve" : "charge";
-  return call("dequeue", service, [String(count), leaseMs == null ? "0" : ms(leaseMs, "leaseMs"), mode], parse);
+  return call("dequeue", service, [String(count), leaseMs == null ? "0" : ms(leaseMs, "leaseMs"), reserve ? "1" : "0"], parse);
 }
 
 /**
@@ -219,11 +218,11 @@ export function extendMany(service, items, leaseMs = null) {
  */
 export function fail(service, eventId, token, reason, dead, delayMs = null) {
   checkService(service);
-  const delay = delayMs == null ? "-1" : ms(delayMs, "delayMs");
+  const delay = delayMs == null ? "" : ms(delayMs, "delayMs");
   if (typeof reason !== "string") {
     throw new InvalidArgumentError(`reason must be a string, got ${describe(reason)}`);
   }
-  const args = [checkId(eventId), tok(token), reason, dead ? "dead" : "retry", delay];
+  const args = [checkId(eventId), tok(token), reason, dead ? "1" : "0", delay];
   return call("fail", service, args, (r) => new FailOutcome(/** @type {any} */ (s(r[0])), Number(r[1])));
 }
 
