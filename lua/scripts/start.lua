@@ -1,6 +1,6 @@
 --[[
 @script start
-@version 2
+@version 3
 @memory level
 @summary Mark reserved events as started (the worker, before it runs an
 event dequeued with must_start 1): the attempt is charged now, so that if
