@@ -196,9 +196,10 @@ class Linter:
         """Key names must be those of keys.json; typed values must name a Redis type."""
         service_keys = self.layout["service_keys"]
         for k, v in values.items():
-            if k == "$daemons" and expect:
+            if k in ("$daemons", "$workers") and expect:
                 if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
-                    raise VectorFileError(f"{where}.{k}: a list of daemon names, got {v!r:.60}")
+                    raise VectorFileError(f"{where}.{k}: a list of {k[1:-1]} names, "
+                                          f"got {v!r:.60}")
                 continue
             if k in ("$keys", "$registered") and expect:
                 ok = isinstance(v, bool) if k == "$registered" else (

@@ -22,6 +22,7 @@ import {
   globalKey,
 } from "./manifest.js";
 import { ResultWait } from "./result-wait.js";
+import { workerBeatCall } from "./worker-beat.js";
 
 export { ResultWait };
 
@@ -656,6 +657,16 @@ export class Client {
    */
   async beat(name) {
     return this.run(ops.beat(name));
+  }
+
+  /**
+   * Record a worker's beat, for the dashboard (see worker-beat.js): the
+   * beat's time (ms, Redis clock) and how many silent workers it pruned.
+   * @param {import("./index.js").WorkerBeatOptions} options
+   * @returns {Promise<{at: number, pruned: number}>}
+   */
+  async workerBeat(options) {
+    return this.run(workerBeatCall(options));
   }
 
   /**

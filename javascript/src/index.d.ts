@@ -333,6 +333,8 @@ export class Client {
   register(service: string): Promise<void>;
   /** Record that daemon name (1..256 bytes) is alive, by the Redis clock; the beat's time (ms). */
   beat(name: string): Promise<number>;
+  /** Record a worker's beat for the dashboard: the beat's time (ms) and how many silent workers it pruned. */
+  workerBeat(options: WorkerBeatOptions): Promise<{ at: number; pruned: number }>;
   hintExpired(service: string): Promise<void>;
   takeHints(count?: number): Promise<string[]>;
 }
@@ -604,4 +606,25 @@ export namespace durability {
   function requireDurable(reports: Iterable<NodeDurability>): void;
   /** One line: durable or not, and why not. */
   function summary(reports: NodeDurability[]): string;
+}
+
+/** A worker's beat (Client.workerBeat; the Worker sends it with each heartbeat). */
+export interface WorkerBeatOptions {
+  /** 1..256 bytes, unique per Worker (service:host:pid:random) */
+  name: string;
+  /** the service it consumes */
+  service: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  /** how many leases it holds */
+  held: number;
+  /** how often it beats, ms */
+  everyMs: number;
+  /** its last beat after a graceful stop */
+  stopped?: boolean;
+  /** a sample of the held event ids (the Worker sends up to 50) */
+  ids?: ReadonlyArray<string>;
+  /** another worker silent this long (and for 3 of its beats) is pruned; default an hour */
+  forgetMs?: number;
 }

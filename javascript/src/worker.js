@@ -67,6 +67,7 @@ import {
 } from "./worker-support.js";
 import { checkService } from "./manifest.js";
 import { Signal, Stopper, sleep, within } from "./sync.js";
+import { WorkerBeat } from "./worker-beat.js";
 
 export { WorkerStats };
 
@@ -100,6 +101,8 @@ export class Worker {
   #ackSignal = new Signal();
   #handlersDone = false;
   #beatEvery = 1000;
+  /** @type {WorkerBeat | null} the dashboard's view of this worker (worker-beat.js) */
+  #presence = null;
   /** The effective lease length, ms: leaseMs, or the service's policy (re-read with every beat). */
   #leaseMs = 30000;
   /** The effective handler timeout, ms (0: none): handlerTimeoutMs, or the policy's. */
@@ -179,6 +182,8 @@ export class Worker {
     await this.client.checkDurability({ require: this.requireDurable ? true : null });
     await this.client.register(this.service);
     await this.#paceHeartbeat();
+    this.#presence = new WorkerBeat(this.client, this.service, this.concurrency, this.log);
+    await this.#presence.beat([], this.#beatEvery);
     const consumers = [];
     for (let i = 0; i < this.concurrency; i++) {
       const consumer = makeConsumer(this.factory);
@@ -280,6 +285,7 @@ export class Worker {
     await this.#loops.beat;
     await this.#loops.watch;
     const leftover = this.#held.unsettled();
+    await this.#presence?.beat(leftover, this.#beatEvery, true);
     if (leftover.length) {
       // Not released: releasing would hand them to another consumer while
       // their handlers may still act on them. With the heartbeat stopped the
@@ -656,6 +662,7 @@ export class Worker {
       }
       // Started or not: an unstarted event's lease is kept too, until it runs.
       const held = this.#held.toExtend();
+      await this.#presence?.beat(held, this.#beatEvery);
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);
         const sent = performance.now();

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import durability, ops, scripting
+from . import durability, ops, presence, scripting
 from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
@@ -323,6 +323,19 @@ class Client(ClientBase):
         full Redis must not look dead to ``homing stats``.
         """
         self.run(self.op("beat", "", name=name))
+
+    def worker_beat(self, name: str, service: str, host: str, pid: int, concurrency: int,
+                    held: int, every_ms: int, stopped: bool = False,
+                    ids: Sequence[str] = (), forget_ms: int = presence.FORGET_MS) -> int:
+        """Record a worker's beat (the dashboard's view of it; see ``homing.presence``).
+
+        The script's only key is the global ``<prefix>:workers``: ``service`` (the
+        one the worker consumes) is data. Returns how many silent workers' fields
+        this beat pruned.
+        """
+        return self.run(self.op("worker_beat", service, name=name, service=service, host=host,
+                                pid=pid, concurrency=concurrency, held=held, every_ms=every_ms,
+                                stopped=stopped, ids=list(ids) or None, forget_ms=forget_ms))
 
     def daemons(self, forget_after: float = 3600.0) -> dict[str, float]:
         """Seconds since each daemon's last beat; beats older than forget_after are dropped.

@@ -56,6 +56,7 @@ from .errors import HomingError, RedisFullError, StaleLeaseError
 from .holding import Held, Inbox, WorkerStats
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
+from .presence import Presence
 from .types import Event
 from .watchdog import Watchdog
 
@@ -119,6 +120,7 @@ class Worker(Outcomes):
         self._threads: list[threading.Thread] = []
         self._slots: list[threading.Thread] = []
         self._beat_every = 1.0
+        self._presence = Presence(client, self.service, self.concurrency)  # dashboard
         # Handled events whose completion is queued or in flight: they need no
         # slot any more, so the next batch is leased while they are acked.
         self._acking = 0
@@ -157,6 +159,7 @@ class Worker(Outcomes):
         # leaves nothing behind, not even a registry entry.
         self.client.register(self.service)
         self._pace_heartbeat()
+        self._presence.beat([], self._beat_every)
         for name, target in specs:
             t = threading.Thread(target=target, name=f"homing-{self.service}-{name}", daemon=True)
             t.start()
@@ -245,6 +248,7 @@ class Worker(Outcomes):
             log.warning("%d events still running after the %.0f s grace are left to their "
                         "leases: they are redelivered when the leases expire", len(leftover),
                         self.grace)
+        self._presence.beat(leftover, self._beat_every, stopped=True)
 
     # -- called by consumers ------------------------------------------------------
 
@@ -411,6 +415,7 @@ class Worker(Outcomes):
             if self.lease_ms is None or self.handler_timeout is None:
                 self._retrying("read the policy", self._pace_heartbeat, pause)
             held = self._held.unsettled()
+            self._presence.beat(held, self._beat_every)
             for i in range(0, len(held), MAX_BATCH):
                 chunk = held[i:i + MAX_BATCH]
                 sent = time.monotonic()

@@ -46,6 +46,8 @@ export class Runner {
   overrides = new Set();
   /** @type {Set<string>} daemon names a vector beat, removed after it */
   daemons = new Set();
+  /** @type {Set<string>} worker names a vector beat, removed after it */
+  workers = new Set();
 
   /**
    * @param {any} conn a connected node-redis client or cluster
@@ -94,16 +96,21 @@ export class Runner {
 
   /** Remove the beats a vector wrote to the run prefix's daemons hash (and only those). */
   async forgetBeats() {
-    if (this.daemons.size) {
-      const key = globalKey(this.prefix, "daemons");
-      await this.cmd(key, ["HDEL", key, ...this.daemons]);
-      this.daemons.clear();
+    for (const [hash, names] of /** @type {[string, Set<string>][]} */ ([["daemons", this.daemons], ["workers", this.workers]])) {
+      if (names.size) {
+        const key = globalKey(this.prefix, hash);
+        await this.cmd(key, ["HDEL", key, ...names]);
+        names.clear();
+      }
     }
   }
 
-  /** The daemon names with a beat under the run prefix, for the `$daemons` check. */
-  async beatNames() {
-    const key = globalKey(this.prefix, "daemons");
+  /**
+   * The names with a beat under the run prefix, for the `$daemons` and `$workers` checks.
+   * @param {string} [hash] daemons or workers
+   */
+  async beatNames(hash = "daemons") {
+    const key = globalKey(this.prefix, hash);
     return (await this.cmd(key, ["HKEYS", key])).map(String).sort();
   }
 
@@ -181,10 +188,10 @@ export class Runner {
         const reg = globalKey(this.prefix, "services");
         const member = (await this.cmd(reg, ["SISMEMBER", reg, service])) === 1;
         if (member !== e) out.push(`state.$registered: expected ${e}, got ${member}`);
-      } else if (name === "$daemons") {
-        const have = await this.beatNames();
+      } else if (name === "$daemons" || name === "$workers") {
+        const have = await this.beatNames(name.slice(1));
         const want = [...e].sort();
-        if (have.join("\n") !== want.join("\n")) out.push(`state.$daemons: expected ${show(want)}, got ${show(have)}`);
+        if (have.join("\n") !== want.join("\n")) out.push(`state.${name}: expected ${show(want)}, got ${show(have)}`);
       } else {
         let [type, exp] = this.typed(name, e);
         const [haveType, act] = await this.read(this.key(service, name));
@@ -219,6 +226,7 @@ export class Runner {
     }
     // Before the call: a half-done one is cleaned up too.
     if (step.call === "beat" && typeof args.name === "string") this.daemons.add(args.name);
+    if (step.call === "worker_beat" && typeof args.name === "string") this.workers.add(args.name);
     if (step.connection === "refused") {
       // Connecting fails at once (ConnectionLostError): that is the call's error.
       const refused = await Client.connect(`redis://127.0.0.1:${await closedPort()}/0`, { prefix: this.prefix });
@@ -239,6 +247,7 @@ export class Runner {
       GLOBAL_KEYS.has(k) ? globalKey(this.prefix, k) : this.key(service, k));
     const args = step.args.map((/** @type {unknown} */ a, /** @type {number} */ i) => toWire(a, `args[${i}]`));
     if (step.script === "beat" && args.length) this.daemons.add(args[0].toString("utf8"));
+    if (step.script === "worker_beat" && args.length) this.workers.add(args[0].toString("utf8"));
     const n = String(keys.length);
     try {
       try {

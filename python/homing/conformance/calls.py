@@ -110,4 +110,8 @@ CALLS: dict[str, Impl] = {
     "distribute": _distribute,
     # A daemon's beat: no service; the time it records is the Redis clock, never frozen.
     "beat": lambda c, s, a: c.beat(a["name"]),
+    # A worker's beat: the service is data (the one it consumes); returns how many it pruned.
+    "worker_beat": lambda c, s, a: c.worker_beat(
+        a["name"], a["service"], a["host"], a["pid"], a["concurrency"], a["held"], a["every_ms"],
+        a.get("stopped", False), a.get("ids", []), forget_ms=a.get("forget_ms", 3_600_000)),
 }

@@ -6,7 +6,8 @@ writes the starting state, freezes that service's test clock (the field
 in order (client calls, raw script calls, clock moves, writes, state checks)
 and stops at the first mismatch. Afterwards it deletes exactly the keys of
 that service (the names of keys.json), its registry entries and the daemon
-beats its beat steps wrote to the run prefix's daemons hash, so a run never
+and worker beats its steps wrote to the run prefix's daemons and workers hashes,
+so a run never
 touches a key it did not create, on a standalone server or a Cluster.
 """
 
@@ -140,6 +141,7 @@ class Runner:
         self.used: set[str] = set()
         self.overrides: set[str] = set()
         self.daemons: set[bytes] = set()  # daemon names a vector beat, removed after it
+        self.workers: set[bytes] = set()  # worker names a vector beat, removed after it
 
     # keys ---------------------------------------------------------------------
     def key(self, service: str, name: str) -> str:
@@ -161,14 +163,16 @@ class Runner:
 
     def forget_beats(self) -> None:
         """Remove the beats a vector wrote to the run prefix's daemons hash (and only those)."""
-        if self.daemons:
-            self.r.hdel(global_key(self.prefix, "daemons"), *self.daemons)
-            self.daemons.clear()
+        for hash_name, names in (("daemons", self.daemons), ("workers", self.workers)):
+            if names:
+                self.r.hdel(global_key(self.prefix, hash_name), *names)
+                names.clear()
 
-    def beat_names(self) -> list[str]:
-        """The daemon names with a beat under the run prefix, for the ``$daemons`` check."""
+    def beat_names(self, hash_name: str = "daemons") -> list[str]:
+        """The names with a beat under the run prefix, for the ``$daemons`` and
+        ``$workers`` checks."""
         return sorted(f.decode("utf-8", "replace")
-                      for f in self.r.hkeys(global_key(self.prefix, "daemons")))
+                      for f in self.r.hkeys(global_key(self.prefix, hash_name)))
 
     def _typed(self, name: str, value: Any) -> tuple[str, Any]:
         if isinstance(value, dict) and "$type" in value:
@@ -219,10 +223,10 @@ class Runner:
                 member = bool(self.r.sismember(global_key(self.prefix, "services"), service))
                 if member != exp:
                     out.append(f"state.$registered: expected {exp}, got {member}")
-            elif name == "$daemons":
-                have = self.beat_names()
+            elif name in ("$daemons", "$workers"):
+                have = self.beat_names(name[1:])
                 if have != sorted(exp):
-                    out.append(f"state.$daemons: expected {sorted(exp)}, got {have}")
+                    out.append(f"state.{name}: expected {sorted(exp)}, got {have}")
             else:
                 kind, exp = self._typed(name, exp)
                 have_kind, act = self.read(self.key(service, name))
@@ -255,6 +259,8 @@ class Runner:
             client = Client.from_url(url, prefix=self.prefix, socket_connect_timeout=2)
         if step["call"] == "beat" and isinstance(args.get("name"), str):
             self.daemons.add(args["name"].encode())  # before the call: a half-done one too
+        if step["call"] == "worker_beat" and isinstance(args.get("name"), str):
+            self.workers.add(args["name"].encode())
         return CALLS[step["call"]](client, service, args)
 
     def script(self, service: str, step: dict[str, Any]) -> Any:
@@ -265,6 +271,8 @@ class Runner:
         args = [to_wire(a, f"args[{i}]") for i, a in enumerate(step["args"])]
         if step["script"] == "beat" and args:
             self.daemons.add(args[0])
+        if step["script"] == "worker_beat" and args:
+            self.workers.add(args[0])
         try:
             try:
                 return self.r.evalsha(script.sha1, len(keys), *keys, *args)
