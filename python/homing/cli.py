@@ -41,6 +41,7 @@ from .conformance.command import conformance
 from .daemons import Distributor, Scheduler
 from .errors import HomingError
 from .manifest import DEFAULT_PREFIX, POLICY, POLICY_DEFAULTS
+from .web.command import dashboard
 from .worker import Worker
 
 log = logging.getLogger("homing.cli")
@@ -233,6 +234,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
 
 
 main.add_command(dead)
+main.add_command(dashboard)  # homing.web.command: imports the web extra only when it runs
 
 
 # -- running -------------------------------------------------------------------------
