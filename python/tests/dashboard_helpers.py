@@ -34,9 +34,16 @@ def chromium_missing() -> str | None:
     return None
 
 
+class Served(str):
+    """The base URL, with the app's shared state (``dashboard``) for tests that need its
+    keys (a valid CSRF token on a read-only page, which renders no form)."""
+
+    dashboard: Any
+
+
 @contextlib.contextmanager
 def serving(client: homing.Client, *, auth: Auth | None = None, read_only: bool = False,
-            sample_every: float = 0.5) -> Iterator[str]:
+            sample_every: float = 0.5) -> Iterator[Served]:
     """The dashboard app on a free loopback port; yields its base URL."""
     import uvicorn
 
@@ -52,8 +59,10 @@ def serving(client: homing.Client, *, auth: Auth | None = None, read_only: bool 
             raise RuntimeError("the dashboard did not start")
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
+    url = Served(f"http://127.0.0.1:{port}")
+    url.dashboard = app.state.dashboard
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(10)
