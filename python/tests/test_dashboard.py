@@ -9,6 +9,7 @@ pytest's tmp_path normally, into docs/img with HOMING_WRITE_SCREENSHOTS=1
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,12 @@ def test_pages_show_the_numbers_in_redis(dclient: homing.Client, service: str, p
     dclient.beat("scheduler:dashboard-test:1")
     Holding.release.clear()
     try:
-        with worker(dclient, service, Holding, concurrency=2) as w, serving(dclient) as url:
-            wait_for(lambda: dclient.stats(service)["in_flight"] >= 1)
+        with worker(dclient, service, Holding, concurrency=2, prefetch=1) as w, \
+                serving(dclient) as url:
+            wait_for(lambda: dclient.stats(service)["in_flight"] == 3)  # 2 slots + 1 prefetched
+            for n in (3, 8, 2, 5):  # some traffic across the sampler's rounds, for the charts
+                dclient.enqueue_many(service, [{"city": "Tromsø", "n": i} for i in range(n)])
+                time.sleep(0.6)
             page.goto(url + "/")
             st = dclient.stats(service)
             for q in ("ready", "in_flight", "timers", "dead"):
