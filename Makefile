@@ -9,19 +9,19 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv redis-check build lint test test-py test-js demo bench conformance clean distclean \
-  faults faults-quick
+  faults faults-quick dashboard-screenshots
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(VENV_STAMP) ## create .venv and install ./python[test,hiredis] (editable)
+venv: $(VENV_STAMP) ## create .venv and install ./python[test,hiredis,web] (editable)
 
 # Re-runs only when python/pyproject.toml changes. The pip check also repairs
 # a .venv left without pip by a python3 that lacked ensurepip.
 $(VENV_STAMP): python/pyproject.toml
 	@$(PY) -m pip --version >/dev/null 2>&1 || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e './python[test,hiredis]'
+	$(PY) -m pip install -q -e './python[test,hiredis,web]'
 	touch $@
 
 redis-check: ## make sure redis-server is installed (apt-get installs it when root)
@@ -104,6 +104,12 @@ clean: ## remove caches and build output (keeps .venv)
 	find . \( -path ./.venv -o -path ./.git -o -name node_modules \) -prune -o -type d \( -name __pycache__ -o -name .pytest_cache \
 	  -o -name .ruff_cache -o -name .hypothesis -o -name '*.egg-info' \) -print -exec rm -rf {} +
 	rm -rf build dist python/build python/dist $(VENV_STAMP)
+
+# The images of docs/dashboard.md: the browser test of every view, saving into docs/img
+# instead of a temporary directory. Not part of `make test`, which must not rewrite files.
+dashboard-screenshots: venv redis-check ## re-make docs/img/dashboard-*.png (headless Chromium)
+	HOMING_WRITE_SCREENSHOTS=1 $(PY) -m pytest python/tests/test_dashboard.py -q \
+	  -k test_pages_show_the_numbers_in_redis
 
 distclean: clean ## clean, and also remove .venv and javascript/node_modules
 	rm -rf .venv javascript/node_modules
