@@ -225,3 +225,42 @@ def test_event_view_names_the_lease_and_its_holder(dclient: homing.Client,
         page = httpx.get(f"{url}/service/{service}/event/{event_id}").text
         assert "done" in page
         assert "stopped" in httpx.get(url + "/workers").text  # its last beat said so
+
+
+def test_the_command_serves_with_auth_on_any_address(standalone_server, prefix: str,
+                                                     dclient: homing.Client,
+                                                     service: str) -> None:
+    """`homing dashboard` itself, as a process: with a token it may bind 0.0.0.0."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from servers import free_port
+
+    dclient.enqueue(service, {"n": 1})
+    port = free_port()
+    env = {**os.environ, "HOMING_DASHBOARD_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "homing", "--redis-url", standalone_server.url,
+                             "--prefix", prefix, "dashboard", "--bind", "0.0.0.0", "--port",
+                             str(port), "--sample-every", "1"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(url + "/")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < end, "the dashboard did not start listening"
+                time.sleep(0.1)
+        assert r.status_code == 401
+        ok = httpx.get(url + "/", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and service in ok.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert f"homing dashboard on http://0.0.0.0:{port}/ (prefix {prefix}, token or " in err
+    assert "Traceback" not in err, err

@@ -48,14 +48,23 @@ ROLES: dict[str, tuple[set[str], set[str]]] = {
     "homing-producer": ({"enqueue", "schedule", "cancel", "result"},
                         {"sadd", "sismember"}),  # the registry; SISMEMBER on a full Redis
     # dequeue, start, complete(_many), extend_many, fail, release; stats (lease policy)
-    "homing-worker": ({"dequeue", "start", "complete", "extend", "fail", "release", "stats"},
-                      {"sadd", "sismember"}),
+    # and worker_beat (the dashboard's view of it)
+    "homing-worker": ({"dequeue", "start", "complete", "extend", "fail", "release", "stats",
+                       "worker_beat"}, {"sadd", "sismember"}),
     # the scheduler and distributor: registry, hints, beats
     "homing-daemon": ({"promote", "distribute", "beat"}, {"smembers", "sadd", "spop"}),
     # homing stats / configure / dead: registry (configure registers, as a write may
     # create the service), daemons' beats (read and pruned)
     "homing-admin": ({"stats", "configure", "dead_list", "dead_requeue", "dead_purge"},
                      {"smembers", "sadd", "sismember", "time", "hgetall", "hdel"}),
+    # homing dashboard (homing/web/data.py): the admin scripts and result (an event by id),
+    # then bounded reads: the oldest ready event (LINDEX, HGET), a lease or due time
+    # (ZSCORE), lag (ZRANGE 0 0, LLEN), the daemons' beats (HGETALL; never pruned here)
+    # and the workers' (HSCAN)
+    "homing-dashboard": ({"stats", "result", "configure", "dead_list", "dead_requeue",
+                          "dead_purge"},
+                         {"smembers", "sadd", "sismember", "time", "lindex", "hget", "zscore",
+                          "zrange", "llen", "hgetall", "hscan"}),
 }
 ALL_ROLES = "homing-all"
 _CALL = re.compile(r"redis\.p?call\(\s*(['\"]?)([A-Za-z_|]*)")

@@ -107,7 +107,8 @@ def routes(dash: Dashboard) -> list[Route]:
                                error="wrong token")
         response = RedirectResponse(target, 303)
         response.set_cookie(SESSION_COOKIE, dash.keys.session_for(dash.auth.token),
-                            httponly=True, samesite="strict", path="/")
+                            httponly=True, samesite="strict", path="/",
+                            secure=request.url.scheme == "https")
         return response
 
     return [

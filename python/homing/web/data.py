@@ -24,6 +24,7 @@ from ..presence import WorkerBeat, read_workers
 MAX_SERVICES = 500  # services shown (and sampled) at most; the rest are counted
 HISTORY_S = 3600.0  # the charts' window: the last hour
 QUEUES = ("ready", "in_flight", "timers", "retrying", "expired", "dead")
+DAEMON_SILENCE = 10.0  # a daemon beats every second; silent this long, it is shown as such
 
 
 def _s(v: Any) -> str:

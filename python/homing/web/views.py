@@ -70,7 +70,8 @@ def routes(dash: Dashboard) -> list[Route]:
                            "completed": dash.history.rate_series(r.name, "completed")}
                   for r in rows}
         return dash.render(request, "overview.html", rows=rows, total=total, charts=charts,
-                           queues=data.QUEUES, daemons=daemons,
+                           queues=data.QUEUES,
+                           beating=sum(d.age_s <= data.DAEMON_SILENCE for d in daemons),
                            alive=sum(w.alive for w in workers), live=True)
 
     def service(request: Request) -> Response:
@@ -100,7 +101,8 @@ def routes(dash: Dashboard) -> list[Route]:
     def daemons(request: Request) -> Response:
         names, _ = data.services(dash.client)
         rows, lags = data.daemons(dash.client, names)
-        return dash.render(request, "daemons.html", rows=rows, lags=lags, live=True)
+        return dash.render(request, "daemons.html", rows=rows, lags=lags, live=True,
+                           silence=data.DAEMON_SILENCE)
 
     def workers(request: Request) -> Response:
         return dash.render(request, "workers.html", rows=data.workers(dash.client), live=True)
