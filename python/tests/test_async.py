@@ -17,9 +17,9 @@ from helpers import T0, TEST_CLOCK, key
 
 import homing
 
-# Sync-only on purpose: the daemons that use them (and `homing stats`, which reads
-# the beats) are thread loops and commands, not coroutines.
-SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons"}
+# Sync-only on purpose: the daemons and the Worker that use them (and `homing stats`
+# and the dashboard, which read the beats) are thread loops and commands, not coroutines.
+SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons", "worker_beat"}
 
 
 def run(redis_url: str, prefix: str, body: Callable[[homing.AsyncClient], Awaitable[Any]]) -> Any:
