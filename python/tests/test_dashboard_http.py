@@ -264,3 +264,29 @@ def test_the_command_serves_with_auth_on_any_address(standalone_server, prefix: 
         _, err = proc.communicate(timeout=15)
     assert f"homing dashboard on http://0.0.0.0:{port}/ (prefix {prefix}, token or " in err
     assert "Traceback" not in err, err
+
+
+def test_the_reads_work_on_both_topologies(client: homing.Client, service: str) -> None:
+    """What the pages read (homing.web.data), on standalone and Cluster alike."""
+    from homing.web import data
+
+    ids = scene(client, service)
+    client.beat("scheduler:topology-test:1")
+    history = data.History(every=1.0)
+    data.sample_all(client, history)
+    rows, total = data.overview(client, history)
+    [row] = [r for r in rows if r.name == service]
+    assert total == 1 and row.error == ""
+    assert (row.stats["ready"], row.stats["timers"], row.stats["dead"]) == (5, 1, 4)
+    assert row.oldest is not None and row.oldest >= 0
+    assert history.series(service, "ready") == [5.0]
+    dead = data.event(client, service, ids["xss"])
+    assert dead.state == "dead" and dead.payload is not None and "<script>" in dead.payload
+    timer = data.event(client, service, ids["timer"])
+    assert timer.detail == "timer" and timer.due_ms is not None
+    assert data.event(client, service, "no-such-event").state == "unknown"
+    beats, lags = data.daemons(client, [service])
+    assert [d.name for d in beats] == ["scheduler:topology-test:1"]
+    assert [(lag.service, lag.expired) for lag in lags] == [(service, 0)]
+    ws = data.workers(client)
+    assert ws and all(w.stopped and w.service == service for w in ws)  # the scene's, stopped
