@@ -290,3 +290,13 @@ def test_the_reads_work_on_both_topologies(client: homing.Client, service: str) 
     assert [(lag.service, lag.expired) for lag in lags] == [(service, 0)]
     ws = data.workers(client)
     assert ws and all(w.stopped and w.service == service for w in ws)  # the scene's, stopped
+
+
+def test_a_redis_that_is_away_is_a_page_that_says_so() -> None:
+    import redis
+    from servers import free_port
+
+    away = homing.Client(redis.Redis(port=free_port(), socket_connect_timeout=1))
+    with serving(away) as url:
+        r = httpx.get(url + "/")
+        assert r.status_code == 503 and "CONNECTION" in r.text and "Traceback" not in r.text
