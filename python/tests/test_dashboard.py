@@ -211,3 +211,16 @@ def test_access_without_credentials_is_refused(dclient: homing.Client, service: 
         assert pg.goto(url + "/").status == 200
         assert service in pg.inner_text("#services")
         known.close()
+
+
+def test_the_overview_refreshes_itself(dclient: homing.Client, service: str, page: Any) -> None:
+    """dashboard.js swaps in the page's fresh numbers every 5 s, without a reload."""
+    dclient.enqueue_many(service, [1, 2])
+    with serving(dclient) as url:
+        page.goto(url + "/")
+        assert cell(page, service, "ready") == "2"
+        page.evaluate("window.__same_document = true")
+        dclient.enqueue_many(service, [3, 4, 5])
+        # Polled from here: the page's CSP (no eval) refuses Playwright's wait_for_function.
+        wait_for(lambda: cell(page, service, "ready") == "5", timeout=20, pause=0.2)
+        assert page.evaluate("window.__same_document") is True  # not a reload
