@@ -662,7 +662,6 @@ export class Worker {
       }
       // Started or not: an unstarted event's lease is kept too, until it runs.
       const held = this.#held.toExtend();
-      await this.#presence?.beat(held, this.#beatEvery);
       for (let i = 0; i < held.length; i += 1000) {
         const chunk = held.slice(i, i + 1000);
         const sent = performance.now();
@@ -685,6 +684,7 @@ export class Worker {
           }
         });
       }
+      await this.#presence?.beat(held, this.#beatEvery); // after the extends: never before them
     }
   }
 

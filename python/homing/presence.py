@@ -92,10 +92,10 @@ def _s(v: Any) -> str:
 
 
 class Presence:
-    """A Worker's beat: its name, and one call per heartbeat (never in the worker's way).
+    """A Worker's beat: its name, and one call per heartbeat, after the lease extensions.
 
-    A failed beat is logged and skipped: leases matter, the dashboard's view of a
-    worker does not, so it must never delay an extend or stop a loop.
+    A failed beat is logged and skipped, never retried: leases matter, the dashboard's
+    view of a worker does not, so it must not hold up an extend or stop a loop.
     """
 
     def __init__(self, client: Any, service: str, concurrency: int) -> None:

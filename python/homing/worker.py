@@ -415,7 +415,6 @@ class Worker(Outcomes):
             if self.lease_ms is None or self.handler_timeout is None:
                 self._retrying("read the policy", self._pace_heartbeat, pause)
             held = self._held.unsettled()
-            self._presence.beat(held, self._beat_every)
             for i in range(0, len(held), MAX_BATCH):
                 chunk = held[i:i + MAX_BATCH]
                 sent = time.monotonic()
@@ -431,6 +430,7 @@ class Worker(Outcomes):
                             and self._held.settle((event_id, token))):
                         log.warning("lease of %s/%s lost: %s", self.service, event_id, r)
                         self.stats.add("lost")
+            self._presence.beat(held, self._beat_every)  # after the extends: never before them
 
     def _watch_loop(self) -> None:
         """Fail events whose handlers overran the timeout; stop when every slot hangs."""
