@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
@@ -198,4 +198,4 @@ def create_app(client: Client, *, auth: Auth | None = None, read_only: bool = Fa
     return app
 
 
-__all__ = ["Dashboard", "Route", "create_app"]
+__all__ = ["Dashboard", "create_app", "metrics_provider"]
