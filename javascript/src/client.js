@@ -660,10 +660,10 @@ export class Client {
   }
 
   /**
-   * Record a worker's beat, for the dashboard (see worker-beat.js): the
-   * beat's time (ms, Redis clock) and how many silent workers it pruned.
+   * Record a worker's beat, for the dashboard (see worker-beat.js); returns
+   * how many silent workers' fields it pruned.
    * @param {import("./index.js").WorkerBeatOptions} options
-   * @returns {Promise<{at: number, pruned: number}>}
+   * @returns {Promise<number>}
    */
   async workerBeat(options) {
     return this.run(workerBeatCall(options));

@@ -333,8 +333,8 @@ export class Client {
   register(service: string): Promise<void>;
   /** Record that daemon name (1..256 bytes) is alive, by the Redis clock; the beat's time (ms). */
   beat(name: string): Promise<number>;
-  /** Record a worker's beat for the dashboard: the beat's time (ms) and how many silent workers it pruned. */
-  workerBeat(options: WorkerBeatOptions): Promise<{ at: number; pruned: number }>;
+  /** Record a worker's beat for the dashboard; how many silent workers' fields it pruned. */
+  workerBeat(options: WorkerBeatOptions): Promise<number>;
   hintExpired(service: string): Promise<void>;
   takeHints(count?: number): Promise<string[]>;
 }

@@ -20,7 +20,7 @@ export const FORGET_MS = 3_600_000;
 /**
  * The worker_beat call; its only key is the global `<prefix>:workers`.
  * @param {import("./index.js").WorkerBeatOptions} o
- * @returns {import("./call.js").Call} parses to {at, pruned}
+ * @returns {import("./call.js").Call} parses to how many silent workers' fields it pruned
  */
 export function workerBeatCall(o) {
   const { name, service, host, pid, concurrency, held, everyMs, stopped = false, ids = [], forgetMs = FORGET_MS } = o;
@@ -39,7 +39,8 @@ export function workerBeatCall(o) {
     String(whole(held, "held", 0)), String(whole(everyMs, "everyMs", 0)), stopped ? "1" : "0",
     String(whole(forgetMs, "forgetMs", 0)), ...ids.map((i) => checkId(i)),
   ];
-  return call("worker_beat", "", args, (r) => ({ at: Number(r[0]), pruned: Number(r[1]) }));
+  // The reply is [the beat's time, pruned]: the client call picks pruned (calls.json), as in Python.
+  return call("worker_beat", "", args, (r) => Number(r[1]));
 }
 
 /**

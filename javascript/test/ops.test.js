@@ -9,6 +9,7 @@ import { decode } from "../src/envelope.js";
 import { BY_CODE } from "../src/errors.js";
 import { Event, Status, StaleLeaseError, UnknownEventError, ops } from "../src/index.js";
 import { SCRIPTS } from "../src/manifest.js";
+import { workerBeatCall } from "../src/worker-beat.js";
 
 const b = (/** @type {string} */ s) => Buffer.from(s);
 
@@ -40,7 +41,10 @@ test("every operation names a script of the manifest", () => {
   // beat takes no service: its only key is the global <prefix>:daemons.
   const beat = ops.beat("scheduler:h:1");
   assert.deepEqual([beat.script, beat.service, beat.args, beat.parse(1234)], ["beat", "", ["scheduler:h:1"], 1234]);
-  assert.equal(new Set([...calls, beat].map((c) => c.script)).size, Object.keys(SCRIPTS).length);
+  // worker_beat neither: its only key is the global <prefix>:workers (src/worker-beat.js).
+  const workerBeat = workerBeatCall({ name: "w", service: "s", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 10 });
+  assert.equal(workerBeat.service, "");
+  assert.equal(new Set([...calls, beat, workerBeat].map((c) => c.script)).size, Object.keys(SCRIPTS).length);
 });
 
 test("enqueueMany sends max, count, then id, envelope, key per event", () => {

@@ -27,9 +27,10 @@ many silent workers' fields this beat deleted
 ]]
 --@include base
 
--- The value is 'beat|every|pid|concurrency|held|stopped|service|ids|host':
--- every field before host is a number or a name that cannot hold '|' or ' ',
--- so host (free text) goes last and may hold anything.
+-- The value is 'beat;every;pid;concurrency;held;stopped;service;ids;host'
+-- (ids separated by spaces): every field before host is a number or a name
+-- that cannot hold ';' or ' ', so host (free text) goes last and may hold
+-- anything. (';', not the meta record's '|': this is not an event's record.)
 local NAME_PATTERN = '^[%w_][%w_%.%-]*$'
 
 if #ARGV < 9 or #ARGV > 9 + LIMITS.batch then
@@ -70,7 +71,7 @@ local sample = redis.call('HRANDFIELD', K.workers, 8, 'WITHVALUES')
 for i = 1, #sample, 2 do
   local other, value = sample[i], sample[i + 1]
   if other ~= name then
-    local beat, their_every = string.match(value, '^(%d+)|(%d+)|')
+    local beat, their_every = string.match(value, '^(%d+);(%d+);')
     beat, their_every = tonumber(beat), tonumber(their_every)
     -- A value nobody could parse is pruned too: it would never age otherwise.
     if not beat or now - beat >= math.max(forget, 3 * their_every) then
@@ -80,5 +81,5 @@ for i = 1, #sample, 2 do
   end
 end
 redis.call('HSET', K.workers, name, table.concat({fmt(now), fmt(every), fmt(pid),
-  fmt(concurrency), fmt(held), stopped, service, table.concat(ids, ' '), ARGV[3]}, '|'))
+  fmt(concurrency), fmt(held), stopped, service, table.concat(ids, ' '), ARGV[3]}, ';'))
 return {now, pruned}

@@ -52,7 +52,7 @@ class WorkerBeat:
 
 def parse_beat(name: str, value: str, now_ms: int) -> WorkerBeat | None:
     """A field of the workers hash; None for a value this version cannot read."""
-    parts = value.split("|", 8)
+    parts = value.split(";", 8)
     if len(parts) != 9:
         return None
     try:

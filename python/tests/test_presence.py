@@ -53,7 +53,7 @@ def test_silent_workers_are_pruned_by_another_beat(client: homing.Client, servic
         client.worker_beat(f"gone-{i}", service, "h", i, 1, 0, every_ms=0)
     client.worker_beat("slow", service, "h", 9, 1, 0, every_ms=3_600_000)
     # Each beat samples up to 8 other fields: these 6 are all looked at.
-    _, pruned = client.worker_beat("new", service, "h", 10, 1, 0, every_ms=1000, forget_ms=0)
+    pruned = client.worker_beat("new", service, "h", 10, 1, 0, every_ms=1000, forget_ms=0)
     assert pruned == 5
     assert sorted(w.name for w in read_workers(client)) == ["new", "slow"]
 
@@ -72,6 +72,6 @@ def test_a_beat_with_bad_input_writes_nothing(client: homing.Client, service: st
 
 def test_a_value_this_version_cannot_read_is_skipped() -> None:
     assert parse_beat("w", "garbage", 0) is None
-    b = parse_beat("w", "1000|3000|7|2|1|0|svc|e1 e2|host|with|bars", 4000)
-    assert b is not None and b.host == "host|with|bars" and b.held_ids == ("e1", "e2")
+    b = parse_beat("w", "1000;3000;7;2;1;0;svc;e1 e2;host;with;semicolons", 4000)
+    assert b is not None and b.host == "host;with;semicolons" and b.held_ids == ("e1", "e2")
     assert b.age_s == 3.0 and b.alive

@@ -112,10 +112,9 @@ export const CALLS = {
   },
   // A worker's beat: the service is data (the one it consumes); returns how many it pruned.
   worker_beat: async (c, _s, a) => {
-    const { pruned } = await c.workerBeat({
+    return c.workerBeat({
       name: a.name, service: a.service, host: a.host, pid: a.pid, concurrency: a.concurrency, held: a.held,
       everyMs: a.every_ms, stopped: a.stopped ?? false, ids: a.ids ?? [], forgetMs: a.forget_ms ?? 3_600_000,
     });
-    return pruned;
   },
 };
