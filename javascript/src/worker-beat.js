@@ -8,9 +8,8 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 
-import { call, describe, whole } from "./call.js";
-import { HomingError, InvalidArgumentError } from "./errors.js";
-import { MAX_BATCH, checkId, checkService } from "./manifest.js";
+import { call } from "./calls.js";
+import { HomingError } from "./errors.js";
 
 /** Held ids sent per beat: enough to name holders, small enough for a page that polls. */
 export const HELD_SAMPLE = 50;
@@ -18,29 +17,15 @@ export const HELD_SAMPLE = 50;
 export const FORGET_MS = 3_600_000;
 
 /**
- * The worker_beat call; its only key is the global `<prefix>:workers`.
+ * The worker_beat call of the call table; its only key is the global
+ * `<prefix>:workers` (service, the one the worker consumes, is data, checked
+ * as a service name). No ids is none sent (the table's rest: given, 1..1000).
  * @param {import("./index.js").WorkerBeatOptions} o
- * @returns {import("./call.js").Call} parses to how many silent workers' fields it pruned
+ * @returns {import("./calls.js").Call} parses to how many silent workers' fields it pruned
  */
 export function workerBeatCall(o) {
-  const { name, service, host, pid, concurrency, held, everyMs, stopped = false, ids = [], forgetMs = FORGET_MS } = o;
-  if (typeof name !== "string" || name === "" || Buffer.byteLength(name) > 256) {
-    throw new InvalidArgumentError(`worker name must be 1..256 bytes of text, got ${describe(name)}`);
-  }
-  checkService(service);
-  if (typeof host !== "string" || Buffer.byteLength(host) > 255) {
-    throw new InvalidArgumentError(`host must be text of at most 255 bytes, got ${describe(host)}`);
-  }
-  if (!Array.isArray(ids) || ids.length > MAX_BATCH) {
-    throw new InvalidArgumentError(`ids takes an array of at most ${MAX_BATCH} event ids`);
-  }
-  const args = [
-    name, service, host, String(whole(pid, "pid", 0)), String(whole(concurrency, "concurrency", 1)),
-    String(whole(held, "held", 0)), String(whole(everyMs, "everyMs", 0)), stopped ? "1" : "0",
-    String(whole(forgetMs, "forgetMs", 0)), ...ids.map((i) => checkId(i)),
-  ];
-  // The reply is [the beat's time, pruned]: the client call picks pruned (calls.json), as in Python.
-  return call("worker_beat", "", args, (r) => Number(r[1]));
+  const ids = Array.isArray(o?.ids) && o.ids.length === 0 ? undefined : o?.ids;
+  return call("worker_beat", o?.service, { ...o, ids });
 }
 
 /**

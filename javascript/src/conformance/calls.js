@@ -9,7 +9,7 @@
 
 import * as envelope from "../envelope.js";
 import { HomingError } from "../errors.js";
-import { POLICY_FIELDS } from "../ops-admin.js";
+import { POLICY_FIELDS } from "../argtypes.js";
 
 /** @typedef {import("../client.js").Client} Client */
 /** @typedef {Record<string, any>} Args */

@@ -1,0 +1,336 @@
+// The Client's script calls: producer, consumer and admin methods
+// (python/homing/client.py, method for method, in camelCase).
+//
+// Every method is one script call of the manifest's call table (calls.js),
+// so each is atomic in Redis, and none shapes arguments or parses a reply by
+// hand: it only names its arguments. `call(name, service, args)` reaches any
+// call of the table, one with no method here too. Client (client.js) adds the
+// connection and run().
+
+import { atMs, whole } from "./argtypes.js";
+import { call } from "./calls.js";
+import { InvalidArgumentError } from "./errors.js";
+import { ResultWait } from "./result-wait.js";
+import { workerBeatCall } from "./worker-beat.js";
+
+/**
+ * @typedef {import("./calls.js").Call} Call
+ * @typedef {import("./ops.js").CompleteItem} CompleteItem
+ * @typedef {import("./ops.js").LeaseItem} LeaseItem
+ * @typedef {import("./ops.js").Token} Token
+ * @typedef {import("./errors.js").HomingError} HomingError
+ * @typedef {import("./types.js").Status} Status
+ */
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** null means "the default" in the public options. @param {unknown} v */
+const given = (v) => (v === null ? undefined : v);
+
+export class ScriptCalls {
+  /** @param {number} maxPayload largest encoded envelope accepted, in bytes */
+  constructor(maxPayload) {
+    this.maxPayload = whole(maxPayload, "maxPayload (bytes)", 1);
+  }
+
+  /**
+   * Execute one operation (Client.run).
+   * @param {Call} _call
+   * @returns {Promise<any>}
+   */
+  async run(_call) {
+    throw new Error("ScriptCalls.run is Client's");
+  }
+
+  /**
+   * Any call of the manifest's call table by name (snake_case or camelCase),
+   * its arguments by the table's names or their camelCase; returns what the
+   * table's reply shape gives (this port's value type where it names one).
+   * A new script with its header is callable here with no code of its own.
+   * @param {string} name
+   * @param {string} service "" for a call without one (beat)
+   * @param {Record<string, unknown>} [args]
+   * @returns {Promise<any>}
+   */
+  async call(name, service, args = {}) {
+    return this.run(call(name, service, args, this.maxPayload));
+  }
+
+  // -- producer --------------------------------------------------------------
+
+  /**
+   * Add one event to service; returns its id.
+   *
+   * With `key` (an idempotency key), a second enqueue with the same key within
+   * the service's idem_ttl_ms returns the first event's id and adds nothing:
+   * safe to retry after a timeout.
+   * @param {string} service
+   * @param {unknown} payload
+   * @param {{key?: string | null, id?: string}} [options]
+   * @returns {Promise<string>}
+   */
+  async enqueue(service, payload, options = {}) {
+    return this.call("enqueue", service, { payload, key: options.key, id: options.id });
+  }
+
+  /**
+   * Add up to 1000 events in one atomic call; returns their ids in order.
+   * @param {string} service
+   * @param {Iterable<unknown>} payloads
+   * @param {{keys?: ReadonlyArray<string | null | undefined> | null, ids?: ReadonlyArray<string> | null}} [options]
+   * @returns {Promise<string[]>}
+   */
+  async enqueueMany(service, payloads, options = {}) {
+    return this.call("enqueue_many", service, { payloads, keys: options.keys, ids: options.ids });
+  }
+
+  /**
+   * Schedule an event to become ready after `delayMs` or at `at` (a Date or
+   * ms since the epoch); returns its id. Due times are judged by the Redis
+   * server's clock, so a timer never fires early because a producer's clock
+   * is ahead.
+   * @param {string} service
+   * @param {unknown} payload
+   * @param {{delayMs?: number, at?: Date | number, key?: string | null, id?: string}} options
+   * @returns {Promise<string>}
+   */
+  async createTimer(service, payload, options = {}) {
+    const { delayMs, at, key, id } = options;
+    // schedule.lua refuses it too; here it is named as this API spells it.
+    if ((delayMs == null) === (at == null)) throw new InvalidArgumentError("give exactly one of delayMs or at");
+    return this.call("create_timer", service, { payload, delayMs, atMs: atMs(at), key, id });
+  }
+
+  /**
+   * Cancel a pending timer. False if it already fired or never existed.
+   * @param {string} service
+   * @param {string} timerId
+   * @returns {Promise<boolean>}
+   */
+  async cancelTimer(service, timerId) {
+    return this.call("cancel_timer", service, { id: timerId });
+  }
+
+  /**
+   * Where an event stands right now (done, dead, pending or unknown).
+   * @param {string} service
+   * @param {string} eventId
+   * @returns {Promise<Status>}
+   */
+  async status(service, eventId) {
+    return this.call("status", service, { id: eventId });
+  }
+
+  /**
+   * Wait for the consumer's result of an event (the producer's feedback).
+   *
+   * Throws EventDeadError if the event was dead-lettered, ResultTimeoutError
+   * after `timeoutMs`, UnknownEventError if homing has no trace of it (never
+   * enqueued, or its result outlived result_ttl_ms).
+   * @param {string} service
+   * @param {string} eventId
+   * @param {{timeoutMs?: number | null}} [options] no timeout: wait for good
+   * @returns {Promise<unknown>} the result, null if the consumer gave none
+   */
+  async result(service, eventId, options = {}) {
+    const wait = new ResultWait(service, eventId, options.timeoutMs ?? null);
+    for (;;) {
+      const [settled, value] = wait.check(await this.status(service, eventId));
+      if (settled) return value;
+      await sleep(/** @type {number} */ (value));
+    }
+  }
+
+  // -- consumer --------------------------------------------------------------
+
+  /**
+   * Lease up to count ready events (an empty array if none are ready).
+   *
+   * Each delivery counts as an attempt at once. With `reserve` (what the
+   * Worker uses for its prefetch) it counts only once the handler is known to
+   * have started (`start`, or `fail`): a lease that runs out unstarted,
+   * because this process died, returns the event uncharged. Honour
+   * `Event.mustStart`: call `start` before running such an event.
+   * @param {string} service
+   * @param {number} [count]
+   * @param {{leaseMs?: number | null, reserve?: boolean}} [options]
+   * @returns {Promise<import("./types.js").Event[]>}
+   */
+  async dequeue(service, count = 1, options = {}) {
+    return this.call("dequeue", service, { count, leaseMs: given(options.leaseMs), reserve: options.reserve });
+  }
+
+  /**
+   * Mark reserved events as started ([id, token] or {id, token}); per item
+   * the attempt now charged, or its error.
+   * @param {string} service
+   * @param {ReadonlyArray<LeaseItem>} items
+   * @returns {Promise<(number | HomingError)[]>}
+   */
+  async start(service, items) {
+    return this.call("start", service, { items });
+  }
+
+  /**
+   * Acknowledge an event; throws StaleLeaseError if the lease was reclaimed.
+   * @param {string} service
+   * @param {string} eventId
+   * @param {Token} token
+   * @param {unknown} [result] kept for the producer; null or undefined: none
+   * @returns {Promise<void>}
+   */
+  async complete(service, eventId, token, result = null) {
+    await this.call("complete", service, { id: eventId, token, result });
+  }
+
+  /**
+   * Acknowledge up to 1000 items ([id, token, result] or {id, token, result});
+   * per item null or its error.
+   * @param {string} service
+   * @param {ReadonlyArray<CompleteItem>} items
+   * @returns {Promise<(HomingError | null)[]>}
+   */
+  async completeMany(service, items) {
+    return this.call("complete_many", service, { items });
+  }
+
+  /**
+   * Push an event's lease deadline to now + leaseMs; returns the deadline (ms).
+   * @param {string} service
+   * @param {string} eventId
+   * @param {Token} token
+   * @param {number | null} [leaseMs] null: the service's lease_ms
+   * @returns {Promise<number>}
+   */
+  async extendLease(service, eventId, token, leaseMs = null) {
+    return this.call("extend_lease", service, { id: eventId, token, leaseMs: given(leaseMs) });
+  }
+
+  /**
+   * Extend several leases in one call; per item the new deadline or its error.
+   * @param {string} service
+   * @param {ReadonlyArray<LeaseItem>} items
+   * @param {number | null} [leaseMs]
+   * @returns {Promise<(number | HomingError)[]>}
+   */
+  async extendMany(service, items, leaseMs = null) {
+    return this.call("extend_many", service, { items, leaseMs: given(leaseMs) });
+  }
+
+  /**
+   * Give up on a leased event: retry after backoff (or delayMs), or dead-letter it.
+   * @param {string} service
+   * @param {string} eventId
+   * @param {Token} token
+   * @param {string} [reason]
+   * @param {{dead?: boolean, delayMs?: number | null}} [options]
+   * @returns {Promise<import("./types.js").FailOutcome>}
+   */
+  async fail(service, eventId, token, reason = "", options = {}) {
+    return this.call("fail", service, { id: eventId, token, reason, dead: options.dead, delayMs: options.delayMs });
+  }
+
+  /**
+   * Hand leased events back unprocessed; they go next and no attempt is counted.
+   * @param {string} service
+   * @param {ReadonlyArray<LeaseItem>} items
+   * @returns {Promise<(HomingError | null)[]>}
+   */
+  async release(service, items) {
+    return this.call("release", service, { items });
+  }
+
+  // -- admin and daemons -----------------------------------------------------
+
+  /**
+   * Queue lengths, running totals and effective policy of a service, by the
+   * script's names ('ready', 'total.completed', 'policy.lease_ms', ...).
+   * @param {string} service
+   * @returns {Promise<Record<string, number>>}
+   */
+  async stats(service) {
+    return this.call("stats", service);
+  }
+
+  /**
+   * Override policy fields (null removes an override); returns the effective policy.
+   * @param {string} service
+   * @param {Record<string, number | null | undefined>} policy
+   * @returns {Promise<Record<string, number>>}
+   */
+  async configure(service, policy) {
+    return this.call("configure", service, { policy });
+  }
+
+  /**
+   * A page of dead letters, oldest first.
+   * @param {string} service
+   * @param {{offset?: number, count?: number}} [options]
+   * @returns {Promise<import("./types.js").DeadPage>}
+   */
+  async deadList(service, options = {}) {
+    return this.call("dead_list", service, { offset: options.offset, count: options.count });
+  }
+
+  /**
+   * Requeue the named dead letters, or the oldest count; returns [moved, remaining].
+   * @param {string} service
+   * @param {{ids?: ReadonlyArray<string> | null, count?: number}} [options]
+   * @returns {Promise<[number, number]>}
+   */
+  async deadRequeue(service, options = {}) {
+    return this.call("dead_requeue", service, { ids: options.ids, count: options.count });
+  }
+
+  /**
+   * Delete the named dead letters, or the oldest count; returns [purged, remaining].
+   * @param {string} service
+   * @param {{ids?: ReadonlyArray<string> | null, count?: number}} [options]
+   * @returns {Promise<[number, number]>}
+   */
+  async deadPurge(service, options = {}) {
+    return this.call("dead_purge", service, { ids: options.ids, count: options.count });
+  }
+
+  /**
+   * One scheduler step for a service: due timers and retries to ready, expired leases reclaimed.
+   * @param {string} service
+   * @param {number} [limit]
+   * @returns {Promise<import("./types.js").PromoteResult>}
+   */
+  async promote(service, limit = 1000) {
+    return this.call("promote", service, { limit });
+  }
+
+  /**
+   * One distributor step for a service: reclaimed events to retry or to the dead letters.
+   * @param {string} service
+   * @param {number} [limit]
+   * @returns {Promise<import("./types.js").DistributeResult>}
+   */
+  async distribute(service, limit = 1000) {
+    return this.call("distribute", service, { limit });
+  }
+
+  /**
+   * Record that daemon `name` is alive, by the Redis clock (`homing stats`
+   * reads the beats). A script (`beat`) that runs on a full Redis too: a
+   * daemon draining a full Redis must not look dead.
+   * @param {string} name the daemon's name (role:host:pid), 1..256 bytes
+   * @returns {Promise<number>} the beat's time (ms, Redis clock)
+   */
+  async beat(name) {
+    return this.call("beat", "", { name });
+  }
+
+  /**
+   * Record a worker's beat, for the dashboard (see worker-beat.js); returns
+   * how many silent workers' fields it pruned.
+   * @param {import("./index.js").WorkerBeatOptions} options
+   * @returns {Promise<number>}
+   */
+  async workerBeat(options) {
+    return this.run(workerBeatCall(options));
+  }
+}
