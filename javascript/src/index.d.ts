@@ -270,6 +270,13 @@ export class Client {
   [Symbol.asyncDispose](): Promise<void>;
   /** Execute one operation: EVALSHA, once more with EVAL on NOSCRIPT. */
   run<T>(call: Call<T>): Promise<T>;
+  /**
+   * Any call of the manifest's call table by name ("dead_list" or "deadList"),
+   * its arguments by the table's names or their camelCase; what the table's
+   * reply gives (Event, Status... where it names a value type). A new script
+   * with its header is callable so with no code of its own.
+   */
+  call(name: string, service: string, args?: Record<string, unknown>): Promise<any>;
 
   enqueue(service: string, payload: unknown, options?: { key?: string | null; id?: string }): Promise<string>;
   enqueueMany(
@@ -544,6 +551,16 @@ export namespace manifest {
 
 /** Each operation as data (sans-IO): run one with Client.run. */
 export namespace ops {
+  /**
+   * The Call of any call of the manifest's call table, its arguments checked
+   * and encoded (by the table's names or their camelCase; maxPayload defaults
+   * to 1 MiB).
+   */
+  function call(name: string, service: string, args?: Record<string, unknown>, maxPayload?: number): Call;
+  /** The manifest's call table: per call its script, ARGV specs, reply shape. */
+  const CALLS: Readonly<Record<string, any>>;
+  /** The value type this port makes of each record name of the table. */
+  const RECORDS: Readonly<Record<string, (service: string, fields: Record<string, any>) => unknown>>;
   const MAX_BATCH: number;
   const POLICY_FIELDS: Readonly<Record<keyof Policy, string>>;
   function newId(): string;

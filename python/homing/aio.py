@@ -133,6 +133,10 @@ class AsyncClient(ClientBase):
         self._readonly_since = None
         self._registered[service] = time.monotonic()
 
+    async def call(self, name: str, service: str, /, **args: Any) -> Any:
+        """Any call of the manifest's call table by name, as ``Client.call``."""
+        return await self.run(self.op(name, service, **args))
+
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
                       id: str | None = None) -> str:  # noqa: A002
         return await self.run(self.op("enqueue", service, payload=payload, key=key, id=id))

@@ -141,6 +141,16 @@ class Client(ClientBase):
         except REDIS_ERRORS as exc:
             raise translate(exc, key) from exc
 
+    def call(self, name: str, service: str, /, **args: Any) -> Any:
+        """Any call of the manifest's call table by name, its arguments by the table's names.
+
+        Returns what the table's reply shape gives (this port's value type
+        where it names one). A new script with its header and calls.json entry
+        is callable here with no code of its own; the methods below are such
+        calls with their arguments named.
+        """
+        return self.run(self.op(name, service, **args))
+
     # -- producer ------------------------------------------------------------
 
     def enqueue(self, service: str, payload: Any, *, key: str | None = None,

@@ -130,7 +130,14 @@ class ClientBase:
         self._durability: list[durability.NodeDurability] | None = None
 
     def op(self, call: str, service: str, /, **args: Any) -> ops.Call:
-        """The Call of client call ``call`` of the manifest's call table, checked and encoded."""
+        """The Call of client call ``call`` of the manifest's call table, checked and encoded.
+
+        An unknown name is an InvalidArgumentError (``Client.call`` takes any
+        name from its caller), not a KeyError from deep in the table.
+        """
+        if not isinstance(call, str) or call not in ops.CALLS:
+            raise InvalidArgumentError(f"no call {call!r} in the call table; known: "
+                                       f"{', '.join(sorted(ops.CALLS))}")
         return ops.call(call, service, self.max_payload, **args)
 
     def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:

@@ -4,6 +4,8 @@
 import {
   Client,
   Consumer,
+  type Call,
+  type DeadPage,
   type Event,
   type HandlerContext,
   EventDeadError,
@@ -48,6 +50,10 @@ export async function producer(): Promise<void> {
   const reason: string = page.letters[0].reason;
   const step = await client.run(ops.promote("orders", 100));
   const more: boolean = step.more;
+  // Any call of the table, by name: one with no method of its own too.
+  const page2: DeadPage = await client.call("dead_list", "orders", { count: 5 });
+  const built: Call = ops.call("deadList", "orders", { offset: 0 }, client.maxPayload);
+  void [page2, built, ops.CALLS.dequeue.script];
   // @ts-expect-error a service name is a string
   await client.enqueue(42, {});
   // @ts-expect-error timers take options
