@@ -223,6 +223,9 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
   /** @type {Record<string, unknown>} */
   const given = {};
   for (const [k, v] of Object.entries(args)) if (v !== undefined) given[Object.hasOwn(entry.client_args, k) ? k : snake(k)] = v;
+  const known = new Set([...Object.keys(entry.client_args), ...entry.args.map((/** @type {any} */ a) => a.name)]);
+  const unknown = Object.keys(given).filter((k) => !known.has(k));
+  if (unknown.length) throw new InvalidArgumentError(`${camel(key)} takes no argument ${unknown.map(camel).join(", ")}`);
   if (entry.batch_of !== undefined) {
     const target = CALLS[entry.batch_of];
     const list = target.args.find((/** @type {any} */ a) => a.type === "list");
@@ -237,9 +240,6 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
     return { script: inner.script, service, args: inner.args, parse: single };
   }
   if (service || entry.script !== "beat") checkService(service);
-  const known = new Set([...Object.keys(entry.client_args), ...entry.args.map((/** @type {any} */ a) => a.name)]);
-  const unknown = Object.keys(given).filter((k) => !known.has(k));
-  if (unknown.length) throw new InvalidArgumentError(`${camel(key)} takes no argument ${unknown.map(camel).join(", ")}`);
   const defaults = entry.defaults ?? {};
   const what = camel(key);
   /** @type {Arg[]} */

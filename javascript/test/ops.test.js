@@ -1,129 +1,128 @@
-// The sans-IO operations without Redis: the script each one calls, the
-// arguments it sends and how it reads a reply. A conformance runner drives the
-// same Call objects.
+// The table-driven call layer without Redis (src/calls.js): for each call of
+// the manifest's table, the script it runs, the exact ARGV it sends and the
+// values it makes of a reply. A conformance runner drives the same Calls.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { decode } from "../src/envelope.js";
-import { BY_CODE } from "../src/errors.js";
-import { Event, Status, StaleLeaseError, UnknownEventError, ops } from "../src/index.js";
+import { BY_CODE, HomingError } from "../src/errors.js";
+import {
+  DeadPage,
+  DistributeResult,
+  Event,
+  FailOutcome,
+  InvalidArgumentError,
+  PromoteResult,
+  StaleLeaseError,
+  Status,
+  UnknownEventError,
+  ops,
+} from "../src/index.js";
 import { SCRIPTS } from "../src/manifest.js";
 import { workerBeatCall } from "../src/worker-beat.js";
 
+const { call, CALLS } = ops;
 const b = (/** @type {string} */ s) => Buffer.from(s);
+/** ARGV as text, envelopes decoded: what a reader compares. */
+const argv = (/** @type {import("../src/index.js").Call} */ c) =>
+  c.args.map((a) => (Buffer.isBuffer(a) ? { env: decode(a) } : a));
 
-test("every operation names a script of the manifest", () => {
-  const calls = [
-    ops.enqueueMany("s", [1], 100),
-    ops.createTimer("s", 1, 100, { delayMs: 5 }),
-    ops.cancelTimer("s", "t"),
-    ops.dequeue("s", 1),
-    ops.completeMany("s", [["i", 1]], 100),
-    ops.extendMany("s", [["i", 1]]),
-    ops.fail("s", "i", 1, "r", false),
-    ops.releaseMany("s", [["i", 1]]),
-    ops.status("s", "i"),
-    ops.stats("s"),
-    ops.configure("s", {}),
-    ops.deadList("s", 0, 10),
-    ops.deadRequeue("s", null, 10),
-    ops.deadPurge("s", ["a"], 10),
-    ops.promote("s", 10),
-    ops.distribute("s", 10),
-    ops.startMany("s", [["i", 1]]),
-  ];
-  for (const c of calls) {
-    assert.ok(Object.hasOwn(SCRIPTS, c.script), c.script);
-    assert.equal(c.service, "s");
-    assert.ok(c.args.every((a) => typeof a === "string" || Buffer.isBuffer(a)), c.script);
+test("every call of the table builds a Call of a manifest script; every script is reached", () => {
+  const samples = /** @type {Record<string, Record<string, unknown>>} */ ({
+    enqueue: { payload: 1 }, enqueue_many: { payloads: [1] }, create_timer: { payload: 1, delayMs: 5 },
+    cancel_timer: { id: "t" }, status: { id: "i" }, result: { id: "i" }, dequeue: {},
+    start: { items: [["i", 1]] }, complete: { id: "i", token: 1 }, complete_many: { items: [["i", 1]] },
+    extend_lease: { id: "i", token: 1 }, extend_many: { items: [["i", 1]] }, fail: { id: "i", token: 1 },
+    release: { items: [["i", 1]] }, stats: {}, configure: { policy: {} }, dead_list: {}, dead_requeue: {},
+    dead_purge: {}, promote: {}, distribute: {}, beat: { name: "d:h:1" },
+    worker_beat: { name: "w", service: "s", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 10 },
+  });
+  assert.deepEqual(Object.keys(CALLS).sort(), Object.keys(samples).sort(), "a sample for each call");
+  const scripts = new Set();
+  for (const [name, args] of Object.entries(samples)) {
+    const c = call(name, name === "beat" ? "" : "s", args, 100);
+    assert.ok(Object.hasOwn(SCRIPTS, c.script), name);
+    assert.equal(c.script, CALLS[name].script);
+    assert.ok(c.args.every((a) => typeof a === "string" || Buffer.isBuffer(a)), name);
+    scripts.add(c.script);
   }
-  // beat takes no service: its only key is the global <prefix>:daemons.
-  const beat = ops.beat("scheduler:h:1");
-  assert.deepEqual([beat.script, beat.service, beat.args, beat.parse(1234)], ["beat", "", ["scheduler:h:1"], 1234]);
-  // worker_beat neither: its only key is the global <prefix>:workers (src/worker-beat.js).
-  const workerBeat = workerBeatCall({ name: "w", service: "s", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 10 });
-  assert.equal(workerBeat.service, "");
-  assert.equal(new Set([...calls, beat, workerBeat].map((c) => c.script)).size, Object.keys(SCRIPTS).length);
+  assert.deepEqual([...scripts].sort(), Object.keys(SCRIPTS).sort());
 });
 
-test("enqueueMany sends max, count, then id, envelope, key per event", () => {
-  const c = ops.enqueueMany("s", [{ a: 1 }, "x"], 500, ["k", null], ["id-1", "id-2"]);
+test("enqueue_many: max, count, then id, envelope, key per event; the ids come back", () => {
+  const c = call("enqueue_many", "s", { payloads: [{ a: 1 }, "x"], keys: ["k", null], ids: ["id-1", "id-2"] }, 500);
   assert.equal(c.script, "enqueue");
-  assert.deepEqual(c.args.filter((_, i) => i !== 3 && i !== 6), ["500", "2", "id-1", "k", "id-2", ""]);
-  assert.deepEqual(decode(/** @type {Buffer} */ (c.args[3])), { a: 1 });
+  assert.deepEqual(argv(c), ["500", "2", "id-1", { env: { a: 1 } }, "k", "id-2", { env: "x" }, ""]);
   assert.deepEqual(c.parse([b("id-1"), 1, b("id-2"), 0]), ["id-1", "id-2"]);
-  const generated = ops.enqueueMany("s", [1], 500);
-  assert.match(String(generated.args[2]), /^[0-9a-f]{32}$/);
+  const made = call("enqueueMany", "s", { payloads: new Set([1]) }, 500); // camelCase name, any iterable
+  assert.match(String(made.args[2]), /^[0-9a-f]{32}$/);
+  assert.deepEqual(argv(made).slice(3), [{ env: 1 }, ""]);
+  const one = call("enqueue", "s", { payload: 2, id: "e", key: "k" }, 500); // the batch of one
+  assert.deepEqual(argv(one), ["500", "1", "e", { env: 2 }, "k"]);
+  assert.equal(one.parse([b("e"), 1]), "e");
 });
 
-test("createTimer: 'in' for a delay, 'at' for a Date or epoch ms", () => {
-  const delay = ops.createTimer("s", 1, 100, { delayMs: 1500.7, id: "t1", key: "k" });
-  assert.deepEqual([delay.args[1], delay.args[3], delay.args[4], delay.args[5]], ["t1", "k", "1500", ""]);
-  const at = ops.createTimer("s", 1, 100, { at: new Date(1_700_000_000_123) });
-  assert.deepEqual(at.args.slice(4), ["", "1700000000123"]);
-  assert.deepEqual(ops.createTimer("s", 1, 100, { at: 99 }).args.slice(4), ["", "99"]);
+test("create_timer: delay_ms or at_ms, the other ''", () => {
+  const delay = call("create_timer", "s", { payload: 1, delayMs: 1500.7, id: "t1", key: "k" }, 100);
+  assert.deepEqual(argv(delay), ["100", "t1", { env: 1 }, "k", "1500", ""]);
+  assert.deepEqual(call("create_timer", "s", { payload: 1, at_ms: 99, id: "t" }).args.slice(4), ["", "99"]);
   assert.equal(delay.parse([b("t1"), 1, 123]), "t1");
+  const at = ops.createTimer("s", 1, 100, { at: new Date(1_700_000_000_123), id: "t" });
+  assert.deepEqual(at.args.slice(4), ["", "1700000000123"]);
 });
 
-test("dequeue parses events; their payload decodes lazily", () => {
-  const c = ops.dequeue("s", 3, 2500);
-  assert.deepEqual(c.args, ["3", "2500", "0"]);
-  assert.deepEqual(ops.dequeue("s", 1).args, ["1", "0", "0"]);
-  assert.deepEqual(ops.dequeue("s", 1, null, true).args, ["1", "0", "1"]);
-  const env = ops.enqueueMany("s", ["hello"], 100).args[3];
-  const [ev, bad] = c.parse([9000, b("a"), 7, 2, env, 0, b("z"), 8, 1, b("junk"), 1]);
+test("dequeue: count, lease_ms, reserve; events with the head's deadline, payloads decoded lazily", () => {
+  assert.deepEqual(call("dequeue", "s", { count: 3, leaseMs: 2500 }).args, ["3", "2500", "0"]);
+  assert.deepEqual(call("dequeue", "s").args, ["1", "0", "0"]);
+  assert.deepEqual(call("dequeue", "s", { reserve: true }).args, ["1", "0", "1"]);
+  const env = call("enqueue", "s", { payload: "hello" }).args[3];
+  const [ev, bad] = call("dequeue", "s").parse([9000, b("a"), 7, 2, env, 0, b("z"), 8, 1, b("junk"), 1]);
   assert.ok(ev instanceof Event);
   assert.deepEqual([ev.service, ev.id, ev.token, ev.attempt, ev.deadlineMs, ev.mustStart], ["s", "a", 7, 2, 9000, false]);
   assert.equal(ev.payload, "hello");
   assert.equal(bad.mustStart, true);
   assert.throws(() => bad.payload, { name: "CorruptEnvelopeError" });
+  assert.deepEqual(call("dequeue", "s").parse([9000]), []);
 });
 
-test("start sends count, then id, token per item; per item the attempt or its error", () => {
-  const c = ops.startMany("s", [["a", 1000000001], { id: "b", token: 2n }]);
-  assert.deepEqual([c.script, c.args], ["start", ["2", "a", "1000000001", "b", "2"]]);
-  const [attempt, stale] = c.parse([3, b("STALE_LEASE")]);
-  assert.equal(attempt, 3);
-  assert.ok(stale instanceof StaleLeaseError);
-  assert.match(stale.message, /^STALE_LEASE: event b \(token 2\): /);
-});
-
-test("promote reads the returned count; status names come from the manifest", () => {
-  const r = ops.promote("s", 10).parse([1, 2, 3, 0, -1, 4]);
-  assert.deepEqual({ ...r }, { timers: 1, retries: 2, expired: 3, more: false, nextDueMs: -1, returned: 4 });
-  const st = ops.status("s", "i");
-  assert.equal(st.parse([b("pending"), b("v"), 0]).detail, "reserved");
-  assert.equal(st.parse([b("pending"), b("l"), 1]).detail, "leased");
-});
-
-test("batch items are [id, token, result] or {id, token, result}", () => {
-  const c = ops.completeMany("s", [["a", 1, null], { id: "b", token: 2n, result: 5 }, { id: "c", token: "3" }], 100);
-  assert.deepEqual(c.args.slice(0, 5), ["100", "3", "a", "1", ""]);
-  assert.deepEqual([c.args[5], c.args[6]], ["b", "2"]);
-  assert.equal(decode(/** @type {Buffer} */ (c.args[7])), 5);
-  assert.deepEqual(c.args.slice(8), ["c", "3", ""]);
+test("batch items are [id, token, result] or {id, token, result}; per item null, a number or its error", () => {
+  const c = call("complete_many", "s", { items: [["a", 1, null], { id: "b", token: 2n, result: 5 }, { id: "c", token: "3" }] }, 100);
+  assert.deepEqual(argv(c), ["100", "3", "a", "1", "", "b", "2", { env: 5 }, "c", "3", ""]);
   const out = c.parse([b("OK"), b("STALE_LEASE"), b("UNKNOWN_EVENT")]);
   assert.equal(out[0], null);
   assert.ok(out[1] instanceof StaleLeaseError);
   assert.match(out[1].message, /^STALE_LEASE: event b \(token 2\): The lease token is not/);
   assert.ok(out[2] instanceof UnknownEventError);
-  const ext = ops.extendMany("s", [["a", 1], ["b", 2]], 100);
+  const ext = call("extend_many", "s", { items: [["a", 1], ["b", 2]], leaseMs: 100 });
   assert.deepEqual(ext.args, ["100", "2", "a", "1", "b", "2"]);
   const parsed = ext.parse([12345, b("STALE_LEASE")]);
   assert.equal(parsed[0], 12345);
   assert.ok(parsed[1] instanceof StaleLeaseError);
+  const start = call("start", "s", { items: [["a", 1000000001], { id: "b", token: 2n }] });
+  assert.deepEqual(start.args, ["2", "a", "1000000001", "b", "2"]);
+  assert.equal(start.parse([3, b("OK")])[0], 3);
+  assert.deepEqual(call("release", "s", { items: [{ id: "a", token: 4 }] }).args, ["1", "a", "4"]);
+  // A lease item has no result: a third field is refused, not dropped.
+  assert.throws(() => call("release", "s", { items: [["a", 4, "x"]] }), InvalidArgumentError);
+});
+
+test("a single form is the batch of one: its value, or its item's error thrown", () => {
+  const c = call("complete", "s", { id: "a", token: 7, result: { ok: true } }, 100);
+  assert.deepEqual(argv(c), ["100", "1", "a", "7", { env: { ok: true } }]);
+  assert.equal(c.parse([b("OK")]), null);
+  assert.throws(() => c.parse([b("STALE_LEASE")]), { name: "StaleLeaseError", message: /^STALE_LEASE: event a \(token 7\)/ });
+  const ext = call("extend_lease", "s", { id: "a", token: 7 });
+  assert.deepEqual(ext.args, ["0", "1", "a", "7"]);
+  assert.equal(ext.parse([555]), 555);
 });
 
 test("per-item errors read on one line, for every code", () => {
   const codes = Object.keys(BY_CODE);
   const items = codes.map((_, i) => /** @type {[string, number]} */ ([`e${i}`, i + 1]));
-  const completed = ops.completeMany("s", items, 100).parse(codes.map((c) => b(c)));
-  const extended = ops.extendMany("s", items).parse(codes.map((c) => b(c)));
-  const released = ops.releaseMany("s", items).parse(codes.map((c) => b(c)));
-  const started = ops.startMany("s", items).parse(codes.map((c) => b(c)));
-  for (const errors of [completed, extended, released, started]) {
-    errors.forEach((err, i) => {
+  for (const name of ["complete_many", "extend_many", "release", "start"]) {
+    const errors = call(name, "s", { items }).parse(codes.map((c) => b(c)));
+    errors.forEach((/** @type {HomingError} */ err, /** @type {number} */ i) => {
       assert.ok(err instanceof BY_CODE[/** @type {keyof typeof BY_CODE} */ (codes[i])]);
       assert.match(err.message, new RegExp(`^${codes[i]}: event e${i} \\(token ${i + 1}\\): \\S`));
       assert.ok(!/\n|\s{2}|\s$/.test(err.message), err.message);
@@ -131,28 +130,99 @@ test("per-item errors read on one line, for every code", () => {
   }
 });
 
-test("fail, status, configure and dead letters", () => {
-  assert.deepEqual(ops.fail("s", "i", 4, "why", true).args, ["i", "4", "why", "1", ""]);
-  assert.deepEqual(ops.fail("s", "i", 4, "why", false, 10).args, ["i", "4", "why", "0", "10"]);
-  const st = ops.status("s", "i");
+test("fail, status, configure, stats and the dead letters", () => {
+  const fail = call("fail", "s", { id: "i", token: 4, reason: "why", dead: true });
+  assert.deepEqual(fail.args, ["i", "4", "why", "1", ""]);
+  assert.deepEqual(call("fail", "s", { id: "i", token: 4, delayMs: 10 }).args, ["i", "4", "", "0", "10"]);
+  const outcome = fail.parse([b("retry"), 777]);
+  assert.ok(outcome instanceof FailOutcome);
+  assert.deepEqual({ ...outcome }, { action: "retry", atMs: 777 });
+
+  const st = call("status", "s", { id: "i" });
+  assert.deepEqual(st.args, ["i"]);
   assert.deepEqual({ ...st.parse([b("pending"), b("w"), 2]) }, { ...new Status("pending", "waiting", 2) });
+  assert.equal(st.parse([b("pending"), b("v"), 0]).detail, "reserved");
   assert.equal(st.parse([b("dead"), b("reason"), 3]).detail, "reason");
   assert.equal(st.parse([b("unknown")]).state, "unknown");
   assert.equal(st.parse([b("done"), b("")]).result, null);
-  const conf = ops.configure("s", { leaseMs: 100, backoff_jitter: 0.5, maxAttempts: null });
+  assert.throws(() => st.parse([b("lost")]), HomingError);
+
+  const conf = call("configure", "s", { policy: { leaseMs: 100, backoff_jitter: 0.5, maxAttempts: null } });
   assert.deepEqual(conf.args, ["lease_ms", "100", "backoff_jitter", "0.5", "max_attempts", ""]);
-  assert.deepEqual(conf.parse([b("lease_ms"), b("100"), b("backoff_jitter"), b("0.5")]), {
-    leaseMs: 100,
-    backoffJitter: 0.5,
-  });
-  assert.deepEqual(ops.deadRequeue("s", null, 7).args, ["7"]);
-  assert.deepEqual(ops.deadPurge("s", ["a", "b"], 7).args, ["7", "a", "b"]);
-  const page = ops.deadList("s", 5, 10).parse([3, b("x"), 111, 2, b("bad"), b("")]);
+  assert.deepEqual(conf.parse([b("lease_ms"), b("100"), b("backoff_jitter"), b("0.5")]), { leaseMs: 100, backoffJitter: 0.5 });
+  const stats = call("stats", "s");
+  assert.deepEqual(stats.args, []);
+  // The script's names are kept; text numbers are read, other text stays text.
+  assert.deepEqual(stats.parse([b("ready"), 3, b("policy.backoff_jitter"), b("0.5"), b("test_clock"), b("tomorrow")]),
+    { ready: 3, "policy.backoff_jitter": 0.5, test_clock: "tomorrow" });
+
+  assert.deepEqual(call("dead_requeue", "s", { count: 7 }).args, ["7"]);
+  assert.deepEqual(call("dead_purge", "s", { ids: ["a", "b"] }).args, ["100", "a", "b"]);
+  assert.deepEqual(call("dead_purge", "s").parse([2, 5]), [2, 5]);
+  const list = call("dead_list", "s", { offset: 5, count: 10 });
+  assert.deepEqual(list.args, ["5", "10"]);
+  const page = list.parse([3, b("x"), 111, 2, b("bad"), b("")]);
+  assert.ok(page instanceof DeadPage);
   assert.equal(page.total, 3);
   assert.deepEqual({ ...page.letters[0], raw: null }, { id: "x", diedMs: 111, attempt: 2, reason: "bad", raw: null });
 });
 
-test("stats keeps the script's names and reads policy fractions", () => {
-  const out = ops.stats("s").parse([b("ready"), 3, b("total.enqueued"), 9, b("policy.backoff_jitter"), b("0.5"), b("policy.lease_ms"), b("30000")]);
-  assert.deepEqual(out, { ready: 3, "total.enqueued": 9, "policy.backoff_jitter": 0.5, "policy.lease_ms": 30000 });
+test("the daemons' steps and the beat", () => {
+  const promote = call("promote", "s", { limit: 10 });
+  assert.deepEqual(promote.args, ["10"]);
+  const r = promote.parse([1, 2, 3, 0, -1, 4]);
+  assert.ok(r instanceof PromoteResult);
+  assert.deepEqual({ ...r }, { timers: 1, retries: 2, expired: 3, more: false, nextDueMs: -1, returned: 4 });
+  assert.deepEqual(call("distribute", "s").args, ["1000"]);
+  const d = call("distribute", "s").parse([1, 2, 1]);
+  assert.ok(d instanceof DistributeResult);
+  assert.deepEqual({ ...d }, { retried: 1, dead: 2, more: true });
+  // beat takes no service: its only key is the global <prefix>:daemons.
+  const beat = call("beat", "", { name: "scheduler:h:1" });
+  assert.deepEqual([beat.script, beat.service, beat.args, beat.parse(1234)], ["beat", "", ["scheduler:h:1"], 1234]);
+  assert.equal(call("cancel_timer", "s", { id: "t" }).parse(1), true);
+  // worker_beat: its only key is the global <prefix>:workers; service is data too.
+  const worker = { name: "w", service: "s", host: "h", pid: 7, concurrency: 2, held: 1, everyMs: 10 };
+  const wb = call("worker_beat", "s", { ...worker, ids: ["e1"] });
+  assert.deepEqual(wb.args, ["w", "s", "h", "7", "2", "1", "10", "0", "3600000", "e1"]);
+  assert.equal(wb.parse([123, 4]), 4);
+  assert.deepEqual(workerBeatCall({ ...worker, ids: [], stopped: true }).args,
+    ["w", "s", "h", "7", "2", "1", "10", "1", "3600000"]);
+  assert.throws(() => workerBeatCall({ ...worker, service: "bad:name" }), { name: "InvalidNameError" });
+});
+
+test("what the table does not know is refused, typed, before anything is built", () => {
+  assert.throws(() => call("enqueue_one", "s", {}), { name: "InvalidArgumentError", message: /no call "enqueue_one"/ });
+  assert.throws(() => call("enqueue", "s", { payload: 1, colour: "red" }), /enqueue takes no argument colour/);
+  assert.throws(() => call("dequeue", "s", { count: null }), /count must be a whole number/); // null is not "left out"
+  assert.throws(() => call("dequeue", "s", { leaseMs: 2 ** 40 }), /leaseMs must be a whole number in \[0, 43200000\]/);
+  assert.throws(() => call("dequeue", "bad:name"), { name: "InvalidNameError" });
+  assert.throws(() => call("enqueue_many", "s", { payloads: "abc" }), /takes an array \(or iterable\)/);
+  assert.throws(() => call("dead_purge", "s", { ids: [] }), /takes 1\.\.1000 items/); // never "the oldest"
+  assert.throws(() => call("stats", "s", /** @type {any} */ ([1])), /takes an object of arguments/);
+});
+
+test("the positional ops functions build the very Calls of call()", () => {
+  const same = (/** @type {import("../src/index.js").Call} */ a, /** @type {import("../src/index.js").Call} */ c) =>
+    assert.deepEqual([a.script, a.service, a.args], [c.script, c.service, c.args]);
+  same(ops.dequeue("s", 2, null, true), call("dequeue", "s", { count: 2, reserve: true }));
+  same(ops.fail("s", "i", 1, "r", false, null), call("fail", "s", { id: "i", token: 1, reason: "r" }));
+  same(ops.deadRequeue("s", null, 9), call("dead_requeue", "s", { count: 9 }));
+  same(ops.completeMany("s", [["i", 1]], 50), call("complete_many", "s", { items: [["i", 1]] }, 50));
+  same(ops.beat("d:h:1"), call("beat", "", { name: "d:h:1" }));
+});
+
+test("an entry the table gains is callable with no code: neutral records in camelCase", () => {
+  // enqueue_many's entry without its pick, as a new calls.json entry would be.
+  const entry = structuredClone(CALLS.enqueue_many);
+  delete entry.pick;
+  CALLS.enqueue_added = entry;
+  try {
+    const c = call("enqueueAdded", "s", { payloads: [1, 2], ids: ["a", "b"] }, 100);
+    assert.deepEqual(argv(c), ["100", "2", "a", { env: 1 }, "", "b", { env: 2 }, ""]);
+    assert.deepEqual(c.parse([b("a"), 1, b("b"), 0]), { items: [{ id: "a", added: true }, { id: "b", added: false }] });
+    assert.throws(() => c.parse([b("a"), 1, b("b")]), { name: "HomingError", message: /reply has 1 fields, the table says 2/ });
+  } finally {
+    delete CALLS.enqueue_added;
+  }
 });
