@@ -12,7 +12,7 @@
 
 import { camel, describe, encodeArg, snake } from "./argtypes.js";
 import { BY_CODE, HomingError, InvalidArgumentError } from "./errors.js";
-import { MANIFEST, POLICY, STATUS_NAMES, checkService } from "./manifest.js";
+import { GLOBAL_KEYS, MANIFEST, POLICY, SCRIPTS, STATUS_NAMES, checkService } from "./manifest.js";
 import { DeadLetter, DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status } from "./types.js";
 
 /**
@@ -239,7 +239,8 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
     };
     return { script: inner.script, service, args: inner.args, parse: single };
   }
-  if (service || entry.script !== "beat") checkService(service);
+  // A script whose keys are all global (beat: <prefix>:daemons) takes no service.
+  if (service || !SCRIPTS[entry.script].keys.every((k) => GLOBAL_KEYS.has(k))) checkService(service);
   const defaults = entry.defaults ?? {};
   const what = camel(key);
   /** @type {Arg[]} */
@@ -256,8 +257,7 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
       const value = spec.type === "list" ? listItems(entry, spec, given, what)
         : Object.hasOwn(given, spec.name) ? given[spec.name] : defaults[spec.name];
       const out = encodeArg(spec, value, spec.type === "list" ? what : spec.name, maxPayload, defaults);
-      if (!Array.isArray(out)) argv.push(out);
-      else argv.push(...out);
+      argv.push(...(Array.isArray(out) ? out : [out]));
       if (spec.type === "list" && Array.isArray(out)) {
         const width = spec.fields.length;
         items = [];
