@@ -100,9 +100,9 @@ export function parseReply(spec, r, items) {
     case "records": {
       const n = spec.each.length;
       const h = spec.head.length;
-      const items = [];
-      for (let i = h; i < r.length; i += n) items.push(fields(spec.each, r.slice(i, i + n)));
-      return { ...fields(spec.head, r.slice(0, h)), items };
+      const rows = [];
+      for (let i = h; i < r.length; i += n) rows.push(fields(spec.each, r.slice(i, i + n)));
+      return { ...fields(spec.head, r.slice(0, h)), items: rows };
     }
     case "items":
       return r.map((/** @type {any} */ v, /** @type {number} */ i) => {
