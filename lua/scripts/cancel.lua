@@ -1,10 +1,11 @@
 --[[
 @script cancel
-@version 3
+@version 4
 @memory level
 @wait
 @summary Cancel a pending timer (cancel_timer). A timer that has already
-fired is an ordinary event by then and is not touched.
+fired is an ordinary event by then and is not touched; a recurring timer is
+removed by recurring_remove, not here.
 @key timers
 @key data
 @key meta
@@ -19,6 +20,10 @@ fired is an ordinary event by then and is not touched.
 
 argc(1)
 local id = ARGV[1]
+local m = meta_get(id)
+if m and m.s == 'c' then
+  return 0 -- a recurring timer: recurring_remove removes it, with its name
+end
 if redis.call('ZREM', K.timers, id) == 0 then
   return 0
 end

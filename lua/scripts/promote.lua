@@ -1,9 +1,10 @@
 --[[
 @script promote
-@version 3
+@version 4
 @memory level
 @summary The retry scheduler's step for one service: move due timers and
-due retries to the ready queue, and reclaim expired leases (their tokens
+due retries to the ready queue (a due recurring timer fires one event and
+moves on to its next tick, see recurring_put), and reclaim expired leases (their tokens
 die here, so a late complete is refused). A started lease goes onto the
 expired list for the distributor, which charges it; a reserved lease (its
 worker never started it) goes straight back to the front of the ready
@@ -41,6 +42,7 @@ lease deadline (-1 if none), reserved leases returned uncharged
 --@include deadletter
 --@include prune
 --@include ready
+--@include recurring
 
 argc(1)
 local p = load_policy()
@@ -50,7 +52,11 @@ local more = 0
 
 -- Move due members of zset to the ready queue, as status r.
 local function promote_due(zset, counter)
-  local ids = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'LIMIT', 0, limit)
+  local pairs_ = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+  local ids, due = {}, {}
+  for j = 1, #pairs_, 2 do
+    ids[#ids + 1], due[#due + 1] = pairs_[j], pairs_[j + 1]
+  end
   if #ids == 0 then
     return 0
   end
@@ -58,10 +64,16 @@ local function promote_due(zset, counter)
     more = 1
   end
   redis.call('ZREM', zset, unpack(ids))
-  local moved = {}
-  for _, id in ipairs(ids) do
+  local moved, fired = {}, 0
+  for i, id in ipairs(ids) do
     local m = meta_get(id)
-    if m then
+    if m and m.s == 'c' then
+      local oid = fire_recurring(id, m, tonumber(due[i]), now)
+      if oid then
+        moved[#moved + 1] = oid
+        fired = fired + 1
+      end
+    elseif m then
       m.s, m.token = 'r', 0
       meta_put(id, m)
       moved[#moved + 1] = id
@@ -69,6 +81,7 @@ local function promote_due(zset, counter)
       quarantine(id, m, now)
     end
   end
+  count('recurring_fired', fired)
   if #moved > 0 then
     redis.call('LPUSH', K.ready, unpack(moved))
     count(counter, #moved)

@@ -16,12 +16,13 @@ from .consumer import Consumer, Reject
 from .daemons import Distributor, Scheduler, run_daemons
 from .errors import *  # noqa: F403 - the generated exception classes are public API
 from .manifest import SCHEMA
-from .types import DeadLetter, DeadPage, Event, FailOutcome, Status
+from .types import DeadLetter, DeadPage, Event, FailOutcome, Recurring, RecurringPage, Status
 from .worker import Worker, WorkerStats
 
 __all__ = [
     "SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Distributor",
-    "Event", "FailOutcome", "Reject", "Scheduler", "Status", "Worker", "WorkerStats",
+    "Event", "FailOutcome", "Recurring", "RecurringPage", "Reject", "Scheduler", "Status",
+    "Worker", "WorkerStats",
     "run_daemons", *_errors.__all__,
 ]
 __version__ = "0.1.0"

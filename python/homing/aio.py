@@ -26,7 +26,15 @@ from .clientbase import (
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
 from .errors import HomingError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
-from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
+from .types import (
+    DeadPage,
+    DistributeResult,
+    Event,
+    FailOutcome,
+    PromoteResult,
+    RecurringPage,
+    Status,
+)
 
 
 class AsyncClient(ClientBase):
@@ -204,6 +212,32 @@ class AsyncClient(ClientBase):
     async def release(self, service: str,
                       items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
         return await self.run(self.op("release", service, items=items))
+
+    # -- recurring timers ----------------------------------------------------
+
+    async def recurring_put(self, service: str, name: str, payload: Any, *,
+                      every_ms: int | None = None, cron: str | None = None,
+                      catch_up: bool = True) -> int:
+        """Register the recurring timer ``name``: every ``every_ms`` or by ``cron`` (UTC).
+
+        Each tick fires the event ``<name>.<tick_ms>`` carrying ``payload``,
+        once however many daemons run, never before its time by the Redis
+        clock. The same name again is the same schedule (unchanged: it keeps
+        its next tick). ``catch_up``: after downtime one event stands for the
+        missed ticks (True) or they fire nothing (False). Returns the next
+        tick, ms since the epoch.
+        """
+        return await self.run(self.op("recurring_put", service, name=name, payload=payload,
+                                every_ms=every_ms, cron=cron or "", catch_up=catch_up))
+
+    async def recurring_remove(self, service: str, name: str) -> bool:
+        """Remove the recurring timer ``name``; False if there was none."""
+        return await self.run(self.op("recurring_remove", service, name=name))
+
+    async def recurring_list(self, service: str, offset: int = 0,
+                             count: int = 100) -> RecurringPage:
+        """A page of the service's recurring timers, by name."""
+        return await self.run(self.op("recurring_list", service, offset=offset, count=count))
 
     async def services(self) -> list[str]:
         key = global_key(self.prefix, "services")

@@ -21,6 +21,7 @@ import click
 from . import clistats, durability
 from .clidead import dead
 from .client import DEFAULT_URL
+from .clirecurring import recurring
 from .cliutil import (
     BATCH,
     REQUIRE_DURABLE_HELP,
@@ -235,6 +236,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
 
 main.add_command(dead)
 main.add_command(dashboard)  # homing.web.command: imports the web extra only when it runs
+main.add_command(recurring)
 
 
 # -- running -------------------------------------------------------------------------

@@ -26,7 +26,15 @@ from .clientbase import (
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
 from .errors import HomingError, RedisFullError
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, check_service, global_key
-from .types import DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status
+from .types import (
+    DeadPage,
+    DistributeResult,
+    Event,
+    FailOutcome,
+    PromoteResult,
+    RecurringPage,
+    Status,
+)
 
 
 class Client(ClientBase):
@@ -259,6 +267,31 @@ class Client(ClientBase):
     def release(self, service: str, items: Sequence[tuple[str, int]]) -> list[HomingError | None]:
         """Hand leased events back unprocessed; they go next and no attempt is counted."""
         return self.run(self.op("release", service, items=items))
+
+    # -- recurring timers ----------------------------------------------------
+
+    def recurring_put(self, service: str, name: str, payload: Any, *,
+                      every_ms: int | None = None, cron: str | None = None,
+                      catch_up: bool = True) -> int:
+        """Register the recurring timer ``name``: every ``every_ms`` or by ``cron`` (UTC).
+
+        Each tick fires the event ``<name>.<tick_ms>`` carrying ``payload``,
+        once however many daemons run, never before its time by the Redis
+        clock. The same name again is the same schedule (unchanged: it keeps
+        its next tick). ``catch_up``: after downtime one event stands for the
+        missed ticks (True) or they fire nothing (False). Returns the next
+        tick, ms since the epoch.
+        """
+        return self.run(self.op("recurring_put", service, name=name, payload=payload,
+                                every_ms=every_ms, cron=cron or "", catch_up=catch_up))
+
+    def recurring_remove(self, service: str, name: str) -> bool:
+        """Remove the recurring timer ``name``; False if there was none."""
+        return self.run(self.op("recurring_remove", service, name=name))
+
+    def recurring_list(self, service: str, offset: int = 0, count: int = 100) -> RecurringPage:
+        """A page of the service's recurring timers, by name."""
+        return self.run(self.op("recurring_list", service, offset=offset, count=count))
 
     # -- admin and daemons ---------------------------------------------------
 

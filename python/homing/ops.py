@@ -35,6 +35,8 @@ from .types import (
     Event,
     FailOutcome,
     PromoteResult,
+    Recurring,
+    RecurringPage,
     Status,
 )
 
@@ -59,6 +61,8 @@ RECORDS: dict[str, Callable[[str, dict[str, Any]], Any]] = {
     "Status": lambda service, f: Status(**f),
     "PromoteResult": lambda service, f: PromoteResult(**f),
     "DistributeResult": lambda service, f: DistributeResult(**f),
+    "RecurringPage": lambda service, f: RecurringPage(
+        f["total"], [Recurring(**x) for x in f["items"]]),
 }
 
 

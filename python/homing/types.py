@@ -113,3 +113,27 @@ class DistributeResult:
     retried: int
     dead: int
     more: bool
+
+
+@dataclass(frozen=True)
+class Recurring:
+    """A recurring timer: its spec, its next tick, and how many ticks fired or were skipped.
+
+    ``spec`` is ``every <ms> <catch_up>`` or ``cron <catch_up> <expression>``
+    (catch_up 1: after downtime one event stands for the missed ticks; 0: they
+    fire nothing). Each tick fires the event ``<name>.<tick_ms>``.
+    """
+
+    name: str
+    spec: str
+    next_ms: int
+    fired: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class RecurringPage:
+    """One page of a service's recurring timers, by name, and how many there are."""
+
+    total: int
+    schedules: list[Recurring]

@@ -77,6 +77,13 @@ def _fail(c: Client, s: str, a: dict[str, Any]) -> Any:
     return {"action": o.action, "at_ms": o.at_ms}
 
 
+def _recurring_page(c: Client, s: str, a: dict[str, Any]) -> Any:
+    page = c.recurring_list(s, a.get("offset", 0), a.get("count", 100))
+    return {"total": page.total, "schedules": [
+        {"name": r.name, "spec": r.spec, "next_ms": r.next_ms, "fired": r.fired,
+         "skipped": r.skipped} for r in page.schedules]}
+
+
 Impl = Callable[[Client, str, dict[str, Any]], Any]
 
 CALLS: dict[str, Impl] = {
@@ -114,4 +121,9 @@ CALLS: dict[str, Impl] = {
     "worker_beat": lambda c, s, a: c.worker_beat(
         a["name"], a["service"], a["host"], a["pid"], a["concurrency"], a["held"], a["every_ms"],
         a.get("stopped", False), a.get("ids", []), forget_ms=a.get("forget_ms", 3_600_000)),
+    "recurring_put": lambda c, s, a: c.recurring_put(
+        s, a["name"], a["payload"], every_ms=a.get("every_ms"), cron=a.get("cron"),
+        catch_up=a.get("catch_up", True)),
+    "recurring_remove": lambda c, s, a: c.recurring_remove(s, a["name"]),
+    "recurring_list": _recurring_page,
 }
