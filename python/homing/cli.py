@@ -161,6 +161,20 @@ def cancel_timer(s: Settings, service: str, timer_id: str) -> None:
 @main.command()
 @click.argument("service")
 @click.argument("event_id", metavar="ID")
+@click.pass_obj
+def cancel(s: Settings, service: str, event_id: str) -> None:
+    """Cancel a queued event (ready, waiting for a retry, or a timer); exit 1 if it was not."""
+    done, state = s.client().cancel(service, event_id)
+    if done:
+        click.echo(f"cancelled {event_id} ({state})")
+    else:
+        click.echo(f"{event_id} was not cancelled: it is {state}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("service")
+@click.argument("event_id", metavar="ID")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Seconds to wait [default: forever].")
 @click.pass_obj
 def result(s: Settings, service: str, event_id: str, timeout: float | None) -> None:

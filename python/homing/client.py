@@ -199,6 +199,16 @@ class Client(ClientBase):
         """
         return self.run(self.op("cancel_timer", service, id=timer_id))
 
+    def cancel(self, service: str, event_id: str) -> tuple[bool, str]:
+        """Cancel a queued event: ready, waiting out a retry, or a pending timer.
+
+        Returns ``(True, state it left)`` or ``(False, why not)``: a leased or
+        reserved event is left to its holder, a dead letter to ``dead_purge``, a
+        recurring timer to ``recurring_remove``; ``"unknown"`` for no such event.
+        Removing a ready event scans the ready queue: an operator's call.
+        """
+        return self.run(self.op("cancel", service, id=event_id))
+
     def status(self, service: str, event_id: str) -> Status:
         """Where an event stands right now (done, dead, pending or unknown)."""
         return self.run(self.op("status", service, id=event_id))

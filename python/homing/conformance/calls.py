@@ -92,6 +92,8 @@ CALLS: dict[str, Impl] = {
                                                    ids=a["ids"]),
     "create_timer": _timer,
     "cancel_timer": lambda c, s, a: c.cancel_timer(s, a["id"]),
+    "cancel": lambda c, s, a: dict(zip(("cancelled", "state"), c.cancel(s, a["id"]),
+                                       strict=True)),
     "dequeue": lambda c, s, a: [_event(e) for e in c.dequeue(s, a.get("count", 1),
                                                              lease_ms=a.get("lease_ms"),
                                                              reserve=a.get("reserve", False))],

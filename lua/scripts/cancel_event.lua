@@ -1,0 +1,56 @@
+--[[
+@script cancel_event
+@version 1
+@memory level
+@wait
+@summary Cancel a queued event by id (cancel): one that is ready, waiting
+out a retry backoff, or a pending timer is removed with its payload and
+record, as if it had never been enqueued. A leased or reserved event is not
+touched (its holder may be running it: complete or fail decide), nor a dead
+letter (dead purge removes those), a completed event or a recurring timer
+(recurring_remove). The reply says which it was. Removing a ready event is
+an LREM over the ready queue: O(queue length), an operator's call, not a hot
+path.
+@key ready
+@key timers
+@key retry
+@key data
+@key meta
+@key counters
+@arg id id the event's id
+@return tuple(cancelled:bool,state:str) 1 and the state it was cancelled from
+(ready, waiting, timer), or 0 and why not: leased, reserved, dead, recurring,
+expired or unknown
+@error INVALID_ARGUMENT
+@error CORRUPT_STATE
+]]
+--@include base
+--@include counters
+--@include record
+
+argc(1)
+local id = ARGV[1]
+local m = meta_get(id)
+if m == false then
+  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
+end
+local names = {r = 'ready', w = 'waiting', t = 'timer', l = 'leased', v = 'reserved',
+  d = 'dead', x = 'expired', c = 'recurring'}
+if m == nil then
+  return {0, 'unknown'}
+end
+local removed = 0
+if m.s == 'r' then
+  removed = redis.call('LREM', K.ready, 1, id)
+elseif m.s == 'w' then
+  removed = redis.call('ZREM', K.retry, id)
+elseif m.s == 't' then
+  removed = redis.call('ZREM', K.timers, id)
+end
+if removed == 0 then
+  return {0, names[m.s] or m.s}
+end
+redis.call('HDEL', K.data, id)
+meta_del({id})
+count('cancelled', 1)
+return {1, names[m.s]}
