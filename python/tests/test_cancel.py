@@ -1,4 +1,4 @@
-"""Cancelling a queued event from the CLI (the script's cases are in conformance/vectors/cancel.json)."""
+"""Cancelling a queued event from the CLI (the script: conformance/vectors/cancel.json)."""
 
 from __future__ import annotations
 
