@@ -1,8 +1,8 @@
 --[[
 @script dequeue
-@version 3
+@version 4
 @memory level
-@summary Lease up to count ready events. Each lease takes a fresh fencing
+@summary Lease up to count ready events (none while the service is paused). Each lease takes a fresh fencing
 token that no earlier lease of the service had, even after Redis restarted
 from older data or a replica took over: tokens are the larger of the seq
 counter + 1 and now_ms * 1000, so a counter rolled back by a restore is
@@ -52,6 +52,10 @@ if lease == 0 then
 end
 local deadline = now + lease
 local out = {deadline}
+if p.paused == 1 then
+  -- Paused (configure paused 1): nothing is handed out; everything else goes on.
+  return out
+end
 -- INCRBY below fails on a seq Redis does not take as an integer (leading
 -- zeros too); refuse before the pop, or the popped ids would be lost with the
 -- error. Tokens must also stay exact as Lua doubles (below 2^53) to fence,

@@ -263,6 +263,18 @@ class AsyncClient(ClientBase):
     async def configure(self, service: str, **policy: float | None) -> dict[str, float]:
         return await self.run(self.op("configure", service, policy=policy))
 
+    async def pause(self, service: str) -> None:
+        """Pause a service: ``dequeue`` hands out nothing until ``resume``.
+
+        Producers still enqueue, timers still fire, and leases already out run to
+        completion (the policy field ``paused``, shown by ``stats``).
+        """
+        await self.configure(service, paused=1)
+
+    async def resume(self, service: str) -> None:
+        """Resume a paused service."""
+        await self.configure(service, paused=None)
+
     async def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
         return await self.run(self.op("dead_list", service, offset=offset, count=count))
 

@@ -205,14 +205,34 @@ def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"no services registered under prefix {s.prefix!r}")
     else:
         queues = clistats.QUEUES
+        # A paused service says so beside its name: its ready events wait for resume.
         click.echo(table(["service", *(q.replace("_", " ") for q in queues)],
-                         [[name, *(st[q] for q in queues)] for name, st in data.items()]))
+                         [[name + (" (paused)" if st.get("policy.paused") else ""),
+                           *(st[q] for q in queues)] for name, st in data.items()]))
         for title, text in clistats.totals_tables(data):
             click.echo(f"\n{title}\n{text}")
     if not as_json:
         click.echo(f"\n{durability.summary(reports)}")
     for line in clistats.warnings(client, s.prefix, services, data):
         click.echo(line, err=True)
+
+
+@main.command()
+@click.argument("service")
+@click.pass_obj
+def pause(s: Settings, service: str) -> None:
+    """Pause SERVICE: workers get nothing until resume; producers, timers and leases go on."""
+    s.client().pause(service)
+    click.echo(f"paused {service}")
+
+
+@main.command()
+@click.argument("service")
+@click.pass_obj
+def resume(s: Settings, service: str) -> None:
+    """Resume a paused SERVICE."""
+    s.client().resume(service)
+    click.echo(f"resumed {service}")
 
 
 def _policy_options(f: Callable[..., Any]) -> Callable[..., Any]:

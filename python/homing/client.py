@@ -322,6 +322,18 @@ class Client(ClientBase):
         """Override policy fields (None removes an override); returns the effective policy."""
         return self.run(self.op("configure", service, policy=policy))
 
+    def pause(self, service: str) -> None:
+        """Pause a service: ``dequeue`` hands out nothing until ``resume``.
+
+        Producers still enqueue, timers still fire, and leases already out run to
+        completion (the policy field ``paused``, shown by ``stats``).
+        """
+        self.configure(service, paused=1)
+
+    def resume(self, service: str) -> None:
+        """Resume a paused service."""
+        self.configure(service, paused=None)
+
     def dead_list(self, service: str, offset: int = 0, count: int = 100) -> DeadPage:
         """A page of dead letters, oldest first."""
         return self.run(self.op("dead_list", service, offset=offset, count=count))
