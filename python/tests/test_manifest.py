@@ -48,6 +48,11 @@ CALL_RE = re.compile(r"redis\.p?call\(\s*(['\"])(\w+)\1", re.IGNORECASE)
 # and cannot expire one field of a hash (retention is explicit, see prune.lua).
 FORBIDDEN = {"KEYS", "SCAN", "LREM", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "SETEX",
              "PSETEX", "GETEX"}
+# The one exception, by name: cancel_event removes a ready event with LREM (count 1,
+# O(queue length)). It is an operator's call on one id, never on a hot path, and
+# documented so (docs/protocol.md); a tombstone instead would let a reused id be
+# delivered twice.
+ALLOWED = {"cancel_event": {"LREM"}}
 
 
 def build(*args: str) -> subprocess.CompletedProcess:
@@ -157,14 +162,15 @@ def test_no_forbidden_commands(path: Path) -> None:
     commands = [m.group(2).upper() for m in CALL_RE.finditer(code)]
     # Every call names its command literally, so this scan sees all of them.
     assert len(commands) == len(re.findall(r"redis\.p?call\(", code))
-    assert not FORBIDDEN & set(commands), f"{path.name} runs {FORBIDDEN & set(commands)}"
+    bad = FORBIDDEN & set(commands) - ALLOWED.get(path.stem, set())
+    assert not bad, f"{path.name} runs {bad}"
 
 
 def test_flattened_sources_keep_the_rules() -> None:
     """The same scan on what Redis really runs (includes inlined, prologue added)."""
     for name, entry in MANIFEST["scripts"].items():
         commands = {m.group(2).upper() for m in CALL_RE.finditer(entry["source"])}
-        assert not FORBIDDEN & commands, name
+        assert not FORBIDDEN & commands - ALLOWED.get(name, set()), name
         assert "--@include" not in entry["source"], f"{name} has an unresolved include"
 
 
@@ -234,7 +240,7 @@ def test_names_statuses_and_limits_come_from_keys_json() -> None:
     keys = json.loads((LUA / "keys.json").read_text(encoding="utf-8"))
     assert keys["statuses"] == STATUSES and {v: k for k, v in STATUSES.items()} == STATUS_NAMES
     assert (keys["limits"]["batch"], keys["limits"]["reason_bytes"]) == (MAX_BATCH, MAX_REASON)
-    assert "local STATUS_LETTERS = 'rvltwxd'" in SCRIPTS["dequeue"].source
+    assert f"local STATUS_LETTERS = '{''.join(keys['statuses'].values())}'" in SCRIPTS["dequeue"].source
     assert check_prefix("a" * 64) == "a" * 64 and check_prefix("x.y-z_0") == "x.y-z_0"
     for bad in ("", "a" * 65, "a:b", "{a}", "a b"):
         with pytest.raises(homing_errors.InvalidNameError, match=re.escape(keys["prefix_pattern"])):
