@@ -13,7 +13,9 @@
 import { camel, describe, encodeArg, snake } from "./argtypes.js";
 import { BY_CODE, HomingError, InvalidArgumentError } from "./errors.js";
 import { GLOBAL_KEYS, MANIFEST, POLICY, SCRIPTS, STATUS_NAMES, checkService } from "./manifest.js";
-import { DeadLetter, DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Status } from "./types.js";
+import {
+  DeadLetter, DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Recurring, RecurringPage, Status,
+} from "./types.js";
 
 /**
  * @typedef {string | Buffer} Arg
@@ -41,6 +43,8 @@ export const RECORDS = {
   Status: (_, f) => new Status(f.state, f.detail ?? "", f.attempt ?? 0, f.raw_result ?? Buffer.alloc(0)),
   PromoteResult: (_, f) => new PromoteResult(f.timers, f.retries, f.expired, f.more, f.next_due_ms, f.returned),
   DistributeResult: (_, f) => new DistributeResult(f.retried, f.dead, f.more),
+  RecurringPage: (_, f) => new RecurringPage(f.total,
+    f.items.map((/** @type {Fields} */ x) => new Recurring(x.name, x.spec, x.next_ms, x.fired, x.skipped))),
 };
 
 /** @param {unknown} v a reply item: Buffer, string or number */

@@ -264,6 +264,80 @@ export class ScriptCalls {
   }
 
   /**
+   * Cancel a queued event: ready, waiting out a retry, or a pending timer.
+   * Returns [true, the state it left] or [false, why not]: a leased or
+   * reserved event is left to its holder, a dead letter to deadPurge, a
+   * recurring timer to recurringRemove; "unknown" for no such event.
+   * Removing a ready event scans the ready queue: an operator's call.
+   * @param {string} service
+   * @param {string} eventId
+   * @returns {Promise<[boolean, string]>}
+   */
+  async cancel(service, eventId) {
+    return this.call("cancel", service, { id: eventId });
+  }
+
+  /**
+   * Pause a service: dequeue hands out nothing until resume. Producers still
+   * enqueue, timers still fire, leases already out run to completion (the
+   * policy field paused, shown by stats).
+   * @param {string} service
+   * @returns {Promise<void>}
+   */
+  async pause(service) {
+    await this.configure(service, { paused: 1 });
+  }
+
+  /**
+   * Resume a paused service.
+   * @param {string} service
+   * @returns {Promise<void>}
+   */
+  async resume(service) {
+    await this.configure(service, { paused: null });
+  }
+
+  /**
+   * Register the recurring timer `name`: every `everyMs`, or by `cron` (five
+   * fields, UTC). Each tick fires the event `<name>.<tickMs>` carrying
+   * payload, once however many daemons run, never early by the Redis clock.
+   * The same name again is the same schedule. `catchUp` (default true): after
+   * downtime one event stands for the missed ticks; false: they fire nothing.
+   * Returns the next tick (ms since the epoch).
+   * @param {string} service
+   * @param {string} name
+   * @param {unknown} payload
+   * @param {{everyMs?: number | null, cron?: string | null, catchUp?: boolean}} [options]
+   * @returns {Promise<number>}
+   */
+  async recurringPut(service, name, payload, options = {}) {
+    return this.call("recurring_put", service, {
+      name, payload, everyMs: given(options.everyMs), cron: options.cron ?? "",
+      catchUp: options.catchUp ?? true,
+    });
+  }
+
+  /**
+   * Remove the recurring timer `name` (the events it fired stay); false if none.
+   * @param {string} service
+   * @param {string} name
+   * @returns {Promise<boolean>}
+   */
+  async recurringRemove(service, name) {
+    return this.call("recurring_remove", service, { name });
+  }
+
+  /**
+   * A page of the service's recurring timers, by name.
+   * @param {string} service
+   * @param {{offset?: number, count?: number}} [options]
+   * @returns {Promise<import("./types.js").RecurringPage>}
+   */
+  async recurringList(service, options = {}) {
+    return this.call("recurring_list", service, { offset: options.offset, count: options.count });
+  }
+
+  /**
    * A page of dead letters, oldest first.
    * @param {string} service
    * @param {{offset?: number, count?: number}} [options]

@@ -117,6 +117,24 @@ export class DistributeResult {
   readonly more: boolean;
 }
 
+/** A recurring timer (Client.recurringList). Each tick fires the event `<name>.<tickMs>`. */
+export class Recurring {
+  constructor(name: string, spec: string, nextMs: number, fired: number, skipped: number);
+  readonly name: string;
+  /** "every <ms> <catchUp 1|0>" or "cron <catchUp> <expression>". */
+  readonly spec: string;
+  readonly nextMs: number;
+  readonly fired: number;
+  readonly skipped: number;
+}
+
+/** One page of a service's recurring timers, by name. */
+export class RecurringPage {
+  constructor(total: number, schedules: Recurring[]);
+  readonly total: number;
+  readonly schedules: Recurring[];
+}
+
 export type Token = number | bigint | string;
 export type CompleteItem =
   | readonly [id: string, token: Token, result?: unknown]
@@ -331,6 +349,16 @@ export class Client {
   deadList(service: string, options?: { offset?: number; count?: number }): Promise<DeadPage>;
   deadRequeue(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
   deadPurge(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
+  /** Cancel a queued event (ready, waiting, timer): [true, state it left] or [false, why not]. */
+  cancel(service: string, eventId: string): Promise<[boolean, string]>;
+  /** Pause a service: dequeue hands out nothing until resume; producers, timers and leases go on. */
+  pause(service: string): Promise<void>;
+  resume(service: string): Promise<void>;
+  /** A recurring timer by name: every everyMs or by a cron expression (UTC); returns the next tick. */
+  recurringPut(service: string, name: string, payload: unknown,
+    options?: { everyMs?: number | null; cron?: string | null; catchUp?: boolean }): Promise<number>;
+  recurringRemove(service: string, name: string): Promise<boolean>;
+  recurringList(service: string, options?: { offset?: number; count?: number }): Promise<RecurringPage>;
   promote(service: string, limit?: number): Promise<PromoteResult>;
   distribute(service: string, limit?: number): Promise<DistributeResult>;
   /**

@@ -17,6 +17,8 @@ export {
   Event,
   FailOutcome,
   PromoteResult,
+  Recurring,
+  RecurringPage,
   Status,
 } from "./types.js";
 export { Worker, WorkerStats } from "./worker.js";

@@ -156,3 +156,37 @@ export class DistributeResult {
     this.more = more;
   }
 }
+
+/**
+ * A recurring timer: its spec ("every <ms> <catchUp>" or "cron <catchUp>
+ * <expression>"), its next tick, and how many ticks fired or were skipped.
+ * Each tick fires the event `<name>.<tickMs>`.
+ */
+export class Recurring {
+  /**
+   * @param {string} name
+   * @param {string} spec
+   * @param {number} nextMs
+   * @param {number} fired
+   * @param {number} skipped
+   */
+  constructor(name, spec, nextMs, fired, skipped) {
+    this.name = name;
+    this.spec = spec;
+    this.nextMs = nextMs;
+    this.fired = fired;
+    this.skipped = skipped;
+  }
+}
+
+/** One page of a service's recurring timers, by name, and how many there are. */
+export class RecurringPage {
+  /**
+   * @param {number} total
+   * @param {Recurring[]} schedules
+   */
+  constructor(total, schedules) {
+    this.total = total;
+    this.schedules = schedules;
+  }
+}

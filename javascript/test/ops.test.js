@@ -37,6 +37,8 @@ test("every call of the table builds a Call of a manifest script; every script i
     release: { items: [["i", 1]] }, stats: {}, configure: { policy: {} }, dead_list: {}, dead_requeue: {},
     dead_purge: {}, promote: {}, distribute: {}, beat: { name: "d:h:1" },
     worker_beat: { name: "w", service: "s", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 10 },
+    cancel: { id: "i" }, recurring_put: { name: "n", payload: 1, everyMs: 1000 },
+    recurring_remove: { name: "n" }, recurring_list: {},
   });
   assert.deepEqual(Object.keys(CALLS).sort(), Object.keys(samples).sort(), "a sample for each call");
   const scripts = new Set();

@@ -27,7 +27,7 @@ from .argtypes import (  # noqa: F401 - whole, seconds... are imported from here
     worker_options,
 )
 from .errors import HomingError, InvalidArgumentError, error_for
-from .manifest import MANIFEST, STATUS_NAMES, check_service
+from .manifest import GLOBAL_KEYS, MANIFEST, SCRIPTS, STATUS_NAMES, check_service
 from .types import (
     DeadLetter,
     DeadPage,
@@ -213,7 +213,8 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
             return out
 
         return Call(inner.script, service, inner.args, single)
-    if service or entry["script"] != "beat":
+    # A script whose keys are all global (beat, worker_beat) takes no service.
+    if service or not set(SCRIPTS[entry["script"]].keys) <= GLOBAL_KEYS:
         check_service(service)
     known = set(entry["client_args"]) | {a["name"] for a in entry["args"]}
     unknown = set(given) - known

@@ -61,6 +61,22 @@ export const CALLS = {
   create_timer: (c, s, a) =>
     c.createTimer(s, a.payload, { delayMs: a.delay_ms, at: a.at_ms, key: a.key, id: a.id }),
   cancel_timer: (c, s, a) => c.cancelTimer(s, a.id),
+  cancel: async (c, s, a) => {
+    const [cancelled, state] = await c.cancel(s, a.id);
+    return { cancelled, state };
+  },
+  recurring_put: (c, s, a) =>
+    c.recurringPut(s, a.name, a.payload, { everyMs: a.every_ms, cron: a.cron, catchUp: a.catch_up }),
+  recurring_remove: (c, s, a) => c.recurringRemove(s, a.name),
+  recurring_list: async (c, s, a) => {
+    const page = await c.recurringList(s, { offset: a.offset ?? 0, count: a.count ?? 100 });
+    return {
+      total: page.total,
+      schedules: page.schedules.map((r) => ({
+        name: r.name, spec: r.spec, next_ms: r.nextMs, fired: r.fired, skipped: r.skipped,
+      })),
+    };
+  },
   dequeue: async (c, s, a) =>
     (await c.dequeue(s, a.count ?? 1, { leaseMs: a.lease_ms, reserve: a.reserve ?? false })).map(event),
   start: async (c, s, a) => (await c.start(s, pairs(a))).map(item),
