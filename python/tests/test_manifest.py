@@ -240,7 +240,8 @@ def test_names_statuses_and_limits_come_from_keys_json() -> None:
     keys = json.loads((LUA / "keys.json").read_text(encoding="utf-8"))
     assert keys["statuses"] == STATUSES and {v: k for k, v in STATUSES.items()} == STATUS_NAMES
     assert (keys["limits"]["batch"], keys["limits"]["reason_bytes"]) == (MAX_BATCH, MAX_REASON)
-    assert f"local STATUS_LETTERS = '{''.join(keys['statuses'].values())}'" in SCRIPTS["dequeue"].source
+    letters = "".join(keys["statuses"].values())
+    assert f"local STATUS_LETTERS = '{letters}'" in SCRIPTS["dequeue"].source
     assert check_prefix("a" * 64) == "a" * 64 and check_prefix("x.y-z_0") == "x.y-z_0"
     for bad in ("", "a" * 65, "a:b", "{a}", "a b"):
         with pytest.raises(homing_errors.InvalidNameError, match=re.escape(keys["prefix_pattern"])):
