@@ -37,7 +37,12 @@ end
 local names = {r = 'ready', w = 'waiting', t = 'timer', l = 'leased', v = 'reserved',
   d = 'dead', x = 'expired', c = 'recurring'}
 if m == nil then
-  return {0, 'unknown'}
+  if redis.call('HEXISTS', K.data, id) == 0 then
+    return {0, 'unknown'}
+  end
+  -- A payload without a record: an event enqueued ready and never delivered
+  -- (record.lua writes no record until the first lease).
+  m = {s = 'r'}
 end
 local removed = 0
 if m.s == 'r' then
