@@ -48,6 +48,7 @@ local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 local out, done, all = {}, {}, {}
+local stale = 0
 for i = 1, n do
   all[i] = ARGV[2 + 3 * (i - 1) + 1]
 end
@@ -67,6 +68,7 @@ for i = 1, n do
     out[i] = E.CORRUPT_STATE
   elseif not holds(m, token) then
     out[i] = E.STALE_LEASE
+    stale = stale + 1
   elseif #res > max_payload then
     out[i] = E.PAYLOAD_TOO_LARGE
   else
@@ -120,5 +122,15 @@ if #done > 0 then
   count('completed', #done)
   -- Amortised retention: retire at most two stale results per completion.
   prune(K.results_at, K.results, now, 2 * #done)
+end
+if stale > 0 then
+  -- Stale acks refused (a lease lost, then reclaimed): counted for operators.
+  -- Not through count(): when nothing else was written this is the script's
+  -- first write, which a full Redis refuses, and the refusals must still be
+  -- reported per item, so an OOM here is dropped instead of raised.
+  local r = redis.pcall('HINCRBY', K.counters, 'stale_acks', stale)
+  if type(r) == 'table' and r.err and not string.find(r.err, 'OOM', 1, true) then
+    redis.pcall('HSET', K.counters, 'stale_acks', stale)
+  end
 end
 return out

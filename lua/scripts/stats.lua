@@ -5,6 +5,7 @@
 @summary One service's numbers: queue lengths, running totals, the
 effective policy, the schema stamp and whether the test clock is set.
 @key ready
+@key meta
 @key leases
 @key timers
 @key retry
@@ -14,14 +15,17 @@ effective policy, the schema stamp and whether the test clock is set.
 @key counters
 @key config
 @return map(num) name, value pairs: ready, in_flight, timers, retrying, expired,
-dead, results, then counters prefixed 'total.', policy fields prefixed 'policy.',
-schema, test_clock (config's field test_clock as stored, -1 if unset)
+dead, results, oldest_ready_created_ms (when the event next in line was created,
+ms, Redis clock; -1 when none is ready), then counters prefixed 'total.', policy
+fields prefixed 'policy.', schema, test_clock (config's field test_clock as
+stored, -1 if unset)
 @error SCHEMA_MISMATCH
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE
 ]]
 --@include base
 --@include policy
+--@include record
 
 local p = load_policy()
 local out = {
@@ -32,7 +36,20 @@ local out = {
   'expired', redis.call('LLEN', K.expired),
   'dead', redis.call('ZCARD', K.dead),
   'results', redis.call('ZCARD', K.results_at),
+  'oldest_ready_created_ms', -1,
 }
+-- The next event to be delivered sits at the tail (RPOP end): now minus its
+-- creation is the queue's lag, the number an operator alerts on. One LINDEX
+-- and one HGET, bounded whatever the list's length. The creation time, not
+-- an age: the script stays clock-free (the caller subtracts it from Redis
+-- TIME), and an event from a timer or a retry counts from its creation.
+local next_id = redis.call('LINDEX', K.ready, -1)
+if next_id then
+  local m = meta_parse(redis.call('HGET', K.meta, next_id))
+  if m then
+    out[16] = m.created
+  end
+end
 local totals = redis.call('HGETALL', K.counters)
 for i = 1, #totals, 2 do
   out[#out + 1] = 'total.' .. totals[i]
