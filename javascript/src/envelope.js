@@ -32,6 +32,11 @@
 // integer 1 (not true, not the float 1.0, as Python checks). Nothing here can
 // run code. A payload nested deeper than the limit is a CorruptEnvelopeError
 // on decode too (the decoder keeps its own stack, so it cannot overflow).
+//
+// Envelope revision 1.1 adds one optional field after "p": "t", the W3C
+// Trace Context of the producer's span ({traceparent, tracestate}; tracestate
+// only when non-empty). Older decoders ignore it; a malformed one is ignored
+// here too (traceOf gives null): a trace must never make an event undeliverable.
 
 import { isUtf8 } from "node:buffer";
 
@@ -41,6 +46,36 @@ import { CorruptEnvelopeError, PayloadNotEncodableError } from "./errors.js";
 import { MAX_NESTING } from "./manifest.js";
 
 export const VERSION = 1;
+// W3C Trace Context: version 00's fields; a later version may append fields.
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$/;
+const MAX_TRACESTATE = 512;
+
+/** @typedef {{traceparent: string, tracestate?: string}} TraceCarrier */
+
+/**
+ * The trace context the next payloads encoded carry: set by tracing.js only
+ * around the synchronous part of a producer call (where the envelopes are
+ * built), so results and other envelopes never pick it up.
+ * @type {{current: TraceCarrier | null}}
+ */
+export const outgoingTrace = { current: null };
+
+/**
+ * The t field for a carrier: only a valid traceparent travels, in a fixed order.
+ * @param {unknown} trace
+ * @returns {TraceCarrier | null}
+ */
+function traceField(trace) {
+  if (typeof trace !== "object" || trace === null) return null;
+  const t = /** @type {Record<string, unknown>} */ (trace);
+  if (typeof t.traceparent !== "string" || !TRACEPARENT.test(t.traceparent)) return null;
+  /** @type {TraceCarrier} */
+  const out = { traceparent: t.traceparent };
+  if (typeof t.tracestate === "string" && t.tracestate !== "" && t.tracestate.length <= MAX_TRACESTATE) {
+    out.tracestate = t.tracestate;
+  }
+  return out;
+}
 
 const MIN_I64 = -(2n ** 63n);
 const MAX_U64 = 2n ** 64n - 1n;
@@ -248,13 +283,16 @@ const decoder = new EnvelopeDecoder({ useBigInt64: true, mapKeyConverter: mapKey
 /**
  * Encode a payload as an envelope.
  * @param {unknown} payload
+ * @param {TraceCarrier | null} [trace] a W3C carrier for field t; by default the
+ *   producer span's (outgoingTrace); null or none: the revision 1.0 map, byte for byte
  * @returns {Buffer} the envelope's bytes
  * @throws {PayloadNotEncodableError} for what msgpack (as Python reads it) cannot carry
  */
-export function encode(payload) {
+export function encode(payload, trace) {
   let bytes;
+  const t = traceField(trace === undefined ? outgoingTrace.current : trace);
   try {
-    bytes = encoder.encode({ v: VERSION, p: payload });
+    bytes = encoder.encode(t ? { v: VERSION, p: payload, t } : { v: VERSION, p: payload });
   } catch (exc) {
     const msg = exc instanceof Error ? exc.message : String(exc);
     throw new PayloadNotEncodableError(`payload cannot be encoded as msgpack: ${msg}`, {
@@ -271,6 +309,26 @@ export function encode(payload) {
  * @throws {CorruptEnvelopeError} for anything that is not a version 1 envelope
  */
 export function decode(data) {
+  return decodeMap(data).p;
+}
+
+/**
+ * The trace context an envelope carries (field t), or null: none for an
+ * envelope without one (revision 1.0) and for a malformed one.
+ * @param {Uint8Array} data
+ * @returns {TraceCarrier | null}
+ * @throws {CorruptEnvelopeError} only when the envelope itself is not one
+ */
+export function traceOf(data) {
+  return traceField(decodeMap(data).t);
+}
+
+/**
+ * The envelope map, checked: version 1 with a payload.
+ * @param {Uint8Array} data
+ * @returns {any}
+ */
+function decodeMap(data) {
   /** @type {any} */
   let env;
   decoder.floatVersion = false;
@@ -300,5 +358,5 @@ export function decode(data) {
       `not a version ${VERSION} homing envelope: ${describe(env)} ${String(shown).slice(0, 80)}`,
     );
   }
-  return env.p;
+  return env;
 }

@@ -531,8 +531,18 @@ export class Worker {
 /** The msgpack envelope {"v": 1, "p": payload}, byte-compatible with the Python client. */
 export namespace envelope {
   const VERSION: number;
-  function encode(payload: unknown): Buffer;
+  /** A W3C Trace Context carrier: the envelope's field t (revision 1.1). */
+  interface TraceCarrier {
+    traceparent: string;
+    tracestate?: string;
+  }
+  /** The carrier the producer span in progress puts into the envelopes it encodes. */
+  const outgoingTrace: { current: TraceCarrier | null };
+  /** trace: field t; by default the producer span's (outgoingTrace), null for none. */
+  function encode(payload: unknown, trace?: TraceCarrier | null): Buffer;
   function decode(data: Uint8Array): any;
+  /** The trace context an envelope carries, or null (none, or malformed and ignored). */
+  function traceOf(data: Uint8Array): TraceCarrier | null;
 }
 
 /** The flattened Lua manifest and the key layout. */

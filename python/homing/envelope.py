@@ -5,10 +5,18 @@ bytes included (bin type), strings as str type. Lua never decodes it, so
 integers keep their full 64 bits. Unknown map keys are ignored on decode so a
 later version can add fields. No pickle anywhere: decoding stored bytes can
 never run code.
+
+Envelope revision 1.1 adds one optional field, ``"t"``: the W3C Trace Context
+of the producer's span, a map ``{"traceparent": ..., "tracestate": ...}``
+(tracestate only when non-empty), written after ``"p"``. Decoders that predate
+it ignore it; a malformed one is ignored too (see ``trace_of``): a trace must
+never make an event undeliverable.
 """
 
 from __future__ import annotations
 
+import re
+from contextvars import ContextVar
 from typing import Any
 
 import msgpack
@@ -17,6 +25,12 @@ from .errors import CorruptEnvelopeError, PayloadNotEncodableError
 from .manifest import LIMITS
 
 VERSION = 1
+# The trace context the next payloads encoded in this context carry (set only
+# around a producer span, by homing.tracing): results are encoded outside it.
+OUTGOING_TRACE: ContextVar[dict[str, str] | None] = ContextVar("homing_trace", default=None)
+# W3C Trace Context: version 00's fields; a later version may append fields.
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$")
+MAX_TRACESTATE = 512  # W3C: 32 members; anything longer is not worth carrying
 # The deepest nesting of arrays and maps a payload may have (lua/keys.json
 # limits.nesting, read by both clients): deeper payloads end in a
 # RecursionError somewhere (here, msgpack, json, the JavaScript decoder), so
@@ -77,17 +91,56 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def encode(payload: Any) -> bytes:
-    """Encode a payload; raise PayloadNotEncodableError for what msgpack cannot carry."""
+def _trace_field(trace: dict[str, str] | None) -> dict[str, str] | None:
+    """The ``t`` field for a carrier: only a valid traceparent travels, in a fixed order."""
+    if not trace or not isinstance(trace.get("traceparent"), str) \
+            or not TRACEPARENT_RE.match(trace["traceparent"]):
+        return None
+    out = {"traceparent": trace["traceparent"]}
+    state = trace.get("tracestate")
+    if isinstance(state, str) and state and len(state) <= MAX_TRACESTATE:
+        out["tracestate"] = state
+    return out
+
+
+def encode(payload: Any, trace: dict[str, str] | None = None) -> bytes:
+    """Encode a payload; raise PayloadNotEncodableError for what msgpack cannot carry.
+
+    ``trace`` (a W3C carrier: traceparent, tracestate) defaults to the producer
+    span's context in ``OUTGOING_TRACE``; without one the envelope is the
+    revision 1.0 map, byte for byte.
+    """
     _check(payload)
+    env: dict[str, Any] = {"v": VERSION, "p": payload}
+    t = _trace_field(OUTGOING_TRACE.get() if trace is None else trace)
+    if t is not None:
+        env["t"] = t
     try:
-        return msgpack.packb({"v": VERSION, "p": payload}, **_packer_opts)
+        return msgpack.packb(env, **_packer_opts)
     except (TypeError, ValueError, OverflowError) as exc:
         raise PayloadNotEncodableError(f"payload cannot be encoded as msgpack: {exc}") from exc
 
 
 def decode(data: bytes) -> Any:
     """Decode an envelope; raise CorruptEnvelopeError for anything that is not one."""
+    return _decode_map(data)["p"]
+
+
+def trace_of(data: bytes) -> dict[str, str] | None:
+    """The trace context an envelope carries (field ``t``), or None.
+
+    None for an envelope without one (revision 1.0), and for a malformed one: a
+    trace context is advice, never a reason to refuse an event. Raises
+    CorruptEnvelopeError only when the envelope itself is not one.
+    """
+    t = _decode_map(data).get("t")
+    if not isinstance(t, dict):
+        return None
+    return _trace_field({k: v for k, v in t.items() if isinstance(k, str)})
+
+
+def _decode_map(data: bytes) -> dict[Any, Any]:
+    """The envelope map, checked: version 1 with a payload."""
     try:
         env = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
@@ -106,4 +159,4 @@ def decode(data: bytes) -> Any:
         raise CorruptEnvelopeError(
             f"not a version {VERSION} homing envelope: {type(env).__name__} {str(env)[:80]}"
         )
-    return env["p"]
+    return env

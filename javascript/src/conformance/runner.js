@@ -351,11 +351,20 @@ export function runEnvelopeCase(c) {
     } else if ("error" in c) {
       refused(() => envelope.decode(Buffer.from(c.hex, "hex")), "decode");
     } else {
+      // A vector with "trace" (envelope revision 1.1) encodes with exactly that trace
+      // context and checks the one decoded (null: none); one without, no context.
+      const trace = /** @type {{traceparent: string, tracestate?: string} | null} */ (c.trace ?? null);
       if (!c.decode_only) {
-        const hexed = envelope.encode(toValue(c.payload)).toString("hex");
+        const hexed = envelope.encode(toValue(c.payload), trace).toString("hex");
         if (hexed !== c.hex) problems.push(`encode: expected ${c.hex}, got ${hexed}`);
       }
       problems.push(...compare(c.payload, envelope.decode(Buffer.from(c.hex, "hex")), "decode", "value"));
+      if ("trace" in c) {
+        const got = envelope.traceOf(Buffer.from(c.hex, "hex"));
+        if (JSON.stringify(got) !== JSON.stringify(c.trace)) {
+          problems.push(`trace: expected ${JSON.stringify(c.trace)}, got ${JSON.stringify(got)}`);
+        }
+      }
     }
   } catch (exc) {
     problems.push(`raised ${exc instanceof Error ? `${exc.name}: ${exc.message}` : String(exc)}`);

@@ -357,12 +357,19 @@ def run_envelope_case(case: dict[str, Any]) -> VectorResult:
                 if exc.code != case["error"]:
                     problems.append(f"decode: expected error {case['error']}, got {exc.code}")
         else:
+            # A vector with "trace" (envelope revision 1.1) encodes with exactly that trace
+            # context ({} for none) and checks the one decoded; one without, no context.
+            trace = case.get("trace") or {}
             if not case.get("decode_only"):
-                hexed = envelope.encode(to_value(case["payload"])).hex()
+                hexed = envelope.encode(to_value(case["payload"]), trace).hex()
                 if hexed != case["hex"]:
                     problems.append(f"encode: expected {case['hex']}, got {hexed}")
             problems += compare(case["payload"], envelope.decode(bytes.fromhex(case["hex"])),
                                 "decode", "value")
+            if "trace" in case:
+                got_trace = envelope.trace_of(bytes.fromhex(case["hex"]))
+                if got_trace != case["trace"]:
+                    problems.append(f"trace: expected {case['trace']!r}, got {got_trace!r}")
     except Exception as exc:  # pragma: no cover - a bug in the envelope code
         problems.append(f"raised {type(exc).__name__}: {exc}")
     return VectorResult(ENVELOPE_OPERATION, case["name"], not problems, "; ".join(problems))
