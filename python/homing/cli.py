@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from . import clistats, durability
+from . import clistats, durability, health
 from .clidead import dead
 from .client import DEFAULT_URL
 from .clirecurring import recurring
@@ -282,6 +282,18 @@ _readonly_give_up = click.option(
          "with exit status 2, instead of retrying for ever.")
 
 
+def _http_options(f: Any) -> Any:
+    """--health-port, --metrics-port, --http-host (docs/operations.md)."""
+    f = click.option("--http-host", envvar="HOMING_HTTP_HOST", default="0.0.0.0",  # noqa: S104
+                     show_default=True, help="Address the health and metrics ports bind.")(f)
+    f = click.option("--metrics-port", envvar="HOMING_METRICS_PORT", type=click.IntRange(0, 65535),
+                     help="Serve Prometheus /metrics on this port (needs homing[metrics]).")(f)
+    return click.option("--health-port", envvar="HOMING_HEALTH_PORT",
+                        type=click.IntRange(0, 65535),
+                        help="Serve /healthz, /readyz (200 while connected and beating, else "
+                             "503) and /livez on this port.")(f)
+
+
 @main.command()
 @click.argument("target", metavar="MODULE:CONSUMER")
 @click.option("--service", required=True, help="The service to consume.")
@@ -296,10 +308,12 @@ _readonly_give_up = click.option(
               help="Fail an event whose handler runs longer; 0: no limit "
                    "[default: the service's handler_timeout_ms policy]")
 @_readonly_give_up
+@_http_options
 @click.pass_obj
 def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: int,
            lease_ms: int | None, grace: float, handler_timeout_ms: int | None,
-           readonly_give_up: float) -> None:
+           readonly_give_up: float, health_port: int | None, metrics_port: int | None,
+           http_host: str) -> None:
     """Run a consumer class against SERVICE until SIGTERM/SIGINT, then stop gracefully.
 
     A second signal stops at once: the events still held are released (redelivered
@@ -313,6 +327,9 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
     w = Worker(s.client(), service, factory, concurrency=concurrency, prefetch=prefetch,
                lease_ms=lease_ms, grace=grace, handler_timeout=timeout,
                readonly_give_up=readonly_give_up)
+    endpoints, _ = health.serve(w.client, health.worker_beating(w), host=http_host,
+                                health_port=health_port, metrics_port=metrics_port,
+                                services=[service], worker=w)
     log.info("worker %s on %s (pid %d, concurrency %d)", target, service, os.getpid(), concurrency)
     how = "stopped"
     try:
@@ -326,6 +343,8 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
         if w.gave_up is None:
             raise
         how = "gave up"
+    if endpoints is not None:
+        endpoints.close()
     if w.hung and how == "stopped":
         how = "hung"
     st = w.stats
@@ -343,7 +362,7 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
 
 
 def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
-                 interval: float, readonly_give_up: float) -> None:
+                 interval: float, readonly_give_up: float, http: dict[str, Any]) -> None:
     client = s.client()
     client.services()  # fail fast on a wrong URL; later outages are retried by the loops
     stop = threading.Event()
@@ -351,6 +370,11 @@ def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
                for kind in kinds]
     threads = [threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
                                 daemon=True) for d in daemons]
+    endpoints, metrics = health.serve(
+        client, health.daemons_beating(daemons, threads), host=http["http_host"],
+        health_port=http["health_port"], metrics_port=http["metrics_port"])
+    for d in daemons:
+        d.metrics = metrics  # the scheduler feeds the timer lateness histogram
     with on_signals(stop.set):
         for t in threads:
             t.start()
@@ -360,6 +384,8 @@ def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
         stop.set()
         for t in threads:
             t.join()
+    if endpoints is not None:
+        endpoints.close()
     for d in daemons:
         click.echo(f"{d.name} stopped after moving {d.moved} events")
     for d in daemons:
@@ -376,28 +402,31 @@ _interval = click.option("--interval", type=click.FloatRange(min=0.001), default
 @main.command()
 @_interval
 @_readonly_give_up
+@_http_options
 @click.pass_obj
-def scheduler(s: Settings, interval: float, readonly_give_up: float) -> None:
+def scheduler(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Promote due timers and retries and reclaim expired leases, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler], interval, readonly_give_up)
+    _run_daemons(s, [Scheduler], interval, readonly_give_up, http)
 
 
 @main.command()
 @_interval
 @_readonly_give_up
+@_http_options
 @click.pass_obj
-def distributor(s: Settings, interval: float, readonly_give_up: float) -> None:
+def distributor(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Route reclaimed events to retry backoff or dead letters, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Distributor], interval, readonly_give_up)
+    _run_daemons(s, [Distributor], interval, readonly_give_up, http)
 
 
 @main.command()
 @_interval
 @_readonly_give_up
+@_http_options
 @click.pass_obj
-def daemon(s: Settings, interval: float, readonly_give_up: float) -> None:
+def daemon(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Run a scheduler and a distributor, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler, Distributor], interval, readonly_give_up)
+    _run_daemons(s, [Scheduler, Distributor], interval, readonly_give_up, http)
 
 
 @main.command()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import durability, ops, presence, scripting
+from . import durability, ops, presence, scripting, tracing
 from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
@@ -169,14 +169,20 @@ class Client(ClientBase):
         within the service's ``idem_ttl_ms`` returns the first event's id and
         adds nothing: safe to retry after a timeout.
         """
-        return self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
+        with tracing.producing(service, "enqueue", 1, carry=id is None) as span:
+            event_id = self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
+            tracing.sent(span, [event_id])
+        return event_id
 
     def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                      keys: Sequence[str | None] | None = None,
                      ids: Sequence[str] | None = None) -> list[str]:
         """Add up to 1000 events in one atomic call; returns their ids in order."""
-        return self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
-                                      ids=ids))
+        # len() only of what has one: the call checks the argument itself (a str is refused).
+        count = len(payloads) if isinstance(payloads, (list, tuple)) else 0
+        with tracing.producing(service, "enqueue", count, carry=ids is None):
+            return self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
+                                    ids=ids))
 
     def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                      at: dt.datetime | float | None = None, key: str | None = None,
@@ -186,9 +192,13 @@ class Client(ClientBase):
         Due times are judged by the Redis server's clock, so a timer never
         fires early because a producer's clock is ahead.
         """
-        return self.run(self.op("create_timer", service, payload=payload, delay_ms=delay_ms,
-                       at_ms=None if at is None else ops.at_ms(at), key=key,
-                       **_given(id=id)))
+        with tracing.producing(service, "create_timer", 1, carry=id is None) as span:
+            timer_id = self.run(self.op("create_timer", service, payload=payload,
+                                        delay_ms=delay_ms,
+                                        at_ms=None if at is None else ops.at_ms(at), key=key,
+                                        **_given(id=id)))
+            tracing.sent(span, [timer_id])
+        return timer_id
 
     def cancel_timer(self, service: str, timer_id: str) -> bool:
         """Cancel a pending timer. False if it already fired or never existed.

@@ -56,6 +56,9 @@ class _Daemon:
         self.services_every = ops.seconds(services_every, "services_every")
         self.require_durable = require_durable
         self.moved = 0
+        self.metrics: Any = None  # a homing.metrics.Metrics, when the process exports metrics
+        # When the last beat was written (monotonic): the health probe's "beating".
+        self.beat_at = time.monotonic()
         self._services: list[str] = []
         self._services_at = float("-inf")
 
@@ -85,7 +88,7 @@ class _Daemon:
     def run(self, stop: threading.Event) -> None:
         """Step until stop is set; sleep ``interval`` when there was nothing to do."""
         pause = 0.05
-        beat_at = float("-inf")
+        beat_at = float("-inf")  # a first beat at once; self.beat_at is for the probes
         me = f"{self.name}:{socket.gethostname()}:{os.getpid()}"
         log.info("%s started", self.name)
         checked = False
@@ -96,7 +99,7 @@ class _Daemon:
                     checked = True
                 if time.monotonic() - beat_at >= 1.0:  # seen by `homing stats`
                     self.client.beat(me)
-                    beat_at = time.monotonic()
+                    beat_at = self.beat_at = time.monotonic()
                 busy = self.step()
                 pause = 0.05
             except NotDurableError:
@@ -146,6 +149,8 @@ class Scheduler(_Daemon):
         while True:
             r = self.client.promote(service, self.limit)
             moved += r.timers + r.retries + r.expired
+            if self.metrics is not None and r.timer_lateness_ms:
+                self.metrics.observe_lateness(service, r.timer_lateness_ms)
             if r.expired > r.returned:  # returned ones went back to ready themselves
                 try:
                     self.client.hint_expired(service)

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import ops
+from . import observe, ops
 from .client import Client, raise_first
 from .consumer import Consumer
 from .errors import HomingError, RedisFullError, StaleLeaseError
@@ -107,6 +107,8 @@ class Worker(Outcomes):
         self.handler_timeout = handler_timeout
         self.hung = False  # set when every slot was hung and the worker stopped itself
         self.stats = WorkerStats()
+        # Context managers around each handler run: traces, metrics (homing.observe).
+        self.instruments: list[observe.Instrument] = observe.defaults()
         self._watch = Watchdog()
         self._lease_s = 30.0  # effective lease length, s (its own, or the policy's)
         self._timeout_s = 0.0  # effective handler timeout, s (0: none)
@@ -360,11 +362,12 @@ class Worker(Outcomes):
                 loop: asyncio.AbstractEventLoop | None) -> Any:
         self._local.event = ev
         try:
-            new_state = consumer.handle_event(ev, state)
-            if inspect.isawaitable(new_state):
-                assert loop is not None, "handle_event returned an awaitable from a sync def"
-                timeout = self._timeout_s or None
-                new_state = loop.run_until_complete(asyncio.wait_for(new_state, timeout))
+            with observe.scope(self.instruments, ev):
+                new_state = consumer.handle_event(ev, state)
+                if inspect.isawaitable(new_state):
+                    assert loop is not None, "handle_event returned an awaitable from a sync def"
+                    timeout = self._timeout_s or None
+                    new_state = loop.run_until_complete(asyncio.wait_for(new_state, timeout))
         except asyncio.TimeoutError:  # an async handler cancelled at its timeout
             self._failed(ev, HandlerTimeoutError(self._timeout_s))
             return state
