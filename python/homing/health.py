@@ -24,6 +24,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .errors import InvalidArgumentError
+
 log = logging.getLogger("homing.health")
 
 Check = Callable[[], str | None]  # None when fine, else why not
@@ -165,8 +167,9 @@ def serve(client: Any, beating: Check, *, host: str, health_port: int | None,
 
             from .metrics import Metrics
         except ImportError as exc:
-            raise RuntimeError("--metrics-port needs prometheus_client: "
-                               "pip install 'homing[metrics]'") from exc
+            # A HomingError: the command line shows it as one line, exit status 2.
+            raise InvalidArgumentError("--metrics-port needs prometheus_client: "
+                                       "pip install 'homing[metrics]'") from exc
         metrics = Metrics(client, services, registry=REGISTRY)
         if worker is not None:
             metrics.instrument_worker(worker)
