@@ -11,6 +11,7 @@ import { atMs, whole } from "./argtypes.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
 import { ResultWait } from "./result-wait.js";
+import { producing } from "./tracing.js";
 import { workerBeatCall } from "./worker-beat.js";
 
 /**
@@ -71,7 +72,9 @@ export class ScriptCalls {
    * @returns {Promise<string>}
    */
   async enqueue(service, payload, options = {}) {
-    return this.call("enqueue", service, { payload, key: options.key, id: options.id });
+    // The envelope is encoded before call() awaits: inside the producer span (tracing.js).
+    return producing(service, "enqueue", 1, options.id == null,
+      () => this.call("enqueue", service, { payload, key: options.key, id: options.id }));
   }
 
   /**
@@ -82,7 +85,9 @@ export class ScriptCalls {
    * @returns {Promise<string[]>}
    */
   async enqueueMany(service, payloads, options = {}) {
-    return this.call("enqueue_many", service, { payloads, keys: options.keys, ids: options.ids });
+    const count = Array.isArray(payloads) ? payloads.length : 0;
+    return producing(service, "enqueue", count, options.ids == null,
+      () => this.call("enqueue_many", service, { payloads, keys: options.keys, ids: options.ids }));
   }
 
   /**
@@ -99,7 +104,8 @@ export class ScriptCalls {
     const { delayMs, at, key, id } = options;
     // schedule.lua refuses it too; here it is named as this API spells it.
     if ((delayMs == null) === (at == null)) throw new InvalidArgumentError("give exactly one of delayMs or at");
-    return this.call("create_timer", service, { payload, delayMs, atMs: atMs(at), key, id });
+    return producing(service, "create_timer", 1, id == null,
+      () => this.call("create_timer", service, { payload, delayMs, atMs: atMs(at), key, id }));
   }
 
   /**

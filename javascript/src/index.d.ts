@@ -483,6 +483,10 @@ export class Worker {
   /** The worker's own handler timeout; null: the service's handler_timeout_ms. */
   readonly handlerTimeoutMs: number | null;
   readonly stats: WorkerStats;
+  /** Wrappers around each handler run (traces, metrics); the first is outermost. */
+  instruments: tracing.Instrument[];
+  /** Numbers for monitoring: queue gauges and totals (read now), handler durations, counts. */
+  metrics(): Promise<metrics.WorkerSnapshot>;
   /** Set when every slot hung in a handler past its timeout and the worker stopped itself. */
   readonly hung: boolean;
   /**
@@ -684,4 +688,55 @@ export interface WorkerBeatOptions {
   ids?: ReadonlyArray<string>;
   /** another worker silent this long (and for 3 of its beats) is pruned; default an hour */
   forgetMs?: number;
+}
+
+/** OpenTelemetry traces (optional peer @opentelemetry/api): producer and consumer spans. */
+export namespace tracing {
+  /** Whether @opentelemetry/api was found (and HOMING_TRACING is not "off"). */
+  const ENABLED: boolean;
+  /** A wrapper around one handler run: calls next() once and returns its value. */
+  type Instrument = (ev: Event, next: () => Promise<unknown>) => Promise<unknown>;
+  /** Run start() in a `send <service>` span; its envelopes carry the span's context. */
+  function producing<T>(service: string, operation: string, count: number, carry: boolean,
+    start: () => Promise<T>): Promise<T>;
+  /** The consumer instrument: a `process <service>` span continuing the producer's trace. */
+  function handling<T>(ev: Event, next: () => Promise<T>): Promise<T>;
+  function defaultInstruments(): Instrument[];
+  function observe<T>(instruments: Instrument[], ev: Event, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Monitoring numbers in the Python port's Prometheus names, without a dependency. */
+export namespace metrics {
+  const HANDLER_BUCKETS: number[];
+  /** [stats field, metric name, help] */
+  const GAUGES: [string, string, string][];
+  /** [counter field, metric name, help] */
+  const COUNTERS: [string, string, string][];
+  interface HistogramData {
+    counts: number[];
+    sum: number;
+    count: number;
+  }
+  interface WorkerSnapshot {
+    service: string;
+    /** events_ready, events_in_flight, ..., oldest_ready_age_seconds */
+    gauges: Record<string, number>;
+    /** events_enqueued, ..., stale_acks_refused (the service's running totals) */
+    totals: Record<string, number>;
+    /** Cumulative bucket counts per outcome ("ok", "error"), seconds. */
+    handler: { buckets: number[]; byOutcome: Record<string, HistogramData> };
+    worker: Omit<WorkerStats, never>;
+  }
+  class DurationHistogram {
+    constructor(buckets?: number[]);
+    readonly buckets: number[];
+    readonly byOutcome: Record<string, HistogramData>;
+    listeners: ((outcome: string, seconds: number) => void)[];
+    observe(outcome: string, seconds: number): void;
+    instrument(): tracing.Instrument;
+  }
+  function handlerHistogram(worker: Worker): DurationHistogram;
+  function workerSnapshot(worker: Worker): Promise<WorkerSnapshot>;
+  /** Register the worker's numbers with prom-client (passed in: no dependency). */
+  function registerPrometheus(promClient: any, worker: Worker, options?: { registry?: any }): unknown[];
 }

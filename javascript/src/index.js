@@ -26,5 +26,7 @@ export * as envelope from "./envelope.js";
 export * as ops from "./ops.js";
 export * as manifest from "./manifest.js";
 export * as durability from "./durability.js";
+export * as metrics from "./metrics.js";
+export * as tracing from "./tracing.js";
 
 export const VERSION = "0.1.0";

@@ -67,6 +67,8 @@ import {
 } from "./worker-support.js";
 import { checkService } from "./manifest.js";
 import { Signal, Stopper, sleep, within } from "./sync.js";
+import { workerSnapshot } from "./metrics.js";
+import { defaultInstruments, observe } from "./tracing.js";
 import { WorkerBeat } from "./worker-beat.js";
 
 export { WorkerStats };
@@ -149,6 +151,8 @@ export class Worker {
     this.log = options.logger ?? DEFAULT_LOGGER;
     this.readonlyGiveUpMs = options.readonlyGiveUpMs ?? READONLY_GIVE_UP_MS;
     this.stats = new WorkerStats();
+    /** Wrappers around each handler run: traces (tracing.js), metrics (metrics.js). */
+    this.instruments = defaultInstruments();
     /** @internal outcomes fewer replicas confirmed than asked: taken as done, warned about */
     this._replication = new ReplicationWarning(this.log, this.stats);
     /**
@@ -170,6 +174,11 @@ export class Worker {
   }
 
   // -- lifecycle -------------------------------------------------------------
+
+  /** Numbers for monitoring (metrics.js): queue gauges, service totals, handler durations. */
+  metrics() {
+    return workerSnapshot(this);
+  }
 
   /**
    * Create and init the consumers (a failing factory or init() fails start()),
@@ -474,7 +483,7 @@ export class Worker {
     this.#watch.begin(slot, ev, controller);
     consumer._event = ev; // for complete(): the token of this delivery
     try {
-      newState = await consumer.handleEvent(ev, state, { signal: controller.signal });
+      newState = await observe(this.instruments, ev, async () => consumer.handleEvent(ev, state, { signal: controller.signal }));
     } catch (exc) {
       // Whatever it throws (not only an Error), a handler must not take its
       // slot down while the event stays leased and heartbeaten.
