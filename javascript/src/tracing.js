@@ -66,7 +66,7 @@ function contextOf(carrier) {
   const sc = {
     traceId: m[2],
     spanId: m[3],
-    traceFlags: parseInt(m[4], 16) & 1,
+    traceFlags: parseInt(m[4], 16),
     isRemote: true,
     ...(carrier.tracestate ? { traceState: api.createTraceState(carrier.tracestate) } : {}),
   };
