@@ -4,6 +4,11 @@
 city (refreshing every 2 s), ``GET /api/reports`` returns the same as JSON. The site also
 remembers every event id it was sent and the highest delivery attempt seen, which is how the
 demo proves that nothing was lost and that killed events were redelivered.
+
+The table keeps the newest report per city, so a redelivered report (older by then) would
+never show in it: the page lists the latest redeliveries in a table of their own, highlighted
+with their attempt, and highlights a city whose shown report was itself redelivered.
+Forecasts are marked as coming from timers, with how long after their report they arrived.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class WeatherSite:
         self.stale = 0  # posts left over from an earlier demo run on the same prefix
         self.broken = 0  # posts cut off half-way (a consumer killed mid-POST)
         self.notes: list[str] = []
+        self.recent_redelivered: list[dict[str, Any]] = []  # the last few, newest last
         self._server = _Server((host, port), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="homing-demo-site", daemon=True)
@@ -66,8 +72,10 @@ class WeatherSite:
                 return
             eid = report["event_id"]
             self.attempts[eid] = max(self.attempts.get(eid, 0), int(report["attempt"]))
+            report = {**report, "arrived": time.time()}
             if report.get("redelivered"):
                 self.redeliveries.add(eid)
+                self.recent_redelivered = [*self.recent_redelivered[-7:], report]
             table = self.forecasts if report["kind"] == "forecast" else self.reports
             # Delivery is at-least-once and not ordered: a report whose consumer was
             # killed comes back seconds later, after newer reports for the same city were
@@ -86,6 +94,7 @@ class WeatherSite:
                 "posts": self.posts, "events": len(self.attempts),
                 "redelivered": len(self.redeliveries),
                 "stale": self.stale, "broken": self.broken, "notes": list(self.notes),
+                "recent_redelivered": list(self.recent_redelivered),
             }
 
     def delivered(self, ids: list[str]) -> int:
@@ -104,23 +113,56 @@ class WeatherSite:
 
     def page(self) -> str:
         snap = self.snapshot()
-        esc = html.escape
-        rows = []
-        for city in sorted(snap["reports"].keys() | snap["forecasts"].keys()):
-            r = snap["reports"].get(city, {})
-            f = snap["forecasts"].get(city, {})
-            rows.append(
-                f"<tr><td>{esc(city)}</td><td class=n>{esc(str(r.get('temp_c', '')))}</td>"
-                f"<td class=n>{esc(str(r.get('seq', '')))}</td><td>{esc(r.get('time', ''))}</td>"
-                f"<td class=n>{esc(str(r.get('attempt', '')))}</td>"
-                f"<td>{esc(f.get('text', ''))}</td></tr>")
         template = Template(resources.files(__package__).joinpath("static/index.html")
                             .read_text(encoding="utf-8"))
+        redelivered = [_redelivered_row(r) for r in reversed(snap["recent_redelivered"])]
         return template.substitute(
-            rows="\n".join(rows) or "<tr><td colspan=6>no reports yet</td></tr>",
+            rows="\n".join(_city_row(city, snap["reports"].get(city, {}),
+                                     snap["forecasts"].get(city, {}))
+                           for city in sorted(snap["reports"].keys() | snap["forecasts"].keys()))
+            or "<tr><td colspan=6>no reports yet</td></tr>",
+            redelivered_rows="\n".join(redelivered)
+            or "<tr class=none><td colspan=5>none yet: the demo kills a consumer every few "
+               "reports</td></tr>",
             posts=snap["posts"], events=snap["events"], redelivered=snap["redelivered"],
             broken=snap["broken"],
-            notes="\n".join(f"<li>{esc(n)}</li>" for n in reversed(snap["notes"])))
+            notes="\n".join(f"<li>{html.escape(n)}</li>" for n in reversed(snap["notes"])))
+
+
+def _attempt_cell(r: dict[str, Any]) -> str:
+    """The attempt, with a badge when this delivery was a redelivery."""
+    if not r:
+        return "<td class=\"n attempt\"></td>"
+    badge = " <span class=badge>redelivered</span>" if r.get("redelivered") else ""
+    return f"<td class=\"n attempt\">{html.escape(str(r.get('attempt', '')))}{badge}</td>"
+
+
+def _forecast_cell(f: dict[str, Any]) -> str:
+    """A forecast comes from a timer: say so, and how long after its report it arrived."""
+    if not f:
+        return "<td class=forecast></td>"
+    late = ""
+    if isinstance(f.get("reported_at"), (int, float)):
+        late = f", {max(0.0, f['arrived'] - f['reported_at']):.1f} s after its report"
+    return (f"<td class=forecast><span class=timer title=\"created with create_timer\">"
+            f"timer{html.escape(late)}</span> {html.escape(str(f.get('text', '')))}</td>")
+
+
+def _city_row(city: str, r: dict[str, Any], f: dict[str, Any]) -> str:
+    cls = " class=redelivered" if r.get("redelivered") else ""
+    esc = html.escape
+    return (f"<tr{cls} data-city=\"{esc(city)}\"><td>{esc(city)}</td>"
+            f"<td class=n>{esc(str(r.get('temp_c', '')))}</td>"
+            f"<td class=n>{esc(str(r.get('seq', '')))}</td><td>{esc(str(r.get('time', '')))}</td>"
+            f"{_attempt_cell(r)}{_forecast_cell(f)}</tr>")
+
+
+def _redelivered_row(r: dict[str, Any]) -> str:
+    esc = html.escape
+    what = "forecast (timer)" if r.get("kind") == "forecast" else "report"
+    return (f"<tr class=redelivered><td>{esc(str(r.get('city', '')))}</td><td>{esc(what)}</td>"
+            f"<td class=n>{esc(str(r.get('seq', '')))}</td>{_attempt_cell(r)}"
+            f"<td><code>{esc(str(r.get('event_id', ''))[:8])}</code></td></tr>")
 
 
 class _Server(ThreadingHTTPServer):

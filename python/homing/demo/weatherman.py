@@ -59,6 +59,8 @@ class Weatherman:
         sky = "snow" if report["temp_c"] < 1 and self.rng.random() < 0.5 else self.rng.choice(SKIES)
         return {"kind": "forecast", "run": self.run_id, "city": report["city"],
                 "seq": report["seq"], "time": report["time"],
+                # When the timer was set: the page shows how long after it the forecast came.
+                "reported_at": round(time.time(), 3),
                 "text": f"{sky}, around {round(report['temp_c'] + self.rng.uniform(-3, 3))} °C"}
 
     def run(self, stop: threading.Event) -> None:
