@@ -20,7 +20,8 @@ QUEUES = ("ready", "in_flight", "timers", "retrying", "expired", "dead")
 FLOW = ("enqueued", "delivered", "completed", "failed", "retried", "expired", "returned", "dead",
         "requeued", "released")
 # Timers, the scheduler's moves and housekeeping.
-MORE = ("timers", "timers_fired", "cancelled", "retries_ready", "purged", "orphaned")
+MORE = ("timers", "timers_fired", "cancelled", "retries_ready", "purged", "orphaned",
+        "stale_acks")
 DAEMON_SILENCE = 10.0  # seconds without a beat before stats warns that no daemon runs
 _DAEMONS = (
     ("scheduler", "timers, retries and expired leases wait until one does"),

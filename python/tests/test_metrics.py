@@ -180,3 +180,16 @@ def test_metrics_served_over_http_and_as_asgi(client: homing.Client, service: st
     t.join(10)
     assert sent[0]["status"] == 200
     assert f'homing_events_ready{{service="{service}"}} 1.0' in sent[1]["body"].decode()
+
+
+def test_keda_reads_the_ready_list_by_its_documented_name(client: homing.Client,
+                                                          service: str) -> None:
+    """docs/operations.md tells KEDA's Redis list scaler to read
+    ``<prefix>:{<service>}:ready``: that exact key's LLEN is the ready count."""
+    client.enqueue_many(service, list(range(7)))
+    client.dequeue(service, 2)
+    client.create_timer(service, "later", delay_ms=60_000)  # not ready: not counted
+    name = f"{client.prefix}:{{{service}}}:ready"
+    assert client.redis.type(name) == b"list"
+    assert client.redis.llen(name) == 5 == client.stats(service)["ready"]
+    assert of(scrape(Metrics(client, [service])), "homing_events_ready", service=service) == 5
