@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import durability, ops, scripting
+from . import durability, ops, scripting, tracing
 from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
@@ -147,20 +147,31 @@ class AsyncClient(ClientBase):
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
                       id: str | None = None) -> str:  # noqa: A002
-        return await self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
+        # The span, and the trace context the envelope carries: homing.tracing.
+        with tracing.producing(service, "enqueue", 1, carry=id is None) as span:
+            event_id = await self.run(self.op("enqueue", service, payload=payload, key=key,
+                                              id=id))
+            tracing.sent(span, [event_id])
+        return event_id
 
     async def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                            keys: Sequence[str | None] | None = None,
                            ids: Sequence[str] | None = None) -> list[str]:
-        return await self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
-                                      ids=ids))
+        count = len(payloads) if isinstance(payloads, (list, tuple)) else 0
+        with tracing.producing(service, "enqueue", count, carry=ids is None):
+            return await self.run(self.op("enqueue_many", service, payloads=payloads,
+                                          keys=keys, ids=ids))
 
     async def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                            at: dt.datetime | float | None = None, key: str | None = None,
                            id: str | None = None) -> str:  # noqa: A002
-        return await self.run(self.op("create_timer", service, payload=payload, delay_ms=delay_ms,
-                       at_ms=None if at is None else ops.at_ms(at), key=key,
-                       **_given(id=id)))
+        with tracing.producing(service, "create_timer", 1, carry=id is None) as span:
+            timer_id = await self.run(self.op("create_timer", service, payload=payload,
+                                              delay_ms=delay_ms,
+                                              at_ms=None if at is None else ops.at_ms(at),
+                                              key=key, **_given(id=id)))
+            tracing.sent(span, [timer_id])
+        return timer_id
 
     async def cancel_timer(self, service: str, timer_id: str) -> bool:
         return await self.run(self.op("cancel_timer", service, id=timer_id))

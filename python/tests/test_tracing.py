@@ -139,3 +139,24 @@ def test_a_timer_carries_its_creator_trace_to_the_consumer(
     wait_for(lambda: named(spans, f"process {service}"))
     [proc] = named(spans, f"process {service}")
     assert proc.context.trace_id == send.context.trace_id
+
+
+def test_the_async_client_records_producer_spans_too(
+        redis_url: str, prefix: str, service: str, spans: InMemorySpanExporter) -> None:
+    import asyncio
+
+    from homing.aio import AsyncClient
+
+    async def go() -> list[bytes]:
+        c = await AsyncClient.from_url(redis_url, prefix=prefix)
+        try:
+            await c.enqueue(service, 1)
+            await c.enqueue_many(service, [2, 3])
+            return [e.raw for e in await c.dequeue(service, 3)]
+        finally:
+            await c.close()
+    raws = asyncio.run(go())
+    sends = named(spans, f"send {service}")
+    assert len(sends) == 2
+    carried = {envelope.trace_of(r)["traceparent"].split("-")[2] for r in raws}
+    assert carried == {f"{s.context.span_id:016x}" for s in sends}
