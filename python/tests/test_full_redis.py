@@ -133,3 +133,16 @@ def test_a_result_refused_by_a_full_redis_is_sent_again_and_its_lease_kept(
             wait_for(lambda: client.status(SERVICE, first[0]).state == "done", timeout=10)
         assert client.status(SERVICE, first[0]).result == large
         assert worker.stats.lost == 0 and worker.stats.completed == len(ids)
+
+
+def test_a_stale_ack_on_a_full_redis_is_still_refused_per_item(
+        full: tuple[homing.Client, list[str]]) -> None:
+    """complete counts stale acks (stale_acks); when that count is the call's only write,
+    a full Redis refuses it: the refusal must still come back per item, not as an error."""
+    client, ids = full
+    client.redis.config_set("maxmemory", "1mb")
+    [ev] = client.dequeue(SERVICE, 1)
+    out = client.complete_many(SERVICE, [(ev.id, ev.token + 1, None)])
+    assert isinstance(out[0], homing.StaleLeaseError)
+    assert client.stats(SERVICE).get("total.stale_acks", 0) == 0  # dropped, as documented
+    assert client.complete_many(SERVICE, [(ev.id, ev.token, None)]) == [None]
