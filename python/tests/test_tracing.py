@@ -160,3 +160,15 @@ def test_the_async_client_records_producer_spans_too(
     assert len(sends) == 2
     carried = {envelope.trace_of(r)["traceparent"].split("-")[2] for r in raws}
     assert carried == {f"{s.context.span_id:016x}" for s in sends}
+
+
+def test_homing_tracing_off_disables_spans_and_context() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import homing.tracing as t, homing.observe as o, homing.envelope as e;"
+            "print(t.ENABLED, o.defaults(), e.encode(1).hex())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "HOMING_TRACING": "off"}, check=True).stdout
+    assert out.split() == ["False", "[]", "82a17601a17001"]
