@@ -87,9 +87,16 @@ async function ending(span, p, onValue) {
     onValue?.(value);
     return value;
   } catch (exc) {
-    span.recordException(exc instanceof Error ? exc : String(exc));
-    span.setStatus({ code: api.SpanStatusCode.ERROR, message: exc instanceof Error ? exc.message : String(exc) });
-    if (exc instanceof Error) span.setAttribute("error.type", exc.name);
+    try {
+      const isError = exc instanceof Error;
+      span.recordException(isError ? exc : String(exc));
+      span.setStatus({ code: api.SpanStatusCode.ERROR, message: isError ? exc.message : String(exc) });
+      if (isError) span.setAttribute("error.type", exc.name);
+    } catch {
+      // A thrown value that cannot even be inspected (a hostile Proxy): the span
+      // still says the handler failed; the worker reports the value itself.
+      span.setStatus({ code: api.SpanStatusCode.ERROR });
+    }
     throw exc;
   } finally {
     span.end();

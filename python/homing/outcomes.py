@@ -47,6 +47,15 @@ def cut_reason(text: str) -> str:
     return data[:MAX_REASON].decode("utf-8", "ignore")
 
 
+def _text(exc: BaseException) -> str:
+    """str(exc), or a stand-in: an exception whose __str__ raises must still fail its
+    event, not take its handler slot down (as the JavaScript worker does)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - whatever its __str__ raises
+        return "(an exception that cannot be shown as text)"
+
+
 class HandlerTimeoutError(Exception):
     """A handler ran past the handler timeout: the event is failed with this reason."""
 
@@ -151,7 +160,7 @@ class Outcomes:
         # Retrying cannot fix a rejected event or an envelope that does not decode.
         dead = isinstance(exc, (Reject, CorruptEnvelopeError))
         reason = cut_reason(str(exc) if isinstance(exc, HandlerTimeoutError)
-                            else f"{type(exc).__name__}: {exc}")
+                            else f"{type(exc).__name__}: {_text(exc)}")
         if not self._held.settle((ev.id, ev.token)):
             # Its outcome is settled already (the consumer completed it, or the
             # heartbeat found the lease lost): there is nothing left to fail.

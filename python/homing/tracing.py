@@ -110,5 +110,20 @@ def handling(ev: Event) -> Iterator[Any]:
         "messaging.message.id": ev.id, "homing.attempt": ev.attempt}
     with _TRACER.start_as_current_span(f"process {ev.service}", context=parent,
                                        kind=_trace.SpanKind.CONSUMER, links=links,
-                                       attributes=attributes) as span:
-        yield span
+                                       attributes=attributes, record_exception=False,
+                                       set_status_on_exception=False) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            _failed(span, exc)
+            raise
+
+
+def _failed(span: Any, exc: BaseException) -> None:
+    """Mark span failed with exc; an exception whose str() itself raises still marks it."""
+    try:
+        span.record_exception(exc)
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR, str(exc)))
+        span.set_attribute("error.type", type(exc).__qualname__)
+    except Exception:  # noqa: BLE001 - the handler's exception is what the worker reports
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR))

@@ -172,3 +172,26 @@ def test_homing_tracing_off_disables_spans_and_context() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "HOMING_TRACING": "off"}, check=True).stdout
     assert out.split() == ["False", "[]", "82a17601a17001"]
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+class RaisesUnprintable(homing.Consumer):
+    def handle_event(self, event: homing.Event, state: object) -> object:
+        raise UnprintableError()
+
+
+def test_an_exception_that_cannot_be_shown_still_fails_the_span(
+        client: homing.Client, service: str, spans: InMemorySpanExporter) -> None:
+    client.configure(service, max_attempts=1)
+    client.enqueue(service, 1)
+    w = homing.Worker(client, service, RaisesUnprintable)
+    with running(w):
+        wait_for(lambda: w.stats.failed == 1)
+    wait_for(lambda: named(spans, f"process {service}"))
+    [proc] = named(spans, f"process {service}")
+    assert proc.status.status_code == StatusCode.ERROR
+    assert client.stats(service)["dead"] == 1  # the worker handled it as a failure
