@@ -39,6 +39,18 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 
 /** A proxy tracer: spans go to whatever provider is registered, even later. */
 const tracer = () => api.trace.getTracer("homing");
+// What an unset global provider delegates to (the API's no-op provider).
+const NOOP_PROVIDER = api ? new api.ProxyTracerProvider().getDelegate() : null;
+
+/**
+ * No SDK registered and no trace in progress: a span could only be a no-op, so none
+ * is made. With a context in progress (propagated without an SDK) it is still carried.
+ */
+function idle() {
+  const provider = api.trace.getTracerProvider();
+  const noSdk = typeof provider.getDelegate === "function" && provider.getDelegate() === NOOP_PROVIDER;
+  return noSdk && !api.isSpanContextValid(api.trace.getActiveSpan()?.spanContext() ?? api.INVALID_SPAN_CONTEXT);
+}
 
 /**
  * The W3C carrier of a span, or null when it has no valid context (no SDK).
@@ -115,7 +127,7 @@ async function ending(span, p, onValue) {
  * @returns {Promise<T>}
  */
 export function producing(service, operation, count, carry, start) {
-  if (!api) return start();
+  if (!api || idle()) return start();
   /** @type {Record<string, string | number>} */
   const attributes = {
     "messaging.system": SYSTEM,
@@ -158,6 +170,7 @@ export function handling(ev, next) {
   } catch {
     carrier = null; // a corrupt envelope: the worker dead-letters it; the span says it ran
   }
+  if (carrier === null && idle()) return next();
   const creation = carrier ? contextOf(carrier) : null;
   const parent = creation ? api.trace.setSpanContext(api.context.active(), creation) : api.context.active();
   const options = {

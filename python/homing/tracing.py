@@ -52,6 +52,14 @@ if _trace is not None:
     _TRACER = _trace.get_tracer("homing")
 
 
+def _idle() -> bool:
+    """No SDK installed and no trace in progress: a span could only be a no-op, so none
+    is made (about 20 us saved per call). With a context in progress (propagated
+    without an SDK) it is still carried on."""
+    return (isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+            and not _trace.get_current_span().get_span_context().is_valid)
+
+
 @contextlib.contextmanager
 def producing(service: str, operation: str, count: int, *,
               carry: bool = True) -> Iterator[Any]:
@@ -60,7 +68,7 @@ def producing(service: str, operation: str, count: int, *,
 
     Yields the span (None when tracing is off); ``sent(span, ids)`` names the events.
     """
-    if not ENABLED:
+    if not ENABLED or _idle():
         yield None
         return
     attributes: dict[str, Any] = {
@@ -98,6 +106,9 @@ def handling(ev: Event) -> Iterator[Any]:
         carrier = envelope.trace_of(ev.raw)
     except CorruptEnvelopeError:
         carrier = None  # the worker dead-letters it; the span says it ran
+    if carrier is None and _idle():
+        yield None
+        return
     parent = _PROPAGATOR.extract(carrier) if carrier else None
     links = []
     if parent is not None:
