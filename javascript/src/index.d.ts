@@ -98,7 +98,7 @@ export class Status {
 
 /** What one scheduler step did for a service. */
 export class PromoteResult {
-  constructor(timers: number, retries: number, expired: number, more: boolean, nextDueMs: number, returned?: number, timerLatenessMs?: number[]);
+  constructor(timers: number, retries: number, expired: number, more: boolean, nextDueMs: number, returned?: number);
   readonly timers: number;
   readonly retries: number;
   /** Leases reclaimed, reserved ones included. */
@@ -107,8 +107,6 @@ export class PromoteResult {
   readonly nextDueMs: number;
   /** Reserved leases put back in the ready queue uncharged. */
   readonly returned: number;
-  /** Per timer promoted, how late it became ready (ms, Redis clock). */
-  readonly timerLatenessMs: number[];
 }
 
 /** What one distributor step did for a service. */

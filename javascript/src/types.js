@@ -132,16 +132,14 @@ export class PromoteResult {
    * @param {boolean} more
    * @param {number} nextDueMs
    * @param {number} [returned] reserved leases put back in the ready queue uncharged
-   * @param {number[]} [timerLatenessMs] per timer promoted, how late it became ready (ms)
    */
-  constructor(timers, retries, expired, more, nextDueMs, returned = 0, timerLatenessMs = []) {
+  constructor(timers, retries, expired, more, nextDueMs, returned = 0) {
     this.timers = timers;
     this.retries = retries;
     this.expired = expired;
     this.more = more;
     this.nextDueMs = nextDueMs;
     this.returned = returned;
-    this.timerLatenessMs = timerLatenessMs;
   }
 }
 

@@ -50,8 +50,37 @@ local now = now_ms(p)
 local limit = int_arg(1, 'limit', 1, LIMITS.batch)
 local more = 0
 
--- Move due members of zset to the ready queue, as status r.
-local function promote_due(zset, counter)
+-- Timer lateness (now - due, ms, Redis clock) as a histogram in the counters
+-- hash, read through stats for the metrics (homing_timer_lateness_seconds):
+-- late_le_<ms> per bucket (not cumulative: the exporter adds them up),
+-- late_inf beyond the last, late_sum_ms and late_count. In Redis, not in a
+-- reply, so that any number of schedulers add to one histogram per service.
+local LATE_BUCKETS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+local function count_lateness(late)
+  local per, sum = {}, 0
+  for _, ms in ipairs(late) do
+    sum = sum + ms
+    local name = 'late_inf'
+    for _, b in ipairs(LATE_BUCKETS) do
+      if ms <= b then
+        name = 'late_le_' .. b
+        break
+      end
+    end
+    per[name] = (per[name] or 0) + 1
+  end
+  for _, b in ipairs(LATE_BUCKETS) do  -- in a fixed order: the effects are replicated
+    count('late_le_' .. b, per['late_le_' .. b] or 0)
+  end
+  count('late_inf', per['late_inf'] or 0)
+  count('late_sum_ms', sum)
+  count('late_count', #late)
+end
+
+-- Move due members of zset to the ready queue, as status r. With late, the
+-- lateness of each one that became ready (a timer or a recurring timer's
+-- occurrence) is added to it.
+local function promote_due(zset, counter, late)
   local pairs_ = redis.call('ZRANGEBYSCORE', zset, '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
   local ids, due = {}, {}
   for j = 1, #pairs_, 2 do
@@ -72,11 +101,17 @@ local function promote_due(zset, counter)
       if oid then
         moved[#moved + 1] = oid
         fired = fired + 1
+        if late then
+          late[#late + 1] = now - tonumber(due[i])
+        end
       end
     elseif m then
       m.s, m.token = 'r', 0
       meta_put(id, m)
       moved[#moved + 1] = id
+      if late then
+        late[#late + 1] = now - tonumber(due[i])  -- a quarantined one never became ready
+      end
     else
       quarantine(id, m, now)
     end
@@ -89,7 +124,11 @@ local function promote_due(zset, counter)
   return #ids
 end
 
-local timers = promote_due(K.timers, 'timers_fired')
+local lateness = {}
+local timers = promote_due(K.timers, 'timers_fired', lateness)
+if #lateness > 0 then
+  count_lateness(lateness)
+end
 local retries = promote_due(K.retry, 'retries_ready')
 
 local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, limit)

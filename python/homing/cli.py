@@ -370,11 +370,9 @@ def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
                for kind in kinds]
     threads = [threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
                                 daemon=True) for d in daemons]
-    endpoints, metrics = health.serve(
+    endpoints, _ = health.serve(
         client, health.daemons_beating(daemons, threads), host=http["http_host"],
         health_port=http["health_port"], metrics_port=http["metrics_port"])
-    for d in daemons:
-        d.metrics = metrics  # the scheduler feeds the timer lateness histogram
     with on_signals(stop.set):
         for t in threads:
             t.start()

@@ -56,7 +56,6 @@ class _Daemon:
         self.services_every = ops.seconds(services_every, "services_every")
         self.require_durable = require_durable
         self.moved = 0
-        self.metrics: Any = None  # a homing.metrics.Metrics, when the process exports metrics
         # When the last beat was written (monotonic): the health probe's "beating".
         self.beat_at = time.monotonic()
         self._services: list[str] = []
@@ -149,8 +148,6 @@ class Scheduler(_Daemon):
         while True:
             r = self.client.promote(service, self.limit)
             moved += r.timers + r.retries + r.expired
-            if self.metrics is not None and r.timer_lateness_ms:
-                self.metrics.observe_lateness(service, r.timer_lateness_ms)
             if r.expired > r.returned:  # returned ones went back to ready themselves
                 try:
                     self.client.hint_expired(service)

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from .errors import HomingError
@@ -64,7 +64,21 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("returned", "leases_returned", "Reserved leases that ran out unstarted (no attempt charged)."),
 )
 HANDLER_BUCKETS = (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 600)
-LATENESS_BUCKETS = (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
+# The timer lateness buckets (ms) the promote script counts in (lua/scripts/promote.lua).
+LATE_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+
+
+def _lateness(st: dict[str, Any]) -> tuple[list[tuple[str, float]], float]:
+    """The promote script's lateness counters as cumulative Prometheus buckets, and the sum."""
+    def num(name: str) -> float:
+        v = st.get(f"total.{name}", 0)
+        return float(v) if isinstance(v, (int, float)) else 0.0
+    buckets, seen = [], 0.0
+    for ms in LATE_BUCKETS_MS:
+        seen += num(f"late_le_{ms}")
+        buckets.append((f"{ms / 1000:g}", seen))
+    buckets.append(("+Inf", seen + num("late_inf")))
+    return buckets, num("late_sum_ms") / 1000
 
 
 def _redis_now_ms(client: Client) -> int:
@@ -117,6 +131,10 @@ class QueueCollector(Collector):
             "ready.", labels=["service"])
         counters = {f: CounterMetricFamily(f"{ns}_{name}", doc, labels=["service"])
                     for f, name, doc in COUNTERS}
+        late = HistogramMetricFamily(
+            f"{ns}_timer_lateness_seconds", "How late timers became ready: the scheduler's "
+            "promote time minus the due time, both Redis clock (counted in Redis by the "
+            "promote script, for every scheduler).", labels=["service"])
         failed = 0
         for service in services:
             try:
@@ -132,11 +150,13 @@ class QueueCollector(Collector):
             for f, fam in counters.items():
                 value = st.get(f"total.{f}", 0)
                 fam.add_metric([service], float(value) if isinstance(value, (int, float)) else 0.0)
+            late.add_metric([service], *_lateness(st))
         up.add_metric([], 1 if failed == 0 else 0)
         yield up
         yield from gauges.values()
         yield age
         yield from counters.values()
+        yield late
         count = GaugeMetricFamily(f"{ns}_services", "Services registered, and how many "
                                   "this scrape reported (at most max_services).",
                                   labels=["kind"])
@@ -146,8 +166,8 @@ class QueueCollector(Collector):
 
 
 class Metrics:
-    """One process's homing metrics in one registry: queue numbers, and the histograms
-    that a worker (handler duration) and a scheduler (timer lateness) feed."""
+    """One process's homing metrics in one registry: queue numbers and the timer
+    lateness read from Redis, and the handler duration histogram a worker feeds."""
 
     def __init__(self, client: Client, services: Sequence[str] | None = None, *,
                  max_services: int = 100, registry: CollectorRegistry | None = None) -> None:
@@ -161,11 +181,6 @@ class Metrics:
             "homing_handler_duration_seconds", "Time a handler ran, by outcome (ok: returned; "
             "error: raised).", ["service", "outcome"], buckets=HANDLER_BUCKETS,
             registry=self.registry)
-        self.timer_lateness = Histogram(
-            "homing_timer_lateness_seconds", "How late timers became ready: the scheduler's "
-            "promote time minus the due time, both Redis clock.", ["service"],
-            buckets=LATENESS_BUCKETS, registry=self.registry)
-
     # -- feeding -------------------------------------------------------------------
 
     def handler_timer(self) -> Callable[[Event], AbstractContextManager[Any]]:
@@ -186,12 +201,6 @@ class Metrics:
     def instrument_worker(self, worker: Any) -> None:
         """Time the handlers of ``worker`` (a homing.Worker)."""
         worker.instruments.append(self.handler_timer())
-
-    def observe_lateness(self, service: str, lateness_ms: Sequence[int]) -> None:
-        """Record the lateness (ms) of timers a promote made ready."""
-        child = self.timer_lateness.labels(service)
-        for ms in lateness_ms:
-            child.observe(max(0, ms) / 1000)
 
     # -- serving -------------------------------------------------------------------
 

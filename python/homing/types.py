@@ -104,8 +104,6 @@ class PromoteResult:
     more: bool
     next_due_ms: int
     returned: int = 0  # reserved leases put back in the ready queue uncharged
-    # Per timer promoted, how late it became ready (ms, Redis clock): for the metrics.
-    timer_lateness_ms: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,8 @@ def test_every_counter_the_scripts_increment_has_a_column() -> None:
     named |= set(re.findall(r"promote_due\(K\.\w+, '(\w+)'", source))  # count(counter, n)
     # Counted without count() where a full Redis must not turn the write into an error.
     named |= set(re.findall(r"'HINCRBY', K\.counters, '(\w+)'", source))
+    # late_*: promote's timer lateness histogram, exported by homing.metrics, not a column.
+    named = {n for n in named if not n.startswith("late_")}
     assert {"timers_fired", "dead", "stale_acks"} <= named
     assert named == set(FLOW) | set(MORE)
     doc = (lua.parent / "docs" / "cli.md").read_text()
