@@ -45,7 +45,7 @@ local out = {
 -- TIME), and an event from a timer or a retry counts from its creation.
 local next_id = redis.call('LINDEX', K.ready, -1)
 if next_id then
-  local m = meta_parse(redis.call('HGET', K.meta, next_id))
+  local m = meta_get(next_id)
   if m then
     out[16] = m.created
   end

@@ -46,17 +46,31 @@ except ImportError:  # the otel extra is not installed: everything below is a no
 ENABLED: bool = _trace is not None and os.environ.get("HOMING_TRACING", "on").lower() != "off"
 SYSTEM = "homing"
 
+_provider: Any = None  # set_tracer_provider's; None: OpenTelemetry's global one
 if _trace is not None:
     _PROPAGATOR = TraceContextTextMapPropagator()
     # A proxy: spans go to whatever provider the application sets, even later.
     _TRACER = _trace.get_tracer("homing")
 
 
+def set_tracer_provider(provider: Any) -> None:
+    """Record homing's spans with ``provider`` instead of the global one (None: the
+    global one again), as OpenTelemetry instrumentations take a ``tracer_provider``.
+    The trace context is shared all the same: spans nest across providers."""
+    global _provider, _TRACER
+    if _trace is None:
+        return
+    _provider = provider
+    _TRACER = provider.get_tracer("homing") if provider is not None else _trace.get_tracer(
+        "homing")
+
+
 def _idle() -> bool:
     """No SDK installed and no trace in progress: a span could only be a no-op, so none
     is made (about 20 us saved per call). With a context in progress (propagated
     without an SDK) it is still carried on."""
-    return (isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+    return (_provider is None
+            and isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
             and not _trace.get_current_span().get_span_context().is_valid)
 
 

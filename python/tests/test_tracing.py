@@ -15,7 +15,6 @@ import homing
 from homing import envelope, tracing
 
 sdk = pytest.importorskip("opentelemetry.sdk.trace")
-from opentelemetry import trace  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
     InMemorySpanExporter,
@@ -25,13 +24,17 @@ from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 _EXPORTER = InMemorySpanExporter()
 
 
+_PROVIDER = sdk.TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+
+
 @pytest.fixture(scope="module", autouse=True)
-def provider() -> None:
-    # The global provider can be set once per process: every test here shares it.
-    if not isinstance(trace.get_tracer_provider(), sdk.TracerProvider):
-        p = sdk.TracerProvider()
-        p.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(p)
+def provider() -> Iterator[None]:
+    # homing's own provider, not the global one: the global can be set only once per
+    # process, and the other test modules must see no tracing (envelopes as they were).
+    tracing.set_tracer_provider(_PROVIDER)
+    yield
+    tracing.set_tracer_provider(None)
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ class Recorder(homing.Consumer):
         if event.payload == "boom":
             raise homing.Reject("boom")
         # A span of the handler's own nests under the consumer span.
-        with trace.get_tracer("app").start_as_current_span("inner"):
+        with _PROVIDER.get_tracer("app").start_as_current_span("inner"):
             pass
         return state
 
