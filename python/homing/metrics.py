@@ -19,7 +19,9 @@ not ``sum``, when several workers export one service.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -219,3 +221,17 @@ def metrics_app(client: Client, services: Sequence[str] | None = None, *,
                 max_services: int = 100) -> Any:
     """An ASGI app for ``/metrics`` of every registered service (for the dashboard)."""
     return Metrics(client, services, max_services=max_services).asgi_app()
+
+
+_FOR_DASHBOARD: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
+_FOR_DASHBOARD_LOCK = threading.Lock()
+
+
+def dashboard_metrics(client: Client) -> tuple[bytes, str]:
+    """The dashboard's /metrics hook (homing.web.app.metrics_provider): the exposition of
+    every registered service (at most 100), one Metrics kept per client."""
+    with _FOR_DASHBOARD_LOCK:
+        metrics = _FOR_DASHBOARD.get(client)
+        if metrics is None:
+            metrics = _FOR_DASHBOARD[client] = Metrics(client)
+    return metrics.exposition()

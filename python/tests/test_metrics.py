@@ -196,3 +196,17 @@ def test_keda_reads_the_ready_list_by_its_documented_name(client: homing.Client,
     assert client.redis.type(name) == b"list"
     assert client.redis.llen(name) == 5 == client.stats(service)["ready"]
     assert of(scrape(Metrics(client, [service])), "homing_events_ready", service=service) == 5
+
+
+def test_the_dashboard_serves_these_metrics(client: homing.Client, service: str) -> None:
+    pytest.importorskip("starlette")
+    httpx = pytest.importorskip("httpx")
+    from dashboard_helpers import serving
+
+    client.enqueue_many(service, [1, 2])
+    with serving(client) as url:
+        r = httpx.get(url + "/metrics", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert f'homing_events_ready{{service="{service}"}} 2.0' in r.text
+    assert "homing_timer_lateness_seconds_bucket" in r.text
