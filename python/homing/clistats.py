@@ -21,7 +21,7 @@ FLOW = ("enqueued", "delivered", "completed", "failed", "retried", "expired", "r
         "requeued", "released")
 # Timers, the scheduler's moves and housekeeping.
 MORE = ("timers", "timers_fired", "cancelled", "retries_ready", "purged", "orphaned",
-        "stale_acks")
+        "stale_acks", "recurring", "recurring_fired", "recurring_removed")
 DAEMON_SILENCE = 10.0  # seconds without a beat before stats warns that no daemon runs
 _DAEMONS = (
     ("scheduler", "timers, retries and expired leases wait until one does"),
