@@ -8,7 +8,7 @@ VENV_STAMP := .venv/.homing-install.stamp
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis-check build lint test test-py test-js demo bench conformance clean distclean \
+.PHONY: help venv redis-check build lint test test-py test-js test-erl demo bench conformance clean distclean \
   faults faults-quick dashboard-screenshots
 
 help: ## list targets
@@ -41,11 +41,12 @@ build: ## flatten lua/ scripts into the manifest and regenerate the error classe
 	python3 lua/build.py --out python/homing/manifest.json --out javascript/manifest.json \
 	  --python-errors python/homing/errors.py --js-errors javascript/src
 	python3 conformance/build.py
+	python3 erlang/tools/manifest_terms.py
 
 lint: venv ## ruff check
 	.venv/bin/ruff check python
 
-test: test-py test-js faults-quick ## lint + all tests + the fault suite's quick tier
+test: test-py test-js test-erl faults-quick ## lint + all tests + the fault suite's quick tier
 
 test-py: venv redis-check lint ## lint + Python tests
 	$(PY) -m pytest python/tests -q
@@ -59,6 +60,15 @@ test-js: redis-check ## JavaScript tests (npm ci + node --test; skipped without 
 	  cd javascript && npm ci --no-audit --no-fund && npm test; \
 	else \
 	  echo "test-js: node/npm not found, skipping the JavaScript tests (install Node.js 20+)"; \
+	fi
+
+# --- Erlang tests (the Erlang client, erlang/: OTP 25 and eredis from Debian) ---
+# The interop tests drive Python through .venv, hence venv.
+test-erl: venv redis-check ## Erlang client: EUnit (skipped without erlc)
+	@if command -v erlc >/dev/null 2>&1; then \
+	  $(MAKE) -C erlang test; \
+	else \
+	  echo "test-erl: erlc not found, skipping the Erlang tests (apt-get install erlang-nox erlang-dev erlang-eunit erlang-redis-client erlang-proper)"; \
 	fi
 
 # --- The fault suite (faults/, docs/faults.md) ---

@@ -1,0 +1,202 @@
+%% @doc One Redis connection (Debian's eredis) and the script calls over it.
+%%
+%% A gen_server owns the eredis process and an ETS table that callers read
+%% without a message round trip: the eredis pid, and when each service was
+%% last seen in the registry. Commands go straight to eredis from the calling
+%% process. If Redis cannot be reached at start or later, the connection is
+%% tried again on the next call (eredis itself reconnects an established
+%% connection), so a worker survives a Redis restart; a call is never resent
+%% after a lost reply (docs/protocol.md section 1, rule 4): the error is
+%% returned as {error, {connection, Detail}}.
+-module(homing_conn).
+-behaviour(gen_server).
+-export([start_link/1, start/1, stop/1, client/1, q/2, q/3, script/4, registered/2,
+         seen/2, parse_url/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([client/0]).
+-type client() :: #{conn := pid(), tab := ets:tid(), prefix := binary(),
+                    max_payload := pos_integer(), timeout := timeout()}.
+
+-define(TIMEOUT, 10000).
+
+%% @doc Options: url ("redis://[:password@]host:port/db"), or host, port, database,
+%% password; prefix (default "homing"), max_payload (bytes, default 1 MiB),
+%% timeout (ms per command, default 10 s).
+-spec start_link(map() | list()) -> {ok, pid()} | {error, term()}.
+start_link(Opts) -> gen_server:start_link(?MODULE, options(Opts), []).
+
+%% @doc As start_link/1, not linked (for a shell or a test).
+-spec start(map() | list()) -> {ok, pid()} | {error, term()}.
+start(Opts) -> gen_server:start(?MODULE, options(Opts), []).
+
+-spec stop(pid() | client()) -> ok.
+stop(#{conn := Pid}) -> stop(Pid);
+stop(Pid) -> gen_server:stop(Pid).
+
+%% @doc The client handle that queue_client's functions take.
+-spec client(pid() | atom()) -> client().
+client(Conn) -> gen_server:call(Conn, client).
+
+options(Opts) when is_list(Opts) -> options(maps:from_list(Opts));
+options(#{url := Url} = Opts) -> maps:merge(parse_url(Url), maps:remove(url, Opts));
+options(Opts) -> Opts.
+
+%% @doc The parts of a redis:// URL.
+-spec parse_url(unicode:chardata()) -> map().
+parse_url(Url) ->
+    #{host := Host} = U = uri_string:parse(unicode:characters_to_list(Url)),
+    Port = maps:get(port, U, 6379),
+    Db = case string:trim(maps:get(path, U, ""), leading, "/") of
+             "" -> 0;
+             D -> list_to_integer(D)
+         end,
+    Pass = case string:split(maps:get(userinfo, U, ""), ":") of
+               [_, P] -> P;
+               _ -> ""
+           end,
+    #{host => Host, port => Port, database => Db, password => Pass}.
+
+%% -- commands ------------------------------------------------------------------
+
+%% @doc One Redis command; errors translated to homing's codes.
+-spec q(client(), [iodata() | integer()]) -> {ok, term()} | {error, {atom(), binary()}}.
+q(Client, Cmd) -> q(Client, Cmd, undefined).
+
+%% Key names the key of a plain command, for a WRONGTYPE message.
+q(#{tab := Tab, conn := Conn, timeout := Timeout}, Cmd, Key) ->
+    case redis(Tab, Conn) of
+        {ok, Pid} ->
+            try eredis:q(Pid, Cmd, Timeout) of
+                {ok, V} -> {ok, V};
+                {error, Reply} -> {error, translate(Reply, Key)}
+            catch
+                exit:{timeout, _} ->
+                    {error, {connection, <<"no reply from Redis within the timeout">>}};
+                exit:{noproc, _} ->
+                    {error, {connection, <<"the Redis connection ended">>}}
+            end;
+        {error, _} = E -> E
+    end.
+
+redis(Tab, Conn) ->
+    case ets:lookup(Tab, redis) of
+        [{redis, Pid}] -> {ok, Pid};
+        [] ->
+            try gen_server:call(Conn, connect, 30000)
+            catch exit:_ -> {error, {connection, <<"the homing connection is not running">>}}
+            end
+    end.
+
+%% @doc Run manifest script Name for service keys Keys with Args: EVALSHA, and on
+%% NOSCRIPT (an empty script cache after a restart or failover) EVAL once.
+-spec script(client(), binary(), [binary()], [iodata() | integer()]) ->
+    {ok, term()} | {error, {atom(), binary()}}.
+script(Client, Name, Keys, Args) ->
+    S = homing_manifest:script(Name),
+    N = integer_to_binary(length(Keys)),
+    Wire = [wire(A) || A <- Args],
+    case q(Client, [<<"EVALSHA">>, maps:get(<<"sha1">>, S), N | Keys ++ Wire]) of
+        {error, {noscript, _}} ->
+            q(Client, [<<"EVAL">>, maps:get(<<"source">>, S), N | Keys ++ Wire]);
+        Other -> Other
+    end.
+
+wire(I) when is_integer(I) -> integer_to_binary(I);
+wire(B) when is_binary(B) -> B;
+wire(L) -> unicode:characters_to_binary(L).
+
+%% @doc Whether the registry was seen holding Service within the last 10 s (on this client).
+-spec registered(client(), binary()) -> boolean().
+registered(#{tab := Tab}, Service) ->
+    case ets:lookup(Tab, {seen, Service}) of
+        [{_, At}] -> erlang:monotonic_time(millisecond) - At < 10000;
+        [] -> false
+    end.
+
+-spec seen(client(), binary()) -> true.
+seen(#{tab := Tab}, Service) ->
+    ets:insert(Tab, {{seen, Service}, erlang:monotonic_time(millisecond)}).
+
+%% A Redis error reply in homing's terms (python/homing/connection.py translate()).
+translate(no_connection, _) -> {connection, <<"Redis could not be reached">>};
+translate(tcp_closed, _) -> {connection, <<"the connection to Redis was lost">>};
+translate(Reply, Key) when is_binary(Reply) ->
+    case re:run(Reply, <<"^HOMING (\\w+) (.*?)(?: script: \\w+, on @user_script:\\d+\\.)?$">>,
+                [dotall, {capture, all_but_first, binary}]) of
+        {match, [Code, Msg]} ->
+            case homing_errors:atom(Code) of
+                undefined -> {script, Reply};
+                Atom -> {Atom, Msg}
+            end;
+        nomatch -> other(Reply, Key)
+    end;
+translate(Other, _) ->
+    {connection, iolist_to_binary(io_lib:format("Redis could not be reached: ~0tP", [Other, 8]))}.
+
+other(<<"NOSCRIPT", _/binary>> = R, _) -> {noscript, R};
+other(<<"READONLY", _/binary>> = R, _) -> {read_only, R};
+other(<<"NOREPLICAS", _/binary>> = R, _) -> {connection, R};
+other(<<"WRONGTYPE", _/binary>> = R, Key) ->
+    {wrong_type, iolist_to_binary([<<"key ">>, key_name(Key), <<" holds a value of the wrong "
+                                   "Redis type; nothing was written: ">>, R])};
+other(R, _) ->
+    Checks = [{no_permission, [<<"NOPERM">>, <<"NOAUTH">>, <<"WRONGPASS">>,
+                               <<"can't run this command">>, <<"has no permissions">>]},
+              {redis_full, [<<"command not allowed when used memory">>]}],
+    case [C || {C, Ts} <- Checks, lists:any(fun(T) -> binary:match(R, T) =/= nomatch end, Ts)] of
+        [Code | _] -> {Code, R};
+        [] -> {script, R}
+    end.
+
+key_name(undefined) -> <<"(a homing key)">>;
+key_name(K) -> K.
+
+%% -- gen_server ------------------------------------------------------------------
+
+init(Opts) ->
+    process_flag(trap_exit, true),
+    Tab = ets:new(?MODULE, [public, set, {read_concurrency, true}]),
+    State = #{opts => Opts, tab => Tab, redis => undefined},
+    {ok, element(2, connect(State))}.
+
+connect(#{redis := Pid} = S) when is_pid(Pid) -> {{ok, Pid}, S};
+connect(#{opts := O, tab := Tab} = S) ->
+    Host = to_list(maps:get(host, O, "127.0.0.1")),
+    Args = [Host, maps:get(port, O, 6379), maps:get(database, O, 0),
+            to_list(maps:get(password, O, "")), 100, 5000],
+    case catch apply(eredis, start_link, Args) of
+        {ok, Pid} ->
+            ets:insert(Tab, {redis, Pid}),
+            {{ok, Pid}, S#{redis := Pid}};
+        Err ->
+            %% eredis's failed init also sends us its exit: drop it.
+            receive {'EXIT', _, _} -> ok after 50 -> ok end,
+            {{error, {connection, iolist_to_binary(io_lib:format(
+                "Redis at ~s:~p could not be reached: ~0tP", [Host, maps:get(port, O, 6379),
+                                                             Err, 8]))}}, S}
+    end.
+
+to_list(B) when is_binary(B) -> binary_to_list(B);
+to_list(L) -> L.
+
+handle_call(client, _From, #{opts := O, tab := Tab} = S) ->
+    C = #{conn => self(), tab => Tab,
+          prefix => iolist_to_binary(maps:get(prefix, O, <<"homing">>)),
+          max_payload => maps:get(max_payload, O,
+                                  homing_manifest:layout(<<"default_max_payload_bytes">>)),
+          timeout => maps:get(timeout, O, ?TIMEOUT)},
+    {reply, C, S};
+handle_call(connect, _From, S) ->
+    {Reply, S1} = connect(S),
+    {reply, Reply, S1}.
+
+handle_cast(_, S) -> {noreply, S}.
+
+handle_info({'EXIT', Pid, _}, #{redis := Pid, tab := Tab} = S) ->
+    ets:delete(Tab, redis),
+    {noreply, S#{redis := undefined}};
+handle_info(_, S) -> {noreply, S}.
+
+terminate(_, #{redis := Pid}) when is_pid(Pid) -> catch eredis:stop(Pid), ok;
+terminate(_, _) -> ok.

@@ -1,0 +1,298 @@
+%% @doc The homing client for Erlang: producer and consumer calls on the shared Lua.
+%%
+%% Every function takes a client (homing_conn:client/1, or new/1) first. The
+%% forms of the original system's talk take no client and use the homing
+%% application's default connection (see README.md):
+%%
+%%   queue_client:enqueue(ServiceName, MetaData)
+%%   queue_client:create_timer(ServiceName, TimeInFutureMs, MetaData)
+%%   queue_client:complete(ServiceName, Id)        % inside a gen_queue_consumer
+%%
+%% Services and ids are text (a binary or a string); payloads follow the
+%% mapping of homing_msgpack (text is a binary, bytes {bytes, B}, maps maps).
+%% Errors are {error, {Code, Detail}} with Code an atom of homing_errors.
+%% Every call is built and parsed by homing_call from the manifest's call table.
+-module(queue_client).
+-compile({no_auto_import, [register/2]}).
+-export([new/1, default/0]).
+-export([enqueue/2, enqueue/3, enqueue/4, enqueue_many/3, enqueue_many/4,
+         create_timer/3, create_timer/4, schedule/4, cancel_timer/3,
+         dequeue/2, dequeue/3, start/3, complete/2, complete/3, complete/4, complete/5,
+         complete_many/3, extend_lease/4, extend_lease/5, extend_many/4, fail/4, fail/5,
+         release/3, status/3, result/3, result/4, stats/2, configure/3,
+         dead_list/2, dead_list/4, dead_requeue/3, dead_purge/3, promote/3, distribute/3,
+         beat/2, register/2, payload/1, call/4]).
+
+-type client() :: homing_conn:client().
+-type name() :: unicode:chardata().
+-type error() :: {error, {homing_errors:code(), binary()}}.
+-type event() :: #{id := binary(), token := integer(), attempt := integer(),
+                   deadline_ms := integer(), must_start := boolean(), raw := binary()}.
+-export_type([event/0]).
+
+-define(DEFAULT, homing_default).
+
+%% @doc A connection of its own, linked to the caller (options: homing_conn:start_link/1).
+-spec new(map() | list()) -> {ok, client()} | {error, term()}.
+new(Opts) ->
+    case homing_conn:start_link(Opts) of
+        {ok, Pid} -> {ok, homing_conn:client(Pid)};
+        E -> E
+    end.
+
+%% @doc The homing application's connection (application env: url, prefix, ...).
+-spec default() -> client().
+default() -> homing_conn:client(?DEFAULT).
+
+%% @doc Run a call of the call table by name with its client arguments (a map).
+-spec call(client(), atom(), name() | none, map()) -> {ok, term()} | error().
+call(C, Name, Service, Args) -> homing_call:run(C, Name, Service, Args).
+
+%% -- producer ---------------------------------------------------------------
+
+%% @doc The talk's form: enqueue on the default connection; {ok, Id}.
+-spec enqueue(name(), term()) -> {ok, binary()} | error().
+enqueue(Service, Payload) -> enqueue(default(), Service, Payload).
+
+-spec enqueue(client(), name(), term()) -> {ok, binary()} | error().
+enqueue(C, Service, Payload) -> enqueue(C, Service, Payload, #{}).
+
+%% @doc Opts: id (default a new UUID4 hex), key (an idempotency key: a repeat within
+%% the service's idem_ttl_ms returns the first event's id and adds nothing).
+-spec enqueue(client(), name(), term(), map()) -> {ok, binary()} | error().
+enqueue(C, Service, Payload, Opts) ->
+    call(C, enqueue, Service, maps:merge(Opts, #{payload => Payload})).
+
+-spec enqueue_many(client(), name(), [term()]) -> {ok, [binary()]} | error().
+enqueue_many(C, Service, Payloads) -> enqueue_many(C, Service, Payloads, #{}).
+
+%% @doc Up to 1000 events in one atomic call. Opts: ids, keys (lists as long as Payloads).
+-spec enqueue_many(client(), name(), [term()], map()) -> {ok, [binary()]} | error().
+enqueue_many(C, Service, Payloads, Opts) ->
+    call(C, enqueue_many, Service, maps:merge(Opts, #{payloads => Payloads})).
+
+%% @doc The talk's form: a timer due TimeInFuture ms from now, by the Redis clock.
+-spec create_timer(name(), non_neg_integer(), term()) -> {ok, binary()} | error().
+create_timer(Service, DelayMs, Payload) -> create_timer(default(), Service, DelayMs, Payload).
+
+-spec create_timer(client(), name(), non_neg_integer(), term()) -> {ok, binary()} | error().
+create_timer(C, Service, DelayMs, Payload) ->
+    schedule(C, Service, Payload, #{delay_ms => DelayMs}).
+
+%% @doc Opts: exactly one of delay_ms and at_ms (ms since the epoch, compared with
+%% the Redis clock); id, key as for enqueue.
+-spec schedule(client(), name(), term(), map()) -> {ok, binary()} | error().
+schedule(C, Service, Payload, Opts) ->
+    call(C, create_timer, Service, maps:merge(Opts, #{payload => Payload})).
+
+-spec cancel_timer(client(), name(), name()) -> {ok, boolean()} | error().
+cancel_timer(C, Service, Id) -> call(C, cancel_timer, Service, #{id => Id}).
+
+%% @doc The producer's feedback: what became of event Id (looks once).
+-spec status(client(), name(), name()) -> {ok, map()} | error().
+status(C, Service, Id) ->
+    case call(C, status, Service, #{id => Id}) of
+        {ok, #{state := <<"done">>, raw_result := Raw}} ->
+            {ok, #{state => <<"done">>, result => result_of(Raw)}};
+        Other -> Other
+    end.
+
+result_of(<<>>) -> null;
+result_of(Raw) ->
+    case homing_envelope:decode(Raw) of
+        {ok, V} -> V;
+        E -> E
+    end.
+
+%% @doc The result of event Id once it completed, waiting up to TimeoutMs (polling
+%% with a backoff from 2 to 100 ms); {error, {event_dead | unknown_event | timeout, _}}.
+-spec result(client(), name(), name()) -> {ok, term()} | error().
+result(C, Service, Id) -> result(C, Service, Id, 0).
+
+-spec result(client(), name(), name(), non_neg_integer()) -> {ok, term()} | error().
+result(C, Service, Id, TimeoutMs) when is_integer(TimeoutMs), TimeoutMs >= 0 ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    wait_result(C, Service, Id, Deadline, 2);
+result(_, _, _, T) ->
+    {error, {invalid_argument, iolist_to_binary(io_lib:format(
+        "timeout must be whole ms >= 0, got ~0tP", [T, 5]))}}.
+
+wait_result(C, Service, Id, Deadline, Pause) ->
+    case status(C, Service, Id) of
+        {ok, #{state := <<"done">>, result := {error, _} = E}} -> E;
+        {ok, #{state := <<"done">>, result := R}} -> {ok, R};
+        {ok, #{state := <<"dead">>, detail := Why}} ->
+            {error, {event_dead, <<"the event went to the dead letters: ", Why/binary>>}};
+        {ok, #{state := <<"unknown">>}} ->
+            {error, {unknown_event, homing_errors:message(unknown_event)}};
+        {ok, _Pending} ->
+            Left = Deadline - erlang:monotonic_time(millisecond),
+            case Left > 0 of
+                true ->
+                    timer:sleep(min(Pause, Left)),
+                    wait_result(C, Service, Id, Deadline, min(Pause * 2, 100));
+                false -> {error, {timeout, homing_errors:message(timeout)}}
+            end;
+        E -> E
+    end.
+
+%% -- consumer ---------------------------------------------------------------
+
+-spec dequeue(client(), name()) -> {ok, [event()]} | error().
+dequeue(C, Service) -> dequeue(C, Service, #{}).
+
+%% @doc Opts: count (1..1000, default 1), lease_ms (default the service's policy),
+%% reserve (the worker's prefetch: the attempt is charged once started).
+-spec dequeue(client(), name(), map()) -> {ok, [event()]} | error().
+dequeue(C, Service, Opts) -> call(C, dequeue, Service, Opts).
+
+%% @doc Mark reserved events started: per item the attempt now charged, or its error.
+-spec start(client(), name(), [{name(), integer()}]) -> {ok, [integer() | error()]} | error().
+start(C, Service, Items) -> call(C, start, Service, #{items => leases(Items)}).
+
+%% @doc The talk's form, inside a gen_queue_consumer's handle_event: complete the event
+%% this process is handling (its worker knows the lease token).
+-spec complete(name(), name()) -> ok | error().
+complete(Service, Id) -> complete(Service, Id, null).
+
+%% @doc The same with a result for the producer's result/4 (any payload term).
+-spec complete(name(), name(), term()) -> ok | error().
+complete(Service, Id, Result) -> gen_queue_consumer:complete(Service, Id, Result).
+
+-spec complete(client(), name(), name(), integer()) -> ok | error().
+complete(C, Service, Id, Token) -> complete(C, Service, Id, Token, null).
+
+-spec complete(client(), name(), name(), integer(), term()) -> ok | error().
+complete(C, Service, Id, Token, Result) ->
+    case call(C, complete, Service, #{id => Id, token => Token, result => Result}) of
+        {ok, ok} -> ok;
+        Other -> Other
+    end.
+
+%% @doc Items {Id, Token} or {Id, Token, Result}: per item ok or its error.
+-spec complete_many(client(), name(), list()) -> {ok, [ok | error()]} | error().
+complete_many(C, Service, Items) ->
+    call(C, complete_many, Service,
+         #{items => [case I of
+                         {Id, T, R} -> #{id => Id, token => T, result => R};
+                         {Id, T} -> #{id => Id, token => T};
+                         M -> M
+                     end || I <- listed(Items)]}).
+
+-spec extend_lease(client(), name(), name(), integer()) -> {ok, integer()} | error().
+extend_lease(C, Service, Id, Token) -> extend_lease(C, Service, Id, Token, 0).
+
+%% @doc The new deadline (ms); LeaseMs 0 takes the service's lease_ms.
+-spec extend_lease(client(), name(), name(), integer(), non_neg_integer()) ->
+    {ok, integer()} | error().
+extend_lease(C, Service, Id, Token, LeaseMs) ->
+    call(C, extend_lease, Service, #{id => Id, token => Token, lease_ms => LeaseMs}).
+
+-spec extend_many(client(), name(), [{name(), integer()}], non_neg_integer()) ->
+    {ok, [integer() | error()]} | error().
+extend_many(C, Service, Items, LeaseMs) ->
+    call(C, extend_many, Service, #{items => leases(Items), lease_ms => LeaseMs}).
+
+-spec fail(client(), name(), name(), integer()) -> {ok, map()} | error().
+fail(C, Service, Id, Token) -> fail(C, Service, Id, Token, #{}).
+
+%% @doc Opts: reason (text), dead (true: to the dead letters now), delay_ms (instead of
+%% the backoff policy). {ok, #{action := <<"retry">> | <<"dead">>, at_ms := Ms}}.
+-spec fail(client(), name(), name(), integer(), map()) -> {ok, map()} | error().
+fail(C, Service, Id, Token, Opts) ->
+    call(C, fail, Service, maps:merge(Opts, #{id => Id, token => Token})).
+
+%% @doc Back to the head of the line, no attempt counted: per item ok or its error.
+-spec release(client(), name(), [{name(), integer()}]) -> {ok, [ok | error()]} | error().
+release(C, Service, Items) -> call(C, release, Service, #{items => leases(Items)}).
+
+leases(Items) ->
+    [case I of
+         {Id, T} -> #{id => Id, token => T};
+         M -> M
+     end || I <- listed(Items)].
+
+listed(L) when is_list(L) -> L;
+listed(_) -> not_a_list.
+
+%% @doc An event's payload decoded, or {error, {corrupt_envelope, _}}.
+-spec payload(event() | binary()) -> {ok, term()} | error().
+payload(#{raw := Raw}) -> homing_envelope:decode(Raw);
+payload(Raw) -> homing_envelope:decode(Raw).
+
+%% -- operations ------------------------------------------------------------
+
+-spec stats(client(), name()) -> {ok, map()} | error().
+stats(C, Service) -> call(C, stats, Service, #{}).
+
+%% @doc Policy overrides (field => number, null removes one); the effective policy.
+-spec configure(client(), name(), map() | list()) -> {ok, map()} | error().
+configure(C, Service, Policy) -> call(C, configure, Service, #{policy => Policy}).
+
+-spec dead_list(client(), name()) -> {ok, map()} | error().
+dead_list(C, Service) -> dead_list(C, Service, 0, 100).
+
+%% @doc {ok, #{total := N, letters := [#{id, died_ms, attempt, reason, raw}]}}, oldest first.
+-spec dead_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
+dead_list(C, Service, Offset, Count) ->
+    case call(C, dead_list, Service, #{offset => Offset, count => Count}) of
+        {ok, #{records := Letters} = Page} ->
+            {ok, maps:remove(records, Page#{letters => Letters})};
+        Other -> Other
+    end.
+
+%% @doc Back to ready: Which is a list of ids, or {oldest, Count}. {ok, {Moved, Remaining}}.
+-spec dead_requeue(client(), name(), [name()] | {oldest, pos_integer()}) ->
+    {ok, {integer(), integer()}} | error().
+dead_requeue(C, Service, Which) -> dead(C, dead_requeue, requeued, Service, Which).
+
+-spec dead_purge(client(), name(), [name()] | {oldest, pos_integer()}) ->
+    {ok, {integer(), integer()}} | error().
+dead_purge(C, Service, Which) -> dead(C, dead_purge, purged, Service, Which).
+
+dead(C, Call, Field, Service, Which) ->
+    Args = case Which of
+               {oldest, N} -> #{count => N};
+               Ids -> #{ids => Ids}
+           end,
+    case call(C, Call, Service, Args) of
+        {ok, #{Field := Moved, remaining := Left}} -> {ok, {Moved, Left}};
+        Other -> Other
+    end.
+
+%% @doc One scheduler step (timers, retries, expired leases); Limit per kind.
+-spec promote(client(), name(), pos_integer()) -> {ok, map()} | error().
+promote(C, Service, Limit) -> call(C, promote, Service, #{limit => Limit}).
+
+%% @doc One distributor step (expired leases to retry or the dead letters).
+-spec distribute(client(), name(), pos_integer()) -> {ok, map()} | error().
+distribute(C, Service, Limit) -> call(C, distribute, Service, #{limit => Limit}).
+
+%% @doc A daemon's heartbeat, by the Redis clock.
+-spec beat(client(), name()) -> ok | error().
+beat(C, Name) ->
+    case call(C, beat, none, #{name => Name}) of
+        {ok, _} -> ok;
+        E -> E
+    end.
+
+%% @doc Add Service to the registry the daemons sweep (workers do it on start and
+%% with each heartbeat). On a full Redis the SADD is refused even for a member:
+%% then a member is fine.
+-spec register(client(), name()) -> ok | error().
+register(#{prefix := P} = C, Service0) ->
+    Service = unicode:characters_to_binary(Service0),
+    case homing_manifest:check_service(Service) of
+        ok ->
+            Key = homing_manifest:global_key(P, <<"services">>),
+            case homing_conn:q(C, [<<"SADD">>, Key, Service], Key) of
+                {ok, _} -> homing_conn:seen(C, Service), ok;
+                {error, {redis_full, _}} = E ->
+                    case homing_conn:q(C, [<<"SISMEMBER">>, Key, Service], Key) of
+                        {ok, <<"1">>} -> ok;
+                        _ -> E
+                    end;
+                E -> E
+            end;
+        E -> E
+    end.
