@@ -1,0 +1,147 @@
+%% @doc The worker (homing_worker under gen_queue_consumer) against a private Redis:
+%% the talk's consumer, the richer callback's outcomes, handler timeouts, prefetch in
+%% reserve mode, release on shutdown, a consumer crash, and a Redis restart.
+-module(worker_tests).
+-include_lib("eunit/include/eunit.hrl").
+-export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
+         redis_restart/1]).
+
+setup() ->
+    R = homing_test_redis:start(#{appendonly => true}),
+    Prefix = <<"wt", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+    C = homing_test_redis:client(R, #{prefix => Prefix}),
+    #{redis => R, client => C, prefix => Prefix}.
+
+teardown(#{redis := R, client := C}) ->
+    persistent_term:erase(rich_consumer),
+    homing_conn:stop(C),
+    homing_test_redis:stop(R).
+
+worker_test_() ->
+    {foreach, fun setup/0, fun teardown/1,
+     [fun(Ctx) -> {atom_to_list(Name), {timeout, 60, fun() ->
+                                                             persistent_term:put(rich_consumer, self()),
+                                                             ?MODULE:Name(Ctx)
+                                                     end}} end
+      || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
+                  redis_restart]]}.
+
+opts(#{redis := R, prefix := P}, More) ->
+    maps:merge(#{port => maps:get(port, R), prefix => P}, More).
+
+wait_until(F) -> wait_until(F, 400).
+wait_until(F, 0) -> ?assert(F());
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(25), wait_until(F, N - 1)
+    end.
+
+state(C, S, Id) ->
+    {ok, #{state := St}} = queue_client:status(C, S, Id),
+    St.
+
+event() -> receive {event, _, Id, P, A, Ev} -> {Id, P, A, Ev} after 10000 -> error(no_event) end.
+
+%% The talk's test_service_consumer, exactly as in the talk: complete/2 inside.
+talk_consumer(#{client := C} = Ctx) ->
+    {ok, Id} = queue_client:enqueue(C, "test_service", <<"metadata">>),
+    {ok, W} = gen_queue_consumer:start_link(test_service_consumer, "test_service", opts(Ctx, #{})),
+    wait_until(fun() -> state(C, "test_service", Id) =:= <<"done">> end),
+    ?assertEqual({ok, null}, queue_client:result(C, "test_service", Id, 0)),
+    ?assertMatch(#{completed := 1}, homing_worker:info(W)),
+    ?assertEqual(0, maps:get(lost, homing_worker:info(W), 0)),
+    gen_queue_consumer:stop(W).
+
+outcomes(#{client := C} = Ctx) ->
+    S = "outcomes",
+    {ok, _} = queue_client:configure(C, S, #{<<"backoff_base_ms">> => 60000,
+                                             <<"max_attempts">> => 3}),
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{concurrency => 2})),
+    Ids = [begin {ok, I} = queue_client:enqueue(C, S, P), {P, I} end
+           || P <- [<<"fine">>, <<"retry">>, <<"reject">>, <<"crash">>,
+                    <<"complete with result">>]],
+    Seen = [event() || _ <- Ids],
+    ?assertEqual(lists:sort([I || {_, I} <- Ids]), lists:sort([I || {I, _, _, _} <- Seen])),
+    [?assertEqual(1, A) || {_, _, A, _} <- Seen],
+    Id = fun(P) -> proplists:get_value(P, Ids) end,
+    wait_until(fun() ->
+                       [state(C, S, Id(P)) || P <- [<<"fine">>, <<"retry">>, <<"reject">>,
+                                                     <<"crash">>, <<"complete with result">>]]
+                           =:= [<<"done">>, <<"pending">>, <<"dead">>, <<"pending">>, <<"done">>]
+               end),
+    ?assertMatch({ok, #{detail := <<"waiting">>, attempt := 1}},
+                 queue_client:status(C, S, Id(<<"retry">>))),
+    {ok, #{letters := [Dead]}} = queue_client:dead_list(C, S),
+    ?assertMatch(#{reason := <<"asked to reject">>}, Dead),
+    {ok, #{letters := []}} = queue_client:dead_list(C, S, 1, 10),
+    ?assertEqual({ok, #{<<"answer">> => 42}},
+                 queue_client:result(C, S, Id(<<"complete with result">>), 1000)),
+    %% the crash's reason is kept with the waiting event
+    ?assertMatch({ok, #{state := <<"pending">>}}, queue_client:status(C, S, Id(<<"crash">>))),
+    gen_queue_consumer:stop(W).
+
+handler_timeout(#{client := C} = Ctx) ->
+    S = "timeouts",
+    {ok, _} = queue_client:configure(C, S, #{<<"backoff_base_ms">> => 60000}),
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S,
+                                            opts(Ctx, #{handler_timeout_ms => 200})),
+    {ok, Id} = queue_client:enqueue(C, S, <<"hang">>),
+    {Id, _, 1, #{}} = event(),
+    wait_until(fun() -> state(C, S, Id) =:= <<"pending">> andalso
+                            maps:get(timed_out, homing_worker:info(W), 0) =:= 1 end),
+    {ok, St} = queue_client:status(C, S, Id),
+    ?assertMatch(#{detail := <<"waiting">>, attempt := 1}, St),
+    %% the slot was given a fresh state: the worker still handles events
+    {ok, Id2} = queue_client:enqueue(C, S, <<"fine">>),
+    {Id2, _, 1, _} = event(),
+    wait_until(fun() -> state(C, S, Id2) =:= <<"done">> end),
+    gen_queue_consumer:stop(W).
+
+%% Prefetched events are reserved, not charged; a stop releases them uncharged.
+prefetch_and_release(#{client := C} = Ctx) ->
+    S = "prefetch",
+    {ok, Ids} = queue_client:enqueue_many(C, S, [<<"hang">>, <<"fine">>, <<"fine">>]),
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S,
+                                            opts(Ctx, #{prefetch => 2, grace_ms => 100})),
+    {First, <<"hang">>, 1, _} = event(),
+    ?assertEqual(hd(Ids), First),
+    wait_until(fun() -> maps:get(held, homing_worker:info(W)) =:= 3 end),
+    [?assertMatch({ok, #{detail := <<"reserved">>, attempt := 0}}, queue_client:status(C, S, I))
+     || I <- tl(Ids)],
+    unlink(W),
+    gen_queue_consumer:stop(W),
+    %% released: ready again, no attempt counted; the hung one is left to its lease
+    [?assertMatch({ok, #{detail := <<"ready">>, attempt := 0}}, queue_client:status(C, S, I))
+     || I <- tl(Ids)],
+    ?assertMatch({ok, #{detail := <<"reserved">>}}, queue_client:status(C, S, First)).
+
+%% An event whose reserved lease ran out unstarted comes back must_start: started
+%% (charged) before it runs.
+must_start(#{client := C} = Ctx) ->
+    S = "muststart",
+    {ok, Id} = queue_client:enqueue(C, S, <<"fine">>),
+    {ok, [#{id := Id}]} = queue_client:dequeue(C, S, #{reserve => true, lease_ms => 50}),
+    timer:sleep(80),
+    {ok, #{returned := 1}} = queue_client:promote(C, S, 100),
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{})),
+    {Id, _, 1, #{must_start := true}} = event(),
+    wait_until(fun() -> state(C, S, Id) =:= <<"done">> end),
+    gen_queue_consumer:stop(W).
+
+%% Redis restarts under a running worker (AOF kept): the worker reconnects, the
+%% scripts are loaded again (NOSCRIPT), and events sent after the restart are handled.
+redis_restart(#{redis := R, client := C} = Ctx) ->
+    S = "restart",
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{})),
+    {ok, Id1} = queue_client:enqueue(C, S, <<"before">>),
+    {Id1, _, 1, _} = event(),
+    wait_until(fun() -> state(C, S, Id1) =:= <<"done">> end),
+    R2 = homing_test_redis:restart(R),
+    ?assertEqual(maps:get(port, R), maps:get(port, R2)),
+    wait_until(fun() -> element(1, queue_client:enqueue(C, S, <<"after">>, #{id => <<"after1">>}))
+                            =:= ok end),
+    {<<"after1">>, <<"after">>, 1, _} = event(),
+    wait_until(fun() -> state(C, S, <<"after1">>) =:= <<"done">> end),
+    ?assert(is_process_alive(W)),
+    gen_queue_consumer:stop(W).
