@@ -209,7 +209,8 @@ start_event(Ev, S) -> run(Ev, S).
 run(#{id := Id, token := T} = Ev, #{free := [Slot | Free], held := H, mod := M, rich := Rich,
                                    client := C, service := Svc, timeout_ms := TO} = S) ->
     W = self(),
-    Ctx = #{worker => W, client => C, service => Svc, id => Id, token => T},
+    Ctx = #{worker => W, client => C, service => Svc, id => Id, token => T,
+            attempt => maps:get(attempt, Ev), must_start => maps:get(must_start, Ev)},
     {Pid, Ref} = spawn_monitor(fun() ->
                                        put(homing_current_event, Ctx),
                                        W ! {handled, self(), Id, handle(M, Rich, Ev, Svc, Slot)}
