@@ -150,7 +150,10 @@ len(_) -> throw({refused, invalid_argument, <<"a batch takes a list">>}).
 slot(#{<<"type">> := <<"config">>, <<"setting">> := <<"max_payload">>}, _, _, C) ->
     [maps:get(max_payload, C)];
 slot(#{<<"type">> := <<"count">>, <<"of">> := Of}, Args, _, _) ->
-    [length(maps:get(binary_to_atom(Of, utf8), Args))];
+    case maps:get(binary_to_atom(Of, utf8), Args, undefined) of
+        L when is_list(L) -> [length(L)];
+        _ -> refuse(<<Of/binary, " takes a list">>)
+    end;
 slot(#{<<"type">> := <<"list">>, <<"name">> := Name, <<"fields">> := Fields} = A, Args, D, C) ->
     Items = maps:get(binary_to_atom(Name, utf8), Args, undefined),
     is_list(Items) orelse refuse(<<Name/binary, " takes a list">>),

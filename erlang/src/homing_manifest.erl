@@ -72,8 +72,12 @@ check(What, S) when is_binary(S) ->
 check(What, S) -> invalid(What, S).
 
 invalid(What, S) ->
+    Shown = case is_binary(S) of
+                true -> io_lib:format("'~ts'", [S]);
+                false -> io_lib:format("~0tP", [S, 8])
+            end,
     {error, {invalid_name, iolist_to_binary(io_lib:format(
-        "~s ~0tP does not match ~s", [What, S, 8, layout(<<(atom_to_binary(What, utf8))/binary, "_pattern">>)]))}}.
+        "~s ~ts does not match ~s", [What, Shown, layout(<<(atom_to_binary(What, utf8))/binary, "_pattern">>)]))}}.
 
 %% @doc The name of a status letter of the layout (<<"v">> -> <<"reserved">>).
 -spec status_name(binary()) -> binary().

@@ -173,11 +173,14 @@ complete(C, Service, Id, Token, Result) ->
 -spec complete_many(client(), name(), list()) -> {ok, [ok | error()]} | error().
 complete_many(C, Service, Items) ->
     call(C, complete_many, Service,
-         #{items => [case I of
-                         {Id, T, R} -> #{id => Id, token => T, result => R};
-                         {Id, T} -> #{id => Id, token => T};
-                         M -> M
-                     end || I <- listed(Items)]}).
+         #{items => case is_list(Items) of
+                        true -> [case I of
+                                     {Id, T, R} -> #{id => Id, token => T, result => R};
+                                     {Id, T} -> #{id => Id, token => T};
+                                     M -> M
+                                 end || I <- Items];
+                        false -> Items
+                    end}).
 
 -spec extend_lease(client(), name(), name(), integer()) -> {ok, integer()} | error().
 extend_lease(C, Service, Id, Token) -> extend_lease(C, Service, Id, Token, 0).
@@ -206,14 +209,13 @@ fail(C, Service, Id, Token, Opts) ->
 -spec release(client(), name(), [{name(), integer()}]) -> {ok, [ok | error()]} | error().
 release(C, Service, Items) -> call(C, release, Service, #{items => leases(Items)}).
 
-leases(Items) ->
+%% Not a list: passed on as it is, for the call layer to refuse (invalid_argument).
+leases(Items) when is_list(Items) ->
     [case I of
          {Id, T} -> #{id => Id, token => T};
          M -> M
-     end || I <- listed(Items)].
-
-listed(L) when is_list(L) -> L;
-listed(_) -> not_a_list.
+     end || I <- Items];
+leases(Other) -> Other.
 
 %% @doc An event's payload decoded, or {error, {corrupt_envelope, _}}.
 -spec payload(event() | binary()) -> {ok, term()} | error().

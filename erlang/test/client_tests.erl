@@ -1,0 +1,143 @@
+%% @doc queue_client and the call layer beyond the vectors: the generated copies are
+%% current, the error table, EVALSHA with NOSCRIPT reload, the registry rule, typed
+%% refusals that write nothing, a refused connection, and that the conformance runner
+%% reports a mismatch (a runner that cannot fail proves nothing).
+-module(client_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+%% The committed priv/ copies and src/homing_errors.erl equal a fresh conversion.
+generated_copies_test() ->
+    Tool = filename:join([interop_tests:root(), "erlang", "tools", "manifest_terms.py"]),
+    Out = os:cmd("python3 " ++ Tool ++ " --check 2>&1; echo \"exit=$?\""),
+    ?assertEqual("exit=0", lists:last(string:lexemes(Out, "\n")), Out).
+
+error_table_test() ->
+    Table = maps:get(<<"errors">>, homing_manifest:manifest()),
+    ?assertEqual([homing_errors:atom(maps:get(<<"code">>, E)) || E <- Table], homing_errors:codes()),
+    [?assertEqual(maps:get(<<"class">>, E), homing_errors:class(homing_errors:atom(maps:get(<<"code">>, E))))
+     || E <- Table],
+    ?assertEqual(undefined, homing_errors:atom(<<"NO_SUCH_CODE">>)).
+
+%% Every call of the table is one the layer can build: its arg and reply types are known.
+call_table_test() ->
+    Known = [<<"whole">>, <<"ms">>, <<"token">>, <<"id">>, <<"key">>, <<"envelope">>,
+             <<"result">>, <<"text">>, <<"bool">>, <<"config">>, <<"count">>, <<"list">>,
+             <<"rest">>, <<"pairs">>, <<"name">>],
+    Table = homing_call:table(),
+    ?assert(map_size(Table) >= 20),
+    [begin
+         [?assert(lists:member(maps:get(<<"type">>, A), Known)) || A <- maps:get(<<"args">>, Spec)],
+         ?assert(lists:member(maps:get(<<"kind">>, maps:get(<<"reply">>, Spec)),
+                              [<<"value">>, <<"tuple">>, <<"records">>, <<"items">>, <<"union">>,
+                               <<"map">>])),
+         _ = homing_manifest:script(maps:get(<<"script">>, Spec))
+     end || Spec <- maps:values(Table)].
+
+with_redis(F) ->
+    {setup, fun() ->
+                    R = homing_test_redis:start(),
+                    P = <<"ct", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+                    {R, homing_test_redis:client(R, #{prefix => P})}
+            end,
+     fun({R, C}) -> homing_conn:stop(C), homing_test_redis:stop(R) end,
+     fun({R, C}) -> ?_test(F(R, C)) end}.
+
+keys(R, P) -> lists:sort(string:lexemes(homing_test_redis:cli(R, "--raw KEYS '" ++ P ++ "*'"), "\n")).
+
+noscript_test_() ->
+    with_redis(fun(R, C) ->
+        {ok, _} = queue_client:enqueue(C, "ns", 1),
+        "OK\n" = homing_test_redis:cli(R, "SCRIPT FLUSH"),
+        %% the cache is empty: EVALSHA says NOSCRIPT, the call is sent once more as EVAL
+        ?assertMatch({ok, [_]}, queue_client:dequeue(C, "ns")),
+        ?assertMatch({ok, _}, queue_client:enqueue(C, "ns", 2))
+    end).
+
+registry_test_() ->
+    with_redis(fun(R, #{prefix := P} = C) ->
+        Reg = binary_to_list(P) ++ ":services",
+        {error, {payload_too_large, _}} = queue_client:enqueue(C#{max_payload => 10}, "big",
+                                                               binary:copy(<<"x">>, 100)),
+        ?assertEqual([], keys(R, binary_to_list(P))),
+        {ok, _} = queue_client:enqueue(C, "reg", 1),
+        ?assertEqual("reg\n", homing_test_redis:cli(R, "--raw SMEMBERS " ++ Reg)),
+        %% a registry of the wrong type: refused before anything is written
+        "1\n" = homing_test_redis:cli(R, "--raw DEL " ++ Reg),
+        "OK\n" = homing_test_redis:cli(R, "--raw SET " ++ Reg ++ " x"),
+        {ok, C2} = {ok, homing_test_redis:client(R, #{prefix => P})},
+        ?assertMatch({error, {wrong_type, _}}, queue_client:enqueue(C2, "other", 1)),
+        ?assertEqual([], [K || K <- keys(R, binary_to_list(P)), string:find(K, "{other}") =/= nomatch]),
+        homing_conn:stop(C2)
+    end).
+
+refusals_test_() ->
+    with_redis(fun(R, #{prefix := P} = C) ->
+        Cases = [{invalid_name, fun() -> queue_client:enqueue(C, "bad{name}", 1) end},
+                 {invalid_name, fun() -> queue_client:enqueue(C, "s", 1, #{id => <<"a:b">>}) end},
+                 {payload_not_encodable, fun() -> queue_client:enqueue(C, "s", {tuple}) end},
+                 {payload_not_encodable, fun() -> queue_client:enqueue(C, "s", 1 bsl 64) end},
+                 {invalid_argument, fun() -> queue_client:enqueue_many(C, "s", []) end},
+                 {invalid_argument, fun() -> queue_client:enqueue_many(C, "s", [1, 2],
+                                                                       #{ids => [<<"a">>]}) end},
+                 {invalid_argument, fun() -> queue_client:dequeue(C, "s", #{count => 0}) end},
+                 {invalid_argument, fun() -> queue_client:dequeue(C, "s", #{count => 1.5}) end},
+                 {invalid_argument, fun() -> queue_client:complete(C, "s", "e1", -1) end},
+                 {invalid_argument, fun() -> queue_client:configure(C, "s", #{<<"nope">> => 1}) end},
+                 {invalid_argument, fun() -> queue_client:configure(C, "s",
+                                                                    #{<<"lease_ms">> => <<"1">>}) end},
+                 {invalid_argument, fun() -> queue_client:fail(C, "s", "e1", 1, #{dead => maybe}) end},
+                 {invalid_argument, fun() -> queue_client:result(C, "s", "e1", -5) end},
+                 {invalid_argument, fun() -> queue_client:release(C, "s", notalist) end}],
+        [?assertMatch({Code, {error, {Code, _}}}, {Code, F()}) || {Code, F} <- Cases],
+        ?assertEqual([], keys(R, binary_to_list(P)))
+    end).
+
+refused_connection_test() ->
+    {ok, Pid} = homing_conn:start(#{port => homing_test_redis:closed_port()}),
+    C = homing_conn:client(Pid),
+    ?assertMatch({error, {connection, _}}, queue_client:enqueue(C, "s", 1)),
+    ?assertMatch({error, {connection, _}}, queue_client:dequeue(C, "s")),
+    homing_conn:stop(Pid).
+
+%% The talk's forms use the homing application's default connection.
+application_test_() ->
+    with_redis(fun(R, C) ->
+        application:load(homing),
+        application:set_env(homing, url, homing_test_redis:url(R)),
+        application:set_env(homing, prefix, maps:get(prefix, C)),
+        {ok, _} = application:ensure_all_started(homing),
+        try
+            {ok, Id} = queue_client:enqueue("test_service", <<"metadata">>),
+            {ok, T} = queue_client:create_timer("test_service", 60000, <<"later">>),
+            ?assertMatch({ok, #{state := <<"pending">>, detail := <<"ready">>}},
+                         queue_client:status(C, "test_service", Id)),
+            ?assertMatch({ok, #{detail := <<"timer">>}}, queue_client:status(C, "test_service", T)),
+            %% complete/2 outside a handler names no lease: refused, typed
+            ?assertMatch({error, {invalid_argument, _}}, queue_client:complete("test_service", Id))
+        after
+            application:stop(homing)
+        end
+    end).
+
+%% The runner reports a changed expectation: a token, a state value, an error code.
+runner_fails_test_() ->
+    with_redis(fun(_, C) ->
+        [{Op, {obj, V}} | _] = [X || {"dequeue", _} = X <- homing_conformance:vectors()],
+        ?assertEqual(ok, homing_conformance:run_vector(C, Op, {obj, V})),
+        Steps = proplists:get_value(<<"steps">>, V),
+        [begin
+             Mut = mutate(Key, Steps),
+             ?assertNotEqual(Steps, Mut),
+             ?assertMatch({fail, _}, homing_conformance:run_vector(
+                                       C, Op, {obj, lists:keyreplace(<<"steps">>, 1, V,
+                                                                     {<<"steps">>, Mut})}))
+         end || Key <- [<<"token">>, <<"seq">>, <<"deadline_ms">>]]
+    end).
+
+mutate(Key, {obj, L}) ->
+    {obj, [case K of
+               Key when is_integer(X) -> {K, X + 1};
+               _ -> {K, mutate(Key, X)}
+           end || {K, X} <- L]};
+mutate(Key, L) when is_list(L) -> [mutate(Key, X) || X <- L];
+mutate(_, X) -> X.
