@@ -36,7 +36,7 @@ value(N) ->
 
 %% Text that is not UTF-8 must be refused, never written as a broken str.
 check(Prop) ->
-    ?assertEqual(true, proper:quickcheck(Prop, [{numtests, 300}, {max_size, 30}, {to_file, user}])).
+    ?assertEqual(true, proper:quickcheck(Prop, [{numtests, 300}, {max_size, 30}, quiet])).
 
 %% -- properties ---------------------------------------------------------------------
 
