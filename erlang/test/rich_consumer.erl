@@ -16,6 +16,7 @@ handle_event(#{id := Id, payload := P} = Ev, Attempt, N) ->
         <<"reject">> -> {reject, <<"asked to reject">>};
         <<"crash">> -> error(asked_to_crash);
         <<"hang">> -> receive never -> ok end;
+        <<"sleep">> -> timer:sleep(600), {ok, N + 1};
         <<"complete with result">> ->
             ok = queue_client:complete(maps:get(service, Ev), Id, #{<<"answer">> => 42}),
             {ok, N + 1};

@@ -17,7 +17,7 @@ import uuid
 from homing import Client
 from homing.daemons import Distributor, Scheduler
 from homing.demo.site import WeatherSite
-from homing.demo.weatherman import SERVICE, Weatherman
+from homing.demo.weatherman import Weatherman
 
 
 def main() -> int:

@@ -4,7 +4,7 @@
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
 -export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
-         redis_restart/1]).
+         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1]).
 
 setup() ->
     R = homing_test_redis:start(#{appendonly => true}),
@@ -24,7 +24,7 @@ worker_test_() ->
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
       || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
-                  redis_restart]]}.
+                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
     maps:merge(#{port => maps:get(port, R), prefix => P}, More).
@@ -145,3 +145,71 @@ redis_restart(#{redis := R, client := C} = Ctx) ->
     wait_until(fun() -> state(C, S, <<"after1">>) =:= <<"done">> end),
     ?assert(is_process_alive(W)),
     gen_queue_consumer:stop(W).
+
+%% A handler that runs three times longer than its 200 ms lease keeps it: the heartbeat
+%% extends it (every lease / 3), so the scheduler never reclaims it meanwhile.
+heartbeat(#{client := C} = Ctx) ->
+    S = "heartbeat",
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{lease_ms => 200})),
+    {ok, Id} = queue_client:enqueue(C, S, <<"sleep">>),
+    {Id, _, 1, _} = event(),
+    Promote = fun Loop(Acc) ->
+                      {ok, #{expired := E}} = queue_client:promote(C, S, 100),
+                      case state(C, S, Id) of
+                          <<"done">> -> Acc + E;
+                          _ -> timer:sleep(40), Loop(Acc + E)
+                      end
+              end,
+    ?assertEqual(0, Promote(0)),
+    {ok, Stats} = queue_client:stats(C, S),
+    ?assertEqual(0, maps:get(<<"total.expired">>, Stats, 0)),
+    ?assertEqual(1, maps:get(<<"total.completed">>, Stats)),
+    %% the worker registered its service when it started
+    {ok, <<"1">>} = homing_conn:q(C, [<<"SISMEMBER">>, <<(maps:get(prefix, Ctx))/binary,
+                                                         ":services">>, <<"heartbeat">>]),
+    gen_queue_consumer:stop(W).
+
+%% A stop while a handler runs waits for it (within grace_ms) and sends its completion.
+graceful_stop(#{client := C} = Ctx) ->
+    S = "graceful",
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{grace_ms => 5000})),
+    {ok, Id} = queue_client:enqueue(C, S, <<"sleep">>),
+    {Id, _, 1, _} = event(),
+    ok = gen_queue_consumer:stop(W),
+    ?assertEqual(<<"done">>, state(C, S, Id)).
+
+%% Stored bytes that are not an envelope go to the dead letters at once, unhandled.
+corrupt_payload(#{client := C, prefix := P} = Ctx) ->
+    S = "corrupt",
+    {ok, Id} = queue_client:enqueue(C, S, <<"fine">>),
+    {ok, _} = homing_conn:q(C, [<<"HSET">>, homing_manifest:service_key(P, <<"corrupt">>, <<"data">>),
+                                Id, <<"not msgpack">>]),
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{})),
+    wait_until(fun() -> state(C, S, Id) =:= <<"dead">> end),
+    {ok, #{letters := [#{reason := Why}]}} = queue_client:dead_list(C, S),
+    ?assertMatch(<<"corrupt envelope", _/binary>>, Why),
+    receive {event, _, _, _, _, _} -> error(handler_ran) after 0 -> ok end,
+    gen_queue_consumer:stop(W).
+
+%% Consumers named in the application env run under homing_sup; one that dies is
+%% restarted and goes on consuming (what it held comes back by its leases).
+supervised(#{client := C, redis := R, prefix := P}) ->
+    S = "supervised",
+    application:load(homing),
+    application:set_env(homing, url, homing_test_redis:url(R)),
+    application:set_env(homing, prefix, P),
+    application:set_env(homing, consumers, [{rich_consumer, S, #{name => sup_worker}}]),
+    {ok, _} = application:ensure_all_started(homing),
+    try
+        {ok, Id1} = queue_client:enqueue(C, S, <<"fine">>),
+        {Id1, _, 1, _} = event(),
+        Old = whereis(sup_worker),
+        exit(Old, kill),
+        wait_until(fun() -> is_pid(whereis(sup_worker)) andalso whereis(sup_worker) =/= Old end),
+        {ok, Id2} = queue_client:enqueue(C, S, <<"fine">>),
+        {Id2, _, 1, _} = event(),
+        wait_until(fun() -> state(C, S, Id2) =:= <<"done">> end)
+    after
+        application:stop(homing),
+        application:unset_env(homing, consumers)
+    end.

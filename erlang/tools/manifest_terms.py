@@ -50,11 +50,11 @@ def binary(text: str) -> str:
         elif 0x20 <= b < 0x7F:
             out.append(c)
         else:
-            out.append("\\x{%02x}" % b)
+            out.append(f"\\x{{{b:02x}}}")
     return '<<"' + "".join(out) + '">>'
 
 
-def number(value: int | float) -> str:
+def number(value: float) -> str:
     if isinstance(value, int):
         return str(value)
     text = repr(value)
