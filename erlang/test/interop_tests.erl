@@ -4,7 +4,7 @@
 %% Python runs from the worktree's .venv (make venv), driving test/interop.py.
 -module(interop_tests).
 -include_lib("eunit/include/eunit.hrl").
--export([payloads/0, python/3, root/0, python_to_erlang/1, erlang_to_python/1, timers/1,
+-export([payloads/0, js_payloads/0, python/3, root/0, js_to_erlang/1, erlang_to_js/1, python_to_erlang/1, erlang_to_python/1, timers/1,
          retries_and_dead_letters/1, killed_erlang_worker/1]).
 
 %% The same payloads as PAYLOADS in interop.py, as Erlang terms.
@@ -15,6 +15,9 @@ payloads() ->
      #{<<"city">> => <<"Oslo">>, <<"temp_c">> => -3, <<"tags">> => [<<"cold">>, <<"dark">>],
        <<"raw">> => {bytes, <<1, 2>>}},
      #{1 => <<"int key">>}].
+
+%% JavaScript objects cannot hold an integer key: the same set without that map.
+js_payloads() -> lists:droplast(payloads()).
 
 root() -> filename:dirname(filename:dirname(homing_manifest:priv_dir())).
 
@@ -51,6 +54,53 @@ setup() ->
 teardown(#{redis := R, client := C}) ->
     homing_conn:stop(C),
     homing_test_redis:stop(R).
+
+node_bin() -> os:find_executable("node").
+
+js_ready() ->
+    node_bin() =/= false andalso filelib:is_dir(filename:join([root(), "javascript", "node_modules"])).
+
+%% Run interop.mjs COMMAND (the JavaScript client of the checkout, after npm ci).
+js(#{redis := R, prefix := P}, Command, Args) ->
+    Script = filename:join([root(), "erlang", "test", "interop.mjs"]),
+    Port = open_port({spawn_executable, node_bin()},
+                     [{args, [Script, homing_test_redis:url(R), P, Command | Args]},
+                      exit_status, stderr_to_stdout, binary]),
+    {Status, Out} = collect(Port, []),
+    Status =:= 0 orelse io:format(user, "interop.mjs ~s failed:~n~s~n", [Command, Out]),
+    ?assertEqual({0, Command}, {Status, Command}).
+
+js_test_() ->
+    case js_ready() of
+        false -> {"no node or javascript/node_modules (npm ci): JS interop skipped", []};
+        true ->
+            {foreach, fun setup/0, fun teardown/1,
+             [fun(Ctx) -> {atom_to_list(N), {timeout, 120, fun() -> ?MODULE:N(Ctx) end}} end
+              || N <- [js_to_erlang, erlang_to_js]]}
+    end.
+
+%% JavaScript enqueues every payload; Erlang reads them exactly and echoes each as its
+%% result, which JavaScript reads back exactly.
+js_to_erlang(#{client := C} = Ctx) ->
+    js(Ctx, "produce", ["j2e"]),
+    {ok, Events} = queue_client:dequeue(C, "j2e", #{count => 100}),
+    Expected = js_payloads(),
+    ?assertEqual(length(Expected), length(Events)),
+    [begin
+         <<"js-", N/binary>> = Id,
+         Want = lists:nth(binary_to_integer(N) + 1, Expected),
+         ?assertEqual({Id, {ok, Want}}, {Id, queue_client:payload(E)}),
+         ok = queue_client:complete(C, "j2e", Id, T, Want)
+     end || #{id := Id, token := T} = E <- Events],
+    js(Ctx, "check-results", ["j2e"]).
+
+erlang_to_js(#{client := C} = Ctx) ->
+    Ps = js_payloads(),
+    Ids = [<<"er-", (integer_to_binary(I))/binary>> || I <- lists:seq(0, length(Ps) - 1)],
+    {ok, Ids} = queue_client:enqueue_many(C, "e2j", Ps, #{ids => Ids}),
+    js(Ctx, "consume", ["e2j"]),
+    [?assertEqual({Id, {ok, P}}, {Id, queue_client:result(C, "e2j", Id, 5000)})
+     || {Id, P} <- lists:zip(Ids, Ps)].
 
 interop_test_() ->
     case filelib:is_regular(python_bin()) of
