@@ -78,6 +78,7 @@ init({Module, Service, Opts}) ->
            lease_ms => maps:get(lease_ms, Opts, 30000), timeout_ms => 600000,
            queue => queue:new(), held => #{}, free => Slots, acks => [],
            flushing => false, stopping => false, full => false, backoff => 0, poll => 5,
+           ack_pause => 0, readonly_since => undefined,
            counters => #{}},
     S1 = policy(S0),
     _ = queue_client:register(Client, Service),
@@ -86,7 +87,8 @@ init({Module, Service, Opts}) ->
     {ok, S1}.
 
 worker_keys() ->
-    [client, concurrency, prefetch, lease_ms, handler_timeout_ms, grace_ms, name, poll_max_ms].
+    [client, concurrency, prefetch, lease_ms, handler_timeout_ms, grace_ms, name, poll_max_ms,
+     readonly_give_up_ms].
 
 %% The lease and handler timeout: the worker's options, else the service's policy.
 policy(#{client := C, service := Svc, opts := O} = S) ->
@@ -156,17 +158,18 @@ fetch(#{client := C, service := Svc, lease_ms := L, opts := O} = S) ->
                 {ok, []} ->
                     Poll = maps:get(poll, S),
                     erlang:send_after(Poll, self(), fetch),
-                    S#{poll := min(Poll * 2, maps:get(poll_max_ms, O, 100)), backoff := 0};
+                    S#{poll := min(Poll * 2, maps:get(poll_max_ms, O, 100)), backoff := 0,
+                       readonly_since := undefined};
                 {ok, Events} ->
                     self() ! fetch,
                     lists:foldl(fun(E, Acc) -> hold(E, Before + L, Acc) end,
-                                S#{poll := 5, backoff := 0}, Events);
+                                S#{poll := 5, backoff := 0, readonly_since := undefined}, Events);
                 {error, Why} ->
                     B = min(max(50, maps:get(backoff, S) * 2), 2000),
                     logger:warning("homing worker ~ts: dequeue failed (retrying in ~B ms): ~p",
                                    [Svc, B, Why]),
                     erlang:send_after(B, self(), fetch),
-                    S#{backoff := B}
+                    read_only(Why, S#{backoff := B})
             end
     end.
 
@@ -328,10 +331,13 @@ flush(#{acks := Acks, client := C, service := Svc} = S) ->
                             end
                     end, {[], S1}, Fails),
     case Left1 ++ Left2 of
-        [] -> S2#{acks := []};
+        [] -> S2#{acks := [], ack_pause := 0};
         Left ->
-            erlang:send_after(200, self(), flush),
-            S2#{acks := Left, flushing := true}
+            %% Redis down, or full (a result larger than what it frees): again after a
+            %% pause that doubles from 50 ms to 2 s; the heartbeat keeps the leases.
+            Pause = min(max(50, maps:get(ack_pause, S2) * 2), 2000),
+            erlang:send_after(Pause, self(), flush),
+            S2#{acks := Left, flushing := true, ack_pause := Pause}
     end.
 
 send_completes([], _, _, S) -> {[], S};
@@ -348,6 +354,18 @@ send_completes(Completes, C, Svc, S) ->
             {Full ++ Left, S2};
         {error, _} -> {Completes, S}
     end.
+
+%% READONLY (the server became a replica) is retried like a lost connection, but not
+%% for ever: after readonly_give_up_ms (60 s) of nothing but READONLY the worker stops
+%% with {gave_up, {read_only, Detail}} (its supervisor decides what next).
+read_only({read_only, Detail}, #{readonly_since := undefined} = S) ->
+    read_only({read_only, Detail}, S#{readonly_since := now_ms()});
+read_only({read_only, Detail}, #{readonly_since := Since, opts := O} = S) ->
+    case now_ms() - Since >= maps:get(readonly_give_up_ms, O, 60000) of
+        true -> exit({gave_up, {read_only, Detail}});
+        false -> S
+    end;
+read_only(_, S) -> S.
 
 %% -- heartbeat ----------------------------------------------------------------------
 

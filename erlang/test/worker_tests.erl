@@ -4,7 +4,7 @@
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
 -export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
-         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1]).
+         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1]).
 
 setup() ->
     R = homing_test_redis:start(#{appendonly => true}),
@@ -24,7 +24,7 @@ worker_test_() ->
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
       || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
-                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised]]}.
+                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
     maps:merge(#{port => maps:get(port, R), prefix => P}, More).
@@ -212,4 +212,23 @@ supervised(#{client := C, redis := R, prefix := P}) ->
     after
         application:stop(homing),
         application:unset_env(homing, consumers)
+    end.
+
+%% A worker pointed at a replica meets READONLY on every write: it retries, then gives
+%% up after readonly_give_up_ms and stops with the error, for its supervisor to see.
+read_only(#{redis := R, prefix := P}) ->
+    Replica = homing_test_redis:start(#{extra => ["--replicaof", "127.0.0.1",
+                                                  integer_to_list(maps:get(port, R))]}),
+    try
+        {ok, W} = gen_queue_consumer:start(rich_consumer, "ro",
+                                           #{port => maps:get(port, Replica), prefix => P,
+                                             readonly_give_up_ms => 300}),
+        Ref = monitor(process, W),
+        receive
+            {'DOWN', Ref, process, W, Why} ->
+                ?assertMatch({gave_up, {read_only, <<"READONLY", _/binary>>}}, Why)
+        after 10000 -> error(did_not_give_up)
+        end
+    after
+        homing_test_redis:stop(Replica)
     end.
