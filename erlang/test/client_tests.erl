@@ -119,6 +119,21 @@ application_test_() ->
         end
     end).
 
+%% Any payload PropEr makes survives Redis: enqueue_many, dequeue, the same term back.
+payload_property_test_() ->
+    with_redis(fun(_, C) ->
+        Prop = proper:forall(proper_types:non_empty(proper_types:list(envelope_tests:value())),
+                             fun(Ps) ->
+                                     {ok, Ids} = queue_client:enqueue_many(C, "prop", Ps),
+                                     {ok, Es} = queue_client:dequeue(C, "prop", #{count => 1000}),
+                                     [ok = queue_client:complete(C, "prop", I, T)
+                                      || #{id := I, token := T} <- Es],
+                                     Ids =:= [I || #{id := I} <- Es] andalso
+                                         [element(2, queue_client:payload(E)) || E <- Es] =:= Ps
+                             end),
+        ?assert(proper:quickcheck(Prop, [{numtests, 60}, {max_size, 12}, quiet]))
+    end).
+
 %% The runner reports a changed expectation: a token, a state value, an error code.
 runner_fails_test_() ->
     with_redis(fun(_, C) ->

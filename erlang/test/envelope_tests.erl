@@ -3,6 +3,7 @@
 %% nesting limits without deep recursion, and what is not encodable.
 -module(envelope_tests).
 -include_lib("eunit/include/eunit.hrl").
+-export([value/0]).
 
 -define(MAX_U64, 18446744073709551615).
 -define(MIN_I64, -9223372036854775808).

@@ -4,7 +4,7 @@
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
 -export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
-         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1]).
+         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1]).
 
 setup() ->
     R = homing_test_redis:start(#{appendonly => true}),
@@ -24,7 +24,7 @@ worker_test_() ->
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
       || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
-                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only]]}.
+                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
     maps:merge(#{port => maps:get(port, R), prefix => P}, More).
@@ -232,3 +232,18 @@ read_only(#{redis := R, prefix := P}) ->
     after
         homing_test_redis:stop(Replica)
     end.
+
+%% handle_event/2 gets the id as a string and a text payload as a string (the talk's
+%% types); other payloads as their decoded terms. The state is kept per slot.
+talk_types(#{client := C} = Ctx) ->
+    S = "talktypes",
+    {ok, W} = gen_queue_consumer:start_link(talk_probe_consumer, S, opts(Ctx, #{})),
+    {ok, [A, B, D]} = queue_client:enqueue_many(C, S, [<<"h", 16#e9/utf8, "llo">>,
+                                                      #{<<"n">> => 1}, [1, {bytes, <<2>>}]]),
+    Got = [receive {talk, Id, P, N} -> {Id, P, N} after 10000 -> error(no_event) end
+           || _ <- [1, 2, 3]],
+    ?assertEqual([{binary_to_list(A), "h" ++ [16#e9] ++ "llo", 0},
+                  {binary_to_list(B), #{<<"n">> => 1}, 1},
+                  {binary_to_list(D), [1, {bytes, <<2>>}], 2}], Got),
+    wait_until(fun() -> state(C, S, D) =:= <<"done">> end),
+    gen_queue_consumer:stop(W).
