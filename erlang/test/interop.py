@@ -71,7 +71,7 @@ def consume(c: Client, service: str) -> None:
 
 def take(c: Client, service: str, event_id: str, payload: str, attempt: str,
          then: str = "complete") -> None:
-    """Promote what is due, dequeue event_id, check it; complete, or fail it dead."""
+    """Promote what is due, dequeue event_id, check it; complete it, or fail it (dead/retry)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         c.promote(service)
@@ -83,6 +83,8 @@ def take(c: Client, service: str, event_id: str, payload: str, attempt: str,
                      f"{e.payload!r}")
             if then == "dead":
                 c.fail(service, e.id, e.token, "python gave up", dead=True)
+            elif then == "retry":
+                c.fail(service, e.id, e.token, "python says again", delay_ms=0)
             else:
                 c.complete(service, e.id, e.token, result={"by": "python", "attempt": e.attempt})
             return

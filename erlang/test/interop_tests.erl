@@ -181,6 +181,12 @@ retries_and_dead_letters(#{client := C} = Ctx) ->
     ok_python(Ctx, "take", [S, "r1", "retry me", "1"]),
     ?assertEqual({ok, #{<<"by">> => <<"python">>, <<"attempt">> => 1}},
                  queue_client:result(C, S, "r1", 1000)),
+    %% Python fails an event (retry now): Erlang gets it again as attempt 2
+    {ok, <<"r3">>} = queue_client:enqueue(C, S, <<"again">>, #{id => <<"r3">>}),
+    ok_python(Ctx, "take", [S, "r3", "again", "1", "retry"]),
+    E3 = wait_event(C, S),
+    ?assertMatch(#{id := <<"r3">>, attempt := 2}, E3),
+    ok = queue_client:complete(C, S, <<"r3">>, maps:get(token, E3)),
     %% and the purge of a dead letter Python made
     {ok, <<"r2">>} = queue_client:enqueue(C, S, <<"purge me">>, #{id => <<"r2">>}),
     ok_python(Ctx, "take", [S, "r2", "purge me", "1", "dead"]),
