@@ -11,12 +11,13 @@
 -module(homing_conn).
 -behaviour(gen_server).
 -export([start_link/1, start/1, stop/1, client/1, q/2, q/3, script/4, registered/2,
-         seen/2, parse_url/1]).
+         seen/2, parse_url/1, translate/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([client/0]).
 -type client() :: #{conn := pid(), tab := ets:tid(), prefix := binary(),
-                    max_payload := pos_integer(), timeout := timeout()}.
+                    max_payload := pos_integer(), timeout := timeout(),
+                    host := string(), port := inet:port_number()}.
 
 -define(TIMEOUT, 10000).
 
@@ -118,7 +119,8 @@ registered(#{tab := Tab}, Service) ->
 seen(#{tab := Tab}, Service) ->
     ets:insert(Tab, {{seen, Service}, erlang:monotonic_time(millisecond)}).
 
-%% A Redis error reply in homing's terms (python/homing/connection.py translate()).
+%% @doc A Redis error reply in homing's terms (python/homing/connection.py translate()).
+-spec translate(term(), binary() | undefined) -> {atom(), binary()}.
 translate(no_connection, _) -> {connection, <<"Redis could not be reached">>};
 translate(tcp_closed, _) -> {connection, <<"the connection to Redis was lost">>};
 translate(Reply, Key) when is_binary(Reply) ->
@@ -185,7 +187,8 @@ handle_call(client, _From, #{opts := O, tab := Tab} = S) ->
           prefix => iolist_to_binary(maps:get(prefix, O, <<"homing">>)),
           max_payload => maps:get(max_payload, O,
                                   homing_manifest:layout(<<"default_max_payload_bytes">>)),
-          timeout => maps:get(timeout, O, ?TIMEOUT)},
+          timeout => maps:get(timeout, O, ?TIMEOUT),
+          host => to_list(maps:get(host, O, "127.0.0.1")), port => maps:get(port, O, 6379)},
     {reply, C, S};
 handle_call(connect, _From, S) ->
     {Reply, S1} = connect(S),
