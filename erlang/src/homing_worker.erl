@@ -35,12 +35,44 @@
 start_link(Module, Service, Opts) -> start(start_link, Module, Service, Opts).
 start(Module, Service, Opts) -> start(start, Module, Service, Opts).
 
-start(How, Module, Service, Opts) ->
-    Args = {Module, unicode:characters_to_binary(Service), Opts},
-    case maps:get(name, Opts, undefined) of
-        undefined -> gen_server:How(?MODULE, Args, []);
-        Name -> gen_server:How({local, Name}, ?MODULE, Args, [])
+start(How, Module, Service0, Opts) ->
+    case check(Module, Service0, Opts) of
+        {ok, Service} ->
+            Args = {Module, Service, Opts},
+            case maps:get(name, Opts, undefined) of
+                undefined -> gen_server:How(?MODULE, Args, []);
+                Name -> gen_server:How({local, Name}, ?MODULE, Args, [])
+            end;
+        {error, _} = E -> E
     end.
+
+%% Settings that would only fail later, in the worker, are refused here, typed.
+check(Module, Service0, Opts) when is_atom(Module), is_map(Opts) ->
+    Service = case unicode:characters_to_binary(Service0) of
+                  B when is_binary(B) -> B;
+                  _ -> Service0
+              end,
+    Lease = homing_manifest:layout(<<"policy">>),
+    #{<<"min">> := LeaseMin, <<"max">> := LeaseMax} = maps:get(<<"lease_ms">>, Lease),
+    Checks = [{concurrency, 1, 1000}, {prefetch, 0, 1000}, {lease_ms, LeaseMin, LeaseMax},
+              {handler_timeout_ms, 0, 86400000}, {grace_ms, 0, 86400000},
+              {poll_max_ms, 1, 60000}, {readonly_give_up_ms, 0, 86400000}],
+    Bad = [io_lib:format("~s must be a whole number in [~B, ~B], got ~0tP", [K, Lo, Hi, V, 5])
+           || {K, Lo, Hi} <- Checks, V <- [maps:get(K, Opts, Lo)],
+              not (is_integer(V) andalso V >= Lo andalso V =< Hi)],
+    Loaded = code:ensure_loaded(Module) =:= {module, Module},
+    if
+        Bad =/= [] -> {error, {invalid_argument, iolist_to_binary(hd(Bad))}};
+        not Loaded -> {error, {invalid_argument, <<"no consumer module ",
+                                                   (atom_to_binary(Module, utf8))/binary>>}};
+        true ->
+            case homing_manifest:check_service(Service) of
+                ok -> {ok, Service};
+                E -> E
+            end
+    end;
+check(_, _, _) ->
+    {error, {invalid_argument, <<"a worker takes a consumer module and a map of options">>}}.
 
 stop(W) -> gen_server:stop(W, normal, infinity).
 
@@ -59,10 +91,6 @@ complete_for(#{worker := W, client := C, service := S, id := Id, token := T}, Re
 
 init({Module, Service, Opts}) ->
     process_flag(trap_exit, true),
-    case homing_manifest:check_service(Service) of
-        ok -> ok;
-        {error, Why} -> exit(Why)
-    end,
     Client = case maps:get(client, Opts, undefined) of
                  undefined ->
                      {ok, Conn} = homing_conn:start_link(maps:without(worker_keys(), Opts)),

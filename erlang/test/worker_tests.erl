@@ -4,7 +4,7 @@
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
 -export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
-         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1]).
+         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1, bad_options/1]).
 
 setup() ->
     R = homing_test_redis:start(#{appendonly => true}),
@@ -24,7 +24,7 @@ worker_test_() ->
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
       || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
-                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types]]}.
+                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types, bad_options]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
     maps:merge(#{port => maps:get(port, R), prefix => P}, More).
@@ -247,3 +247,16 @@ talk_types(#{client := C} = Ctx) ->
                   {binary_to_list(D), [1, {bytes, <<2>>}], 2}], Got),
     wait_until(fun() -> state(C, S, D) =:= <<"done">> end),
     gen_queue_consumer:stop(W).
+
+%% Worker settings that could only fail later are refused at once, typed.
+bad_options(Ctx) ->
+    Bad = [{rich_consumer, "bad{name}", #{}}, {rich_consumer, "s", #{concurrency => 0}},
+           {rich_consumer, "s", #{prefetch => -1}}, {rich_consumer, "s", #{lease_ms => 0}},
+           {rich_consumer, "s", #{handler_timeout_ms => 1.5}}, {no_such_module, "s", #{}},
+           {rich_consumer, "s", not_a_map}],
+    [?assertMatch({error, {_, _}}, gen_queue_consumer:start_link(M, S, case O of
+                                                                         #{} -> opts(Ctx, O);
+                                                                         _ -> O
+                                                                     end))
+     || {M, S, O} <- Bad],
+    ?assertMatch({error, {invalid_name, _}}, gen_queue_consumer:start(rich_consumer, "a:b", #{})).
