@@ -134,6 +134,23 @@ payload_property_test_() ->
         ?assert(proper:quickcheck(Prop, [{numtests, 60}, {max_size, 12}, quiet]))
     end).
 
+%% The README shows the talk's consumer exactly as examples/ has it (which the worker
+%% tests run), and the weather consumer's callbacks as the file has them.
+readme_examples_test() ->
+    Dir = filename:join(interop_tests:root(), "erlang"),
+    {ok, Readme} = file:read_file(filename:join(Dir, "README.md")),
+    Blocks = [B || [B] <- element(2, re:run(Readme, <<"```erlang\n(.*?)```">>,
+                                            [global, dotall, {capture, all_but_first, binary}]))],
+    Code = fun(F) -> {ok, B} = file:read_file(filename:join([Dir, "examples", F])), B end,
+    %% Code lines: blank lines and comment lines aside (the files have header comments).
+    Lines = fun(B) -> [L || L <- binary:split(B, <<"\n">>, [global]), L =/= <<>>,
+                            binary:first(string:trim(L)) =/= $%] end,
+    Talk = Lines(Code("test_service_consumer.erl")),
+    ?assert(lists:member(Talk, [Lines(B) || B <- Blocks])),
+    [Weather] = [Lines(B) || B <- Blocks, binary:match(B, <<"-module(weather_consumer)">>) =/= nomatch],
+    Shown = Weather,
+    ?assertEqual(Shown, [L || L <- Lines(Code("weather_consumer.erl")), lists:member(L, Shown)]).
+
 %% The runner reports a changed expectation: a token, a state value, an error code.
 runner_fails_test_() ->
     with_redis(fun(_, C) ->
