@@ -168,9 +168,11 @@ after_handling(S) -> schedule_flush(dispatch(maybe_fetch(S))).
 
 room(#{concurrency := C, prefetch := P, held := H}) -> C + P - maps:size(H).
 
-%% A fetch that found no room waits for a handler to finish.
-maybe_fetch(#{stopping := false, full := true} = S) ->
-    case room(S) > 0 of
+%% A fetch that found no room waits for handlers to finish: until half the room is
+%% free (one dequeue per batch, not per event), or nothing is left to start.
+maybe_fetch(#{stopping := false, full := true, concurrency := C, prefetch := P,
+              queue := Q} = S) ->
+    case room(S) >= max(1, (C + P) div 2) orelse (room(S) > 0 andalso queue:is_empty(Q)) of
         true -> self() ! fetch, S#{full := false};
         false -> S
     end;
@@ -342,7 +344,8 @@ drop(Id, #{held := H} = S) -> S#{held := maps:remove(Id, H)}.
 
 schedule_flush(#{acks := []} = S) -> S;
 schedule_flush(#{flushing := true} = S) -> S;
-schedule_flush(S) -> self() ! flush, S#{flushing := true}.
+%% A short pause lets the completions of a burst go in one call.
+schedule_flush(S) -> erlang:send_after(2, self(), flush), S#{flushing := true}.
 
 %% Completions in batches of up to 1000; fails one by one. A call that cannot
 %% reach Redis keeps its acknowledgements for the next try (with a backoff).
