@@ -39,6 +39,16 @@ run(Client, Name, Service0, Args) ->
                         {ok, Reply} ->
                             Creates andalso not Known andalso register_service(Client, Service),
                             parse(Spec, Reply);
+                        {error, {not_replicated, {Reply, Acked}}} ->
+                            %% Written on the primary, confirmed by fewer replicas than
+                            %% asked: the outcome goes with the error (a producer may
+                            %% resend with the same id; an acknowledgement is done).
+                            Creates andalso not Known andalso register_service(Client, Service),
+                            {error, {not_replicated, #{
+                                message => iolist_to_binary(io_lib:format(
+                                    "~B replica(s) acknowledged the write within the timeout, "
+                                    "fewer than asked; it happened on the primary", [Acked])),
+                                acked => Acked, result => parse(Spec, Reply)}}};
                         {error, _} = E -> E
                     end;
                 {error, _} = E -> E

@@ -17,19 +17,36 @@
 -export_type([client/0]).
 -type client() :: #{conn := pid(), tab := ets:tid(), prefix := binary(),
                     max_payload := pos_integer(), timeout := timeout(),
-                    host := string(), port := inet:port_number()}.
+                    host := string(), port := inet:port_number(),
+                    wait => {pos_integer(), pos_integer()}}.
 
 -define(TIMEOUT, 10000).
 
 %% @doc Options: url ("redis://[:password@]host:port/db"), or host, port, database,
 %% password; prefix (default "homing"), max_payload (bytes, default 1 MiB),
-%% timeout (ms per command, default 10 s).
+%% timeout (ms per command, default 10 s), wait_replicas and wait_timeout_ms (the WAIT
+%% option of docs/failover.md: after each write a producer or an acknowledgement makes,
+%% WAIT for that many replicas, within the timeout, 1000 ms by default).
 -spec start_link(map() | list()) -> {ok, pid()} | {error, term()}.
-start_link(Opts) -> gen_server:start_link(?MODULE, options(Opts), []).
+start_link(Opts) -> started(fun(O) -> gen_server:start_link(?MODULE, O, []) end, Opts).
 
 %% @doc As start_link/1, not linked (for a shell or a test).
 -spec start(map() | list()) -> {ok, pid()} | {error, term()}.
-start(Opts) -> gen_server:start(?MODULE, options(Opts), []).
+start(Opts) -> started(fun(O) -> gen_server:start(?MODULE, O, []) end, Opts).
+
+started(Start, Opts0) ->
+    Opts = options(Opts0),
+    Timeout = maps:get(timeout, Opts, ?TIMEOUT),
+    Bad = [io_lib:format("~s must be a whole number in [~B, ~B], got ~0tP", [K, Lo, Hi, V, 5])
+           || {K, Lo, Hi, D} <- [{wait_replicas, 0, 1000, 0}, {timeout, 1, 86400000, ?TIMEOUT},
+                                 {wait_timeout_ms, 1, Timeout - 1, 1000}],
+              V <- [maps:get(K, Opts, D)], not (is_integer(V) andalso V >= Lo andalso V =< Hi)],
+    case Bad of
+        %% WAIT's timeout stays below the command's, or every WAIT that times out
+        %% would look like a lost connection.
+        [] -> Start(Opts);
+        [Why | _] -> {error, {invalid_argument, iolist_to_binary(Why)}}
+    end.
 
 -spec stop(pid() | client()) -> ok.
 stop(#{conn := Pid}) -> stop(Pid);
@@ -65,12 +82,21 @@ parse_url(Url) ->
 q(Client, Cmd) -> q(Client, Cmd, undefined).
 
 %% Key names the key of a plain command, for a WRONGTYPE message.
-q(#{tab := Tab, conn := Conn, timeout := Timeout}, Cmd, Key) ->
+q(Client, Cmd, Key) ->
+    case send(Client, fun(Pid, T) -> eredis:q(Pid, Cmd, T) end) of
+        {ok, {ok, V}} -> {ok, V};
+        {ok, {error, Reply}} -> {error, translate(Reply, Key)};
+        {error, _} = E -> E
+    end.
+
+%% Commands sent back to back on the connection (eredis writes them at once), each
+%% reply {ok, V} or {error, Reply}, untranslated.
+qp(Client, Cmds) -> send(Client, fun(Pid, T) -> eredis:qp(Pid, Cmds, T) end).
+
+send(#{tab := Tab, conn := Conn, timeout := Timeout}, F) ->
     case redis(Tab, Conn) of
         {ok, Pid} ->
-            try eredis:q(Pid, Cmd, Timeout) of
-                {ok, V} -> {ok, V};
-                {error, Reply} -> {error, translate(Reply, Key)}
+            try {ok, F(Pid, Timeout)}
             catch
                 exit:{timeout, _} ->
                     {error, {connection, <<"no reply from Redis within the timeout">>}};
@@ -97,10 +123,59 @@ script(Client, Name, Keys, Args) ->
     S = homing_manifest:script(Name),
     N = integer_to_binary(length(Keys)),
     Wire = [wire(A) || A <- Args],
-    case q(Client, [<<"EVALSHA">>, maps:get(<<"sha1">>, S), N | Keys ++ Wire]) of
-        {error, {noscript, _}} ->
-            q(Client, [<<"EVAL">>, maps:get(<<"source">>, S), N | Keys ++ Wire]);
-        Other -> Other
+    Sha = [<<"EVALSHA">>, maps:get(<<"sha1">>, S), N | Keys ++ Wire],
+    Eval = [<<"EVAL">>, maps:get(<<"source">>, S), N | Keys ++ Wire],
+    case {maps:get(wait, Client, undefined), maps:get(<<"wait">>, S, false)} of
+        {{Replicas, Ms}, true} -> waited(Client, S, Keys, Sha, Eval, Replicas, Ms);
+        _ ->
+            case q(Client, Sha) of
+                {error, {noscript, _}} -> q(Client, Eval);
+                Other -> Other
+            end
+    end.
+
+%% The WAIT option (docs/failover.md): the script and `WAIT replicas ms' go out
+%% together on the one connection, so WAIT counts the replicas that have this
+%% write. A repeat answered without writing (the script's `repeats' counter) is
+%% vouched for by touching that counter (HINCRBY by 0) and waiting again.
+%% Fewer replicas than asked: {error, {not_replicated, {Reply, Acked}}}; the
+%% write did happen on the primary.
+waited(Client, S, Keys, Sha, Eval, Replicas, Ms) ->
+    Wait = [<<"WAIT">>, integer_to_binary(Replicas), integer_to_binary(Ms)],
+    case qp(Client, [Sha, Wait]) of
+        {ok, [{error, <<"NOSCRIPT", _/binary>>}, _]} -> waited_reply(Client, S, Keys, qp(Client, [Eval, Wait]), Wait, Replicas);
+        R -> waited_reply(Client, S, Keys, R, Wait, Replicas)
+    end.
+
+waited_reply(_, _, _, {error, _} = E, _, _) -> E;
+waited_reply(_, _, _, {ok, [{error, Reply}, _]}, _, _) -> {error, translate(Reply, undefined)};
+waited_reply(_, _, _, {ok, [{ok, _}, {error, Reply}]}, _, _) ->
+    {error, translate(Reply, undefined)};
+waited_reply(Client, S, Keys, {ok, [{ok, Reply}, {ok, Acked0}]}, Wait, Replicas) ->
+    Acked = case repeated(maps:get(<<"repeats">>, S, null), Reply) of
+                false -> binary_to_integer(Acked0);
+                Field -> touch(Client, counters(S, Keys), Field, Wait)
+            end,
+    case Acked >= Replicas of
+        true -> {ok, Reply};
+        false -> {error, {not_replicated, {Reply, Acked}}}
+    end.
+
+%% A repeat: a flag 0 at an odd position of the reply (id, flag, ...).
+repeated(null, _) -> false;
+repeated(Field, Reply) when is_list(Reply) ->
+    Flags = [F || {I, F} <- lists:zip(lists:seq(0, length(Reply) - 1), Reply), I rem 2 =:= 1],
+    lists:member(<<"0">>, Flags) andalso Field;
+repeated(_, _) -> false.
+
+counters(S, Keys) ->
+    {_, Key} = lists:keyfind(<<"counters">>, 1, lists:zip(maps:get(<<"keys">>, S), Keys)),
+    Key.
+
+touch(Client, Key, Field, Wait) ->
+    case qp(Client, [[<<"HINCRBY">>, Key, Field, <<"0">>], Wait]) of
+        {ok, [{ok, _}, {ok, N}]} -> binary_to_integer(N);
+        _ -> 0   % the script's answer stands; only its replication is unknown
     end.
 
 wire(I) when is_integer(I) -> integer_to_binary(I);
@@ -189,7 +264,11 @@ handle_call(client, _From, #{opts := O, tab := Tab} = S) ->
                                   homing_manifest:layout(<<"default_max_payload_bytes">>)),
           timeout => maps:get(timeout, O, ?TIMEOUT),
           host => to_list(maps:get(host, O, "127.0.0.1")), port => maps:get(port, O, 6379)},
-    {reply, C, S};
+    C1 = case maps:get(wait_replicas, O, 0) of
+             0 -> C;
+             N -> C#{wait => {N, maps:get(wait_timeout_ms, O, 1000)}}
+         end,
+    {reply, C1, S};
 handle_call(connect, _From, S) ->
     {Reply, S1} = connect(S),
     {reply, Reply, S1}.

@@ -84,6 +84,8 @@ info(W) -> gen_server:call(W, info).
 complete_for(#{worker := W, client := C, service := S, id := Id, token := T}, Result) ->
     case queue_client:complete(C, S, Id, T, Result) of
         ok -> W ! {completed_by_consumer, Id}, ok;
+        %% Done on the primary (the lease is spent): the worker must not send it again.
+        {error, {not_replicated, _}} = E -> W ! {completed_by_consumer, Id}, E;
         E -> E
     end.
 
@@ -357,6 +359,7 @@ flush(#{acks := Acks, client := C, service := Svc} = S) ->
                     fun({fail, Id, T, O} = F, {L, Acc}) ->
                             case queue_client:fail(C, Svc, Id, T, O) of
                                 {ok, _} -> {L, Acc};
+                                {error, {not_replicated, _}} -> {L, unreplicated(Acc)};
                                 {error, {connection, _}} -> {L ++ [F], Acc};
                                 {error, _} -> {L, count(lost, Acc)}
                             end
@@ -375,6 +378,11 @@ send_completes([], _, _, S) -> {[], S};
 send_completes(Completes, C, Svc, S) ->
     {Batch, Rest} = lists:split(min(?BATCH, length(Completes)), Completes),
     case queue_client:complete_many(C, Svc, [{Id, T} || {complete, Id, T} <- Batch]) of
+        {error, {not_replicated, #{result := {ok, Items}}}} ->
+            %% Done on the primary, fewer replicas confirmed it: sending it again would
+            %% only be refused (the leases are spent) and count the events as lost.
+            send_completes(Rest, C, Svc, unreplicated(lists:foldl(
+                fun(ok, A) -> A; (_, A) -> count(lost, A) end, S, Items)));
         {ok, Items} ->
             S1 = lists:foldl(fun(ok, Acc) -> Acc;
                                 ({error, {redis_full, _}}, Acc) -> Acc;
@@ -384,6 +392,17 @@ send_completes(Completes, C, Svc, S) ->
             {Left, S2} = send_completes(Rest, C, Svc, S1),
             {Full ++ Left, S2};
         {error, _} -> {Completes, S}
+    end.
+
+%% Counted, and warned about at most once a minute.
+unreplicated(#{service := Svc} = S) ->
+    Now = now_ms(),
+    case Now - maps:get(unreplicated_told, S, -60000) >= 60000 of
+        true ->
+            logger:warning("homing worker ~ts: acknowledgements confirmed by fewer replicas "
+                           "than wait_replicas asks (done on the primary)", [Svc]),
+            count(unreplicated, S#{unreplicated_told => Now});
+        false -> count(unreplicated, S)
     end.
 
 %% READONLY (the server became a replica) is retried like a lost connection, but not

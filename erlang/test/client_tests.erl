@@ -92,6 +92,11 @@ refusals_test_() ->
         ?assertEqual([], keys(R, binary_to_list(P)))
     end).
 
+bad_connection_options_test() ->
+    [?assertMatch({error, {invalid_argument, _}}, homing_conn:start(O))
+     || O <- [#{wait_replicas => -1}, #{wait_replicas => 1, wait_timeout_ms => 10000},
+              #{wait_replicas => 1, wait_timeout_ms => 0}, #{timeout => 0}]].
+
 refused_connection_test() ->
     {ok, Pid} = homing_conn:start(#{port => homing_test_redis:closed_port()}),
     C = homing_conn:client(Pid),
