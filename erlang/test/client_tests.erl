@@ -97,6 +97,34 @@ bad_connection_options_test() ->
      || O <- [#{wait_replicas => -1}, #{wait_replicas => 1, wait_timeout_ms => 10000},
               #{wait_replicas => 1, wait_timeout_ms => 0}, #{timeout => 0}]].
 
+%% A Redis user that may not run EVALSHA: no_permission, nothing written.
+no_permission_test_() ->
+    with_redis(fun(R, #{prefix := P} = C) ->
+        "OK\n" = homing_test_redis:cli(R, "ACL SETUSER default -evalsha -eval"),
+        ?assertMatch({error, {no_permission, _}}, queue_client:enqueue(C, "acl", 1)),
+        "OK\n" = homing_test_redis:cli(R, "ACL SETUSER default +@all"),
+        ?assertEqual([], keys(R, binary_to_list(P)))
+    end).
+
+%% A Redis past its maxmemory (noeviction) refuses a call that grows memory before it
+%% writes anything: redis_full; one that frees memory (dequeue, complete) still runs.
+redis_full_test_() ->
+    {setup, fun() ->
+                    R = homing_test_redis:start(#{extra => ["--maxmemory", "2mb",
+                                                            "--maxmemory-policy", "noeviction"]}),
+                    {R, homing_test_redis:client(R, #{prefix => <<"full">>})}
+            end,
+     fun({R, C}) -> homing_conn:stop(C), homing_test_redis:stop(R) end,
+     fun({R, C}) -> ?_test(begin
+         {ok, Id} = queue_client:enqueue(C, "f", <<"before">>),
+         "3000001\n" = homing_test_redis:cli(R, "SETRANGE ballast 3000000 x"),
+         ?assertMatch({error, {redis_full, _}}, queue_client:enqueue(C, "f", <<"refused">>)),
+         {ok, [#{id := Id, token := T}]} = queue_client:dequeue(C, "f"),
+         ?assertEqual(ok, queue_client:complete(C, "f", Id, T)),
+         ?assertMatch({ok, #{<<"ready">> := 0, <<"total.enqueued">> := 1}},
+                      queue_client:stats(C, "f"))
+     end) end}.
+
 refused_connection_test() ->
     {ok, Pid} = homing_conn:start(#{port => homing_test_redis:closed_port()}),
     C = homing_conn:client(Pid),
