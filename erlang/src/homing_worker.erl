@@ -37,6 +37,11 @@ start(Module, Service, Opts) -> start(start, Module, Service, Opts).
 
 start(How, Module, Service0, Opts) ->
     case check(Module, Service0, Opts) of
+        {ok, Service} when is_map_key(require_durable, Opts) ->
+            case durable(Opts) of
+                ok -> start(How, Module, Service, maps:remove(require_durable, Opts));
+                E -> E
+            end;
         {ok, Service} ->
             Args = {Module, Service, Opts},
             case maps:get(name, Opts, undefined) of
@@ -44,6 +49,19 @@ start(How, Module, Service0, Opts) ->
                 Name -> gen_server:How({local, Name}, ?MODULE, Args, [])
             end;
         {error, _} = E -> E
+    end.
+
+%% require_durable: a Redis whose settings may lose acknowledged events is refused
+%% before the worker starts (its supervisor sees {error, {not_durable, Why}}).
+durable(#{require_durable := false}) -> ok;
+durable(#{client := C}) -> homing_durability:check(C, true);
+durable(Opts) ->
+    case homing_conn:start(maps:without(worker_keys(), Opts)) of
+        {ok, Pid} ->
+            R = homing_durability:check(homing_conn:client(Pid), true),
+            homing_conn:stop(Pid),
+            R;
+        E -> E
     end.
 
 %% Settings that would only fail later, in the worker, are refused here, typed.
@@ -99,6 +117,10 @@ init({Module, Service, Opts}) ->
                      homing_conn:client(Conn);
                  C -> C
              end,
+    ok = homing_durability:check(Client, false),   % warns; start/4 refused already
+    init(Module, Service, Opts, Client).
+
+init(Module, Service, Opts, Client) ->
     Concurrency = maps:get(concurrency, Opts, 1),
     Slots = [begin {ok, St} = Module:init(), St end || _ <- lists:seq(1, Concurrency)],
     S0 = #{client => Client, service => Service, mod => Module, opts => Opts,
@@ -118,7 +140,7 @@ init({Module, Service, Opts}) ->
 
 worker_keys() ->
     [client, concurrency, prefetch, lease_ms, handler_timeout_ms, grace_ms, name, poll_max_ms,
-     readonly_give_up_ms].
+     readonly_give_up_ms, require_durable].
 
 %% The lease and handler timeout: the worker's options, else the service's policy.
 policy(#{client := C, service := Svc, opts := O} = S) ->

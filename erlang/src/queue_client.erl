@@ -32,13 +32,24 @@
 
 -define(DEFAULT, homing_default).
 
-%% @doc A connection of its own, linked to the caller (options: homing_conn:start_link/1).
+%% @doc A connection of its own, linked to the caller (options: homing_conn:start_link/1,
+%% and require_durable: refuse a Redis whose settings may lose acknowledged events,
+%% {error, {not_durable, Why}}; without it they are warned about, see homing_durability).
 -spec new(map() | list()) -> {ok, client()} | {error, term()}.
-new(Opts) ->
-    case homing_conn:start_link(Opts) of
-        {ok, Pid} -> {ok, homing_conn:client(Pid)};
+new(Opts0) ->
+    Opts = maps:from_list(opts_list(Opts0)),
+    case homing_conn:start_link(maps:remove(require_durable, Opts)) of
+        {ok, Pid} ->
+            C = homing_conn:client(Pid),
+            case homing_durability:check(C, maps:get(require_durable, Opts, false)) of
+                ok -> {ok, C};
+                E -> homing_conn:stop(Pid), E
+            end;
         E -> E
     end.
+
+opts_list(O) when is_map(O) -> maps:to_list(O);
+opts_list(O) -> O.
 
 %% @doc The homing application's connection (application env: url, prefix, ...).
 -spec default() -> client().

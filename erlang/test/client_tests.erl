@@ -125,6 +125,40 @@ redis_full_test_() ->
                       queue_client:stats(C, "f"))
      end) end}.
 
+assess_test() ->
+    Fatal = fun(S) -> [K || #{setting := K, fatal := true} <- homing_durability:assess(S)] end,
+    Good = #{<<"maxmemory-policy">> => <<"noeviction">>, <<"appendonly">> => <<"yes">>,
+             <<"appendfsync">> => <<"always">>, <<"save">> => <<>>},
+    ?assertEqual([], homing_durability:assess(Good)),
+    ?assertEqual([], Fatal(Good#{<<"appendfsync">> => <<"everysec">>})),
+    ?assertEqual([<<"maxmemory-policy">>], Fatal(Good#{<<"maxmemory-policy">> => <<"allkeys-lru">>})),
+    ?assertEqual([<<"appendonly">>], Fatal(Good#{<<"appendonly">> => <<"no">>})),
+    ?assertEqual([<<"maxmemory-policy">>, <<"appendonly">>],
+                 Fatal(#{<<"maxmemory-policy">> => unknown, <<"appendonly">> => unknown})).
+
+%% require_durable refuses a server without the AOF, for a client and a worker alike,
+%% and takes one with it and noeviction.
+require_durable_test_() ->
+    {setup, fun() ->
+                    {homing_test_redis:start(), homing_test_redis:start(#{appendonly => true})}
+            end,
+     fun({A, B}) -> homing_test_redis:stop(A), homing_test_redis:stop(B) end,
+     fun({Volatile, Durable}) -> ?_test(begin
+         Opts = fun(R) -> #{port => maps:get(port, R), require_durable => true} end,
+         process_flag(trap_exit, true),
+         ?assertMatch({error, {not_durable, _}}, queue_client:new(Opts(Volatile))),
+         ?assertMatch({error, {not_durable, _}},
+                      gen_queue_consumer:start_link(rich_consumer, "d", Opts(Volatile))),
+         {ok, C} = queue_client:new(Opts(Durable)),
+         {ok, W} = gen_queue_consumer:start_link(rich_consumer, "d", Opts(Durable)),
+         gen_queue_consumer:stop(W),
+         homing_conn:stop(C),
+         %% without require_durable a volatile server is only warned about
+         {ok, C2} = queue_client:new(#{port => maps:get(port, Volatile)}),
+         homing_conn:stop(C2),
+         receive {'EXIT', _, Why} when Why =/= normal -> error({exit, Why}) after 0 -> ok end
+     end) end}.
+
 refused_connection_test() ->
     {ok, Pid} = homing_conn:start(#{port => homing_test_redis:closed_port()}),
     C = homing_conn:client(Pid),
