@@ -162,6 +162,7 @@ call(C, S, <<"dead_list">>, A) ->
 call(C, S, <<"dead_requeue">>, A) -> pair(queue_client:dead_requeue(C, S, dead_which(A)));
 call(C, S, <<"dead_purge">>, A) -> pair(queue_client:dead_purge(C, S, dead_which(A)));
 call(C, _, <<"beat">>, #{name := N}) -> queue_client:beat(C, N);
+call(C, _, <<"worker_beat">>, A) -> queue_client:call(C, worker_beat, none, A);
 call(C, S, <<"configure">>, #{policy := P}) -> queue_client:configure(C, S, P);
 call(C, S, Name, A) -> queue_client:call(C, binary_to_atom(Name, utf8), S, A).
 
@@ -205,16 +206,17 @@ run_vector(C0, Op, {obj, V}) ->
         end,
     put(homing_overrides, []),
     put(homing_daemons, []),
+    put(homing_workers, []),
     try
         write(C, Service, get(<<"given">>, V, {obj, []})),
         q(C, [<<"HSET">>, skey(C, Service, <<"config">>), ?CLOCK, get(<<"clock">>, V, 1000000)]),
         steps(C, Service, get(<<"steps">>, V), 1)
     after
         [cleanup(C, S) || S <- [Service | get(homing_overrides)]],
-        case get(homing_daemons) of
-            [] -> ok;
-            Ds -> q(C, [<<"HDEL">>, gkey(C, <<"daemons">>) | Ds])
-        end
+        [case get(Names) of
+             [] -> ok;
+             Ns -> q(C, [<<"HDEL">>, gkey(C, Key) | Ns])
+         end || {Names, Key} <- [{homing_daemons, <<"daemons">>}, {homing_workers, <<"workers">>}]]
     end.
 
 steps(_, _, [], _) -> ok;
@@ -299,11 +301,11 @@ check(C, S, <<"$registered">>, Exp) ->
         Exp -> [];
         _ -> [fmt("state.$registered: expected ~p, got ~p", [Exp, Member])]
     end;
-check(C, _, <<"$daemons">>, Exp) ->
-    Have = lists:sort(q(C, [<<"HKEYS">>, gkey(C, <<"daemons">>)])),
+check(C, _, <<"$", Global/binary>>, Exp) when Global =:= <<"daemons">>; Global =:= <<"workers">> ->
+    Have = lists:sort(q(C, [<<"HKEYS">>, gkey(C, Global)])),
     case lists:sort(Exp) of
         Have -> [];
-        E -> [fmt("state.$daemons: expected ~0tp, got ~0tp", [E, Have])]
+        E -> [fmt("state.$~s: expected ~0tp, got ~0tp", [Global, E, Have])]
     end;
 check(C, S, Name, Exp0) ->
     {Kind, Exp} = typed(Name, Exp0),
@@ -355,8 +357,10 @@ call_step(C0, S0, Step) ->
                 homing_conn:client(Pid);
             _ -> C0
         end,
-    Name =:= <<"beat">> andalso is_binary(maps:get(name, A, undefined)) andalso
-        put(homing_daemons, [maps:get(name, A) | get(homing_daemons)]),
+    %% Before the call: a half-done beat is cleaned up too.
+    [put(Names, [maps:get(name, A) | get(Names)])
+     || {Call, Names} <- [{<<"beat">>, homing_daemons}, {<<"worker_beat">>, homing_workers}],
+        Name =:= Call, is_binary(maps:get(name, A, undefined))],
     try call(C, S, Name, A)
     after C =/= C0 andalso homing_conn:stop(C)
     end.
@@ -370,8 +374,9 @@ script_step(C, S, Step) ->
                 false -> skey(C, S, K)
             end || K <- get(<<"keys">>, Step, maps:get(<<"keys">>, Script))],
     Args = [to_wire(X) || X <- get(<<"args">>, Step, [])],
-    Name =:= <<"beat">> andalso Args =/= [] andalso
-        put(homing_daemons, [hd(Args) | get(homing_daemons)]),
+    [put(Names, [hd(Args) | get(Names)])
+     || {Call, Names} <- [{<<"beat">>, homing_daemons}, {<<"worker_beat">>, homing_workers}],
+        Name =:= Call, Args =/= []],
     %% Through a RESP connection that keeps integer replies apart from bulk strings.
     Raw = fun(Cmd, Head) ->
                   homing_test_resp:command(maps:get(host, C), maps:get(port, C),
