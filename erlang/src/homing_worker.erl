@@ -18,6 +18,8 @@
 %% - Heartbeat: every lease / 3, extend every lease held without an outcome,
 %%   re-register the service, re-read the lease and timeout policy; an extend
 %%   refused settles the lease as lost (not started, its completion not sent).
+%%   Then the dashboard's beat (worker_beat), also at start and, marked stopped,
+%%   after a graceful shutdown.
 %% - Acknowledgements: sent in batches of up to 1000; a batch that cannot be
 %%   sent (Redis down) is retried with a backoff; a refused item is lost.
 %% - Shutdown: stop fetching, release unstarted events, give running handlers
@@ -131,9 +133,10 @@ init(Module, Service, Opts, Client) ->
            queue => queue:new(), held => #{}, free => Slots, acks => [],
            flushing => false, stopping => false, full => false, backoff => 0, poll => 5,
            ack_pause => 0, readonly_since => undefined,
-           counters => #{}},
+           counters => #{}, name => worker_name(Service)},
     S1 = policy(S0),
     _ = queue_client:register(Client, Service),
+    _ = presence(S1, false),
     self() ! fetch,
     erlang:send_after(beat_every(S1), self(), beat),
     {ok, S1}.
@@ -168,7 +171,7 @@ handle_cast(_, S) -> {noreply, S}.
 handle_info(fetch, #{stopping := false} = S) -> {noreply, dispatch(fetch(S))};
 handle_info(fetch, S) -> {noreply, S};
 handle_info(beat, S) ->
-    S1 = policy(beat(S)),
+    S1 = policy(presence(beat(S), false)),
     _ = queue_client:register(maps:get(client, S1), maps:get(service, S1)),
     erlang:send_after(beat_every(S1), self(), beat),
     {noreply, dispatch(S1)};
@@ -471,6 +474,36 @@ extended(Id, R, Deadline, #{held := H} = S) ->
         _ -> S
     end.
 
+%% -- presence ---------------------------------------------------------------------
+
+%% The dashboard's beat (worker_beat on <prefix>:workers): at start, after each
+%% round's extends, and once more, marked stopped, after a graceful shutdown.
+%% A failed beat is skipped, never retried.
+presence(#{client := C, service := Svc, held := H, concurrency := N, name := Name} = S,
+         Stopped) ->
+    Args = #{name => Name, service => Svc, host => host(), pid => os_pid(),
+             concurrency => N, held => maps:size(H), every_ms => beat_every(S),
+             stopped => Stopped},
+    %% A sample of the held ids; none given when none are held (an empty list is refused).
+    _ = queue_client:call(C, worker_beat, none,
+                          case lists:sublist(maps:keys(H), 50) of
+                              [] -> Args;
+                              Ids -> Args#{ids => Ids}
+                          end),
+    S.
+
+%% service:host:pid:random, unique per worker.
+worker_name(Service) ->
+    iolist_to_binary([Service, ":", host(), ":", integer_to_binary(os_pid()), ":",
+                      binary:encode_hex(crypto:strong_rand_bytes(4))]).
+
+host() ->
+    {ok, H} = inet:gethostname(),
+    B = unicode:characters_to_binary(H),
+    binary:part(B, 0, min(255, byte_size(B))).
+
+os_pid() -> list_to_integer(os:getpid()).
+
 %% -- shutdown -----------------------------------------------------------------------
 
 terminate(_Why, #{client := C, service := Svc, queue := Q, held := H, opts := O} = S) ->
@@ -483,6 +516,7 @@ terminate(_Why, #{client := C, service := Svc, queue := Q, held := H, opts := O}
     S2 = drain(S1, Grace),
     S3 = flush(S2),
     _ = flush(S3),  % one more try for what Redis did not take
+    _ = presence(S3, true),
     [exit(P, kill) || #{pid := P} <- maps:values(maps:get(held, S3))],
     ok;
 terminate(_, _) -> ok.
@@ -503,7 +537,9 @@ drain(S, Grace) ->
                               #{Id := Ev} -> S#{held := H#{Id := Ev#{completed => true}}};
                               _ -> S
                           end, Grace);
-                beat -> erlang:send_after(beat_every(S), self(), beat), drain(beat(S), Grace)
+                beat ->
+                    erlang:send_after(beat_every(S), self(), beat),
+                    drain(presence(beat(S), false), Grace)
             after min(Left, 1000) -> drain(S, Grace)
             end
     end.

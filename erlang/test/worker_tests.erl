@@ -176,7 +176,13 @@ graceful_stop(#{client := C} = Ctx) ->
     {ok, Id} = queue_client:enqueue(C, S, <<"sleep">>),
     {Id, _, 1, _} = event(),
     ok = gen_queue_consumer:stop(W),
-    ?assertEqual(<<"done">>, state(C, S, Id)).
+    ?assertEqual(<<"done">>, state(C, S, Id)),
+    %% its last beat for the dashboard says it stopped: beat_ms;every_ms;pid;concurrency;
+    %% held;stopped;service;ids;host
+    {ok, [_Name, Beat]} = homing_conn:q(C, [<<"HGETALL">>, <<(maps:get(prefix, Ctx))/binary,
+                                                            ":workers">>]),
+    [_, _, Pid, <<"1">>, <<"0">>, <<"1">>, <<"graceful">> | _] = binary:split(Beat, <<";">>, [global]),
+    ?assertEqual(os:getpid(), binary_to_list(Pid)).
 
 %% Stored bytes that are not an envelope go to the dead letters at once, unhandled.
 corrupt_payload(#{client := C, prefix := P} = Ctx) ->
