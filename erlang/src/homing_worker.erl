@@ -38,9 +38,9 @@ start_link(Module, Service, Opts) -> start(start_link, Module, Service, Opts).
 start(Module, Service, Opts) -> start(start, Module, Service, Opts).
 
 start(How, Module, Service0, Opts) ->
-    case check(Module, Service0, Opts) of
+    case homing_worker_opts:check(Module, Service0, Opts) of
         {ok, Service} when is_map_key(require_durable, Opts) ->
-            case durable(Opts) of
+            case homing_worker_opts:durable(Opts) of
                 ok -> start(How, Module, Service, maps:remove(require_durable, Opts));
                 E -> E
             end;
@@ -52,47 +52,6 @@ start(How, Module, Service0, Opts) ->
             end;
         {error, _} = E -> E
     end.
-
-%% require_durable: a Redis whose settings may lose acknowledged events is refused
-%% before the worker starts (its supervisor sees {error, {not_durable, Why}}).
-durable(#{require_durable := false}) -> ok;
-durable(#{client := C}) -> homing_durability:check(C, true);
-durable(Opts) ->
-    case homing_conn:start(maps:without(worker_keys(), Opts)) of
-        {ok, Pid} ->
-            R = homing_durability:check(homing_conn:client(Pid), true),
-            homing_conn:stop(Pid),
-            R;
-        E -> E
-    end.
-
-%% Settings that would only fail later, in the worker, are refused here, typed.
-check(Module, Service0, Opts) when is_atom(Module), is_map(Opts) ->
-    Service = case unicode:characters_to_binary(Service0) of
-                  B when is_binary(B) -> B;
-                  _ -> Service0
-              end,
-    Lease = homing_manifest:layout(<<"policy">>),
-    #{<<"min">> := LeaseMin, <<"max">> := LeaseMax} = maps:get(<<"lease_ms">>, Lease),
-    Checks = [{concurrency, 1, 1000}, {prefetch, 0, 1000}, {lease_ms, LeaseMin, LeaseMax},
-              {handler_timeout_ms, 0, 86400000}, {grace_ms, 0, 86400000},
-              {poll_max_ms, 1, 60000}, {readonly_give_up_ms, 0, 86400000}],
-    Bad = [io_lib:format("~s must be a whole number in [~B, ~B], got ~0tP", [K, Lo, Hi, V, 5])
-           || {K, Lo, Hi} <- Checks, V <- [maps:get(K, Opts, Lo)],
-              not (is_integer(V) andalso V >= Lo andalso V =< Hi)],
-    Loaded = code:ensure_loaded(Module) =:= {module, Module},
-    if
-        Bad =/= [] -> {error, {invalid_argument, iolist_to_binary(hd(Bad))}};
-        not Loaded -> {error, {invalid_argument, <<"no consumer module ",
-                                                   (atom_to_binary(Module, utf8))/binary>>}};
-        true ->
-            case homing_manifest:check_service(Service) of
-                ok -> {ok, Service};
-                E -> E
-            end
-    end;
-check(_, _, _) ->
-    {error, {invalid_argument, <<"a worker takes a consumer module and a map of options">>}}.
 
 stop(W) -> gen_server:stop(W, normal, infinity).
 
@@ -115,7 +74,7 @@ init({Module, Service, Opts}) ->
     process_flag(trap_exit, true),
     Client = case maps:get(client, Opts, undefined) of
                  undefined ->
-                     {ok, Conn} = homing_conn:start_link(maps:without(worker_keys(), Opts)),
+                     {ok, Conn} = homing_conn:start_link(maps:without(homing_worker_opts:keys(), Opts)),
                      homing_conn:client(Conn);
                  C -> C
              end,
@@ -133,17 +92,13 @@ init(Module, Service, Opts, Client) ->
            queue => queue:new(), held => #{}, free => Slots, acks => [],
            flushing => false, stopping => false, full => false, backoff => 0, poll => 5,
            ack_pause => 0, readonly_since => undefined,
-           counters => #{}, name => worker_name(Service)},
+           counters => #{}, name => homing_presence:name(Service)},
     S1 = policy(S0),
     _ = queue_client:register(Client, Service),
-    _ = presence(S1, false),
+    _ = homing_presence:beat(S1, false),
     self() ! fetch,
     erlang:send_after(beat_every(S1), self(), beat),
     {ok, S1}.
-
-worker_keys() ->
-    [client, concurrency, prefetch, lease_ms, handler_timeout_ms, grace_ms, name, poll_max_ms,
-     readonly_give_up_ms, require_durable].
 
 %% The lease and handler timeout: the worker's options, else the service's policy.
 policy(#{client := C, service := Svc, opts := O} = S) ->
@@ -171,7 +126,7 @@ handle_cast(_, S) -> {noreply, S}.
 handle_info(fetch, #{stopping := false} = S) -> {noreply, dispatch(fetch(S))};
 handle_info(fetch, S) -> {noreply, S};
 handle_info(beat, S) ->
-    S1 = policy(presence(beat(S), false)),
+    S1 = policy(homing_presence:beat(beat(S), false)),
     _ = queue_client:register(maps:get(client, S1), maps:get(service, S1)),
     erlang:send_after(beat_every(S1), self(), beat),
     {noreply, dispatch(S1)};
@@ -474,36 +429,6 @@ extended(Id, R, Deadline, #{held := H} = S) ->
         _ -> S
     end.
 
-%% -- presence ---------------------------------------------------------------------
-
-%% The dashboard's beat (worker_beat on <prefix>:workers): at start, after each
-%% round's extends, and once more, marked stopped, after a graceful shutdown.
-%% A failed beat is skipped, never retried.
-presence(#{client := C, service := Svc, held := H, concurrency := N, name := Name} = S,
-         Stopped) ->
-    Args = #{name => Name, service => Svc, host => host(), pid => os_pid(),
-             concurrency => N, held => maps:size(H), every_ms => beat_every(S),
-             stopped => Stopped},
-    %% A sample of the held ids; none given when none are held (an empty list is refused).
-    _ = queue_client:call(C, worker_beat, none,
-                          case lists:sublist(maps:keys(H), 50) of
-                              [] -> Args;
-                              Ids -> Args#{ids => Ids}
-                          end),
-    S.
-
-%% service:host:pid:random, unique per worker.
-worker_name(Service) ->
-    iolist_to_binary([Service, ":", host(), ":", integer_to_binary(os_pid()), ":",
-                      binary:encode_hex(crypto:strong_rand_bytes(4))]).
-
-host() ->
-    {ok, H} = inet:gethostname(),
-    B = unicode:characters_to_binary(H),
-    binary:part(B, 0, min(255, byte_size(B))).
-
-os_pid() -> list_to_integer(os:getpid()).
-
 %% -- shutdown -----------------------------------------------------------------------
 
 terminate(_Why, #{client := C, service := Svc, queue := Q, held := H, opts := O} = S) ->
@@ -516,7 +441,7 @@ terminate(_Why, #{client := C, service := Svc, queue := Q, held := H, opts := O}
     S2 = drain(S1, Grace),
     S3 = flush(S2),
     _ = flush(S3),  % one more try for what Redis did not take
-    _ = presence(S3, true),
+    _ = homing_presence:beat(S3, true),
     [exit(P, kill) || #{pid := P} <- maps:values(maps:get(held, S3))],
     ok;
 terminate(_, _) -> ok.
@@ -539,7 +464,7 @@ drain(S, Grace) ->
                           end, Grace);
                 beat ->
                     erlang:send_after(beat_every(S), self(), beat),
-                    drain(presence(beat(S), false), Grace)
+                    drain(homing_presence:beat(beat(S), false), Grace)
             after min(Left, 1000) -> drain(S, Grace)
             end
     end.
