@@ -11,7 +11,7 @@
 -module(homing_conn).
 -behaviour(gen_server).
 -export([start_link/1, start/1, stop/1, client/1, q/2, q/3, script/4, registered/2,
-         seen/2, parse_url/1, translate/2]).
+         seen/2, parse_url/1, translate/2, wire/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([client/0]).
@@ -178,6 +178,8 @@ touch(Client, Key, Field, Wait) ->
         _ -> 0   % the script's answer stands; only its replication is unknown
     end.
 
+%% @doc An argument as the bulk string Redis gets: numbers in decimal.
+-spec wire(integer() | iodata()) -> binary().
 wire(I) when is_integer(I) -> integer_to_binary(I);
 wire(B) when is_binary(B) -> B;
 wire(L) -> unicode:characters_to_binary(L).

@@ -7,7 +7,7 @@
 %% beats it wrote deleted. Client calls go through queue_client and the
 %% generic call layer (homing_call), raw script steps through homing_conn.
 -module(homing_conformance).
--export([vectors/0, envelopes/0, run_vector/3, run_envelope/1, new_prefix/0, to_value/1]).
+-export([vectors/0, envelopes/0, run_vector/3, run_envelope/1, new_prefix/0, to_value/1, args/1]).
 
 -define(CLOCK, <<"test_clock">>).
 
