@@ -65,6 +65,9 @@ complete_for(#{worker := W, client := C, service := S, id := Id, token := T}, Re
         ok -> W ! {completed_by_consumer, Id}, ok;
         %% Done on the primary (the lease is spent): the worker must not send it again.
         {error, {not_replicated, _}} = E -> W ! {completed_by_consumer, Id}, E;
+        %% A full Redis refused a result larger than what it frees: the worker keeps the
+        %% completion, with its result, and sends it again (the lease kept extended).
+        {error, {redis_full, _}} -> W ! {complete_later, Id, T, Result}, ok;
         E -> E
     end.
 
@@ -136,6 +139,7 @@ handle_info({handled, Pid, Id, Outcome}, S) ->
 handle_info({'DOWN', _, process, Pid, Why}, S) ->
     {noreply, after_handling(down(Pid, Why, S))};
 handle_info({handler_timeout, Id, Pid}, S) -> {noreply, after_handling(timed_out(Id, Pid, S))};
+handle_info({complete_later, _, _, _} = Later, S) -> {noreply, schedule_flush(later(Later, S))};
 handle_info({completed_by_consumer, Id}, #{held := H} = S) ->
     case H of
         #{Id := Ev} -> {noreply, S#{held := H#{Id := Ev#{completed => true}}}};
@@ -312,7 +316,7 @@ settle(#{id := Id} = Ev, Outcome, #{free := Free} = S) ->
 
 ack(#{completed := true}, {ok, _}, S) -> count(completed, S);
 ack(#{id := Id, token := T} = Ev, {ok, _}, #{acks := A} = S) ->
-    S1 = count(completed, S#{acks := A ++ [{complete, Id, T}]}),
+    S1 = count(completed, S#{acks := A ++ [{complete, Id, T, null}]}),
     case maps:get(alone, Ev, false) of
         true -> flush(S1);   % a started must_start event: acknowledged at once
         false -> S1
@@ -323,6 +327,14 @@ ack(#{id := Id, token := T}, {reject, Why, _}, #{acks := A} = S) ->
     count(rejected, S#{acks := A ++ [{fail, Id, T, #{reason => Why, dead => true}}]}).
 
 drop(Id, #{held := H} = S) -> S#{held := maps:remove(Id, H)}.
+
+%% The consumer's completion that a full Redis refused: the worker's to send now.
+later({complete_later, Id, T, Result}, #{held := H, acks := A} = S) ->
+    H1 = case H of
+             #{Id := Ev} -> H#{Id := Ev#{completed => true}};
+             _ -> H
+         end,
+    S#{held := H1, acks := A ++ [{complete, Id, T, Result}]}.
 
 schedule_flush(#{acks := []} = S) -> S;
 schedule_flush(#{flushing := true} = S) -> S;
@@ -357,7 +369,7 @@ flush(#{acks := Acks, client := C, service := Svc} = S) ->
 send_completes([], _, _, S) -> {[], S};
 send_completes(Completes, C, Svc, S) ->
     {Batch, Rest} = lists:split(min(?BATCH, length(Completes)), Completes),
-    case queue_client:complete_many(C, Svc, [{Id, T} || {complete, Id, T} <- Batch]) of
+    case queue_client:complete_many(C, Svc, [{Id, T, R} || {complete, Id, T, R} <- Batch]) of
         {error, {not_replicated, #{result := {ok, Items}}}} ->
             %% Done on the primary, fewer replicas confirmed it: sending it again would
             %% only be refused (the leases are spent) and count the events as lost.
@@ -399,25 +411,22 @@ read_only(_, S) -> S.
 
 %% -- heartbeat ----------------------------------------------------------------------
 
-beat(#{held := H, client := C, service := Svc, lease_ms := L, opts := O} = S) ->
-    Live = [Ev || #{lost := false} = Ev <- [E#{lost => maps:get(lost, E, false)}
-                                             || E <- maps:values(H)]],
-    case Live of
-        [] -> S;
-        _ ->
-            Before = now_ms(),
-            Items = [{Id, T} || #{id := Id, token := T} <- Live],
-            Chunks = chunk(Items),
-            lists:foldl(
-              fun(Chunk, Acc) ->
-                      case queue_client:extend_many(C, Svc, Chunk, maps:get(lease_ms, O, 0)) of
-                          {ok, Res} ->
-                              lists:foldl(fun({{Id, _}, R}, A2) -> extended(Id, R, Before + L, A2) end,
-                                          Acc, lists:zip(Chunk, Res));
-                          {error, _} -> Acc
-                      end
-              end, S, Chunks)
-    end.
+beat(#{held := H, client := C, service := Svc, lease_ms := L, opts := O, acks := A} = S) ->
+    Live = [E || E <- maps:values(H), not maps:get(lost, E, false)],
+    %% and the leases of acknowledgements still waiting to be sent (Redis down or
+    %% full): their events stay this worker's until they are.
+    Items = lists:usort([{Id, T} || #{id := Id, token := T} <- Live] ++
+                        [{element(2, Ack), element(3, Ack)} || Ack <- A]),
+    Before = now_ms(),
+    lists:foldl(
+      fun(Chunk, Acc) ->
+              case queue_client:extend_many(C, Svc, Chunk, maps:get(lease_ms, O, 0)) of
+                  {ok, Res} ->
+                      lists:foldl(fun({{Id, _}, R}, A2) -> extended(Id, R, Before + L, A2) end,
+                                  Acc, lists:zip(Chunk, Res));
+                  {error, _} -> Acc
+              end
+      end, S, [Ch || Ch <- chunk(Items), Ch =/= []]).
 
 chunk(L) when length(L) =< ?BATCH -> [L];
 chunk(L) -> {A, B} = lists:split(?BATCH, L), [A | chunk(B)].
@@ -456,6 +465,7 @@ drain(S, Grace) ->
                 {handled, Pid, Id, Outcome} -> drain(handled(Pid, Id, Outcome, S), Grace);
                 {'DOWN', _, process, Pid, Why} -> drain(down(Pid, Why, S), Grace);
                 {handler_timeout, Id, Pid} -> drain(timed_out(Id, Pid, S), Grace);
+                {complete_later, _, _, _} = Later -> drain(later(Later, S), Grace);
                 {completed_by_consumer, Id} ->
                     H = maps:get(held, S),
                     drain(case H of

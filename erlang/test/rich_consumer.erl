@@ -17,6 +17,9 @@ handle_event(#{id := Id, payload := P} = Ev, Attempt, N) ->
         <<"crash">> -> error(asked_to_crash);
         <<"hang">> -> receive never -> ok end;
         <<"sleep">> -> timer:sleep(600), {ok, N + 1};
+        <<"big result">> ->
+            ok = queue_client:complete(maps:get(service, Ev), Id, {bytes, binary:copy(<<"r">>, 200000)}),
+            {ok, N + 1};
         <<"complete with result">> ->
             ok = queue_client:complete(maps:get(service, Ev), Id, #{<<"answer">> => 42}),
             {ok, N + 1};

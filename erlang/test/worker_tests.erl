@@ -4,7 +4,7 @@
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
 -export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
-         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1, bad_options/1]).
+         redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1, bad_options/1, full_redis/1]).
 
 setup() ->
     R = homing_test_redis:start(#{appendonly => true}),
@@ -24,7 +24,7 @@ worker_test_() ->
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
       || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
-                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types, bad_options]]}.
+                  redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types, bad_options, full_redis]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
     maps:merge(#{port => maps:get(port, R), prefix => P}, More).
@@ -266,3 +266,34 @@ bad_options(Ctx) ->
                                                                      end))
      || {M, S, O} <- Bad],
     ?assertMatch({error, {invalid_name, _}}, gen_queue_consumer:start(rich_consumer, "a:b", #{})).
+
+%% On a full Redis a consumer's completion with a result larger than the payload it
+%% frees is refused (redis_full); complete/3 returns ok, the worker keeps it with its
+%% result, extends the lease meanwhile, and sends it once Redis has room again.
+full_redis(#{prefix := P}) ->
+    R = homing_test_redis:start(#{extra => ["--maxmemory", "4mb", "--maxmemory-policy",
+                                            "noeviction"]}),
+    C = homing_test_redis:client(R, #{prefix => P}),
+    try
+        S = "full",
+        {ok, Id} = queue_client:enqueue(C, S, <<"big result">>),
+        "3000001\n" = homing_test_redis:cli(R, "SETRANGE ballast 3000000 x"),
+        {ok, W} = gen_queue_consumer:start_link(rich_consumer, S,
+                                                #{port => maps:get(port, R), prefix => P,
+                                                  lease_ms => 300}),
+        {Id, _, 1, _} = event(),
+        timer:sleep(700),   % past two leases: only the heartbeat keeps it
+        ?assertMatch({ok, #{state := <<"pending">>, detail := <<"reserved">>}},
+                     queue_client:status(C, S, Id)),
+        %% the lease was kept: nothing for the scheduler to reclaim
+        ?assertMatch({ok, #{expired := 0}}, queue_client:promote(C, S, 10)),
+        "1\n" = homing_test_redis:cli(R, "DEL ballast"),
+        wait_until(fun() -> state(C, S, Id) =:= <<"done">> end),
+        {ok, {bytes, Result}} = queue_client:result(C, S, Id, 0),
+        ?assertEqual(200000, byte_size(Result)),
+        ?assertEqual(0, maps:get(lost, homing_worker:info(W), 0)),
+        gen_queue_consumer:stop(W)
+    after
+        homing_conn:stop(C),
+        homing_test_redis:stop(R)
+    end.
