@@ -62,8 +62,14 @@ options(Opts) -> Opts.
 
 %% @doc The parts of a redis:// URL.
 -spec parse_url(unicode:chardata()) -> map().
-parse_url(Url) ->
-    #{host := Host} = U = uri_string:parse(unicode:characters_to_list(Url)),
+parse_url(Url0) ->
+    case unicode:characters_to_list(Url0) of
+        "redis+sentinel://" ++ _ = Url -> homing_sentinel:parse_url(Url);
+        Url -> parse_plain_url(Url)
+    end.
+
+parse_plain_url(Url) ->
+    #{host := Host} = U = uri_string:parse(Url),
     Port = maps:get(port, U, 6379),
     Db = case string:trim(maps:get(path, U, ""), leading, "/") of
              "" -> 0;
@@ -82,10 +88,22 @@ parse_url(Url) ->
 q(Client, Cmd) -> q(Client, Cmd, undefined).
 
 %% Key names the key of a plain command, for a WRONGTYPE message.
-q(Client, Cmd, Key) ->
+q(Client, Cmd, Key) -> q(Client, Cmd, Key, 0).
+
+%% Through Sentinel, READONLY (the node was the primary, or a sentinel not yet told of
+%% a failover named it) wrote nothing: ask the sentinels again and resend, up to 5
+%% times over 1.5 s.
+q(#{conn := Conn} = Client, Cmd, Key, Tries) ->
     case send(Client, fun(Pid, T) -> eredis:q(Pid, Cmd, T) end) of
         {ok, {ok, V}} -> {ok, V};
-        {ok, {error, Reply}} -> {error, translate(Reply, Key)};
+        {ok, {error, Reply}} ->
+            case translate(Reply, Key) of
+                {read_only, _} when Tries < 5, is_map_key(sentinel, Client) ->
+                    gen_server:cast(Conn, read_only),
+                    timer:sleep(50 bsl Tries),
+                    q(Client, Cmd, Key, Tries + 1);
+                E -> {error, E}
+            end;
         {error, _} = E -> E
     end.
 
@@ -236,10 +254,51 @@ key_name(K) -> K.
 init(Opts) ->
     process_flag(trap_exit, true),
     Tab = ets:new(?MODULE, [public, set, {read_concurrency, true}]),
-    State = #{opts => Opts, tab => Tab, redis => undefined},
-    {ok, element(2, connect(State))}.
+    State = #{opts => Opts, tab => Tab, redis => undefined, subs => []},
+    {ok, watch(element(2, connect(State)))}.
+
+%% Through Sentinel: subscribe to the failover notices, and ask every second.
+watch(#{opts := #{sentinels := Sentinels}} = S) ->
+    erlang:send_after(1000, self(), check_primary),
+    S#{subs := homing_sentinel:subscribe(Sentinels)};
+watch(S) -> S.
+
+%% Point the connection at another node (the primary moved): the old connection is
+%% closed, the next call connects to the new one.
+point_at({H, P}, #{opts := O, redis := Pid, tab := Tab} = S) ->
+    case {maps:get(host, O, undefined), maps:get(port, O, undefined)} of
+        {H, P} -> S;
+        _ ->
+            logger:notice("homing: the Redis primary is now ~s:~B", [H, P]),
+            ets:delete(Tab, redis),
+            is_pid(Pid) andalso (catch eredis:stop(Pid)),
+            element(2, connect(S#{opts := O#{host => H, port => P}, redis := undefined}))
+    end.
+
+%% While a promotion is under way the sentinels still name the old primary (until
+%% +switch-master), which after a SENTINEL FAILOVER accepts writes for seconds more,
+%% all of them lost when it becomes a replica: the promoted node is kept ("pinned")
+%% until the sentinels name it, or 10 s.
+resolved(#{opts := #{sentinels := Sentinels, master := Master}} = S) ->
+    Pinned = maps:get(pinned, S, undefined),
+    case homing_sentinel:resolve(Sentinels, Master) of
+        {ok, HP} when Pinned =:= undefined -> point_at(HP, S);
+        {ok, HP} ->
+            {To, Until} = Pinned,
+            case HP =:= To orelse erlang:monotonic_time(millisecond) > Until of
+                true -> point_at(HP, maps:remove(pinned, S));
+                false -> S
+            end;
+        {error, _} -> S
+    end.
 
 connect(#{redis := Pid} = S) when is_pid(Pid) -> {{ok, Pid}, S};
+connect(#{opts := #{sentinels := Sentinels, master := Master} = O} = S)
+  when not is_map_key(host, O) ->
+    case homing_sentinel:resolve(Sentinels, Master) of
+        {ok, {H, P}} -> connect(S#{opts := O#{host => H, port => P}});
+        {error, _} = E -> {E, S}
+    end;
 connect(#{opts := O, tab := Tab} = S) ->
     Host = to_list(maps:get(host, O, "127.0.0.1")),
     Args = [Host, maps:get(port, O, 6379), maps:get(database, O, 0),
@@ -266,21 +325,42 @@ handle_call(client, _From, #{opts := O, tab := Tab} = S) ->
                                   homing_manifest:layout(<<"default_max_payload_bytes">>)),
           timeout => maps:get(timeout, O, ?TIMEOUT),
           host => to_list(maps:get(host, O, "127.0.0.1")), port => maps:get(port, O, 6379)},
+    C0 = case O of
+             #{sentinels := _} -> C#{sentinel => true};
+             _ -> C
+         end,
     C1 = case maps:get(wait_replicas, O, 0) of
-             0 -> C;
-             N -> C#{wait => {N, maps:get(wait_timeout_ms, O, 1000)}}
+             0 -> C0;
+             N -> C0#{wait => {N, maps:get(wait_timeout_ms, O, 1000)}}
          end,
     {reply, C1, S};
 handle_call(connect, _From, S) ->
     {Reply, S1} = connect(S),
     {reply, Reply, S1}.
 
+handle_cast(read_only, #{opts := #{sentinels := _}} = S) -> {noreply, resolved(S)};
 handle_cast(_, S) -> {noreply, S}.
 
+handle_info(check_primary, S) ->
+    erlang:send_after(1000, self(), check_primary),
+    {noreply, resolved(S)};
+handle_info({subscribed, _, Sub}, S) -> eredis_sub:ack_message(Sub), {noreply, S};
+handle_info({message, Channel, Msg, Sub}, #{opts := #{master := Master}} = S) ->
+    eredis_sub:ack_message(Sub),
+    case homing_sentinel:notice(Channel, Msg, Master) of
+        {ok, HP} when Channel =:= <<"+switch-master">> ->
+            {noreply, point_at(HP, maps:remove(pinned, S))};
+        {ok, HP} ->
+            Until = erlang:monotonic_time(millisecond) + 10000,
+            {noreply, point_at(HP, S#{pinned => {HP, Until}})};
+        ignore -> {noreply, S}
+    end;
 handle_info({'EXIT', Pid, _}, #{redis := Pid, tab := Tab} = S) ->
     ets:delete(Tab, redis),
     {noreply, S#{redis := undefined}};
 handle_info(_, S) -> {noreply, S}.
 
-terminate(_, #{redis := Pid}) when is_pid(Pid) -> catch eredis:stop(Pid), ok;
-terminate(_, _) -> ok.
+terminate(_, #{redis := Pid, subs := Subs}) ->
+    [catch eredis_sub:stop(Sub) || Sub <- Subs],
+    is_pid(Pid) andalso (catch eredis:stop(Pid)),
+    ok.

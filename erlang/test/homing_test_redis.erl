@@ -6,7 +6,7 @@
 %% across restart/1, so connections reconnect to it.
 -module(homing_test_redis).
 -export([start/0, start/1, stop/1, kill/1, restart/1, url/1, client/1, client/2, free_port/0,
-         closed_port/0, cli/2]).
+         closed_port/0, cli/2, start_sentinel/2]).
 
 free_port() ->
     {ok, S} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
@@ -38,7 +38,7 @@ start(Opts) ->
                                          end,
             "--daemonize", "no", "--logfile", filename:join(Dir, "redis.log")]
         ++ maps:get(extra, Opts, []),
-    Cmd = "redis-server " ++ lists:join(" ", [quote(A) || A <- Args])
+    Cmd = "redis-server " ++ lists:join(" ", [quote(A) || A <- maps:get(args, Opts, Args)])
         ++ " & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null",
     OsPort = open_port({spawn_executable, "/bin/sh"}, [{args, ["-c", Cmd]}, {line, 256},
                                                       exit_status]),
@@ -94,3 +94,22 @@ client(#{port := Port}, Opts) ->
 %% redis-cli for a one-off command in a test.
 cli(#{port := Port}, Args) ->
     os:cmd("redis-cli -p " ++ integer_to_list(Port) ++ " " ++ Args).
+
+%% A sentinel watching the primary on MasterPort (master name mymaster, quorum 1, short
+%% timings), told of the replicas so that it need not wait to discover them.
+start_sentinel(MasterPort, ReplicaPorts) ->
+    Port = free_port(),
+    Dir = filename:join(["/tmp", "homing-erl-sentinel-" ++ integer_to_list(Port)]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Conf = filename:join(Dir, "sentinel.conf"),
+    M = integer_to_list(MasterPort),
+    ok = file:write_file(Conf, [
+        "port ", integer_to_list(Port), "\nbind 127.0.0.1\ndir ", Dir, "\n",
+        "sentinel monitor mymaster 127.0.0.1 ", M, " 1\n",
+        "sentinel down-after-milliseconds mymaster 1000\n",
+        "sentinel failover-timeout mymaster 5000\n",
+        "sentinel parallel-syncs mymaster 1\n",
+        ["sentinel known-replica mymaster 127.0.0.1 " ++ integer_to_list(R) ++ "\n"
+         || R <- ReplicaPorts]]),
+    start(#{port => Port, dir => Dir,
+            args => [Conf, "--sentinel", "--logfile", filename:join(Dir, "sentinel.log")]}).
