@@ -41,11 +41,23 @@ new(Opts0) ->
     case homing_conn:start_link(maps:remove(require_durable, Opts)) of
         {ok, Pid} ->
             C = homing_conn:client(Pid),
-            case homing_durability:check(C, maps:get(require_durable, Opts, false)) of
+            case checked(C, Opts) of
                 ok -> {ok, C};
                 E -> homing_conn:stop(Pid), E
             end;
         E -> E
+    end.
+
+%% The durability settings, and with the WAIT option whether the user may send WAIT
+%% (WAIT 0 0 answers at once): refused now rather than after a write.
+checked(C, Opts) ->
+    case homing_durability:check(C, maps:get(require_durable, Opts, false)) of
+        ok when is_map_key(wait, C) ->
+            case homing_conn:q(C, [<<"WAIT">>, <<"0">>, <<"0">>]) of
+                {error, {no_permission, _}} = E -> E;
+                _ -> ok
+            end;
+        R -> R
     end.
 
 opts_list(O) when is_map(O) -> maps:to_list(O);

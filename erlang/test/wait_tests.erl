@@ -5,7 +5,7 @@
 %% counts an unconfirmed acknowledgement as done, not lost.
 -module(wait_tests).
 -include_lib("eunit/include/eunit.hrl").
--export([confirmed_and_not/1, worker_counts_unreplicated/1]).
+-export([confirmed_and_not/1, worker_counts_unreplicated/1, no_wait_permission/1]).
 
 setup() ->
     Primary = homing_test_redis:start(),
@@ -36,7 +36,7 @@ resume(#{pid := Pid}) -> os:cmd("kill -CONT " ++ Pid).
 wait_test_() ->
     {foreach, fun setup/0, fun teardown/1,
      [fun(Ctx) -> {atom_to_list(N), {timeout, 60, fun() -> ?MODULE:N(Ctx) end}} end
-      || N <- [confirmed_and_not, worker_counts_unreplicated]]}.
+      || N <- [confirmed_and_not, worker_counts_unreplicated, no_wait_permission]]}.
 
 confirmed_and_not(#{client := C, replica := R, primary := Pr}) ->
     ?assertMatch({ok, _}, queue_client:enqueue(C, "w", <<"one">>, #{key => <<"k1">>})),
@@ -83,3 +83,14 @@ worker_counts_unreplicated(#{client := C, replica := R, primary := Pr, prefix :=
     resume(R),
     ?assertMatch({ok, #{state := <<"done">>}}, queue_client:status(C, "wk", Id)),
     gen_queue_consumer:stop(W).
+
+%% A user that may not send WAIT is refused when the client starts, before any write.
+no_wait_permission(#{primary := Pr}) ->
+    "OK\n" = homing_test_redis:cli(Pr, "ACL SETUSER default -wait"),
+    try
+        ?assertMatch({error, {no_permission, _}},
+                     queue_client:new(#{port => maps:get(port, Pr), wait_replicas => 1,
+                                        wait_timeout_ms => 200}))
+    after
+        "OK\n" = homing_test_redis:cli(Pr, "ACL SETUSER default +@all")
+    end.
