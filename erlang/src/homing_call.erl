@@ -383,8 +383,14 @@ shape(#{<<"pick">> := Field} = S, {_Head, Recs}) ->
 shape(#{<<"pick">> := Field}, Tuple) when is_map(Tuple) ->
     {ok, maps:get(binary_to_atom(Field, utf8), Tuple)};
 shape(#{<<"merge_head">> := true}, {Head, Recs}) -> {ok, [maps:merge(R, Head) || R <- Recs]};
-shape(_, {Head, Recs}) -> {ok, Head#{records => Recs}};
+shape(Spec, {Head, Recs}) -> {ok, Head#{rows(maps:get(<<"record">>, Spec, undefined)) => Recs}};
 shape(_, Value) -> {ok, Value}.
+
+%% This port's value types (the table's `record'): the name a page's rows take, as
+%% in the neutral forms of conformance/calls.json.
+rows(<<"DeadPage">>) -> letters;
+rows(<<"RecurringPage">>) -> schedules;
+rows(_) -> records.
 
 %% @doc A stored envelope's payload, or {error, {corrupt_envelope, _}}.
 -spec decode_payload(binary()) -> {ok, term()} | {error, {corrupt_envelope, binary()}}.

@@ -21,6 +21,8 @@
          complete_many/3, extend_lease/4, extend_lease/5, extend_many/4, fail/4, fail/5,
          release/3, status/3, result/3, result/4, stats/2, configure/3,
          dead_list/2, dead_list/4, dead_requeue/3, dead_purge/3, promote/3, distribute/3,
+         cancel/3, pause/2, resume/2, recurring_put/5, recurring_list/2, recurring_list/4,
+         recurring_remove/3,
          beat/2, register/2, payload/1, call/4]).
 
 -type client() :: homing_conn:client().
@@ -260,11 +262,7 @@ dead_list(C, Service) -> dead_list(C, Service, 0, 100).
 %% @doc {ok, #{total := N, letters := [#{id, died_ms, attempt, reason, raw}]}}, oldest first.
 -spec dead_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
 dead_list(C, Service, Offset, Count) ->
-    case call(C, dead_list, Service, #{offset => Offset, count => Count}) of
-        {ok, #{records := Letters} = Page} ->
-            {ok, maps:remove(records, Page#{letters => Letters})};
-        Other -> Other
-    end.
+    call(C, dead_list, Service, #{offset => Offset, count => Count}).
 
 %% @doc Back to ready: Which is a list of ids, or {oldest, Count}. {ok, {Moved, Remaining}}.
 -spec dead_requeue(client(), name(), [name()] | {oldest, pos_integer()}) ->
@@ -284,6 +282,42 @@ dead(C, Call, Field, Service, Which) ->
         {ok, #{Field := Moved, remaining := Left}} -> {ok, {Moved, Left}};
         Other -> Other
     end.
+
+%% @doc Cancel a queued event (ready, waiting out a retry, or a pending timer):
+%% {ok, #{cancelled := true, state := Left}} or {ok, #{cancelled := false, state := WhyNot}}
+%% (leased and reserved events are left to their holders). Removing a ready event
+%% scans the ready queue: an operator's call.
+-spec cancel(client(), name(), name()) -> {ok, map()} | error().
+cancel(C, Service, Id) -> call(C, cancel, Service, #{id => Id}).
+
+%% @doc Pause a service: dequeue hands out nothing until resume/2 (producers, timers
+%% and leases already out go on); the policy field paused, shown by stats.
+-spec pause(client(), name()) -> ok | error().
+pause(C, Service) -> ok_of(configure(C, Service, #{<<"paused">> => 1})).
+
+-spec resume(client(), name()) -> ok | error().
+resume(C, Service) -> ok_of(configure(C, Service, #{<<"paused">> => null})).
+
+ok_of({ok, _}) -> ok;
+ok_of(E) -> E.
+
+%% @doc The recurring timer Name: Opts has exactly one of every_ms and cron (UTC), and
+%% catch_up (default true: after downtime one event stands for the missed ticks). Each
+%% tick fires the event <Name>.<tick_ms> with Payload. {ok, NextTickMs}.
+-spec recurring_put(client(), name(), name(), term(), map()) -> {ok, integer()} | error().
+recurring_put(C, Service, Name, Payload, Opts) ->
+    call(C, recurring_put, Service, maps:merge(Opts, #{name => Name, payload => Payload})).
+
+-spec recurring_list(client(), name()) -> {ok, map()} | error().
+recurring_list(C, Service) -> recurring_list(C, Service, 0, 100).
+
+%% @doc {ok, #{total := N, schedules := [#{name, spec, next_ms, fired, skipped}]}}, by name.
+-spec recurring_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
+recurring_list(C, Service, Offset, Count) ->
+    call(C, recurring_list, Service, #{offset => Offset, count => Count}).
+
+-spec recurring_remove(client(), name(), name()) -> {ok, boolean()} | error().
+recurring_remove(C, Service, Name) -> call(C, recurring_remove, Service, #{name => Name}).
 
 %% @doc One scheduler step (timers, retries, expired leases); Limit per kind.
 -spec promote(client(), name(), pos_integer()) -> {ok, map()} | error().
