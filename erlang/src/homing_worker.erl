@@ -249,8 +249,10 @@ handle(M, Rich, #{raw := Raw, attempt := A} = Ev, Svc, Slot) ->
             try
                 R = case Rich of
                         true ->
+                            {ok, Trace} = homing_envelope:trace_of(Raw),
                             M:handle_event(maps:without([raw, local_deadline, phase], Ev#{
-                                               payload => Payload, service => Svc}), A, Slot);
+                                               payload => Payload, service => Svc,
+                                               trace => Trace}), A, Slot);
                         false ->
                             M:handle_event({binary_to_list(maps:get(id, Ev)), talk(Payload)}, Slot)
                     end,

@@ -111,6 +111,17 @@ not_encodable_test() ->
            #{{bytes, <<1>>} => 1}, <<255, 254>>, [1 | 2], {map, [notapair]}],
     [?assertMatch({error, {payload_not_encodable, _}}, homing_envelope:encode(B)) || B <- Bad].
 
+trace_test() ->
+    TP = <<"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01">>,
+    {ok, B} = homing_envelope:encode(<<"x">>, #{<<"traceparent">> => TP, <<"tracestate">> => <<"a=1">>}),
+    ?assertEqual({ok, <<"x">>}, homing_envelope:decode(B)),
+    ?assertEqual({ok, #{<<"traceparent">> => TP, <<"tracestate">> => <<"a=1">>}},
+                 homing_envelope:trace_of(B)),
+    %% an invalid traceparent does not travel: the revision 1.0 bytes
+    ?assertEqual(homing_envelope:encode(<<"x">>),
+                 homing_envelope:encode(<<"x">>, #{<<"traceparent">> => <<"nope">>})),
+    ?assertEqual({ok, null}, homing_envelope:trace_of(element(2, homing_envelope:encode(1)))).
+
 forms_test() ->
     %% {text, Chardata} is text; {map, Pairs} keeps its order; NaN and the infinities.
     {ok, T} = homing_envelope:encode({text, "hé"}),

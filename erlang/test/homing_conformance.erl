@@ -429,17 +429,32 @@ run_envelope({obj, Case}) ->
                     {ok, V} -> [fmt("decode: expected error ~s, got ~0tP", [get(<<"error">>, Case), V, 8])]
                 end;
             _ ->
+                %% A vector with "trace" (revision 1.1) encodes with exactly that trace.
+                Trace = case get(<<"trace">>, Case, null) of
+                            {obj, Ps} -> maps:from_list(Ps);
+                            null -> null
+                        end,
                 Enc = case get(<<"decode_only">>, Case, false) of
                           true -> [];
                           false ->
-                              {ok, B} = homing_envelope:encode(to_value(get(<<"payload">>, Case))),
+                              {ok, B} = homing_envelope:encode(to_value(get(<<"payload">>, Case)),
+                                                               Trace),
                               case string:lowercase(binary:encode_hex(B)) of
                                   Hex -> [];
-                                  Got -> [fmt("encode: expected ~s, got ~s", [Hex, Got])]
+                                  GotHex -> [fmt("encode: expected ~s, got ~s", [Hex, GotHex])]
                               end
                       end,
                 {ok, D} = homing_envelope:decode(binary:decode_hex(Hex)),
-                Enc ++ compare(get(<<"payload">>, Case), D, "decode", value)
+                Traced = case has(<<"trace">>, Case) of
+                             false -> [];
+                             true ->
+                                 case homing_envelope:trace_of(binary:decode_hex(Hex)) of
+                                     {ok, Trace} -> [];
+                                     {ok, Other} -> [fmt("trace: expected ~0tp, got ~0tp",
+                                                         [Trace, Other])]
+                                 end
+                         end,
+                Enc ++ Traced ++ compare(get(<<"payload">>, Case), D, "decode", value)
         end,
     case Problems of
         [] -> ok;
