@@ -52,12 +52,24 @@ test-py: venv redis-check lint ## lint + Python tests
 	$(PY) -m pytest python/tests -q
 
 # --- JavaScript tests (owned by the JS client) ---
-# npm ci installs exactly the committed javascript/package-lock.json.
-test-js: redis-check ## JavaScript tests (npm ci + node --test; skipped without node/npm)
+# npm ci installs exactly the committed javascript/package-lock.json, and only
+# when that file changed since the last install: the lock's sha256 is kept in
+# node_modules/.homing-lock.sha256 (deleting node_modules forgets it). The
+# tests report tersely (test/reporter.js: a dot per test, failures in full, one
+# summary line); `cd javascript && npm test` shows every test.
+test-js: redis-check ## JavaScript tests (npm ci if the lock changed + node --test; skipped without node/npm)
 	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
 	  node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || \
 	    { echo "test-js: Node.js 20+ is required, found $$(node --version)" >&2; exit 1; }; \
-	  cd javascript && npm ci --no-audit --no-fund && npm test; \
+	  cd javascript || exit 1; \
+	  lock=$$(node -p 'require("crypto").createHash("sha256").update(require("fs").readFileSync("package-lock.json")).digest("hex")') \
+	    || exit 1; \
+	  if [ "$$(cat node_modules/.homing-lock.sha256 2>/dev/null)" != "$$lock" ]; then \
+	    echo "test-js: npm ci (package-lock.json is new or changed since the last install)"; \
+	    npm ci --no-audit --no-fund --loglevel=error >/dev/null || exit 1; \
+	    printf '%s' "$$lock" > node_modules/.homing-lock.sha256; \
+	  fi; \
+	  npm run --silent test:terse; \
 	else \
 	  echo "test-js: node/npm not found, skipping the JavaScript tests (install Node.js 20+)"; \
 	fi
