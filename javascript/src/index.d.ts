@@ -1,9 +1,50 @@
 // Type declarations of homing's public API (hand-written; test/types checks
 // them against the JavaScript with the TypeScript compiler).
+//
+// They need nothing but TypeScript's own libs (ES2022 or later): no
+// @types/node, so that a project that has not installed it (a browser-only
+// type setup, or a fresh `tsc --strict` project) compiles against them. Where
+// Node has a richer type (Buffer, AbortSignal) the declarations use it when the
+// project has it, and a plain stand-in otherwise (NodeBuffer, HandlerSignal
+// below). test/pack.test.js compiles a consumer of every export that way.
+
+// Client's [Symbol.asyncDispose] (for `await using`): a TypeScript lib, so that
+// a project whose `lib` stops at ES2022 knows the symbol too.
+/// <reference lib="esnext.disposable" />
 
 import type { HomingError, NotReplicatedError, ReadOnlyError } from "./errors.js";
 
 export * from "./errors.js";
+
+/**
+ * Node's Buffer where the project has Node's types (@types/node), else the
+ * Uint8Array it extends: what the client hands out for bytes read from or
+ * written to Redis.
+ */
+export type NodeBuffer = typeof globalThis extends { Buffer: { prototype: infer B } } ? B : Uint8Array;
+
+/** What aborting a handler needs of its signal, for a project with neither Node's nor the DOM's types. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason: any;
+  throwIfAborted(): void;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/**
+ * The AbortSignal of the project's types (Node's or the DOM's, so that it can be
+ * passed to fetch and timers), else AbortSignalLike.
+ */
+export type HandlerSignal = typeof globalThis extends { AbortSignal: { prototype: infer S } } ? S : AbortSignalLike;
+
+/** The signal names Node knows (NodeJS.Signals), for Worker.run's `signals`. */
+export type SignalName =
+  | "SIGABRT" | "SIGALRM" | "SIGBUS" | "SIGCHLD" | "SIGCONT" | "SIGFPE" | "SIGHUP" | "SIGILL"
+  | "SIGINT" | "SIGIO" | "SIGIOT" | "SIGKILL" | "SIGPIPE" | "SIGPOLL" | "SIGPROF" | "SIGPWR"
+  | "SIGQUIT" | "SIGSEGV" | "SIGSTKFLT" | "SIGSTOP" | "SIGSYS" | "SIGTERM" | "SIGTRAP" | "SIGTSTP"
+  | "SIGTTIN" | "SIGTTOU" | "SIGUNUSED" | "SIGURG" | "SIGUSR1" | "SIGUSR2" | "SIGVTALRM"
+  | "SIGWINCH" | "SIGXCPU" | "SIGXFSZ" | "SIGBREAK" | "SIGLOST" | "SIGINFO";
 
 /** The key layout schema version this client speaks. */
 export const SCHEMA: number;
@@ -241,7 +282,7 @@ export interface ConnectOptions extends ClientOptions {
 export interface Call<T = any> {
   script: string;
   service: string;
-  args: Array<string | Buffer>;
+  args: Array<string | Uint8Array>;
   parse: (reply: any) => T;
 }
 
@@ -399,7 +440,7 @@ export interface HandlerContext {
    * Error named "HandlerTimeoutError" whose message is the fail reason
    * ("handler timed out after N ms").
    */
-  readonly signal: AbortSignal;
+  readonly signal: HandlerSignal;
 }
 
 /** Base class of consumers; override init and handleEvent. */
@@ -494,6 +535,11 @@ export class Worker {
    */
   readonly readOnly: boolean;
   readonly gaveUp: ReadOnlyError | null;
+  /**
+   * The second signal that cut run()'s graceful stop short (everything held was
+   * released then); null otherwise. Exit with status 130, as `homing worker` does.
+   */
+  readonly interrupted: SignalName | null;
   readonly readonlyGiveUpMs: number;
   /** Resolves once stop() has been called. */
   readonly stopped: Promise<void>;
@@ -503,14 +549,16 @@ export class Worker {
   stop(): void;
   /**
    * Start, wait for stop() or a signal (default SIGTERM, SIGINT), shut down; the counts.
-   * A second signal calls releaseHeld(), logs the counts and exits the process with
-   * status 130; a third gets Node's default. Also returns by itself when every
-   * slot is hung (then `hung` is true: exit non-zero, e.g. process.exit(3)).
-   * Rejects when start() does (a ReadOnlyError for a replica, among others), and,
-   * after the shutdown, with `gaveUp` when every write met READONLY for
-   * readonlyGiveUpMs (then `readOnly` is true).
+   * A second signal cuts the shutdown short: everything still held is released
+   * (releaseHeld()), `interrupted` is set and run() returns at once; a third gets
+   * Node's default. Also returns by itself when every slot is hung (then `hung`
+   * is true). Handlers still running keep Node alive, so end the program with
+   * `process.exit(worker.interrupted ? 130 : worker.hung ? 3 : 0)` after closing
+   * the client. Rejects when start() does (a ReadOnlyError for a replica, among
+   * others), and, after the shutdown, with `gaveUp` when every write met READONLY
+   * for readonlyGiveUpMs (then `readOnly` is true).
    */
-  run(options?: { signals?: NodeJS.Signals[] }): Promise<WorkerStats>;
+  run(options?: { signals?: readonly SignalName[] }): Promise<WorkerStats>;
   /**
    * Release unstarted events and let handlers finish for graceMs. Events whose
    * handlers still run after that are not released: their leases expire and they
@@ -543,7 +591,7 @@ export namespace envelope {
   /** The carrier the producer span in progress puts into the envelopes it encodes. */
   const outgoingTrace: { current: TraceCarrier | null };
   /** trace: field t; by default the producer span's (outgoingTrace), null for none. */
-  function encode(payload: unknown, trace?: TraceCarrier | null): Buffer;
+  function encode(payload: unknown, trace?: TraceCarrier | null): NodeBuffer;
   function decode(data: Uint8Array): any;
   /** The trace context an envelope carries, or null (none, or malformed and ignored). */
   function traceOf(data: Uint8Array): TraceCarrier | null;

@@ -39,7 +39,7 @@
 // released (the handler may still act on them): the heartbeat stops, their
 // leases expire and they are redelivered then (charged only if they had been
 // marked started). Only the impatient stop (releaseHeld(), run() on a second
-// signal) releases them. A worker whose slots are all hung gets no grace.
+// signal) releases them; the process is the program's to exit (see run()). A worker whose slots are all hung gets no grace.
 
 import { ConnectionLostError, HomingError, ReadOnlyError, RedisFullError, StaleLeaseError } from "./errors.js";
 import {
@@ -78,9 +78,6 @@ export { WorkerStats };
 /** @typedef {import("./client.js").Client} Client */
 /** @typedef {import("./worker-support.js").Logger} Logger */
 /** @typedef {import("./worker-support.js").Lease} Lease */
-
-/** Exit status of a run() stopped by a second signal (128 + SIGINT), as `homing worker`. */
-const INTERRUPTED = 130;
 
 /** Run consumer instances against one service until stop(). */
 export class Worker {
@@ -171,6 +168,12 @@ export class Worker {
     this.readOnly = false;
     /** @type {ReadOnlyError | null} the error run() rejects with after a READONLY give-up */
     this.gaveUp = null;
+    /**
+     * The second signal that cut run()'s graceful shutdown short (everything
+     * held was released then); null otherwise. Exit 130 then, as `homing worker`.
+     * @type {NodeJS.Signals | null}
+     */
+    this.interrupted = null;
   }
 
   // -- lifecycle -------------------------------------------------------------
@@ -221,32 +224,48 @@ export class Worker {
    * Start, wait for stop() or a signal, shut down gracefully; returns the counts.
    *
    * It also returns when every slot is hung in a handler past the handler
-   * timeout (then `worker.hung` is true): exit the process non-zero then, so
-   * that its supervisor starts a fresh one (a hung handler may keep Node's
-   * event loop alive, so call process.exit rather than set process.exitCode).
+   * timeout (then `worker.hung` is true).
    *
-   * A second signal stops at once, as `homing worker` does: the events still
-   * held are released (releaseHeld()), the counts are logged and the process
-   * exits with status 130. A third one gets Node's default (exit, releasing
-   * nothing).
-   * @param {{signals?: NodeJS.Signals[]}} [options] default SIGTERM and SIGINT; [] for none
+   * A second signal cuts the graceful shutdown short, as in `homing worker`:
+   * the events still held, running ones too, are released (releaseHeld()),
+   * `worker.interrupted` is set to the signal's name, the counts are logged
+   * and run() returns at once. A third one gets Node's default (exit,
+   * releasing nothing). The library never exits the process itself: the
+   * program does, as the documented pattern shows, with
+   * `process.exit(worker.interrupted ? 130 : worker.hung ? 3 : 0)`, because a
+   * handler still running (past the grace, after a second signal, or hung)
+   * would keep Node's event loop alive; setting process.exitCode would not.
+   * @param {{signals?: readonly NodeJS.Signals[]}} [options] default SIGTERM and SIGINT; [] for none
    * @returns {Promise<WorkerStats>}
    */
   async run(options = {}) {
     const { signals = ["SIGTERM", "SIGINT"] } = options;
+    /** @type {(signal: NodeJS.Signals) => void} */
+    let interrupt = () => {};
+    /** @type {Promise<NodeJS.Signals>} resolves on the second signal */
+    const again = new Promise((resolve) => {
+      interrupt = resolve;
+    });
     const removeListeners = onSignals(
       signals,
       (signal) => {
-        this.log.info(`${signal}: stopping (a second signal stops at once)`);
+        this.log.info(`${signal}: stopping (a second signal releases everything held at once)`);
         this.stop();
       },
-      (signal) => void this.#interrupted(signal),
+      interrupt,
     );
     try {
       await this.start();
       await this.#stop.promise;
     } finally {
-      await this.shutdown();
+      // The graceful shutdown, unless a second signal comes first.
+      const second = await Promise.race([this.shutdown().then(() => null), again]);
+      if (second !== null) {
+        this.interrupted = second;
+        this.log.warn(`${second} again: releasing the events still held`);
+        await this.releaseHeld();
+        this.log.warn(summary(this.service, "interrupted", this.stats));
+      }
       removeListeners();
     }
     if (this.hung) this.log.error(summary(this.service, "hung", this.stats));
@@ -255,17 +274,6 @@ export class Worker {
       throw this.gaveUp;
     }
     return this.stats;
-  }
-
-  /** @param {NodeJS.Signals} signal the second one */
-  async #interrupted(signal) {
-    this.log.warn(`${signal} again: releasing the events still held and exiting`);
-    try {
-      await this.releaseHeld();
-    } finally {
-      this.log.warn(summary(this.service, "interrupted", this.stats));
-      process.exit(INTERRUPTED);
-    }
   }
 
   /**

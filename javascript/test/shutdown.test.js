@@ -1,7 +1,9 @@
 // Graceful shutdown: prefetched events are released at once, running handlers
 // get their grace period and are left to their leases after it (not released
 // while they may still act), SIGTERM and SIGINT stop a worker process the same
-// way, and a second signal releases everything held and exits with 130.
+// way, and a second signal releases everything held and run() returns at once
+// (the program exits 130). A handler still running after the grace does not
+// keep the documented pattern's process alive.
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -98,6 +100,37 @@ for (const signal of /** @type {const} */ (["SIGTERM", "SIGINT"])) {
   });
 }
 
+test("SIGTERM: a handler still running after the grace does not keep the process alive", async () => {
+  const service = "sig-overrun";
+  // Two slots busy for a minute, eight prefetched behind them; a 300 ms grace.
+  const ids = await client.enqueueMany(service, Array.from({ length: 10 }, () => 60000));
+  const child = spawn(process.execPath, [
+    new URL("./fixtures/worker-child.js", import.meta.url).pathname,
+    server.url, client.prefix, service, "300",
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  const lines = createInterface({ input: /** @type {any} */ (child.stdout) });
+  /** @type {any[]} */
+  const messages = [];
+  lines.on("line", (line) => messages.push(JSON.parse(line)));
+  const exited = once(child, "exit");
+  await until(() => messages.length === 1, 10000, "the child to start");
+  child.kill("SIGTERM");
+  // Without the pattern's process.exit the two handlers' timers would keep it
+  // alive for a minute: until() fails first.
+  let code = null;
+  exited.then(([c]) => {
+    code = c;
+  });
+  await until(() => code !== null, 15000, "the child to exit");
+  assert.equal(code, 0);
+  assert.equal(messages[1].interrupted, null);
+  assert.equal(messages[1].stats.released, 8);
+  const st = await client.stats(service);
+  assert.deepEqual([st.ready, st.in_flight], [8, 2], "the unstarted are back; the running are left to their leases");
+  const statuses = await Promise.all(ids.map((id) => client.status(service, id)));
+  assert.equal(statuses.filter((s) => s.detail === "ready" && s.attempt === 0).length, 8, "no attempt counted");
+});
+
 test("a second signal releases what is held, running handlers too, and exits with 130", async () => {
   const service = "sig-twice";
   // Two slots busy for a minute, eight prefetched behind them.
@@ -121,9 +154,9 @@ test("a second signal releases what is held, running handlers too, and exits wit
   await until(async () => (await client.stats(service)).ready === 8, 5000, "8 released");
   child.kill("SIGINT");
   const [code] = await exited;
-  assert.equal(code, 130);
-  assert.equal(messages.length, 1, "run() did not return");
-  assert.match(stderr, /SIGINT again: releasing the events still held and exiting/);
+  assert.equal(code, 130, "the program exits 130 (the library never exits the process)");
+  assert.deepEqual(messages.slice(1).map((m) => m.interrupted), ["SIGINT"], "run() returned at once");
+  assert.match(stderr, /SIGINT again: releasing the events still held\n/);
   assert.match(stderr, /worker sig-twice interrupted: received=10 completed=0 failed=0 released=10 lost=0 timed_out=0\n/);
   const st = await client.stats(service);
   assert.deepEqual([st.ready, st.in_flight, st["total.released"]], [10, 0, 10]);
