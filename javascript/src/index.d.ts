@@ -700,9 +700,36 @@ export namespace ops {
   function beat(name: string): Call<number>;
 }
 
+/** The top-level NodeDurability, for namespace durability (whose class of that name shadows it). */
+type NodeDurabilityReport = NodeDurability;
+
 /** The durability settings homing reads on connect (CONFIG GET, else INFO). */
 export namespace durability {
   const SETTINGS: readonly string[];
+  /** One setting that may lose acknowledged events (a DurabilityFinding). */
+  class Finding implements DurabilityFinding {
+    constructor(setting: string, value: string | null, consequence: string, fatal: boolean);
+    readonly setting: string;
+    readonly value: string | null;
+    readonly consequence: string;
+    readonly fatal: boolean;
+    text(): string;
+  }
+  /** What one server keeps of its writes, as read() makes it. */
+  class NodeDurability implements NodeDurabilityReport {
+    constructor(
+      node: string,
+      settings: Record<string, string | null>,
+      configRefused: string | null,
+      findings: DurabilityFinding[],
+    );
+    readonly node: string;
+    readonly settings: Readonly<Record<string, string | null>>;
+    readonly configRefused: string | null;
+    readonly findings: readonly DurabilityFinding[];
+    get durable(): boolean;
+  }
+
   function assess(settings: Record<string, string | null>): DurabilityFinding[];
   function read(redisClient: any): Promise<NodeDurability[]>;
   /** Warn about each finding once per process, server and value. */
