@@ -3,7 +3,7 @@
 // Kept apart from the loops in worker.js.
 
 import { Consumer, Reject } from "./consumer.js";
-import { LAYOUT } from "./manifest.js";
+import { LAYOUT, LIMITS, MAX_BATCH } from "./manifest.js";
 import {
   ConnectionLostError,
   CorruptEnvelopeError,
@@ -135,7 +135,8 @@ export function failure(exc) {
   } catch {
     // a Proxy that throws on every trap
   }
-  const reason = (timeout ? /** @type {Error} */ (exc).message : describe(exc)).slice(0, 1000);
+  // Cut to the scripts' cap here too, so that the reason logged is the one stored.
+  const reason = (timeout ? /** @type {Error} */ (exc).message : describe(exc)).slice(0, LIMITS.reason_bytes);
   try {
     const reject = exc instanceof Reject;
     const dead = reject || exc instanceof CorruptEnvelopeError;
@@ -264,9 +265,12 @@ export function summary(service, how, st) {
 }
 
 /**
- * Run fn; on failure log, back off (50 ms doubling to 2 s, or less if the
- * worker stops) and return null. Any error backs off (logged), as in Python,
- * so a transient one (BUSY, a cluster's TRYAGAIN) cannot end a loop.
+ * Run fn; on a homing error warn, back off (50 ms doubling to 2 s, or less if
+ * the worker stops) and return null, as Python's _retrying: not only a lost
+ * connection, so that a transient refusal (BUSY, a cluster's TRYAGAIN,
+ * READONLY, a key someone broke) cannot end a loop while its leases expire.
+ * Any other error is a bug in the worker or the client, and retrying it every
+ * 2 s would hide it: it is thrown, and the worker stops on it (worker.js).
  * @template T
  * @param {Logger} log
  * @param {Stopper} stop
@@ -281,8 +285,8 @@ export async function retrying(log, stop, what, fn, pause) {
     pause.ms = 50;
     return out;
   } catch (exc) {
-    const level = exc instanceof ConnectionLostError ? "warn" : "error";
-    log[level](`${what}: ${describe(exc)}; retrying in ${pause.ms} ms`);
+    if (!(exc instanceof HomingError)) throw exc;
+    log.warn(`${what}: ${describe(exc)}; retrying in ${pause.ms} ms`);
     await stop.wait(pause.ms);
     pause.ms = Math.min(pause.ms * 2, MAX_PAUSE);
     return null;
@@ -309,13 +313,14 @@ export async function sendFail({ client, service, stats, log, _replication }, st
       log.info(`${service}/${ev.id} -> ${out.action}`);
       return;
     } catch (err) {
+      if (!(err instanceof HomingError)) throw err; // a bug, as in retrying()
       if (!(err instanceof ConnectionLostError)) {
         if (err instanceof StaleLeaseError) {
           stats.lost += 1;
         } else {
           // The lease expires and the event is retried.
           log.error(`could not fail ${service}/${ev.id}: ${describe(err)}`);
-          if (err instanceof HomingError) countError(stats, err.code);
+          countError(stats, err.code);
         }
         return;
       }
@@ -326,20 +331,21 @@ export async function sendFail({ client, service, stats, log, _replication }, st
 }
 
 /**
- * Release leases (front of the ready queue, no attempt counted), 1000 at a
- * time, and forget them; one that cannot be released returns when its lease
- * expires.
+ * Release leases (front of the ready queue, no attempt counted), MAX_BATCH
+ * at a time, and forget them; one that cannot be released returns when its
+ * lease expires.
  * @param {{client: Client, service: string, stats: WorkerStats, log: Logger}} worker
  * @param {Held} held
  * @param {Lease[]} items
  */
 export async function release({ client, service, stats, log }, held, items) {
-  for (let i = 0; i < items.length; i += 1000) {
-    const chunk = items.slice(i, i + 1000);
+  for (let i = 0; i < items.length; i += MAX_BATCH) {
+    const chunk = items.slice(i, i + MAX_BATCH);
     try {
       const errors = await client.release(service, chunk);
       stats.released += errors.filter((e) => e === null).length;
     } catch (exc) {
+      if (!(exc instanceof HomingError)) throw exc; // a bug, as in retrying()
       log.warn(`could not release ${chunk.length} events (${describe(exc)}); they return when their leases expire`);
     }
     held.dropMany(chunk);

@@ -65,7 +65,7 @@ import {
   sendFail,
   summary,
 } from "./worker-support.js";
-import { checkService } from "./manifest.js";
+import { MAX_BATCH, checkService } from "./manifest.js";
 import { Signal, Stopper, sleep, within } from "./sync.js";
 import { workerSnapshot } from "./metrics.js";
 import { defaultInstruments, observe } from "./tracing.js";
@@ -78,6 +78,14 @@ export { WorkerStats };
 /** @typedef {import("./client.js").Client} Client */
 /** @typedef {import("./worker-support.js").Logger} Logger */
 /** @typedef {import("./worker-support.js").Lease} Lease */
+
+/**
+ * How long the fetcher sleeps when it has no room for more leases, unless a
+ * lease is dropped or a handled event is handed to the acker first (both
+ * wake it). As Python's 1 ms: room opens as soon as acks are queued, and the
+ * next dequeue is meant to overlap their completeMany (docs/worker.md).
+ */
+export const ROOM_WAIT_MS = 1;
 
 /** Run consumer instances against one service until stop(). */
 export class Worker {
@@ -112,6 +120,8 @@ export class Worker {
   #loops = {};
   /** @type {Promise<void> | null} */
   #shutdown = null;
+  /** The first error a loop failed on that was not a homing error (a bug): see #guard. */
+  #crash = /** @type {unknown} */ (null);
 
   /**
    * @param {Client} client
@@ -139,7 +149,7 @@ export class Worker {
     this.service = checkService(service);
     this.factory = consumerFactory;
     this.concurrency = Math.max(1, concurrency);
-    this.prefetch = Math.max(1, Math.min(prefetch, 1000));
+    this.prefetch = Math.max(1, Math.min(prefetch, MAX_BATCH));
     this.leaseMs = leaseMs;
     this.graceMs = graceMs;
     this.pollMaxMs = options.pollMaxMs ?? 50;
@@ -192,21 +202,44 @@ export class Worker {
   async start() {
     // Read (and warned about) once per client; a required durability is refused here.
     await this.client.checkDurability({ require: this.requireDurable ? true : null });
-    await this.client.register(this.service);
-    await this.#paceHeartbeat();
-    this.#presence = new WorkerBeat(this.client, this.service, this.concurrency, this.log);
-    await this.#presence.beat([], this.#beatEvery);
     const consumers = [];
     for (let i = 0; i < this.concurrency; i++) {
       const consumer = makeConsumer(this.factory);
       consumer._acker = this;
       consumers.push({ consumer, state: await consumer.init() });
     }
-    this.#loops.fetch = this.#fetchLoop();
-    this.#loops.ack = this.#ackLoop();
-    this.#loops.beat = this.#beatLoop();
-    this.#loops.watch = this.#watchLoop();
-    this.#slots = consumers.map(({ consumer, state }, slot) => this.#slotLoop(slot, consumer, state));
+    // Registered only once every init() succeeded, as in Python: a worker
+    // that cannot start leaves nothing behind, not even a registry entry.
+    await this.client.register(this.service);
+    await this.#paceHeartbeat();
+    this.#presence = new WorkerBeat(this.client, this.service, this.concurrency, this.log);
+    await this.#presence.beat([], this.#beatEvery);
+    this.#loops.fetch = this.#guard("fetch", this.#fetchLoop());
+    this.#loops.ack = this.#guard("ack", this.#ackLoop());
+    this.#loops.beat = this.#guard("heartbeat", this.#beatLoop());
+    this.#loops.watch = this.#guard("watchdog", this.#watchLoop());
+    this.#slots = consumers.map(({ consumer, state }, slot) =>
+      this.#guard(`slot ${slot}`, this.#slotLoop(slot, consumer, state)));
+  }
+
+  /**
+   * A loop that threw: every homing error is retried inside the loops (see
+   * retrying()), so this is a bug in the worker or the client. Not retried,
+   * which would hide it, and not left as an unhandled rejection, which would
+   * kill the process with every lease still held: logged with its stack, the
+   * worker stops (releasing what it can, as on a signal), and run() and
+   * shutdown() reject with it.
+   * @param {string} name
+   * @param {Promise<void>} loop
+   * @returns {Promise<void>}
+   */
+  #guard(name, loop) {
+    return loop.catch((exc) => {
+      this.#crash ??= exc;
+      const stack = exc instanceof Error && exc.stack ? `\n${exc.stack}` : "";
+      this.log.error(`worker ${this.service}: the ${name} loop failed, stopping: ${describe(exc)}${stack}`);
+      this.stop();
+    });
   }
 
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
@@ -255,17 +288,21 @@ export class Worker {
       interrupt,
     );
     try {
-      await this.start();
-      await this.#stop.promise;
-    } finally {
-      // The graceful shutdown, unless a second signal comes first.
-      const second = await Promise.race([this.shutdown().then(() => null), again]);
-      if (second !== null) {
-        this.interrupted = second;
-        this.log.warn(`${second} again: releasing the events still held`);
-        await this.releaseHeld();
-        this.log.warn(summary(this.service, "interrupted", this.stats));
+      try {
+        await this.start();
+        await this.#stop.promise;
+      } finally {
+        // The graceful shutdown, unless a second signal comes first.
+        const second = await Promise.race([this.shutdown().then(() => null), again]);
+        if (second !== null) {
+          this.interrupted = second;
+          this.log.warn(`${second} again: releasing the events still held`);
+          await this.releaseHeld();
+          this.log.warn(summary(this.service, "interrupted", this.stats));
+          if (this.#crash !== null) throw this.#crash;
+        }
       }
+    } finally {
       removeListeners();
     }
     if (this.hung) this.log.error(summary(this.service, "hung", this.stats));
@@ -314,6 +351,7 @@ export class Worker {
           "their leases: they are redelivered when the leases expire",
       );
     }
+    if (this.#crash !== null) throw this.#crash;
   }
 
   /**
@@ -390,10 +428,10 @@ export class Worker {
       // hold more than two windows of leases at once.
       const room = Math.min(window - (held - this.#acking), 2 * window - held);
       if (room <= 0) {
-        await this.#roomSignal.wait(100);
+        await this.#roomSignal.wait(ROOM_WAIT_MS);
         continue;
       }
-      const n = Math.min(room, 1000);
+      const n = Math.min(room, MAX_BATCH);
       // The local deadline counts from before the call: the lease cannot
       // have begun earlier than that.
       const sent = performance.now();
@@ -467,6 +505,7 @@ export class Worker {
     try {
       [out] = await this.client.start(this.service, [[id, token]]);
     } catch (exc) {
+      if (!(exc instanceof HomingError)) throw exc; // a bug: not taken for a refusal
       out = exc;
     }
     if (typeof out !== "number") {
@@ -541,7 +580,8 @@ export class Worker {
     try {
       [err] = await accepted(this._replication,
         () => this.client.completeMany(this.service, [[ev.id, ev.token, null]]));
-    } catch {
+    } catch (exc) {
+      if (!(exc instanceof HomingError)) throw exc; // a bug: not taken for a lost connection
       // Not sent (a lost connection, say): the acker sends it with its backoff.
       this.#queueAcks([[ev.id, ev.token, null]], true);
       return;
@@ -571,6 +611,8 @@ export class Worker {
     if (this.#acks.length === 0) this.#ackSignal.notify();
     this.#acks.push(...items);
     this.#acking += items.length;
+    // Handled events need no slot any more: room for the fetcher's next batch.
+    this.#roomSignal.notify();
   }
 
   /**
@@ -602,7 +644,7 @@ export class Worker {
     for (;;) {
       while (this.#acks.length === 0 && !this.#handlersDone) await this.#ackSignal.wait(100);
       if (this.#acks.length === 0 && this.#handlersDone) return;
-      const batch = this.#acks.splice(0, 1000);
+      const batch = this.#acks.splice(0, MAX_BATCH);
       /** @type {(HomingError | null)[] | null} */
       let errors = null;
       for (;;) {
@@ -679,8 +721,8 @@ export class Worker {
       }
       // Started or not: an unstarted event's lease is kept too, until it runs.
       const held = this.#held.toExtend();
-      for (let i = 0; i < held.length; i += 1000) {
-        const chunk = held.slice(i, i + 1000);
+      for (let i = 0; i < held.length; i += MAX_BATCH) {
+        const chunk = held.slice(i, i + MAX_BATCH);
         const sent = performance.now();
         const out = await retrying(
           this.log,
