@@ -13,7 +13,7 @@
 // unknown, never guessed. On a Cluster every master is read (the masters own
 // the data; a replica's settings matter only after a failover).
 
-import { isBadDatabase, isConnectionError, translate } from "./connection.js";
+import { isBadDatabase, isConnectionError, translate } from "./redis-errors.js";
 import { NotDurableError } from "./errors.js";
 
 export const SETTINGS = Object.freeze(["maxmemory-policy", "appendonly", "appendfsync", "save"]);

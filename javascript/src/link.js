@@ -10,15 +10,8 @@
 
 import { ErrorReply } from "redis";
 
-import {
-  BUFFER_REPLIES,
-  connectionKind,
-  isGivenUp,
-  isNoScript,
-  quietly,
-  refusedUnrun,
-  translate,
-} from "./connection.js";
+import { BUFFER_REPLIES, connectionKind, quietly } from "./connection.js";
+import { isGivenUp, isNoScript, refusedUnrun, translate } from "./redis-errors.js";
 import { ConnectionLostError, HomingError, ReadOnlyError } from "./errors.js";
 import { HOLD_MS } from "./sentinel-watch.js";
 

@@ -1,5 +1,11 @@
 // The worker runner: leases events for one service and feeds them to
 // consumers (python/homing/worker.py, with async loops for its threads).
+// This file holds the lifecycle (start, stop, run with its signals,
+// shutdown, releaseHeld), consumers' completions and the watchdog loop, and
+// wires the parts together; each other part is a module of its own, with the
+// rules it alone keeps: the loops in fetcher.js, slots.js, acker.js and
+// heartbeat.js, the bookkeeping in holding.js and watchdog.js, how outcomes
+// reach Redis in outcomes.js.
 //
 // - the fetcher leases batches (`prefetch`) whenever slots are free, so a
 //   consumer rarely waits on a round trip; handled events waiting for their
@@ -32,88 +38,65 @@
 // Python's run() raises it. With the Client's waitReplicas, an
 // acknowledgement or fail fewer replicas confirmed (NotReplicatedError) is
 // taken as done, with a warning at most once a minute (stats.unreplicated).
-// On stop() (run()
-// calls it on SIGTERM/SIGINT) the fetcher stops, prefetched events that no
-// slot started are released (they go next, no attempt counted) and handlers
+// On stop() (run() calls it on SIGTERM/SIGINT) the fetcher stops,
+// prefetched events that no slot started are released (they go next, no attempt counted) and handlers
 // get `graceMs` to finish. Events whose handlers still run after that are not
 // released (the handler may still act on them): the heartbeat stops, their
 // leases expire and they are redelivered then (charged only if they had been
 // marked started). Only the impatient stop (releaseHeld(), run() on a second
-// signal) releases them; the process is the program's to exit (see run()). A worker whose slots are all hung gets no grace.
+// signal) releases them; the process is the program's to exit (see run()).
+// A worker whose slots are all hung gets no grace.
 
-import { ConnectionLostError, HomingError, ReadOnlyError, RedisFullError, StaleLeaseError } from "./errors.js";
+import { Acker } from "./acker.js";
+import { ReadOnlyError, RedisFullError, StaleLeaseError } from "./errors.js";
+import { Fetcher } from "./fetcher.js";
+import { Heartbeat } from "./heartbeat.js";
+import { Held, WorkerStats } from "./holding.js";
+import { MAX_BATCH, checkService } from "./manifest.js";
+import { ReplicationWarning, accepted, release } from "./outcomes.js";
+import { Slots } from "./slots.js";
+import { Stopper, within } from "./sync.js";
+import { workerSnapshot } from "./metrics.js";
+import { defaultInstruments } from "./tracing.js";
+import { HandlerTimeoutError, Watchdog } from "./watchdog.js";
+import { WorkerBeat } from "./worker-beat.js";
 import {
   DEFAULT_LOGGER,
-  HandlerTimeoutError,
-  Held,
-  MAX_PAUSE,
   READONLY_GIVE_UP_MS,
-  ReplicationWarning,
-  START_MARGIN,
   checkWorkerOptions,
-  Watchdog,
-  WorkerStats,
-  accepted,
-  countAcks,
-  countError,
   describe,
-  failure,
   makeConsumer,
   onSignals,
-  release,
-  retrying,
-  sendFail,
   summary,
 } from "./worker-support.js";
-import { MAX_BATCH, checkService } from "./manifest.js";
-import { Signal, Stopper, sleep, within } from "./sync.js";
-import { workerSnapshot } from "./metrics.js";
-import { defaultInstruments, observe } from "./tracing.js";
-import { WorkerBeat } from "./worker-beat.js";
 
 export { WorkerStats };
+export { ROOM_WAIT_MS } from "./fetcher.js";
 
 /** @typedef {import("./types.js").Event} Event */
 /** @typedef {import("./consumer.js").Consumer} Consumer */
 /** @typedef {import("./client.js").Client} Client */
 /** @typedef {import("./worker-support.js").Logger} Logger */
-/** @typedef {import("./worker-support.js").Lease} Lease */
-
-/**
- * How long the fetcher sleeps when it has no room for more leases, unless a
- * lease is dropped or a handled event is handed to the acker first (both
- * wake it). As Python's 1 ms: room opens as soon as acks are queued, and the
- * next dequeue is meant to overlap their completeMany (docs/worker.md).
- */
-export const ROOM_WAIT_MS = 1;
+/** @typedef {import("./holding.js").Lease} Lease */
 
 /** Run consumer instances against one service until stop(). */
 export class Worker {
   #stop = new Stopper();
-  /** Ends the heartbeat, which keeps running handlers' leases alive through the grace period. */
-  #beatStop = new Stopper();
-  #roomSignal = new Signal();
-  #held = new Held(() => this.#roomSignal.notify());
+  /** Room for the fetcher whenever a lease is dropped. */
+  #held = new Held(() => this.#fetcher.wake());
   #watch = new Watchdog();
-  /** @type {Event[]} leased, not yet started */
-  #todo = [];
-  #todoSignal = new Signal();
-  /** @type {[string, number, unknown][]} id, token, result */
-  #acks = [];
-  /**
-   * Handled events whose completion is queued or in flight: they need no slot
-   * any more, so the next batch is leased while they are acked (as in Python).
-   */
-  #acking = 0;
-  #ackSignal = new Signal();
-  #handlersDone = false;
-  #beatEvery = 1000;
+  #beat = new Heartbeat(this, this.#held, this.#stop);
+  #acker = new Acker(this, this.#held, this.#stop, () => this.#fetcher.wake());
+  #fetcher = new Fetcher(this, this.#stop, () => ({
+    held: this.#held, acking: this.#acker.acking, leaseMs: this.#beat.leaseMs,
+  }));
+  /** Runs each slot's loop (one consumer instance each). */
+  #slotsRun = new Slots(this, {
+    held: this.#held, watch: this.#watch, acker: this.#acker, fetcher: this.#fetcher, beat: this.#beat,
+    stop: this.#stop, release: (items) => this.#release(items),
+  });
   /** @type {WorkerBeat | null} the dashboard's view of this worker (worker-beat.js) */
   #presence = null;
-  /** The effective lease length, ms: leaseMs, or the service's policy (re-read with every beat). */
-  #leaseMs = 30000;
-  /** The effective handler timeout, ms (0: none): handlerTimeoutMs, or the policy's. */
-  #timeoutMs = 0;
   /** @type {Promise<void>[]} */
   #slots = [];
   /** @type {Record<string, Promise<void>>} */
@@ -211,15 +194,16 @@ export class Worker {
     // Registered only once every init() succeeded, as in Python: a worker
     // that cannot start leaves nothing behind, not even a registry entry.
     await this.client.register(this.service);
-    await this.#paceHeartbeat();
+    await this.#beat.pace();
     this.#presence = new WorkerBeat(this.client, this.service, this.concurrency, this.log);
-    await this.#presence.beat([], this.#beatEvery);
-    this.#loops.fetch = this.#guard("fetch", this.#fetchLoop());
-    this.#loops.ack = this.#guard("ack", this.#ackLoop());
-    this.#loops.beat = this.#guard("heartbeat", this.#beatLoop());
+    this.#beat.presence = this.#presence;
+    await this.#presence.beat([], this.#beat.everyMs);
+    this.#loops.fetch = this.#guard("fetch", this.#fetcher.loop());
+    this.#loops.ack = this.#guard("ack", this.#acker.start());
+    this.#loops.beat = this.#guard("heartbeat", this.#beat.loop());
     this.#loops.watch = this.#guard("watchdog", this.#watchLoop());
     this.#slots = consumers.map(({ consumer, state }, slot) =>
-      this.#guard(`slot ${slot}`, this.#slotLoop(slot, consumer, state)));
+      this.#guard(`slot ${slot}`, this.#slotsRun.run(slot, consumer, state)));
   }
 
   /**
@@ -245,7 +229,8 @@ export class Worker {
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
   stop() {
     this.#stop.set();
-    for (const s of [this.#todoSignal, this.#roomSignal, this.#ackSignal]) s.notify();
+    this.#fetcher.wake();
+    this.#acker.wake();
   }
 
   /** Resolves once stop() has been called. */
@@ -332,14 +317,13 @@ export class Worker {
     // Hung slots will not finish: no grace for them (their events are failed).
     await within(Promise.all(this.#slots), this.hung ? 0 : this.graceMs);
     await this.#releaseUnstarted();
-    this.#handlersDone = true;
-    this.#ackSignal.notify();
+    this.#acker.finish();
     await within(this.#loops.ack, 10000);
-    this.#beatStop.set();
+    this.#beat.end();
     await this.#loops.beat;
     await this.#loops.watch;
     const leftover = this.#held.unsettled();
-    await this.#presence?.beat(leftover, this.#beatEvery, true);
+    await this.#presence?.beat(leftover, this.#beat.everyMs, true);
     if (leftover.length) {
       // Not released: releasing would hand them to another consumer while
       // their handlers may still act on them. With the heartbeat stopped the
@@ -370,10 +354,9 @@ export class Worker {
     await within(this.#loops.fetch, timeoutMs);
     await this.#releaseUnstarted();
     await this.#release(this.#held.unsettled());
-    this.#handlersDone = true;
-    this.#ackSignal.notify();
+    this.#acker.finish();
     await within(this.#loops.ack, timeoutMs);
-    this.#beatStop.set();
+    this.#beat.end();
   }
 
   // -- called by consumers -------------------------------------------------
@@ -404,7 +387,7 @@ export class Worker {
       // A full Redis refused the result (it would grow memory); the event is
       // still leased. Kept, extended and sent again by the acker.
       this.log.warn(`completion of ${service}/${eventId} refused by a full Redis; sending it again`);
-      this.#queueAcks([[eventId, token, result]], true);
+      this.#acker.queue([[eventId, token, result]], true);
       return;
     }
     if (err?.code === "UNKNOWN_EVENT") {
@@ -418,335 +401,6 @@ export class Worker {
 
   // -- loops -----------------------------------------------------------------
 
-  async #fetchLoop() {
-    let idle = 1;
-    const pause = { ms: 50 };
-    const window = this.concurrency + this.prefetch;
-    while (!this.#stop.isSet) {
-      const held = this.#held.size;
-      // Overlap the next dequeue with the acks of the last batch, but never
-      // hold more than two windows of leases at once.
-      const room = Math.min(window - (held - this.#acking), 2 * window - held);
-      if (room <= 0) {
-        await this.#roomSignal.wait(ROOM_WAIT_MS);
-        continue;
-      }
-      const n = Math.min(room, MAX_BATCH);
-      // The local deadline counts from before the call: the lease cannot
-      // have begun earlier than that.
-      const sent = performance.now();
-      const events = await retrying(
-        this.log,
-        this.#stop,
-        "dequeue",
-        () => this.client.dequeue(this.service, n, { leaseMs: this.leaseMs, reserve: true }),
-        pause,
-      );
-      if (!events || events.length === 0) {
-        await this.#stop.wait(idle);
-        idle = Math.min(idle * 2, this.pollMaxMs);
-        continue;
-      }
-      idle = 1;
-      this.#held.add(events, sent + this.#leaseMs);
-      this.stats.received += events.length;
-      this.#todo.push(...events);
-      this.#todoSignal.notify();
-    }
-  }
-
-  /** @returns {Promise<Event | null>} the next unstarted event, or null once stopping */
-  async #take() {
-    while (!this.#stop.isSet) {
-      const ev = this.#todo.shift();
-      if (ev !== undefined) return ev;
-      await this.#todoSignal.wait(1000);
-    }
-    return null;
-  }
-
-  /**
-   * @param {number} slot
-   * @param {Consumer} consumer
-   * @param {unknown} state
-   */
-  async #slotLoop(slot, consumer, state) {
-    for (;;) {
-      const ev = await this.#take();
-      if (ev === null) return;
-      if (await this.#mayStart(ev)) state = await this.#handle(slot, consumer, ev, state);
-    }
-  }
-
-  /**
-   * Whether to run ev: its lease is still this worker's, and marked started
-   * in Redis first if it must be.
-   * @param {Event} ev
-   */
-  async #mayStart(ev) {
-    const { id, token } = ev;
-    if (performance.now() > this.#held.endsAt(id, token) - START_MARGIN * this.#leaseMs) {
-      // Its lease ran out while it waited (a Redis outage, a stalled process):
-      // it may be someone else's by now. Not run; released in case it was not
-      // reclaimed yet (a refused release is fine).
-      this.stats.expiredUnstarted += 1;
-      this.log.warn(`${this.service}/${id} not started: its lease ran out while it waited`);
-      await this.#release([[id, token]]);
-      return false;
-    }
-    if (!this.#held.isOpen(id, token)) {
-      // Settled meanwhile: the heartbeat found its lease lost (reclaimed).
-      this.#held.drop(id, token);
-      return false;
-    }
-    if (!ev.mustStart) return true; // the fast path: no extra call
-    /** @type {unknown} */
-    let out;
-    try {
-      [out] = await this.client.start(this.service, [[id, token]]);
-    } catch (exc) {
-      if (!(exc instanceof HomingError)) throw exc; // a bug: not taken for a refusal
-      out = exc;
-    }
-    if (typeof out !== "number") {
-      // Not marked, so not run: its lease expires and it comes back.
-      this.log.warn(`${this.service}/${id} not started: ${describe(out)}`);
-      if (this.#held.settle(id, token)) this.stats.lost += 1;
-      this.#held.drop(id, token);
-      return false;
-    }
-    return true;
-  }
-
-  /**
-   * @param {number} slot
-   * @param {Consumer} consumer
-   * @param {Event} ev
-   * @param {unknown} state
-   */
-  async #handle(slot, consumer, ev, state) {
-    let newState;
-    const controller = new AbortController();
-    this.#watch.begin(slot, ev, controller);
-    consumer._event = ev; // for complete(): the token of this delivery
-    try {
-      newState = await observe(this.instruments, ev, async () => consumer.handleEvent(ev, state, { signal: controller.signal }));
-    } catch (exc) {
-      // Whatever it throws (not only an Error), a handler must not take its
-      // slot down while the event stays leased and heartbeaten.
-      consumer._event = null;
-      if (this.#watch.end(slot)) {
-        this.#late(ev, `threw after its timeout: ${describe(exc)}`);
-      } else {
-        await this.#failed(ev, exc);
-      }
-      return state;
-    }
-    consumer._event = null;
-    const timedOut = this.#watch.end(slot);
-    if (!this.#held.settle(ev.id, ev.token)) {
-      // The consumer completed it, the heartbeat found it lost, or the
-      // watchdog failed it: nothing more to send.
-      if (timedOut) this.#late(ev, "returned after its timeout");
-      else this.#held.dropOwn(ev.id, ev.token);
-    } else if (ev.mustStart) {
-      // Charged already (marked started): acknowledged now, not in a batch a
-      // crash could lose, so a crash charges it only while it ran.
-      await this.#ackNow(ev);
-    } else {
-      this.#queueAcks([[ev.id, ev.token, null]]);
-    }
-    return newState;
-  }
-
-  /**
-   * A handler that the watchdog had given up on finished: its slot is free
-   * again, and what it did is not reported (the event was failed).
-   * @param {Event} ev
-   * @param {string} how
-   */
-  #late(ev, how) {
-    this.log.info(`${this.service}/${ev.id}: the handler ${how}; its slot is free again`);
-    this.#held.dropOwn(ev.id, ev.token);
-  }
-
-  /**
-   * Acknowledge one event at once; on any trouble hand it to the acker.
-   * @param {Event} ev
-   */
-  async #ackNow(ev) {
-    /** @type {HomingError | null} */
-    let err;
-    try {
-      [err] = await accepted(this._replication,
-        () => this.client.completeMany(this.service, [[ev.id, ev.token, null]]));
-    } catch (exc) {
-      if (!(exc instanceof HomingError)) throw exc; // a bug: not taken for a lost connection
-      // Not sent (a lost connection, say): the acker sends it with its backoff.
-      this.#queueAcks([[ev.id, ev.token, null]], true);
-      return;
-    }
-    if (err === null) {
-      this.stats.completed += 1;
-      this.#held.drop(ev.id, ev.token);
-    } else if (err instanceof RedisFullError) {
-      this.#queueAcks([[ev.id, ev.token, null]], true);
-    } else {
-      this.stats.lost += 1;
-      countError(this.stats, err.code);
-      this.log.warn(`completion refused: ${err.message}`);
-      this.#held.drop(ev.id, ev.token);
-    }
-  }
-
-  /**
-   * Hand settled completions to the acker.
-   * @param {[string, number, unknown][]} items id, token, result
-   * @param {boolean} [resend] refused by a full Redis: keep extending their leases
-   */
-  #queueAcks(items, resend = false) {
-    if (resend) this.#held.resend(items);
-    // The acker takes the whole queue when it wakes, so only the first of a
-    // batch needs to wake it.
-    if (this.#acks.length === 0) this.#ackSignal.notify();
-    this.#acks.push(...items);
-    this.#acking += items.length;
-    // Handled events need no slot any more: room for the fetcher's next batch.
-    this.#roomSignal.notify();
-  }
-
-  /**
-   * @param {Event} ev
-   * @param {unknown} exc
-   */
-  async #failed(ev, exc) {
-    const { dead, reject, timeout, reason, detail } = failure(exc);
-    if (!this.#held.settle(ev.id, ev.token)) {
-      // Its outcome is settled already (the consumer completed it, or the
-      // heartbeat found the lease lost): there is nothing left to fail.
-      this.log.warn(`${this.service}/${ev.id} raised after its outcome was settled: ${reason}`);
-      this.#held.dropOwn(ev.id, ev.token);
-      return;
-    }
-    if (timeout) {
-      this.stats.timedOut += 1;
-      this.log.error(`${this.service}/${ev.id} attempt ${ev.attempt}: ${reason}; failing it`);
-    } else if (!reject) {
-      this.log.warn(`${this.service}/${ev.id} attempt ${ev.attempt} failed: ${reason}${detail}`);
-    }
-    await sendFail(this, this.#stop, ev, reason, dead);
-    this.#held.drop(ev.id, ev.token);
-  }
-
-  async #ackLoop() {
-    const pause = { ms: 50 };
-    let fullPause = 50;
-    for (;;) {
-      while (this.#acks.length === 0 && !this.#handlersDone) await this.#ackSignal.wait(100);
-      if (this.#acks.length === 0 && this.#handlersDone) return;
-      const batch = this.#acks.splice(0, MAX_BATCH);
-      /** @type {(HomingError | null)[] | null} */
-      let errors = null;
-      for (;;) {
-        errors = await retrying(
-          this.log,
-          this.#stop,
-          "complete",
-          () => accepted(this._replication, () => this.client.completeMany(this.service, batch)),
-          pause,
-        );
-        if (errors !== null) break;
-        if (this.#handlersDone && pause.ms >= MAX_PAUSE) {
-          this.log.error(
-            `giving up ${batch.length} completions: Redis unreachable; they will be ` +
-              "redelivered after their leases expire",
-          );
-          errors = batch.map(() => new ConnectionLostError("completion given up at shutdown"));
-          break;
-        }
-      }
-      // A full Redis refuses a completion whose result would grow it, and
-      // leaves the event leased: kept (and extended), sent again after a pause.
-      const { settled, full } = countAcks(this.stats, this.log, batch, errors);
-      this.#acking -= settled.length;
-      this.#held.dropMany(settled);
-      if (full.length === 0) {
-        fullPause = 50;
-        continue;
-      }
-      if (this.#handlersDone && fullPause >= MAX_PAUSE) {
-        this.log.error(
-          `giving up ${full.length} completions refused by a full Redis at shutdown; they ` +
-            "will be redelivered after their leases expire",
-        );
-        this.#acking -= full.length;
-        this.#held.dropMany(full);
-        continue;
-      }
-      this.log.warn(`${full.length} completions refused by a full Redis; sending them again in ${fullPause} ms`);
-      this.#held.resend(full);
-      this.#acks.push(...full);
-      await sleep(fullPause); // not cut short by stop(): it would spin on a full Redis
-      fullPause = Math.min(fullPause * 2, MAX_PAUSE);
-    }
-  }
-
-  /**
-   * Beat three times per lease. With no leaseMs of its own, the worker follows
-   * the service's policy, re-read with every beat (as in Python): a lease_ms
-   * lowered by configure while it runs must not let its leases run out. The
-   * handler timeout is read the same way.
-   */
-  async #paceHeartbeat() {
-    let lease = this.leaseMs;
-    let timeout = this.handlerTimeoutMs;
-    if (lease == null || timeout == null) {
-      const policy = await this.client.stats(this.service);
-      lease ??= policy["policy.lease_ms"];
-      timeout ??= policy["policy.handler_timeout_ms"] ?? 0;
-    }
-    this.#leaseMs = lease;
-    this.#beatEvery = lease / 3;
-    this.#timeoutMs = timeout;
-  }
-
-  async #beatLoop() {
-    const pause = { ms: 50 };
-    while (!(await this.#beatStop.wait(this.#beatEvery))) {
-      // Keep the service registered, so a scheduler can reclaim these leases
-      // even after the registry was lost.
-      await retrying(this.log, this.#stop, "register", () => this.client.register(this.service), pause);
-      if (this.leaseMs == null || this.handlerTimeoutMs == null) {
-        await retrying(this.log, this.#stop, "read the policy", () => this.#paceHeartbeat(), pause);
-      }
-      // Started or not: an unstarted event's lease is kept too, until it runs.
-      const held = this.#held.toExtend();
-      for (let i = 0; i < held.length; i += MAX_BATCH) {
-        const chunk = held.slice(i, i + MAX_BATCH);
-        const sent = performance.now();
-        const out = await retrying(
-          this.log,
-          this.#stop,
-          "extend",
-          () => this.client.extendMany(this.service, chunk, this.leaseMs),
-          pause,
-        );
-        if (out === null) continue;
-        this.#held.renew(chunk.filter((_, j) => !(out[j] instanceof HomingError)), sent + this.#leaseMs);
-        out.forEach((r, j) => {
-          const [eventId, token] = chunk[j];
-          // settle() makes this the event's one outcome: counted once, and its
-          // handler's completion is not sent to be refused again (as in Python).
-          if (r instanceof HomingError && this.#held.isOpen(eventId, token) && this.#held.settle(eventId, token)) {
-            this.log.warn(`lease of ${this.service}/${eventId} lost: ${r.message}`);
-            this.stats.lost += 1;
-          }
-        });
-      }
-      await this.#presence?.beat(held, this.#beatEvery); // after the extends: never before them
-    }
-  }
-
   /**
    * Fail events whose handlers overran the timeout (aborting their signals);
    * stop the worker when every slot is hung. A slot counts as hung from the
@@ -754,25 +408,25 @@ export class Worker {
    * has that long to return.
    */
   async #watchLoop() {
-    while (!(await this.#beatStop.wait(Math.min(Math.max(this.#timeoutMs / 10, 20), 500)))) {
+    while (!(await this.#beat.wait(Math.min(Math.max(this.#beat.timeoutMs / 10, 20), 500)))) {
       this.#checkReadOnly();
       if (this.#watch.hung >= this.concurrency && !this.hung && !this.#stop.isSet) {
         this.hung = true;
         this.log.error(
-          `all ${this.concurrency} slots are hung in handlers past the ${this.#timeoutMs} ms ` +
+          `all ${this.concurrency} slots are hung in handlers past the ${this.#beat.timeoutMs} ms ` +
             "timeout: stopping this worker so that its supervisor restarts it",
         );
         this.stop();
       }
-      const timeout = this.#timeoutMs;
+      const timeout = this.#beat.timeoutMs;
       if (!timeout) continue;
       for (const { ev, controller } of this.#watch.overdue(timeout)) {
         const exc = new HandlerTimeoutError(timeout);
         // Abort first, so that the handler can stop while the fail is sent;
-        // #failed settles the event before its first await, so whatever the
+        // failed() settles the event before its first await, so whatever the
         // handler does after the abort is not reported.
         controller.abort(exc);
-        await this.#failed(ev, exc);
+        await this.#slotsRun.failed(ev, exc);
       }
     }
   }
@@ -801,7 +455,7 @@ export class Worker {
   // -- release ---------------------------------------------------------------
 
   async #releaseUnstarted() {
-    const items = this.#todo.splice(0).map((ev) => /** @type {Lease} */ ([ev.id, ev.token]));
+    const items = this.#fetcher.drain().map((ev) => /** @type {Lease} */ ([ev.id, ev.token]));
     await this.#release(items);
   }
 

@@ -1,0 +1,100 @@
+// The worker's fetcher (the fetch thread of python/homing/worker.py) and the
+// inbox it fills: it leases batches in reserve mode whenever slots are free,
+// so a consumer rarely waits on a round trip. Kept apart from worker.js
+// because the window rule is its own: handled events waiting for their ack
+// count as free, so the next dequeue overlaps the last completeMany, but it
+// never holds more than two windows (concurrency + prefetch) of leases.
+
+import { MAX_BATCH } from "./manifest.js";
+import { retrying } from "./outcomes.js";
+import { Signal } from "./sync.js";
+
+/** @typedef {import("./types.js").Event} Event */
+/** @typedef {import("./client.js").Client} Client */
+/** @typedef {import("./sync.js").Stopper} Stopper */
+/** @typedef {import("./holding.js").Held} Held */
+/** @typedef {import("./holding.js").WorkerStats} WorkerStats */
+/** @typedef {import("./worker-support.js").Logger} Logger */
+
+/**
+ * How long the fetcher sleeps when it has no room for more leases, unless a
+ * lease is dropped or a handled event is handed to the acker first (both
+ * wake it). As Python's 1 ms: room opens as soon as acks are queued, and the
+ * next dequeue is meant to overlap their completeMany (docs/worker.md).
+ */
+export const ROOM_WAIT_MS = 1;
+
+export class Fetcher {
+  /** @type {Event[]} leased, not yet started */
+  #todo = [];
+  #todoSignal = new Signal();
+  #roomSignal = new Signal();
+
+  /**
+   * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
+   *   leaseMs: number | null, concurrency: number, prefetch: number, pollMaxMs: number}} worker
+   * @param {Stopper} stop
+   * @param {() => {held: Held, acking: number, leaseMs: number}} now what the
+   * window depends on, read before each dequeue: the leases held, how many of
+   * them wait for their ack, the effective lease length
+   */
+  constructor(worker, stop, now) {
+    this.worker = worker;
+    this.stop = stop;
+    this.now = now;
+  }
+
+  /** Room may have opened (a lease dropped, acks queued), or the worker stops. */
+  wake() {
+    this.#roomSignal.notify();
+    this.#todoSignal.notify();
+  }
+
+  /** @returns {Event[]} the unstarted events, taken out of the inbox (to release them) */
+  drain() {
+    return this.#todo.splice(0);
+  }
+
+  /** @returns {Promise<Event | null>} the next unstarted event, or null once stopping */
+  async take() {
+    while (!this.stop.isSet) {
+      const ev = this.#todo.shift();
+      if (ev !== undefined) return ev;
+      await this.#todoSignal.wait(1000);
+    }
+    return null;
+  }
+
+  async loop() {
+    const { client, service, stats, log } = this.worker;
+    let idle = 1;
+    const pause = { ms: 50 };
+    const window = this.worker.concurrency + this.worker.prefetch;
+    while (!this.stop.isSet) {
+      const { held, acking } = this.now();
+      // Overlap the next dequeue with the acks of the last batch, but never
+      // hold more than two windows of leases at once.
+      const room = Math.min(window - (held.size - acking), 2 * window - held.size);
+      if (room <= 0) {
+        await this.#roomSignal.wait(ROOM_WAIT_MS);
+        continue;
+      }
+      const n = Math.min(room, MAX_BATCH);
+      // The local deadline counts from before the call: the lease cannot
+      // have begun earlier than that.
+      const sent = performance.now();
+      const events = await retrying(log, this.stop, "dequeue",
+        () => client.dequeue(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
+      if (!events || events.length === 0) {
+        await this.stop.wait(idle);
+        idle = Math.min(idle * 2, this.worker.pollMaxMs);
+        continue;
+      }
+      idle = 1;
+      held.add(events, sent + this.now().leaseMs);
+      stats.received += events.length;
+      this.#todo.push(...events);
+      this.#todoSignal.notify();
+    }
+  }
+}

@@ -1,0 +1,174 @@
+// The worker's slots (the handler threads of python/homing/worker.py): each
+// takes the next leased event, decides whether it may start (its lease is
+// still the worker's by the local clock, and it is marked started in Redis
+// first if it came back unstarted before), runs the consumer's handleEvent
+// and hands the outcome on: the acker for a completion, a fail for a throw.
+// Kept apart from worker.js, which owns the lifecycle: these are the rules
+// of docs/worker.md's "Starting an event" and "Handling".
+
+import { HomingError } from "./errors.js";
+import { sendFail } from "./outcomes.js";
+import { observe } from "./tracing.js";
+import { START_MARGIN, describe, failure } from "./worker-support.js";
+
+/** @typedef {import("./types.js").Event} Event */
+/** @typedef {import("./consumer.js").Consumer} Consumer */
+/** @typedef {import("./client.js").Client} Client */
+/** @typedef {import("./sync.js").Stopper} Stopper */
+/** @typedef {import("./holding.js").Held} Held */
+/** @typedef {import("./holding.js").Lease} Lease */
+/** @typedef {import("./holding.js").WorkerStats} WorkerStats */
+/** @typedef {import("./watchdog.js").Watchdog} Watchdog */
+/** @typedef {import("./acker.js").Acker} Acker */
+/** @typedef {import("./fetcher.js").Fetcher} Fetcher */
+/** @typedef {import("./heartbeat.js").Heartbeat} Heartbeat */
+/** @typedef {import("./outcomes.js").ReplicationWarning} ReplicationWarning */
+/** @typedef {import("./worker-support.js").Logger} Logger */
+
+export class Slots {
+  /**
+   * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
+   *   _replication: ReplicationWarning, instruments: import("./tracing.js").Instrument[]}} worker
+   * @param {{held: Held, watch: Watchdog, acker: Acker, fetcher: Fetcher, beat: Heartbeat,
+   *   stop: Stopper, release: (items: Lease[]) => Promise<void>}} parts the worker's
+   */
+  constructor(worker, { held, watch, acker, fetcher, beat, stop, release }) {
+    this.worker = worker;
+    this.held = held;
+    this.watch = watch;
+    this.acker = acker;
+    this.fetcher = fetcher;
+    this.beat = beat;
+    this.stop = stop;
+    this.release = release;
+  }
+
+  /**
+   * @param {number} slot
+   * @param {Consumer} consumer
+   * @param {unknown} state
+   */
+  async run(slot, consumer, state) {
+    for (;;) {
+      const ev = await this.fetcher.take();
+      if (ev === null) return;
+      if (await this.#mayStart(ev)) state = await this.#handle(slot, consumer, ev, state);
+    }
+  }
+
+  /**
+   * Whether to run ev: its lease is still this worker's, and marked started
+   * in Redis first if it must be.
+   * @param {Event} ev
+   */
+  async #mayStart(ev) {
+    const { id, token } = ev;
+    if (performance.now() > this.held.endsAt(id, token) - START_MARGIN * this.beat.leaseMs) {
+      // Its lease ran out while it waited (a Redis outage, a stalled process):
+      // it may be someone else's by now. Not run; released in case it was not
+      // reclaimed yet (a refused release is fine).
+      this.worker.stats.expiredUnstarted += 1;
+      this.worker.log.warn(`${this.worker.service}/${id} not started: its lease ran out while it waited`);
+      await this.release([[id, token]]);
+      return false;
+    }
+    if (!this.held.isOpen(id, token)) {
+      // Settled meanwhile: the heartbeat found its lease lost (reclaimed).
+      this.held.drop(id, token);
+      return false;
+    }
+    if (!ev.mustStart) return true; // the fast path: no extra call
+    /** @type {unknown} */
+    let out;
+    try {
+      [out] = await this.worker.client.start(this.worker.service, [[id, token]]);
+    } catch (exc) {
+      if (!(exc instanceof HomingError)) throw exc; // a bug: not taken for a refusal
+      out = exc;
+    }
+    if (typeof out !== "number") {
+      // Not marked, so not run: its lease expires and it comes back.
+      this.worker.log.warn(`${this.worker.service}/${id} not started: ${describe(out)}`);
+      if (this.held.settle(id, token)) this.worker.stats.lost += 1;
+      this.held.drop(id, token);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * @param {number} slot
+   * @param {Consumer} consumer
+   * @param {Event} ev
+   * @param {unknown} state
+   */
+  async #handle(slot, consumer, ev, state) {
+    let newState;
+    const controller = new AbortController();
+    this.watch.begin(slot, ev, controller);
+    consumer._event = ev; // for complete(): the token of this delivery
+    try {
+      newState = await observe(this.worker.instruments, ev,
+        async () => consumer.handleEvent(ev, state, { signal: controller.signal }));
+    } catch (exc) {
+      // Whatever it throws (not only an Error), a handler must not take its
+      // slot down while the event stays leased and heartbeaten.
+      consumer._event = null;
+      if (this.watch.end(slot)) {
+        this.#late(ev, `threw after its timeout: ${describe(exc)}`);
+      } else {
+        await this.failed(ev, exc);
+      }
+      return state;
+    }
+    consumer._event = null;
+    const timedOut = this.watch.end(slot);
+    if (!this.held.settle(ev.id, ev.token)) {
+      // The consumer completed it, the heartbeat found it lost, or the
+      // watchdog failed it: nothing more to send.
+      if (timedOut) this.#late(ev, "returned after its timeout");
+      else this.held.dropOwn(ev.id, ev.token);
+    } else if (ev.mustStart) {
+      // Charged already (marked started): acknowledged now, not in a batch a
+      // crash could lose, so a crash charges it only while it ran.
+      await this.acker.now(ev);
+    } else {
+      this.acker.queue([[ev.id, ev.token, null]]);
+    }
+    return newState;
+  }
+
+  /**
+   * A handler that the watchdog had given up on finished: its slot is free
+   * again, and what it did is not reported (the event was failed).
+   * @param {Event} ev
+   * @param {string} how
+   */
+  #late(ev, how) {
+    this.worker.log.info(`${this.worker.service}/${ev.id}: the handler ${how}; its slot is free again`);
+    this.held.dropOwn(ev.id, ev.token);
+  }
+
+  /**
+   * @param {Event} ev
+   * @param {unknown} exc
+   */
+  async failed(ev, exc) {
+    const { dead, reject, timeout, reason, detail } = failure(exc);
+    if (!this.held.settle(ev.id, ev.token)) {
+      // Its outcome is settled already (the consumer completed it, or the
+      // heartbeat found the lease lost): there is nothing left to fail.
+      this.worker.log.warn(`${this.worker.service}/${ev.id} raised after its outcome was settled: ${reason}`);
+      this.held.dropOwn(ev.id, ev.token);
+      return;
+    }
+    if (timeout) {
+      this.worker.stats.timedOut += 1;
+      this.worker.log.error(`${this.worker.service}/${ev.id} attempt ${ev.attempt}: ${reason}; failing it`);
+    } else if (!reject) {
+      this.worker.log.warn(`${this.worker.service}/${ev.id} attempt ${ev.attempt} failed: ${reason}${detail}`);
+    }
+    await sendFail(this.worker, this.stop, ev, reason, dead);
+    this.held.drop(ev.id, ev.token);
+  }
+}
