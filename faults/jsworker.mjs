@@ -8,7 +8,8 @@
 // completion was accepted). One JSON line per handler start and end, in the
 // Python consumer's format, so the checker reads both ports alike. The payload
 // says what to do: w ms of work, f = fail while the attempt is at most f.
-// SIGTERM/SIGINT stop it gracefully; a worker whose every slot hung exits 3.
+// SIGTERM/SIGINT stop it gracefully (a second one releases everything held
+// and exits 130); a worker whose every slot hung exits 3.
 // FAULTS_JS_PACKAGE (a path to another checkout's javascript/src/index.js) judges
 // that checkout's JS client instead, as --homing-path does for Python.
 
@@ -77,4 +78,6 @@ const worker = new Worker(client, service, Recorder, {
 const stats = await worker.run();
 logger.info("stopped", JSON.stringify(stats));
 await client.close().catch(() => {});
-process.exit(worker.hung ? 3 : 0);
+// As javascript/README.md's pattern: 130 after a second signal (run() has
+// released everything held then), 3 when every slot hung.
+process.exit(worker.interrupted ? 130 : worker.hung ? 3 : 0);
