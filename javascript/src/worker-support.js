@@ -5,7 +5,7 @@
 // worker.js, fetcher.js, acker.js and heartbeat.js.
 
 import { Consumer, Reject } from "./consumer.js";
-import { LAYOUT, LIMITS } from "./manifest.js";
+import { LAYOUT, MAX_REASON } from "./manifest.js";
 import { CorruptEnvelopeError, HomingError, InvalidArgumentError } from "./errors.js";
 import { HandlerTimeoutError } from "./watchdog.js";
 
@@ -51,6 +51,23 @@ export function describe(exc) {
 }
 
 /**
+ * text cut to the manifest's reason cap (limits.reason_bytes) in UTF-8 bytes,
+ * on a character boundary, as fail.lua cuts it and as Python's cut_reason:
+ * cutting characters would send up to four times the cap for the script to
+ * cut again, and log a reason other than the one stored. A character the cut
+ * would split is dropped whole, so the reason stays valid text.
+ * @param {string} text
+ * @returns {string}
+ */
+export function cutReason(text) {
+  const bytes = new TextEncoder().encode(text); // a lone surrogate becomes U+FFFD
+  if (bytes.length <= MAX_REASON) return new TextDecoder().decode(bytes);
+  let end = MAX_REASON;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end -= 1; // back to a character's first byte
+  return new TextDecoder().decode(bytes.subarray(0, end));
+}
+
+/**
  * How the worker fails an event for what its handler threw, whatever that is.
  * @param {unknown} exc
  * @returns {{dead: boolean, reject: boolean, timeout: boolean, reason: string, detail: string}}
@@ -66,8 +83,7 @@ export function failure(exc) {
   } catch {
     // a Proxy that throws on every trap
   }
-  // Cut to the scripts' cap here too, so that the reason logged is the one stored.
-  const reason = (timeout ? /** @type {Error} */ (exc).message : describe(exc)).slice(0, LIMITS.reason_bytes);
+  const reason = cutReason(timeout ? /** @type {Error} */ (exc).message : describe(exc));
   try {
     const reject = exc instanceof Reject;
     const dead = reject || exc instanceof CorruptEnvelopeError;

@@ -2,16 +2,17 @@
 // Python one (issue 9), each held to the spec here: the registry is recorded
 // only after its SADD succeeded, a worker registers only once every init()
 // succeeded, only homing errors are retried (anything else stops the worker
-// and run() rejects with it), the full-inbox wait is Python's, and the batch
-// size comes from the manifest's limits, not a literal.
+// and run() rejects with it), the full-inbox wait is Python's, the batch
+// size and the reason cap come from the manifest's limits, not a literal.
 
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
 import { after, test } from "node:test";
 
 import { Client, ConnectionLostError, Consumer, Worker } from "../src/index.js";
-import { MAX_BATCH } from "../src/manifest.js";
+import { MAX_BATCH, MAX_REASON } from "../src/manifest.js";
 import { ROOM_WAIT_MS } from "../src/worker.js";
+import { failure } from "../src/worker-support.js";
 import { connect, privateServer, recordingLogger, uniquePrefix, until } from "./helpers.js";
 
 const server = await privateServer();
@@ -133,4 +134,13 @@ test("room opens when handled events are handed to the acker, not only when leas
     await until(() => worker.stats.completed === 6, 10000, "every event acknowledged");
     await worker.shutdown();
   }
+});
+
+test("a fail reason is cut to the manifest's cap in UTF-8 bytes, on a character boundary", () => {
+  // "Error: " (7 bytes) then two-byte characters: the cap falls inside one.
+  const { reason } = failure(new Error("é".repeat(MAX_REASON)));
+  const bytes = new TextEncoder().encode(reason).length;
+  assert.ok(bytes <= MAX_REASON && bytes >= MAX_REASON - 1, `${bytes} bytes`);
+  assert.equal(reason, `Error: ${"é".repeat(Math.floor((MAX_REASON - 7) / 2))}`, "a prefix, no split character");
+  assert.equal(failure(new Error("short")).reason, "Error: short");
 });
