@@ -74,10 +74,15 @@ test("a homing error in a loop is retried with a warning; any other error stops 
   const worker = new Worker(own, "buggy", Quick, { logger });
   // Before, every error was retried (and logged as an error) for ever, so
   // run() never returned: the race below fails then.
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
   const ran = await Promise.race([
     worker.run({ signals: [] }).then(() => "returned", (err) => err),
-    new Promise((r) => setTimeout(r, 20000, "still running")),
+    new Promise((r) => {
+      timer = setTimeout(r, 20000, "still running");
+    }),
   ]);
+  clearTimeout(timer);
   assert.ok(ran instanceof TypeError, String(ran));
   assert.ok(logger.lines.some((l) => l.level === "warn" && /^dequeue: ConnectionLostError/.test(l.text)),
     "the homing error was retried, as a warning");
