@@ -44,6 +44,8 @@ export class Slots {
   }
 
   /**
+   * One slot's loop, until the worker stops: the state its consumer returns
+   * is handed to its next event.
    * @param {number} slot
    * @param {Consumer} consumer
    * @param {unknown} state
@@ -150,6 +152,9 @@ export class Slots {
   }
 
   /**
+   * Fail ev for what its handler threw, or for the handler timeout (the
+   * watchdog calls this too): settled first, before any await, so whatever
+   * the handler reports afterwards is dropped.
    * @param {Event} ev
    * @param {unknown} exc
    */
