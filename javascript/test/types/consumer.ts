@@ -60,6 +60,7 @@ import {
   UnknownEventError,
   VERSION,
   Worker,
+  type WorkerBeatOptions,
   type WorkerOptions,
   WorkerStats,
   WrongTypeError,
@@ -121,6 +122,11 @@ export async function producer(): Promise<string[]> {
   const distributed: DistributeResult = await client.distribute("orders", 100);
   await client.register("orders");
   const beatAt: number = await client.beat("scheduler:host:1");
+  const beat: WorkerBeatOptions = {
+    name: "orders:h:1:ab", service: "orders", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 1000,
+    stopped: false, ids: [], forgetMs: 3_600_000,
+  };
+  const pruned: number = await client.workerBeat(beat);
   await client.hintExpired("orders");
   const hinted: string[] = await client.takeHints(10);
   const reports: NodeDurability[] = await client.checkDurability({ require: false });
@@ -129,7 +135,7 @@ export async function producer(): Promise<string[]> {
   const replicas = client.wait?.replicas ?? 0;
   const readOnly: number = client.readOnlyForMs();
   void [cancelled, state, done, waitOrResult, policy.handlerTimeoutMs, letter?.reason, requeued, left, purged];
-  void [services, counts, promoted.returned, distributed.dead, beatAt, hinted, findings, kind, replicas, readOnly];
+  void [services, counts, promoted.returned, distributed.dead, beatAt, pruned, hinted, findings, kind, replicas, readOnly];
   void [SCHEMA, VERSION, client.prefix, client.maxPayload, client.registerEveryMs, client.commandTimeoutMs];
   // @ts-expect-error a service name is a string
   await client.enqueue(42, {});
