@@ -46,6 +46,8 @@ import {
   type Policy,
   PromoteResult,
   ReadOnlyError,
+  Recurring,
+  RecurringPage,
   RedisFullError,
   Reject,
   ResultTimeoutError,
@@ -68,7 +70,9 @@ import {
   envelope,
   errorFor,
   manifest,
+  metrics,
   ops,
+  tracing,
 } from "homing";
 
 interface Order {
@@ -263,4 +267,26 @@ export function lowerLevel(): unknown[] {
     ops.promote("orders", 10), ops.distribute("orders", 10), ops.beat("d:h:1"),
     durability.SETTINGS, durability.read(null), durability.summary([report]), durable,
   ];
+}
+
+export async function observability(client: Client, w: Worker, ev: Event): Promise<unknown[]> {
+  const page: RecurringPage = await client.recurringList("orders", { offset: 0, count: 10 });
+  const first: Recurring | undefined = page.schedules[0];
+  const made = new RecurringPage(1, [new Recurring("daily", "every 1000 1", 0, 0, 0)]);
+  const carrier: envelope.TraceCarrier | null = envelope.traceOf(envelope.encode(1, { traceparent: "00-x-y-01" }));
+  envelope.outgoingTrace.current = carrier;
+  const histogram = metrics.handlerHistogram(w);
+  const own = new metrics.DurationHistogram(metrics.HANDLER_BUCKETS);
+  own.observe("ok", 0.01);
+  const instrument: tracing.Instrument = own.instrument();
+  w.instruments.push(instrument, ...tracing.defaultInstruments());
+  const snapshot: metrics.WorkerSnapshot = await w.metrics();
+  const again: metrics.WorkerSnapshot = await metrics.workerSnapshot(w);
+  const data: metrics.HistogramData | undefined = histogram.byOutcome["ok"];
+  const ran: number = await tracing.observe(w.instruments, ev, async () => 1);
+  const sent: string = await tracing.producing("orders", "enqueue", 1, true, async () => "id");
+  const handled: number = await tracing.handling(ev, async () => 2);
+  const call: Call = ops.call("enqueue", "orders", { payload: 1 });
+  return [first?.spec, made.total, snapshot.gauges, again.totals, data?.count, ran, sent, handled, call,
+    metrics.GAUGES, metrics.COUNTERS, metrics.registerPrometheus({}, w), tracing.ENABLED, ops.CALLS, ops.RECORDS];
 }
