@@ -13,7 +13,9 @@
 // options say what the test does around it: `feed=SERVICE` enqueues FED
 // events into SERVICE (default prefix) first, `sigterm=SERVICE` feeds it too
 // and sends SIGTERM once the program holds all of them, `replica` gives the
-// server a replica (for an example with waitReplicas).
+// server a replica (for an example with waitReplicas), `needs=PACKAGE` is
+// an npm package the example imports besides homing (installed into the
+// folder at the version javascript/package-lock.json has).
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -78,6 +80,11 @@ before(() => {
   mkdirSync(app);
   writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
   npm(["install", "--no-audit", "--no-fund", path.join(tmp, info.filename)], app);
+  // What an example imports besides homing (prom-client), as a user would add it.
+  const lock = JSON.parse(readFileSync(path.join(pkg, "package-lock.json"), "utf8"));
+  const needs = [...new Set(BLOCKS.map((b) => b.options.needs).filter((n) => typeof n === "string"))];
+  const pinned = needs.map((n) => `${n}@${lock.packages[`node_modules/${n}`]?.version ?? "latest"}`);
+  if (pinned.length) npm(["install", "--no-audit", "--no-fund", ...pinned], app);
 });
 
 test("the packed manifest is the one lua/ builds", () => {
@@ -138,6 +145,7 @@ describe("every JavaScript block of the READMEs runs as written and exits", () =
         assert.equal(status, 0, `${block.where} exited with ${status}:\n${output}${errors}`);
         if (block.name === "quickstart") assert.equal(output, "sum: 42\n");
         if (block.name === "overview") assert.match(output, /^posted Oslo\n/);
+        if (block.name === "prometheus") assert.match(output, /^homing_events_ready\{service="weather"\} \d+$/m);
         if (service) {
           // Nothing left leased: what the worker did not complete is back in ready.
           const st = await client.stats(service);
@@ -182,7 +190,7 @@ describe("the type declarations in a fresh TypeScript project", () => {
       cpSync(consumer, path.join(project, "consumer.ts"));
       // The fresh project resolves "homing" from the app's node_modules (the
       // installed tarball), which holds no @types at all.
-      assert.ok(!existsSync(path.join(app, "node_modules", "@types")), "the package brings no @types");
+      assert.ok(!existsSync(path.join(app, "node_modules", "@types", "node")), "no @types/node in the project");
       writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "ts", private: true, type: "module" }));
       cpSync(path.join(app, "node_modules"), path.join(project, "node_modules"), { recursive: true, verbatimSymlinks: true });
       const res = spawnSync(process.execPath, [tsc, "--strict", "--noEmit", "--module", "nodenext", ...flags,
