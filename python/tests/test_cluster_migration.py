@@ -69,7 +69,8 @@ def test_build_refuses_an_unused_key(tmp_path: Path) -> None:
     layout, errors = build.load_json("keys.json"), build.load_json("errors.json")["errors"]
     probe = tmp_path / "probe.lua"
     probe.write_text("--[[\n@script probe\n@version 1\n@memory none\n@summary p\n"
-                     "@key meta\n@key dead\n@return value(int) r\n]]\nreturn redis.call('HLEN', K.meta)\n")
+                     "@key meta\n@key dead\n@return value(int) r\n]]\n"
+                     "return redis.call('HLEN', K.meta)\n")
     with pytest.raises(build.BuildError, match=r"declares keys \['dead'\]"):
         build.build_script(probe, layout, errors)
     probe.write_text(probe.read_text().replace("@key dead\n", ""))
