@@ -17,6 +17,7 @@
     | unknown_event
     | stale_lease
     | event_dead
+    | service_not_empty
     | timeout
     | redis_full
     | not_durable
@@ -42,6 +43,7 @@ codes() ->
      unknown_event,
      stale_lease,
      event_dead,
+     service_not_empty,
      timeout,
      redis_full,
      not_durable,
@@ -66,6 +68,7 @@ atom(<<"DUPLICATE_ID">>) -> duplicate_id;
 atom(<<"UNKNOWN_EVENT">>) -> unknown_event;
 atom(<<"STALE_LEASE">>) -> stale_lease;
 atom(<<"EVENT_DEAD">>) -> event_dead;
+atom(<<"SERVICE_NOT_EMPTY">>) -> service_not_empty;
 atom(<<"TIMEOUT">>) -> timeout;
 atom(<<"REDIS_FULL">>) -> redis_full;
 atom(<<"NOT_DURABLE">>) -> not_durable;
@@ -89,6 +92,7 @@ code(duplicate_id) -> <<"DUPLICATE_ID">>;
 code(unknown_event) -> <<"UNKNOWN_EVENT">>;
 code(stale_lease) -> <<"STALE_LEASE">>;
 code(event_dead) -> <<"EVENT_DEAD">>;
+code(service_not_empty) -> <<"SERVICE_NOT_EMPTY">>;
 code(timeout) -> <<"TIMEOUT">>;
 code(redis_full) -> <<"REDIS_FULL">>;
 code(not_durable) -> <<"NOT_DURABLE">>;
@@ -112,6 +116,7 @@ class(duplicate_id) -> <<"DuplicateIdError">>;
 class(unknown_event) -> <<"UnknownEventError">>;
 class(stale_lease) -> <<"StaleLeaseError">>;
 class(event_dead) -> <<"EventDeadError">>;
+class(service_not_empty) -> <<"ServiceNotEmptyError">>;
 class(timeout) -> <<"ResultTimeoutError">>;
 class(redis_full) -> <<"RedisFullError">>;
 class(not_durable) -> <<"NotDurableError">>;
@@ -146,6 +151,8 @@ message(stale_lease) ->
     <<"the lease token is not the event's current lease (it expired and was reclaimed, or the event is not in flight)">>;
 message(event_dead) ->
     <<"the event went to the dead letters instead of completing">>;
+message(service_not_empty) ->
+    <<"the service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written">>;
 message(timeout) ->
     <<"no result arrived within the timeout">>;
 message(redis_full) ->
@@ -177,6 +184,7 @@ source(duplicate_id) -> lua;
 source(unknown_event) -> lua;
 source(stale_lease) -> lua;
 source(event_dead) -> client;
+source(service_not_empty) -> lua;
 source(timeout) -> client;
 source(redis_full) -> lua;
 source(not_durable) -> client;

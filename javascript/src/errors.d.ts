@@ -69,6 +69,11 @@ export class EventDeadError extends HomingError {
   static readonly code: "EVENT_DEAD";
 }
 
+/** The service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written. */
+export class ServiceNotEmptyError extends HomingError {
+  static readonly code: "SERVICE_NOT_EMPTY";
+}
+
 /** No result arrived within the timeout. */
 export class ResultTimeoutError extends HomingError {
   static readonly code: "TIMEOUT";
@@ -122,6 +127,7 @@ export type ErrorCode =
   | "UNKNOWN_EVENT"
   | "STALE_LEASE"
   | "EVENT_DEAD"
+  | "SERVICE_NOT_EMPTY"
   | "TIMEOUT"
   | "REDIS_FULL"
   | "NOT_DURABLE"
@@ -145,6 +151,7 @@ export const BY_CODE: Readonly<{
   UNKNOWN_EVENT: typeof UnknownEventError;
   STALE_LEASE: typeof StaleLeaseError;
   EVENT_DEAD: typeof EventDeadError;
+  SERVICE_NOT_EMPTY: typeof ServiceNotEmptyError;
   TIMEOUT: typeof ResultTimeoutError;
   REDIS_FULL: typeof RedisFullError;
   NOT_DURABLE: typeof NotDurableError;

@@ -93,6 +93,12 @@ export class EventDeadError extends HomingError {
   static description = "The event went to the dead letters instead of completing.";
 }
 
+/** The service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written. */
+export class ServiceNotEmptyError extends HomingError {
+  static code = "SERVICE_NOT_EMPTY";
+  static description = "The service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written.";
+}
+
 /** No result arrived within the timeout. */
 export class ResultTimeoutError extends HomingError {
   static code = "TIMEOUT";
@@ -155,6 +161,7 @@ export const BY_CODE = Object.freeze({
   UNKNOWN_EVENT: UnknownEventError,
   STALE_LEASE: StaleLeaseError,
   EVENT_DEAD: EventDeadError,
+  SERVICE_NOT_EMPTY: ServiceNotEmptyError,
   TIMEOUT: ResultTimeoutError,
   REDIS_FULL: RedisFullError,
   NOT_DURABLE: NotDurableError,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import durability, ops, scripting, tracing
+from . import due, durability, ops, scripting, tracing
 from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
@@ -113,7 +113,20 @@ class AsyncClient(ClientBase):
                 await self.register(call.service)
             except HomingError as exc:
                 self._unregistered(call.service, exc)
+        await self._index(call, reply)
         return self._settled(call, reply, acked)
+
+    async def _index(self, call: ops.Call, reply: Any) -> None:
+        """The due-time index's hint, as in ``Client._index``: never raised."""
+        at = due.due_of(call.script, reply)
+        if at is None:
+            return
+        key = global_key(self.prefix, "due")
+        try:
+            if await self.redis.zadd(key, {call.service: at}, lt=True, ch=True):
+                await self.redis.publish(due.channel(self.prefix), call.service)
+        except REDIS_ERRORS as exc:
+            self._hint_failed(call.service, translate(exc, key))
 
     async def _is_registered(self, service: str) -> bool:
         key = self._registry_key(service)

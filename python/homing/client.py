@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import durability, ops, presence, scripting, tracing
+from . import due, durability, ops, presence, scripting, tracing
 from .clientbase import (
     DEFAULT_URL,
     DEFAULT_WAIT_TIMEOUT_MS,
@@ -24,8 +24,14 @@ from .clientbase import (
     wait_refusal,  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
-from .errors import HomingError, RedisFullError
-from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, check_service, global_key
+from .errors import HomingError, RedisFullError, ServiceNotEmptyError
+from .manifest import (
+    DEFAULT_MAX_PAYLOAD,
+    DEFAULT_PREFIX,
+    SCRIPTS,
+    check_service,
+    global_key,
+)
 from .types import (
     DeadPage,
     DistributeResult,
@@ -140,7 +146,29 @@ class Client(ClientBase):
                 self.register(call.service)
             except HomingError as exc:
                 self._unregistered(call.service, exc)
+        self._index(call, reply)
         return self._settled(call, reply, acked)
+
+    def _index(self, call: ops.Call, reply: Any) -> None:
+        """Lower the service's entry in the due-time index to the due time this
+        reply added, and wake the schedulers if it did lower it (see ``due``).
+
+        After the script, like the registry's SADD: a hint only, so a failure is
+        warned about and the backstop sweep makes up for it; never raised, since
+        the script's write is in Redis already."""
+        at = due.due_of(call.script, reply)
+        if at is not None:
+            self.hint_due(call.service, at)
+
+    def hint_due(self, service: str, at: int) -> None:
+        """Lower service's entry in the due-time index to ``at`` (ms, Redis clock;
+        0: look now) and wake the schedulers if that lowered it. A hint: never raised."""
+        key = global_key(self.prefix, "due")
+        try:
+            if self.redis.zadd(key, {service: at}, lt=True, ch=True):
+                self.redis.publish(due.channel(self.prefix), service)
+        except REDIS_ERRORS as exc:
+            self._hint_failed(service, translate(exc, key))
 
     def _is_registered(self, service: str) -> bool:
         key = self._registry_key(service)
@@ -432,6 +460,60 @@ class Client(ClientBase):
         except REDIS_ERRORS as exc:
             raise translate(exc, key) from exc
         return {k: age for k, age in ages.items() if age <= forget_after}
+
+    # -- the due-time index, the ready wait and forgetting (see homing.due) ---
+
+    def due_take(self, limit: int = 100, claim_ms: int = 5000) -> tuple[int, int, int, list[str]]:
+        """Claim due services: (Redis now, next due, next stale claim, services)."""
+        return self.run(due.take(limit, claim_ms))
+
+    def due_settle(self, claim: int, items: Sequence[tuple[str, int]]) -> int:
+        """Put back each claimed service's next due time (-1: none)."""
+        return self.run(due.settle(claim, items))
+
+    def wait_ready(self, service: str, timeout: float) -> bool:
+        """Block until service's ready queue is not empty, for at most timeout s
+        (Redis rounds it up to its own timer tick, 100 ms by default).
+
+        ``BLMOVE ready ready RIGHT RIGHT``: it pops the next id and pushes it
+        straight back where it was, so the queue is unchanged, but it returns the
+        moment anything (an enqueue, a promote, a release) pushes an id. True if
+        the queue had something. Costs no command while it waits.
+        """
+        key = self._keys.keys(SCRIPTS["dequeue"], service)[SCRIPTS["dequeue"].keys.index("ready")]
+        try:
+            return self.redis.blmove(key, key, max(timeout, 0.001), "RIGHT", "RIGHT") is not None
+        except REDIS_ERRORS as exc:
+            raise translate(exc, key) from exc
+
+    def forget(self, service: str) -> int:
+        """Forget an empty service: its leftovers, its registry and index entries.
+
+        Raises ServiceNotEmptyError (nothing written) while it holds anything.
+        The registry entry goes only once the script found it empty; a producer
+        that wrote to it at that very moment finds it added back (the script is
+        run again after the SREM), so no event is left unregistered.
+        """
+        deleted = self.run(due.forget(service))
+        registry, index = global_key(self.prefix, "services"), global_key(self.prefix, "due")
+        try:
+            self.redis.srem(registry, service)
+            self.redis.zrem(index, service)
+        except REDIS_ERRORS as exc:
+            raise translate(exc, registry) from exc
+        self._registered.pop(service, None)
+        script = SCRIPTS["forget"]
+        held = [k for k, name in zip(self._keys.keys(script, service), script.keys, strict=True)
+                if name not in ("seq", "config", "counters")]
+        try:
+            written = self.redis.exists(*held)
+        except REDIS_ERRORS as exc:
+            raise translate(exc, held[0]) from exc
+        if written:  # a producer wrote to it meanwhile: keep it registered and swept
+            self.register(service)
+            raise ServiceNotEmptyError(f"{service} was written to while it was being "
+                                       "forgotten; it stays registered")
+        return deleted
 
     def hint_expired(self, service: str) -> None:
         """Tell the distributors that service has expired leases waiting (a hint only)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import durability, ops, scripting
 from .connection import SOCKET_TIMEOUT, KeyCache, translate
+from .due import Warned
 from .errors import (
     ConnectionLostError,
     EventDeadError,
@@ -128,6 +129,7 @@ class ClientBase:
         self._registered: dict[str, float] = {}  # service -> when it was last seen registered
         # The server's durability settings, read once (see homing.durability).
         self._durability: list[durability.NodeDurability] | None = None
+        self._hint_warned = Warned()  # the due-time index's failures, once a minute
 
     def op(self, call: str, service: str, /, **args: Any) -> ops.Call:
         """The Call of client call ``call`` of the manifest's call table, checked and encoded.
@@ -209,6 +211,9 @@ class ClientBase:
             err.acked = acked  # type: ignore[attr-defined]
             raise err
         return result
+
+    def _hint_failed(self, service: str, exc: HomingError) -> None:
+        self._hint_warned(service, exc)
 
     def _registry_key(self, service: str) -> str:
         check_service(service)

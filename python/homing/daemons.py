@@ -1,15 +1,23 @@
 """The retry scheduler and the retry distributor, after the original system's.
 
-The **scheduler** sweeps every registered service with the ``promote``
-script: due timers and due retries move to the ready queue; expired leases
-are reclaimed onto the service's expired list (their tokens die, so a late
-``complete`` is refused) and the service is hinted to the distributors.
+The **scheduler** runs the ``promote`` script on each service that has work
+due: due timers and due retries move to the ready queue; expired leases are
+reclaimed onto the service's expired list (their tokens die, so a late
+``complete`` is refused) and the service is hinted to the distributors. It
+finds that work in the due-time index (``homing.due``): it claims the due
+entries, promotes those services, puts back each one's next due time, and
+sleeps until the earliest entry by the Redis clock, woken at once by the
+clients' PUBLISH when they add earlier work. So its cost follows what is
+due, not how many services exist. A backstop sweep walks the registry at a
+bounded rate (``backstop_rate`` Redis commands a second) and puts back into
+the index what a lost hint left out; that bounds how late a lost hint makes
+anything: one pass, ``6 * services / backstop_rate`` seconds.
 
 The **distributor** takes each reclaimed event with the ``distribute``
 script and routes it back to its service's queue after a backoff, or to the
-dead letters once its attempts are used up. It serves hinted services first
-and sweeps every service each ``sweep_every`` seconds, so a lost hint only
-delays an event, never strands it.
+dead letters once its attempts are used up. It serves the services the
+schedulers hinted (the scheduler's backstop hints every service with expired
+events again, so a lost hint only delays an event, never strands it).
 
 Every move is one atomic script on one service's slot, so any number of
 schedulers and distributors may run at once: an event is promoted or routed
@@ -18,6 +26,7 @@ exactly once. When none runs, events wait in Redis; nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,9 +35,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import ops
+from . import due, ops
 from .client import Client
-from .errors import ConnectionLostError, HomingError, NotDurableError, ReadOnlyError
+from .errors import (
+    ConnectionLostError,
+    HomingError,
+    InvalidArgumentError,
+    NotDurableError,
+    ReadOnlyError,
+)
+from .manifest import SCRIPTS, global_key
 
 log = logging.getLogger("homing.daemons")
 
@@ -82,10 +98,22 @@ class _Daemon:
         return total
 
     def step(self) -> int:
+        """One pass over every registered service (what tests and scripts call)."""
         raise NotImplementedError
 
+    def cycle(self) -> int:
+        """What run() does each time round; by default a step()."""
+        return self.step()
+
+    def idle(self, stop: threading.Event) -> None:
+        """Wait after a cycle that found nothing to do."""
+        stop.wait(self.interval)
+
+    def close(self) -> None:
+        """Release what run() held (a subscription)."""
+
     def run(self, stop: threading.Event) -> None:
-        """Step until stop is set; sleep ``interval`` when there was nothing to do."""
+        """Cycle until stop is set, waiting (``idle``) when there was nothing to do."""
         pause = 0.05
         beat_at = float("-inf")  # a first beat at once; self.beat_at is for the probes
         me = f"{self.name}:{socket.gethostname()}:{os.getpid()}"
@@ -99,7 +127,7 @@ class _Daemon:
                 if time.monotonic() - beat_at >= 1.0:  # seen by `homing stats`
                     self.client.beat(me)
                     beat_at = self.beat_at = time.monotonic()
-                busy = self.step()
+                busy = self.cycle()
                 pause = 0.05
             except NotDurableError:
                 raise  # required, so not retried: the thread ends and run_daemons says so
@@ -111,7 +139,8 @@ class _Daemon:
                 pause = min(pause * 2, 2.0)
                 continue
             if not busy:
-                stop.wait(self.interval)
+                self.idle(stop)
+        self.close()
         log.info("%s stopped after moving %d events", self.name, self.moved)
 
     def _read_only(self, exc: ReadOnlyError, stop: threading.Event) -> None:
@@ -138,12 +167,191 @@ class _Daemon:
                 raise
 
 
+class _Waker:
+    """The scheduler's sleep: a subscription to the prefix's wake channel, read
+    with a local timeout, so it wakes on the ms it chose (Redis rounds the
+    timeout of a blocking command up to its 100 ms tick) and at once on a
+    client's PUBLISH, and costs Redis nothing while it sleeps.
+
+    Subscribed before the index is read, so a wake-up published after that read
+    is never missed. Without a subscription (a lost connection, an ACL without
+    the channel) it sleeps at most ``fallback`` seconds: the index is read again
+    that often instead.
+    """
+
+    def __init__(self, client: Client, fallback: float) -> None:
+        self.client, self.fallback = client, fallback
+        self._sub: Any = None
+        self._told = False
+        self.woken = 0  # wake-ups by a message, for tests and the bench
+
+    def arm(self) -> None:
+        if self._sub is not None:
+            return
+        try:
+            sub = self.client.redis.pubsub(ignore_subscribe_messages=True)
+            sub.subscribe(due.channel(self.client.prefix))
+        except Exception as exc:  # noqa: BLE001 - any failure: poll instead
+            if not self._told:
+                log.warning("scheduler: cannot subscribe to %s (%s): reading the due-time "
+                            "index every %.3g s instead", due.channel(self.client.prefix), exc,
+                            self.fallback)
+                self._told = True
+            return
+        self._sub = sub
+
+    def wait(self, seconds: float, stop: threading.Event) -> None:
+        end = time.monotonic() + seconds
+        if self._sub is None:
+            stop.wait(min(seconds, self.fallback))
+            return
+        try:
+            while not stop.is_set():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                if self._sub.get_message(timeout=min(left, 0.1)) is not None:
+                    self.woken += 1
+                    while self._sub.get_message(timeout=0) is not None:
+                        pass  # one look at the index answers every message so far
+                    return
+        except Exception as exc:  # noqa: BLE001 - a lost connection: subscribe again
+            log.debug("scheduler: wake channel lost: %s", exc)
+            self.close()
+
+    def close(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                sub.close()
+
+
+# The backstop's reads per service: five zsets' earliest score and the expired list.
+_BACKSTOP_ZSETS = ("timers", "retry", "leases", "results_at", "idem_at")
+BACKSTOP_COST = len(_BACKSTOP_ZSETS) + 1
+
+
+class _Backstop:
+    """The scheduler's safety net for lost hints: walks the registry (SSCAN) at
+    ``rate`` Redis commands a second, reads each service's earliest due times
+    and puts them back into the due-time index (ZADD LT, so it never raises an
+    entry), and hints services with expired events to the distributors.
+
+    The first pass after a start runs at full speed (a daemon started over
+    services written before the index existed, or after a crash, finds their
+    work at once); later passes take ``BACKSTOP_COST * services / rate`` s.
+    Results and idempotency keys due for pruning are found the same way.
+    """
+
+    CHUNK = 20  # services per SSCAN and pipeline
+
+    def __init__(self, client: Client, rate: float) -> None:
+        self.client, self.rate = client, rate
+        self.cursor = 0
+        self.first = True
+        self.passes = 0
+        self.tokens = 0.0
+        self.at = time.monotonic()
+        self.local: dict[str, int] = {}  # found due but not indexed (a full Redis)
+        script = SCRIPTS["promote"]
+        self._names = script.keys
+        self._script = script
+
+    def due_in(self) -> float:
+        """Seconds until the next chunk may run."""
+        if self.first:
+            return 0.0
+        need = 1 + self.CHUNK * BACKSTOP_COST
+        return max(0.0, (need - self.tokens) / self.rate) if self.rate > 0 else 3600.0
+
+    def step(self) -> bool:
+        """Run what the budget allows; True while the first pass is under way."""
+        now = time.monotonic()
+        cap = 2 * (1 + self.CHUNK * BACKSTOP_COST)
+        self.tokens = min(cap, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        for _ in range(5 if self.first else 100):
+            if not self.first and self.tokens < 1 + self.CHUNK * BACKSTOP_COST:
+                break
+            self._chunk()
+            if self.cursor == 0:
+                self.passes += 1
+                self.first = False
+                break
+        return self.first
+
+    def _chunk(self) -> None:
+        r = self.client.redis
+        registry = global_key(self.client.prefix, "services")
+        try:
+            cursor, members = r.sscan(registry, self.cursor, count=self.CHUNK)
+            services = sorted({m.decode() if isinstance(m, bytes) else m for m in members})
+            self.tokens -= 1 + len(services) * BACKSTOP_COST
+            found: dict[str, int] = {}
+            expired: list[str] = []
+            if services:
+                pipe = r.pipeline(transaction=False)
+                for service in services:
+                    keys = dict(zip(self._names, self.client._keys.keys(self._script, service),
+                                    strict=True))
+                    for name in _BACKSTOP_ZSETS:
+                        pipe.zrange(keys[name], 0, 0, withscores=True)
+                    pipe.llen(keys["expired"])
+                out = pipe.execute(raise_on_error=False)
+                for i, service in enumerate(services):
+                    part = out[i * BACKSTOP_COST:(i + 1) * BACKSTOP_COST]
+                    scores = [int(z[0][1]) for z in part[:-1] if isinstance(z, list) and z]
+                    if scores:
+                        found[service] = min(scores)
+                    if isinstance(part[-1], int) and part[-1] > 0:
+                        expired.append(service)
+        except Exception as exc:
+            raise self.client._failed(exc) from exc
+        self.cursor = int(cursor)
+        if found:
+            try:
+                r.zadd(global_key(self.client.prefix, "due"), found, lt=True)
+            except Exception as exc:  # noqa: BLE001 - a full Redis: keep them here instead
+                log.debug("scheduler: backstop could not index %d services: %s", len(found), exc)
+                self.local.update(found)
+        for service in expired:
+            try:
+                self.client.hint_expired(service)
+            except HomingError as exc:
+                log.debug("scheduler: no hint for %s: %s", service, exc)
+
+
 class Scheduler(_Daemon):
-    """Promotes due timers and retries; reclaims expired leases."""
+    """Promotes due timers and retries; reclaims expired leases.
+
+    ``run()`` follows the due-time index (see the module's docstring);
+    ``step()`` is one full pass over the registry, for tests and scripts.
+    ``interval``: how often a service on a test clock (whose due times the Redis
+    clock cannot judge) is looked at again, and how often the index is read
+    when the wake channel cannot be subscribed. ``claim_ms``: how long another
+    scheduler keeps off a service this one claimed (and died on).
+    ``max_wait``: the longest sleep (the beat and the backstop need a look).
+    """
 
     name = "scheduler"
 
+    def __init__(self, client: Client, *, backstop_rate: float = 40.0, claim_ms: int = 5000,
+                 max_wait: float = 1.0, **kw: Any) -> None:
+        super().__init__(client, **kw)
+        self.backstop_rate = ops.seconds(backstop_rate, "backstop_rate")
+        self.claim_ms = ops.whole(claim_ms, "claim_ms", 1, 3_600_000)
+        self.max_wait = ops.seconds(max_wait, "max_wait")
+        self.backstop = _Backstop(client, self.backstop_rate)
+        self.waker = _Waker(client, self.interval)
+        self.on_hint: Callable[[], None] | None = None  # run_daemons: wake its distributor
+        self._wait = 0.0
+        self.promoted = 0  # services promoted by the index, for tests and the bench
+
     def promote(self, service: str) -> int:
+        return self._promote(service)[0]
+
+    def _promote(self, service: str) -> tuple[int, int]:
+        """Promote until nothing more is due; (events moved, next due ms or -1)."""
         moved = 0
         while True:
             r = self.client.promote(service, self.limit)
@@ -152,25 +360,85 @@ class Scheduler(_Daemon):
                 try:
                     self.client.hint_expired(service)
                 except HomingError as exc:
-                    # Only a hint (a full Redis refuses its SADD): the distributor's
-                    # sweep finds the expired events anyway.
+                    # Only a hint (a full Redis refuses its SADD): the backstop
+                    # hints every service with expired events again.
                     log.debug("scheduler: no hint for %s: %s", service, exc)
+                if self.on_hint is not None:
+                    self.on_hint()
             if not r.more:
-                return moved
+                return moved, r.next_due_ms
 
     def step(self) -> int:
         return self._each(self.services(), self.promote)
 
+    def cycle(self) -> int:
+        self.waker.arm()  # before the index is read: no wake-up falls in between
+        now, next_due, next_claim, taken = self.client.due_take(100, self.claim_ms)
+        seen = time.monotonic()
+        local = [s for s, at in self.backstop.local.items() if at <= now and s not in taken]
+        settle: list[tuple[str, int]] = []
+        moved = 0
+        for service in [*taken, *local]:
+            try:
+                n, at = self._promote(service)
+            except (ConnectionLostError, ReadOnlyError):
+                raise  # the claim goes stale after claim_ms and is taken again
+            except HomingError as exc:  # one broken service must not stall the others
+                log.error("scheduler: service %s: %s", service, exc)
+                n, at = 0, now + 60_000  # looked at again in a minute, not in a loop
+            if n == 0 and 0 <= at <= now:
+                # Due by its own clock but nothing moved: a test clock the Redis
+                # clock cannot judge. Looked at again every interval.
+                at = now + max(1, int(self.interval * 1000))
+            moved += n
+            self.promoted += 1
+            if service in self.backstop.local:
+                if at < 0:
+                    del self.backstop.local[service]
+                else:
+                    self.backstop.local[service] = at
+            if service in taken:
+                settle.append((service, at))
+        for i in range(0, len(settle), 1000):
+            self.client.due_settle(due.CLAIM + now, settle[i:i + 1000])
+        self.moved += moved
+        first_pass = False
+        if self.backstop.due_in() <= 0:
+            first_pass = self.backstop.step()
+        if taken or local or first_pass:
+            self._wait = 0.0
+            return max(moved, 1)  # look again at once: more may be due
+        targets = [t for t in (next_due, next_claim, *self.backstop.local.values()) if t >= 0]
+        wait = (min(targets) - now) / 1000 + 0.0003 if targets else self.max_wait
+        wait = min(wait, self.max_wait, self.backstop.due_in())
+        self._wait = max(0.0, wait - (time.monotonic() - seen))
+        return 0
+
+    def idle(self, stop: threading.Event) -> None:
+        self.waker.wait(self._wait, stop)
+
+    def close(self) -> None:
+        self.waker.close()
+
 
 class Distributor(_Daemon):
-    """Routes reclaimed events to their service's retry backoff or dead letters."""
+    """Routes reclaimed events to their service's retry backoff or dead letters.
+
+    ``run()`` serves the hinted services, polling the hints every ``interval``
+    (at once when the scheduler of the same ``run_daemons`` reclaimed leases).
+    ``sweep_every`` (None by default) also sweeps every registered service that
+    often; the scheduler's backstop makes that unnecessary. ``step()`` sweeps on
+    its first call.
+    """
 
     name = "distributor"
 
-    def __init__(self, client: Client, *, sweep_every: float = 2.0, **kw: Any) -> None:
+    def __init__(self, client: Client, *, sweep_every: float | None = None, **kw: Any) -> None:
         super().__init__(client, **kw)
-        self.sweep_every = ops.seconds(sweep_every, "sweep_every")
+        self.sweep_every = None if sweep_every is None else ops.seconds(sweep_every,
+                                                                        "sweep_every")
         self._swept_at = float("-inf")
+        self.kick = threading.Event()
 
     def distribute(self, service: str) -> int:
         moved = 0
@@ -178,48 +446,82 @@ class Distributor(_Daemon):
             r = self.client.distribute(service, self.limit)
             moved += r.retried + r.dead
             if not r.more:
+                if r.retried:  # their due times: the scheduler looks at once
+                    self.client.hint_due(service, 0)
                 return moved
 
     def step(self) -> int:
+        return self._round(sweep=self.sweep_every if self.sweep_every is not None else 3600.0)
+
+    def cycle(self) -> int:
+        return self._round(sweep=self.sweep_every)
+
+    def _round(self, sweep: float | None) -> int:
+        self.kick.clear()
         hinted = self.client.take_hints(1000)
         now = time.monotonic()
-        if now - self._swept_at >= self.sweep_every:
+        if sweep is not None and now - self._swept_at >= sweep:
             self._swept_at = now
             hinted = sorted(set(hinted) | set(self.services()))
         return self._each(hinted, self.distribute)
 
+    def idle(self, stop: threading.Event) -> None:
+        end = time.monotonic() + self.interval
+        while not stop.is_set() and not self.kick.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.kick.wait(min(left, 0.05))
+
 
 def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
                 distributor: bool = True, interval: float = 0.05,
-                require_durable: bool = False, readonly_give_up: float = 60.0) -> None:
+                require_durable: bool = False, readonly_give_up: float = 60.0,
+                report: Callable[[_Daemon], None] | None = None) -> None:
     """Run a scheduler and/or a distributor in threads until stop is set.
 
+    What ``homing daemon``, ``homing scheduler`` and ``homing distributor`` run.
     The daemons survive every HomingError by themselves; if one still dies
-    (a bug), this sets stop and raises instead of waiting on a dead thread.
-    With ``require_durable`` a Redis that may lose acknowledged events is
-    refused here (NotDurableError), before any thread starts. A daemon that
-    gave up on READONLY (``readonly_give_up``) stops both and ReadOnlyError
-    is raised here.
+    (a bug), this sets stop and raises RuntimeError instead of waiting on a dead
+    thread. With ``require_durable`` a Redis that may lose acknowledged events
+    is refused here (NotDurableError), before any thread starts. A daemon that
+    gave up on READONLY (``readonly_give_up``) stops both and ReadOnlyError is
+    raised here. ``report`` is called with each daemon once all have stopped
+    (before anything is raised), e.g. to print what each moved.
     """
+    if not (scheduler or distributor):
+        raise InvalidArgumentError("run_daemons needs a scheduler, a distributor or both")
     if require_durable:
         client.check_durability(require=True)
-    threads, daemons = [], []
-    for enabled, cls in ((scheduler, Scheduler), (distributor, Distributor)):
-        if enabled:
-            d = cls(client, interval=interval, require_durable=require_durable,
-                    readonly_give_up=readonly_give_up)
-            t = threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
-                                 daemon=True)
-            t.start()
-            threads.append(t)
-            daemons.append(d)
-    while not stop.wait(0.5):
-        dead = [t.name for t in threads if not t.is_alive()]
-        if dead and not stop.is_set():  # a give-up sets stop before its thread ends
-            stop.set()
-            raise RuntimeError(f"{', '.join(dead)} stopped unexpectedly (see the log)")
+    daemons: list[_Daemon] = []
+    if scheduler:
+        daemons.append(Scheduler(client, interval=interval, require_durable=require_durable,
+                                 readonly_give_up=readonly_give_up))
+    if distributor:
+        d = Distributor(client, interval=interval, require_durable=require_durable,
+                        readonly_give_up=readonly_give_up)
+        if scheduler:
+            daemons[0].on_hint = d.kick.set  # type: ignore[attr-defined]
+        daemons.append(d)
+    threads = [threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
+                                daemon=True) for d in daemons]
+    for t in threads:
+        t.start()
+    crashed: list[str] = []
+    while not stop.wait(0.2):
+        crashed = [t.name for t in threads if not t.is_alive()]
+        if crashed:
+            break
+    if stop.is_set():
+        crashed = []  # a give-up sets stop before its thread ends
+    stop.set()
     for t in threads:
         t.join()
     for d in daemons:
+        if report is not None:
+            report(d)
+    for d in daemons:
         if d.gave_up is not None:
             raise d.gave_up
+    if crashed:
+        raise RuntimeError(f"{', '.join(crashed)} stopped unexpectedly (see the log)")

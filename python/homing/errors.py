@@ -20,6 +20,7 @@ __all__ = [
     "UnknownEventError",
     "StaleLeaseError",
     "EventDeadError",
+    "ServiceNotEmptyError",
     "ResultTimeoutError",
     "RedisFullError",
     "NotDurableError",
@@ -116,6 +117,13 @@ class EventDeadError(HomingError):
     code = "EVENT_DEAD"
 
 
+class ServiceNotEmptyError(HomingError):
+    """The service still holds events, timers, dead letters, results or idempotency keys: it
+    cannot be forgotten; nothing was written."""
+
+    code = "SERVICE_NOT_EMPTY"
+
+
 class ResultTimeoutError(HomingError, TimeoutError):
     """No result arrived within the timeout."""
 
@@ -185,6 +193,7 @@ BY_CODE: dict[str, type[HomingError]] = {
     "UNKNOWN_EVENT": UnknownEventError,
     "STALE_LEASE": StaleLeaseError,
     "EVENT_DEAD": EventDeadError,
+    "SERVICE_NOT_EMPTY": ServiceNotEmptyError,
     "TIMEOUT": ResultTimeoutError,
     "REDIS_FULL": RedisFullError,
     "NOT_DURABLE": NotDurableError,

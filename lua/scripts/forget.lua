@@ -1,0 +1,58 @@
+--[[
+@script forget
+@version 1
+@memory level
+@summary Forget an empty service (homing services forget): refused with
+SERVICE_NOT_EMPTY, nothing written, while it holds anything a user or a
+daemon could still want: ready, reserved, leased, expired or dead events,
+timers, retries, results or idempotency keys. Otherwise it deletes what
+is left (the policy overrides, the running totals, the fencing sequence);
+the client then removes the service from the registry and the due-time
+index. A fencing sequence that restarts is safe: tokens are at least
+now_ms * 1000, so none repeats one handed out before.
+@key ready
+@key data
+@key meta
+@key leases
+@key timers
+@key retry
+@key expired
+@key dead
+@key results
+@key results_at
+@key idem
+@key idem_at
+@key seq
+@key config
+@key counters
+@return value(int) how many keys it deleted (0 for a service with no keys)
+@error INVALID_ARGUMENT
+@error SERVICE_NOT_EMPTY
+]]
+--@include base
+
+argc(0)
+local held = {}
+local function check(name, cmd, key)
+  local n = redis.call(cmd, key)
+  if n > 0 then
+    held[#held + 1] = n .. ' ' .. name
+  end
+end
+check('ready or reserved', 'LLEN', K.ready)
+check('events', 'HLEN', K.meta)
+check('payloads', 'HLEN', K.data)
+check('leased', 'ZCARD', K.leases)
+check('timers', 'ZCARD', K.timers)
+check('retrying', 'ZCARD', K.retry)
+check('expired', 'LLEN', K.expired)
+check('dead letters', 'ZCARD', K.dead)
+check('results', 'HLEN', K.results)
+check('results kept', 'ZCARD', K.results_at)
+check('idempotency keys', 'HLEN', K.idem)
+check('idempotency keys kept', 'ZCARD', K.idem_at)
+if #held > 0 then
+  fail(E.SERVICE_NOT_EMPTY, 'the service holds ' .. table.concat(held, ', ') ..
+    ': drain, purge or let them expire first')
+end
+return redis.call('DEL', K.seq, K.config, K.counters)
