@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -22,6 +22,7 @@ from . import clistats, durability, health
 from .clidead import dead
 from .client import DEFAULT_URL
 from .clirecurring import recurring
+from .cliservices import services
 from .cliutil import (
     BATCH,
     REQUIRE_DURABLE_HELP,
@@ -39,7 +40,7 @@ from .cliutil import (
     table,
 )
 from .conformance.command import conformance
-from .daemons import Distributor, Scheduler
+from .daemons import run_daemons
 from .errors import HomingError
 from .manifest import DEFAULT_PREFIX, POLICY, POLICY_DEFAULTS
 from .web.command import dashboard
@@ -271,6 +272,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
 main.add_command(dead)
 main.add_command(dashboard)  # homing.web.command: imports the web extra only when it runs
 main.add_command(recurring)
+main.add_command(services)
 
 
 # -- running -------------------------------------------------------------------------
@@ -361,40 +363,40 @@ def worker(s: Settings, target: str, service: str, concurrency: int, prefetch: i
         sys.exit(HUNG)
 
 
-def _run_daemons(s: Settings, kinds: Sequence[type[Scheduler | Distributor]],
-                 interval: float, readonly_give_up: float, http: dict[str, Any]) -> None:
+def _run_daemons(s: Settings, scheduler: bool, distributor: bool, interval: float,
+                 readonly_give_up: float, http: dict[str, Any]) -> None:
+    """The daemon commands: ``daemons.run_daemons`` until SIGTERM/SIGINT, its health and
+    metrics ports beside it, then what each daemon moved."""
     client = s.client()
     client.services()  # fail fast on a wrong URL; later outages are retried by the loops
     stop = threading.Event()
-    daemons = [kind(client, interval=interval, readonly_give_up=readonly_give_up)
-               for kind in kinds]
-    threads = [threading.Thread(target=d.serve, args=(stop,), name=f"homing-{d.name}",
-                                daemon=True) for d in daemons]
-    endpoints, _ = health.serve(
-        client, health.daemons_beating(daemons, threads), host=http["http_host"],
-        health_port=http["health_port"], metrics_port=http["metrics_port"])
-    with on_signals(stop.set):
-        for t in threads:
-            t.start()
-        while not stop.wait(0.5) and all(t.is_alive() for t in threads):
-            pass
-        crashed = not stop.is_set()  # a loop died of an unexpected error (logged by threading)
-        stop.set()
-        for t in threads:
-            t.join()
-    if endpoints is not None:
-        endpoints.close()
-    for d in daemons:
-        click.echo(f"{d.name} stopped after moving {d.moved} events")
-    for d in daemons:
-        if d.gave_up is not None:
-            raise d.gave_up  # one line on stderr and exit 2
-    if crashed:
-        raise click.ClickException("a daemon stopped unexpectedly; see the traceback above")
+    endpoints: list[Any] = []
+
+    def started(daemons: list[Any], threads: list[threading.Thread]) -> None:
+        served, _ = health.serve(
+            client, health.daemons_beating(daemons, threads), host=http["http_host"],
+            health_port=http["health_port"], metrics_port=http["metrics_port"])
+        endpoints.append(served)
+
+    try:
+        with on_signals(stop.set):
+            run_daemons(client, stop, scheduler=scheduler, distributor=distributor,
+                        interval=interval, readonly_give_up=readonly_give_up, started=started,
+                        report=lambda d: click.echo(f"{d.name} stopped after moving "
+                                                    f"{d.moved} events"))
+    except RuntimeError as exc:  # a loop died of an unexpected error (logged by threading)
+        raise click.ClickException(f"{exc}; see the traceback above") from exc
+    finally:
+        for served in endpoints:
+            if served is not None:
+                served.close()
 
 
-_interval = click.option("--interval", type=click.FloatRange(min=0.001), default=0.05,
-                         show_default=True, help="Seconds to sleep when a sweep found nothing.")
+_interval = click.option(
+    "--interval", type=click.FloatRange(min=0.001), default=0.05, show_default=True,
+    help="Seconds between the distributor's looks for hints, and between the scheduler's looks "
+         "at a service on a test clock. (The scheduler otherwise sleeps until the next due "
+         "time, woken when earlier work is added.)")
 
 
 @main.command()
@@ -404,7 +406,7 @@ _interval = click.option("--interval", type=click.FloatRange(min=0.001), default
 @click.pass_obj
 def scheduler(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Promote due timers and retries and reclaim expired leases, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler], interval, readonly_give_up, http)
+    _run_daemons(s, True, False, interval, readonly_give_up, http)
 
 
 @main.command()
@@ -414,7 +416,7 @@ def scheduler(s: Settings, interval: float, readonly_give_up: float, **http: Any
 @click.pass_obj
 def distributor(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Route reclaimed events to retry backoff or dead letters, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Distributor], interval, readonly_give_up, http)
+    _run_daemons(s, False, True, interval, readonly_give_up, http)
 
 
 @main.command()
@@ -424,7 +426,7 @@ def distributor(s: Settings, interval: float, readonly_give_up: float, **http: A
 @click.pass_obj
 def daemon(s: Settings, interval: float, readonly_give_up: float, **http: Any) -> None:
     """Run a scheduler and a distributor, until SIGTERM/SIGINT."""
-    _run_daemons(s, [Scheduler, Distributor], interval, readonly_give_up, http)
+    _run_daemons(s, True, True, interval, readonly_give_up, http)
 
 
 @main.command()

@@ -477,7 +477,9 @@ class Distributor(_Daemon):
 def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True,
                 distributor: bool = True, interval: float = 0.05,
                 require_durable: bool = False, readonly_give_up: float = 60.0,
-                report: Callable[[_Daemon], None] | None = None) -> None:
+                report: Callable[[_Daemon], None] | None = None,
+                started: Callable[[list[_Daemon], list[threading.Thread]], None] | None = None,
+                ) -> None:
     """Run a scheduler and/or a distributor in threads until stop is set.
 
     What ``homing daemon``, ``homing scheduler`` and ``homing distributor`` run.
@@ -487,7 +489,8 @@ def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True
     is refused here (NotDurableError), before any thread starts. A daemon that
     gave up on READONLY (``readonly_give_up``) stops both and ReadOnlyError is
     raised here. ``report`` is called with each daemon once all have stopped
-    (before anything is raised), e.g. to print what each moved.
+    (before anything is raised), e.g. to print what each moved; ``started`` with
+    the daemons and their threads once they run (the CLI's health probes).
     """
     if not (scheduler or distributor):
         raise InvalidArgumentError("run_daemons needs a scheduler, a distributor or both")
@@ -507,6 +510,14 @@ def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True
                                 daemon=True) for d in daemons]
     for t in threads:
         t.start()
+    if started is not None:
+        try:
+            started(daemons, threads)
+        except BaseException:  # e.g. a health port in use: nothing left running
+            stop.set()
+            for t in threads:
+                t.join()
+            raise
     crashed: list[str] = []
     while not stop.wait(0.2):
         crashed = [t.name for t in threads if not t.is_alive()]

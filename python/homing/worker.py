@@ -57,6 +57,7 @@ from .holding import Held, Inbox, WorkerStats
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
 from .presence import Presence
+from .readywait import ReadyWait
 from .types import Event
 from .watchdog import Watchdog
 
@@ -126,6 +127,8 @@ class Worker(Outcomes):
         # Handled events whose completion is queued or in flight: they need no
         # slot any more, so the next batch is leased while they are acked.
         self._acking = 0
+        # An idle fetcher blocks until the ready queue has something (readywait).
+        self._ready = ReadyWait(client, self.service, self._stop)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -306,10 +309,11 @@ class Worker(Outcomes):
                                                    lease_ms=self.lease_ms, reserve=True),
                 pause)
             if not events:
-                self._stop.wait(idle)
-                idle = min(idle * 2, self.poll_max)
+                if self._ready.wait(idle):
+                    idle = min(idle * 2, self.poll_max)
                 continue
             idle = 0.001
+            self._ready.woke_with_events()
             self._held.add(events, sent + self._lease_s)
             self.stats.add("received", len(events))
             self._todo.put_many(events)

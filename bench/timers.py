@@ -1,0 +1,326 @@
+"""Timers, idle cost and wake-up: the issue-10 figures that are latencies, not rates.
+
+    .venv/bin/python bench/timers.py [--quick] [--json PATH]
+
+Each part runs against a private redis-server of its own (started here on a
+free port, never a shared Redis), so that INFO commandstats counts only what
+homing sent:
+
+- **timer lateness**: 2,000 timers due at random over 10 s, one ``homing
+  daemon`` process, a Worker in this process; lateness = when the handler
+  started minus the timer's due time (its score, ms, Redis clock: the same
+  host clock as ``time.time()``, the offset is measured with TIME and taken
+  off). p50/p99/max and how many were early (must be 0).
+- **idle daemon cost**: ``homing daemon`` over 1,000 and 10,000 registered
+  services with nothing due: Redis commands per second (INFO commandstats
+  deltas over a window, the INFO calls themselves taken off), measured after
+  the daemon's first backstop pass (which runs at full speed once per start)
+  is over; and the lateness of a 1 s timer on one of those services meanwhile.
+- **worker wake-up**: an idle Worker (blocked on its ready queue); an event is
+  enqueued every 20 ms; latency = handler start minus the moment before the
+  enqueue call was made (so it includes the producer's round trip).
+
+Prints a table and writes the figures as JSON (``rows()`` gives them to the
+bench table's generator). The load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.dont_write_bytecode = True
+try:
+    import homing
+except ImportError:
+    sys.path.insert(0, str(ROOT / "python"))
+    import homing
+
+from homing import Consumer, Worker  # noqa: E402
+
+HOMING = str(Path(sys.executable).with_name("homing"))
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A throwaway redis-server on a free port; its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tempfile.mkdtemp(prefix="homing-bench-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        import redis
+        r = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        r.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def daemon(url: str, prefix: str) -> Iterator[subprocess.Popen]:
+    """One ``homing daemon`` process (the real CLI), stopped with SIGTERM."""
+    proc = subprocess.Popen([HOMING, "--redis-url", url, "--prefix", prefix, "daemon"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def clock_offset_ms(client: homing.Client) -> float:
+    """Redis TIME minus time.time(), ms (the midpoint of the round trip)."""
+    best = None
+    for _ in range(5):
+        t0 = time.time()
+        sec, usec = client.redis.time()
+        t1 = time.time()
+        off = (sec * 1000 + usec / 1000) - (t0 + t1) * 500
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, off)
+    assert best is not None
+    return best[1]
+
+
+class Recorder(Consumer):
+    """Notes when each handler started (ms, time.time())."""
+
+    seen: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def handle_event(self, event: Any, state: Any) -> Any:
+        at = time.time() * 1000
+        with self.lock:
+            self.seen.setdefault(event.id, at)
+        return state
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    if not v:
+        return {"n": 0}
+
+    def pct(p: float) -> float:
+        return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+    return {"n": len(v), "p50": round(pct(50), 2), "p99": round(pct(99), 2),
+            "max": round(v[-1], 2), "early": sum(1 for x in v if x < 0)}
+
+
+def wait_until(cond: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
+    with private_redis() as url:
+        prefix, service = "bench-timers", "tm"
+        client = homing.Client.from_url(url, prefix=prefix)
+        Recorder.seen = {}
+        worker = Worker(client, service, Recorder, concurrency=4, prefetch=100)
+        # When each promote pushed onto the ready queue, by keyspace notifications
+        # (one per LPUSH), to tell the daemon's lateness from the worker's.
+        client.redis.config_set("notify-keyspace-events", "Kl")
+        pushes: list[float] = []
+        sub = client.redis.pubsub()
+        sub.subscribe(f"__keyspace@0__:{prefix}:{{{service}}}:ready")
+        listening = threading.Event()
+
+        def listen() -> None:
+            while not listening.is_set():
+                m = sub.get_message(timeout=0.1)
+                if m and m["type"] == "message" and m["data"] in (b"lpush", "lpush"):
+                    pushes.append(time.time() * 1000)
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        with daemon(url, prefix):
+            worker.start()
+            try:
+                time.sleep(0.5)  # the daemon subscribed and idle
+                ids = [client.create_timer(service, i, delay_ms=random.randrange(1500, 1500 + spread_ms))
+                       for i in range(count)]
+                pipe = client.redis.pipeline(transaction=False)
+                for i in ids:
+                    pipe.zscore(f"{prefix}:{{{service}}}:timers", i)
+                due = dict(zip(ids, pipe.execute(), strict=True))
+                offset = clock_offset_ms(client)
+                wait_until(lambda: len(Recorder.seen) >= count, spread_ms / 1000 + 12)
+            finally:
+                worker.stop()
+                worker.shutdown()
+        listening.set()
+        listener.join()
+        sub.close()
+        late = [Recorder.seen[i] + offset - float(d) for i, d in due.items()
+                if d is not None and i in Recorder.seen]
+        out = percentiles(late)
+        # A timer's promote: the first push at or after its due time.
+        import bisect
+        marks = sorted(p + offset for p in pushes)
+        promoted = []
+        for d in due.values():
+            k = bisect.bisect_left(marks, float(d))
+            if k < len(marks):
+                promoted.append(marks[k] - float(d))
+        out["promoted"] = percentiles(promoted)
+        out["missing"] = sum(1 for i in ids if i not in Recorder.seen)
+        client.close()
+        return out
+
+
+def commands(client: homing.Client) -> int:
+    info = client.redis.info("commandstats")
+    return sum(v["calls"] for v in info.values())
+
+
+def idle_cost(services: int, window: float) -> dict[str, Any]:
+    with private_redis() as url:
+        prefix = "bench-idle"
+        client = homing.Client.from_url(url, prefix=prefix)
+        names = [f"svc-{i:05d}" for i in range(services)]
+        for i in range(0, services, 1000):
+            client.redis.sadd(f"{prefix}:services", *names[i:i + 1000])
+        with daemon(url, prefix):
+            # The first backstop pass (full speed) reads every service once; wait it out.
+            start = time.monotonic()
+            last, quiet = commands(client), 0
+            while quiet < 3 and time.monotonic() - start < 120:
+                time.sleep(1)
+                now = commands(client)
+                quiet = quiet + 1 if now - last - 1 < 400 else 0
+                last = now
+            first_pass = time.monotonic() - start
+            before = commands(client)
+            t0 = time.monotonic()
+            # Meanwhile: a 1 s timer on one of the services, and its lateness.
+            Recorder.seen = {}
+            worker = Worker(client, names[services // 2], Recorder)
+            worker.start()
+            timer = client.create_timer(names[services // 2], "t", delay_ms=1000)
+            due = float(client.redis.zscore(f"{prefix}:{{{names[services // 2]}}}:timers", timer))
+            offset = clock_offset_ms(client)
+            wait_until(lambda: timer in Recorder.seen, 5)
+            worker.stop()
+            worker.shutdown()
+            # The worker's and the timer's own commands are not the daemon's: measure the
+            # daemon alone over the window, once the worker is gone.
+            time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
+            before = commands(client)
+            t0 = time.monotonic()
+            time.sleep(window)
+            after = commands(client)
+            elapsed = time.monotonic() - t0
+        client.close()
+        per_s = (after - before - 1) / elapsed  # the second INFO counts itself once
+        late = Recorder.seen.get(timer)
+        return {"services": services, "commands_per_s": round(per_s, 1),
+                "first_pass_s": round(first_pass, 1), "window_s": round(elapsed, 1),
+                "timer_1s_late_ms": None if late is None else round(late + offset - due, 2)}
+
+
+def wake_latency(count: int) -> dict[str, Any]:
+    with private_redis() as url:
+        client = homing.Client.from_url(url, prefix="bench-wake")
+        producer = homing.Client.from_url(url, prefix="bench-wake")
+        Recorder.seen = {}
+        worker = Worker(client, "wk", Recorder)
+        worker.start()
+        sent: dict[str, float] = {}
+        try:
+            time.sleep(0.3)
+            for i in range(count):
+                t = time.time() * 1000
+                sent[producer.enqueue("wk", i)] = t
+                time.sleep(0.02)
+            wait_until(lambda: len(Recorder.seen) >= count, 5)
+        finally:
+            worker.stop()
+            worker.shutdown()
+        out = percentiles([Recorder.seen[i] - t for i, t in sent.items() if i in Recorder.seen])
+        out["blocking_waits"] = worker._ready.waits
+        client.close()
+        producer.close()
+        return out
+
+
+def rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(row, value, goal) for the bench table."""
+    t, w = figures["timers"], figures["wake"]
+    p = t["promoted"]
+    out = [("timer lateness, handler started, p50 / p99 / max (ms)",
+            f"{t['p50']} / {t['p99']} / {t['max']}", "p99 <= 5"),
+           ("timer lateness, promoted, p50 / p99 / max (ms)",
+            f"{p['p50']} / {p['p99']} / {p['max']}", ""),
+           ("timers early / missing", f"{t['early']} / {t['missing']}", "0 / 0"),
+           ("worker wake-up p50 / p99 / max (ms)", f"{w['p50']} / {w['p99']} / {w['max']}",
+            "p99 <= 2")]
+    for i in figures["idle"]:
+        out.append((f"idle daemon, {i['services']:,} services (commands/s)",
+                    f"{i['commands_per_s']}", "<= 100"))
+        out.append((f"1 s timer among {i['services']:,} idle services, late (ms)",
+                    f"{i['timer_1s_late_ms']}", ""))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer timers and services (a smoke run)")
+    ap.add_argument("--json", type=Path, default=BENCH / "results" / "timers.json")
+    args = ap.parse_args()
+    quick = args.quick
+    figures: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_before": os.getloadavg(),
+        "timers": timer_lateness(200 if quick else 2000, 2000 if quick else 10_000),
+        "wake": wake_latency(50 if quick else 300),
+        "idle": [idle_cost(n, 3 if quick else 10) for n in ((200,) if quick else (1000, 10_000))],
+    }
+    figures["load_after"] = os.getloadavg()
+    figures["rows"] = rows(figures)
+    print(f"# timers, idle cost, wake-up ({figures['date']}, load average "
+          f"{' '.join(f'{x:.2f}' for x in figures['load_after'])})")
+    for row, value, goal in figures["rows"]:
+        print(f"| {row} | {value} | {goal} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

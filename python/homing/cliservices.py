@@ -1,0 +1,107 @@
+"""``homing services``: the registry, with what each service holds and its last activity,
+and ``homing services forget NAME`` for a service that holds nothing (a typo'd name)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from .client import Client
+from .cliutil import HomingGroup, Settings, json_text, table
+from .connection import REDIS_ERRORS, translate
+from .manifest import SCRIPTS
+
+# What a service may hold, as `homing stats` names it; any of it refuses `forget`.
+HOLDS = ("ready", "in_flight", "timers", "retrying", "expired", "dead", "results")
+
+
+def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | None:
+    """The latest trace of activity homing keeps, in ms (Redis clock), or None.
+
+    homing keeps no "last touched" time (a field written by every script would
+    cost the hot path a command), so this is the latest of what the data says:
+    the last lease handed out (the fencing sequence holds now_ms * 1000), the
+    newest completion still kept (its prune time minus result_ttl_ms), the
+    newest keyed enqueue (likewise with idem_ttl_ms), the newest dead letter,
+    and the creation of the newest ready event.
+    """
+    script = SCRIPTS["forget"]
+    k = dict(zip(script.keys, client._keys.keys(script, service), strict=True))
+    r = client.redis
+    try:
+        pipe = r.pipeline(transaction=False)
+        pipe.get(k["seq"])
+        pipe.zrange(k["results_at"], -1, -1, withscores=True)
+        pipe.zrange(k["idem_at"], -1, -1, withscores=True)
+        pipe.zrange(k["dead"], -1, -1, withscores=True)
+        pipe.lindex(k["ready"], 0)
+        seq, results, idem, dead, newest = pipe.execute()
+        created = r.hget(k["meta"], newest) if newest is not None else None
+    except REDIS_ERRORS as exc:
+        raise translate(exc, k["seq"]) from exc
+    seen: list[float] = []
+    if seq is not None and int(seq) >= 10**15:  # a clock-based token, not a tiny test one
+        seen.append(int(seq) / 1000)
+    if results:
+        seen.append(results[0][1] - st.get("policy.result_ttl_ms", 0))
+    if idem:
+        seen.append(idem[0][1] - st.get("policy.idem_ttl_ms", 0))
+    if dead:
+        seen.append(dead[0][1])
+    if created is not None:
+        fields = (created.decode() if isinstance(created, bytes) else created).split("|")
+        if len(fields) > 3 and fields[3].isdigit():
+            seen.append(int(fields[3]))
+    return int(max(seen)) if seen else None
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group(cls=HomingGroup, invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def services(ctx: click.Context, as_json: bool) -> None:
+    """List the registered services: what each holds and its last activity.
+
+    The daemons sweep every registered service (slowly: see docs/architecture.md);
+    `homing services forget NAME` removes one that holds nothing.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    s: Settings = ctx.obj
+    client = s.client()
+    rows = []
+    for name in client.services():
+        st = client.stats(name)
+        rows.append({"service": name, **{h: st[h] for h in HOLDS},
+                     "last_activity_ms": last_activity(client, name, st)})
+    if as_json:
+        click.echo(json_text(rows, indent=2))
+    elif not rows:
+        click.echo(f"no services registered under prefix {s.prefix!r}")
+    else:
+        click.echo(table(["service", *(h.replace("_", " ") for h in HOLDS), "last activity"],
+                         [[r["service"], *(r[h] for h in HOLDS), _when(r["last_activity_ms"])]
+                          for r in rows]))
+
+
+@services.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.pass_obj
+def forget(s: Settings, names: tuple[str, ...]) -> None:
+    """Remove services that hold nothing from the registry (and their policy, totals).
+
+    Refused (SERVICE_NOT_EMPTY, exit 2, nothing written) for a service that
+    still holds events, timers, dead letters, results or idempotency keys.
+    """
+    client = s.client()
+    registered = set(client.services())
+    for name in names:
+        client.forget(name)
+        click.echo(f"forgot {name}" if name in registered else f"{name} was not registered")
