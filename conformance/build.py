@@ -201,6 +201,13 @@ class Linter:
                     raise VectorFileError(f"{where}.{k}: a list of {k[1:-1]} names, "
                                           f"got {v!r:.60}")
                 continue
+            if k == "$due" and expect:  # the due-time index: service -> ms, or "claimed"
+                if not (isinstance(v, dict) and all(
+                        x == "claimed" or (isinstance(x, int) and not isinstance(x, bool))
+                        for x in v.values())):
+                    raise VectorFileError(f"{where}.{k}: service -> due ms or \"claimed\", "
+                                          f"got {v!r:.60}")
+                continue
             if k in ("$keys", "$registered") and expect:
                 ok = isinstance(v, bool) if k == "$registered" else (
                     isinstance(v, list) and all(x in service_keys for x in v))

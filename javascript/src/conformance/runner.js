@@ -48,6 +48,8 @@ export class Runner {
   daemons = new Set();
   /** @type {Set<string>} worker names a vector beat, removed after it */
   workers = new Set();
+  /** due-index members a raw due_settle step wrote, removed after the vector */
+  dueNames = new Set();
 
   /**
    * @param {any} conn a connected node-redis client or cluster
@@ -92,10 +94,17 @@ export class Runner {
       const key = globalKey(this.prefix, set);
       await this.cmd(key, ["SREM", key, service]);
     }
+    const due = globalKey(this.prefix, "due"); // the clients' due-time hints
+    await this.cmd(due, ["ZREM", due, service]);
   }
 
   /** Remove the beats a vector wrote to the run prefix's daemons hash (and only those). */
   async forgetBeats() {
+    if (this.dueNames.size) {
+      const due = globalKey(this.prefix, "due");
+      await this.cmd(due, ["ZREM", due, ...this.dueNames]);
+      this.dueNames.clear();
+    }
     for (const [hash, names] of /** @type {[string, Set<string>][]} */ ([["daemons", this.daemons], ["workers", this.workers]])) {
       if (names.size) {
         const key = globalKey(this.prefix, hash);
@@ -188,6 +197,17 @@ export class Runner {
         const reg = globalKey(this.prefix, "services");
         const member = (await this.cmd(reg, ["SISMEMBER", reg, service])) === 1;
         if (member !== e) out.push(`state.$registered: expected ${e}, got ${member}`);
+      } else if (name === "$due") {
+        const key = globalKey(this.prefix, "due");
+        const flat = await this.cmd(key, ["ZRANGE", key, "0", "-1", "WITHSCORES"]);
+        /** @type {Record<string, number | string>} */
+        const have = {};
+        for (let i = 0; i < flat.length; i += 2) {
+          const score = Number(String(flat[i + 1]));
+          have[String(flat[i])] = score >= 2 ** 50 ? "claimed" : score;
+        }
+        const norm = (/** @type {Record<string, unknown>} */ o) => JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]]));
+        if (norm(have) !== norm(e)) out.push(`state.$due: expected ${show(e)}, got ${show(have)}`);
       } else if (name === "$daemons" || name === "$workers") {
         const have = await this.beatNames(name.slice(1));
         const want = [...e].sort();
@@ -248,6 +268,7 @@ export class Runner {
     const args = step.args.map((/** @type {unknown} */ a, /** @type {number} */ i) => toWire(a, `args[${i}]`));
     if (step.script === "beat" && args.length) this.daemons.add(args[0].toString("utf8"));
     if (step.script === "worker_beat" && args.length) this.workers.add(args[0].toString("utf8"));
+    if (step.script === "due_settle") args.slice(2).forEach((a, i) => { if (i % 2 === 0) this.dueNames.add(a.toString("utf8")); });
     const n = String(keys.length);
     try {
       try {

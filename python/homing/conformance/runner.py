@@ -142,6 +142,7 @@ class Runner:
         self.overrides: set[str] = set()
         self.daemons: set[bytes] = set()  # daemon names a vector beat, removed after it
         self.workers: set[bytes] = set()  # worker names a vector beat, removed after it
+        self.due_names: set[bytes] = set()  # due-index members a raw due_settle wrote
 
     # keys ---------------------------------------------------------------------
     def key(self, service: str, name: str) -> str:
@@ -160,9 +161,14 @@ class Runner:
         self.r.delete(*(self.key(service, k) for k in KEY_TYPES))
         self.r.srem(global_key(self.prefix, "services"), service)
         self.r.srem(global_key(self.prefix, "hints"), service)
+        self.r.zrem(global_key(self.prefix, "due"), service)  # the clients' due-time hints
 
     def forget_beats(self) -> None:
-        """Remove the beats a vector wrote to the run prefix's daemons hash (and only those)."""
+        """Remove the beats a vector wrote to the run prefix's daemons hash (and only those),
+        and the due-index entries its raw due_settle steps named."""
+        if self.due_names:
+            self.r.zrem(global_key(self.prefix, "due"), *self.due_names)
+            self.due_names.clear()
         for hash_name, names in (("daemons", self.daemons), ("workers", self.workers)):
             if names:
                 self.r.hdel(global_key(self.prefix, hash_name), *names)
@@ -223,6 +229,11 @@ class Runner:
                 member = bool(self.r.sismember(global_key(self.prefix, "services"), service))
                 if member != exp:
                     out.append(f"state.$registered: expected {exp}, got {member}")
+            elif name == "$due":
+                raw = self.r.zrange(global_key(self.prefix, "due"), 0, -1, withscores=True)
+                due = {m.decode(): "claimed" if sc >= 2**50 else int(sc) for m, sc in raw}
+                if due != exp:
+                    out.append(f"state.$due: expected {exp}, got {due}")
             elif name in ("$daemons", "$workers"):
                 have = self.beat_names(name[1:])
                 if have != sorted(exp):
@@ -273,6 +284,8 @@ class Runner:
             self.daemons.add(args[0])
         if step["script"] == "worker_beat" and args:
             self.workers.add(args[0])
+        if step["script"] == "due_settle":
+            self.due_names.update(args[2::2])
         try:
             try:
                 return self.r.evalsha(script.sha1, len(keys), *keys, *args)
