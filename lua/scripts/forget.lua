@@ -33,24 +33,23 @@ now_ms * 1000, so none repeats one handed out before.
 
 argc(0)
 local held = {}
-local function check(name, cmd, key)
-  local n = redis.call(cmd, key)
+local function check(name, n)
   if n > 0 then
     held[#held + 1] = n .. ' ' .. name
   end
 end
-check('ready or reserved', 'LLEN', K.ready)
-check('events', 'HLEN', K.meta)
-check('payloads', 'HLEN', K.data)
-check('leased', 'ZCARD', K.leases)
-check('timers', 'ZCARD', K.timers)
-check('retrying', 'ZCARD', K.retry)
-check('expired', 'LLEN', K.expired)
-check('dead letters', 'ZCARD', K.dead)
-check('results', 'HLEN', K.results)
-check('results kept', 'ZCARD', K.results_at)
-check('idempotency keys', 'HLEN', K.idem)
-check('idempotency keys kept', 'ZCARD', K.idem_at)
+check('ready or reserved', redis.call('LLEN', K.ready))
+check('events', redis.call('HLEN', K.meta))
+check('payloads', redis.call('HLEN', K.data))
+check('leased', redis.call('ZCARD', K.leases))
+check('timers', redis.call('ZCARD', K.timers))
+check('retrying', redis.call('ZCARD', K.retry))
+check('expired', redis.call('LLEN', K.expired))
+check('dead letters', redis.call('ZCARD', K.dead))
+check('results', redis.call('HLEN', K.results))
+check('results kept', redis.call('ZCARD', K.results_at))
+check('idempotency keys', redis.call('HLEN', K.idem))
+check('idempotency keys kept', redis.call('ZCARD', K.idem_at))
 if #held > 0 then
   fail(E.SERVICE_NOT_EMPTY, 'the service holds ' .. table.concat(held, ', ') ..
     ': drain, purge or let them expire first')

@@ -44,19 +44,27 @@ PLACEHOLDER = ">CHANGE-ME"
 CONNECT = {"info", "ping"}  # INFO cluster: the Cluster probe; PING: the health checks
 SCRIPTS = {"evalsha", "eval"}  # EVALSHA, and EVAL once after NOSCRIPT
 ROLES: dict[str, tuple[set[str], set[str]]] = {
-    # enqueue / enqueue_many, create_timer, cancel_timer, status / result
+    # enqueue / enqueue_many, create_timer, cancel_timer, status / result; the due-time
+    # index's hint after a timer (ZADD, and PUBLISH on <prefix>:wake when it lowered it)
     "homing-producer": ({"enqueue", "schedule", "cancel", "result"},
-                        {"sadd", "sismember"}),  # the registry; SISMEMBER on a full Redis
-    # dequeue, start, complete(_many), extend_many, fail, release; stats (lease policy)
+                        {"sadd", "sismember", "zadd", "publish"}),  # SISMEMBER: a full Redis
+    # dequeue, start, complete(_many), extend_many, fail, release; stats (lease policy);
+    # the due-time hint after a dequeue or a retry; BLMOVE: the idle wait on its queue
     # and worker_beat (the dashboard's view of it)
     "homing-worker": ({"dequeue", "start", "complete", "extend", "fail", "release", "stats",
-                       "worker_beat"}, {"sadd", "sismember"}),
-    # the scheduler and distributor: registry, hints, beats
-    "homing-daemon": ({"promote", "distribute", "beat"}, {"smembers", "sadd", "spop"}),
-    # homing stats / configure / dead: registry (configure registers, as a write may
-    # create the service), daemons' beats (read and pruned)
-    "homing-admin": ({"stats", "configure", "dead_list", "dead_requeue", "dead_purge"},
-                     {"smembers", "sadd", "sismember", "time", "hgetall", "hdel"}),
+                       "worker_beat"}, {"sadd", "sismember", "zadd", "publish", "blmove"}),
+    # the scheduler and distributor: the due-time index (its scripts, the wake channel,
+    # the backstop's SSCAN, ZRANGE, LLEN and ZADD), registry, hints, beats
+    "homing-daemon": ({"promote", "distribute", "beat", "due_take", "due_settle"},
+                      {"smembers", "sadd", "spop", "sscan", "zrange", "llen", "zadd",
+                       "publish", "subscribe"}),
+    # homing stats / configure / dead / services: registry (configure registers, as a
+    # write may create the service), daemons' beats (read and pruned); services reads
+    # each service's traces of activity, forget removes it (SREM, ZREM, EXISTS)
+    "homing-admin": ({"stats", "configure", "dead_list", "dead_requeue", "dead_purge",
+                      "forget"},
+                     {"smembers", "sadd", "sismember", "time", "hgetall", "hdel", "srem",
+                      "zrem", "exists", "get", "zrange", "lindex", "hget"}),
     # homing dashboard (homing/web/data.py): the admin scripts and result (an event by id),
     # then bounded reads: the oldest ready event (LINDEX, HGET), a lease or due time
     # (ZSCORE), lag (ZRANGE 0 0, LLEN), the daemons' beats (HGETALL; never pruned here)
@@ -67,6 +75,7 @@ ROLES: dict[str, tuple[set[str], set[str]]] = {
                           "zrange", "llen", "hgetall", "hscan"}),
 }
 ALL_ROLES = "homing-all"
+NO_CHANNEL = {"homing-admin", "homing-dashboard"}  # they add no due work: no wake-up
 _CALL = re.compile(r"redis\.p?call\(\s*(['\"]?)([A-Za-z_|]*)")
 
 
@@ -106,7 +115,8 @@ def granted(rules: list[str]) -> set[str]:
 
 def acl_line(user: str, commands: set[str], prefix: str = "homing") -> str:
     cmds = " ".join(f"+{c}" for c in sorted(commands))
-    return f"ACL SETUSER {user} reset on {PLACEHOLDER} ~{prefix}:* {cmds}"
+    wake = "" if user in NO_CHANNEL else f" &{prefix}:wake"
+    return f"ACL SETUSER {user} reset on {PLACEHOLDER} ~{prefix}:*{wake} {cmds}"
 
 
 # -- the lists, checked against the code -----------------------------------------------
@@ -118,8 +128,12 @@ def test_doc_lists_are_exactly_what_the_code_calls() -> None:
     for user, commands in want.items():
         rules = users[user]
         assert rules[:2] == ["reset", "on"], f"{user}: start from reset, then on"
-        assert "~homing:*" in rules and not any(r.startswith(("&", "%", "allkeys", "allcommands"))
+        assert "~homing:*" in rules and not any(r.startswith(("%", "allkeys", "allcommands"))
                                                 for r in rules), user
+        # One channel: the schedulers' wake-up (homing.due), which a producer or worker
+        # publishes on and the scheduler subscribes to; none for the admin.
+        channels = [r for r in rules if r.startswith("&")]
+        assert channels == ([] if user in NO_CHANNEL else ["&homing:wake"]), user
         assert not [r for r in rules if r.startswith(("+@", "-"))], f"{user}: commands, by name"
         have = granted(rules)
         assert have == commands, (
