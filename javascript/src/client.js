@@ -25,6 +25,7 @@ import { ConnectionLostError, NotReplicatedError, RedisFullError } from "./error
 import { Link } from "./link.js";
 import { watchSentinels } from "./sentinel-watch.js";
 import { isSentinel } from "./urls.js";
+import { dueOf, HintWarning, wakeChannel } from "./due.js";
 import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_PREFIX,
@@ -80,6 +81,8 @@ export class Client extends ScriptCalls {
   #durability = null;
   /** @type {Promise<durability.NodeDurability[]> | null} the reading under way */
   #reading = null;
+  /** @type {HintWarning} the due-time index's failures, once a minute */
+  #hintWarning;
 
   /**
    * Wrap a connected node-redis client (createClient or createCluster).
@@ -111,6 +114,7 @@ export class Client extends ScriptCalls {
     /** How often (ms) a producer checks that a service is in the registry. */
     this.registerEveryMs = REGISTER_EVERY_MS;
     this.#keys = new KeyCache(this.prefix);
+    this.#hintWarning = new HintWarning(logger);
   }
 
   /**
@@ -255,6 +259,8 @@ export class Client extends ScriptCalls {
           `the daemons sweep (${exc instanceof Error ? exc.message : String(exc)}); retried with the next call`);
       }
     }
+    const at = dueOf(call.script, reply);
+    if (at !== null) await this.hintDue(call.service, at);
     const result = call.parse(reply);
     if (wait !== null && acked !== null && acked < wait.replicas) {
       const hint = Object.hasOwn(REPEATS, call.script) ? " (an enqueue may be resent with the same id safely)" : "";
@@ -267,6 +273,27 @@ export class Client extends ScriptCalls {
       throw err;
     }
     return result;
+  }
+
+  /**
+   * Lower service's entry in the due-time index to `at` (ms, Redis clock; 0:
+   * look now) and wake the schedulers if that lowered it (see due.js). A hint:
+   * a failure is warned about once a minute, never thrown.
+   * @param {string} service
+   * @param {number} at
+   */
+  async hintDue(service, at) {
+    const key = globalKey(this.prefix, "due");
+    try {
+      const changed = await this.#link.io((_, redis) =>
+        redis.zAdd(key, { score: at, value: service }, { comparison: "LT", CH: true }), key);
+      if (Number(changed) > 0) {
+        const channel = wakeChannel(this.prefix);
+        await this.#link.io((_, redis) => redis.publish(channel, service), channel);
+      }
+    } catch (exc) {
+      this.#hintWarning.told(service, exc);
+    }
   }
 
   /** @param {string} service */

@@ -7,6 +7,7 @@
 
 import { MAX_BATCH } from "./manifest.js";
 import { retrying } from "./outcomes.js";
+import { ReadyWait } from "./ready-wait.js";
 import { Signal } from "./sync.js";
 
 /** @typedef {import("./types.js").Event} Event */
@@ -42,6 +43,8 @@ export class Fetcher {
     this.worker = worker;
     this.stop = stop;
     this.now = now;
+    /** The idle wait on the ready queue (a connection of its own, made on first use). */
+    this.ready = new ReadyWait(worker.client, worker.service, worker.log);
   }
 
   /** Room may have opened (a lease dropped, acks queued), or the worker stops. */
@@ -86,15 +89,17 @@ export class Fetcher {
       const events = await retrying(log, this.stop, "dequeue",
         () => client.dequeue(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
       if (!events || events.length === 0) {
-        await this.stop.wait(idle);
-        idle = Math.min(idle * 2, this.worker.pollMaxMs);
+        // Blocks until the ready queue has something (ready-wait.js); polls where it cannot.
+        if (await this.ready.wait(idle, this.stop)) idle = Math.min(idle * 2, this.worker.pollMaxMs);
         continue;
       }
       idle = 1;
+      this.ready.wokeWithEvents();
       held.add(events, sent + this.now().leaseMs);
       stats.received += events.length;
       this.#todo.push(...events);
       this.#todoSignal.notify();
     }
+    await this.ready.close();
   }
 }

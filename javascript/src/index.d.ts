@@ -407,6 +407,12 @@ export class Client {
    * each heartbeat). On a full Redis, fine if it already is a member, else RedisFullError.
    */
   register(service: string): Promise<void>;
+  /**
+   * Lower service's entry in the due-time index to `at` (ms, Redis clock; 0: look now)
+   * and wake the schedulers if that lowered it. The client does it by itself after a
+   * timer, a retry or a dequeue; a hint only: never rejects.
+   */
+  hintDue(service: string, at: number): Promise<void>;
   /** Record that daemon name (1..256 bytes) is alive, by the Redis clock; the beat's time (ms). */
   beat(name: string): Promise<number>;
   /** Record a worker's beat for the dashboard; how many silent workers' fields it pruned. */

@@ -140,6 +140,7 @@ export class Worker {
     this.requireDurable = Boolean(options.requireDurable);
     this.log = options.logger ?? DEFAULT_LOGGER;
     this.readonlyGiveUpMs = options.readonlyGiveUpMs ?? READONLY_GIVE_UP_MS;
+    this.#ready = new ReadyWait(client, this.service, this.log);
     this.stats = new WorkerStats();
     /** Wrappers around each handler run: traces (tracing.js), metrics (metrics.js). */
     this.instruments = defaultInstruments();
@@ -224,6 +225,11 @@ export class Worker {
       this.log.error(`worker ${this.service}: the ${name} loop failed, stopping: ${describe(exc)}${stack}`);
       this.stop();
     });
+  }
+
+  /** @internal the blocking waits the idle fetcher made (tests) */
+  _readyWaits() {
+    return this.#fetcher.ready.waits;
   }
 
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
