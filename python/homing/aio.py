@@ -24,8 +24,8 @@ from .clientbase import (
     wait_refusal,
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
-from .errors import HomingError, RedisFullError
-from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, global_key
+from .errors import HomingError, RedisFullError, ServiceNotEmptyError
+from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key
 from .types import (
     DeadPage,
     DistributeResult,
@@ -119,14 +119,40 @@ class AsyncClient(ClientBase):
     async def _index(self, call: ops.Call, reply: Any) -> None:
         """The due-time index's hint, as in ``Client._index``: never raised."""
         at = due.due_of(call.script, reply)
-        if at is None:
-            return
+        if at is not None:
+            await self.hint_due(call.service, at)
+
+    async def hint_due(self, service: str, at: int) -> None:
+        """As ``Client.hint_due``: lower service's due-time entry, wake the schedulers."""
         key = global_key(self.prefix, "due")
         try:
-            if await self.redis.zadd(key, {call.service: at}, lt=True, ch=True):
-                await self.redis.publish(due.channel(self.prefix), call.service)
+            if await self.redis.zadd(key, {service: at}, lt=True, ch=True):
+                await self.redis.publish(due.channel(self.prefix), service)
         except REDIS_ERRORS as exc:
-            self._hint_failed(call.service, translate(exc, key))
+            self._hint_failed(service, translate(exc, key))
+
+    async def forget(self, service: str) -> int:
+        """As ``Client.forget``: ServiceNotEmptyError (nothing written) while it holds anything."""
+        deleted = await self.run(due.forget(service))
+        registry, index = global_key(self.prefix, "services"), global_key(self.prefix, "due")
+        try:
+            await self.redis.srem(registry, service)
+            await self.redis.zrem(index, service)
+        except REDIS_ERRORS as exc:
+            raise translate(exc, registry) from exc
+        self._registered.pop(service, None)
+        script = SCRIPTS["forget"]
+        held = [k for k, name in zip(self._keys.keys(script, service), script.keys, strict=True)
+                if name not in ("seq", "config", "counters")]
+        try:
+            written = await self.redis.exists(*held)
+        except REDIS_ERRORS as exc:
+            raise translate(exc, held[0]) from exc
+        if written:
+            await self.register(service)
+            raise ServiceNotEmptyError(f"{service} was written to while it was being "
+                                       "forgotten; it stays registered")
+        return deleted
 
     async def _is_registered(self, service: str) -> bool:
         key = self._registry_key(service)

@@ -17,9 +17,11 @@ from helpers import T0, TEST_CLOCK, key
 
 import homing
 
-# Sync-only on purpose: the daemons and the Worker that use them (and `homing stats`
-# and the dashboard, which read the beats) are thread loops and commands, not coroutines.
-SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons", "worker_beat"}
+# Sync-only on purpose: the daemons and the Worker that use them (the scheduler's
+# due-time index, the worker's idle wait; and `homing stats` and the dashboard, which
+# read the beats) are thread loops and commands, not coroutines.
+SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons", "worker_beat", "due_take",
+             "due_settle", "wait_ready"}
 
 
 def run(redis_url: str, prefix: str, body: Callable[[homing.AsyncClient], Awaitable[Any]]) -> Any:

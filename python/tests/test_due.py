@@ -309,3 +309,26 @@ def test_an_idle_worker_blocks_instead_of_polling(client: homing.Client, service
         assert 1 <= worker._ready.waits <= 15
         event = client.enqueue(service, "x")
         wait_for(lambda: Noting.seen == [event])
+
+
+def test_the_async_client_hints_and_forgets(redis_url: str, prefix: str, service: str) -> None:
+    import asyncio
+
+    async def main() -> None:
+        c = await homing.AsyncClient.from_url(redis_url, prefix=prefix)
+        try:
+            await c.create_timer(service, "t", delay_ms=60_000)
+            [(_, at)] = await c.redis.zrange(key(c, service, "timers"), 0, 0, withscores=True)
+            assert await c.redis.zscore(f"{prefix}:due", service) == at
+            with pytest.raises(ServiceNotEmptyError):
+                await c.forget(service)
+            assert await c.redis.sismember(f"{prefix}:services", service)
+            await c.cancel_timer(service, (await c.redis.zrange(key(c, service, "timers"),
+                                                                0, 0))[0].decode())
+            assert await c.forget(service) >= 1
+            assert not await c.redis.sismember(f"{prefix}:services", service)
+            assert await c.redis.zscore(f"{prefix}:due", service) is None
+        finally:
+            await c.close()
+
+    asyncio.run(main())
