@@ -55,6 +55,22 @@ except ImportError:
 from homing import Consumer, Worker  # noqa: E402
 
 HOMING = str(Path(sys.executable).with_name("homing"))
+# Notes the time of each keyspace notification until stdin closes, then prints them.
+LISTENER = """
+import sys, threading, time, redis
+r = redis.Redis.from_url(sys.argv[1])
+sub = r.pubsub()
+sub.subscribe(sys.argv[2])
+sub.get_message(timeout=5)
+print("subscribed", flush=True)
+marks, done = [], threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+while not done.is_set():
+    m = sub.get_message(timeout=0.1)
+    if m and m["type"] == "message":
+        marks.append(time.time() * 1000)
+print(" ".join(f"{x:.3f}" for x in marks))
+"""
 
 
 @contextmanager
@@ -155,21 +171,14 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
         Recorder.seen = {}
         worker = Worker(client, service, Recorder, concurrency=4, prefetch=100)
         # When each promote pushed onto the ready queue, by keyspace notifications
-        # (one per LPUSH), to tell the daemon's lateness from the worker's.
+        # (one per LPUSH), to tell the daemon's lateness from the worker's. In a process
+        # of its own, so that the worker's threads do not delay the notes.
         client.redis.config_set("notify-keyspace-events", "Kl")
-        pushes: list[float] = []
-        sub = client.redis.pubsub()
-        sub.subscribe(f"__keyspace@0__:{prefix}:{{{service}}}:ready")
-        listening = threading.Event()
-
-        def listen() -> None:
-            while not listening.is_set():
-                m = sub.get_message(timeout=0.1)
-                if m and m["type"] == "message" and m["data"] in (b"lpush", "lpush"):
-                    pushes.append(time.time() * 1000)
-
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
+        listener = subprocess.Popen(
+            [sys.executable, "-c", LISTENER, url, f"__keyspace@0__:{prefix}:{{{service}}}:ready"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert listener.stdout is not None
+        listener.stdout.readline()  # "subscribed"
         with daemon(url, prefix):
             worker.start()
             try:
@@ -185,9 +194,8 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
             finally:
                 worker.stop()
                 worker.shutdown()
-        listening.set()
-        listener.join()
-        sub.close()
+        out_text, _ = listener.communicate("", timeout=30)
+        pushes = [float(x) for x in out_text.split()]
         late = [Recorder.seen[i] + offset - float(d) for i, d in due.items()
                 if d is not None and i in Recorder.seen]
         out = percentiles(late)
