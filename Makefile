@@ -115,6 +115,9 @@ bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_R
 	fi; \
 	echo "scripts/with-redis.sh $(PY) bench/run.py $$js"; \
 	scripts/with-redis.sh $(PY) bench/run.py $$js
+	@# Timers, idle daemon cost, worker wake-up: private redis-servers of its own (INFO
+	@# commandstats must count only homing's commands); writes bench/results/timers.json.
+	$(PY) bench/timers.py
 
 # Refreshes the vectors' packaged copy, then runs `homing conformance` (as python -m
 # homing.conformance) against a private Redis 7 and a private 3-master Cluster.

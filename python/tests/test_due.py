@@ -332,3 +332,18 @@ def test_the_async_client_hints_and_forgets(redis_url: str, prefix: str, service
             await c.close()
 
     asyncio.run(main())
+
+
+def test_a_service_due_again_soon_stays_claimed_until_close(client: homing.Client,
+                                                            service: str) -> None:
+    first = client.create_timer(service, "now", delay_ms=0)
+    client.create_timer(service, "soon", delay_ms=800)
+    [_, (_, soon_at)] = client.redis.zrange(key(client, service, "timers"), 0, -1,
+                                            withscores=True)
+    sched = no_backstop(Scheduler(client))
+    sched.cycle()
+    assert state(client, service, first) == "ready"
+    assert due_index(client)[service] >= CLAIM  # kept claimed: promoted directly when due
+    assert client.due_take(100, 5000)[3] == []  # and kept off the other schedulers
+    sched.close()
+    assert due_index(client) == {service: soon_at}  # settled, not left to go stale
