@@ -41,7 +41,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -52,7 +52,7 @@ except ImportError:
     sys.path.insert(0, str(ROOT / "python"))
     import homing
 
-from homing import Consumer, Worker  # noqa: E402
+from homing import Consumer, Worker
 
 HOMING = str(Path(sys.executable).with_name("homing"))
 # Notes the time of each keyspace notification until stdin closes, then prints them.
@@ -133,7 +133,7 @@ def clock_offset_ms(client: homing.Client) -> float:
 class Recorder(Consumer):
     """Notes when each handler started (ms, time.time())."""
 
-    seen: dict[str, float] = {}
+    seen: ClassVar[dict[str, float]] = {}
     lock = threading.Lock()
 
     def handle_event(self, event: Any, state: Any) -> Any:
@@ -149,7 +149,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
         return {"n": 0}
 
     def pct(p: float) -> float:
-        return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+        return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
 
     return {"n": len(v), "p50": round(pct(50), 2), "p99": round(pct(99), 2),
             "max": round(v[-1], 2), "early": sum(1 for x in v if x < 0)}
