@@ -183,12 +183,15 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
             worker.start()
             try:
                 time.sleep(0.5)  # the daemon subscribed and idle
-                ids = [client.create_timer(service, i, delay_ms=random.randrange(1500, 1500 + spread_ms))
-                       for i in range(count)]
-                pipe = client.redis.pipeline(transaction=False)
-                for i in ids:
-                    pipe.zscore(f"{prefix}:{{{service}}}:timers", i)
-                due = dict(zip(ids, pipe.execute(), strict=True))
+                # Due times by the Redis clock (at = ms since the epoch), so that each
+                # timer's due time is known exactly however long creating them takes.
+                sec, usec = client.redis.time()
+                start_ms = sec * 1000 + usec // 1000 + 1000
+                due: dict[str, int] = {}
+                for i in range(count):
+                    at_ms = start_ms + random.randrange(spread_ms)
+                    due[client.create_timer(service, i, at=at_ms / 1000)] = at_ms
+                ids = list(due)
                 offset = clock_offset_ms(client)
                 wait_until(lambda: len(Recorder.seen) >= count, spread_ms / 1000 + 12)
             finally:
@@ -196,17 +199,16 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
                 worker.shutdown()
         out_text, _ = listener.communicate("", timeout=30)
         pushes = [float(x) for x in out_text.split()]
-        late = [Recorder.seen[i] + offset - float(d) for i, d in due.items()
-                if d is not None and i in Recorder.seen]
+        late = [Recorder.seen[i] + offset - d for i, d in due.items() if i in Recorder.seen]
         out = percentiles(late)
         # A timer's promote: the first push at or after its due time.
         import bisect
         marks = sorted(p + offset for p in pushes)
         promoted = []
         for d in due.values():
-            k = bisect.bisect_left(marks, float(d))
+            k = bisect.bisect_left(marks, d)
             if k < len(marks):
-                promoted.append(marks[k] - float(d))
+                promoted.append(marks[k] - d)
         out["promoted"] = percentiles(promoted)
         out["missing"] = sum(1 for i in ids if i not in Recorder.seen)
         client.close()
