@@ -21,7 +21,7 @@ services
 --@include base
 
 argc(2)
-local limit = int_arg(1, 'limit', 1, 1000)
+local limit = int_arg(1, 'limit', 1, LIMITS.batch)
 local claim_ms = int_arg(2, 'claim_ms', 1, 3600000)
 -- 2^50 ms is the year 37648: no due time reaches it, and 2^50 + now stays
 -- exact in a double.

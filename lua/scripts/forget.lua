@@ -12,7 +12,6 @@ index. A fencing sequence that restarts is safe: tokens are at least
 now_ms * 1000, so none repeats one handed out before.
 @key ready
 @key data
-@key meta
 @key leases
 @key timers
 @key retry
@@ -39,8 +38,7 @@ local function check(name, n)
   end
 end
 check('ready or reserved', redis.call('LLEN', K.ready))
-check('events', redis.call('HLEN', K.meta))
-check('payloads', redis.call('HLEN', K.data))
+check('events', redis.call('HLEN', K.data))
 check('leased', redis.call('ZCARD', K.leases))
 check('timers', redis.call('ZCARD', K.timers))
 check('retrying', redis.call('ZCARD', K.retry))

@@ -25,7 +25,7 @@ from .clientbase import (
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
 from .errors import HomingError, RedisFullError, ServiceNotEmptyError
-from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key
+from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key, service_key
 from .types import (
     DeadPage,
     DistributeResult,
@@ -142,8 +142,11 @@ class AsyncClient(ClientBase):
             raise translate(exc, registry) from exc
         self._registered.pop(service, None)
         script = SCRIPTS["forget"]
+        # What the script checked, and the records (the script leaves meta to record.lua's
+        # scripts: every event has its data beside its record).
         held = [k for k, name in zip(self._keys.keys(script, service), script.keys, strict=True)
                 if name not in ("seq", "config", "counters")]
+        held.append(service_key(self.prefix, service, "meta"))
         try:
             written = await self.redis.exists(*held)
         except REDIS_ERRORS as exc:

@@ -31,6 +31,7 @@ from .manifest import (
     SCRIPTS,
     check_service,
     global_key,
+    service_key,
 )
 from .types import (
     DeadPage,
@@ -503,8 +504,11 @@ class Client(ClientBase):
             raise translate(exc, registry) from exc
         self._registered.pop(service, None)
         script = SCRIPTS["forget"]
+        # What the script checked, and the records (the script leaves meta to record.lua's
+        # scripts: every event has its data beside its record).
         held = [k for k, name in zip(self._keys.keys(script, service), script.keys, strict=True)
                 if name not in ("seq", "config", "counters")]
+        held.append(service_key(self.prefix, service, "meta"))
         try:
             written = self.redis.exists(*held)
         except REDIS_ERRORS as exc:

@@ -11,7 +11,7 @@ import click
 from .client import Client
 from .cliutil import HomingGroup, Settings, json_text, table
 from .connection import REDIS_ERRORS, translate
-from .manifest import SCRIPTS
+from .manifest import service_key
 
 # What a service may hold, as `homing stats` names it; any of it refuses `forget`.
 HOLDS = ("ready", "in_flight", "timers", "retrying", "expired", "dead", "results")
@@ -27,8 +27,8 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
     newest keyed enqueue (likewise with idem_ttl_ms), the newest dead letter,
     and the creation of the newest ready event.
     """
-    script = SCRIPTS["forget"]
-    k = dict(zip(script.keys, client._keys.keys(script, service), strict=True))
+    k = {name: service_key(client.prefix, service, name)
+         for name in ("seq", "results_at", "idem_at", "dead", "ready", "meta")}
     r = client.redis
     try:
         pipe = r.pipeline(transaction=False)

@@ -100,7 +100,8 @@ def settle(claim: int, items: Sequence[tuple[str, int]]) -> Call:
         raise InvalidArgumentError(f"due_settle takes 1..{MAX_BATCH} items, got {len(items)}")
     args: list[Any] = [claim, len(items)]
     for service, due in items:
-        args += [check_service(service), whole(due, "next_due", -1, MAX_DUE)]
+        # '' for "nothing due" (the table's ms? type); -1 is taken for it too.
+        args += [check_service(service), "" if due == -1 else whole(due, "next_due", 0, MAX_DUE)]
     return Call("due_settle", "", args, int)
 
 

@@ -133,4 +133,9 @@ export const CALLS = {
       everyMs: a.every_ms, stopped: a.stopped ?? false, ids: a.ids ?? [], forgetMs: a.forget_ms ?? 3_600_000,
     });
   },
+  // The due-time index (global key due, no service) and forget, through the call table:
+  // the schedulers and `homing services` are Python's.
+  due_take: (c, _s, a) => c.call("due_take", "", a),
+  due_settle: (c, _s, a) => c.call("due_settle", "", a),
+  forget: (c, s) => c.call("forget", s, {}),
 };

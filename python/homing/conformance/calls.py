@@ -128,4 +128,11 @@ CALLS: dict[str, Impl] = {
         catch_up=a.get("catch_up", True)),
     "recurring_remove": lambda c, s, a: c.recurring_remove(s, a["name"]),
     "recurring_list": _recurring_page,
+    # The due-time index (global key due, no service); due_take's reply holds the
+    # Redis time, so vectors run it as a raw script and check the index ($due).
+    "due_take": lambda c, s, a: list(c.due_take(a.get("limit", 100), a.get("claim_ms", 5000))),
+    "due_settle": lambda c, s, a: c.due_settle(
+        a["claim"], [(i["service"], -1 if i["next_due"] in ("", None) else i["next_due"])
+                     for i in a["items"]]),
+    "forget": lambda c, s, a: c.forget(s),
 }
