@@ -272,7 +272,10 @@ class _Backstop:
         if self.first:
             return 0.0
         need = 1 + self.CHUNK * BACKSTOP_COST
-        return max(0.0, (need - self.tokens) / self.rate) if self.rate > 0 else 3600.0
+        if self.rate <= 0:
+            return 3600.0
+        have = self.tokens + (time.monotonic() - self.at) * self.rate  # refilled since
+        return max(0.0, (need - have) / self.rate)
 
     def step(self) -> bool:
         """Run what the budget allows; True while the first pass is under way."""

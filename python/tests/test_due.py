@@ -347,3 +347,15 @@ def test_a_service_due_again_soon_stays_claimed_until_close(client: homing.Clien
     assert client.due_take(100, 5000)[3] == []  # and kept off the other schedulers
     sched.close()
     assert due_index(client) == {service: soon_at}  # settled, not left to go stale
+
+
+def test_the_backstop_keeps_sweeping_after_its_first_pass(client: homing.Client,
+                                                          service: str) -> None:
+    client.register(service)
+    sched = Scheduler(client, backstop_rate=100_000.0)
+    while not sched.backstop.passes:
+        sched.cycle()
+    timer = client.create_timer(service, "t", delay_ms=0)
+    client.redis.delete(f"{client.prefix}:due")  # its hint lost after the first pass
+    wait_for(lambda: sched.cycle() is not None and state(client, service, timer) == "ready")
+    assert sched.backstop.passes >= 2
