@@ -289,6 +289,8 @@ class _Backstop:
             self._chunk()
             if self.cursor == 0:
                 self.passes += 1
+                if self.first:  # the full-speed pass owes the budget nothing
+                    self.tokens = 0.0
                 self.first = False
                 break
         return self.first

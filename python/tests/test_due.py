@@ -352,10 +352,14 @@ def test_a_service_due_again_soon_stays_claimed_until_close(client: homing.Clien
 def test_the_backstop_keeps_sweeping_after_its_first_pass(client: homing.Client,
                                                           service: str) -> None:
     client.register(service)
-    sched = Scheduler(client, backstop_rate=100_000.0)
+    client.redis.sadd(f"{client.prefix}:services", *(f"idle-{i}" for i in range(500)))
+    # 500 commands a second: the full-speed first pass (3,000 reads) must not be
+    # charged to the passes after it, or the next would wait 6 s and more.
+    sched = Scheduler(client, backstop_rate=500.0)
     while not sched.backstop.passes:
         sched.cycle()
     timer = client.create_timer(service, "t", delay_ms=0)
     client.redis.delete(f"{client.prefix}:due")  # its hint lost after the first pass
-    wait_for(lambda: sched.cycle() is not None and state(client, service, timer) == "ready")
-    assert sched.backstop.passes >= 2
+    wait_for(lambda: sched.cycle() is not None and state(client, service, timer) == "ready",
+             timeout=5)
+    assert sched.backstop.passes >= 1
