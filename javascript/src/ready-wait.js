@@ -56,7 +56,7 @@ export class ReadyWait {
     } catch (exc) {
       await this.close();
       const text = exc instanceof Error ? exc.message : String(exc);
-      if (/NOPERM|unknown command|ERR unknown/i.test(text)) {
+      if (/NOPERM|unknown command|ERR unknown/i.test(text) && !/READONLY/.test(text)) {
         this.log.warn(`worker ${this.service}: cannot block on its ready queue (${text}): polling instead`);
         this.#blocking = false;
       }
