@@ -15,6 +15,30 @@ import { serviceKey } from "./manifest.js";
 
 /** One wait, in seconds; Redis ends it on its next 100 ms tick, so a stop waits <= ~0.2 s. */
 export const BLOCK_S = 0.1;
+/** How long the wait's own connection may take to come up, and a BLMOVE beyond its timeout. */
+const OPEN_MS = 5000;
+
+/**
+ * promise, or a rejection after ms (node-redis queues a command on a connection that is
+ * down until it is up again: a wait must not hang the fetch loop, and with it shutdown).
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
+async function bounded(promise, ms, what) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return /** @type {T} */ (await Promise.race([promise, timeout]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class ReadyWait {
   /** @type {any} the duplicate connection, made on the first wait */
@@ -49,14 +73,27 @@ export class ReadyWait {
       return true;
     }
     try {
-      this.#conn ??= await this.#open();
+      if (this.#conn === null) {
+        try {
+          this.#conn = await bounded(this.#open(), OPEN_MS, "connecting");
+        } catch (exc) {
+          // node-redis retries a connection for ever: one that is not up in time is not
+          // waited for again; the worker polls (its own connection keeps working).
+          this.#blocking = false;
+          this.log.warn(`worker ${this.service}: no connection of its own to block on its ready queue ` +
+            `(${exc instanceof Error ? exc.message : String(exc)}): polling instead`);
+          throw exc;
+        }
+      }
       this.waits += 1;
-      this.#nonEmpty = (await this.#conn.blMove(this.key, this.key, "RIGHT", "RIGHT", BLOCK_S)) !== null;
+      const got = await bounded(this.#conn.blMove(this.key, this.key, "RIGHT", "RIGHT", BLOCK_S),
+        BLOCK_S * 1000 + OPEN_MS, "BLMOVE");
+      this.#nonEmpty = got !== null;
       return false;
     } catch (exc) {
       await this.close();
       const text = exc instanceof Error ? exc.message : String(exc);
-      if (/NOPERM|unknown command|ERR unknown/i.test(text) && !/READONLY/.test(text)) {
+      if (this.#blocking && /NOPERM|unknown command|ERR unknown/i.test(text) && !/READONLY/.test(text)) {
         this.log.warn(`worker ${this.service}: cannot block on its ready queue (${text}): polling instead`);
         this.#blocking = false;
       }
@@ -73,7 +110,12 @@ export class ReadyWait {
   async #open() {
     const conn = this.client.connection.duplicate();
     conn.on("error", () => {}); // reported by the wait that fails, not as an unhandled event
-    await conn.connect();
+    try {
+      await conn.connect();
+    } catch (exc) {
+      conn.destroy();
+      throw exc;
+    }
     return conn;
   }
 
