@@ -19,7 +19,7 @@ import logging
 import threading
 
 from .client import Client
-from .errors import ConnectionLostError, HomingError, ReadOnlyError
+from .errors import ConnectionLostError, HomingError, ReadOnlyError, RedisFullError
 
 log = logging.getLogger("homing.worker")
 BLOCK_S = 0.1  # one wait; Redis ends it on its next 100 ms tick, so a stop waits <= ~0.2 s
@@ -43,9 +43,10 @@ class ReadyWait:
         try:
             self.waits += 1
             self._nonempty = self.client.wait_ready(self.service, BLOCK_S)
-        except (ConnectionLostError, ReadOnlyError):
+        except (ConnectionLostError, ReadOnlyError, RedisFullError):
             # The server's trouble, not the wait's: the dequeue's retry loop deals with
-            # an outage, and its READONLY clock with a replica.
+            # an outage, its READONLY clock with a replica; a full Redis refuses BLMOVE
+            # (it may grow a list) until it is drained.
             self.stop.wait(idle)
             return True
         except HomingError as exc:
