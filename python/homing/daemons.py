@@ -213,7 +213,12 @@ class _Waker:
                 left = end - time.monotonic()
                 if left <= 0:
                     return
-                if self._sub.get_message(timeout=min(left, 0.1)) is not None:
+                if left <= 0.0015:
+                    # The socket wait rounds its timeout up to whole ms (poll): the last
+                    # stretch is slept precisely instead (a message then waits <= 1.5 ms).
+                    time.sleep(left)
+                    return
+                if self._sub.get_message(timeout=min(left - 0.001, 0.1)) is not None:
                     self.woken += 1
                     self.rung = True
                     while self._sub.get_message(timeout=0) is not None:
@@ -453,7 +458,7 @@ class Scheduler(_Daemon):
             return max(moved, 1)  # look again at once
         targets = [self._take_at, *(at for at, _ in self._hot.values()),
                    *self.backstop.local.values()]
-        wait = (min(targets) - est) / 1000 + 0.0003
+        wait = (min(targets) - est) / 1000 + 0.0001
         self._wait = max(0.0, min(wait, self.max_wait, self.backstop.due_in()))
         return moved
 
