@@ -29,6 +29,11 @@ def state(client: homing.Client, service: str, event_id: str) -> str | None:
     return states(client, service).get(event_id)
 
 
+def detail(client: homing.Client, service: str, event_id: str) -> str:
+    """Where an event is, atomically (``states`` reads key by key: not while daemons run)."""
+    return client.status(service, event_id).detail
+
+
 def no_backstop(sched: Scheduler) -> Scheduler:
     """A scheduler that follows the index only, so a test sees what the index does."""
     sched.backstop.first = False
@@ -168,7 +173,7 @@ def test_a_sleeping_scheduler_is_woken_by_an_earlier_timer(
     with running_scheduler(sched):
         wait_for(lambda: sched._wait > 30)  # asleep until the far timer (or 60 s)
         near = client.create_timer(service, "near", delay_ms=0)
-        wait_for(lambda: state(client, service, near) == "ready")
+        wait_for(lambda: detail(client, service, near) == "ready")
         assert sched.waker.woken >= 1  # the PUBLISH woke it, not a timeout
 
 
@@ -220,9 +225,9 @@ def test_run_daemons_promotes_distributes_and_reports(client: homing.Client,
                          kwargs={"interval": 0.01, "report": reported.append}, daemon=True)
     t.start()
     try:
-        wait_for(lambda: state(client, service, timer) == "ready")
+        wait_for(lambda: detail(client, service, timer) == "ready")
         # The lease ran out: reclaimed, routed to a retry (0 backoff), promoted again.
-        wait_for(lambda: state(client, service, ev.id) == "ready")
+        wait_for(lambda: detail(client, service, ev.id) == "ready")
     finally:
         stop.set()
         t.join(10)
