@@ -8,6 +8,7 @@
 
 /**
  * The due time (ms, Redis clock) a successful reply of script added, or null.
+ * `schedule`'s due_ms and `recurring_put`'s next_ms are its third field;
  * `distribute` does not say when its retries are due: 0 ("look now").
  * @param {string} script
  * @param {any} reply
@@ -16,7 +17,7 @@
 export function dueOf(script, reply) {
   if (!Array.isArray(reply)) return null;
   const num = (/** @type {unknown} */ v) => Number(String(v));
-  if (script === "schedule") return num(reply[2]) >= 0 ? num(reply[2]) : null;
+  if (script === "schedule" || script === "recurring_put") return num(reply[2]) >= 0 ? num(reply[2]) : null;
   if (script === "fail") return String(reply[0]) === "retry" ? num(reply[1]) : null;
   if (script === "dequeue") return reply.length > 1 ? num(reply[0]) : null;
   if (script === "distribute") return num(reply[0]) > 0 ? 0 : null;
