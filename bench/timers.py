@@ -273,17 +273,23 @@ def wake_latency(count: int) -> dict[str, Any]:
         worker = Worker(client, "wk", Recorder)
         worker.start()
         sent: dict[str, float] = {}
+        acked: dict[str, float] = {}
         try:
             time.sleep(0.3)
             for i in range(count):
                 t = time.time() * 1000
-                sent[producer.enqueue("wk", i)] = t
+                event_id = producer.enqueue("wk", i)
+                acked[event_id] = time.time() * 1000
+                sent[event_id] = t
                 time.sleep(0.02)
             wait_until(lambda: len(Recorder.seen) >= count, 5)
         finally:
             worker.stop()
             worker.shutdown()
         out = percentiles([Recorder.seen[i] - t for i, t in sent.items() if i in Recorder.seen])
+        # The event was ready somewhere between the call and its reply: from the reply on.
+        out["from_reply"] = percentiles([Recorder.seen[i] - t for i, t in acked.items()
+                                         if i in Recorder.seen])
         out["blocking_waits"] = worker._ready.waits
         client.close()
         producer.close()
@@ -293,14 +299,17 @@ def wake_latency(count: int) -> dict[str, Any]:
 def rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(row, value, goal) for the bench table."""
     t, w = figures["timers"], figures["wake"]
+    r = w["from_reply"]
     p = t["promoted"]
     out = [("timer lateness, handler started, p50 / p99 / max (ms)",
             f"{t['p50']} / {t['p99']} / {t['max']}", "p99 <= 5"),
            ("timer lateness, promoted, p50 / p99 / max (ms)",
             f"{p['p50']} / {p['p99']} / {p['max']}", ""),
            ("timers early / missing", f"{t['early']} / {t['missing']}", "0 / 0"),
-           ("worker wake-up p50 / p99 / max (ms)", f"{w['p50']} / {w['p99']} / {w['max']}",
-            "p99 <= 2")]
+           ("worker wake-up from before the enqueue, p50 / p99 / max (ms)",
+            f"{w['p50']} / {w['p99']} / {w['max']}", "p99 <= 2"),
+           ("worker wake-up from the enqueue's reply, p50 / p99 / max (ms)",
+            f"{r['p50']} / {r['p99']} / {r['max']}", "")]
     for i in figures["idle"]:
         out.append((f"idle daemon, {i['services']:,} services (commands/s)",
                     f"{i['commands_per_s']}", "<= 100"))
