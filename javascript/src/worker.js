@@ -140,7 +140,6 @@ export class Worker {
     this.requireDurable = Boolean(options.requireDurable);
     this.log = options.logger ?? DEFAULT_LOGGER;
     this.readonlyGiveUpMs = options.readonlyGiveUpMs ?? READONLY_GIVE_UP_MS;
-    this.#ready = new ReadyWait(client, this.service, this.log);
     this.stats = new WorkerStats();
     /** Wrappers around each handler run: traces (tracing.js), metrics (metrics.js). */
     this.instruments = defaultInstruments();
