@@ -43,8 +43,12 @@ export class Fetcher {
     this.worker = worker;
     this.stop = stop;
     this.now = now;
-    /** The idle wait on the ready queue (a connection of its own, made on first use). */
-    this.ready = new ReadyWait(worker.client, worker.service, worker.log);
+    /**
+     * The idle wait on the ready queue (a connection of its own, made on first use);
+     * made when the loop starts: the worker is still being built when this is.
+     * @type {ReadyWait | null}
+     */
+    this.ready = null;
   }
 
   /** Room may have opened (a lease dropped, acks queued), or the worker stops. */
@@ -70,6 +74,7 @@ export class Fetcher {
 
   async loop() {
     const { client, service, stats, log } = this.worker;
+    const ready = (this.ready ??= new ReadyWait(client, service, log));
     let idle = 1;
     const pause = { ms: 50 };
     const window = this.worker.concurrency + this.worker.prefetch;
@@ -90,16 +95,16 @@ export class Fetcher {
         () => client.dequeue(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
       if (!events || events.length === 0) {
         // Blocks until the ready queue has something (ready-wait.js); polls where it cannot.
-        if (await this.ready.wait(idle, this.stop)) idle = Math.min(idle * 2, this.worker.pollMaxMs);
+        if (await ready.wait(idle, this.stop)) idle = Math.min(idle * 2, this.worker.pollMaxMs);
         continue;
       }
       idle = 1;
-      this.ready.wokeWithEvents();
+      ready.wokeWithEvents();
       held.add(events, sent + this.now().leaseMs);
       stats.received += events.length;
       this.#todo.push(...events);
       this.#todoSignal.notify();
     }
-    await this.ready.close();
+    await ready.close();
   }
 }

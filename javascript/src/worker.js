@@ -228,7 +228,7 @@ export class Worker {
 
   /** @internal the blocking waits the idle fetcher made (tests) */
   _readyWaits() {
-    return this.#fetcher.ready.waits;
+    return this.#fetcher.ready?.waits ?? 0;
   }
 
   /** Ask the worker to shut down gracefully (safe from a signal handler). */
