@@ -26,9 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InvalidArgumentError
-from .manifest import MAX_BATCH, check_service
-from .ops import Call, whole
+from . import ops
+from .manifest import check_service
+from .ops import Call
 
 log = logging.getLogger("homing")
 
@@ -84,27 +84,28 @@ class Warned:
 
 
 def take(limit: int, claim_ms: int) -> Call:
-    """Claim the services due now (and stale claims); see lua/scripts/due_take.lua."""
-    args = [whole(limit, "limit", 1, 1000), whole(claim_ms, "claim_ms", 1, 3_600_000)]
+    """Claim the services due now (and stale claims); see lua/scripts/due_take.lua.
+
+    Built and parsed by the call table; only the tuple the scheduler unpacks is
+    shaped here.
+    """
+    inner = ops.call("due_take", "", 1, limit=limit, claim_ms=claim_ms)
 
     def parse(r: list[Any]) -> tuple[int, int, int, list[str]]:
-        return int(r[0]), int(r[1]), int(r[2]), [_s(x) for x in r[3:]]
+        v = inner.parse(r)
+        return v["now"], v["next_due"], v["next_claim"], [i["service"] for i in v["items"]]
 
-    return Call("due_take", "", args, parse)
+    return Call(inner.script, "", inner.args, parse)
 
 
 def settle(claim: int, items: Sequence[tuple[str, int]]) -> Call:
     """Put back each claimed service's next due time (-1: none); see due_settle.lua."""
-    whole(claim, "claim", CLAIM)
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidArgumentError(f"due_settle takes 1..{MAX_BATCH} items, got {len(items)}")
-    args: list[Any] = [claim, len(items)]
-    for service, due in items:
-        # '' for "nothing due" (the table's ms? type); -1 is taken for it too.
-        args += [check_service(service), "" if due == -1 else whole(due, "next_due", 0, MAX_DUE)]
-    return Call("due_settle", "", args, int)
+    for service, _ in items:
+        check_service(service)
+    rows = [(service, None if due == -1 else due) for service, due in items]
+    return ops.call("due_settle", "", 1, claim=claim, items=rows)
 
 
 def forget(service: str) -> Call:
     """Delete an empty service's leftovers, or SERVICE_NOT_EMPTY; see forget.lua."""
-    return Call("forget", check_service(service), [], int)
+    return ops.call("forget", service, 1)
