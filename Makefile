@@ -69,7 +69,9 @@ test-js: redis-check ## JavaScript tests (npm ci if the lock changed + node --te
 	    npm ci --no-audit --no-fund --loglevel=error >/dev/null || exit 1; \
 	    printf '%s' "$$lock" > node_modules/.homing-lock.sha256; \
 	  fi; \
-	  npm run --silent test:terse; \
+	  timeout 1500 npm run --silent test:terse; rc=$$?; \
+	  if [ $$rc = 124 ]; then echo "test-js: still running after 25 min: a test file did not exit (an open handle?)" >&2; fi; \
+	  exit $$rc; \
 	else \
 	  echo "test-js: node/npm not found, skipping the JavaScript tests (install Node.js 20+)"; \
 	fi

@@ -73,11 +73,25 @@ export class Fetcher {
   }
 
   async loop() {
-    const { client, service, stats, log } = this.worker;
+    const { client, service, log } = this.worker;
     const ready = (this.ready ??= new ReadyWait(client, service, log));
+    const window = this.worker.concurrency + this.worker.prefetch;
+    try {
+      await this.#fetch(ready, window);
+    } finally {
+      // Also when the loop fails: the wait's own connection would keep the process alive.
+      await ready.close();
+    }
+  }
+
+  /**
+   * @param {ReadyWait} ready
+   * @param {number} window
+   */
+  async #fetch(ready, window) {
+    const { client, service, stats, log } = this.worker;
     let idle = 1;
     const pause = { ms: 50 };
-    const window = this.worker.concurrency + this.worker.prefetch;
     while (!this.stop.isSet) {
       const { held, acking } = this.now();
       // Overlap the next dequeue with the acks of the last batch, but never
@@ -105,6 +119,5 @@ export class Fetcher {
       this.#todo.push(...events);
       this.#todoSignal.notify();
     }
-    await ready.close();
   }
 }
