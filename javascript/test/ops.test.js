@@ -39,6 +39,7 @@ test("every call of the table builds a Call of a manifest script; every script i
     worker_beat: { name: "w", service: "s", host: "h", pid: 1, concurrency: 1, held: 0, everyMs: 10 },
     cancel: { id: "i" }, recurring_put: { name: "n", payload: 1, everyMs: 1000 },
     recurring_remove: { name: "n" }, recurring_list: {},
+    due_take: {}, due_settle: { claim: 2 ** 50 + 1, items: [["s", 5]] }, forget: {},
   });
   assert.deepEqual(Object.keys(CALLS).sort(), Object.keys(samples).sort(), "a sample for each call");
   const scripts = new Set();

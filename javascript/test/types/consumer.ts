@@ -55,6 +55,7 @@ import {
   SCHEMA,
   SchemaMismatchError,
   ScriptError,
+  ServiceNotEmptyError,
   type SignalName,
   StaleLeaseError,
   Status,
@@ -229,7 +230,8 @@ export function errors(code: ErrorCode): HomingError[] {
   const classes = [InvalidNameError, InvalidArgumentError, PayloadTooLargeError, PayloadNotEncodableError,
     CorruptEnvelopeError, CorruptStateError, WrongTypeError, SchemaMismatchError, DuplicateIdError,
     UnknownEventError, StaleLeaseError, EventDeadError, ResultTimeoutError, RedisFullError, NotDurableError,
-    PermissionDeniedError, ReadOnlyError, NotReplicatedError, ConnectionLostError, ScriptError];
+    PermissionDeniedError, ReadOnlyError, NotReplicatedError, ConnectionLostError, ScriptError,
+    ServiceNotEmptyError];
   const made = classes.map((C) => new C("message", { cause: C.code }));
   const byCode: typeof HomingError = BY_CODE[code];
   return [...made, errorFor(code, "message"), new byCode("message")];
