@@ -89,14 +89,20 @@ def enqueue_one(ctx: Context, n: int) -> Sample:
     return sample
 
 
-def enqueue_many(ctx: Context, n: int) -> Sample:
-    """``Client.enqueue_many`` in batches of 100."""
-    svc = ctx.service("enqN")
-    with measured(ctx.raw, n, SCRIPT_COMMANDS) as sample:
-        for start in range(0, n, BATCH):
-            ctx.client.enqueue_many(svc, [payload(i) for i in range(start, min(n, start + BATCH))])
-    _check_totals(ctx, svc, enqueued=n)
-    return sample
+def enqueue_many(batch: int) -> Callable[[Context, int], Sample]:
+    """``Client.enqueue_many`` in batches of ``batch``."""
+
+    def case(ctx: Context, n: int) -> Sample:
+        svc = ctx.service(f"enq{batch}")
+        with measured(ctx.raw, n, SCRIPT_COMMANDS) as sample:
+            for start in range(0, n, batch):
+                ctx.client.enqueue_many(svc, [payload(i)
+                                              for i in range(start, min(n, start + batch))])
+        _check_totals(ctx, svc, enqueued=n)
+        return sample
+
+    case.__doc__ = f"``Client.enqueue_many`` in batches of {batch}."
+    return case
 
 
 def _prefill(ctx: Context, svc: str, n: int) -> None:

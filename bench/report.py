@@ -88,7 +88,73 @@ def table(rows: list[Summary]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, meta: dict[str, Any], rows: list[Summary]) -> None:
+def figures_table(figures: list[Any]) -> str:
+    """Memory, flatness, and the rows another change measures (extras.PENDING)."""
+    from extras import PENDING
+
+    lines = [f"{'figure':<62} {'value':>10}  goal", "-" * 86]
+    for f in figures:
+        lines.append(f"{f.label[:62]:<62} {_num(f.value, ',.1f', ' ' + f.unit):>10}  {f.goal}")
+    for _name, label, _unit in PENDING:
+        lines.append(f"{label[:62]:<62} {'-':>10}  not measured here (the timers change)")
+    return "\n".join(lines)
+
+
+# (what, row, against, op, bound): a row's rate over another's, or a row's own figure.
+GOALS: list[tuple[str, str, str | None, str, float]] = [
+    ("single enqueue / redis-py EVALSHA floor", "enqueue_one", "evalsha_floor", ">=", 0.8),
+    ("single enqueue / BullMQ Node add", "enqueue_one", "bullmq_add", ">=", 2.0),
+    ("single enqueue: Redis us per call", "enqueue_one", None, "<=", 20.0),
+    ("enqueue_many x1000 / leased design x1000", "enqueue_many_1000", "leased_enqueue_1000",
+     ">=", 0.9),
+    ("Python Worker c=1 / leased drain", "e2e_worker_c1", "leased_drain", ">=", 0.7),
+    ("Python Worker c=10 / leased drain", "e2e_worker_c10", "leased_drain", ">=", 0.7),
+    ("JS Worker c=1 / leased drain", "js_e2e_worker_c1", "leased_drain", ">=", 0.7),
+    ("JS Worker c=10 / leased drain", "js_e2e_worker_c10", "leased_drain", ">=", 0.7),
+    ("Python Worker c=1 / its bare loop", "e2e_worker_c1", "e2e_client_loop", ">=", 0.9),
+    ("JS Worker c=1 / its bare loop", "js_e2e_worker_c1", "js_e2e_client_loop", ">=", 0.9),
+    ("JS Worker c=10 / BullMQ Node Worker c=10", "js_e2e_worker_c10", "bullmq_e2e_c10", ">=", 1.0),
+]
+
+
+def _ratio(a: Summary, b: Summary) -> float:
+    """Paired per round when both ran in the Python rounds, else the ratio of medians."""
+    if a.source == b.source == "python" and len(a.rates) == len(b.rates):
+        return statistics.median(x / y for x, y in zip(a.rates, b.rates, strict=True) if y)
+    return a.median / b.median
+
+
+def goals(rows: list[Summary], figures: list[Any]) -> list[dict[str, Any]]:
+    """Each goal of issue 10 that this run measured: its value and whether it is met."""
+    by = {r.name: r for r in rows}
+    out = []
+    for what, name, against, op, bound in GOALS:
+        row = by.get(name)
+        if row is None or (against is not None and against not in by):
+            value = None
+        elif against is None:
+            value = row.redis_us_per_call
+        else:
+            value = _ratio(row, by[against])
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out.append({"goal": what, "value": value, "bound": f"{op} {bound:g}", "met": met})
+    for f in figures:
+        if f.goal:
+            out.append({"goal": f.label, "value": f.value, "bound": f.goal, "met": f.met})
+    return out
+
+
+def goals_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'goal (issue 10)':<62} {'value':>8} {'bound':>10}  met", "-" * 88]
+    for g in rows:
+        met = {True: "yes", False: "NO", None: "-"}[g["met"]]
+        lines.append(f"{g['goal'][:62]:<62} {_num(g['value'], '.2f'):>8} {g['bound']:>10}  {met}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, meta: dict[str, Any], rows: list[Summary],
+               figures: list[Any] | None = None, goals: list[dict[str, Any]] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {**meta, "results": [r.to_json() for r in rows]}
+    doc = {**meta, "results": [r.to_json() for r in rows],
+           "figures": [f.to_json() for f in figures or []], "goals": goals or []}
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -38,6 +38,8 @@ except ImportError:  # not installed in this interpreter: use the checkout
 
 import cases  # noqa: E402
 import external  # noqa: E402
+import extras  # noqa: E402
+import floors  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
 from homing.connection import is_cluster_url  # noqa: E402
@@ -55,11 +57,15 @@ QUICK_REPS = 2
 Case = tuple[str, str, Callable[[cases.Context, int], Sample], float]
 CASES: list[Case] = [
     ("baseline", "baseline: redis-py LPUSH+RPOP, pipelined x100", cases.baseline, 1.0),
+    ("evalsha_floor", "floor: redis-py EVALSHA, trivial script", floors.evalsha_floor, 0.1),
     ("enqueue_one", "Client.enqueue, one per call", cases.enqueue_one, 0.1),
-    ("enqueue_many", "Client.enqueue_many, batches of 100", cases.enqueue_many, 1.0),
+    ("enqueue_many", "Client.enqueue_many, batches of 100", cases.enqueue_many(100), 1.0),
+    ("enqueue_many_1000", "Client.enqueue_many, batches of 1000", cases.enqueue_many(1000), 1.0),
+    ("leased_enqueue_1000", "leased design: enqueue_many x1000", floors.leased_enqueue(1000), 1.0),
     ("e2e_worker_c1", "end-to-end Worker c=1 prefetch=100", cases.worker(1), 1.0),
     ("e2e_worker_c10", "end-to-end Worker c=10 prefetch=100", cases.worker(10), 1.0),
     ("e2e_client_loop", "end-to-end loop: dequeue 100 + complete_many", cases.client_loop, 1.0),
+    ("leased_drain", "leased design: drain, dequeue 100 + complete", floors.leased_drain, 1.0),
 ]
 ROW_NAMES = [name for name, *_ in CASES]
 
@@ -82,9 +88,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json",
                    help="where to write the JSON results")
     p.add_argument("--no-js", action="store_true", help="skip the bench/js/run.mjs hook")
+    p.add_argument("--flat-backlog", type=int, default=None,
+                   help="the large backlog of the flatness figure (default 1,000,000; quick 10,000)")
+    p.add_argument("--no-extras", action="store_true",
+                   help="skip the memory and flatness figures (they take ~1 min at 10^6)")
     args = p.parse_args(argv)
     args.events = args.events or (QUICK_EVENTS if args.quick else DEFAULT_EVENTS)
     args.reps = args.reps or (QUICK_REPS if args.quick else DEFAULT_REPS)
+    args.flat_backlog = args.flat_backlog or (10_000 if args.quick else 1_000_000)
     if args.events < 10 or args.reps < 1:
         p.error("--events must be >= 10 and --reps >= 1")
     return args
@@ -141,6 +152,13 @@ def meta(args: argparse.Namespace, raw: Any) -> dict[str, Any]:
     }
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     url = redis_url()
@@ -161,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_js:
             rows += external.run_js(url, prefix + "-js", args.events, args.reps, args.quick,
                                     rows[0].median)
+        figures: list[extras.Figure] = []
+        if not args.no_extras:
+            print("bench: memory and flatness figures", file=sys.stderr)
+            figures += extras.memory(ctx, args.events)
+            figures += extras.flatness(ctx, args.events, 1000, args.flat_backlog)
     except RuntimeError as exc:  # a case's own check failed: its figure would be a lie
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -171,10 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nhoming bench {header['date']}  {args.events} events/rep, {args.reps} reps, "
           f"{header['cpus']} cpus, Python {header['python']}, redis-py {header['redis_py']}"
           f"{' +hiredis' if header['hiredis'] else ''}, Redis {header['redis_server']}")
+    header["loadavg"] = _loadavg()
+    print(f"load average (1, 5, 15 min) at the end: {header['loadavg']}")
     print(report.table(rows))
     print("vs base: median over rounds of (case events/s / baseline events/s in that round)")
+    print(report.figures_table(figures))
+    goals = report.goals(rows, figures)
+    print(report.goals_table(goals))
     print(REFERENCE)
-    report.write_json(args.out, header, rows)
+    report.write_json(args.out, header, rows, figures, goals)
     print(f"results: {args.out}")
     raw.close()
     return 0

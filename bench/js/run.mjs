@@ -233,6 +233,38 @@ const bullmqWorker = (concurrency) => async (/** @type {number} */ n) => {
   return sample;
 };
 
+/** BullMQ's Queue.add, one job per call (what a web request does): a tenth of n, as run.py's enqueue. */
+async function bullmqAdd(/** @type {number} */ n) {
+  const name = fresh("bulladd");
+  const queue = new Queue(name, { connection: bullConnection, prefix: BULL_PREFIX });
+  await queue.waitUntilReady();
+  const sample = await measured(n, async () => {
+    for (let i = 0; i < n; i++) await queue.add("bench", payload(i));
+  });
+  expect(await queue.getWaitingCount(), n, `${name} waiting`);
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return sample;
+}
+
+/** BullMQ's Queue.addBulk in batches of `batch`. */
+const bullmqAddBulk = (/** @type {number} */ batch) => async (/** @type {number} */ n) => {
+  const name = fresh(`bullbulk${batch}`);
+  const queue = new Queue(name, { connection: bullConnection, prefix: BULL_PREFIX });
+  await queue.waitUntilReady();
+  const sample = await measured(n, async () => {
+    for (let start = 0; start < n; start += batch) {
+      const jobs = [];
+      for (let i = start; i < Math.min(n, start + batch); i++) jobs.push({ name: "bench", data: payload(i) });
+      await queue.addBulk(jobs);
+    }
+  });
+  expect(await queue.getWaitingCount(), n, `${name} waiting`);
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return sample;
+};
+
 /** Delete whatever BullMQ left under our own prefix (obliterate leaves a key or two). */
 async function cleanupBull() {
   const keys = [];
@@ -242,13 +274,18 @@ async function cleanupBull() {
 
 // -- rounds ----------------------------------------------------------------------
 
-/** @type {[string, string, (n: number) => Promise<Awaited<ReturnType<typeof measured>>>][]} */
+/** name, label, case, share of --events it runs (one-per-call adds get a tenth, as in run.py). */
+/** @type {[string, string, (n: number) => Promise<Awaited<ReturnType<typeof measured>>>, number][]} */
 const CASES = [
-  ["js_e2e_worker_c1", "JS Worker c=1 prefetch=100", homingWorker(1)],
-  ["js_e2e_worker_c10", "JS Worker c=10 prefetch=100", homingWorker(10)],
-  ["js_e2e_client_loop", "JS loop: dequeue 100 + completeMany", homingLoop],
-  ["bullmq_e2e_c1", "BullMQ Node Worker c=1 (no-op)", bullmqWorker(1)],
-  ["bullmq_e2e_c10", "BullMQ Node Worker c=10 (no-op)", bullmqWorker(10)],
+  ["js_e2e_worker_c1", "JS Worker c=1 prefetch=100", homingWorker(1), 1],
+  ["js_e2e_worker_c10", "JS Worker c=10 prefetch=100", homingWorker(10), 1],
+  ["js_e2e_client_loop", "JS loop: dequeue 100 + completeMany", homingLoop, 1],
+  ["bullmq_add", "BullMQ Node Queue.add, one per call", bullmqAdd, 0.1],
+  ["bullmq_addbulk_100", "BullMQ Node Queue.addBulk x100", bullmqAddBulk(100), 1],
+  ["bullmq_addbulk_1000", "BullMQ Node Queue.addBulk x1000", bullmqAddBulk(1000), 1],
+  ["bullmq_e2e_c1", "BullMQ Node Worker c=1 (no-op)", bullmqWorker(1), 1],
+  ["bullmq_e2e_c10", "BullMQ Node Worker c=10 (no-op)", bullmqWorker(10), 1],
+  ["bullmq_e2e_c50", "BullMQ Node Worker c=50 (no-op)", bullmqWorker(50), 1],
 ];
 
 const median = (/** @type {number[]} */ xs) => {
@@ -260,23 +297,24 @@ async function main() {
   const selected = CASES.filter(([name]) => opts.only.length === 0 || opts.only.some((o) => name.includes(o)));
   console.error(`bench/js: ${EVENTS} events x ${REPS} rounds, node ${process.version}, prefix ${PREFIX}`);
   const warm = Math.max(Math.floor(EVENTS / 10), 50);
-  for (const [, , fn] of selected) await fn(warm);
+  const size = (/** @type {number} */ share, /** @type {number} */ n) => Math.max(Math.floor(n * share), 10);
+  for (const [, , fn, share] of selected) await fn(size(share, warm));
   /** @type {Record<string, Awaited<ReturnType<typeof measured>>[]>} */
   const samples = Object.fromEntries(selected.map(([name]) => [name, []]));
   for (let round = 1; round <= REPS; round++) {
-    for (const [name, , fn] of selected) {
-      const s = await fn(EVENTS);
+    for (const [name, , fn, share] of selected) {
+      const s = await fn(size(share, EVENTS));
       samples[name].push(s);
       console.error(`round ${round}/${REPS}  ${name.padEnd(20)} ${Math.round(s.rate).toLocaleString("en").padStart(9)} events/s`);
     }
   }
-  for (const [name, label] of selected) {
+  for (const [name, label, , share] of selected) {
     const ss = samples[name];
     const perCall = ss.map((s) => s.redisUsPerCall).filter((x) => x !== null);
     console.log(JSON.stringify({
       name,
       label,
-      events: EVENTS,
+      events: size(share, EVENTS),
       rates: ss.map((s) => s.rate),
       redis_us_per_event: median(ss.map((s) => s.redisUsPerEvent)),
       redis_us_per_call: perCall.length ? median(/** @type {number[]} */ (perCall)) : null,

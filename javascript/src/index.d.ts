@@ -192,6 +192,8 @@ export interface Policy {
   backoffMaxMs: number;
   backoffJitter: number;
   resultTtlMs: number;
+  /** How long a completion without a result is still answered as done (0, the default: not kept). */
+  doneTtlMs: number;
   idemTtlMs: number;
   /** A worker fails an event whose handler runs longer (0: no limit). */
   handlerTimeoutMs: number;

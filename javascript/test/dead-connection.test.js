@@ -122,6 +122,7 @@ test("a worker behind a partition longer than its lease notices, reconnects and 
   after(() => producer.close());
   const sched = runScheduler(producer, "part");
   after(() => sched.stop());
+  await producer.configure("part", { doneTtlMs: 600_000 }); // status answers done for completions without a result
   const ids = await producer.enqueueMany("part", Array.from({ length: 300 }, (_, i) => i));
 
   const log = recordingLogger();

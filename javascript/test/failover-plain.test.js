@@ -57,6 +57,7 @@ test("WAIT: a write the replica confirmed returns; one it did not is NotReplicat
   const client = await connect({ waitReplicas: 1, waitTimeoutMs: 300, logger: log });
   after(() => client.close());
   assert.deepEqual(client.wait, { replicas: 1, timeoutMs: 300 });
+  await client.configure("waited", { doneTtlMs: 600_000 }); // status answers done for completions without a result
   const id = await client.enqueue("waited", { n: 1 });
   assert.equal((await client.status("waited", id)).state, "pending");
 
@@ -142,6 +143,7 @@ test("READONLY is ReadOnlyError; the client reconnects and carries on once the n
 test("a worker rides out a demotion shorter than readonlyGiveUpMs and completes everything", async () => {
   const client = await connect();
   after(() => client.close());
+  await client.configure("ride", { doneTtlMs: 600_000 }); // status answers done for completions without a result
   const ids = await client.enqueueMany("ride", Array.from({ length: 50 }, (_, i) => i));
   const sched = runScheduler(client, "ride");
   after(() => sched.stop());

@@ -77,11 +77,20 @@ describe("result", () => {
     assert.equal(st.state, "done");
   });
 
-  test("is null when the consumer gave no result", async () => {
-    const id = await client.enqueue("fb", 1);
-    const [ev] = await client.dequeue("fb");
-    await client.complete("fb", ev.id, ev.token);
-    assert.equal(await client.result("fb", id), null);
+  test("is null when the consumer gave no result, on a service that asks (done_ttl_ms)", async () => {
+    await client.configure("fb-done", { done_ttl_ms: 60_000 });
+    const id = await client.enqueue("fb-done", 1);
+    const [ev] = await client.dequeue("fb-done");
+    await client.complete("fb-done", ev.id, ev.token);
+    assert.equal(await client.result("fb-done", id), null);
+  });
+
+  test("no result and nobody asked: nothing is kept, the event is unknown", async () => {
+    const id = await client.enqueue("fb-none", 1);
+    const [ev] = await client.dequeue("fb-none");
+    await client.complete("fb-none", ev.id, ev.token);
+    assert.equal((await client.status("fb-none", id)).state, "unknown");
+    await assert.rejects(client.result("fb-none", id), { name: "UnknownEventError" });
   });
 
   test("times out with ResultTimeoutError naming the state", async () => {

@@ -75,6 +75,7 @@ test("SENTINEL FAILOVER under a producer and a worker: both follow the new maste
   const consumer = await Client.connect(group.url(), { ...options, logger: wlog });
   after(() => consumer.close());
   const admin = await Client.connect(group.url(), { prefix, logger: recordingLogger() });
+  await admin.configure(service, { doneTtlMs: 600_000 }); // status answers done for completions without a result
   after(() => admin.close());
   const sched = runScheduler(admin, service);
   after(() => sched.stop());

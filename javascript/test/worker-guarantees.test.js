@@ -96,7 +96,7 @@ test("the policy sets the timeout when the worker has none", async () => {
 
 test("a handler that honours its signal is aborted at the timeout and frees its slot", async () => {
   const service = "timeout-abort";
-  await client.configure(service, { maxAttempts: 1 });
+  await client.configure(service, { maxAttempts: 1, doneTtlMs: 600_000 }); // status answers done for completions without a result
   /** @type {unknown[]} */
   const reasons = [];
   class Aborts extends Consumer {
@@ -231,7 +231,7 @@ test("prefetched and running events of a SIGKILLed worker come back uncharged", 
 
 test("a poison event that kills its process dies alone, with prefetch 100", async () => {
   const service = "poison";
-  await client.configure(service, { maxAttempts: 3, backoffBaseMs: 0 });
+  await client.configure(service, { maxAttempts: 3, backoffBaseMs: 0, doneTtlMs: 600_000 });
   const payloads = Array.from({ length: 40 }, (_, i) => `job-${i}`);
   payloads[5] = "poison";
   const ids = await client.enqueueMany(service, payloads);
@@ -294,6 +294,7 @@ async function inboxOutlivesLease(outage) {
   const c = await Client.connect(srv.url, { prefix: uniquePrefix(), logger: recordingLogger() });
   after(() => c.close());
   const service = "outage";
+  await c.configure(service, { doneTtlMs: 600_000 }); // status answers done for completions without a result
   /** @type {string[]} */
   const ran = [];
   let firstReturned = false;

@@ -185,6 +185,7 @@ test("a lease lost to expiry is reported once and its late completion not sent",
 });
 
 test("the heartbeat runs through the shutdown grace", async () => {
+  await client.configure("grace-beat", { doneTtlMs: 600_000 }); // result() sees the null result
   const id = await client.enqueue("grace-beat", 1000);
   let handling = false;
   class Sleeper extends Consumer {

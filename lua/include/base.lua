@@ -69,3 +69,20 @@ local function push(t, ...)
     t[n + i] = select(i, ...)
   end
 end
+
+-- Send cmd to key, the first command a script sends to a key that the
+-- generated guard does not check (@key ... unguarded, see lua/build.py): a
+-- key of the wrong type is then refused as <prefix> WRONG_TYPE naming the key,
+-- as the guard would, instead of Redis's bare WRONGTYPE. Used only before the
+-- script's first write, or as that write, so the refusal leaves nothing done.
+local function on(cmd, key, ...)
+  local r = redis.pcall(cmd, key, ...)
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then
+      error({err = ERR_PREFIX .. ' WRONG_TYPE key ' .. key .. ' holds a ' ..
+        redis.call('TYPE', key).ok .. ', expected a ' .. tostring(expected_type(key))})
+    end
+    error(r)
+  end
+  return r
+end

@@ -5,8 +5,10 @@
 
 -- The id a key still answers for at now, or nil.
 local function idem_lookup(key, now)
-  local known = redis.call('HGET', K.idem, key)
-  local until_ms = tonumber(redis.call('ZSCORE', K.idem_at, key))
+  -- Through on(): enqueue's type guard leaves idem and idem_at to these
+  -- reads, which come before any write of the script.
+  local known = on('HGET', K.idem, key)
+  local until_ms = tonumber(on('ZSCORE', K.idem_at, key))
   if known and until_ms and until_ms > now then
     return known
   end

@@ -1,13 +1,14 @@
 -- policy: the service's schema stamp and retry/lease policy.
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
--- POLICY_FIELDS, DEFAULTS and POLICY_RANGES come from keys.json (generated).
+-- POLICY_FIELDS, DEFAULTS and policy_ranges() come from keys.json (generated).
 
 -- Read the policy; refuse data stamped by another schema version. The same
 -- HMGET reads config's test_clock field (not a policy field: tests set it with
 -- a plain HSET, configure refuses it); the returned table carries it, as
--- stored (nil unless a test set it), in p.test_clock for now_ms(p) and stats.
+-- stored (nil unless a test set it), in p.test_clock for now_ms(p) and stats,
+-- and the schema stamp found in p.schema (nil on a new service) for stamp_schema(p).
 local function load_policy()
-  local v = redis.call('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
+  local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
   if v[1] and tonumber(v[1]) ~= SCHEMA then
     fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(v[1]) ..
       ', this client speaks schema ' .. SCHEMA)
@@ -25,10 +26,15 @@ local function load_policy()
     end
   end
   p.test_clock = v[2] or nil
+  p.schema = v[1] or nil
   return p
 end
 
 -- First write to a service stamps the schema version it was written with.
-local function stamp_schema()
-  redis.call('HSETNX', K.config, 'schema', SCHEMA)
+-- Given the policy load_policy read (p.schema: the stamp it found), a
+-- service already stamped costs no call.
+local function stamp_schema(p)
+  if not (p and p.schema) then
+    redis.call('HSETNX', K.config, 'schema', SCHEMA)
+  end
 end

@@ -1,6 +1,6 @@
 --[[
 @script complete
-@version 3
+@version 4
 @memory checked
 @wait
 @summary Acknowledge leased events (complete and complete_many). Each
@@ -8,19 +8,21 @@ item is checked on its own: its token must be the event's current lease
 token, so a consumer whose lease expired and was reclaimed is refused
 (fencing). A lease past its deadline that no scheduler has reclaimed yet
 is still honoured: no one else has the event. The result, if any, is kept
-for result_ttl_ms so the producer can read it. An id named twice in one
+for result_ttl_ms so the producer can read it; a completion without one
+keeps nothing unless the service's done_ttl_ms asks for it (then an empty
+result for done_ttl_ms, so status and result answer done). An id named twice in one
 call is acknowledged once; the repeat reports UNKNOWN_EVENT, as a later
 call would. On a full Redis (maxmemory, noeviction) a completion still
 lands when it does not grow memory: without a result, or with a result no
 larger than the payload it frees; a larger result is refused for that item
 with REDIS_FULL and the event stays leased (the worker sends it again).
 @key data
-@key meta
+@key meta unguarded: HMGET before any write
 @key leases
-@key results
-@key results_at
-@key config
-@key counters
+@key results unguarded: the HSET probe is the first write (refused: nothing written)
+@key results_at unguarded: ZRANGEBYSCORE (the prune) before the probe, when results are kept
+@key config unguarded: HMGET (the policy) before any write
+@key counters unguarded: written only by count(), under pcall
 @arg max_payload config(max_payload) largest result envelope accepted, in bytes
 @arg count count(items) number of items
 @arg items list(id:id,token:token,result:result) per item: id, token, result
@@ -40,30 +42,30 @@ PAYLOAD_TOO_LARGE or REDIS_FULL (that item is left as it was: keep the lease and
 --@include clock
 --@include policy
 --@include record
---@include prune
 
 local p = load_policy()
-local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 local out, done, all = {}, {}, {}
 local stale = 0
 for i = 1, n do
-  all[i] = ARGV[2 + 3 * (i - 1) + 1]
+  all[i] = ARGV[3 * i]
 end
--- One HMGET for every record, one HSET and one ZADD for all results,
+-- One HMGET for every record, one HSET and one ZADD for what is kept,
 -- instead of three calls per item.
 local metas = meta_get_many(all)
-local rargs, zargs = {}, {}
-local until_ms = now + p.result_ttl_ms
+local rargs, kept = {}, {}
 for i = 1, n do
-  local b = 2 + 3 * (i - 1)
-  local id, token, res = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
+  local b = 3 * i
+  local id, token, res = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
   local m = metas[i]
   -- The records are deleted after the loop, so a repeat must be caught here.
-  if m == nil or done[id] then
+  if done[id] then
     out[i] = E.UNKNOWN_EVENT
+  elseif m == nil then
+    -- No record but a payload: ready, never delivered (record.lua).
+    out[i] = redis.call('HEXISTS', K.data, id) == 1 and E.STALE_LEASE or E.UNKNOWN_EVENT
   elseif m == false then
     out[i] = E.CORRUPT_STATE
   elseif not holds(m, token) then
@@ -75,53 +77,83 @@ for i = 1, n do
     out[i] = 'OK'
     done[#done + 1] = id
     done[id] = i
-    push(rargs, id, res)
+    -- What is kept: a result for result_ttl_ms; no result only when the
+    -- service asked for it (done_ttl_ms), so that by default a completion
+    -- without a result leaves nothing behind.
+    local ttl = res ~= '' and p.result_ttl_ms or p.done_ttl_ms
+    if ttl > 0 then
+      push(kept, id)
+      push(rargs, id, res)
+      kept[id] = ttl
+    end
   end
 end
-local keep = p.result_ttl_ms > 0 and #done > 0
-if keep then
+local now = nil
+local stale = {}
+if #kept > 0 then
+  now = now_ms(p)
+  -- The prune's read, before any write (results_at is not type-checked up
+  -- front); its deletes follow the writes below.
+  stale = on('ZRANGEBYSCORE', K.results_at, '-inf', now, 'LIMIT', 0, 2 * #kept)
   -- The probe: this HSET is the script's first write, and a full Redis
   -- refuses only a first write that may grow memory (this script runs
   -- without allow-oom for that reason). Refused: decide per item below.
   local r = redis.pcall('HSET', K.results, unpack(rargs))
   if type(r) == 'table' and r.err then
     if not string.find(r.err, 'OOM', 1, true) then
+      on('HLEN', K.results)  -- a foreign type: refused by name, nothing written
       error(r)
     end
-    -- Full: keep the items whose result fits in the payload they free.
-    local sizes = redis.call('HMGET', K.data, unpack(done))
-    local kept, fit = {}, {}
-    for j, id in ipairs(done) do
+    -- Full: keep the items whose result fits in the payload they free, and
+    -- complete the others only if they keep nothing.
+    local sizes = redis.call('HMGET', K.data, unpack(kept))
+    local keep2, fit, drop = {}, {}, {}
+    for j, id in ipairs(kept) do
       local res = rargs[2 * j]
       if #res <= #(sizes[j] or '') then
-        push(kept, id)
+        push(keep2, id)
         push(fit, id, res)
+        keep2[id] = kept[id]
       else
         out[done[id]] = E.REDIS_FULL
+        drop[id] = true
       end
     end
-    done, rargs = kept, fit
-    keep = #done > 0
-    if keep then
+    local done2 = {}
+    for _, id in ipairs(done) do
+      if not drop[id] then
+        push(done2, id)
+        done2[id] = done[id]
+      end
+    end
+    done, kept, rargs = done2, keep2, fit
+    if #done > 0 then
       -- Deletes first: once the script has written, Redis lets it finish.
       redis.call('ZREM', K.leases, unpack(done))
-      redis.call('HSET', K.results, unpack(rargs))
+      if #kept > 0 then
+        redis.call('HSET', K.results, unpack(rargs))
+      end
     end
   end
 end
-for _, id in ipairs(done) do
-  push(zargs, until_ms, id)
-end
 if #done > 0 then
-  if keep then
+  if #kept > 0 then
+    local zargs = {}
+    for _, id in ipairs(kept) do
+      push(zargs, now + kept[id], id)
+    end
     redis.call('ZADD', K.results_at, unpack(zargs))
   end
   redis.call('ZREM', K.leases, unpack(done))
   redis.call('HDEL', K.data, unpack(done))
   meta_del(done)
   count('completed', #done)
-  -- Amortised retention: retire at most two stale results per completion.
-  prune(K.results_at, K.results, now, 2 * #done)
+  -- Amortised retention, paid by the calls that keep something: at most two
+  -- stale entries retired per entry kept.
+  if #stale > 0 then
+    redis.call('ZREM', K.results_at, unpack(stale))
+    redis.call('HDEL', K.results, unpack(stale))
+  end
 end
 if stale > 0 then
   -- Stale acks refused (a lease lost, then reclaimed): counted for operators.

@@ -18,12 +18,13 @@ removes the override. Validates every pair before writing.
 --@include policy
 
 load_policy()
+local RANGES = policy_ranges()
 if #ARGV % 2 ~= 0 then
   fail(E.INVALID_ARGUMENT, 'give field, value pairs')
 end
 for i = 1, #ARGV, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
-  local r = POLICY_RANGES[f]
+  local r = RANGES[f]
   if not r then
     fail(E.INVALID_ARGUMENT, 'unknown policy field ' .. f)
   end

@@ -16,14 +16,14 @@ worker calls start before running it, so a poison event that kills its
 worker is charged from then on; after max_attempts such returns it is
 charged at once. An id whose record is missing or unreadable is moved to the
 dead letters, not lost.
-@key ready
+@key ready unguarded: RPOP is the first write (refused: nothing written)
 @key data
 @key meta
 @key leases
 @key dead
-@key seq
-@key config
-@key counters
+@key seq unguarded: GET before any write
+@key config unguarded: HMGET (the policy) before any write
+@key counters unguarded: written only by count(), under pcall
 @arg count whole(1..batch) most events to lease
 @arg lease_ms whole(0..43200000) lease length in ms; 0 takes the service's lease_ms
 @arg reserve bool 0: count the attempt now; 1: count it when started (the worker's prefetch)
@@ -45,7 +45,7 @@ argc(3)
 local p = load_policy()
 local now = now_ms(p)
 local n = int_arg(1, 'count', 1, LIMITS.batch)
-local lease = int_arg(2, 'lease_ms', 0, POLICY_RANGES.lease_ms[2])
+local lease = int_arg(2, 'lease_ms', 0, policy_ranges().lease_ms[2])
 local reserve = bool_arg(3, 'reserve')
 if lease == 0 then
   lease = p.lease_ms
@@ -60,7 +60,7 @@ end
 -- zeros too); refuse before the pop, or the popped ids would be lost with the
 -- error. Tokens must also stay exact as Lua doubles (below 2^53) to fence,
 -- with room for one batch (LIMITS.batch tokens) above seq or the floor.
-local seq = redis.call('GET', K.seq)
+local seq = on('GET', K.seq)
 if seq and not (string.match(seq, '^0$') or (string.match(seq, '^[1-9]%d*$') and
     tonumber(seq) <= 9007199254740991 - LIMITS.batch)) then
   fail(E.CORRUPT_STATE, 'fencing counter ' .. K.seq .. ' is not a whole number below 2^53')
@@ -75,7 +75,7 @@ if floor > 9007199254740991 - LIMITS.batch then
 end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped.
-local ids = redis.call('RPOP', K.ready, n)
+local ids = on('RPOP', K.ready, n)
 if not ids then
   return out
 end
@@ -88,6 +88,11 @@ local envs = redis.call('HMGET', K.data, unpack(ids))
 local k = 0
 for i, id in ipairs(ids) do
   local m = metas[i]
+  if m == nil and envs[i] then
+    -- No record, payload here: enqueued ready, never delivered (record.lua).
+    m = meta_fresh(now)
+    metas[i] = m
+  end
   if m and m.s == 'r' and envs[i] and not leased[id] then
     leased[id] = i
     k = k + 1
@@ -103,21 +108,28 @@ if k > 0 then
     token = redis.call('INCRBY', K.seq, k) - k
   end
 end
+-- Per event: plain index writes into the three arrays (push's varargs cost
+-- more than the rest of the loop).
+local no, nz = #out, 0
 for i, id in ipairs(ids) do
   local m = metas[i]
   if leased[id] == i then
     token = token + 1
+    local attempt, start = m.attempt + 1, 0
     if not reserve or m.returns >= p.max_attempts then
-      m.attempt, m.s = m.attempt + 1, 'l'
-      push(out, id, token, m.attempt, envs[i], 0)
+      m.attempt, m.s = attempt, 'l'
     else
       -- Reserved: the reply names the attempt this delivery becomes if run.
       m.s = 'v'
-      push(out, id, token, m.attempt + 1, envs[i], m.returns > 0 and 1 or 0)
+      start = m.returns > 0 and 1 or 0
     end
+    out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
+      id, token, attempt, envs[i], start
+    no = no + 5
     m.token = token
-    push(zargs, deadline, id)
-    push(margs, id, m)
+    zargs[nz + 1], zargs[nz + 2] = deadline, id
+    margs[nz + 1], margs[nz + 2] = id, m
+    nz = nz + 2
   elseif leased[id] then
     -- A stray second copy in this batch: the record is written after the
     -- loop, so it still reads 'r' here and must not be leased twice.

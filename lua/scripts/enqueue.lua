@@ -1,20 +1,19 @@
 --[[
 @script enqueue
-@version 3
+@version 4
 @memory grows
 @wait
 @repeats enqueued
 @summary Add a batch of events to a service's ready queue (enqueue and
 enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
 event's id and add nothing. Validates the whole batch before writing.
-@key ready
-@key data
-@key meta
-@key idem
-@key idem_at
-@key config
-@key counters
-@key results
+@key ready unguarded: LPUSH is the first write (refused: nothing written)
+@key data unguarded: HMGET before any write
+@key idem unguarded: HGET before any write, and only written when so read
+@key idem_at unguarded: ZSCORE before any write, and only written when so read
+@key config unguarded: HMGET (the policy) before any write
+@key counters unguarded: written only by count(), under pcall
+@key results unguarded: HMGET before any write
 @arg max_payload config(max_payload) largest envelope accepted, in bytes
 @arg count count(items) number of events in the batch
 @arg items list(id:id,payload:envelope,key:key) per event: id, envelope (msgpack
@@ -35,10 +34,18 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include clock
 --@include policy
 --@include idem
---@include record
 
+-- The hot path of a web request. A single enqueue without an idempotency key
+-- costs six commands: the policy HMGET (schema, test clock and policy in one),
+-- one HMGET each of data and results (the duplicate checks of the whole
+-- batch), and the writes: LPUSH, HSET of the payload, HINCRBY. No record is
+-- written (an event enqueued ready has none until it is first leased, see
+-- record.lua), so no clock is read either; no key is type-checked up front
+-- (each is read before the first write, or is that write); the schema is
+-- stamped only on a new service; idempotency keys are read, stored and
+-- pruned only by calls that carry keys (each retires up to two stale keys
+-- per key stored, so stale keys never outgrow the rate they are added).
 local p = load_policy()
-local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
@@ -46,15 +53,23 @@ argc(2 + 3 * n)
 -- Pass 1: validate and decide, write nothing.
 local out, ids, envs, keys = {}, {}, {}, {}
 local in_batch, key_in_batch = {}, {}
--- One HMGET for the whole batch instead of one HEXISTS per event.
 local all = {}
+local now = nil
 for i = 1, n do
-  all[i] = ARGV[2 + 3 * (i - 1) + 1]
+  all[i] = ARGV[3 * i]
+  if not now and ARGV[3 * i + 2] ~= '' then
+    now = now_ms(p)
+  end
 end
-local known = meta_get_many(all)
+-- Every live event has its payload in data, so data answers both whether
+-- the id is taken and whether a repeat carries the same envelope.
+local known = on('HMGET', K.data, unpack(all))
+-- A completed event whose result is still kept owns its id too.
+local kept = on('HMGET', K.results, unpack(all))
+local nkeys = 0
 for i = 1, n do
-  local b = 2 + 3 * (i - 1)
-  local id, env, key = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local b = 3 * i
+  local id, env, key = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   if id == '' then
     fail(E.INVALID_ARGUMENT, 'event id must not be empty')
   end
@@ -65,7 +80,7 @@ for i = 1, n do
   if key ~= '' then
     first = key_in_batch[key] or idem_lookup(key, now)
   end
-  if not first and known[i] ~= nil and redis.call('HGET', K.data, id) == env then
+  if not first and known[i] == env then
     -- The same event sent again (a client retrying after a lost reply): it is
     -- already here, so answer as for an idempotency key instead of refusing.
     first = id
@@ -73,13 +88,13 @@ for i = 1, n do
   if first then
     push(out, first, 0)
   else
-    if in_batch[id] or known[i] ~= nil or
-      redis.call('HEXISTS', K.results, id) == 1 then
+    if in_batch[id] or known[i] or kept[i] then
       fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
     end
     in_batch[id] = true
     if key ~= '' then
       key_in_batch[key] = id
+      nkeys = nkeys + 1
     end
     push(ids, id)
     push(envs, env)
@@ -88,23 +103,22 @@ for i = 1, n do
   end
 end
 
--- Pass 2: write.
+-- Pass 2: write. LPUSH first: ready is not read above, and as the first
+-- write a refusal (a key of a foreign type) still leaves nothing written.
 if #ids > 0 then
-  stamp_schema()
-  local data_args, meta_args = {}, {}
-  local rec = meta_new('r', now)
+  on('LPUSH', K.ready, unpack(ids))
+  stamp_schema(p)
+  local data_args = {}
   for i, id in ipairs(ids) do
     push(data_args, id, envs[i])
-    push(meta_args, id, rec)
     if keys[i] ~= '' then
       idem_store(keys[i], id, now, p.idem_ttl_ms)
     end
   end
   redis.call('HSET', K.data, unpack(data_args))
-  meta_put_many(meta_args)
-  redis.call('LPUSH', K.ready, unpack(ids))
   count('enqueued', #ids)
 end
--- Amortised retention: each call retires at most two stale keys.
-prune(K.idem_at, K.idem, now, 2)
+if nkeys > 0 then
+  prune(K.idem_at, K.idem, now, 2 * nkeys)
+end
 return out

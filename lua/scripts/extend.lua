@@ -1,10 +1,11 @@
 --[[
 @script extend
-@version 3
+@version 4
 @memory level
 @summary Extend the leases of in-flight events (extend_lease; the worker's
 heartbeat), reserved or started. Refused per item when the token is no
 longer current. Runs on a full Redis: it only moves scores.
+@key data
 @key meta
 @key leases
 @key config
@@ -27,7 +28,7 @@ or CORRUPT_STATE
 
 local p = load_policy()
 local now = now_ms(p)
-local lease = int_arg(1, 'lease_ms', 0, POLICY_RANGES.lease_ms[2])
+local lease = int_arg(1, 'lease_ms', 0, policy_ranges().lease_ms[2])
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 2 * n)
 if lease == 0 then
@@ -38,7 +39,7 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
   local m = meta_get(id)
-  out[i] = refusal(m, token)
+  out[i] = refusal(m, token, id)
   if not out[i] then
     redis.call('ZADD', K.leases, deadline, id)
     out[i] = deadline

@@ -1,6 +1,6 @@
 --[[
 @script schedule
-@version 3
+@version 4
 @memory grows
 @wait
 @repeats timers
@@ -64,16 +64,19 @@ if known then
   local score = redis.call('ZSCORE', K.timers, known)
   return {known, 0, score and tonumber(score) or -1}
 end
-if meta_exists(id) and redis.call('HGET', K.data, id) == env then
+-- Every live event has its payload in data (one enqueued ready has no
+-- record yet, see record.lua), so data answers whether the id is taken.
+local old = redis.call('HGET', K.data, id)
+if old and old == env then
   -- The same timer sent again (a client retrying after a lost reply).
   local score = redis.call('ZSCORE', K.timers, id)
   return {id, 0, score and tonumber(score) or -1}
 end
-if meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
+if old or meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
 end
 
-stamp_schema()
+stamp_schema(p)
 redis.call('HSET', K.data, id, env)
 meta_put(id, meta_new('t', now))
 redis.call('ZADD', K.timers, due, id)

@@ -49,6 +49,7 @@ from .errors import (
     WrongTypeError,
     error_for,
 )
+from .lane import drop_lane
 from .manifest import ERROR_REPLY_RE, GLOBAL_KEYS, Script, global_key, service_key
 from .scripting import demoted, refused_unrun
 from .urls import is_sentinel, seed_urls
@@ -364,6 +365,7 @@ def drop_idle(r: Any) -> None:
     if pool is not None:
         with contextlib.suppress(Exception):  # best effort, on the error path already
             pool.disconnect(inuse_connections=False)
+            drop_lane(r)  # the held connection of the lean send path (homing.lane)
 
 
 async def drop_idle_async(r: Any) -> None:

@@ -95,6 +95,23 @@ class Held:
             self.settling.add(lease)
             return True
 
+    def settle_handled(self, leases: list[Lease]) -> list[Lease]:
+        """settle() for a batch of handled leases, in one lock round: returns those
+        settled here; the others (settled elsewhere: the consumer completed them,
+        the heartbeat lost them) are forgotten as forget_settled() does."""
+        out = []
+        with self.lock:
+            for lease in leases:
+                if lease in self.settling or lease not in self.leases:
+                    if lease not in self.resending:
+                        self.leases.discard(lease)
+                        self.settling.discard(lease)
+                        self.ends.pop(lease, None)
+                else:
+                    self.settling.add(lease)
+                    out.append(lease)
+        return out
+
     def resend(self, leases: list[Lease]) -> None:
         """Their acknowledgement goes out again: keep extending them until then."""
         with self.lock:
@@ -162,6 +179,16 @@ class Inbox:
             if not self._items:
                 self._cv.wait(timeout)
             return self._items.popleft() if self._items else None
+
+    def get_share(self, slots: int, timeout: float) -> list[Event]:
+        """A slot's share of what waits: a 1/slots part (at least one event), so
+        that one lock round and one wake-up serve several events while every
+        slot still gets work. Empty after ``timeout`` s with nothing waiting."""
+        with self._cv:
+            if not self._items:
+                self._cv.wait(timeout)
+            n = min(len(self._items), max(1, -(-len(self._items) // slots)))
+            return [self._items.popleft() for _ in range(n)]
 
     def drain(self) -> list[Event]:
         with self._cv:

@@ -72,6 +72,7 @@ class Outcomes:
     _held: Held
     _todo: Inbox
     _acks: collections.deque[tuple[str, int, Any]]
+    _shares: list[collections.deque[Event]]
     _ack_cv: threading.Condition
     _stop: threading.Event
     _handlers_done: threading.Event
@@ -234,13 +235,16 @@ class Outcomes:
             resent = {(item[0], item[1]) for item in full}
             self._held.drop_many([(item[0], item[1]) for item in batch
                                   if (item[0], item[1]) not in resent])
+            done = 0
             for item, err in zip(batch, errors, strict=True):
                 if err is None:
-                    self.stats.add("completed")
+                    done += 1
                 elif (item[0], item[1]) not in resent:
                     self.stats.add("lost")
                     self.stats.error(err.code)
                     log.warning("completion refused: %s", err)
+            if done:
+                self.stats.add("completed", done)  # one lock round per batch, not per event
             if full:
                 log.warning("%d completions refused by a full Redis; sending them again",
                             len(full))
@@ -252,7 +256,17 @@ class Outcomes:
                 pause[0] = min(pause[0] * 2, 2.0)
 
     def _release_unstarted(self) -> None:
-        self._release([(ev.id, ev.token) for ev in self._todo.drain()])
+        # What each slot took from the inbox and has not started comes first: it
+        # was ahead of what still waits there (release keeps the order given).
+        events: list[Event] = []
+        for share in self._shares:
+            while share:
+                try:
+                    events.append(share.popleft())
+                except IndexError:
+                    break
+        events += self._todo.drain()
+        self._release([(ev.id, ev.token) for ev in events])
 
     def _release(self, items: list[Lease]) -> None:
         for i in range(0, len(items), MAX_BATCH):

@@ -55,6 +55,7 @@ from redis.exceptions import (
 )
 
 from .errors import ConnectionLostError
+from .lane import BUSY, lane_for
 from .manifest import Script
 
 # Seconds a call may spend on Cluster refusals (TRYAGAIN, CLUSTERDOWN) before it fails.
@@ -188,6 +189,17 @@ def call(r: Any, script: Script, keys: list[str], args: list[Any],
 
 
 def _plain(r: Any, script: Script, keys: list[str], args: list[Any]) -> Any:
+    lane = lane_for(r)  # a standalone client's lean path (see homing.lane)
+    if lane is not None:
+        try:
+            reply = lane.call("EVALSHA", script.sha1, len(keys), *keys, *args)
+        except NoScriptError:
+            reply = lane.call("EVAL", script.source, len(keys), *keys, *args)
+            if reply is BUSY:  # another thread took the lane in between
+                reply = r.eval(script.source, len(keys), *keys, *args)
+            return reply
+        if reply is not BUSY:
+            return reply
     try:
         return r.evalsha(script.sha1, len(keys), *keys, *args)
     except NoScriptError:

@@ -45,11 +45,30 @@ def test_complete_and_complete_many_with_results(client: homing.Client, service:
                                           (evs[2].id, evs[2].token, [1, 2])])
     assert errs == [None, None]
     assert client.result(service, ids[0], timeout=1) == {"ok": 1}
-    assert client.result(service, ids[1], timeout=1) is None
+    # No result and no one asked (done_ttl_ms 0): nothing kept, so no trace of it.
+    assert client.status(service, ids[1]).state == "unknown"
+    with pytest.raises(homing.UnknownEventError):
+        client.result(service, ids[1], timeout=1)
     assert client.result(service, ids[2], timeout=1) == [1, 2]
     st = client.stats(service)
-    assert (st["ready"], st["in_flight"], st["results"], st["total.completed"]) == (0, 0, 3, 3)
+    assert (st["ready"], st["in_flight"], st["results"], st["total.completed"]) == (0, 0, 2, 3)
     assert meta(client, service) == {}  # completed events leave no bookkeeping
+
+
+def test_done_ttl_ms_keeps_completions_without_a_result(client: homing.Client,
+                                                       service: str) -> None:
+    # A producer that wants to hear of completions without a result asks for it.
+    clock = freeze(client, service)
+    client.configure(service, done_ttl_ms=1000)
+    [event_id] = client.enqueue_many(service, ["a"])
+    [ev] = client.dequeue(service)
+    client.complete(service, ev.id, ev.token)
+    assert client.status(service, event_id).state == "done"
+    assert client.result(service, event_id, timeout=1) is None
+    clock.advance(1000)
+    client.promote(service)  # retires what is past its time
+    assert client.status(service, event_id).state == "unknown"
+    assert client.stats(service)["results"] == 0
 
 
 def test_complete_many_reports_per_item(client: homing.Client, service: str) -> None:
@@ -333,7 +352,7 @@ def test_stats_numbers(client: homing.Client, service: str) -> None:
     client.enqueue_many(service, list(range(6)))
     client.create_timer(service, "t", delay_ms=1000)
     a, b, c, d = client.dequeue(service, 4, lease_ms=50)
-    client.complete(service, a.id, a.token)
+    client.complete(service, a.id, a.token, result="r")
     client.fail(service, b.id, b.token)
     client.fail(service, c.id, c.token, dead=True)
     clock.advance(50)

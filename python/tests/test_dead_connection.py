@@ -162,6 +162,8 @@ def test_worker_notices_a_black_hole_and_reconnects(standalone_server: Any, prox
     Counter.handled = collections.Counter()
     direct = homing.Client.from_url(standalone_server.url, prefix=prefix)
     behind = homing.Client.from_url(f"redis://{HOST}:{proxy.port}/0", prefix=prefix)
+    # status answers done for completions without a result (done_ttl_ms)
+    direct.configure(service, done_ttl_ms=600_000)
     worker = homing.Worker(behind, service, Counter, concurrency=2, prefetch=20, lease_ms=2000)
     stop = threading.Event()
     daemons = threading.Thread(target=run_daemons, args=(direct, stop),

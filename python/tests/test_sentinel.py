@@ -97,6 +97,8 @@ def _follows(s: SentinelServers, prefix: str, service: str) -> float:
         probe = "probe-" + uuid.uuid4().hex[:8]
         while True:  # the new primary may still refuse for a moment
             try:
+                # status answers done for completions without a result (done_ttl_ms)
+                direct.configure(service, done_ttl_ms=600_000)
                 direct.create_timer(service, "probe", delay_ms=1, id=probe)
                 break
             except homing.HomingError:

@@ -36,6 +36,7 @@ class Counting(homing.Consumer):
 
 def test_auto_complete_and_state(client: homing.Client, service: str) -> None:
     seen: list[tuple[object, int]] = []
+    client.configure(service, done_ttl_ms=600_000)  # result() sees None results
     ids = client.enqueue_many(service, ["a", "b", "c"])
     consumer = type("C", (Counting,), {"seen": seen})
     with running(homing.Worker(client, service, consumer, lease_ms=5000, grace=2)) as w:
@@ -161,6 +162,7 @@ class Slow(homing.Consumer):
 
 
 def test_heartbeat_keeps_a_slow_handlers_lease(client: homing.Client, service: str) -> None:
+    client.configure(service, done_ttl_ms=600_000)  # result() sees None results
     event_id = client.enqueue(service, 1.0)
     with running_daemons(client), \
             running(homing.Worker(client, service, Slow, lease_ms=300, grace=2)):
@@ -171,6 +173,7 @@ def test_heartbeat_keeps_a_slow_handlers_lease(client: homing.Client, service: s
 
 def test_heartbeat_runs_through_the_shutdown_grace(client: homing.Client, service: str) -> None:
     """A handler still finishing during the grace period keeps its lease too."""
+    client.configure(service, done_ttl_ms=600_000)  # result() sees None results
     event_id = client.enqueue(service, 1.0)
     with running_daemons(client):
         worker = homing.Worker(client, service, Slow, lease_ms=300, grace=5)
@@ -196,6 +199,7 @@ class Gate(homing.Consumer):
 
 def test_shutdown_releases_prefetched_events(client: homing.Client, service: str) -> None:
     gate = type("G", (Gate,), {"started": threading.Event(), "gate": threading.Event()})
+    client.configure(service, done_ttl_ms=600_000)  # result() sees None results
     first, *rest = client.enqueue_many(service, list(range(6)))
     worker = homing.Worker(client, service, gate, concurrency=1, prefetch=10, lease_ms=5000,
                            grace=5)

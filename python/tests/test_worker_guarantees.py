@@ -99,7 +99,8 @@ def test_an_async_handler_is_cancelled_at_its_timeout(client: homing.Client,
                 raise
             return state
 
-    client.configure(service, max_attempts=1)
+    # status answers done for completions without a result (done_ttl_ms)
+    client.configure(service, max_attempts=1, done_ttl_ms=600_000)
     slow, fast = client.enqueue(service, 30), client.enqueue(service, 0)
     with running(homing.Worker(client, service, Slow, handler_timeout=0.2)) as worker:
         wait_for(lambda: worker.stats.completed == 1 and worker.stats.timed_out == 1)
@@ -114,7 +115,7 @@ def test_a_poison_event_dies_alone(client: homing.Client, service: str, tmp_path
                                    redis_url: str) -> None:
     """With prefetch 100, a handler that kills its process on one event: only
     that event is charged and dead-lettered; the others all complete."""
-    client.configure(service, max_attempts=3, backoff_base_ms=0)
+    client.configure(service, max_attempts=3, backoff_base_ms=0, done_ttl_ms=600_000)
     payloads = [f"job-{i}" for i in range(40)]
     payloads[5] = "poison"
     ids = client.enqueue_many(service, payloads)
@@ -174,6 +175,8 @@ def test_events_whose_lease_ran_out_in_the_inbox_are_not_started(tmp_path: Path)
                     time.sleep(1.0)  # returns while Redis is still down
                 return state
 
+        # status answers done for completions without a result (done_ttl_ms)
+        client.configure(service, done_ttl_ms=600_000)
         ids = client.enqueue_many(service, list(range(6)))
         worker = homing.Worker(client, service, Records, prefetch=10, lease_ms=600)
         with running(worker):
