@@ -9,6 +9,7 @@
 import { HomingError } from "./errors.js";
 import { sendFail } from "./outcomes.js";
 import { observe } from "./tracing.js";
+import { LazyAbort } from "./watchdog.js";
 import { START_MARGIN, describe, failure } from "./worker-support.js";
 
 /** @typedef {import("./types.js").Event} Event */
@@ -106,12 +107,12 @@ export class Slots {
    */
   async #handle(slot, consumer, ev, state) {
     let newState;
-    const controller = new AbortController();
+    const controller = new LazyAbort(); // its signal made only if the handler reads it
     this.watch.begin(slot, ev, controller);
     consumer._event = ev; // for complete(): the token of this delivery
     try {
       newState = await observe(this.worker.instruments, ev,
-        async () => consumer.handleEvent(ev, state, { signal: controller.signal }));
+        async () => consumer.handleEvent(ev, state, controller));
     } catch (exc) {
       // Whatever it throws (not only an Error), a handler must not take its
       // slot down while the event stays leased and heartbeaten.

@@ -29,7 +29,7 @@ export class HandlerTimeoutError extends Error {
  * until the handler's promise settles.
  */
 export class Watchdog {
-  /** @type {Map<number, {ev: Event, since: number, controller: AbortController}>} */
+  /** @type {Map<number, {ev: Event, since: number, controller: {abort(reason: unknown): void}}>} */
   #running = new Map();
   /** @type {Set<number>} */
   #hung = new Set();
@@ -37,7 +37,7 @@ export class Watchdog {
   /**
    * @param {number} slot
    * @param {Event} ev
-   * @param {AbortController} controller
+   * @param {{abort(reason: unknown): void}} controller an AbortController, or a LazyAbort
    */
   begin(slot, ev, controller) {
     this.#running.set(slot, { ev, since: performance.now(), controller });
@@ -57,7 +57,7 @@ export class Watchdog {
    * Handlers running past timeoutMs, not reported yet; each is reported once
    * and its slot marked hung until the handler returns.
    * @param {number} timeoutMs
-   * @returns {{ev: Event, controller: AbortController}[]}
+   * @returns {{ev: Event, controller: {abort(reason: unknown): void}}[]}
    */
   overdue(timeoutMs) {
     const now = performance.now();
@@ -74,5 +74,33 @@ export class Watchdog {
   /** How many slots run a handler past its timeout right now. */
   get hung() {
     return this.#hung.size;
+  }
+}
+
+/**
+ * The options a handler gets ({ signal }), its AbortController made only if
+ * the handler reads the signal: one per event was a visible share of the
+ * worker's CPU and of its garbage (issue 10), and most handlers never look.
+ * Aborted before it was read, the signal is made already aborted.
+ */
+export class LazyAbort {
+  /** @type {AbortController | null} */
+  #controller = null;
+  #aborted = false;
+  /** @type {unknown} */
+  #reason = undefined;
+
+  get signal() {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** @param {unknown} reason */
+  abort(reason) {
+    if (this.#controller !== null) this.#controller.abort(reason);
+    else if (!this.#aborted) [this.#aborted, this.#reason] = [true, reason];
   }
 }

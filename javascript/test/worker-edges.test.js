@@ -87,6 +87,7 @@ test("a redelivery to the same worker is a lease of its own", async () => {
 
 test("complete() outside the handler's own event uses the newest lease held", async () => {
   const service = "complete-other";
+  await client.configure(service, { doneTtlMs: 600_000 }); // result() sees a's null result
   const [a, b] = await client.enqueueMany(service, ["a", "b"]);
   class CompletesBoth extends Consumer {
     /** @param {import("../src/index.js").Event} event @param {unknown} state */
