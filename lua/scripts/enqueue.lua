@@ -38,7 +38,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 -- The hot path of a web request. A single enqueue without an idempotency key
 -- costs six commands: the policy HMGET (schema, test clock and policy in one),
 -- one HMGET each of data and results (the duplicate checks of the whole
--- batch), and the writes: LPUSH, HSET of the payload, HINCRBY. No record is
+-- batch; a batch reads results only if the hash exists), and the writes: LPUSH, HSET of the payload, HINCRBY. No record is
 -- written (an event enqueued ready has none until it is first leased, see
 -- record.lua), so no clock is read either; no key is type-checked up front
 -- (each is read before the first write, or is that write); the schema is
@@ -50,8 +50,9 @@ local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 
--- Pass 1: validate and decide, write nothing.
-local out, ids, envs, keys = {}, {}, {}, {}
+-- Pass 1: validate and decide, write nothing. Arrays are filled by index,
+-- not push(): its varargs were a visible part of a bulk enqueue's time.
+local out, ids, data_args, keys = {}, {}, {}, {}
 local in_batch, key_in_batch = {}, {}
 local all = {}
 local now = nil
@@ -64,9 +65,14 @@ end
 -- Every live event has its payload in data, so data answers both whether
 -- the id is taken and whether a repeat carries the same envelope.
 local known = on('HMGET', K.data, unpack(all))
--- A completed event whose result is still kept owns its id too.
-local kept = on('HMGET', K.results, unpack(all))
-local nkeys = 0
+-- A completed event whose result is still kept owns its id too. For a batch,
+-- EXISTS first: by default completions keep nothing, and an HMGET of a
+-- missing hash still hands back one nil per id.
+local kept = {}
+if n == 1 or on('EXISTS', K.results) == 1 then
+  kept = on('HMGET', K.results, unpack(all))
+end
+local nkeys, no, ni = 0, 0, 0
 for i = 1, n do
   local b = 3 * i
   local id, env, key = ARGV[b], ARGV[b + 1], ARGV[b + 2]
@@ -86,7 +92,7 @@ for i = 1, n do
     first = id
   end
   if first then
-    push(out, first, 0)
+    out[no + 1], out[no + 2] = first, 0
   else
     if in_batch[id] or known[i] or kept[i] then
       fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
@@ -96,27 +102,28 @@ for i = 1, n do
       key_in_batch[key] = id
       nkeys = nkeys + 1
     end
-    push(ids, id)
-    push(envs, env)
-    push(keys, key)
-    push(out, id, 1)
+    ni = ni + 1
+    ids[ni], keys[ni] = id, key
+    data_args[2 * ni - 1], data_args[2 * ni] = id, env
+    out[no + 1], out[no + 2] = id, 1
   end
+  no = no + 2
 end
 
 -- Pass 2: write. LPUSH first: ready is not read above, and as the first
 -- write a refusal (a key of a foreign type) still leaves nothing written.
-if #ids > 0 then
+if ni > 0 then
   on('LPUSH', K.ready, unpack(ids))
   stamp_schema(p)
-  local data_args = {}
-  for i, id in ipairs(ids) do
-    push(data_args, id, envs[i])
-    if keys[i] ~= '' then
-      idem_store(keys[i], id, now, p.idem_ttl_ms)
+  if nkeys > 0 then
+    for i = 1, ni do
+      if keys[i] ~= '' then
+        idem_store(keys[i], ids[i], now, p.idem_ttl_ms)
+      end
     end
   end
   redis.call('HSET', K.data, unpack(data_args))
-  count('enqueued', #ids)
+  count('enqueued', ni)
 end
 if nkeys > 0 then
   prune(K.idem_at, K.idem, now, 2 * nkeys)
