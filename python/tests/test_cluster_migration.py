@@ -48,9 +48,11 @@ def test_no_clock_key() -> None:
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_every_declared_key_is_used(name: str) -> None:
     lines = MANIFEST["scripts"][name]["source"].splitlines()
-    # The generated prologue names every key twice (the K table, the type guard).
-    prologue = ("local K = {", "for _, kt in ipairs({")
-    assert sum(line.startswith(prologue) for line in lines) == 2, name
+    # The generated prologue names every key in the K table and in expected_type,
+    # and the guarded ones in the type guard (absent when every key is unguarded).
+    prologue = ("local K = {", "for _, kt in ipairs({", "local function expected_type(")
+    assert sum(line.startswith(prologue[0]) for line in lines) == 1, name
+    assert sum(line.startswith(prologue[2]) for line in lines) == 1, name
     body = "\n".join(line for line in lines if not line.startswith(prologue))
     used = set(re.findall(r"\bK\.(\w+)", body))
     assert set(SCRIPTS[name].keys) == used, name
@@ -75,6 +77,33 @@ def test_build_refuses_an_unused_key(tmp_path: Path) -> None:
         build.build_script(probe, layout, errors)
     probe.write_text(probe.read_text().replace("@key dead\n", ""))
     assert build.build_script(probe, layout, errors)["keys"] == ["meta"]
+
+
+def test_the_type_guard_checks_only_the_keys_not_marked_unguarded(tmp_path: Path) -> None:
+    build = _lua_build()
+    layout, errors = build.load_json("keys.json"), build.load_json("errors.json")["errors"]
+    probe = tmp_path / "probe.lua"
+    probe.write_text("--[[\n@script probe\n@version 1\n@memory none\n@summary p\n"
+                     "@key meta unguarded: HLEN first\n@key dead\n@return value(int) r\n]]\n"
+                     "return on('HLEN', K.meta) + redis.call('ZCARD', K.dead)\n")
+    source = build.build_script(probe, layout, errors)["source"]
+    [guard] = [line for line in source.splitlines() if line.startswith("for _, kt in ipairs")]
+    assert "K.dead" in guard and "K.meta" not in guard
+    # Unguarded needs its why: the command that touches the key first.
+    probe.write_text(probe.read_text().replace("unguarded: HLEN first", "unguarded"))
+    with pytest.raises(build.BuildError, match="unguarded needs a reason"):
+        build.build_script(probe, layout, errors)
+
+
+def test_an_unguarded_key_of_the_wrong_type_is_refused_by_name(
+        client: homing.Client, service: str) -> None:
+    # enqueue checks no key up front: data is refused by its first read (HMGET)
+    # with the same typed error the guard gives, and nothing is written.
+    client.redis.set(service_key(client.prefix, service, "data"), "foreign")
+    with pytest.raises(homing.WrongTypeError, match="data holds a string, expected a hash"):
+        client.enqueue(service, 1)
+    assert not client.redis.exists(service_key(client.prefix, service, "ready"))
+    assert client.redis.get(service_key(client.prefix, service, "data")) == b"foreign"
 
 
 def test_configure_refuses_test_clock(client: homing.Client, service: str) -> None:
