@@ -146,7 +146,7 @@ message(schema_mismatch) ->
 message(duplicate_id) ->
     <<"an event with this id already exists in the service">>;
 message(unknown_event) ->
-    <<"no event with this id exists in the service (completed, purged or never enqueued)">>;
+    <<"no event with this id exists in the service: never enqueued, purged, or completed (a completion without a result leaves no trace unless the service sets done_ttl_ms; a result is kept for result_ttl_ms)">>;
 message(stale_lease) ->
     <<"the lease token is not the event's current lease (it expired and was reclaimed, or the event is not in flight)">>;
 message(event_dead) ->

@@ -133,7 +133,8 @@ export class ScriptCalls {
    *
    * Throws EventDeadError if the event was dead-lettered, ResultTimeoutError
    * after `timeoutMs`, UnknownEventError if homing has no trace of it (never
-   * enqueued, or its result outlived result_ttl_ms).
+   * enqueued, its result outlived result_ttl_ms, or it completed without a
+   * result: that leaves no trace unless the service sets done_ttl_ms).
    * @param {string} service
    * @param {string} eventId
    * @param {{timeoutMs?: number | null}} [options] no timeout: wait for good

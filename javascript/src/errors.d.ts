@@ -54,7 +54,7 @@ export class DuplicateIdError extends HomingError {
   static readonly code: "DUPLICATE_ID";
 }
 
-/** No event with this id exists in the service (completed, purged or never enqueued). */
+/** No event with this id exists in the service: never enqueued, purged, or completed (a completion without a result leaves no trace unless the service sets done_ttl_ms; a result is kept for result_ttl_ms). */
 export class UnknownEventError extends HomingError {
   static readonly code: "UNKNOWN_EVENT";
 }

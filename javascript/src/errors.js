@@ -75,10 +75,10 @@ export class DuplicateIdError extends HomingError {
   static description = "An event with this id already exists in the service.";
 }
 
-/** No event with this id exists in the service (completed, purged or never enqueued). */
+/** No event with this id exists in the service: never enqueued, purged, or completed (a completion without a result leaves no trace unless the service sets done_ttl_ms; a result is kept for result_ttl_ms). */
 export class UnknownEventError extends HomingError {
   static code = "UNKNOWN_EVENT";
-  static description = "No event with this id exists in the service (completed, purged or never enqueued).";
+  static description = "No event with this id exists in the service: never enqueued, purged, or completed (a completion without a result leaves no trace unless the service sets done_ttl_ms; a result is kept for result_ttl_ms).";
 }
 
 /** The lease token is not the event's current lease (it expired and was reclaimed, or the event is not in flight). */

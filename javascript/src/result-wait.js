@@ -40,7 +40,14 @@ export class ResultWait {
       throw new EventDeadError(`event ${this.service}/${this.eventId} was dead-lettered: ${st.detail}`);
     }
     if (st.state === "unknown") {
-      throw new UnknownEventError(`no event ${this.eventId} in service ${this.service}`);
+      // Plain about the likeliest cause: by default a completion without a
+      // result keeps nothing (done_ttl_ms 0), so it reads as unknown.
+      throw new UnknownEventError(
+        `no event ${this.eventId} in service ${this.service}: never enqueued, ` +
+          "or completed and no longer kept (an event completed without a result " +
+          "leaves no trace unless the service sets done_ttl_ms; a result is kept " +
+          "for result_ttl_ms)",
+      );
     }
     const left = this.end === null ? null : this.end - performance.now();
     if (left !== null && left <= 0) {

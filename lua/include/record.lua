@@ -8,12 +8,6 @@
 -- Every script reads, writes and deletes records through this file only (the
 -- tests hold every other file to that: no K.meta outside it), so the format
 -- and its parser exist once.
---
--- An event enqueued ready has no record at all until it is first leased:
--- an id whose payload is in data and whose record is absent is ready, never
--- delivered (meta_fresh). That saves a hash field per queued event (~110 B)
--- and a write per enqueue; created_ms of such an event is the time it was
--- first leased. Every other state writes its record.
 
 -- The stored form; the letters are keys.json's statuses (generated).
 local RECORD_PATTERN = '^([' .. STATUS_LETTERS .. '])|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$'
@@ -69,11 +63,6 @@ local function meta_str(m)
     m.returns or 0, m.reason or '')
 end
 
--- The implicit record of an event that is ready and was never delivered.
-local function meta_fresh(now)
-  return {s = 'r', attempt = 0, token = 0, created = now, returns = 0, reason = ''}
-end
-
 -- A fresh record: status s, created now, nothing charged.
 local function meta_new(s, now)
   return {s = s, attempt = 0, token = 0, created = now, returns = 0}
@@ -88,6 +77,16 @@ local function meta_put_many(pairs)
   local args = {}
   for i = 1, #pairs, 2 do
     args[i], args[i + 1] = pairs[i], meta_str(pairs[i + 1])
+  end
+  redis.call('HSET', K.meta, unpack(args))
+end
+
+-- Write the same record m for ids[1..n] in one HSET, formatted once (a
+-- bulk enqueue: every new event's record is the same fresh one).
+local function meta_put_same(ids, n, m)
+  local rec, args = meta_str(m), {}
+  for i = 1, n do
+    args[2 * i - 1], args[2 * i] = ids[i], rec
   end
   redis.call('HSET', K.meta, unpack(args))
 end

@@ -61,11 +61,8 @@ for i = 1, n do
   local id, token, res = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
   local m = metas[i]
   -- The records are deleted after the loop, so a repeat must be caught here.
-  if done[id] then
+  if m == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
-  elseif m == nil then
-    -- No record but a payload: ready, never delivered (record.lua).
-    out[i] = redis.call('HEXISTS', K.data, id) == 1 and E.STALE_LEASE or E.UNKNOWN_EVENT
   elseif m == false then
     out[i] = E.CORRUPT_STATE
   elseif not holds(m, token) then
@@ -89,12 +86,12 @@ for i = 1, n do
   end
 end
 local now = nil
-local stale = {}
+local retired = {}
 if #kept > 0 then
   now = now_ms(p)
   -- The prune's read, before any write (results_at is not type-checked up
   -- front); its deletes follow the writes below.
-  stale = on('ZRANGEBYSCORE', K.results_at, '-inf', now, 'LIMIT', 0, 2 * #kept)
+  retired = on('ZRANGEBYSCORE', K.results_at, '-inf', now, 'LIMIT', 0, 2 * #kept)
   -- The probe: this HSET is the script's first write, and a full Redis
   -- refuses only a first write that may grow memory (this script runs
   -- without allow-oom for that reason). Refused: decide per item below.
@@ -150,9 +147,9 @@ if #done > 0 then
   count('completed', #done)
   -- Amortised retention, paid by the calls that keep something: at most two
   -- stale entries retired per entry kept.
-  if #stale > 0 then
-    redis.call('ZREM', K.results_at, unpack(stale))
-    redis.call('HDEL', K.results, unpack(stale))
+  if #retired > 0 then
+    redis.call('ZREM', K.results_at, unpack(retired))
+    redis.call('HDEL', K.results, unpack(retired))
   end
 end
 if stale > 0 then

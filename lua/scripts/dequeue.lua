@@ -88,11 +88,6 @@ local envs = redis.call('HMGET', K.data, unpack(ids))
 local k = 0
 for i, id in ipairs(ids) do
   local m = metas[i]
-  if m == nil and envs[i] then
-    -- No record, payload here: enqueued ready, never delivered (record.lua).
-    m = meta_fresh(now)
-    metas[i] = m
-  end
   if m and m.s == 'r' and envs[i] and not leased[id] then
     leased[id] = i
     k = k + 1

@@ -9,6 +9,7 @@ enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
 event's id and add nothing. Validates the whole batch before writing.
 @key ready unguarded: LPUSH is the first write (refused: nothing written)
 @key data unguarded: HMGET before any write
+@key meta
 @key idem unguarded: HGET before any write, and only written when so read
 @key idem_at unguarded: ZSCORE before any write, and only written when so read
 @key config unguarded: HMGET (the policy) before any write
@@ -34,18 +35,21 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include clock
 --@include policy
 --@include idem
+--@include record
 
 -- The hot path of a web request. A single enqueue without an idempotency key
--- costs six commands: the policy HMGET (schema, test clock and policy in one),
--- one HMGET each of data and results (the duplicate checks of the whole
--- batch; a batch reads results only if the hash exists), and the writes: LPUSH, HSET of the payload, HINCRBY. No record is
--- written (an event enqueued ready has none until it is first leased, see
--- record.lua), so no clock is read either; no key is type-checked up front
--- (each is read before the first write, or is that write); the schema is
--- stamped only on a new service; idempotency keys are read, stored and
+-- costs nine commands: the policy HMGET (schema, test clock and policy in
+-- one), TIME (the record's created_ms), the guard's one TYPE (meta: it is
+-- written after the first write, so it is checked up front), one HMGET each
+-- of data and results (the duplicate checks of the whole batch; a batch
+-- reads results only if the hash exists), and the writes: LPUSH, HSET of the
+-- payload, HSET of the record, HINCRBY. No other key is type-checked up
+-- front (each is read before the first write, or is that write); the schema
+-- is stamped only on a new service; idempotency keys are read, stored and
 -- pruned only by calls that carry keys (each retires up to two stale keys
 -- per key stored, so stale keys never outgrow the rate they are added).
 local p = load_policy()
+local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
@@ -55,12 +59,8 @@ argc(2 + 3 * n)
 local out, ids, data_args, keys = {}, {}, {}, {}
 local in_batch, key_in_batch = {}, {}
 local all = {}
-local now = nil
 for i = 1, n do
   all[i] = ARGV[3 * i]
-  if not now and ARGV[3 * i + 2] ~= '' then
-    now = now_ms(p)
-  end
 end
 -- Every live event has its payload in data, so data answers both whether
 -- the id is taken and whether a repeat carries the same envelope.
@@ -123,6 +123,7 @@ if ni > 0 then
     end
   end
   redis.call('HSET', K.data, unpack(data_args))
+  meta_put_same(ids, ni, meta_new('r', now))
   count('enqueued', ni)
 end
 if nkeys > 0 then

@@ -1,11 +1,10 @@
 --[[
 @script extend
-@version 4
+@version 3
 @memory level
 @summary Extend the leases of in-flight events (extend_lease; the worker's
 heartbeat), reserved or started. Refused per item when the token is no
 longer current. Runs on a full Redis: it only moves scores.
-@key data
 @key meta
 @key leases
 @key config
@@ -39,7 +38,7 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
   local m = meta_get(id)
-  out[i] = refusal(m, token, id)
+  out[i] = refusal(m, token)
   if not out[i] then
     redis.call('ZADD', K.leases, deadline, id)
     out[i] = deadline

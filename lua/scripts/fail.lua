@@ -62,11 +62,7 @@ local reason = cut(ARGV[3], LIMITS.reason_bytes)
 local dead = bool_arg(4, 'dead')
 local delay = opt_int_arg(5, 'delay_ms', 0, 43200000)
 local m = meta_get(id)
-if m == nil and redis.call('HEXISTS', K.data, id) == 1 then
-  -- No record but a payload: ready, never delivered (record.lua).
-  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id ..
-    ' (it is ready, not leased)')
-elseif m == nil then
+if m == nil then
   fail(E.UNKNOWN_EVENT, 'no event ' .. id)
 elseif m == false then
   fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')

@@ -7,7 +7,6 @@ prefetch): they go to the front of the ready queue, in the order given (the
 first item is delivered next), and the delivery does not count as an attempt
 (a started lease gives its charged attempt back; a reserved one had none).
 @key ready
-@key data
 @key meta
 @key leases
 @key counters
@@ -30,7 +29,7 @@ local out, back = {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
-  out[i] = refusal(m, token, id)
+  out[i] = refusal(m, token)
   if not out[i] then
     redis.call('ZREM', K.leases, id)
     if m.s == 'l' then

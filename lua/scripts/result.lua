@@ -5,7 +5,6 @@
 @summary Where an event stands, for the producer waiting on feedback:
 completed (with its result), dead-lettered (with the reason), still
 pending (with its status), or unknown.
-@key data
 @key meta
 @key results
 @arg id id event id
@@ -26,10 +25,6 @@ if res then
 end
 local m = meta_get(id)
 if m == nil then
-  -- No record: ready and never delivered if its payload is here (record.lua).
-  if redis.call('HEXISTS', K.data, id) == 1 then
-    return {'pending', 'r', 0}
-  end
   return {'unknown'}
 elseif m == false then
   fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')

@@ -1,6 +1,6 @@
 --[[
 @script schedule
-@version 4
+@version 3
 @memory grows
 @wait
 @repeats timers
@@ -64,15 +64,12 @@ if known then
   local score = redis.call('ZSCORE', K.timers, known)
   return {known, 0, score and tonumber(score) or -1}
 end
--- Every live event has its payload in data (one enqueued ready has no
--- record yet, see record.lua), so data answers whether the id is taken.
-local old = redis.call('HGET', K.data, id)
-if old and old == env then
+if meta_exists(id) and redis.call('HGET', K.data, id) == env then
   -- The same timer sent again (a client retrying after a lost reply).
   local score = redis.call('ZSCORE', K.timers, id)
   return {id, 0, score and tonumber(score) or -1}
 end
-if old or meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
+if meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
 end
 

@@ -257,7 +257,9 @@ class Client(ClientBase):
 
         Raises EventDeadError if the event was dead-lettered, ResultTimeoutError
         after ``timeout`` seconds, UnknownEventError if homing has no trace of it
-        (never enqueued, or its result outlived ``result_ttl_ms``).
+        (never enqueued, its result outlived ``result_ttl_ms``, or it completed
+        without a result: that leaves no trace unless the service sets
+        ``done_ttl_ms``).
         """
         wait = ResultWait(service, event_id, timeout)
         while True:

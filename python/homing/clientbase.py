@@ -279,7 +279,13 @@ class ResultWait:
             raise EventDeadError(
                 f"event {self.service}/{self.event_id} was dead-lettered: {st.detail}")
         if st.state == "unknown":
-            raise UnknownEventError(f"no event {self.event_id} in service {self.service}")
+            # Plain about the likeliest cause: by default a completion without
+            # a result keeps nothing (done_ttl_ms 0), so it reads as unknown.
+            raise UnknownEventError(
+                f"no event {self.event_id} in service {self.service}: never enqueued, "
+                "or completed and no longer kept (an event completed without a result "
+                "leaves no trace unless the service sets done_ttl_ms; a result is kept "
+                "for result_ttl_ms)")
         left = None if self.end is None else self.end - time.monotonic()
         if left is not None and left <= 0:
             raise ResultTimeoutError(

@@ -99,7 +99,9 @@ class DuplicateIdError(HomingError):
 
 
 class UnknownEventError(HomingError):
-    """No event with this id exists in the service (completed, purged or never enqueued)."""
+    """No event with this id exists in the service: never enqueued, purged, or completed (a
+    completion without a result leaves no trace unless the service sets done_ttl_ms; a
+    result is kept for result_ttl_ms)."""
 
     code = "UNKNOWN_EVENT"
 
