@@ -79,9 +79,16 @@ js_test_() ->
               || N <- [js_to_erlang, erlang_to_js]]}
     end.
 
+%% Completions without a result keep nothing unless the service sets done_ttl_ms
+%% (docs/protocol.md "What a completion keeps"): the tests that read a null result ask.
+keep_done(C, S) ->
+    {ok, _} = queue_client:configure(C, S, #{<<"done_ttl_ms">> => 600000}),
+    ok.
+
 %% JavaScript enqueues every payload; Erlang reads them exactly and echoes each as its
 %% result, which JavaScript reads back exactly.
 js_to_erlang(#{client := C} = Ctx) ->
+    ok = keep_done(C, "j2e"),  % a null payload echoed is a completion without a result
     js(Ctx, "produce", ["j2e"]),
     {ok, Events} = queue_client:dequeue(C, "j2e", #{count => 100}),
     Expected = js_payloads(),
@@ -95,6 +102,7 @@ js_to_erlang(#{client := C} = Ctx) ->
     js(Ctx, "check-results", ["j2e"]).
 
 erlang_to_js(#{client := C} = Ctx) ->
+    ok = keep_done(C, "e2j"),
     Ps = js_payloads(),
     Ids = [<<"er-", (integer_to_binary(I))/binary>> || I <- lists:seq(0, length(Ps) - 1)],
     {ok, Ids} = queue_client:enqueue_many(C, "e2j", Ps, #{ids => Ids}),
@@ -115,6 +123,7 @@ interop_test_() ->
 %% Python enqueues every payload; Erlang reads them exactly and completes each with
 %% the payload as its result, which Python reads back exactly.
 python_to_erlang(#{client := C} = Ctx) ->
+    ok = keep_done(C, "p2e"),
     ok_python(Ctx, "produce", ["p2e"]),
     {ok, Events} = queue_client:dequeue(C, "p2e", #{count => 100}),
     Expected = payloads(),
@@ -130,6 +139,7 @@ python_to_erlang(#{client := C} = Ctx) ->
 %% Erlang enqueues every payload; Python checks them and echoes each as its result,
 %% which Erlang's result/4 (the producer's feedback, waiting) reads back exactly.
 erlang_to_python(#{client := C} = Ctx) ->
+    ok = keep_done(C, "e2p"),
     Ps = payloads(),
     Ids = [<<"er-", (integer_to_binary(I))/binary>> || I <- lists:seq(0, length(Ps) - 1)],
     {ok, Ids} = queue_client:enqueue_many(C, "e2p", Ps, #{ids => Ids}),

@@ -36,6 +36,8 @@ failover() ->
         {ok, C} = queue_client:new(#{url => Url, prefix => P}),
         ?assertMatch(#{port := _}, C),
         ?assertEqual(maps:get(port, Primary), maps:get(port, C)),
+        %% done_ttl_ms: a completion without a result keeps nothing otherwise
+        {ok, _} = queue_client:configure(C, "s", #{<<"done_ttl_ms">> => 600000}),
         {ok, Id1} = queue_client:enqueue(C, "s", <<"before">>),
         persistent_term:put(rich_consumer, self()),
         {ok, W} = gen_queue_consumer:start_link(rich_consumer, "s", #{url => Url, prefix => P}),

@@ -72,6 +72,8 @@ wait_ok(F, Want, N) ->
 %% A worker whose completion fewer replicas confirmed counts it unreplicated, done.
 worker_counts_unreplicated(#{client := C, replica := R, primary := Pr, prefix := P}) ->
     persistent_term:put(rich_consumer, self()),
+    %% done_ttl_ms: a completion without a result keeps nothing otherwise
+    {ok, _} = queue_client:configure(C, "wk", #{<<"done_ttl_ms">> => 600000}),
     {ok, Id} = queue_client:enqueue(C, "wk", <<"fine">>),
     pause(R),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, "wk",

@@ -37,6 +37,12 @@ wait_until(F, N) ->
         false -> timer:sleep(25), wait_until(F, N - 1)
     end.
 
+%% Completions without a result keep nothing unless the service sets done_ttl_ms
+%% (docs/protocol.md "What a completion keeps"): the tests that wait for done ask.
+keep_done(C, S) ->
+    {ok, _} = queue_client:configure(C, S, #{<<"done_ttl_ms">> => 600000}),
+    ok.
+
 state(C, S, Id) ->
     {ok, #{state := St}} = queue_client:status(C, S, Id),
     St.
@@ -45,6 +51,7 @@ event() -> receive {event, _, Id, P, A, Ev} -> {Id, P, A, Ev} after 10000 -> err
 
 %% The talk's test_service_consumer, exactly as in the talk: complete/2 inside.
 talk_consumer(#{client := C} = Ctx) ->
+    ok = keep_done(C, "test_service"),
     {ok, Id} = queue_client:enqueue(C, "test_service", <<"metadata">>),
     {ok, W} = gen_queue_consumer:start_link(test_service_consumer, "test_service", opts(Ctx, #{})),
     wait_until(fun() -> state(C, "test_service", Id) =:= <<"done">> end),
@@ -56,7 +63,8 @@ talk_consumer(#{client := C} = Ctx) ->
 outcomes(#{client := C} = Ctx) ->
     S = "outcomes",
     {ok, _} = queue_client:configure(C, S, #{<<"backoff_base_ms">> => 60000,
-                                             <<"max_attempts">> => 3}),
+                                             <<"max_attempts">> => 3,
+                                             <<"done_ttl_ms">> => 600000}),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{concurrency => 2})),
     Ids = [begin {ok, I} = queue_client:enqueue(C, S, P), {P, I} end
            || P <- [<<"fine">>, <<"retry">>, <<"reject">>, <<"crash">>,
@@ -83,7 +91,8 @@ outcomes(#{client := C} = Ctx) ->
 
 handler_timeout(#{client := C} = Ctx) ->
     S = "timeouts",
-    {ok, _} = queue_client:configure(C, S, #{<<"backoff_base_ms">> => 60000}),
+    {ok, _} = queue_client:configure(C, S, #{<<"backoff_base_ms">> => 60000,
+                                             <<"done_ttl_ms">> => 600000}),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, S,
                                             opts(Ctx, #{handler_timeout_ms => 200})),
     {ok, Id} = queue_client:enqueue(C, S, <<"hang">>),
@@ -120,6 +129,7 @@ prefetch_and_release(#{client := C} = Ctx) ->
 %% (charged) before it runs.
 must_start(#{client := C} = Ctx) ->
     S = "muststart",
+    ok = keep_done(C, S),
     {ok, Id} = queue_client:enqueue(C, S, <<"fine">>),
     {ok, [#{id := Id}]} = queue_client:dequeue(C, S, #{reserve => true, lease_ms => 50}),
     timer:sleep(80),
@@ -133,6 +143,7 @@ must_start(#{client := C} = Ctx) ->
 %% scripts are loaded again (NOSCRIPT), and events sent after the restart are handled.
 redis_restart(#{redis := R, client := C} = Ctx) ->
     S = "restart",
+    ok = keep_done(C, S),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{})),
     {ok, Id1} = queue_client:enqueue(C, S, <<"before">>),
     {Id1, _, 1, _} = event(),
@@ -150,6 +161,7 @@ redis_restart(#{redis := R, client := C} = Ctx) ->
 %% extends it (every lease / 3), so the scheduler never reclaims it meanwhile.
 heartbeat(#{client := C} = Ctx) ->
     S = "heartbeat",
+    ok = keep_done(C, S),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{lease_ms => 200})),
     {ok, Id} = queue_client:enqueue(C, S, <<"sleep">>),
     {Id, _, 1, _} = event(),
@@ -172,6 +184,7 @@ heartbeat(#{client := C} = Ctx) ->
 %% A stop while a handler runs waits for it (within grace_ms) and sends its completion.
 graceful_stop(#{client := C} = Ctx) ->
     S = "graceful",
+    ok = keep_done(C, S),
     {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{grace_ms => 5000})),
     {ok, Id} = queue_client:enqueue(C, S, <<"sleep">>),
     {Id, _, 1, _} = event(),
@@ -201,6 +214,7 @@ corrupt_payload(#{client := C, prefix := P} = Ctx) ->
 %% restarted and goes on consuming (what it held comes back by its leases).
 supervised(#{client := C, redis := R, prefix := P}) ->
     S = "supervised",
+    ok = keep_done(C, S),
     application:load(homing),
     application:set_env(homing, url, homing_test_redis:url(R)),
     application:set_env(homing, prefix, P),
@@ -243,6 +257,7 @@ read_only(#{redis := R, prefix := P}) ->
 %% types); other payloads as their decoded terms. The state is kept per slot.
 talk_types(#{client := C} = Ctx) ->
     S = "talktypes",
+    ok = keep_done(C, S),
     {ok, W} = gen_queue_consumer:start_link(talk_probe_consumer, S, opts(Ctx, #{})),
     {ok, [A, B, D]} = queue_client:enqueue_many(C, S, [<<"h", 16#e9/utf8, "llo">>,
                                                       #{<<"n">> => 1}, [1, {bytes, <<2>>}]]),

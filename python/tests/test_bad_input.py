@@ -181,26 +181,25 @@ def test_envelope_of_another_version(client: homing.Client, service: str) -> Non
 
 def test_corrupt_meta_is_quarantined(client: homing.Client, service: str) -> None:
     freeze(client, service)
-    garbled, no_data, good = client.enqueue_many(service, ["g", "n", "ok"])
-    # An event enqueued ready has no record until it is first leased
-    # (record.lua): its payload alone makes it ready, so "no record" is not
-    # corruption. A ready record explicitly written (as a release does) is read.
-    client.redis.hset(key(client, service, "meta"), no_data, "r|0|0|1|0|")
+    garbled, missing, no_data, good = client.enqueue_many(service, ["g", "m", "n", "ok"])
     client.redis.hset(key(client, service, "meta"), garbled, "garbage|x")
+    client.redis.hdel(key(client, service, "meta"), missing)
     client.redis.hdel(key(client, service, "data"), no_data)
     evs = client.dequeue(service, 10)
     assert [e.id for e in evs] == [good]
     page = client.dead_list(service)
     reasons = {x.id: x.reason for x in page.letters}
     assert reasons == {garbled: "unreadable bookkeeping record: garbage|x",
+                       missing: "bookkeeping record missing",
                        no_data: "payload missing"}
     # The payloads that still exist are kept with the dead letter.
     payloads = {x.id: x.payload for x in page.letters if x.raw}
-    assert payloads == {garbled: "g"}
-    assert states(client, service) == {good: "leased", garbled: "dead", no_data: "dead"}
+    assert payloads == {garbled: "g", missing: "m"}
+    assert states(client, service) == {good: "leased", garbled: "dead", missing: "dead",
+                                       no_data: "dead"}
     # A requeue gives the readable ones a fresh, valid record.
-    assert client.dead_requeue(service, [garbled, no_data]) == (1, 0)
-    assert sorted(e.payload for e in client.dequeue(service, 10)) == ["g"]
+    assert client.dead_requeue(service, [garbled, missing, no_data]) == (2, 0)
+    assert sorted(e.payload for e in client.dequeue(service, 10)) == ["g", "m"]
 
 
 def test_corrupt_meta_per_item_codes(client: homing.Client, service: str) -> None:
@@ -266,7 +265,7 @@ def test_schema_mismatch(client: homing.Client, service: str) -> None:
 def test_corrupt_test_clock(client: homing.Client, service: str) -> None:
     client.redis.hset(key(client, service, "config"), TEST_CLOCK, "tomorrow")
     with pytest.raises(homing.CorruptStateError, match="clock"):
-        client.enqueue(service, 1, key="k")  # the clock is read for an idempotency key
+        client.enqueue(service, 1)
     assert [k for k, v in written_keys(client, service).items() if v] == ["config"]
     assert client.redis.hgetall(key(client, service, "config")) == {b"test_clock": b"tomorrow"}
     assert client.stats(service)["test_clock"] == "tomorrow", "stats shows it as it is"
