@@ -260,7 +260,8 @@ def test_forget_removes_an_empty_service_everywhere(client: homing.Client,
     client.configure(service, lease_ms=5000)
     client.enqueue(service, "e")
     [ev] = client.dequeue(service)
-    client.complete(service, ev.id, ev.token)
+    # A result: a completion without one keeps nothing (done_ttl_ms 0).
+    client.complete(service, ev.id, ev.token, result="r")
     with pytest.raises(ServiceNotEmptyError, match="results"):
         client.forget(service)  # its result is kept for the producer
     assert service in client.services()
