@@ -197,6 +197,18 @@ q(C, Cmd) ->
     {ok, V} = homing_conn:q(C, Cmd),
     V.
 
+%% The services a raw due_settle names: claim, count, then service, due pairs.
+settled([_, _ | Pairs]) -> every_other(Pairs);
+settled(_) -> [].
+
+every_other([A, _ | Rest]) -> [A | every_other(Rest)];
+every_other(_) -> [].
+
+due_pairs([]) -> [];
+due_pairs([M, Score | Rest]) ->
+    N = binary_to_integer(hd(binary:split(Score, <<".">>))),
+    [{M, case N >= 1 bsl 50 of true -> <<"claimed">>; false -> N end} | due_pairs(Rest)].
+
 %% @doc Run one vector with client C (its prefix is the run's); ok or {fail, Detail}.
 run_vector(C0, Op, {obj, V}) ->
     Service = <<(list_to_binary(Op))/binary, ".", (binary:encode_hex(crypto:strong_rand_bytes(4)))/binary>>,
@@ -207,6 +219,7 @@ run_vector(C0, Op, {obj, V}) ->
     put(homing_overrides, []),
     put(homing_daemons, []),
     put(homing_workers, []),
+    put(homing_due, []),
     try
         write(C, Service, get(<<"given">>, V, {obj, []})),
         q(C, [<<"HSET">>, skey(C, Service, <<"config">>), ?CLOCK, get(<<"clock">>, V, 1000000)]),
@@ -216,7 +229,9 @@ run_vector(C0, Op, {obj, V}) ->
         [case get(Names) of
              [] -> ok;
              Ns -> q(C, [<<"HDEL">>, gkey(C, Key) | Ns])
-         end || {Names, Key} <- [{homing_daemons, <<"daemons">>}, {homing_workers, <<"workers">>}]]
+         end || {Names, Key} <- [{homing_daemons, <<"daemons">>}, {homing_workers, <<"workers">>}]],
+        %% The due-time index: the service's entry and those a raw due_settle wrote.
+        q(C, [<<"ZREM">>, gkey(C, <<"due">>), Service | get(homing_due)])
     end.
 
 steps(_, _, [], _) -> ok;
@@ -301,13 +316,21 @@ check(C, S, <<"$registered">>, Exp) ->
         Exp -> [];
         _ -> [fmt("state.$registered: expected ~p, got ~p", [Exp, Member])]
     end;
+check(C, _, <<"$due">>, {obj, Exp}) ->
+    %% service -> its due time, or "claimed" for a scheduler's claim (2^50 + its now).
+    Flat = q(C, [<<"ZRANGE">>, gkey(C, <<"due">>), <<"0">>, <<"-1">>, <<"WITHSCORES">>]),
+    Have = lists:sort(due_pairs(Flat)),
+    case lists:sort(Exp) of
+        Have -> [];
+        E -> [fmt("state.$due: expected ~0tp, got ~0tp", [E, Have])]
+    end;
 check(C, _, <<"$", Global/binary>>, Exp) when Global =:= <<"daemons">>; Global =:= <<"workers">> ->
     Have = lists:sort(q(C, [<<"HKEYS">>, gkey(C, Global)])),
     case lists:sort(Exp) of
         Have -> [];
         E -> [fmt("state.$~s: expected ~0tp, got ~0tp", [Global, E, Have])]
     end;
-check(C, S, Name, Exp0) ->
+check(C, S, Name, Exp0) when Name =/= <<"$due">> ->
     {Kind, Exp} = typed(Name, Exp0),
     {HaveKind, Act} = read(C, skey(C, S, Name)),
     if
@@ -374,6 +397,7 @@ script_step(C, S, Step) ->
                 false -> skey(C, S, K)
             end || K <- get(<<"keys">>, Step, maps:get(<<"keys">>, Script))],
     Args = [to_wire(X) || X <- get(<<"args">>, Step, [])],
+    Name =:= <<"due_settle">> andalso put(homing_due, settled(Args) ++ get(homing_due)),
     [put(Names, [hd(Args) | get(Names)])
      || {Call, Names} <- [{<<"beat">>, homing_daemons}, {<<"worker_beat">>, homing_workers}],
         Name =:= Call, Args =/= []],
