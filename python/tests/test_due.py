@@ -364,7 +364,7 @@ def test_the_backstop_keeps_sweeping_after_its_first_pass(client: homing.Client,
     sched = Scheduler(client, backstop_rate=500.0)
     while not sched.backstop.passes:
         sched.cycle()
-    need = 1 + daemons._Backstop.CHUNK * daemons.BACKSTOP_COST
+    need = 1 + daemons.Backstop.CHUNK * daemons.BACKSTOP_COST
     assert sched.backstop.due_in() <= need / 500.0 + 0.01  # no debt from the first pass
     timer = client.create_timer(service, "t", delay_ms=0)
     client.redis.delete(f"{client.prefix}:due")  # its hint lost after the first pass
