@@ -204,6 +204,7 @@ def test_policy_is_edited_through_configure(dclient: homing.Client, service: str
 def test_event_view_names_the_lease_and_its_holder(dclient: homing.Client,
                                                    service: str) -> None:
     Holding.release.clear()
+    dclient.configure(service, done_ttl_ms=600_000)  # result() below reads a None result
     event_id = dclient.enqueue(service, {"job": 1})
     try:
         with worker(dclient, service, Holding) as w, serving(dclient) as url:

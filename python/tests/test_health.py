@@ -68,6 +68,7 @@ def test_worker_health_follows_redis_and_metrics_are_served(server: RedisServer,
     try:
         assert status_becomes(hp, "/healthz", 200) == "ok\n"
         assert get(hp, "/readyz")[0] == 200 and get(hp, "/livez")[0] == 200
+        client.configure("jobs", done_ttl_ms=600_000)  # result() reads what the consumer gave
         ids = client.enqueue_many("jobs", [1, 2, 3])
         for i in ids:
             client.result("jobs", i, timeout=20)

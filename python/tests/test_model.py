@@ -55,7 +55,8 @@ class QueueModel(RuleBasedStateMachine):
     def setup(self) -> None:
         self.service = "m-" + uuid.uuid4().hex[:10]
         self.client.configure(self.service, lease_ms=LEASE_MS, max_attempts=MAX_ATTEMPTS,
-                              backoff_base_ms=BASE_MS, backoff_max_ms=MAX_MS, backoff_jitter=0)
+                              backoff_base_ms=BASE_MS, backoff_max_ms=MAX_MS, backoff_jitter=0,
+                              done_ttl_ms=3_600_000)  # the model reads "done" of every ack
         self.clock = freeze(self.client, self.service, T0)
         self.events: dict[str, Ev] = {}
         self.ready: list[str] = []  # in delivery order

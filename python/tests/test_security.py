@@ -77,14 +77,18 @@ ROLES: dict[str, tuple[set[str], set[str]]] = {
 ALL_ROLES = "homing-all"
 NO_CHANNEL = {"homing-admin", "homing-dashboard"}  # they add no due work: no wake-up
 _CALL = re.compile(r"redis\.p?call\(\s*(['\"]?)([A-Za-z_|]*)")
+# base.lua's on(cmd, key, ...) sends a command its callers name: on('HMGET', ...).
+_ON = re.compile(r"\bon\(\s*'([A-Za-z]+)'")
+_ON_HELPER = "local r = redis.pcall(cmd, key, ...)"
 
 
 def script_commands(manifest: dict[str, Any], name: str) -> set[str]:
     """The commands a flattened script calls (its generated type guard included)."""
-    found = _CALL.findall(manifest["scripts"][name]["source"])
+    source = manifest["scripts"][name]["source"]
+    found = _CALL.findall(source.replace(_ON_HELPER, ""))
     dynamic = [cmd for quote, cmd in found if not quote]
     assert not dynamic, f"script {name} calls a command named at run time: {dynamic}"
-    return {cmd.lower() for _, cmd in found}
+    return {cmd.lower() for _, cmd in found} | {cmd.lower() for cmd in _ON.findall(source)}
 
 
 def needed() -> dict[str, set[str]]:
