@@ -242,7 +242,7 @@ class Sleeper(Consumer):
 """
 
 
-def wait_until(check, timeout: float = 20) -> None:
+def wait_until(check, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
