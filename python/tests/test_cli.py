@@ -232,11 +232,12 @@ def test_worker_runs_a_consumer_from_the_cwd_and_stops_on_sigterm(
 
 
 SLEEPER = """
-import time
+import pathlib, time
 from homing import Consumer
 
 class Sleeper(Consumer):
     def handle_event(self, event, state):
+        pathlib.Path("started").write_text(event.id)  # the test waits for a running handler
         time.sleep(600)  # never finishes: only a second signal ends the worker
         return state
 """
@@ -258,6 +259,7 @@ def test_worker_second_signal_releases_what_it_holds_and_exits_130(
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: client.stats("slow")["in_flight"] == 3)  # 1 running, 2 prefetched
+        wait_until((tmp_path / "started").exists)  # running, not only dequeued
         proc.send_signal(signal.SIGTERM)  # graceful: the 2 not started go back at once...
         wait_until(lambda: client.stats("slow")["ready"] == 2)
         assert proc.poll() is None  # ...and the running one gets its 30 s of grace

@@ -156,7 +156,10 @@ def test_async_handle_event(client: homing.Client, service: str) -> None:
 
 
 class Slow(homing.Consumer):
+    started = threading.Event()  # set once a handler runs (not only dequeued)
+
     def handle_event(self, event: homing.Event, state: object) -> object:
+        Slow.started.set()
         time.sleep(float(event.payload))
         return state
 
@@ -230,8 +233,10 @@ def test_shutdown_leaves_handlers_past_the_grace_to_their_leases(
         client: homing.Client, service: str) -> None:
     event_id = client.enqueue(service, 3.0)
     worker = homing.Worker(client, service, Slow, lease_ms=400, grace=0.2)
+    Slow.started.clear()
     worker.start()
-    wait_for(lambda: worker.stats.received == 1)
+    # Its handler has begun: an event only dequeued (in a slot's share) is released instead.
+    wait_for(Slow.started.is_set)
     worker.shutdown()
     # Still running after the grace: not handed to another consumer while its
     # handler may still act on it; no longer extended either.
