@@ -1,5 +1,9 @@
 -- record: an event's bookkeeping record in the meta hash,
--- 'status|attempt|token|created_ms|returns|reason'. Status letters: r ready,
+-- 'status|attempt|token|created_ms|returns[ext]|reason'. ext holds the
+-- optional fields, each a lower-case letter and a whole number, written only
+-- when not 0 so that an ordinary event pays nothing for them (keys.json's
+-- record_fields names the letters: p priority, s snoozes, q progress, g
+-- group). A record without ext (every record before them) reads as all 0. Status letters: r ready,
 -- v reserved (leased by a worker that has not started it: no attempt charged
 -- yet), l leased (started: the attempt is charged), t timer, w waiting out a
 -- retry backoff, x lease expired, d dead. attempt counts charged deliveries;
@@ -10,7 +14,7 @@
 -- and its parser exist once.
 
 -- The stored form; the letters are keys.json's statuses (generated).
-local RECORD_PATTERN = '^([' .. STATUS_LETTERS .. '])|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$'
+local RECORD_PATTERN = '^([' .. STATUS_LETTERS .. '])|(%d+)|(%d+)|(%d+)|(%d+)([%l%d]*)|(.*)$'
 
 -- A record parsed from its stored text: a table, nil when absent (HGET and
 -- HMGET give false), false when unreadable.
@@ -18,13 +22,45 @@ local function meta_parse(raw)
   if not raw then
     return nil
   end
-  local s, a, tok, c, ret, reason =
+  local s, a, tok, c, ret, ext, reason =
     string.match(raw, RECORD_PATTERN)
   if not s then
     return false
   end
+  -- ext is kept as stored (decoded only by meta_ext), so the hot paths that
+  -- never look at it pay one capture; '' when the event has none.
   return {s = s, attempt = tonumber(a), token = tonumber(tok), created = tonumber(c),
-    returns = tonumber(ret), reason = reason}
+    returns = tonumber(ret), ext = ext, reason = reason}
+end
+
+-- Field f (one letter of keys.json's record_fields) of record m: 0 unless set.
+local function meta_ext(m, f)
+  local ext = m.ext
+  if not ext or ext == '' then
+    return 0
+  end
+  local v = string.match(ext, f .. '(%d+)')
+  return v and tonumber(v) or 0
+end
+
+-- Set field f of record m to whole number v (0 removes it). The fields are
+-- kept in letter order so that one record has one stored form.
+local function meta_ext_set(m, f, v)
+  local fields = {}
+  for k, x in string.gmatch(m.ext or '', '(%l)(%d+)') do
+    if k ~= f then
+      fields[#fields + 1] = {k, x}
+    end
+  end
+  if v ~= 0 then
+    fields[#fields + 1] = {f, fmt(v)}
+  end
+  table.sort(fields, function(a, b) return a[1] < b[1] end)
+  local parts = {}
+  for i, kv in ipairs(fields) do
+    parts[i] = kv[1] .. kv[2]
+  end
+  m.ext = table.concat(parts)
 end
 
 -- The record of id, as meta_parse gives it.
@@ -59,8 +95,8 @@ end
 -- One string.format instead of five fmt calls and nine concatenations: it
 -- runs once per event leased (whole numbers as digits, as fmt writes them).
 local function meta_str(m)
-  return string.format('%s|%d|%d|%d|%d|%s', m.s, m.attempt, m.token, m.created,
-    m.returns or 0, m.reason or '')
+  return string.format('%s|%d|%d|%d|%d%s|%s', m.s, m.attempt, m.token, m.created,
+    m.returns or 0, m.ext or '', m.reason or '')
 end
 
 -- A fresh record: status s, created now, nothing charged.
