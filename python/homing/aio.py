@@ -25,6 +25,7 @@ from .clientbase import (
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
 from .errors import HomingError, RedisFullError, ServiceNotEmptyError
+from .handling import AsyncHandlingCalls
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key, service_key
 from .types import (
     DeadPage,
@@ -37,7 +38,7 @@ from .types import (
 )
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(ClientBase, AsyncHandlingCalls):
     """asyncio counterpart of ``homing.Client``; see it for each method's contract."""
 
     @classmethod

@@ -25,6 +25,7 @@ from .clientbase import (
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
 from .errors import HomingError, RedisFullError, ServiceNotEmptyError
+from .handling import HandlingCalls
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
@@ -44,7 +45,7 @@ from .types import (
 )
 
 
-class Client(ClientBase):
+class Client(ClientBase, HandlingCalls):
     """A connection to homing on one Redis (standalone or Cluster).
 
     ``prefix`` namespaces every key (default ``homing``); ``max_payload`` is

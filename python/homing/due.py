@@ -57,6 +57,8 @@ def due_of(script: str, reply: Any) -> int | None:
             return due if due >= 0 else None
         if script == "fail":
             return int(reply[1]) if _s(reply[0]) == "retry" else None
+        if script == "snooze":
+            return int(reply[1]) if _s(reply[0]) == "snoozed" else None
         if script == "dequeue":
             return int(reply[0]) if len(reply) > 1 else None
         if script == "distribute":

@@ -45,7 +45,8 @@ class Event:
 
 @dataclass(frozen=True)
 class FailOutcome:
-    """Where a failed event went: ``"retry"`` at ``at_ms`` or ``"dead"`` since ``at_ms``."""
+    """Where a failed or snoozed event went: ``"retry"`` (a fail) or ``"snoozed"`` (a
+    snooze) due at ``at_ms``, or ``"dead"`` since ``at_ms``."""
 
     action: str
     at_ms: int
@@ -80,12 +81,16 @@ class Status:
 
     For ``pending``, ``state`` is one of ready, reserved (held by a worker
     that has not started it), leased, timer, waiting (a retry backoff) or
-    expired (awaiting the distributor).
+    expired (awaiting the distributor); ``snoozes`` counts the snoozes it took
+    (bounded by the service's ``max_snoozes``) and ``progress`` is the last
+    percentage its handler reported (0..100, 0 if none).
     """
 
     state: str
     detail: str = ""
     attempt: int = 0
+    snoozes: int = 0
+    progress: int = 0
     raw_result: bytes = field(default=b"", repr=False)
 
     @property

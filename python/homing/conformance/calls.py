@@ -15,7 +15,7 @@ from typing import Any
 from .. import envelope
 from ..client import Client
 from ..errors import HomingError
-from ..types import Event, Status
+from ..types import Event, FailOutcome, Status
 
 
 def payload_of(raw: bytes) -> Any:
@@ -38,8 +38,11 @@ def _event(e: Event) -> dict[str, Any]:
 def _status(st: Status) -> dict[str, Any]:
     if st.state == "done":
         return {"state": "done", "result": payload_of(st.raw_result) if st.raw_result else None}
-    if st.state in ("dead", "pending"):
+    if st.state == "dead":
         return {"state": st.state, "detail": st.detail, "attempt": st.attempt}
+    if st.state == "pending":
+        return {"state": st.state, "detail": st.detail, "attempt": st.attempt,
+                "snoozes": st.snoozes, "progress": st.progress}
     return {"state": st.state}
 
 
@@ -71,10 +74,13 @@ def _distribute(c: Client, s: str, a: dict[str, Any]) -> Any:
     return {"retried": r.retried, "dead": r.dead, "more": r.more}
 
 
-def _fail(c: Client, s: str, a: dict[str, Any]) -> Any:
-    o = c.fail(s, a["id"], a["token"], a.get("reason", ""), dead=a.get("dead", False),
-               delay_ms=a.get("delay_ms"))
+def _outcome(o: FailOutcome) -> dict[str, Any]:
     return {"action": o.action, "at_ms": o.at_ms}
+
+
+def _fail(c: Client, s: str, a: dict[str, Any]) -> Any:
+    return _outcome(c.fail(s, a["id"], a["token"], a.get("reason", ""),
+                           dead=a.get("dead", False), delay_ms=a.get("delay_ms")))
 
 
 def _recurring_page(c: Client, s: str, a: dict[str, Any]) -> Any:
@@ -106,6 +112,8 @@ CALLS: dict[str, Impl] = {
     "extend_many": lambda c, s, a: [_item(o) for o in c.extend_many(s, _pairs(a),
                                                                     a.get("lease_ms"))],
     "fail": _fail,
+    "snooze": lambda c, s, a: _outcome(c.snooze(s, a["id"], a["token"], a["delay_ms"])),
+    "progress": lambda c, s, a: c.progress(s, a["id"], a["token"], a["value"]),
     "release": lambda c, s, a: [_item(o) for o in c.release(s, _pairs(a))],
     "status": lambda c, s, a: _status(c.status(s, a["id"])),
     # Zero timeout: look once, never wait, so no vector depends on timing.

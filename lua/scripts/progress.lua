@@ -1,0 +1,38 @@
+--[[
+@script progress
+@version 1
+@memory level
+@summary A consumer records how far it got with an event it holds: a whole
+percentage 0..100, fenced by its lease token like complete, kept in the
+event's record (field q) so that status and the dashboard show it and it
+goes when the record goes (nothing to clean up). It is kept across a retry
+or a snooze (the last value reported) and overwritten by the next report.
+@key meta
+@arg id id event id
+@arg token token the lease token of the caller
+@arg value whole(0..100) progress in percent
+@return value(int) the progress now stored
+@error INVALID_ARGUMENT
+@error UNKNOWN_EVENT
+@error STALE_LEASE
+@error CORRUPT_STATE
+]]
+--@include base
+--@include record
+
+argc(3)
+local id, token = ARGV[1], tonumber(ARGV[2])
+local value = int_arg(3, 'value', 0, 100)
+local m = meta_get(id)
+if m == nil then
+  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
+elseif m == false then
+  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
+elseif not holds(m, token) then
+  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
+end
+if meta_ext(m, 'q') ~= value then
+  meta_ext_set(m, 'q', value)
+  meta_put(id, m)
+end
+return value

@@ -1,0 +1,67 @@
+--[[
+@script snooze
+@version 1
+@memory level
+@wait
+@summary A consumer asks for a leased event again after a delay, without it
+counting as an attempt (Oban's snooze): the event waits in retry until
+now + delay_ms, its current delivery uncharged (a started lease gives its
+attempt back, as release does; a reserved one had none), and its snooze
+count (record field s) goes up by one. Bounded: an event already snoozed
+max_snoozes times is dead-lettered instead, with the reason and its delivery
+charged as a fail's would be, so it cannot snooze for ever unnoticed.
+@key data
+@key meta
+@key leases
+@key retry
+@key dead
+@key config
+@key counters
+@arg id id event id
+@arg token token the lease token of the caller
+@arg delay_ms whole(0..43200000) how long until the event is ready again, in ms
+@return tuple(action:str,at_ms:int) 'snoozed', due_ms  or  'dead', died_ms
+@error INVALID_ARGUMENT
+@error UNKNOWN_EVENT
+@error STALE_LEASE
+@error CORRUPT_STATE
+@error SCHEMA_MISMATCH
+]]
+--@include base
+--@include counters
+--@include clock
+--@include policy
+--@include record
+--@include deadletter
+
+argc(3)
+local p = load_policy()
+local now = now_ms(p)
+local id, token = ARGV[1], tonumber(ARGV[2])
+local delay = int_arg(3, 'delay_ms', 0, 43200000)
+local m = meta_get(id)
+if m == nil then
+  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
+elseif m == false then
+  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
+elseif not holds(m, token) then
+  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
+end
+redis.call('ZREM', K.leases, id)
+local snoozes = meta_ext(m, 's')
+if snoozes >= p.max_snoozes then
+  if m.s == 'v' then
+    m.attempt = m.attempt + 1
+  end
+  to_dead(id, m, 'snooze refused: max_snoozes (' .. fmt(p.max_snoozes) .. ') reached', now)
+  return {'dead', now}
+end
+if m.s == 'l' then
+  m.attempt = math.max(m.attempt - 1, 0)
+end
+meta_ext_set(m, 's', snoozes + 1)
+m.s, m.token = 'w', 0
+meta_put(id, m)
+redis.call('ZADD', K.retry, now + delay, id)
+count('snoozed', 1)
+return {'snoozed', now + delay}
