@@ -19,6 +19,7 @@
          create_timer/3, create_timer/4, schedule/4, cancel_timer/3,
          dequeue/2, dequeue/3, start/3, complete/2, complete/3, complete/4, complete/5,
          complete_many/3, extend_lease/4, extend_lease/5, extend_many/4, fail/4, fail/5,
+         snooze/5, progress/5,
          release/3, status/3, result/3, result/4, stats/2, configure/3,
          dead_list/2, dead_list/4, dead_requeue/3, dead_purge/3, promote/3, distribute/3,
          cancel/3, pause/2, resume/2, recurring_put/5, recurring_list/2, recurring_list/4,
@@ -229,6 +230,21 @@ fail(C, Service, Id, Token) -> fail(C, Service, Id, Token, #{}).
 -spec fail(client(), name(), name(), integer(), map()) -> {ok, map()} | error().
 fail(C, Service, Id, Token, Opts) ->
     call(C, fail, Service, maps:merge(Opts, #{id => Id, token => Token})).
+
+%% @doc Ask for a leased event again in DelayMs ms without it counting as an attempt:
+%% {ok, #{action := <<"snoozed">>, at_ms := Due}}, or, once the event had used up the
+%% service's max_snoozes, {ok, #{action := <<"dead">>, at_ms := Died}}. A stale token is
+%% {error, {stale_lease, _}}. (The Python and JavaScript clients also hint the due-time
+%% index after it; without the hint the scheduler's backstop sweep finds the snooze.)
+-spec snooze(client(), name(), name(), integer(), non_neg_integer()) -> {ok, map()} | error().
+snooze(C, Service, Id, Token, DelayMs) ->
+    call(C, snooze, Service, #{id => Id, token => Token, delay_ms => DelayMs}).
+
+%% @doc Record how far the handler got with a leased event, a whole percentage 0..100
+%% (fenced by the token): {ok, Value}; status/3 shows it as progress.
+-spec progress(client(), name(), name(), integer(), 0..100) -> {ok, integer()} | error().
+progress(C, Service, Id, Token, Value) ->
+    call(C, progress, Service, #{id => Id, token => Token, value => Value}).
 
 %% @doc Back to the head of the line, no attempt counted: per item ok or its error.
 -spec release(client(), name(), [{name(), integer()}]) -> {ok, [ok | error()]} | error().

@@ -240,3 +240,18 @@ mutate(Key, {obj, L}) ->
            end || {K, X} <- L]};
 mutate(Key, L) when is_list(L) -> [mutate(Key, X) || X <- L];
 mutate(_, X) -> X.
+
+%% snooze/5 and progress/5: thin functions over the call table; status/3 shows both.
+snooze_progress_test_() ->
+    with_redis(fun(_, C) ->
+        {ok, Id} = queue_client:enqueue(C, "snz", <<"later">>),
+        {ok, [#{token := T}]} = queue_client:dequeue(C, "snz"),
+        ?assertEqual({ok, 60}, queue_client:progress(C, "snz", Id, T, 60)),
+        ?assertMatch({error, {invalid_argument, _}}, queue_client:progress(C, "snz", Id, T, 101)),
+        ?assertMatch({error, {stale_lease, _}}, queue_client:progress(C, "snz", Id, T + 1, 5)),
+        ?assertMatch({ok, #{action := <<"snoozed">>}}, queue_client:snooze(C, "snz", Id, T, 60000)),
+        ?assertMatch({ok, #{state := <<"pending">>, detail := <<"waiting">>, attempt := 0,
+                            snoozes := 1, progress := 60}},
+                     queue_client:status(C, "snz", Id)),
+        ?assertMatch({error, {stale_lease, _}}, queue_client:snooze(C, "snz", Id, T, 0))
+    end).

@@ -40,7 +40,8 @@ export const RECORDS = {
   FailOutcome: (_, f) => new FailOutcome(f.action, f.at_ms),
   DeadPage: (_, f) => new DeadPage(f.total,
     f.items.map((/** @type {Fields} */ x) => new DeadLetter(x.id, x.died_ms, x.attempt, x.reason, x.raw))),
-  Status: (_, f) => new Status(f.state, f.detail ?? "", f.attempt ?? 0, f.raw_result ?? Buffer.alloc(0)),
+  Status: (_, f) =>
+    new Status(f.state, f.detail ?? "", f.attempt ?? 0, f.raw_result ?? Buffer.alloc(0), f.snoozes ?? 0, f.progress ?? 0),
   PromoteResult: (_, f) => new PromoteResult(f.timers, f.retries, f.expired, f.more, f.next_due_ms, f.returned),
   DistributeResult: (_, f) => new DistributeResult(f.retried, f.dead, f.more),
   RecurringPage: (_, f) => new RecurringPage(f.total,

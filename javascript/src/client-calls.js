@@ -239,6 +239,35 @@ export class ScriptCalls {
   }
 
   /**
+   * Ask for a leased event again in delayMs ms without it counting as an
+   * attempt (Oban's snooze). Resolves to FailOutcome("snoozed", dueMs), or
+   * FailOutcome("dead", diedMs) once the event had used up the service's
+   * max_snoozes (default 100): it cannot snooze for ever unnoticed. Rejects
+   * with StaleLeaseError if the lease was lost, like complete.
+   * @param {string} service
+   * @param {string} eventId
+   * @param {Token} token
+   * @param {number} delayMs
+   * @returns {Promise<{action: "snoozed" | "dead", atMs: number}>}
+   */
+  async snooze(service, eventId, token, delayMs) {
+    return this.call("snooze", service, { id: eventId, token, delayMs });
+  }
+
+  /**
+   * Record how far the handler got with a leased event: a whole percentage
+   * 0..100, fenced by the lease token; status and the dashboard show it.
+   * @param {string} service
+   * @param {string} eventId
+   * @param {Token} token
+   * @param {number} value
+   * @returns {Promise<number>} the progress now stored
+   */
+  async progress(service, eventId, token, value) {
+    return this.call("progress", service, { id: eventId, token, value });
+  }
+
+  /**
    * Hand leased events back unprocessed; they go next and no attempt is counted.
    * @param {string} service
    * @param {ReadonlyArray<LeaseItem>} items

@@ -17,7 +17,12 @@
 // the worker completes the event for it (with no result). If it throws, the
 // event is failed and retried after the service's backoff, or dead-lettered
 // when its attempts are used up; throwing Reject dead-letters it at once.
-// Both callbacks may be sync or async.
+// Returning or throwing a Snooze (`return new Snooze(5000)`) asks for the
+// event again after that many ms without it counting as an attempt (Oban's
+// {:snooze, s}), up to the service's max_snoozes (default 100), after which
+// a snooze dead-letters it. `await this.progress(event, 50)` records how far
+// the handler got (a whole percentage 0..100), shown by status and the
+// dashboard. Both callbacks may be sync or async.
 //
 // handleEvent gets a third argument, `{ signal }`: an AbortSignal the worker
 // aborts when the handler runs past the handler timeout (the worker's
@@ -39,6 +44,28 @@ export class Reject extends Error {
   }
 }
 
+/**
+ * Return or throw from handleEvent to have the event delivered again after
+ * delayMs, without the delivery counting as an attempt. A returned Snooze
+ * may carry the slot's next state (`new Snooze(5000, { state })`); without
+ * one the state is kept. Past the service's max_snoozes the snooze
+ * dead-letters the event instead, with the reason.
+ */
+export class Snooze extends Error {
+  /**
+   * @param {number} delayMs whole ms, 0..43200000 (12 h)
+   * @param {{state?: unknown}} [options] the state a returned Snooze hands on
+   */
+  constructor(delayMs, options = {}) {
+    super(`snooze ${delayMs} ms`);
+    this.name = "Snooze";
+    this.delayMs = delayMs;
+    /** whether a state was given (undefined is a state too) */
+    this.hasState = Object.hasOwn(options, "state");
+    this.state = options.state;
+  }
+}
+
 /** @typedef {{id: string, token: number}} Delivery an event and the token of its lease */
 
 /**
@@ -52,6 +79,7 @@ export class Reject extends Error {
  * @typedef {object} Acker the worker, as seen by its consumers
  * @property {(service: string, eventId: string, result: unknown, current?: Delivery | null) =>
  *   Promise<void>} completeFor
+ * @property {(event: Delivery & {service: string}, value: number) => Promise<number>} progressFor
  */
 
 /** Base class of consumers; override `init` and `handleEvent`. */
@@ -104,5 +132,20 @@ export class Consumer {
       throw new Error("complete() is available while the consumer runs under a Worker");
     }
     await this._acker.completeFor(service, eventId, result, this._event);
+  }
+
+  /**
+   * Record how far the handler got with an event this consumer holds: a
+   * whole percentage 0..100, fenced by its lease token (StaleLeaseError once
+   * the lease was lost). status and the dashboard show it. Await it.
+   * @param {import("./types.js").Event} event
+   * @param {number} value
+   * @returns {Promise<number>} the progress now stored
+   */
+  async progress(event, value) {
+    if (this._acker === null) {
+      throw new Error("progress() is available while the consumer runs under a Worker");
+    }
+    return this._acker.progressFor(event, value);
   }
 }

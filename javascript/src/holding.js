@@ -14,6 +14,8 @@ export class WorkerStats {
   failed = 0;
   released = 0;
   lost = 0;
+  /** events whose handlers snoozed them (returned or threw a Snooze) */
+  snoozed = 0;
   /** handlers failed by the handler timeout */
   timedOut = 0;
   /** events not started because their lease had run out while they waited (by the local clock) */

@@ -101,6 +101,16 @@ export class FailOutcome {
   readonly atMs: number;
 }
 
+/**
+ * Where a snoozed event went: "snoozed", due again at atMs, or "dead" since
+ * atMs (it had used up the service's max_snoozes). At run time a FailOutcome
+ * (the call table's record of both replies).
+ */
+export interface SnoozeOutcome {
+  readonly action: "snoozed" | "dead";
+  readonly atMs: number;
+}
+
 /** A dead-lettered event with why it died. `raw` is empty if the payload was lost. */
 export class DeadLetter {
   constructor(id: string, diedMs: number, attempt: number, reason: string, raw: Uint8Array);
@@ -126,6 +136,8 @@ export class Status {
     detail?: string,
     attempt?: number,
     rawResult?: Uint8Array,
+    snoozes?: number,
+    progress?: number,
   );
   readonly state: "done" | "dead" | "pending" | "unknown";
   /** pending: ready, reserved, leased, timer, waiting or expired; dead: the reason. */
@@ -133,6 +145,10 @@ export class Status {
   /** Charged attempts (a reserved event's is not charged yet). */
   readonly attempt: number;
   readonly rawResult: Uint8Array;
+  /** pending: the snoozes it took (bounded by the service's max_snoozes). */
+  readonly snoozes: number;
+  /** pending: the last percentage its handler reported (0..100; 0 if none). */
+  readonly progress: number;
   /** The consumer's result of a done event (null if it gave none). */
   get result(): any;
 }
@@ -197,6 +213,8 @@ export interface Policy {
   idemTtlMs: number;
   /** A worker fails an event whose handler runs longer (0: no limit). */
   handlerTimeoutMs: number;
+  /** Snoozes an event may take before a further one dead-letters it (default 100). */
+  maxSnoozes: number;
 }
 
 export interface ClientOptions {
@@ -384,6 +402,14 @@ export class Client {
     reason?: string,
     options?: { dead?: boolean; delayMs?: number | null },
   ): Promise<FailOutcome>;
+  /**
+   * Ask for a leased event again in delayMs ms, not charged as an attempt:
+   * "snoozed" (at its due time) or, past the service's max_snoozes,
+   * "dead". StaleLeaseError if the lease was lost.
+   */
+  snooze(service: string, eventId: string, token: Token, delayMs: number): Promise<SnoozeOutcome>;
+  /** Record a leased event's progress, a whole percentage 0..100 (fenced by the token). */
+  progress(service: string, eventId: string, token: Token, value: number): Promise<number>;
   release(service: string, items: ReadonlyArray<LeaseItem>): Promise<Array<HomingError | null>>;
 
   services(): Promise<string[]>;
@@ -441,6 +467,20 @@ export class Reject extends Error {
   constructor(message?: string, options?: ErrorOptions);
 }
 
+/**
+ * Return or throw from handleEvent to have the event delivered again after
+ * delayMs (whole ms, at most 12 h) without the delivery counting as an
+ * attempt. A returned Snooze may carry the slot's next state; without one
+ * the state is kept. Past the service's max_snoozes the event is
+ * dead-lettered instead.
+ */
+export class Snooze<S = any> extends Error {
+  constructor(delayMs: number, options?: { state?: S });
+  readonly delayMs: number;
+  readonly hasState: boolean;
+  readonly state: S | undefined;
+}
+
 /** What the worker passes with each event, as handleEvent's third argument. */
 export interface HandlerContext {
   /**
@@ -460,9 +500,11 @@ export class Consumer<S = any, P = any> {
    * when the handler runs past the handler timeout (the event is failed by
    * then): pass it on so the handler stops and frees its slot.
    */
-  handleEvent(event: Event<P>, state: S, context: HandlerContext): S | Promise<S>;
+  handleEvent(event: Event<P>, state: S, context: HandlerContext): S | Snooze<S> | Promise<S | Snooze<S>>;
   /** Acknowledge an event this consumer holds, optionally with a result. */
   complete(service: string, eventId: string, result?: unknown): Promise<void>;
+  /** Record how far the handler got with an event it holds: a whole percentage 0..100. */
+  progress(event: Event<P>, value: number): Promise<number>;
 }
 
 export interface Logger {
@@ -504,6 +546,8 @@ export class WorkerStats {
   released: number;
   lost: number;
   /** Handlers failed by the handler timeout. */
+  /** Events whose handlers snoozed them (returned or threw a Snooze). */
+  snoozed: number;
   timedOut: number;
   /** Events not started because their lease had run out while they waited (by the worker's clock). */
   expiredUnstarted: number;
@@ -696,6 +740,8 @@ export namespace ops {
     dead: boolean,
     delayMs?: number | null,
   ): Call<FailOutcome>;
+  function snooze(service: string, eventId: string, token: Token, delayMs: number): Call<SnoozeOutcome>;
+  function progress(service: string, eventId: string, token: Token, value: number): Call<number>;
   function releaseMany(service: string, items: ReadonlyArray<LeaseItem>): Call<Array<HomingError | null>>;
   function status(service: string, eventId: string): Call<Status>;
   function stats(service: string): Call<Record<string, number>>;

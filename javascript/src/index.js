@@ -7,7 +7,7 @@
 //   const id = await client.enqueue("weather", { city: "Oslo", tempC: -3 });
 
 export { Client, DEFAULT_URL, ResultWait } from "./client.js";
-export { Consumer, Reject } from "./consumer.js";
+export { Consumer, Reject, Snooze } from "./consumer.js";
 export * from "./errors.js";
 export { SCHEMA } from "./manifest.js";
 export {

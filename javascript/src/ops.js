@@ -46,6 +46,10 @@ export const extendMany = (service, items, leaseMs = null) =>
  * @param {number | null} [delayMs] */
 export const fail = (service, id, token, reason, dead, delayMs = null) =>
   call("fail", service, { id, token, reason, dead, delayMs });
+/** @param {string} service @param {string} id @param {Token} token @param {number} delayMs */
+export const snooze = (service, id, token, delayMs) => call("snooze", service, { id, token, delayMs });
+/** @param {string} service @param {string} id @param {Token} token @param {number} value */
+export const progress = (service, id, token, value) => call("progress", service, { id, token, value });
 /** @param {string} service @param {ReadonlyArray<LeaseItem>} items */
 export const releaseMany = (service, items) => call("release", service, { items });
 /** @param {string} service @param {string} eventId */

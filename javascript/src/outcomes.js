@@ -7,6 +7,7 @@
 import {
   ConnectionLostError,
   HomingError,
+  InvalidArgumentError,
   NotReplicatedError,
   StaleLeaseError,
 } from "./errors.js";
@@ -129,6 +130,51 @@ export async function sendFail({ client, service, stats, log, _replication }, st
         } else {
           // The lease expires and the event is retried.
           log.error(`could not fail ${service}/${ev.id}: ${describe(err)}`);
+          countError(stats, err.code);
+        }
+        return;
+      }
+      if ((await stop.wait(pause)) && pause >= MAX_PAUSE) return; // the lease will expire
+      pause = Math.min(pause * 2, MAX_PAUSE);
+    }
+  }
+}
+
+/**
+ * Snooze an event for its handler (it returned or threw a Snooze): due again
+ * after delayMs, not charged an attempt, or dead-lettered by the script once
+ * the service's max_snoozes is used up. A lost connection is retried as in
+ * sendFail. A delay the client refuses (not a whole number of ms in 0..12 h)
+ * is the handler's bug: the event is failed with that reason instead, so it
+ * is retried (and charged) rather than left to its lease.
+ * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
+ *   _replication?: ReplicationWarning}} worker
+ * @param {Stopper} stop
+ * @param {{id: string, token: number}} ev
+ * @param {number} delayMs
+ */
+export async function sendSnooze(worker, stop, ev, delayMs) {
+  const { client, service, stats, log, _replication } = worker;
+  let pause = 50;
+  for (;;) {
+    try {
+      const out = await accepted(_replication, () => client.snooze(service, ev.id, ev.token, delayMs));
+      if (out.action === "snoozed") stats.snoozed += 1;
+      else stats.failed += 1;
+      log.info(`${service}/${ev.id} -> ${out.action} (snooze)`);
+      return;
+    } catch (err) {
+      if (!(err instanceof HomingError)) throw err; // a bug, as in retrying()
+      if (err instanceof InvalidArgumentError) {
+        log.warn(`${service}/${ev.id}: the handler's snooze was refused (${err.message}); failing it`);
+        await sendFail(worker, stop, ev, `Snooze: ${err.message}`, false);
+        return;
+      }
+      if (!(err instanceof ConnectionLostError)) {
+        if (err instanceof StaleLeaseError) {
+          stats.lost += 1;
+        } else {
+          log.error(`could not snooze ${service}/${ev.id}: ${describe(err)}`);
           countError(stats, err.code);
         }
         return;

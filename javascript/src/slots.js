@@ -6,8 +6,9 @@
 // Kept apart from worker.js, which owns the lifecycle: these are the rules
 // of docs/worker.md's "Starting an event" and "Handling".
 
+import { Snooze } from "./consumer.js";
 import { HomingError } from "./errors.js";
-import { sendFail } from "./outcomes.js";
+import { sendFail, sendSnooze } from "./outcomes.js";
 import { observe } from "./tracing.js";
 import { LazyAbort } from "./watchdog.js";
 import { START_MARGIN, describe, failure } from "./worker-support.js";
@@ -119,6 +120,8 @@ export class Slots {
       consumer._event = null;
       if (this.watch.end(slot)) {
         this.#late(ev, `threw after its timeout: ${describe(exc)}`);
+      } else if (exc instanceof Snooze) {
+        await this.#snoozed(ev, exc);
       } else {
         await this.failed(ev, exc);
       }
@@ -126,6 +129,11 @@ export class Slots {
     }
     consumer._event = null;
     const timedOut = this.watch.end(slot);
+    if (newState instanceof Snooze) {
+      if (timedOut) this.#late(ev, "snoozed after its timeout");
+      else await this.#snoozed(ev, newState);
+      return newState.hasState ? newState.state : state;
+    }
     if (!this.held.settle(ev.id, ev.token)) {
       // The consumer completed it, the heartbeat found it lost, or the
       // watchdog failed it: nothing more to send.
@@ -139,6 +147,23 @@ export class Slots {
       this.acker.queue([[ev.id, ev.token, null]]);
     }
     return newState;
+  }
+
+  /**
+   * The handler returned or threw a Snooze: settled first (so the heartbeat
+   * stops extending it), then sent; nothing if its outcome was settled
+   * already (the consumer completed it, or the lease was found lost).
+   * @param {Event} ev
+   * @param {Snooze} snooze
+   */
+  async #snoozed(ev, snooze) {
+    if (!this.held.settle(ev.id, ev.token)) {
+      this.worker.log.warn(`${this.worker.service}/${ev.id} snoozed after its outcome was settled`);
+      this.held.dropOwn(ev.id, ev.token);
+      return;
+    }
+    await sendSnooze(this.worker, this.stop, ev, snooze.delayMs);
+    this.held.drop(ev.id, ev.token);
   }
 
   /**

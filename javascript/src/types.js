@@ -53,7 +53,8 @@ export class Event {
 /** Where a failed event went: `"retry"` at `atMs`, or `"dead"` since `atMs`. */
 export class FailOutcome {
   /**
-   * @param {"retry" | "dead"} action
+   * @param {"retry" | "dead"} action (a snooze's reply is this record too, with
+   * "snoozed" or "dead": index.d.ts calls it SnoozeOutcome)
    * @param {number} atMs
    */
   constructor(action, atMs) {
@@ -109,12 +110,16 @@ export class Status {
    * @param {string} [detail]
    * @param {number} [attempt]
    * @param {Uint8Array} [rawResult]
+   * @param {number} [snoozes] pending: the snoozes it took (bounded by max_snoozes)
+   * @param {number} [progress] pending: the last percentage its handler reported (0..100)
    */
-  constructor(state, detail = "", attempt = 0, rawResult = Buffer.alloc(0)) {
+  constructor(state, detail = "", attempt = 0, rawResult = Buffer.alloc(0), snoozes = 0, progress = 0) {
     this.state = state;
     this.detail = detail;
     this.attempt = attempt;
     this.rawResult = rawResult;
+    this.snoozes = snoozes;
+    this.progress = progress;
   }
 
   /** The consumer's result of a `done` event (null if it gave none). */

@@ -367,6 +367,17 @@ export class Worker {
   // -- called by consumers -------------------------------------------------
 
   /**
+   * Consumer.progress: the event's own token fences it (the event passed to
+   * the handler is the delivery it holds).
+   * @param {{service: string, id: string, token: number}} event
+   * @param {number} value
+   * @returns {Promise<number>}
+   */
+  async progressFor(event, value) {
+    return this.client.progress(event.service, event.id, event.token, value);
+  }
+
+  /**
    * Consumer.complete: acknowledge now, with the token this worker holds.
    * @param {string} service
    * @param {string} eventId

@@ -12,7 +12,7 @@ guarantees and the protocol.
 from . import errors as _errors
 from .aio import AsyncClient
 from .client import Client
-from .consumer import Consumer, Reject
+from .consumer import Consumer, Reject, Snooze
 from .daemons import Distributor, Scheduler, run_daemons
 from .errors import *  # noqa: F403 - the generated exception classes are public API
 from .manifest import SCHEMA
@@ -21,7 +21,7 @@ from .worker import Worker, WorkerStats
 
 __all__ = [
     "SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Distributor",
-    "Event", "FailOutcome", "Recurring", "RecurringPage", "Reject", "Scheduler", "Status",
+    "Event", "FailOutcome", "Recurring", "RecurringPage", "Reject", "Scheduler", "Snooze", "Status",
     "Worker", "WorkerStats",
     "run_daemons", *_errors.__all__,
 ]

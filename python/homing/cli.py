@@ -183,6 +183,37 @@ def result(s: Settings, service: str, event_id: str, timeout: float | None) -> N
     click.echo(json_text(s.client().result(service, event_id, timeout=timeout)))
 
 
+@main.command()
+@click.argument("service")
+@click.argument("event_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(s: Settings, service: str, event_id: str, as_json: bool) -> None:
+    """Where an event stands now (no waiting); exit 1 if homing has no trace of it."""
+    st = s.client().status(service, event_id)
+    if as_json:
+        out: dict[str, Any] = {"state": st.state}
+        if st.state == "done":
+            out["result"] = st.result
+        elif st.state in ("dead", "pending"):
+            out.update(detail=st.detail, attempt=st.attempt)
+            if st.state == "pending":
+                out.update(snoozes=st.snoozes, progress=st.progress)
+        click.echo(json_text(out))
+    elif st.state == "done":
+        click.echo(f"done: {json_text(st.result)}")
+    elif st.state == "dead":
+        click.echo(f"dead: {st.detail} (attempt {st.attempt})")
+    elif st.state == "pending":
+        click.echo(f"pending: {st.detail} (attempt {st.attempt}, snoozes {st.snoozes}, "
+                   f"progress {st.progress}%)")
+    if st.state == "unknown":
+        if not as_json:
+            click.echo(f"{event_id} is unknown to {service} (never enqueued, or its "
+                       "result is no longer kept)", err=True)
+        sys.exit(1)
+
+
 # -- inspecting and administering ----------------------------------------------------
 
 

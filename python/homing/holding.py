@@ -33,6 +33,7 @@ class WorkerStats:
     failed: int = 0
     released: int = 0
     lost: int = 0
+    snoozed: int = 0  # events whose handlers returned or raised a Snooze
     timed_out: int = 0  # handlers failed by the handler timeout
     expired_unstarted: int = 0  # events not started: their lease had run out meanwhile
     unreplicated: int = 0  # acknowledgements fewer replicas confirmed than wait_replicas asks

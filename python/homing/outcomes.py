@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .consumer import Reject
+from .consumer import Reject, Snooze
 from .errors import (
     ConnectionLostError,
     CorruptEnvelopeError,
     HomingError,
+    InvalidArgumentError,
     NotReplicatedError,
     ReadOnlyError,
     RedisFullError,
@@ -200,6 +201,49 @@ class Outcomes:
                 self.stats.error(exc.code)
                 break
         self._held.drop((ev.id, ev.token))
+
+    def _snoozed(self, ev: Event, snooze: Snooze) -> None:
+        """The handler returned or raised a Snooze: send it once, like a fail.
+
+        Settled first, so the heartbeat stops extending the lease and a
+        handler that also completed the event is not answered twice. A delay
+        the client refuses (not a whole number of ms in 0..12 h) is the
+        handler's bug: the event is failed with that reason instead (retried,
+        charged), not left to its lease.
+        """
+        if not self._held.settle((ev.id, ev.token)):
+            log.warning("%s/%s snoozed after its outcome was settled", self.service, ev.id)
+            self._held.forget_settled((ev.id, ev.token))
+            return
+        pause = 0.05
+        while True:
+            try:
+                out = self._replicated_or_not(
+                    lambda: self.client.snooze(self.service, ev.id, ev.token, snooze.delay_ms))
+                self.stats.add("snoozed" if out.action == "snoozed" else "failed")
+                log.info("%s/%s -> %s (snooze)", self.service, ev.id, out.action)
+                break
+            except InvalidArgumentError as exc:
+                log.warning("%s/%s: the handler's snooze was refused (%s); failing it",
+                            self.service, ev.id, exc)
+                self._send_fail(ev, cut_reason(f"Snooze: {exc}"), False)
+                return  # _send_fail dropped the lease
+            except StaleLeaseError:
+                self.stats.add("lost")
+                break
+            except ConnectionLostError:
+                if self._stop.wait(pause) and pause >= 2.0:
+                    break  # shutting down: the lease will expire and be retried
+                pause = min(pause * 2, 2.0)
+            except HomingError as exc:  # the lease expires and the event is retried
+                log.error("%s/%s: could not snooze it: %s", self.service, ev.id, exc)
+                self.stats.error(exc.code)
+                break
+        self._held.drop((ev.id, ev.token))
+
+    def progress_for(self, event: Event, value: int) -> int:
+        """``Consumer.progress``: the event's own token fences it."""
+        return self.client.progress(event.service, event.id, event.token, value)
 
     def _ack_loop(self) -> None:
         pause = [0.05]

@@ -51,7 +51,7 @@ from typing import Any
 
 from . import observe, ops
 from .client import Client, raise_first
-from .consumer import Consumer
+from .consumer import Consumer, Snooze
 from .errors import HomingError, RedisFullError, StaleLeaseError
 from .holding import Held, Inbox, WorkerStats
 from .manifest import MAX_BATCH, check_service
@@ -426,6 +426,8 @@ class Worker(Outcomes):
         except asyncio.TimeoutError:  # an async handler cancelled at its timeout
             self._failed(ev, HandlerTimeoutError(self._timeout_s))
             return state
+        except Snooze as snooze:  # raised: the same as returned (below)
+            new_state = snooze
         # BaseException too: SystemExit or CancelledError from a handler must not
         # take its slot down while the event stays leased and heartbeaten.
         except BaseException as exc:  # noqa: BLE001
@@ -433,6 +435,9 @@ class Worker(Outcomes):
             return state
         finally:
             self._local.event = None
+        if isinstance(new_state, Snooze):
+            self._snoozed(ev, new_state)
+            return new_state.next_state(state)
         lease = (ev.id, ev.token)
         if not ev.must_start:
             handled.append(lease)  # settled with the slot's others (_ack_handled)

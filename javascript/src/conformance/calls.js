@@ -48,8 +48,9 @@ function status(st) {
   if (st.state === "done") {
     return { state: "done", result: st.rawResult.length ? payloadOf(st.rawResult) : null };
   }
-  if (st.state === "dead" || st.state === "pending") {
-    return { state: st.state, detail: st.detail, attempt: st.attempt };
+  if (st.state === "dead") return { state: st.state, detail: st.detail, attempt: st.attempt };
+  if (st.state === "pending") {
+    return { state: st.state, detail: st.detail, attempt: st.attempt, snoozes: st.snoozes, progress: st.progress };
   }
   return { state: st.state };
 }
@@ -89,6 +90,11 @@ export const CALLS = {
     const o = await c.fail(s, a.id, a.token, a.reason ?? "", { dead: a.dead ?? false, delayMs: a.delay_ms });
     return { action: o.action, at_ms: o.atMs };
   },
+  snooze: async (c, s, a) => {
+    const o = await c.snooze(s, a.id, a.token, a.delay_ms);
+    return { action: o.action, at_ms: o.atMs };
+  },
+  progress: (c, s, a) => c.progress(s, a.id, a.token, a.value),
   release: async (c, s, a) => (await c.release(s, pairs(a))).map(item),
   status: async (c, s, a) => status(await c.status(s, a.id)),
   // Zero timeout: look once, never wait, so no vector depends on timing.

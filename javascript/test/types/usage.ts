@@ -11,6 +11,8 @@ import {
   EventDeadError,
   HomingError,
   Reject,
+  Snooze,
+  type SnoozeOutcome,
   NotReplicatedError,
   type NotReplicated,
   ResultTimeoutError,
@@ -69,6 +71,10 @@ class Orders extends Consumer<{ seen: number }, Order> {
 
   async handleEvent(event: Event<Order>, state: { seen: number }) {
     if (event.payload.qty < 0) throw new Reject("negative quantity");
+    if (event.payload.qty === 0) return new Snooze(5000, { state });
+    if (event.payload.sku === "") throw new Snooze(1000);
+    const stored: number = await this.progress(event, 50);
+    void stored;
     await this.complete(event.service, event.id, { shipped: event.payload.sku });
     return { seen: state.seen + 1 };
   }
@@ -82,6 +88,14 @@ export async function consumer(client: Client): Promise<void> {
   for (const e of errors) if (e instanceof StaleLeaseError || e instanceof HomingError) void e.code;
   const out = await client.fail("orders", event.id, event.token, "why", { dead: true });
   const action: "retry" | "dead" = out.action;
+  const snoozed: SnoozeOutcome = await client.snooze("orders", event.id, event.token, 5000);
+  const when: number = snoozed.action === "snoozed" ? snoozed.atMs : -1;
+  const pct: number = await client.progress("orders", event.id, event.token, 75);
+  const st = await client.status("orders", event.id);
+  const shown: number = st.snoozes + st.progress;
+  // @ts-expect-error a snooze's delay is a number of ms
+  await client.snooze("orders", event.id, event.token, "soon");
+  void [when, pct, shown];
   const worker = new Worker(client, "orders", Orders, { concurrency: 4, prefetch: 50, graceMs: 5000 });
   const stats = await worker.run({ signals: ["SIGTERM"] });
   const completed: number = stats.completed;
