@@ -224,3 +224,29 @@ def test_the_overview_refreshes_itself(dclient: homing.Client, service: str, pag
         # Polled from here: the page's CSP (no eval) refuses Playwright's wait_for_function.
         wait_for(lambda: cell(page, service, "ready") == "5", timeout=20, pause=0.2)
         assert page.evaluate("window.__same_document") is True  # not a reload
+
+
+def test_the_event_view_shows_progress_and_snoozes(dclient: homing.Client, service: str,
+                                                    page: Any, tmp_path: Path) -> None:
+    """A handler's progress (fenced by its token) and an event's snoozes, as a browser sees them."""
+    working = dclient.enqueue(service, {"job": "resize"})
+    (ev,) = dclient.dequeue(service)
+    dclient.progress(service, working, ev.token, 65)
+    snoozed = dclient.enqueue(service, {"job": "later"})
+    (ev2,) = dclient.dequeue(service)
+    dclient.progress(service, snoozed, ev2.token, 30)
+    dclient.snooze(service, snoozed, ev2.token, 600_000)
+    with serving(dclient) as url:
+        page.goto(f"{url}/service/{service}/event/{working}")
+        assert page.inner_text("#ev-progress").strip() == "65%"
+        assert page.get_attribute("#ev-progress progress", "value") == "65"
+        assert page.inner_text("#ev-snoozes") == "0"
+        shoot(page, "event-progress", tmp_path)
+        dclient.progress(service, working, ev.token, 90)
+        page.reload()
+        assert page.inner_text("#ev-progress").strip() == "90%"
+        page.goto(f"{url}/service/{service}/event/{snoozed}")
+        assert page.inner_text("#ev-status") == "pending: waiting"
+        assert page.inner_text("#ev-snoozes") == "1"
+        assert page.inner_text("#ev-attempt") == "0"  # the snooze charged nothing
+        assert page.inner_text("#ev-progress").strip() == "30%"

@@ -228,6 +228,17 @@ def test_event_view_names_the_lease_and_its_holder(dclient: homing.Client,
         assert "stopped" in httpx.get(url + "/workers").text  # its last beat said so
 
 
+def test_event_view_shows_progress_and_snoozes(dclient: homing.Client, service: str) -> None:
+    event_id = dclient.enqueue(service, {"job": 1})
+    (ev,) = dclient.dequeue(service)
+    dclient.progress(service, event_id, ev.token, 42)
+    dclient.snooze(service, event_id, ev.token, 600_000)
+    with serving(dclient) as url:
+        page = httpx.get(f"{url}/service/{service}/event/{event_id}").text
+    assert re.search(r'id="ev-progress"><progress max="100" value="42"></progress> 42%', page)
+    assert 'id="ev-snoozes">1<' in page
+
+
 def test_the_command_serves_with_auth_on_any_address(standalone_server, prefix: str,
                                                      dclient: homing.Client,
                                                      service: str) -> None:

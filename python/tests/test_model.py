@@ -1,8 +1,9 @@
 """A stateful model test: random operation sequences against a plain Python model of a queue.
 
 Hypothesis drives enqueue, dequeue, complete (with valid and stale tokens),
-fail, release, extend, timers, the test clock, the scheduler and distributor
-steps and dead-letter requeues. After every step the whole of Redis is
+fail, release, extend, snooze (uncharged, bounded by max_snoozes) and
+progress, timers, the test clock, the scheduler and distributor steps and
+dead-letter requeues. After every step the whole of Redis is
 compared with the model: each event in exactly one structure, the right
 status and attempt, the delivery order, the counts, and nothing lost. The
 test clock is frozen and backoff jitter is 0, so every due time is exact.
@@ -10,6 +11,7 @@ test clock is frozen and backoff jitter is 0, so every due time is exact.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -28,7 +30,7 @@ from hypothesis.stateful import (
 
 import homing
 
-LEASE_MS, MAX_ATTEMPTS, BASE_MS, MAX_MS = 1000, 3, 100, 1000
+LEASE_MS, MAX_ATTEMPTS, BASE_MS, MAX_MS, MAX_SNOOZES = 1000, 3, 100, 1000, 2
 LETTER = {"ready": "r", "leased": "l", "timer": "t", "waiting": "w", "expired": "x",
           "dead": "d"}
 
@@ -42,6 +44,8 @@ class Ev:
     token: int = 0
     due: int = 0  # timer due, retry due, lease deadline or time of death
     tokens: list[int] = field(default_factory=list)
+    snoozes: int = 0  # record field s
+    progress: int = 0  # record field q
 
 
 def backoff(attempt: int) -> int:
@@ -56,6 +60,7 @@ class QueueModel(RuleBasedStateMachine):
         self.service = "m-" + uuid.uuid4().hex[:10]
         self.client.configure(self.service, lease_ms=LEASE_MS, max_attempts=MAX_ATTEMPTS,
                               backoff_base_ms=BASE_MS, backoff_max_ms=MAX_MS, backoff_jitter=0,
+                              max_snoozes=MAX_SNOOZES,
                               done_ttl_ms=3_600_000)  # the model reads "done" of every ack
         self.clock = freeze(self.client, self.service, T0)
         self.events: dict[str, Ev] = {}
@@ -162,6 +167,37 @@ class QueueModel(RuleBasedStateMachine):
         ev.token = 0
 
     @precondition(lambda self: self.ids_in("leased"))
+    @rule(data=st.data(), delay=st.integers(0, 1500))
+    def snooze(self, data: st.DataObject, delay: int) -> None:
+        i = data.draw(st.sampled_from(self.ids_in("leased")))
+        ev = self.events[i]
+        out = self.client.snooze(self.service, i, ev.token, delay)
+        if ev.snoozes >= MAX_SNOOZES:  # refused by dead-lettering; the delivery stays charged
+            assert (out.action, out.at_ms) == ("dead", self.now)
+            ev.state, ev.due = "dead", self.now
+        else:  # not charged: the attempt goes back
+            assert (out.action, out.at_ms) == ("snoozed", self.now + delay)
+            ev.state, ev.due, ev.attempt = "waiting", self.now + delay, ev.attempt - 1
+            ev.snoozes += 1
+        ev.token = 0
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data(), value=st.integers(0, 100), stale=st.booleans())
+    def progress(self, data: st.DataObject, value: int, stale: bool) -> None:
+        i = data.draw(st.sampled_from(self.created))
+        ev = self.events.get(i)
+        if ev is not None and ev.state == "leased" and not stale:
+            assert self.client.progress(self.service, i, ev.token, value) == value
+            ev.progress = value
+            return
+        token = ev.token + 1 if ev is not None and ev.state == "leased" else 10**12
+        expected = homing.UnknownEventError if ev is None else homing.StaleLeaseError
+        with pytest.raises(expected):  # and nothing written: the invariants check the record
+            self.client.progress(self.service, i, token, value)
+        with pytest.raises(expected):
+            self.client.snooze(self.service, i, token, 0)
+
+    @precondition(lambda self: self.ids_in("leased"))
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         ids = data.draw(st.lists(st.sampled_from(self.ids_in("leased")), min_size=1,
@@ -223,8 +259,9 @@ class QueueModel(RuleBasedStateMachine):
         order = [i for _, i in sorted((e.due, i) for i, e in self.events.items()
                                       if e.state == "dead")]
         assert self.client.dead_requeue(self.service, count=1000) == (len(order), 0)
-        for i in order:
+        for i in order:  # a new life: attempts, snoozes and progress start again
             self.events[i].state, self.events[i].attempt = "ready", 0
+            self.events[i].snoozes = self.events[i].progress = 0
         self.ready += order
 
     # -- invariants ------------------------------------------------------------
@@ -236,8 +273,10 @@ class QueueModel(RuleBasedStateMachine):
         records = meta(self.client, self.service)
         assert set(records) == set(self.events)
         for i, ev in self.events.items():
-            letter, attempt, token = records[i].split("|")[:3]
+            letter, attempt, token, _, returns = records[i].split("|")[:5]
             assert (letter, int(attempt), int(token)) == (LETTER[ev.state], ev.attempt, ev.token)
+            ext = {f: int(v) for f, v in re.findall(r"([a-z])(\d+)", returns)}
+            assert ext == {k: v for k, v in (("s", ev.snoozes), ("q", ev.progress)) if v}
 
     @invariant()
     def delivery_order(self) -> None:
@@ -260,6 +299,14 @@ class QueueModel(RuleBasedStateMachine):
              if k.startswith("total.")}
         assert c.get("total.orphaned", 0) == 0
         assert c.get("total.completed", 0) == sum(v == "completed" for v in self.gone.values())
+
+    @invariant()
+    def status_shows_snoozes_and_progress(self) -> None:
+        for i in self.created[-3:]:  # a few: one script call each
+            ev = self.events.get(i)
+            if ev is not None and ev.state != "dead":
+                st_ = self.client.status(self.service, i)
+                assert (st_.snoozes, st_.progress) == (ev.snoozes, ev.progress)
 
 
 @pytest.mark.timeout(120)

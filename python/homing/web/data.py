@@ -183,6 +183,8 @@ class EventView:
     state: str
     detail: str = ""
     attempt: int = 0
+    snoozes: int = 0  # pending: snoozes taken (bounded by max_snoozes)
+    progress: int = 0  # pending: the handler's last reported percentage
     token: int | None = None
     created_ms: int | None = None
     lease_deadline_ms: int | None = None
@@ -197,7 +199,8 @@ def event(client: Client, service: str, event_id: str) -> EventView:
     """An event by id: its status (the ``result`` script), then O(1) reads for the rest."""
     st = client.status(service, event_id)
     now = now_ms(client)
-    view = EventView(service, event_id, st.state, st.detail, st.attempt, now_ms=now)
+    view = EventView(service, event_id, st.state, st.detail, st.attempt, st.snoozes,
+                     st.progress, now_ms=now)
     if st.state == "done":
         view.result = preview(st.raw_result) if st.raw_result else "(no result)"
     r = client.redis
