@@ -38,6 +38,7 @@ export const COUNTERS = [
   ["requeued", "events_requeued", "Dead letters requeued."],
   ["released", "events_released", "Events released unstarted by a worker shutting down."],
   ["returned", "leases_returned", "Reserved leases that ran out unstarted (no attempt charged)."],
+  ["snoozed", "events_snoozed", "Snoozes granted: events a handler asked for again later, uncharged."],
 ];
 
 /**

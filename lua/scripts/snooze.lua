@@ -9,7 +9,8 @@ now + delay_ms, its current delivery uncharged (a started lease gives its
 attempt back, as release does; a reserved one had none), and its snooze
 count (record field s) goes up by one. Bounded: an event already snoozed
 max_snoozes times is dead-lettered instead, with the reason and its delivery
-charged as a fail's would be, so it cannot snooze for ever unnoticed.
+charged and counted as a fail's would be (failed, dead), so it cannot
+snooze for ever unnoticed.
 @key data
 @key meta
 @key leases
@@ -53,6 +54,7 @@ if snoozes >= p.max_snoozes then
   if m.s == 'v' then
     m.attempt = m.attempt + 1
   end
+  count('failed', 1)  -- the delivery ends as a fail's would: failed + expired = retried + dead
   to_dead(id, m, 'snooze refused: max_snoozes (' .. fmt(p.max_snoozes) .. ') reached', now)
   return {'dead', now}
 end

@@ -18,7 +18,7 @@ from .manifest import service_key
 QUEUES = ("ready", "in_flight", "timers", "retrying", "expired", "dead")
 # The life of an event: in, out to a consumer, and each way it can come back or end.
 FLOW = ("enqueued", "delivered", "completed", "failed", "retried", "expired", "returned", "dead",
-        "requeued", "released")
+        "requeued", "released", "snoozed")
 # Timers, the scheduler's moves and housekeeping.
 MORE = ("timers", "timers_fired", "cancelled", "retries_ready", "purged", "orphaned",
         "stale_acks", "recurring", "recurring_fired", "recurring_removed")

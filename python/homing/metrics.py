@@ -64,6 +64,8 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("requeued", "events_requeued", "Dead letters requeued."),
     ("released", "events_released", "Events released unstarted by a worker shutting down."),
     ("returned", "leases_returned", "Reserved leases that ran out unstarted (no attempt charged)."),
+    ("snoozed", "events_snoozed",
+     "Snoozes granted: events a handler asked for again later, uncharged."),
 )
 HANDLER_BUCKETS = (.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 600)
 # The timer lateness buckets (ms) the promote script counts in (lua/scripts/promote.lua).
