@@ -14,3 +14,20 @@ local function refusal(m, token)
   end
   return nil
 end
+
+-- The record of id when the token (its text as sent) holds its live lease;
+-- otherwise the call is refused (UNKNOWN_EVENT, CORRUPT_STATE, STALE_LEASE)
+-- before it writes anything. The single-event calls (fail, snooze, progress)
+-- share it.
+local function held(id, token)
+  local m = meta_get(id)
+  local code = refusal(m, tonumber(token))
+  if code == E.UNKNOWN_EVENT then
+    fail(code, 'no event ' .. id)
+  elseif code == E.CORRUPT_STATE then
+    fail(code, 'record of ' .. id .. ' is unreadable')
+  elseif code then
+    fail(code, 'token ' .. tostring(token) .. ' is not the current lease of ' .. id)
+  end
+  return m
+end

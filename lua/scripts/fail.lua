@@ -32,7 +32,7 @@ at most LIMITS.reason_bytes bytes are kept (less when a character would be split
 --@include counters
 --@include clock
 --@include policy
---@include record
+--@include lease
 --@include deadletter
 --@include backoff
 
@@ -57,18 +57,11 @@ end
 argc(5)
 local p = load_policy()
 local now = now_ms(p)
-local id, token = ARGV[1], tonumber(ARGV[2])
+local id = ARGV[1]
 local reason = cut(ARGV[3], LIMITS.reason_bytes)
 local dead = bool_arg(4, 'dead')
 local delay = opt_int_arg(5, 'delay_ms', 0, 43200000)
-local m = meta_get(id)
-if m == nil then
-  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
-elseif m == false then
-  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
-elseif not holds(m, token) then
-  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
-end
+local m = held(id, ARGV[2])
 if m.s == 'v' then
   m.attempt = m.attempt + 1
 end

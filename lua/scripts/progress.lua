@@ -18,19 +18,12 @@ or a snooze (the last value reported) and overwritten by the next report.
 @error CORRUPT_STATE
 ]]
 --@include base
---@include record
+--@include lease
 
 argc(3)
-local id, token = ARGV[1], tonumber(ARGV[2])
+local id = ARGV[1]
 local value = int_arg(3, 'value', 0, 100)
-local m = meta_get(id)
-if m == nil then
-  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
-elseif m == false then
-  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
-elseif not holds(m, token) then
-  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
-end
+local m = held(id, ARGV[2])
 if meta_ext(m, 'q') ~= value then
   meta_ext_set(m, 'q', value)
   meta_put(id, m)

@@ -32,22 +32,15 @@ snooze for ever unnoticed.
 --@include counters
 --@include clock
 --@include policy
---@include record
+--@include lease
 --@include deadletter
 
 argc(3)
 local p = load_policy()
 local now = now_ms(p)
-local id, token = ARGV[1], tonumber(ARGV[2])
+local id = ARGV[1]
 local delay = int_arg(3, 'delay_ms', 0, 43200000)
-local m = meta_get(id)
-if m == nil then
-  fail(E.UNKNOWN_EVENT, 'no event ' .. id)
-elseif m == false then
-  fail(E.CORRUPT_STATE, 'record of ' .. id .. ' is unreadable')
-elseif not holds(m, token) then
-  fail(E.STALE_LEASE, 'token ' .. tostring(ARGV[2]) .. ' is not the current lease of ' .. id)
-end
+local m = held(id, ARGV[2])
 redis.call('ZREM', K.leases, id)
 local snoozes = meta_ext(m, 's')
 if snoozes >= p.max_snoozes then
