@@ -12,6 +12,7 @@ import {
   StaleLeaseError,
 } from "./errors.js";
 import { MAX_BATCH } from "./manifest.js";
+import { call as buildCall } from "./calls.js";
 import { countError } from "./holding.js";
 import { MAX_PAUSE, describe } from "./worker-support.js";
 
@@ -114,14 +115,33 @@ export async function retrying(log, stop, what, fn, pause) {
  * @param {string} reason
  * @param {boolean} dead
  */
-export async function sendFail({ client, service, stats, log, _replication }, stop, ev, reason, dead) {
+export async function sendFail(worker, stop, ev, reason, dead) {
+  const { client, service, stats, log } = worker;
+  const out = await sendSettled(worker, stop, ev, "fail", () => client.fail(service, ev.id, ev.token, reason, { dead }));
+  if (out === undefined) return;
+  stats.failed += 1;
+  log.info(`${service}/${ev.id} -> ${out.action}`);
+}
+
+/**
+ * Send the outcome of a settled lease once (fail or snooze): its reply, or
+ * undefined when it was not sent. A lost connection is retried (50 ms
+ * doubling to MAX_PAUSE) until a stop; a lost lease counts as lost; any other
+ * refusal is logged and the lease left to expire, so the event is retried.
+ * @template T
+ * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
+ *   _replication?: ReplicationWarning}} worker
+ * @param {Stopper} stop
+ * @param {{id: string, token: number}} ev
+ * @param {string} what
+ * @param {() => Promise<T>} send
+ * @returns {Promise<T | undefined>}
+ */
+async function sendSettled({ service, stats, log, _replication }, stop, ev, what, send) {
   let pause = 50;
   for (;;) {
     try {
-      const out = await accepted(_replication, () => client.fail(service, ev.id, ev.token, reason, { dead }));
-      stats.failed += 1;
-      log.info(`${service}/${ev.id} -> ${out.action}`);
-      return;
+      return await accepted(_replication, send);
     } catch (err) {
       if (!(err instanceof HomingError)) throw err; // a bug, as in retrying()
       if (!(err instanceof ConnectionLostError)) {
@@ -129,12 +149,12 @@ export async function sendFail({ client, service, stats, log, _replication }, st
           stats.lost += 1;
         } else {
           // The lease expires and the event is retried.
-          log.error(`could not fail ${service}/${ev.id}: ${describe(err)}`);
+          log.error(`could not ${what} ${service}/${ev.id}: ${describe(err)}`);
           countError(stats, err.code);
         }
-        return;
+        return undefined;
       }
-      if ((await stop.wait(pause)) && pause >= MAX_PAUSE) return; // the lease will expire
+      if ((await stop.wait(pause)) && pause >= MAX_PAUSE) return undefined; // the lease will expire
       pause = Math.min(pause * 2, MAX_PAUSE);
     }
   }
@@ -154,35 +174,22 @@ export async function sendFail({ client, service, stats, log, _replication }, st
  * @param {number} delayMs
  */
 export async function sendSnooze(worker, stop, ev, delayMs) {
-  const { client, service, stats, log, _replication } = worker;
-  let pause = 50;
-  for (;;) {
-    try {
-      const out = await accepted(_replication, () => client.snooze(service, ev.id, ev.token, delayMs));
-      if (out.action === "snoozed") stats.snoozed += 1;
-      else stats.failed += 1;
-      log.info(`${service}/${ev.id} -> ${out.action} (snooze)`);
-      return;
-    } catch (err) {
-      if (!(err instanceof HomingError)) throw err; // a bug, as in retrying()
-      if (err instanceof InvalidArgumentError) {
-        log.warn(`${service}/${ev.id}: the handler's snooze was refused (${err.message}); failing it`);
-        await sendFail(worker, stop, ev, `Snooze: ${err.message}`, false);
-        return;
-      }
-      if (!(err instanceof ConnectionLostError)) {
-        if (err instanceof StaleLeaseError) {
-          stats.lost += 1;
-        } else {
-          log.error(`could not snooze ${service}/${ev.id}: ${describe(err)}`);
-          countError(stats, err.code);
-        }
-        return;
-      }
-      if ((await stop.wait(pause)) && pause >= MAX_PAUSE) return; // the lease will expire
-      pause = Math.min(pause * 2, MAX_PAUSE);
-    }
+  const { client, service, stats, log } = worker;
+  let call;
+  try {
+    // Built (and so checked) before anything is sent.
+    call = buildCall("snooze", service, { id: ev.id, token: ev.token, delayMs }, client.maxPayload);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    log.warn(`${service}/${ev.id}: the handler's snooze was refused (${err.message}); failing it`);
+    await sendFail(worker, stop, ev, `Snooze: ${err.message}`, false);
+    return;
   }
+  const out = await sendSettled(worker, stop, ev, "snooze", () => client.run(call));
+  if (out === undefined) return;
+  if (out.action === "snoozed") stats.snoozed += 1;
+  else stats.failed += 1;
+  log.info(`${service}/${ev.id} -> ${out.action} (snooze)`);
 }
 
 /**

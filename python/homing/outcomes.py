@@ -181,26 +181,36 @@ class Outcomes:
 
     def _send_fail(self, ev: Event, reason: str, dead: bool) -> None:
         """Send the fail of a settled lease, retrying a lost connection, then drop it."""
-        pause = [0.05]
+        out = self._send_settled(ev, "fail", lambda: self.client.fail(
+            self.service, ev.id, ev.token, reason, dead=dead))
+        if out is not None:
+            self.stats.add("failed")
+            log.info("%s/%s -> %s", self.service, ev.id, out.action)
+        self._held.drop((ev.id, ev.token))
+
+    def _send_settled(self, ev: Event, what: str, send: Any) -> Any:
+        """Send the outcome of a settled lease once: its reply, or None when it is not sent.
+
+        A lost connection is retried (pausing 50 ms doubling to 2 s) until a
+        stop; a lost lease counts as lost; any other refusal is logged and the
+        lease left to expire, so the event is retried. Shared by fail and
+        snooze, which differ only in the call and what its reply counts as.
+        """
+        pause = 0.05
         while True:
             try:
-                out = self._replicated_or_not(
-                    lambda: self.client.fail(self.service, ev.id, ev.token, reason, dead=dead))
-                self.stats.add("failed")
-                log.info("%s/%s -> %s", self.service, ev.id, out.action)
-                break
+                return self._replicated_or_not(send)
             except StaleLeaseError:
                 self.stats.add("lost")
-                break
+                return None
             except ConnectionLostError:
-                if self._stop.wait(pause[0]) and pause[0] >= 2.0:
-                    break  # shutting down: the lease will expire and be retried
-                pause[0] = min(pause[0] * 2, 2.0)
+                if self._stop.wait(pause) and pause >= 2.0:
+                    return None  # shutting down: the lease will expire and be retried
+                pause = min(pause * 2, 2.0)
             except HomingError as exc:  # the lease expires and the event is retried
-                log.error("%s/%s: could not fail it: %s", self.service, ev.id, exc)
+                log.error("%s/%s: could not %s it: %s", self.service, ev.id, what, exc)
                 self.stats.error(exc.code)
-                break
-        self._held.drop((ev.id, ev.token))
+                return None
 
     def _snoozed(self, ev: Event, snooze: Snooze) -> None:
         """The handler returned or raised a Snooze: send it once, like a fail.
@@ -215,30 +225,18 @@ class Outcomes:
             log.warning("%s/%s snoozed after its outcome was settled", self.service, ev.id)
             self._held.forget_settled((ev.id, ev.token))
             return
-        pause = 0.05
-        while True:
-            try:
-                out = self._replicated_or_not(
-                    lambda: self.client.snooze(self.service, ev.id, ev.token, snooze.delay_ms))
-                self.stats.add("snoozed" if out.action == "snoozed" else "failed")
-                log.info("%s/%s -> %s (snooze)", self.service, ev.id, out.action)
-                break
-            except InvalidArgumentError as exc:
-                log.warning("%s/%s: the handler's snooze was refused (%s); failing it",
-                            self.service, ev.id, exc)
-                self._send_fail(ev, cut_reason(f"Snooze: {exc}"), False)
-                return  # _send_fail dropped the lease
-            except StaleLeaseError:
-                self.stats.add("lost")
-                break
-            except ConnectionLostError:
-                if self._stop.wait(pause) and pause >= 2.0:
-                    break  # shutting down: the lease will expire and be retried
-                pause = min(pause * 2, 2.0)
-            except HomingError as exc:  # the lease expires and the event is retried
-                log.error("%s/%s: could not snooze it: %s", self.service, ev.id, exc)
-                self.stats.error(exc.code)
-                break
+        try:  # built (and so checked) before anything is sent
+            call = self.client.op("snooze", self.service, id=ev.id, token=ev.token,
+                                  delay_ms=snooze.delay_ms)
+        except InvalidArgumentError as exc:
+            log.warning("%s/%s: the handler's snooze was refused (%s); failing it",
+                        self.service, ev.id, exc)
+            self._send_fail(ev, cut_reason(f"Snooze: {exc}"), False)
+            return  # _send_fail dropped the lease
+        out = self._send_settled(ev, "snooze", lambda: self.client.run(call))
+        if out is not None:
+            self.stats.add("snoozed" if out.action == "snoozed" else "failed")
+            log.info("%s/%s -> %s (snooze)", self.service, ev.id, out.action)
         self._held.drop((ev.id, ev.token))
 
     def progress_for(self, event: Event, value: int) -> int:
