@@ -40,6 +40,7 @@ test("every call of the table builds a Call of a manifest script; every script i
     cancel: { id: "i" }, recurring_put: { name: "n", payload: 1, everyMs: 1000 },
     recurring_remove: { name: "n" }, recurring_list: {},
     due_take: {}, due_settle: { claim: 2 ** 50 + 1, items: [["s", 5]] }, forget: {},
+    snooze: { id: "i", token: 1, delayMs: 10 }, progress: { id: "i", token: 1, value: 5 },
   });
   assert.deepEqual(Object.keys(CALLS).sort(), Object.keys(samples).sort(), "a sample for each call");
   const scripts = new Set();
@@ -143,8 +144,9 @@ test("fail, status, configure, stats and the dead letters", () => {
 
   const st = call("status", "s", { id: "i" });
   assert.deepEqual(st.args, ["i"]);
-  assert.deepEqual({ ...st.parse([b("pending"), b("w"), 2]) }, { ...new Status("pending", "waiting", 2) });
-  assert.equal(st.parse([b("pending"), b("v"), 0]).detail, "reserved");
+  assert.deepEqual({ ...st.parse([b("pending"), b("w"), 2, 0, 0]) }, { ...new Status("pending", "waiting", 2) });
+  assert.equal(st.parse([b("pending"), b("v"), 0, 0, 0]).detail, "reserved");
+  assert.deepEqual([st.parse([b("pending"), b("l"), 1, 2, 40])].map((x) => [x.snoozes, x.progress]), [[2, 40]]);
   assert.equal(st.parse([b("dead"), b("reason"), 3]).detail, "reason");
   assert.equal(st.parse([b("unknown")]).state, "unknown");
   assert.equal(st.parse([b("done"), b("")]).result, null);

@@ -56,6 +56,8 @@ import {
   SchemaMismatchError,
   ScriptError,
   ServiceNotEmptyError,
+  Snooze,
+  type SnoozeOutcome,
   type SignalName,
   StaleLeaseError,
   Status,
@@ -166,9 +168,11 @@ export async function lowLevel(client: Client): Promise<void> {
     const errors: Array<HomingError | null> = await client.completeMany("orders", [item]);
     await client.complete("orders", ev.id, token, null);
     const out: FailOutcome = await client.fail("orders", ev.id, token, "why", { dead: false, delayMs: 10 });
+    const later: SnoozeOutcome = await client.snooze("orders", ev.id, token, 10);
+    const pct: number = await client.progress("orders", ev.id, token, 40);
     const released = await client.release("orders", [lease]);
     const raw: Uint8Array = ev.raw;
-    void [deadline, extended, errors, out.action, out.atMs, released, raw, ev.attempt, ev.deadlineMs, ev.service];
+    void [deadline, extended, errors, out.action, out.atMs, later.action, pct, released, raw, ev.attempt, ev.deadlineMs, ev.service];
   }
   const made = new Event<Order>("orders", "id", 1, 1, 0, new Uint8Array(), false);
   const parts = [new FailOutcome("retry", 0), new DeadLetter("id", 0, 1, "r", new Uint8Array()),
@@ -183,6 +187,8 @@ class Shipper extends Consumer<{ shipped: number }, Order> {
 
   async handleEvent(event: Event<Order>, state: { shipped: number }, { signal }: HandlerContext) {
     if (event.payload.qty <= 0) throw new Reject("nothing to ship", { cause: event.id });
+    if (event.payload.qty > 100) return new Snooze(1000, { state });
+    const done: number = await this.progress(event, 50);
     const aborted: boolean = signal.aborted;
     signal.addEventListener("abort", () => void signal.reason, { once: true });
     signal.throwIfAborted();
@@ -264,6 +270,7 @@ export function lowerLevel(): unknown[] {
     ops.cancelTimer("orders", "t"), ops.dequeue("orders", 1, null, true), ops.startMany("orders", [["i", 1]]),
     ops.completeMany("orders", [["i", 1, null]], 1024), ops.extendMany("orders", [["i", 1]], null),
     ops.fail("orders", "i", 1, "why", false, null), ops.releaseMany("orders", [["i", 1]]),
+    ops.snooze("orders", "i", 1, 10), ops.progress("orders", "i", 1, 5),
     ops.status("orders", "i"), ops.stats("orders"), ops.configure("orders", { lease_ms: 1000 }),
     ops.deadList("orders", 0, 10), ops.deadRequeue("orders", null, 10), ops.deadPurge("orders", ["i"], 0),
     ops.promote("orders", 10), ops.distribute("orders", 10), ops.beat("d:h:1"),
