@@ -9,6 +9,21 @@
 import { Snooze } from "./consumer.js";
 import { HomingError } from "./errors.js";
 import { sendFail, sendSnooze } from "./outcomes.js";
+
+/**
+ * Whether a handler's value (returned or thrown) is a Snooze. A handler may
+ * throw or return anything, a Proxy whose prototype lookup throws too, and
+ * instanceof would then throw in the slot: such a value is no Snooze.
+ * @param {unknown} x
+ * @returns {x is Snooze}
+ */
+function isSnooze(x) {
+  try {
+    return x instanceof Snooze;
+  } catch {
+    return false;
+  }
+}
 import { observe } from "./tracing.js";
 import { LazyAbort } from "./watchdog.js";
 import { START_MARGIN, describe, failure } from "./worker-support.js";
@@ -120,7 +135,7 @@ export class Slots {
       consumer._event = null;
       if (this.watch.end(slot)) {
         this.#late(ev, `threw after its timeout: ${describe(exc)}`);
-      } else if (exc instanceof Snooze) {
+      } else if (isSnooze(exc)) {
         await this.#snoozed(ev, exc);
       } else {
         await this.failed(ev, exc);
@@ -129,7 +144,7 @@ export class Slots {
     }
     consumer._event = null;
     const timedOut = this.watch.end(slot);
-    if (newState instanceof Snooze) {
+    if (isSnooze(newState)) {
       if (timedOut) this.#late(ev, "snoozed after its timeout");
       else await this.#snoozed(ev, newState);
       return newState.hasState ? newState.state : state;
