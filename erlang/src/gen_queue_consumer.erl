@@ -11,8 +11,9 @@
 %% optional handle_event/3 instead, which gets the whole event (a map: id,
 %% payload, attempt, must_start, deadline_ms, service; payload decoded, text
 %% as a binary) and may return {retry, Reason} (fail now, retried after the
-%% service's backoff) or {reject, Reason} (to the dead letters at once) as
-%% well as {ok, NewState}.
+%% service's backoff), {reject, Reason} (to the dead letters at once) or
+%% {snooze, DelayMs} (again after DelayMs, not counted as an attempt; past the
+%% service's max_snoozes it is dead-lettered) as well as {ok, NewState}.
 %%
 %% Inside a handler, queue_client:complete(Service, Id) (and complete/3 with a
 %% result) acknowledges the event as in the talk; if the handler returns
@@ -29,7 +30,7 @@
     {ok, NewState :: term()}.
 -callback handle_event(Event :: map(), Attempt :: pos_integer(), State :: term()) ->
     {ok, NewState :: term()} | {retry, Reason :: unicode:chardata()}
-    | {reject, Reason :: unicode:chardata()}.
+    | {reject, Reason :: unicode:chardata()} | {snooze, DelayMs :: non_neg_integer()}.
 -optional_callbacks([handle_event/3]).
 
 %% @doc Run Module as a worker of Service. Opts: the connection (client => a

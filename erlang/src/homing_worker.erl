@@ -11,7 +11,9 @@
 %% - Handling: each handler runs in a process of its own. Returning completes
 %%   the event (in the next batch of complete_many) unless the consumer did;
 %%   {retry, R} and a crash fail it (retried after the backoff or dead-lettered),
-%%   {reject, R} and an undecodable payload dead-letter it at once. Past the
+%%   {reject, R} and an undecodable payload dead-letter it at once, {snooze, Ms}
+%%   asks for it again after Ms without charging an attempt (a delay the
+%%   client refuses fails the event with that reason). Past the
 %%   handler timeout (option, else the service's handler_timeout_ms) the
 %%   handler is killed (Erlang can) and the event failed with the reason
 %%   "handler timed out after N ms".
@@ -260,6 +262,7 @@ handle(M, Rich, #{raw := Raw, attempt := A} = Ev, Svc, Slot) ->
                     {ok, NewState} -> {ok, NewState};
                     {retry, Why} -> {retry, reason(Why), Slot};
                     {reject, Why} -> {reject, reason(Why), Slot};
+                    {snooze, Ms} when is_integer(Ms) -> {snooze, Ms, Slot};
                     Other -> {retry, reason(io_lib:format("handle_event returned ~0tP", [Other, 8])),
                               Slot}
                 end
@@ -326,7 +329,9 @@ ack(#{id := Id, token := T} = Ev, {ok, _}, #{acks := A} = S) ->
 ack(#{id := Id, token := T}, {retry, Why, _}, #{acks := A} = S) ->
     count(failed, S#{acks := A ++ [{fail, Id, T, #{reason => Why}}]});
 ack(#{id := Id, token := T}, {reject, Why, _}, #{acks := A} = S) ->
-    count(rejected, S#{acks := A ++ [{fail, Id, T, #{reason => Why, dead => true}}]}).
+    count(rejected, S#{acks := A ++ [{fail, Id, T, #{reason => Why, dead => true}}]});
+ack(#{id := Id, token := T}, {snooze, Ms, _}, #{acks := A} = S) ->
+    count(snoozed, S#{acks := A ++ [{snooze, Id, T, Ms}]}).
 
 drop(Id, #{held := H} = S) -> S#{held := maps:remove(Id, H)}.
 
@@ -350,8 +355,8 @@ flush(#{acks := Acks, client := C, service := Svc} = S) ->
     {Completes, Fails} = lists:partition(fun(A) -> element(1, A) =:= complete end, Acks),
     {Left1, S1} = send_completes(Completes, C, Svc, S),
     {Left2, S2} = lists:foldl(
-                    fun({fail, Id, T, O} = F, {L, Acc}) ->
-                            case queue_client:fail(C, Svc, Id, T, O) of
+                    fun(F, {L, Acc}) ->
+                            case settle_call(C, Svc, F) of
                                 {ok, _} -> {L, Acc};
                                 {error, {not_replicated, _}} -> {L, unreplicated(Acc)};
                                 {error, {connection, _}} -> {L ++ [F], Acc};
@@ -366,6 +371,17 @@ flush(#{acks := Acks, client := C, service := Svc} = S) ->
             Pause = min(max(50, maps:get(ack_pause, S2) * 2), 2000),
             erlang:send_after(Pause, self(), flush),
             S2#{acks := Left, flushing := true, ack_pause := Pause}
+    end.
+
+%% A fail or a snooze: sent alone, as its reply matters per event.
+settle_call(C, Svc, {fail, Id, T, O}) -> queue_client:fail(C, Svc, Id, T, O);
+settle_call(C, Svc, {snooze, Id, T, Ms}) ->
+    case queue_client:snooze(C, Svc, Id, T, Ms) of
+        %% A delay outside the call's range is the handler's bug (docs/worker.md): the
+        %% event is failed with the refusal as its reason, not left to its lease.
+        {error, {invalid_argument, Why}} ->
+            queue_client:fail(C, Svc, Id, T, #{reason => <<"snooze refused: ", Why/binary>>});
+        R -> R
     end.
 
 send_completes([], _, _, S) -> {[], S};

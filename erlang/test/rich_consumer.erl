@@ -15,6 +15,8 @@ handle_event(#{id := Id, payload := P} = Ev, Attempt, N) ->
         <<"retry">> -> {retry, "asked to retry"};
         <<"reject">> -> {reject, <<"asked to reject">>};
         <<"crash">> -> error(asked_to_crash);
+        <<"snooze">> -> {snooze, 60000};
+        <<"snooze too long">> -> {snooze, 100 * 86400000};
         <<"hang">> -> receive never -> ok end;
         <<"sleep">> -> timer:sleep(600), {ok, N + 1};
         <<"big result">> ->

@@ -3,7 +3,7 @@
 %% reserve mode, release on shutdown, a consumer crash, and a Redis restart.
 -module(worker_tests).
 -include_lib("eunit/include/eunit.hrl").
--export([talk_consumer/1, outcomes/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
+-export([talk_consumer/1, outcomes/1, snooze/1, handler_timeout/1, prefetch_and_release/1, must_start/1,
          redis_restart/1, heartbeat/1, graceful_stop/1, corrupt_payload/1, supervised/1, read_only/1, talk_types/1, bad_options/1, full_redis/1]).
 
 setup() ->
@@ -23,7 +23,7 @@ worker_test_() ->
                                                              persistent_term:put(rich_consumer, self()),
                                                              ?MODULE:Name(Ctx)
                                                      end}} end
-      || Name <- [talk_consumer, outcomes, handler_timeout, prefetch_and_release, must_start,
+      || Name <- [talk_consumer, outcomes, snooze, handler_timeout, prefetch_and_release, must_start,
                   redis_restart, heartbeat, graceful_stop, corrupt_payload, supervised, read_only, talk_types, bad_options, full_redis]]}.
 
 opts(#{redis := R, prefix := P}, More) ->
@@ -87,6 +87,25 @@ outcomes(#{client := C} = Ctx) ->
                  queue_client:result(C, S, Id(<<"complete with result">>), 1000)),
     %% the crash's reason is kept with the waiting event
     ?assertMatch({ok, #{state := <<"pending">>}}, queue_client:status(C, S, Id(<<"crash">>))),
+    gen_queue_consumer:stop(W).
+
+%% {snooze, Ms}: the event waits again, uncharged, its snooze counted in its record.
+snooze(#{client := C} = Ctx) ->
+    S = "snoozing",
+    {ok, W} = gen_queue_consumer:start_link(rich_consumer, S, opts(Ctx, #{})),
+    {ok, Id} = queue_client:enqueue(C, S, <<"snooze">>),
+    {Id, _, 1, _} = event(),
+    wait_until(fun() -> maps:get(snoozed, homing_worker:info(W), 0) =:= 1 andalso
+                            maps:get(detail, element(2, queue_client:status(C, S, Id))) =:= <<"waiting">> end),
+    ?assertMatch({ok, #{state := <<"pending">>, attempt := 0, snoozes := 1}},
+                 queue_client:status(C, S, Id)),
+    %% a delay snooze refuses: the event is failed (charged, retried later), not lost
+    {ok, Id2} = queue_client:enqueue(C, S, <<"snooze too long">>),
+    {Id2, _, 1, _} = event(),
+    wait_until(fun() -> maps:get(detail, element(2, queue_client:status(C, S, Id2))) =:= <<"waiting">> end),
+    ?assertMatch({ok, #{state := <<"pending">>, attempt := 1, snoozes := 0}},
+                 queue_client:status(C, S, Id2)),
+    ?assertEqual(0, maps:get(lost, homing_worker:info(W), 0)),
     gen_queue_consumer:stop(W).
 
 handler_timeout(#{client := C} = Ctx) ->
