@@ -105,7 +105,7 @@ demo: venv redis-check ## run the demo (private Redis unless HOMING_REDIS_URL is
 # With Node.js 20+, the JavaScript rows (bench/js/run.mjs: the JS client and BullMQ) run
 # too; npm ci installs the JS client's dependencies and bench/js's own (BullMQ, which the
 # homing package does not depend on) from their committed lock files.
-bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_REDIS_URL)
+bench: venv redis-check ## run bench/run.py (rates, memory, timers, idle cost) on private Redis servers
 	@js=--no-js; \
 	if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && \
 	  node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then \
@@ -117,9 +117,6 @@ bench: venv redis-check ## run bench/run.py against a private Redis (or HOMING_R
 	fi; \
 	echo "scripts/with-redis.sh $(PY) bench/run.py $$js"; \
 	scripts/with-redis.sh $(PY) bench/run.py $$js
-	@# Timers, idle daemon cost, worker wake-up: private redis-servers of its own (INFO
-	@# commandstats must count only homing's commands); writes bench/results/timers.json.
-	$(PY) bench/timers.py
 
 # Refreshes the vectors' packaged copy, then runs `homing conformance` (as python -m
 # homing.conformance) against a private Redis 7 and a private 3-master Cluster.

@@ -14,8 +14,9 @@ it is held against.
   already queued in the same service; the figure is the rate with the small
   backlog over the rate with the large one (the goal: at most 1.2).
 
-Timer lateness and idle-daemon cost (issue 10) are measured by the timers
-work: its figures are added to ``PENDING`` below until they land.
+Timer lateness, worker wake-up and idle-daemon cost are latencies, measured by
+``timers.py`` against private servers of its own; ``run.py`` adds them as
+Figures (``--no-timers`` skips them).
 """
 
 from __future__ import annotations
@@ -40,14 +41,6 @@ class Figure:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-# Rows of issue 10 that another change measures; printed as "not measured yet".
-PENDING = [
-    ("timer_lateness", "timer lateness p50/p99/max (2,000 timers, one daemon)", "ms"),
-    ("idle_daemon_1000", "idle daemon, 1,000 services: Redis commands/s", "cmd/s"),
-    ("idle_daemon_10000", "idle daemon, 10,000 services: Redis commands/s", "cmd/s"),
-]
 
 
 def _used(raw: Any) -> int:

@@ -89,14 +89,10 @@ def table(rows: list[Summary]) -> str:
 
 
 def figures_table(figures: list[Any]) -> str:
-    """Memory, flatness, and the rows another change measures (extras.PENDING)."""
-    from extras import PENDING
-
+    """Memory, flatness, timers, idle daemon cost: the figures that are not rates per round."""
     lines = [f"{'figure':<62} {'value':>10}  goal", "-" * 86]
     for f in figures:
         lines.append(f"{f.label[:62]:<62} {_num(f.value, ',.1f', ' ' + f.unit):>10}  {f.goal}")
-    for _name, label, _unit in PENDING:
-        lines.append(f"{label[:62]:<62} {'-':>10}  not measured here (the timers change)")
     return "\n".join(lines)
 
 

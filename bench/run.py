@@ -42,6 +42,7 @@ import extras  # noqa: E402
 import floors  # noqa: E402
 import redis  # noqa: E402
 import report  # noqa: E402
+import timers  # noqa: E402
 from homing.connection import is_cluster_url  # noqa: E402
 from measure import Sample  # noqa: E402
 
@@ -92,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the large backlog of the flatness figure (default 1,000,000; quick 10,000)")
     p.add_argument("--no-extras", action="store_true",
                    help="skip the memory and flatness figures (they take ~1 min at 10^6)")
+    p.add_argument("--no-timers", action="store_true",
+                   help="skip timer lateness, worker wake-up and idle daemon cost (bench/timers.py;"
+                        " ~1.5 min, private servers of their own)")
     args = p.parse_args(argv)
     args.events = args.events or (QUICK_EVENTS if args.quick else DEFAULT_EVENTS)
     args.reps = args.reps or (QUICK_REPS if args.quick else DEFAULT_REPS)
@@ -184,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             print("bench: memory and flatness figures", file=sys.stderr)
             figures += extras.memory(ctx, args.events)
             figures += extras.flatness(ctx, args.events, 1000, args.flat_backlog)
+        if not args.no_timers:
+            print("bench: timers, wake-up and idle daemon cost (bench/timers.py)", file=sys.stderr)
+            figures += [extras.Figure(*f) for f in timers.goal_figures(timers.measure(args.quick))]
     except RuntimeError as exc:  # a case's own check failed: its figure would be a lie
         print(f"bench: {exc}", file=sys.stderr)
         return 1
