@@ -176,8 +176,14 @@ def test_cli_worker_and_daemon_exit_2_with_one_error_line(pair: tuple[RedisServe
          "worker", "noop:Noop", "--service", "svc", "--readonly-give-up", "0.5"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # started and working
-        assert proc.poll() is None
+        # Started and working: its event completed (a fixed sleep was too short for
+        # the process to start on a loaded machine, and it then met a replica at start).
+        with homing.Client.from_url(primary.url, prefix=prefix) as client:
+            deadline = time.monotonic() + 20
+            while client.stats("svc").get("total.completed", 0) < 1:
+                assert time.monotonic() < deadline, "the worker never completed its event"
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.05)
         _demote(primary, replica)
         out, err = proc.communicate(timeout=20)
     finally:
