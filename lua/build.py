@@ -276,10 +276,12 @@ def build() -> dict:
     layout["policy_defaults"] = {k: v["default"] for k, v in layout["policy"].items()}
     calls = json.loads((HERE.parent / "conformance" / "calls.json").read_text(encoding="utf-8"))
     try:
-        table = calltable.client_calls(calls["calls"], scripts)
+        table = calltable.client_calls(calls["calls"], scripts, frozenset(layout["global_keys"]))
+        records = calltable.records(calls.get("records", {}), table)
     except calltable.TableError as exc:
         raise BuildError(str(exc)) from exc
-    return {"format": 2, "layout": layout, "errors": errors, "scripts": scripts, "calls": table}
+    return {"format": 2, "layout": layout, "errors": errors, "scripts": scripts, "calls": table,
+            "records": records}
 
 
 def python_errors(errors: list[dict]) -> str:

@@ -199,7 +199,7 @@ CALL_KEYS = {"script", "doc", "args", "returns", "creates", "batch_of", "items_f
              "pick", "merge_head", "record", "rename", "defaults"}
 
 
-def client_calls(calls: dict, scripts: dict) -> dict:
+def client_calls(calls: dict, scripts: dict, global_keys: frozenset = frozenset()) -> dict:
     """conformance/calls.json joined with the script signatures: the manifest's ``calls``.
 
     Each client call gets its script's ARGV (with the call's defaults) and
@@ -208,6 +208,10 @@ def client_calls(calls: dict, scripts: dict) -> dict:
     raised), ``items_from`` (a batch's list zipped from per-field client
     arguments), ``pick`` (one field of each record), ``merge_head`` (head
     fields copied into each record), ``record`` (the port's type name).
+    What the ports would otherwise each work out is written in too:
+    ``accepts`` (every argument name the call takes), ``global`` (its keys
+    are all global: it takes no service) and ``items_lead`` (the
+    ``items_from`` column with no default, which sets the list's length).
     """
     out = {}
     for cname, c in calls.items():
@@ -220,7 +224,14 @@ def client_calls(calls: dict, scripts: dict) -> dict:
             raise TableError(f"{where}: no script {c['script']}")
         entry = {"script": c["script"], "creates": bool(c.get("creates", False)),
                  "args": script["argv"], "reply": script["reply"],
-                 "client_args": c.get("args", {})}
+                 "client_args": c.get("args", {}),
+                 "accepts": sorted(set(c.get("args", {})) | {a["name"] for a in script["argv"]}),
+                 "global": set(script["keys"]) <= global_keys}
+        lead = [src for src, f in c.get("items_from", {}).items() if f not in c.get("defaults", {})]
+        if "items_from" in c:
+            if not lead:
+                raise TableError(f"{where}: every items_from column has a default; one must not")
+            entry["items_lead"] = lead[0]
         for k in ("batch_of", "items_from", "pick", "merge_head", "record", "rename",
                   "defaults", "doc"):
             if k in c:
@@ -272,3 +283,52 @@ def _check_call_args(where: str, entry: dict) -> None:
     extra = client - known - set(entry.get("rename", {}))
     if extra:
         raise TableError(f"{where}: client arguments {sorted(extra)} fill no script argument")
+
+
+def records(spec: dict, table: dict) -> dict:
+    """calls.json ``records`` as the manifest's: each port value type's fields, checked.
+
+    Why: the ports used to map each record name to their type by hand (one
+    constructor call per type, per port). A list of field names in
+    constructor order is enough for a port to build any of them: by keyword
+    (Python) or by position (JavaScript). ``service`` is the call's service;
+    ``NAME:RECORD`` is the field that holds the reply's records, each made a
+    RECORD. The build refuses a record that would drop a reply field.
+    """
+    out: dict = {}
+    for rname, names in spec.items():
+        entry: dict = {"fields": []}
+        for n in names:
+            field, sep, each = n.partition(":")
+            if sep:
+                if each not in spec:
+                    raise TableError(f"calls.json records {rname}: {each} is not a record")
+                entry["items"] = {"field": field, "record": each}
+            entry["fields"].append(field)
+        out[rname] = entry
+    for cname, c in table.items():
+        rname = c.get("record")
+        if rname is None:
+            continue
+        if rname not in out:
+            raise TableError(f"calls.json {cname}: record {rname} is not in records")
+        reply, rec = c["reply"], out[rname]
+        if reply["kind"] == "records" and c.get("merge_head"):
+            have = reply["head"] + reply["each"]
+        elif reply["kind"] == "records":
+            have = reply["head"]
+            if "items" not in rec:
+                raise TableError(f"calls.json {cname}: record {rname} has no NAME:RECORD field "
+                                 "for the reply's records")
+            each = out[rec["items"]["record"]]["fields"]
+            lost = {f["name"] for f in reply["each"]} - set(each)
+            if lost:
+                raise TableError(f"calls.json {cname}: {rec['items']['record']} drops {sorted(lost)}")
+        elif reply["kind"] == "union":
+            have = [{"name": "state"}] + [f for case in reply["cases"].values() for f in case]
+        else:
+            have = reply.get("fields", [])
+        lost = {f["name"] for f in have} - set(rec["fields"])
+        if lost:
+            raise TableError(f"calls.json {cname}: record {rname} drops reply fields {sorted(lost)}")
+    return out
