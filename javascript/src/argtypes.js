@@ -1,11 +1,11 @@
 // The argument types of the call table (lua/calltable.py), each checked and
 // encoded before anything is sent (python/homing/argtypes.py, type for type).
 //
-// One case per type: whole, ms, token, id, key, envelope, result, text, name,
-// bool, list, rest, pairs. A refused value is a typed error here and nothing
-// is written: NaN, Infinity, a text count or a string where an array belongs
-// would otherwise reach Lua and fail there, or worse, half way through.
-// ARGV values come out as strings or Buffers, the two types node-redis sends.
+// ENCODE has one entry per ARGV type. A refused value is a typed error here
+// and nothing is written: NaN, Infinity, a text count or a string where an
+// array belongs would otherwise reach Lua and fail there, or worse, half way
+// through. ARGV values come out as strings or Buffers, the two types
+// node-redis sends; the bounds come from the table.
 
 import { randomUUID } from "node:crypto";
 
@@ -25,47 +25,42 @@ export const snake = (/** @type {string} */ name) => name.replace(/[A-Z]/g, (c) 
 export const POLICY_FIELDS = Object.freeze(Object.fromEntries(Object.keys(POLICY).map((f) => [camel(f), f])));
 
 /** A random event id (UUID4 hex): unguessable and unique without coordination. */
-export function newId() {
-  return randomUUID().replaceAll("-", "");
-}
+export const newId = () => randomUUID().replaceAll("-", "");
 
 /** @param {unknown} v what a value is, for an error message */
 export function describe(v) {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  if (typeof v === "object" || typeof v === "function") {
-    return Object.getPrototypeOf(v)?.constructor?.name ?? typeof v;
-  }
+  if (typeof v === "object" || typeof v === "function") return Object.getPrototypeOf(v)?.constructor?.name ?? typeof v;
   return String(v); // a number, bigint, boolean, undefined or symbol
+}
+
+/** Refuse unless ok; the message is made only then. @param {boolean} ok @param {() => string} message */
+function need(ok, message) {
+  if (!ok) throw new InvalidArgumentError(message());
 }
 
 /**
  * A count, offset or limit: a whole number in [lo, hi], as a number.
- * @param {unknown} value
- * @param {string} what
- * @param {number} lo
- * @param {number} [hi]
+ * @param {unknown} value @param {string} what @param {number} lo @param {number} [hi]
  */
 export function whole(value, what, lo, hi = MAX_WHOLE) {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < lo || value > hi) {
-    throw new InvalidArgumentError(`${what} must be a whole number in [${lo}, ${hi}], got ${describe(value)}`);
-  }
-  return value;
+  need(typeof value === "number" && Number.isInteger(value) && value >= lo && value <= hi,
+    () => `${what} must be a whole number in [${lo}, ${hi}], got ${describe(value)}`);
+  return /** @type {number} */ (value);
 }
 
 /**
  * Whole milliseconds in [0, 2^53 - 1], as text; a fraction is dropped (as
  * Python's int()). NaN passes no comparison and Infinity or 1e30 would reach
  * Lua as text it cannot take: all refused here.
- * @param {unknown} value
- * @param {string} what
+ * @param {unknown} value @param {string} what
  */
 export function ms(value, what) {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > MAX_WHOLE) {
-    throw new InvalidArgumentError(`${what} must be a finite number in [0, 2^53 - 1], got ${describe(value)}`);
-  }
-  return String(Math.trunc(value));
+  need(typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= MAX_WHOLE,
+    () => `${what} must be a finite number in [0, 2^53 - 1], got ${describe(value)}`);
+  return String(Math.trunc(/** @type {number} */ (value)));
 }
 
 /**
@@ -76,7 +71,7 @@ export function ms(value, what) {
 export function atMs(at) {
   if (at == null) return undefined;
   if (at instanceof Date) {
-    if (Number.isNaN(at.getTime())) throw new InvalidArgumentError("at is an invalid Date");
+    need(!Number.isNaN(at.getTime()), () => "at is an invalid Date");
     return at.getTime();
   }
   ms(at, "at (ms since the epoch)"); // validates before rounding
@@ -86,42 +81,22 @@ export function atMs(at) {
 /**
  * A lease token as text: a whole number in [0, 2^53 - 1] (what the scripts
  * compare exactly), given as a number, a bigint or a string of digits.
- * @param {unknown} token
+ * @param {unknown} t
  */
-export function tok(token) {
-  let n = null;
-  if (typeof token === "number" && Number.isSafeInteger(token)) n = BigInt(token);
-  else if (typeof token === "bigint") n = token;
-  else if (typeof token === "string" && /^\d{1,16}$/.test(token)) n = BigInt(token);
-  if (n === null || n < 0n || n > BigInt(MAX_WHOLE)) {
-    throw new InvalidArgumentError(`a lease token is a whole number in [0, 2^53 - 1], got ${describe(token)}`);
-  }
+function token(t) {
+  const n = typeof t === "number" && Number.isSafeInteger(t) ? BigInt(t) : typeof t === "bigint" ? t
+    : typeof t === "string" && /^\d{1,16}$/.test(t) ? BigInt(t) : null;
+  need(n !== null && n >= 0n && n <= BigInt(MAX_WHOLE),
+    () => `a lease token is a whole number in [0, 2^53 - 1], got ${describe(t)}`);
   return String(n);
 }
 
-/**
- * An idempotency key as text ("" for none): a number or a Buffer key would
- * meet "5" as the same key, so only strings are taken.
- * @param {unknown} key
- */
-export function idemKey(key) {
-  if (key == null || key === "") return "";
-  if (typeof key !== "string") {
-    throw new InvalidArgumentError(`an idempotency key is a string, got ${describe(key)}`);
-  }
-  return key;
-}
-
-/**
- * @param {unknown} payload
- * @param {number} maxPayload
- */
+/** @param {unknown} payload @param {number} maxPayload the envelope, at most maxPayload bytes */
 export function encoded(payload, maxPayload) {
   const data = envelope.encode(payload);
   if (data.length > maxPayload) {
     throw new PayloadTooLargeError(
-      `encoded payload is ${data.length} bytes, over the limit of ${maxPayload}; nothing was written`,
-    );
+      `encoded payload is ${data.length} bytes, over the limit of ${maxPayload}; nothing was written`);
   }
   return data;
 }
@@ -129,18 +104,14 @@ export function encoded(payload, maxPayload) {
 /**
  * An array of lo..hi items. A string has a length too: "abc" must not become
  * the items "a", "b" and "c".
- * @param {unknown} items
- * @param {string} what
- * @param {number} lo
- * @param {number} hi
+ * @param {unknown} items @param {string} what @param {number} lo @param {number} hi
  * @returns {unknown[]}
  */
 export function batch(items, what, lo, hi) {
-  if (!Array.isArray(items)) throw new InvalidArgumentError(`${what} takes an array, got ${describe(items)}`);
-  if (items.length < lo || items.length > hi) {
-    throw new InvalidArgumentError(`${what} takes ${lo}..${hi} items, got ${items.length}`);
-  }
-  return items;
+  need(Array.isArray(items), () => `${what} takes an array, got ${describe(items)}`);
+  const n = /** @type {unknown[]} */ (items).length;
+  need(n >= lo && n <= hi, () => `${what} takes ${lo}..${hi} items, got ${n}`);
+  return /** @type {unknown[]} */ (items);
 }
 
 /**
@@ -149,97 +120,82 @@ export function batch(items, what, lo, hi) {
  * @param {unknown} policy
  */
 function pairs(policy) {
-  if (typeof policy !== "object" || policy === null || Array.isArray(policy)) {
-    throw new InvalidArgumentError(`configure takes an object of policy fields, got ${describe(policy)}`);
-  }
-  /** @type {string[]} */
-  const out = [];
-  for (const [name, value] of Object.entries(policy)) {
+  need(typeof policy === "object" && policy !== null && !Array.isArray(policy),
+    () => `configure takes an object of policy fields, got ${describe(policy)}`);
+  return Object.entries(/** @type {object} */ (policy)).flatMap(([name, value]) => {
     const field = Object.hasOwn(POLICY_FIELDS, name) ? POLICY_FIELDS[name] : Object.hasOwn(POLICY, name) ? name : null;
-    if (field === null) {
-      throw new InvalidArgumentError(
-        `unknown policy field ${JSON.stringify(name)}; known: ${Object.keys(POLICY_FIELDS).join(", ")}`,
-      );
-    }
-    if (value != null && (typeof value !== "number" || !Number.isFinite(value))) {
-      throw new InvalidArgumentError(`${name} must be a finite number, got ${describe(value)}`);
-    }
-    out.push(field, value == null ? "" : String(value));
-  }
-  return out;
+    need(field !== null,
+      () => `unknown policy field ${JSON.stringify(name)}; known: ${Object.keys(POLICY_FIELDS).join(", ")}`);
+    need(value == null || (typeof value === "number" && Number.isFinite(value)),
+      () => `${name} must be a finite number, got ${describe(value)}`);
+    return [/** @type {string} */ (field), value == null ? "" : String(value)];
+  });
 }
 
 /**
  * One item of a list argument, in field order: an array (trailing fields with
  * a default may be left out) or an object by field names.
- * @param {any} spec
- * @param {unknown} item
- * @param {string} what
- * @param {number} maxPayload
+ * @param {any} spec @param {unknown} item @param {string} what @param {number} maxPayload
  * @param {Record<string, unknown>} defaults
  */
 function listItem(spec, item, what, maxPayload, defaults) {
   const names = spec.fields.map((/** @type {any} */ f) => f.name);
-  let need = names.length;
-  while (need > 0 && Object.hasOwn(defaults, names[need - 1])) need -= 1;
-  /** @type {(i: number) => unknown} */
-  let at;
-  if (Array.isArray(item) && item.length >= need && item.length <= names.length) {
-    at = (i) => item[i];
-  } else if (item !== null && typeof item === "object" && !Array.isArray(item) && !Buffer.isBuffer(item)) {
-    const obj = /** @type {Record<string, unknown>} */ (item);
-    at = (i) => obj[names[i]] ?? obj[camel(names[i])];
-  } else {
-    throw new InvalidArgumentError(`${what} items are [${names.join(", ")}] or {${names.join(", ")}}, ` +
+  let n = names.length;
+  while (n > 0 && Object.hasOwn(defaults, names[n - 1])) n -= 1;
+  const obj = /** @type {any} */ (item);
+  const isArray = Array.isArray(item) && item.length >= n && item.length <= names.length;
+  need(isArray || (item !== null && typeof item === "object" && !Array.isArray(item) && !Buffer.isBuffer(item)),
+    () => `${what} items are [${names.join(", ")}] or {${names.join(", ")}}, ` +
       `got ${Array.isArray(item) ? `an array of ${item.length}` : describe(item)}`);
-  }
-  return spec.fields.flatMap((/** @type {any} */ f, /** @type {number} */ i) => {
-    const v = at(i) ?? defaults[f.name];
-    return encodeArg(f, v, f.name, maxPayload, defaults);
-  });
+  return spec.fields.flatMap((/** @type {any} */ f, /** @type {number} */ i) =>
+    encodeArg(f, (isArray ? obj[i] : obj[f.name] ?? obj[camel(f.name)]) ?? defaults[f.name], f.name, maxPayload, defaults));
 }
+
+/** @param {unknown} v @param {string} what */
+const text = (v, what) => {
+  need(typeof v === "string", () => `${camel(what)} must be a string, got ${describe(v)}`);
+  return /** @type {string} */ (v); // the script keeps at most its max bytes, cut on a character
+};
+
+/**
+ * type -> (spec, value, what, maxPayload, defaults) -> what ARGV takes.
+ * @type {Record<string, (s: any, v: any, what: string, maxPayload: number, d: Record<string, unknown>) => any>}
+ */
+const ENCODE = {
+  whole: (s, v, w) => String(whole(v, camel(w), s.min, s.max)),
+  ms: (_, v, w) => ms(v, camel(w)),
+  token: (_, v) => token(v),
+  id: (_, v) => checkId(v),
+  key: (_, v) => {
+    need(v == null || typeof v === "string", () => `an idempotency key is a string, got ${describe(v)}`);
+    return v ?? "";
+  },
+  envelope: (_, v, _w, mp) => encoded(v, mp),
+  result: (_, v, _w, mp) => (v == null ? "" : encoded(v, mp)),
+  bool: (_, v) => (v ? "1" : "0"),
+  text: (_, v, w) => text(v, w),
+  name: (s, v, w) => {
+    need(typeof v === "string" && v !== "" && Buffer.byteLength(v) <= s.max,
+      () => `${w} must be 1..${s.max} bytes of text, got ${describe(v)}`);
+    return v;
+  },
+  pairs: (_, v) => pairs(v),
+  list: (s, v, w, mp, d) => batch(v, w, s.min, s.max).flatMap((row) => listItem(s, row, w, mp, d)),
+  // rest: absent is nothing; given, 1..max values (a purge of [] must not purge the oldest).
+  rest: (s, v, w, mp, d) => (v == null ? [] : batch(v, w, 1, s.max).map((x) => encodeArg(s.item, x, w, mp, d))),
+};
 
 /**
  * One argument as ARGV takes it, checked against its table type: a string or
  * Buffer, or an array of them for list, rest and pairs.
  * @param {any} spec the argument of the call table
- * @param {unknown} value
- * @param {string} what
- * @param {number} maxPayload
+ * @param {unknown} value @param {string} what @param {number} maxPayload
  * @param {Record<string, unknown>} defaults
  * @returns {string | Buffer | Array<string | Buffer>}
  */
 export function encodeArg(spec, value, what, maxPayload, defaults) {
-  const t = spec.type;
-  if (value === "$new_id" && t === "id") return newId();
+  if (value === "$new_id" && spec.type === "id") return newId();
   if (value == null && spec.optional) return "";
-  switch (t) {
-    case "whole": return String(whole(value, camel(what), spec.min, spec.max));
-    case "ms": return ms(value, camel(what));
-    case "token": return tok(value);
-    case "id": return checkId(value);
-    case "key": return idemKey(value);
-    case "envelope": return encoded(value, maxPayload);
-    case "result": return value == null ? "" : encoded(value, maxPayload);
-    case "bool": return value ? "1" : "0";
-    case "text":
-      if (typeof value !== "string") throw new InvalidArgumentError(`${camel(what)} must be a string, got ${describe(value)}`);
-      return value; // the script keeps at most spec.max bytes, cut on a character
-    case "name":
-      if (typeof value !== "string" || value === "" || Buffer.byteLength(value) > spec.max) {
-        throw new InvalidArgumentError(`${what} must be 1..${spec.max} bytes of text, got ${describe(value)}`);
-      }
-      return value;
-    case "pairs": return pairs(value);
-    case "list":
-      return batch(value, what, spec.min, spec.max).flatMap((row) => listItem(spec, row, what, maxPayload, defaults));
-    case "rest":
-      // Given, it names 1..max values: an empty selection is refused, never
-      // read as "none given" (a purge of [] must not purge the oldest instead).
-      if (value == null) return [];
-      return batch(value, what, 1, spec.max).map((v) =>
-        /** @type {string | Buffer} */ (encodeArg(spec.item, v, what, maxPayload, defaults)));
-    default:
-      throw new InvalidArgumentError(`${what}: the call table has no type ${JSON.stringify(t)}`);
-  }
+  need(Object.hasOwn(ENCODE, spec.type), () => `${what}: the call table has no type ${JSON.stringify(spec.type)}`);
+  return ENCODE[spec.type](spec, value, what, maxPayload, defaults);
 }

@@ -4,18 +4,16 @@
 // Sans-IO on purpose: the client (and a conformance runner) executes the same
 // Call objects, so they cannot drift. Nothing here is written per call:
 // lua/build.py joins each script's typed header with conformance/calls.json
-// into the manifest's `calls` (ARGV order, types and bounds, reply shape), and
-// call() encodes arguments and parses replies by that table alone. A new
-// script with its header gives this port the call with no code here; only the
-// value types it returns (RECORDS) are this port's own. The argument checks
+// into the manifest's `calls` (ARGV order, types and bounds, reply shape) and
+// `records` (each value type's fields, in constructor order), and call()
+// encodes arguments and parses replies by that table alone. A new script with
+// its header gives this port the call with no code here. The argument types
 // are in argtypes.js.
 
 import { camel, describe, encodeArg, snake } from "./argtypes.js";
 import { BY_CODE, HomingError, InvalidArgumentError } from "./errors.js";
-import { GLOBAL_KEYS, MANIFEST, POLICY, SCRIPTS, STATUS_NAMES, checkService } from "./manifest.js";
-import {
-  DeadLetter, DeadPage, DistributeResult, Event, FailOutcome, PromoteResult, Recurring, RecurringPage, Status,
-} from "./types.js";
+import { MANIFEST, POLICY, STATUS_NAMES, checkService } from "./manifest.js";
+import * as types from "./types.js";
 
 /**
  * @typedef {string | Buffer} Arg
@@ -29,24 +27,30 @@ import {
 
 /** The call table: client call name (snake_case) -> script, args, reply... */
 export const CALLS = /** @type {Record<string, any>} */ (MANIFEST.calls);
+const RECORD_SPECS = /** @type {Record<string, {fields: string[], items?: {field: string, record: string}}>} */ (
+  MANIFEST.records);
 
 /**
- * The JavaScript value type of each record name of the table (calls.json
- * "record"), from the table's fields (snake_case) to this port's camelCase.
+ * The value type `name` of types.js from a reply's fields, by position in the
+ * table's order (a field the reply lacks is undefined: the constructor's default).
+ * @param {string} name @param {string} service @param {Fields} f
+ * @returns {unknown}
+ */
+function make(name, service, f) {
+  const spec = RECORD_SPECS[name];
+  const sub = spec.items;
+  const all = /** @type {Fields} */ ({ service, ...f });
+  if (sub) all[sub.field] = f.items.map((/** @type {Fields} */ x) => make(sub.record, service, x));
+  const Type = /** @type {any} */ (types)[name];
+  return new Type(...spec.fields.map((k) => all[k]));
+}
+
+/**
+ * The JavaScript value type of each record name of the table (calls.json "records").
  * @type {Record<string, (service: string, f: Fields) => unknown>}
  */
-export const RECORDS = {
-  Event: (service, f) => new Event(service, f.id, f.token, f.attempt, f.deadline_ms, f.raw, f.must_start),
-  FailOutcome: (_, f) => new FailOutcome(f.action, f.at_ms),
-  DeadPage: (_, f) => new DeadPage(f.total,
-    f.items.map((/** @type {Fields} */ x) => new DeadLetter(x.id, x.died_ms, x.attempt, x.reason, x.raw))),
-  Status: (_, f) =>
-    new Status(f.state, f.detail ?? "", f.attempt ?? 0, f.raw_result ?? Buffer.alloc(0), f.snoozes ?? 0, f.progress ?? 0),
-  PromoteResult: (_, f) => new PromoteResult(f.timers, f.retries, f.expired, f.more, f.next_due_ms, f.returned),
-  DistributeResult: (_, f) => new DistributeResult(f.retried, f.dead, f.more),
-  RecurringPage: (_, f) => new RecurringPage(f.total,
-    f.items.map((/** @type {Fields} */ x) => new Recurring(x.name, x.spec, x.next_ms, x.fired, x.skipped))),
-};
+export const RECORDS = Object.fromEntries(Object.keys(RECORD_SPECS).map((n) => [n,
+  (/** @type {string} */ service, /** @type {Fields} */ f) => make(n, service, f)]));
 
 /** @param {unknown} v a reply item: Buffer, string or number */
 const s = (v) => (Buffer.isBuffer(v) ? v.toString("utf8") : String(v));
@@ -59,8 +63,7 @@ const s = (v) => (Buffer.isBuffer(v) ? v.toString("utf8") : String(v));
 function num(v) {
   if (typeof v === "number") return v;
   const t = s(v);
-  const n = Number(t);
-  return t.trim() !== "" && !Number.isNaN(n) ? n : t;
+  return t.trim() !== "" && !Number.isNaN(Number(t)) ? Number(t) : t;
 }
 
 /** Reply field types -> converters (integers arrive as numbers, bulk strings as Buffers). */
@@ -69,56 +72,42 @@ const FIELD = /** @type {Record<string, (v: any) => unknown>} */ ({
   status: (v) => STATUS_NAMES[s(v)] ?? s(v),
 });
 
-/**
- * The error of one item of a batch, naming the event and token.
- * @param {unknown} code
- * @param {Arg[]} item the item's encoded fields: id, token, ...
- */
+/** The error of one item of a batch, naming the event and token. @param {unknown} code @param {Arg[]} item */
 function itemError(code, [id, token]) {
   const c = s(code);
-  /** @type {typeof HomingError} */
-  const cls = Object.hasOwn(BY_CODE, c) ? BY_CODE[/** @type {keyof BY_CODE} */ (c)] : HomingError;
+  const cls = /** @type {typeof HomingError} */ (Object.hasOwn(BY_CODE, c) ? BY_CODE[/** @type {keyof BY_CODE} */ (c)] : HomingError);
   return new cls(`${c}: event ${s(id)} (token ${s(token)}): ${cls.description}`);
 }
 
-/**
- * @param {{name: string, type: string}[]} specs
- * @param {any[]} values
- */
+/** @param {{name: string, type: string}[]} specs @param {any[]} values */
 function fields(specs, values) {
-  if (values.length !== specs.length) {
-    throw new HomingError(`reply has ${values.length} fields, the table says ${specs.length}`);
-  }
+  if (values.length !== specs.length) throw new HomingError(`reply has ${values.length} fields, the table says ${specs.length}`);
   return Object.fromEntries(specs.map((f, i) => [f.name, FIELD[f.type](values[i])]));
 }
 
 /**
  * A raw reply as the table's neutral value (objects, arrays and scalars).
- * @param {any} spec the call's reply
- * @param {any} r
- * @param {Arg[][]} items the encoded items of its list argument
+ * @param {any} spec the call's reply @param {any} r @param {Arg[][]} items the encoded items of its list argument
  */
 export function parseReply(spec, r, items) {
   switch (spec.kind) {
     case "value": return FIELD[spec.type](r);
     case "tuple": return fields(spec.fields, r);
     case "records": {
-      const n = spec.each.length;
-      const h = spec.head.length;
+      const [h, n] = [spec.head.length, spec.each.length];
       const rows = [];
       for (let i = h; i < r.length; i += n) rows.push(fields(spec.each, r.slice(i, i + n)));
       return { ...fields(spec.head, r.slice(0, h)), items: rows };
     }
-    case "items":
-      return r.map((/** @type {any} */ v, /** @type {number} */ i) => {
-        if (spec.ok === "int" ? typeof v === "number" : s(v) === "OK") return spec.ok === "int" ? v : null;
-        return itemError(v, items[i]);
-      });
+    case "items": {
+      const int = spec.ok === "int";
+      return r.map((/** @type {any} */ v, /** @type {number} */ i) =>
+        ((int ? typeof v === "number" : s(v) === "OK") ? (int ? v : null) : itemError(v, items[i])));
+    }
     case "union": {
-      const tag = s(r[0]);
-      const c = spec.cases[tag];
-      if (c === undefined) throw new HomingError(`reply tag ${JSON.stringify(tag)} is not one of ${Object.keys(spec.cases)}`);
-      return { state: tag, ...fields(c, r.slice(1)) };
+      const c = spec.cases[s(r[0])];
+      if (c === undefined) throw new HomingError(`reply tag ${JSON.stringify(s(r[0]))} is not one of ${Object.keys(spec.cases)}`);
+      return { state: s(r[0]), ...fields(c, r.slice(1)) };
     }
     case "map": {
       /** @type {Record<string, unknown>} */
@@ -126,39 +115,34 @@ export function parseReply(spec, r, items) {
       for (let i = 0; i < r.length; i += 2) out[s(r[i])] = num(r[i + 1]);
       return out;
     }
-    default:
-      throw new HomingError(`unknown reply kind ${spec.kind}`);
+    default: throw new HomingError(`unknown reply kind ${spec.kind}`);
   }
 }
 
 /**
  * A neutral value with the table's names in camelCase (plain objects only: a
  * Buffer or a per-item error stays what it is).
- * @param {unknown} v
- * @returns {unknown}
+ * @param {unknown} v @returns {unknown}
  */
 const camelKeys = (v) => (Array.isArray(v) ? v.map(camelKeys)
   : v !== null && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype
     ? Object.fromEntries(Object.entries(v).map(([k, x]) => [camel(k), camelKeys(x)])) : v);
 
 /**
- * The neutral value as this port's: picked field, merged head, record type.
- * A tuple with no record is an array ([requeued, remaining]); other objects
- * get camelCase names.
- * @param {any} entry
- * @param {string} service
- * @param {any} value
+ * The neutral value as this port's: head merged into records, a field picked,
+ * a record type. A tuple with no record is an array ([requeued, remaining]);
+ * other objects get camelCase names.
+ * @param {any} entry @param {string} service @param {any} value
  */
 function shape(entry, service, value) {
-  const make = RECORDS[entry.record ?? ""];
-  const kind = entry.reply.kind;
+  const { kind } = entry.reply;
   if (kind === "records" && entry.merge_head) {
     const { items, ...head } = value;
     value = items.map((/** @type {Fields} */ it) => ({ ...head, ...it }));
   }
   const rows = kind === "records" ? (Array.isArray(value) ? value : value.items) : null;
-  if (entry.pick !== undefined) return rows ? rows.map((/** @type {Fields} */ it) => it[entry.pick]) : value[entry.pick];
-  if (make !== undefined) return Array.isArray(value) ? value.map((it) => make(service, it)) : make(service, value);
+  if (entry.pick != null) return rows ? rows.map((/** @type {Fields} */ it) => it[entry.pick]) : value[entry.pick];
+  if (entry.record != null) return Array.isArray(value) ? value.map((it) => make(entry.record, service, it)) : make(entry.record, service, value);
   if (kind === "tuple") return Object.values(value);
   // A map keeps its names (stats: 'total.completed', 'in_flight'), but a
   // policy field is named as the JavaScript API names it (configure: leaseMs).
@@ -167,36 +151,24 @@ function shape(entry, service, value) {
 }
 
 /**
- * The items of a list argument: given as such, or zipped from per-field
- * columns (enqueueMany's payloads, keys and ids).
- * @param {any} entry
- * @param {any} spec
- * @param {Record<string, unknown>} given
- * @param {string} what
+ * A list argument zipped from per-field columns (enqueueMany's payloads, keys and ids).
+ * @param {any} entry @param {any} spec @param {Record<string, unknown>} given @param {string} what
  */
-function listItems(entry, spec, given, what) {
-  const columns = entry.items_from;
-  if (!columns || given[spec.name] !== undefined) return given[spec.name];
-  const defaults = entry.defaults ?? {};
-  // The column that has no default sets the length (payloads; ids and keys may be left out).
-  const lead = Object.keys(columns).find((src) => !Object.hasOwn(defaults, columns[src]));
-  const from = /** @type {any} */ (given[/** @type {string} */ (lead)]);
+function columns(entry, spec, given, what) {
+  const lead = entry.items_lead; // the column with no default (payloads) sets the length
+  const first = /** @type {any} */ (given[lead]);
   // A string is iterable too: "abc" must not become three events.
-  if (typeof from === "string" || typeof from?.[Symbol.iterator] !== "function") {
-    throw new InvalidArgumentError(`${what} takes an array (or iterable) of ${lead}, got ${describe(from)}`);
+  if (typeof first === "string" || typeof first?.[Symbol.iterator] !== "function") {
+    throw new InvalidArgumentError(`${what} takes an array (or iterable) of ${lead}, got ${describe(first)}`);
   }
-  const rows = Array.from(/** @type {Iterable<unknown>} */ (from));
+  const rows = Array.from(/** @type {Iterable<unknown>} */ (first));
   /** @type {Record<string, unknown[] | null>} */
   const cols = {};
-  for (const [src, field] of Object.entries(columns)) {
-    const col = /** @type {unknown} */ (src === lead ? rows : given[src]);
-    if (col == null) {
-      cols[field] = null;
-      continue;
-    }
-    if (!Array.isArray(col)) throw new InvalidArgumentError(`${camel(src)} takes an array, got ${describe(col)}`);
-    if (col.length !== rows.length) throw new InvalidArgumentError(`${camel(src)} must be as many as ${lead}`);
-    cols[field] = col;
+  for (const [src, field] of Object.entries(/** @type {Record<string, string>} */ (entry.items_from))) {
+    const col = src === lead ? rows : given[src];
+    if (col != null && !Array.isArray(col)) throw new InvalidArgumentError(`${camel(src)} takes an array, got ${describe(col)}`);
+    cols[field] = col == null ? null : /** @type {unknown[]} */ (col);
+    if (col != null && cols[field]?.length !== rows.length) throw new InvalidArgumentError(`${camel(src)} must be as many as ${lead}`);
   }
   return rows.map((_, i) => spec.fields.map((/** @type {any} */ f) => cols[f.name]?.[i]));
 }
@@ -228,12 +200,10 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
   /** @type {Record<string, unknown>} */
   const given = {};
   for (const [k, v] of Object.entries(args)) if (v !== undefined) given[Object.hasOwn(entry.client_args, k) ? k : snake(k)] = v;
-  const known = new Set([...Object.keys(entry.client_args), ...entry.args.map((/** @type {any} */ a) => a.name)]);
-  const unknown = Object.keys(given).filter((k) => !known.has(k));
+  const unknown = Object.keys(given).filter((k) => !entry.accepts.includes(k));
   if (unknown.length) throw new InvalidArgumentError(`${camel(key)} takes no argument ${unknown.map(camel).join(", ")}`);
   if (entry.batch_of !== undefined) {
-    const target = CALLS[entry.batch_of];
-    const list = target.args.find((/** @type {any} */ a) => a.type === "list");
+    const list = CALLS[entry.batch_of].args.find((/** @type {any} */ a) => a.type === "list");
     const item = list.fields.map((/** @type {any} */ f) => given[f.name]);
     for (const f of list.fields) delete given[f.name];
     const inner = call(entry.batch_of, service, { ...given, [list.name]: [item] }, maxPayload);
@@ -244,29 +214,24 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
     };
     return { script: inner.script, service, args: inner.args, parse: single };
   }
-  // A script whose keys are all global (beat: <prefix>:daemons) takes no service.
-  if (service || !SCRIPTS[entry.script].keys.every((k) => GLOBAL_KEYS.has(k))) checkService(service);
+  if (service || !entry.global) checkService(service); // a script of global keys only (beat) takes none
   const defaults = entry.defaults ?? {};
-  const what = camel(key);
   /** @type {Arg[]} */
   const argv = [];
   /** @type {Arg[][]} */
-  let items = [];
+  const items = [];
   let countAt = -1;
   for (const spec of entry.args) {
     if (spec.type === "config") argv.push(String(maxPayload));
-    else if (spec.type === "count") {
-      countAt = argv.length; // filled in once its list is known
-      argv.push("0");
-    } else {
-      const value = spec.type === "list" ? listItems(entry, spec, given, what)
+    else if (spec.type === "count") countAt = argv.push("0") - 1; // filled in once its list is known
+    else {
+      const list = spec.type === "list";
+      const value = list && entry.items_from && given[spec.name] === undefined ? columns(entry, spec, given, camel(key))
         : Object.hasOwn(given, spec.name) ? given[spec.name] : defaults[spec.name];
-      const out = encodeArg(spec, value, spec.type === "list" ? what : spec.name, maxPayload, defaults);
+      const out = encodeArg(spec, value, list ? camel(key) : spec.name, maxPayload, defaults);
       argv.push(...(Array.isArray(out) ? out : [out]));
-      if (spec.type === "list" && Array.isArray(out)) {
-        const width = spec.fields.length;
-        items = [];
-        for (let i = 0; i < out.length; i += width) items.push(out.slice(i, i + width));
+      if (list && Array.isArray(out)) {
+        for (let i = 0; i < out.length; i += spec.fields.length) items.push(out.slice(i, i + spec.fields.length));
         if (countAt >= 0) argv[countAt] = String(items.length);
       }
     }

@@ -1,17 +1,15 @@
 """The argument types of the call table: each checked and encoded before anything is sent.
 
-One function per type of lua/calltable.py (``whole``, ``ms``, ``token``, ``id``,
-``key``, ``envelope``, ``result``, ``text``, ``name``, ``bool``, ``list``,
-``rest``, ``pairs``). A refused value is a typed error here, in the caller's
-thread, and nothing is written: NaN, infinities, a text count or a str where a
-list belongs used to reach Lua and fail there, or worse, half way through.
+``ENCODE`` has one entry per ARGV type of lua/calltable.py. A refused value is
+a typed error here, in the caller's thread, and nothing is written: NaN,
+infinities, a text count or a str where a list belongs used to reach Lua and
+fail there, or worse, half way through. The bounds come from the table.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -19,8 +17,7 @@ from . import envelope
 from .errors import InvalidArgumentError, PayloadTooLargeError
 from .manifest import LAYOUT, check_id
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
+MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
 POLICY: dict[str, dict[str, Any]] = LAYOUT["policy"]  # per field: default, min, max, whole
 
 
@@ -29,187 +26,127 @@ def new_id() -> str:
     return uuid4().hex
 
 
-def whole(value: Any, what: str, lo: int, hi: int = _MAX_WHOLE) -> int:
+def _bad(ok: bool, message: str, *args: Any) -> None:
+    """Refuse unless ok; the message is formatted only then (a payload's repr is not cheap)."""
+    if not ok:
+        raise InvalidArgumentError(message.format(*args))
+
+
+def _real(v: Any) -> bool:
+    """A finite int or float (a bool is no number here: True must not become 1)."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def whole(value: Any, what: str, lo: int, hi: int = MAX_WHOLE) -> int:
     """A count, offset or limit: a whole number in [lo, hi] (a whole float is taken)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidArgumentError(f"{what} must be a whole number in [{lo}, {hi}], got {value!r}")
+    _bad(not isinstance(value, bool) and isinstance(value, int) and lo <= value <= hi,
+         "{} must be a whole number in [{}, {}], got {!r}", what, lo, hi, value)
     return value
-
-
-def seconds(value: Any, what: str) -> float:
-    """A wait in seconds (a timeout, an interval): a finite number >= 0.
-
-    NaN passes every comparison, so a NaN timeout would wait for ever and a NaN
-    interval make Event.wait raise deep in a thread; refused here instead.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0:
-        raise InvalidArgumentError(f"{what} must be a finite number of seconds >= 0, "
-                                   f"got {value!r}")
-    return float(value)
-
-
-def worker_options(concurrency: Any, prefetch: Any, lease_ms: Any, grace: Any,
-                   poll_max: Any, handler_timeout: Any) -> None:
-    """Refuse Worker settings that would only fail later, in a thread, retried for ever.
-
-    A NaN lease or a text concurrency used to be accepted and then fail every
-    dequeue as a logged warning; here they are an InvalidArgumentError from
-    the constructor. (Counts keep their clamping: prefetch to 1..1000.)
-    """
-    whole(concurrency, "concurrency", -_MAX_WHOLE)
-    whole(prefetch, "prefetch", -_MAX_WHOLE)
-    if lease_ms is not None:
-        whole(lease_ms, "lease_ms", int(POLICY["lease_ms"]["min"]), int(POLICY["lease_ms"]["max"]))
-    seconds(grace, "grace")
-    seconds(poll_max, "poll_max")
-    if handler_timeout is not None and seconds(handler_timeout, "handler_timeout") > 86400:
-        raise InvalidArgumentError(f"handler_timeout must be in [0, 86400] s, "
-                                   f"got {handler_timeout!r}")
 
 
 def ms(value: Any, what: str) -> int:
     """Whole ms in [0, 2^53 - 1]; a fraction is dropped (a float delay is fine)."""
-    # NaN passes every comparison and int(inf) raises OverflowError: refuse
-    # both here, typed, before anything is sent.
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or not 0 <= value <= _MAX_WHOLE):
-        raise InvalidArgumentError(
-            f"{what} must be a finite number in [0, 2^53 - 1], got {value!r}")
+    _bad(_real(value) and 0 <= value <= MAX_WHOLE,
+         "{} must be a finite number in [0, 2^53 - 1], got {!r}", what, value)
     return int(value)
 
 
-def at_ms(at: dt.datetime | float) -> int:
-    """A due time as ms since the epoch: a timezone-aware datetime, or seconds since the epoch."""
-    if isinstance(at, dt.datetime):
-        if at.tzinfo is None:
-            raise InvalidArgumentError("at must be timezone-aware (naive datetimes are ambiguous)")
-        # Whole milliseconds by integer arithmetic: timestamp() * 1000 is a float
-        # product that can land just below the intended millisecond.
-        return ms((at - _EPOCH) // dt.timedelta(milliseconds=1), "at (ms since the epoch)")
-    ms(at, "at")  # validates; its int() would drop the fraction of a second
-    return ms(round(at * 1000), "at (ms since the epoch)")
-
-
-def token(value: Any) -> int:
-    """A fencing token as the scripts compare it: a whole number in [0, 2^53 - 1]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_WHOLE:
-        raise InvalidArgumentError(f"a lease token is a whole number >= 0, got {value!r}")
-    return value
-
-
-def idem_key(value: Any) -> str:
-    """An idempotency key: text (an int or bytes key would meet "5" or b"5" as the same key)."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgumentError(f"an idempotency key is text, got {type(value).__name__}")
-    return value
-
-
 def encoded(payload: Any, max_payload: int) -> bytes:
+    """The payload's envelope, refused (nothing written) over the client's max_payload."""
     data = envelope.encode(payload)
     if len(data) > max_payload:
-        raise PayloadTooLargeError(
-            f"encoded payload is {len(data)} bytes, over the limit of {max_payload}; "
-            "nothing was written"
-        )
+        raise PayloadTooLargeError(f"encoded payload is {len(data)} bytes, over the limit of "
+                                   f"{max_payload}; nothing was written")
     return data
 
 
-def _text(value: Any, what: str, lo: int, hi: int) -> str:
-    if not isinstance(value, str) or not lo <= len(value.encode()) <= hi:
-        raise InvalidArgumentError(f"{what} must be {lo}..{hi} bytes of text, got {value!r:.80}")
-    return value
-
-
 def batch(items: Any, what: str, lo: int, hi: int) -> Sequence[Any]:
-    # A str is a Sequence too: "abc" must not become the ids "a", "b" and "c".
-    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
-        raise InvalidArgumentError(f"{what} takes a list, got {type(items).__name__}")
-    if not lo <= len(items) <= hi:
-        raise InvalidArgumentError(f"{what} takes {lo}..{hi} items, got {len(items)}")
+    """lo..hi items; a str is a Sequence too, but "abc" must not become "a", "b" and "c"."""
+    _bad(isinstance(items, Sequence) and not isinstance(items, (str, bytes)),
+         "{} takes a list, got {}", what, type(items).__name__)
+    _bad(lo <= len(items) <= hi, "{} takes {}..{} items, got {}", what, lo, hi, len(items))
     return items
 
 
+def _token(v: Any) -> int:
+    _bad(not isinstance(v, bool) and isinstance(v, int) and 0 <= v <= MAX_WHOLE,
+         "a lease token is a whole number >= 0, got {!r}", v)
+    return v
+
+
+def _key(v: Any) -> str:
+    # An int or bytes key would meet "5" or b"5" as the same key.
+    _bad(v is None or isinstance(v, str), "an idempotency key is text, got {}", type(v).__name__)
+    return v or ""
+
+
+def _text(v: Any, what: str) -> str:
+    _bad(isinstance(v, str), "{} must be text, got {}", what, type(v).__name__)
+    return v  # the script keeps at most its max bytes, cut on a character
+
+
+def _name(v: Any, what: str, hi: int) -> str:
+    _bad(isinstance(v, str) and 1 <= len(v.encode()) <= hi,
+         "{} must be 1..{} bytes of text, got {!r:.80}", what, hi, v)
+    return v
+
+
 def _policy(value: Any) -> list[Any]:
-    if not isinstance(value, dict):
-        raise InvalidArgumentError(f"policy is a mapping of field to number, got {value!r:.80}")
+    _bad(isinstance(value, dict), "policy is a mapping of field to number, got {!r:.80}", value)
     out: list[Any] = []
     for name, v in value.items():
-        if name not in POLICY:
-            raise InvalidArgumentError(
-                f"unknown policy field {name!r}; known: {', '.join(POLICY)}")
-        if v is None:
-            out += [name, ""]
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InvalidArgumentError(f"{name} must be a finite number, got {v!r}")
-        out += [name, repr(v) if isinstance(v, float) else v]
+        _bad(name in POLICY, "unknown policy field {!r}; known: {}", name, ", ".join(POLICY))
+        _bad(v is None or _real(v), "{} must be a finite number, got {!r}", name, v)
+        out += [name, "" if v is None else repr(v) if isinstance(v, float) else v]
     return out
 
 
-def _item(spec: dict[str, Any], item: Any, what: str, max_payload: int,
-          defaults: dict[str, Any]) -> list[Any]:
-    """One item of a list argument: a tuple in field order (trailing defaults may be left out)."""
+def _list(spec: dict[str, Any], rows: Any, what: str, mp: int, defaults: dict[str, Any]) -> list:
+    """The items flattened, each a tuple in field order (trailing defaults may be left out)."""
     fields = spec["fields"]
     names = [f["name"] for f in fields]
     need = len(fields)
     while need > 0 and names[need - 1] in defaults:
         need -= 1
-    if not isinstance(item, (tuple, list)) or not need <= len(item) <= len(fields):
-        raise InvalidArgumentError(f"{what} items are ({', '.join(names)}), got {item!r:.80}")
     out: list[Any] = []
-    for i, f in enumerate(fields):
-        v = item[i] if i < len(item) else None
-        if v is None:
-            v = defaults.get(f["name"])
-        out.append(encode_arg(f, v, f["name"], max_payload, defaults))
+    for item in batch(rows, what, spec["min"], spec["max"]):
+        _bad(isinstance(item, (tuple, list)) and need <= len(item) <= len(fields),
+             "{} items are ({}), got {!r:.80}", what, ", ".join(names), item)
+        for f, v in zip(fields, [*item, *[None] * (len(fields) - len(item))], strict=True):
+            out.append(encode_arg(f, defaults.get(f["name"]) if v is None else v, f["name"],
+                                  mp, defaults))
     return out
+
+
+# type -> (spec, value, what, max_payload, defaults) -> what ARGV takes
+ENCODE: dict[str, Callable[[dict[str, Any], Any, str, int, dict[str, Any]], Any]] = {
+    "whole": lambda s, v, w, mp, d: whole(v, w, s["min"], s["max"]),
+    "ms": lambda s, v, w, mp, d: ms(v, w),
+    "token": lambda s, v, w, mp, d: _token(v),
+    "id": lambda s, v, w, mp, d: check_id(v),
+    "key": lambda s, v, w, mp, d: _key(v),
+    "envelope": lambda s, v, w, mp, d: encoded(v, mp),
+    "result": lambda s, v, w, mp, d: b"" if v is None else encoded(v, mp),
+    "bool": lambda s, v, w, mp, d: 1 if v else 0,
+    "text": lambda s, v, w, mp, d: _text(v, w),
+    "name": lambda s, v, w, mp, d: _name(v, w, s["max"]),
+    "pairs": lambda s, v, w, mp, d: _policy(v),
+    "list": _list,
+    # rest: absent is nothing; given, 1..max values (a purge of [] must not purge the oldest).
+    "rest": lambda s, v, w, mp, d: [] if v is None else [
+        encode_arg(s["item"], x, w, mp, d) for x in batch(v, w, 1, s["max"])],
+}
 
 
 def encode_arg(spec: dict[str, Any], value: Any, what: str, max_payload: int,
                defaults: dict[str, Any]) -> Any:
     """One argument as ARGV takes it, checked against its table type."""
     t = spec["type"]
-    if value == "$new_id" and t == "id":
+    if t == "id" and value == "$new_id":
         return new_id()
     if value is None and spec.get("optional"):
         return ""
-    if t == "whole":
-        return whole(value, what, spec["min"], spec["max"])
-    if t == "ms":
-        return ms(value, what)
-    if t == "token":
-        return token(value)
-    if t == "id":
-        return check_id(value)
-    if t == "key":
-        return idem_key(value)
-    if t == "envelope":
-        return encoded(value, max_payload)
-    if t == "result":
-        return b"" if value is None else encoded(value, max_payload)
-    if t == "bool":
-        return 1 if value else 0
-    if t == "text":
-        if not isinstance(value, str):
-            raise InvalidArgumentError(f"{what} must be text, got {type(value).__name__}")
-        return value  # the script keeps at most spec["max"] bytes, cut on a character
-    if t == "name":
-        return _text(value, what, 1, spec["max"])
-    if t == "pairs":
-        return _policy(value)
-    if t == "list":
-        rows = batch(value, what, spec["min"], spec["max"])
-        return [v for row in rows for v in _item(spec, row, what, max_payload, defaults)]
-    if t == "rest":
-        if value is None:
-            return []
-        # Given, it names 1..max values: an empty selection is refused, never read
-        # as "none given" (a purge of [] must not purge the oldest instead).
-        rows = batch(value, what, 1, spec["max"])
-        return [encode_arg(spec["item"], v, what, max_payload, defaults) for v in rows]
-    raise InvalidArgumentError(f"{what}: the call table has no type {t!r}")
+    _bad(t in ENCODE, "{}: the call table has no type {!r}", what, t)
+    return ENCODE[t](spec, value, what, max_payload, defaults)
