@@ -17,6 +17,8 @@
     | unknown_event
     | stale_lease
     | event_dead
+    | unknown_group
+    | group_failed
     | service_not_empty
     | timeout
     | redis_full
@@ -43,6 +45,8 @@ codes() ->
      unknown_event,
      stale_lease,
      event_dead,
+     unknown_group,
+     group_failed,
      service_not_empty,
      timeout,
      redis_full,
@@ -68,6 +72,8 @@ atom(<<"DUPLICATE_ID">>) -> duplicate_id;
 atom(<<"UNKNOWN_EVENT">>) -> unknown_event;
 atom(<<"STALE_LEASE">>) -> stale_lease;
 atom(<<"EVENT_DEAD">>) -> event_dead;
+atom(<<"UNKNOWN_GROUP">>) -> unknown_group;
+atom(<<"GROUP_FAILED">>) -> group_failed;
 atom(<<"SERVICE_NOT_EMPTY">>) -> service_not_empty;
 atom(<<"TIMEOUT">>) -> timeout;
 atom(<<"REDIS_FULL">>) -> redis_full;
@@ -92,6 +98,8 @@ code(duplicate_id) -> <<"DUPLICATE_ID">>;
 code(unknown_event) -> <<"UNKNOWN_EVENT">>;
 code(stale_lease) -> <<"STALE_LEASE">>;
 code(event_dead) -> <<"EVENT_DEAD">>;
+code(unknown_group) -> <<"UNKNOWN_GROUP">>;
+code(group_failed) -> <<"GROUP_FAILED">>;
 code(service_not_empty) -> <<"SERVICE_NOT_EMPTY">>;
 code(timeout) -> <<"TIMEOUT">>;
 code(redis_full) -> <<"REDIS_FULL">>;
@@ -116,6 +124,8 @@ class(duplicate_id) -> <<"DuplicateIdError">>;
 class(unknown_event) -> <<"UnknownEventError">>;
 class(stale_lease) -> <<"StaleLeaseError">>;
 class(event_dead) -> <<"EventDeadError">>;
+class(unknown_group) -> <<"UnknownGroupError">>;
+class(group_failed) -> <<"GroupFailedError">>;
 class(service_not_empty) -> <<"ServiceNotEmptyError">>;
 class(timeout) -> <<"ResultTimeoutError">>;
 class(redis_full) -> <<"RedisFullError">>;
@@ -151,6 +161,10 @@ message(stale_lease) ->
     <<"the lease token is not the event's current lease (it expired and was reclaimed, or the event is not in flight)">>;
 message(event_dead) ->
     <<"the event went to the dead letters instead of completing">>;
+message(unknown_group) ->
+    <<"no group with this id exists in the service: never created, forgotten, or its results outlived the ttl it was kept for">>;
+message(group_failed) ->
+    <<"a member of the group was dead-lettered or cancelled instead of completing (the first such member is named)">>;
 message(service_not_empty) ->
     <<"the service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written">>;
 message(timeout) ->
@@ -184,6 +198,8 @@ source(duplicate_id) -> lua;
 source(unknown_event) -> lua;
 source(stale_lease) -> lua;
 source(event_dead) -> client;
+source(unknown_group) -> lua;
+source(group_failed) -> lua;
 source(service_not_empty) -> lua;
 source(timeout) -> client;
 source(redis_full) -> lua;

@@ -69,6 +69,16 @@ export class EventDeadError extends HomingError {
   static readonly code: "EVENT_DEAD";
 }
 
+/** No group with this id exists in the service: never created, forgotten, or its results outlived the ttl it was kept for. */
+export class UnknownGroupError extends HomingError {
+  static readonly code: "UNKNOWN_GROUP";
+}
+
+/** A member of the group was dead-lettered or cancelled instead of completing (the first such member is named). */
+export class GroupFailedError extends HomingError {
+  static readonly code: "GROUP_FAILED";
+}
+
 /** The service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written. */
 export class ServiceNotEmptyError extends HomingError {
   static readonly code: "SERVICE_NOT_EMPTY";
@@ -127,6 +137,8 @@ export type ErrorCode =
   | "UNKNOWN_EVENT"
   | "STALE_LEASE"
   | "EVENT_DEAD"
+  | "UNKNOWN_GROUP"
+  | "GROUP_FAILED"
   | "SERVICE_NOT_EMPTY"
   | "TIMEOUT"
   | "REDIS_FULL"
@@ -151,6 +163,8 @@ export const BY_CODE: Readonly<{
   UNKNOWN_EVENT: typeof UnknownEventError;
   STALE_LEASE: typeof StaleLeaseError;
   EVENT_DEAD: typeof EventDeadError;
+  UNKNOWN_GROUP: typeof UnknownGroupError;
+  GROUP_FAILED: typeof GroupFailedError;
   SERVICE_NOT_EMPTY: typeof ServiceNotEmptyError;
   TIMEOUT: typeof ResultTimeoutError;
   REDIS_FULL: typeof RedisFullError;

@@ -93,6 +93,18 @@ export class EventDeadError extends HomingError {
   static description = "The event went to the dead letters instead of completing.";
 }
 
+/** No group with this id exists in the service: never created, forgotten, or its results outlived the ttl it was kept for. */
+export class UnknownGroupError extends HomingError {
+  static code = "UNKNOWN_GROUP";
+  static description = "No group with this id exists in the service: never created, forgotten, or its results outlived the ttl it was kept for.";
+}
+
+/** A member of the group was dead-lettered or cancelled instead of completing (the first such member is named). */
+export class GroupFailedError extends HomingError {
+  static code = "GROUP_FAILED";
+  static description = "A member of the group was dead-lettered or cancelled instead of completing (the first such member is named).";
+}
+
 /** The service still holds events, timers, dead letters, results or idempotency keys: it cannot be forgotten; nothing was written. */
 export class ServiceNotEmptyError extends HomingError {
   static code = "SERVICE_NOT_EMPTY";
@@ -161,6 +173,8 @@ export const BY_CODE = Object.freeze({
   UNKNOWN_EVENT: UnknownEventError,
   STALE_LEASE: StaleLeaseError,
   EVENT_DEAD: EventDeadError,
+  UNKNOWN_GROUP: UnknownGroupError,
+  GROUP_FAILED: GroupFailedError,
   SERVICE_NOT_EMPTY: ServiceNotEmptyError,
   TIMEOUT: ResultTimeoutError,
   REDIS_FULL: RedisFullError,

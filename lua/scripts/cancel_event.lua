@@ -10,12 +10,16 @@ touched (its holder may be running it: complete or fail decide), nor a dead
 letter (dead purge removes those), a completed event or a recurring timer
 (recurring_remove). The reply says which it was. Removing a ready event is
 an LREM over the ready queue: O(queue length), an operator's call, not a hot
-path.
+path. A cancelled member of a group finishes its group as failed
+(enqueue_group), naming it.
 @key ready
 @key timers
 @key retry
 @key data
 @key meta
+@key results
+@key results_at
+@key config
 @key counters
 @arg id id the event's id
 @return tuple(cancelled:bool,state:str) 1 and the state it was cancelled from
@@ -23,10 +27,14 @@ path.
 expired or unknown
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE
+@error SCHEMA_MISMATCH
 ]]
 --@include base
 --@include counters
 --@include record
+--@include clock
+--@include policy
+--@include group_end
 
 argc(1)
 local id = ARGV[1]
@@ -44,6 +52,8 @@ if m == nil then
   -- (record.lua writes no record until the first lease).
   m = {s = 'r'}
 end
+-- A group member: the clock (the policy's test clock) is read before any write.
+local now = meta_ext(m, 'g') > 0 and now_ms(load_policy()) or nil
 local removed = 0
 if m.s == 'r' then
   removed = redis.call('LREM', K.ready, 1, id)
@@ -57,5 +67,8 @@ if removed == 0 then
 end
 redis.call('HDEL', K.data, id)
 meta_del({id})
+if now then
+  group_member_failed(m, id, now)
+end
 count('cancelled', 1)
 return {1, names[m.s]}

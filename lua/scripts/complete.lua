@@ -15,11 +15,15 @@ call is acknowledged once; the repeat reports UNKNOWN_EVENT, as a later
 call would. On a full Redis (maxmemory, noeviction) a completion still
 lands when it does not grow memory: without a result, or with a result no
 larger than the payload it frees; a larger result is refused for that item
-with REDIS_FULL and the event stays leased (the worker sends it again).
+with REDIS_FULL and the event stays leased (the worker sends it again). A
+member of a group that still exists (enqueue_group) keeps its result, even
+an empty one, with the group instead (no results_at entry of its own: it
+goes when the group goes), and counts as done in the group's record; the
+last member to complete finishes the group.
 @key data
 @key meta unguarded: HMGET before any write
 @key leases
-@key results unguarded: the HSET probe is the first write (refused: nothing written)
+@key results unguarded: HGET of a member's group (on) before any write; else the HSET probe is the first write (refused: nothing written)
 @key results_at unguarded: ZRANGEBYSCORE (the prune) before the probe, when results are kept
 @key config unguarded: HMGET (the policy) before any write
 @key counters unguarded: written only by count(), under pcall
@@ -42,6 +46,7 @@ PAYLOAD_TOO_LARGE or REDIS_FULL (that item is left as it was: keep the lease and
 --@include clock
 --@include policy
 --@include record
+--@include group_end
 
 local p = load_policy()
 local max_payload = int_arg(1, 'max_payload', 1)
@@ -56,6 +61,8 @@ end
 -- instead of three calls per item.
 local metas = meta_get_many(all)
 local rargs, kept = {}, {}
+-- Group number -> its header (false: no such group), read before any write.
+local groups = {}
 for i = 1, n do
   local b = 3 * i
   local id, token, res = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
@@ -78,7 +85,16 @@ for i = 1, n do
     -- service asked for it (done_ttl_ms), so that by default a completion
     -- without a result leaves nothing behind.
     local ttl = res ~= '' and p.result_ttl_ms or p.done_ttl_ms
-    if ttl > 0 then
+    local gn = meta_ext(m, 'g')
+    if gn > 0 then
+      if groups[gn] == nil then
+        groups[gn] = group_get(gn) or false
+      end
+      if groups[gn] then
+        ttl = -gn  -- kept with its group: no retention of its own
+      end
+    end
+    if ttl ~= 0 then
       push(kept, id)
       push(rargs, id, res)
       kept[id] = ttl
@@ -136,10 +152,30 @@ end
 if #done > 0 then
   if #kept > 0 then
     local zargs = {}
+    local counted, seen = {}, {}
     for _, id in ipairs(kept) do
-      push(zargs, now + kept[id], id)
+      local ttl = kept[id]
+      if ttl > 0 then
+        push(zargs, now + ttl, id)
+      else
+        local gn, g = -ttl, groups[-ttl]
+        g.done = g.done + 1
+        if not seen[gn] then
+          seen[gn] = true
+          push(counted, gn)
+        end
+      end
     end
-    redis.call('ZADD', K.results_at, unpack(zargs))
+    if #zargs > 0 then
+      redis.call('ZADD', K.results_at, unpack(zargs))
+    end
+    for _, gn in ipairs(counted) do
+      local g = groups[gn]
+      if g.finished == 0 and g.done >= g.total then
+        group_finish(gn, g, now)
+      end
+      group_put(gn, g)
+    end
   end
   redis.call('ZREM', K.leases, unpack(done))
   redis.call('HDEL', K.data, unpack(done))
@@ -149,7 +185,7 @@ if #done > 0 then
   -- stale entries retired per entry kept.
   if #retired > 0 then
     redis.call('ZREM', K.results_at, unpack(retired))
-    redis.call('HDEL', K.results, unpack(retired))
+    results_drop(retired)
   end
 end
 if stale > 0 then

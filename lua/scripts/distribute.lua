@@ -5,12 +5,15 @@
 @summary The retry distributor's step for one service: take events whose
 lease expired and route each back toward the ready queue after its backoff
 (through the retry set) or, once its attempts are used up, to the dead
-letters. At most limit events per call.
+letters (a group member so dead-lettered finishes its group as failed).
+At most limit events per call.
 @key data
 @key meta
 @key retry
 @key expired
 @key dead
+@key results
+@key results_at
 @key config
 @key counters
 @arg limit whole(1..10000) most events to route
@@ -27,6 +30,7 @@ dead-lettered, more (1 if the expired list still holds events)
 --@include record
 --@include deadletter
 --@include backoff
+--@include group_end
 
 argc(1)
 local p = load_policy()
@@ -42,6 +46,7 @@ for _, id in ipairs(ids) do
   if m and m.s == 'x' then
     if m.attempt >= p.max_attempts then
       to_dead(id, m, m.reason .. '; attempts used up (' .. m.attempt .. ' of ' .. p.max_attempts .. ')', now)
+      group_member_failed(m, id, now)
       dead = dead + 1
     else
       m.s = 'w'

@@ -36,6 +36,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include policy
 --@include idem
 --@include record
+--@include admit
 
 -- The hot path of a web request. A single enqueue without an idempotency key
 -- costs nine commands: the policy HMGET (schema, test clock and policy in
@@ -76,12 +77,7 @@ local nkeys, no, ni = 0, 0, 0
 for i = 1, n do
   local b = 3 * i
   local id, env, key = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-  if id == '' then
-    fail(E.INVALID_ARGUMENT, 'event id must not be empty')
-  end
-  if #env > max_payload then
-    fail(E.PAYLOAD_TOO_LARGE, 'envelope of ' .. id .. ' is ' .. #env .. ' bytes, over the limit of ' .. max_payload)
-  end
+  admit_check(id, env, max_payload)
   local first = nil
   if key ~= '' then
     first = key_in_batch[key] or idem_lookup(key, now)
@@ -110,11 +106,9 @@ for i = 1, n do
   no = no + 2
 end
 
--- Pass 2: write. LPUSH first: ready is not read above, and as the first
--- write a refusal (a key of a foreign type) still leaves nothing written.
+-- Pass 2: write (admit_write: LPUSH first).
 if ni > 0 then
-  on('LPUSH', K.ready, unpack(ids))
-  stamp_schema(p)
+  admit_write(p, ids, ni, data_args, meta_new('r', now))
   if nkeys > 0 then
     for i = 1, ni do
       if keys[i] ~= '' then
@@ -122,9 +116,6 @@ if ni > 0 then
       end
     end
   end
-  redis.call('HSET', K.data, unpack(data_args))
-  meta_put_same(ids, ni, meta_new('r', now))
-  count('enqueued', ni)
 end
 if nkeys > 0 then
   prune(K.idem_at, K.idem, now, 2 * nkeys)

@@ -7,12 +7,15 @@
 a delay (the backoff policy, or the delay given) or, when asked or when its
 attempts are used up, dead-lettered at once with the reason. A reserved
 event is charged its attempt here: its handler ran. The reason is cut to
-LIMITS.reason_bytes, on a UTF-8 character boundary.
+LIMITS.reason_bytes, on a UTF-8 character boundary. A group member
+dead-lettered finishes its group as failed (enqueue_group).
 @key data
 @key meta
 @key leases
 @key retry
 @key dead
+@key results
+@key results_at
 @key config
 @key counters
 @arg id id event id
@@ -35,6 +38,7 @@ at most LIMITS.reason_bytes bytes are kept (less when a character would be split
 --@include lease
 --@include deadletter
 --@include backoff
+--@include group_end
 
 -- text cut to at most n bytes, on a UTF-8 character boundary: a cut inside a
 -- character would leave a reason that clients cannot decode as text. Backs
@@ -72,6 +76,7 @@ if dead or m.attempt >= p.max_attempts then
     reason = reason .. ' (attempt ' .. m.attempt .. ' of ' .. p.max_attempts .. ')'
   end
   to_dead(id, m, reason, now)
+  group_member_failed(m, id, now)
   return {'dead', now}
 end
 if delay == nil then

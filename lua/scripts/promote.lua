@@ -38,6 +38,7 @@ lease deadline (-1 if none), reserved leases returned uncharged
 --@include counters
 --@include clock
 --@include policy
+--@include group_end
 --@include record
 --@include deadletter
 --@include prune
@@ -165,7 +166,8 @@ if #expired > 0 then
   count('returned', #unstarted)
 end
 
-prune(K.results_at, K.results, now, limit)
+-- A group retired takes its members' results with it (lua/include/group.lua).
+results_prune(now, limit)
 prune(K.idem_at, K.idem, now, limit)
 
 local next_due = -1

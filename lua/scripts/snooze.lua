@@ -10,12 +10,15 @@ attempt back, as release does; a reserved one had none), and its snooze
 count (record field s) goes up by one. Bounded: an event already snoozed
 max_snoozes times is dead-lettered instead, with the reason and its delivery
 charged and counted as a fail's would be (failed, dead), so it cannot
-snooze for ever unnoticed.
+snooze for ever unnoticed. A group member so dead-lettered finishes its group
+as failed.
 @key data
 @key meta
 @key leases
 @key retry
 @key dead
+@key results
+@key results_at
 @key config
 @key counters
 @arg id id event id
@@ -34,6 +37,7 @@ snooze for ever unnoticed.
 --@include policy
 --@include lease
 --@include deadletter
+--@include group_end
 
 argc(3)
 local p = load_policy()
@@ -49,6 +53,7 @@ if snoozes >= p.max_snoozes then
   end
   count('failed', 1)  -- the delivery ends as a fail's would: failed + expired = retried + dead
   to_dead(id, m, 'snooze refused: max_snoozes (' .. fmt(p.max_snoozes) .. ') reached', now)
+  group_member_failed(m, id, now)
   return {'dead', now}
 end
 if m.s == 'l' then

@@ -16,13 +16,23 @@ from .consumer import Consumer, Reject, Snooze
 from .daemons import Distributor, Scheduler, run_daemons
 from .errors import *  # noqa: F403 - the generated exception classes are public API
 from .manifest import SCHEMA
-from .types import DeadLetter, DeadPage, Event, FailOutcome, Recurring, RecurringPage, Status
+from .types import (
+    DeadLetter,
+    DeadPage,
+    Event,
+    FailOutcome,
+    Group,
+    GroupStatus,
+    Recurring,
+    RecurringPage,
+    Status,
+)
 from .worker import Worker, WorkerStats
 
 __all__ = [
     "SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Distributor",
-    "Event", "FailOutcome", "Recurring", "RecurringPage", "Reject", "Scheduler", "Snooze", "Status",
-    "Worker", "WorkerStats",
+    "Event", "FailOutcome", "Group", "GroupStatus", "Recurring", "RecurringPage", "Reject",
+    "Scheduler", "Snooze", "Status", "Worker", "WorkerStats",
     "run_daemons", *_errors.__all__,
 ]
 __version__ = "0.1.0"

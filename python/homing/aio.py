@@ -25,6 +25,7 @@ from .clientbase import (
 )
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_async, translate
 from .errors import HomingError, RedisFullError, ServiceNotEmptyError
+from .groups import AsyncGroupCalls
 from .handling import AsyncHandlingCalls
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key, service_key
 from .types import (
@@ -38,7 +39,7 @@ from .types import (
 )
 
 
-class AsyncClient(ClientBase, AsyncHandlingCalls):
+class AsyncClient(ClientBase, AsyncHandlingCalls, AsyncGroupCalls):
     """asyncio counterpart of ``homing.Client``; see it for each method's contract."""
 
     @classmethod

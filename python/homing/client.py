@@ -26,6 +26,7 @@ from .clientbase import (
 from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect, drop_idle, translate
 from .daemoncalls import DaemonCalls
 from .errors import HomingError, RedisFullError
+from .groups import GroupCalls
 from .handling import HandlingCalls
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
@@ -41,7 +42,7 @@ from .types import (
 )
 
 
-class Client(ClientBase, HandlingCalls, DaemonCalls):
+class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls):
     """A connection to homing on one Redis (standalone or Cluster).
 
     ``prefix`` namespaces every key (default ``homing``); ``max_payload`` is

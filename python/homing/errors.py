@@ -20,6 +20,8 @@ __all__ = [
     "UnknownEventError",
     "StaleLeaseError",
     "EventDeadError",
+    "UnknownGroupError",
+    "GroupFailedError",
     "ServiceNotEmptyError",
     "ResultTimeoutError",
     "RedisFullError",
@@ -119,6 +121,20 @@ class EventDeadError(HomingError):
     code = "EVENT_DEAD"
 
 
+class UnknownGroupError(HomingError):
+    """No group with this id exists in the service: never created, forgotten, or its results
+    outlived the ttl it was kept for."""
+
+    code = "UNKNOWN_GROUP"
+
+
+class GroupFailedError(HomingError):
+    """A member of the group was dead-lettered or cancelled instead of completing (the first
+    such member is named)."""
+
+    code = "GROUP_FAILED"
+
+
 class ServiceNotEmptyError(HomingError):
     """The service still holds events, timers, dead letters, results or idempotency keys: it
     cannot be forgotten; nothing was written."""
@@ -195,6 +211,8 @@ BY_CODE: dict[str, type[HomingError]] = {
     "UNKNOWN_EVENT": UnknownEventError,
     "STALE_LEASE": StaleLeaseError,
     "EVENT_DEAD": EventDeadError,
+    "UNKNOWN_GROUP": UnknownGroupError,
+    "GROUP_FAILED": GroupFailedError,
     "SERVICE_NOT_EMPTY": ServiceNotEmptyError,
     "TIMEOUT": ResultTimeoutError,
     "REDIS_FULL": RedisFullError,

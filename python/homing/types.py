@@ -142,3 +142,28 @@ class RecurringPage:
 
     total: int
     schedules: list[Recurring]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of events enqueued together (``enqueue_group``): its id and members' ids."""
+
+    id: str
+    event_ids: list[str]
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """Where a group stands: ``done`` of ``total`` members completed; ``failed`` the
+    first member dead-lettered or cancelled (``""`` if none); ``finished_ms`` when
+    every member completed or the first failed (0 while it runs)."""
+
+    total: int
+    done: int
+    failed: str
+    finished_ms: int
+
+    @property
+    def finished(self) -> bool:
+        """Whether the group finished (all completed, or the first failure)."""
+        return self.finished_ms > 0

@@ -15,7 +15,7 @@ from typing import Any
 from .. import envelope
 from ..client import Client
 from ..errors import HomingError
-from ..types import Event, FailOutcome, Status
+from ..types import Event, FailOutcome, Group, GroupStatus, Status
 
 
 def payload_of(raw: bytes) -> Any:
@@ -83,6 +83,15 @@ def _fail(c: Client, s: str, a: dict[str, Any]) -> Any:
                            dead=a.get("dead", False), delay_ms=a.get("delay_ms")))
 
 
+def _group(g: Group) -> dict[str, Any]:
+    return {"group": g.id, "ids": g.event_ids}
+
+
+def _group_status(st: GroupStatus) -> dict[str, Any]:
+    return {"total": st.total, "done": st.done, "failed": st.failed,
+            "finished_ms": st.finished_ms}
+
+
 def _recurring_page(c: Client, s: str, a: dict[str, Any]) -> Any:
     page = c.recurring_list(s, a.get("offset", 0), a.get("count", 100))
     return {"total": page.total, "schedules": [
@@ -118,6 +127,10 @@ CALLS: dict[str, Impl] = {
     "status": lambda c, s, a: _status(c.status(s, a["id"])),
     # Zero timeout: look once, never wait, so no vector depends on timing.
     "result": lambda c, s, a: c.result(s, a["id"], timeout=0),
+    "enqueue_group": lambda c, s, a: _group(c.enqueue_group(s, a["payloads"], ids=a["ids"])),
+    "group_status": lambda c, s, a: _group_status(c.group_status(s, a["group"])),
+    "group_result": lambda c, s, a: c.group_result(s, a["group"]),
+    "group_forget": lambda c, s, a: c.group_forget(s, a["group"]),
     "stats": lambda c, s, a: c.stats(s),
     "configure": lambda c, s, a: c.configure(s, **a["policy"]),
     "dead_list": _dead_page,

@@ -1,0 +1,29 @@
+-- admit: what enqueue and group_enqueue share: the checks of one new event
+-- and the writes that make a batch of them ready.
+--@include base
+--@include counters
+--@include policy
+--@include record
+
+-- Refuse an event that cannot be admitted: an empty id, or an envelope over
+-- max_payload. Called in the validation pass, before any write.
+local function admit_check(id, env, max_payload)
+  if id == '' then
+    fail(E.INVALID_ARGUMENT, 'event id must not be empty')
+  end
+  if #env > max_payload then
+    fail(E.PAYLOAD_TOO_LARGE, 'envelope of ' .. id .. ' is ' .. #env .. ' bytes, over the limit of ' .. max_payload)
+  end
+end
+
+-- Make ids[1..ni] ready: payloads data_args (id, envelope, id, envelope...),
+-- each with the same fresh record rec (formatted once). LPUSH first: ready
+-- is not read before, and as the script's first write a refusal (a key of a
+-- foreign type) still leaves nothing written.
+local function admit_write(p, ids, ni, data_args, rec)
+  on('LPUSH', K.ready, unpack(ids))
+  stamp_schema(p)
+  redis.call('HSET', K.data, unpack(data_args))
+  meta_put_same(ids, ni, rec)
+  count('enqueued', ni)
+end

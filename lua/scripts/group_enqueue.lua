@@ -1,0 +1,81 @@
+--[[
+@script group_enqueue
+@version 1
+@memory grows
+@wait
+@repeats enqueued
+@summary Enqueue a batch of events as one group (enqueue_group): each is an
+ordinary ready event whose record also names the group (field g), and the
+group, 'g<n>' from the service's counter 'groups', is kept in the results
+hash: '#g<n>' holds 'total|done|ttl_ms|finished_ms|failed_id' and
+'#g<n>:ids' the members in order. Its members' results are kept until the
+group is forgotten (group_forget) or retired ttl_ms (the service's
+result_ttl_ms when the group was enqueued) after it finished: every member
+completed, or the first member dead-lettered or cancelled (see
+lua/include/group.lua). Bounded: at most LIMITS.batch members. Every
+member must be new: a group has no idempotency keys, and an id already
+queued or whose result is kept is refused.
+@key ready unguarded: LPUSH is the first write (refused: nothing written)
+@key data unguarded: HMGET before any write
+@key meta
+@key results unguarded: HMGET before any write
+@key config unguarded: HMGET (the policy) before any write
+@key counters unguarded: HGET (the last group number) before any write
+@arg max_payload config(max_payload) largest envelope accepted, in bytes
+@arg count count(items) number of members
+@arg items list(id:id,payload:envelope) per member: id, envelope (msgpack bytes)
+@return records(group:str|id:str) the group's id, then its members' ids in order
+@error INVALID_ARGUMENT a count, size or id is malformed
+@error PAYLOAD_TOO_LARGE an envelope is over max_payload
+@error DUPLICATE_ID an id is twice in the batch, already exists in the
+service, or belongs to a completed event whose result is still kept
+@error SCHEMA_MISMATCH
+@error CORRUPT_STATE the counter 'groups' is not a whole number
+]]
+--@include base
+--@include counters
+--@include clock
+--@include policy
+--@include record
+--@include admit
+--@include group
+
+local p = load_policy()
+local now = now_ms(p)
+local max_payload = int_arg(1, 'max_payload', 1)
+local n = int_arg(2, 'count', 1, LIMITS.batch)
+argc(2 + 2 * n)
+
+local ids, data_args, seen = {}, {}, {}
+for i = 1, n do
+  ids[i] = ARGV[1 + 2 * i]
+end
+local known = on('HMGET', K.data, unpack(ids))
+local kept = on('HMGET', K.results, unpack(ids))
+for i = 1, n do
+  local id, env = ids[i], ARGV[2 + 2 * i]
+  admit_check(id, env, max_payload)
+  if seen[id] or known[i] or kept[i] then
+    fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists (a group takes new events only)')
+  end
+  seen[id] = true
+  data_args[2 * i - 1], data_args[2 * i] = id, env
+end
+local last = on('HGET', K.counters, 'groups')
+local gn = tonumber(last or '0')
+if not gn or gn ~= math.floor(gn) or gn < 0 then
+  fail(E.CORRUPT_STATE, "counter 'groups' of " .. K.counters .. ' is not a whole number: ' .. tostring(last))
+end
+gn = gn + 1
+
+local rec = meta_new('r', now)
+meta_ext_set(rec, 'g', gn)
+admit_write(p, ids, n, data_args, rec)
+redis.call('HSET', K.counters, 'groups', gn)
+redis.call('HSET', K.results, group_field(gn) .. ':ids', table.concat(ids, ' '))
+group_put(gn, {total = n, done = 0, ttl = p.result_ttl_ms, finished = 0, failed = ''})
+local out = {'g' .. fmt(gn)}
+for i = 1, n do
+  out[i + 1] = ids[i]
+end
+return out
