@@ -10,6 +10,7 @@
 import { atMs, whole } from "./argtypes.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
+import { groupOf, resultsOf, waitGroup } from "./group-wait.js";
 import { ResultWait } from "./result-wait.js";
 import { producing } from "./tracing.js";
 import { workerBeatCall } from "./worker-beat.js";
@@ -147,6 +148,53 @@ export class ScriptCalls {
       if (settled) return value;
       await sleep(/** @type {number} */ (value));
     }
+  }
+
+  // -- groups (group-wait.js) -------------------------------------------------
+
+  /**
+   * Add up to 1000 events as one group in one atomic call (every id new).
+   * @param {string} service
+   * @param {unknown[]} payloads
+   * @param {{ids?: string[] | null}} [options]
+   * @returns {Promise<import("./types.js").Group>}
+   */
+  async enqueueGroup(service, payloads, options = {}) {
+    const count = Array.isArray(payloads) ? payloads.length : 0;
+    return producing(service, "enqueue_group", count, options.ids == null,
+      async () => groupOf(await this.call("enqueue_group", service, { payloads, ids: options.ids })));
+  }
+
+  /** Where a group stands now (UnknownGroupError once it is gone).
+   * @param {string} service @param {string} group @returns {Promise<import("./types.js").GroupStatus>} */
+  async groupStatus(service, group) {
+    return this.call("group_status", service, { group });
+  }
+
+  /**
+   * The members' results in order, or null while the group runs; looks once
+   * (GroupFailedError once a member was dead-lettered or cancelled).
+   * @param {string} service @param {string} group @returns {Promise<unknown[] | null>}
+   */
+  async groupResult(service, group) {
+    return resultsOf(await this.call("group_result", service, { group }));
+  }
+
+  /**
+   * Wait until every member completed; resolves to their results in order.
+   * Throws GroupFailedError at the first member dead-lettered or cancelled,
+   * ResultTimeoutError after `timeoutMs`, UnknownGroupError if it is gone.
+   * @param {string} service @param {string} group @param {{timeoutMs?: number | null}} [options]
+   * @returns {Promise<unknown[]>}
+   */
+  async waitGroup(service, group, options = {}) {
+    return waitGroup(this, service, group, options.timeoutMs ?? null);
+  }
+
+  /** Remove a group and its members' results now; resolves to how many went.
+   * @param {string} service @param {string} group @returns {Promise<number>} */
+  async groupForget(service, group) {
+    return this.call("group_forget", service, { group });
   }
 
   // -- consumer --------------------------------------------------------------

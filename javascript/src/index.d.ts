@@ -111,6 +111,27 @@ export interface SnoozeOutcome {
   readonly atMs: number;
 }
 
+/** A group of events enqueued together (enqueueGroup): its id and its members' ids. */
+export class Group {
+  constructor(id: string, eventIds: string[]);
+  readonly id: string;
+  readonly eventIds: string[];
+}
+
+/**
+ * Where a group stands: done of total members completed; failed the first
+ * member dead-lettered or cancelled ("" if none); finishedMs when every member
+ * completed or the first failed (0 while it runs).
+ */
+export class GroupStatus {
+  constructor(total: number, done: number, failed: string, finishedMs: number);
+  readonly total: number;
+  readonly done: number;
+  readonly failed: string;
+  readonly finishedMs: number;
+  get finished(): boolean;
+}
+
 /** A dead-lettered event with why it died. `raw` is empty if the payload was lost. */
 export class DeadLetter {
   constructor(id: string, diedMs: number, attempt: number, reason: string, raw: Uint8Array);
@@ -377,6 +398,23 @@ export class Client {
   result<R = any>(service: string, eventId: string, options?: { timeoutMs?: number | null }): Promise<R>;
 
   /**
+   * Add up to 1000 events as one group in one atomic call (every id new):
+   * its results are waited for, and removed, together.
+   */
+  enqueueGroup(service: string, payloads: ReadonlyArray<unknown>, options?: { ids?: string[] | null }): Promise<Group>;
+  /** Where a group stands now; UnknownGroupError once it is gone. */
+  groupStatus(service: string, group: string): Promise<GroupStatus>;
+  /** The members' results in order, or null while it runs; GroupFailedError once a member failed. */
+  groupResult<R = any>(service: string, group: string): Promise<R[] | null>;
+  /**
+   * Wait for every member's result, in order; GroupFailedError at the first
+   * member dead-lettered or cancelled, ResultTimeoutError, UnknownGroupError.
+   */
+  waitGroup<R = any>(service: string, group: string, options?: { timeoutMs?: number | null }): Promise<R[]>;
+  /** Remove a group and its members' results now; how many results went. */
+  groupForget(service: string, group: string): Promise<number>;
+
+  /**
    * Lease up to count ready events. With reserve the attempt is charged only
    * once started (start, or fail); honour Event.mustStart.
    */
@@ -460,6 +498,16 @@ export class ResultWait {
    * EventDeadError, UnknownEventError or ResultTimeoutError.
    */
   check(status: Status): [boolean, unknown];
+}
+
+/** The wait for a group's results, without I/O (waitGroup's). */
+export class GroupWait {
+  constructor(service: string, group: string, timeoutMs: number | null);
+  readonly service: string;
+  readonly group: string;
+  readonly timeoutMs: number | null;
+  /** [true, results] once finished; [false, ms to sleep] while it runs; ResultTimeoutError. */
+  check(reply: unknown): [boolean, unknown];
 }
 
 /** Throw from handleEvent to dead-letter the event at once (no retry). */

@@ -7,6 +7,7 @@
 //   const id = await client.enqueue("weather", { city: "Oslo", tempC: -3 });
 
 export { Client, DEFAULT_URL, ResultWait } from "./client.js";
+export { GroupWait } from "./group-wait.js";
 export { Consumer, Reject, Snooze } from "./consumer.js";
 export * from "./errors.js";
 export { SCHEMA } from "./manifest.js";
@@ -16,6 +17,8 @@ export {
   DistributeResult,
   Event,
   FailOutcome,
+  Group,
+  GroupStatus,
   PromoteResult,
   Recurring,
   RecurringPage,

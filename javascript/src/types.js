@@ -195,3 +195,40 @@ export class RecurringPage {
     this.schedules = schedules;
   }
 }
+
+/** A group of events enqueued together (enqueueGroup): its id and its members' ids. */
+export class Group {
+  /**
+   * @param {string} id
+   * @param {string[]} eventIds
+   */
+  constructor(id, eventIds) {
+    this.id = id;
+    this.eventIds = eventIds;
+  }
+}
+
+/**
+ * Where a group stands: `done` of `total` members completed; `failed` the
+ * first member dead-lettered or cancelled ("" if none); `finishedMs` when
+ * every member completed or the first failed (0 while it runs).
+ */
+export class GroupStatus {
+  /**
+   * @param {number} total
+   * @param {number} done
+   * @param {string} failed
+   * @param {number} finishedMs
+   */
+  constructor(total, done, failed, finishedMs) {
+    this.total = total;
+    this.done = done;
+    this.failed = failed;
+    this.finishedMs = finishedMs;
+  }
+
+  /** Whether the group finished (all completed, or its first failure). */
+  get finished() {
+    return this.finishedMs > 0;
+  }
+}

@@ -12,7 +12,9 @@
 -- retiring it removes the members' results with it. A running group is not
 -- retired (its members are bounded: at most LIMITS.batch).
 
-local GROUP_PATTERN = '^(%d+)|(%d+)|(%d+)|(%d+)|(.*)$'
+-- Four whole numbers and the failed id (not a meta record: record.lua owns those).
+local WHOLE = '(%d+)|'
+local GROUP_PATTERN = '^' .. WHOLE .. WHOLE .. WHOLE .. WHOLE .. '(.*)$'
 
 -- The results field of group n.
 local function group_field(n)

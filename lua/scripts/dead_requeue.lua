@@ -27,7 +27,7 @@ gone: its members then complete as events outside any group).
 --@include counters
 --@include dead_select
 --@include record
---@include group_end
+--@include group
 
 local ids = select_dead()
 local moved, back = {}, {}

@@ -21,6 +21,7 @@ import click
 from . import clistats, durability, health
 from .clidead import dead
 from .client import DEFAULT_URL
+from .cligroups import group
 from .clirecurring import recurring
 from .cliservices import services
 from .cliutil import (
@@ -301,6 +302,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
 
 
 main.add_command(dead)
+main.add_command(group)
 main.add_command(dashboard)  # homing.web.command: imports the web extra only when it runs
 main.add_command(recurring)
 main.add_command(services)

@@ -44,9 +44,12 @@ PLACEHOLDER = ">CHANGE-ME"
 CONNECT = {"info", "ping"}  # INFO cluster: the Cluster probe; PING: the health checks
 SCRIPTS = {"evalsha", "eval"}  # EVALSHA, and EVAL once after NOSCRIPT
 ROLES: dict[str, tuple[set[str], set[str]]] = {
-    # enqueue / enqueue_many, create_timer, cancel_timer, status / result; the due-time
-    # index's hint after a timer (ZADD, and PUBLISH on <prefix>:wake when it lowered it)
-    "homing-producer": ({"enqueue", "schedule", "cancel", "result"},
+    # enqueue / enqueue_many, create_timer, cancel_timer, status / result, the group
+    # calls (enqueue_group, group_status, group_result / wait_group, group_forget); the
+    # due-time index's hint after a timer (ZADD, and PUBLISH on <prefix>:wake when it
+    # lowered it)
+    "homing-producer": ({"enqueue", "schedule", "cancel", "result", "group_enqueue",
+                         "group_status", "group_result", "group_forget"},
                         {"sadd", "sismember", "zadd", "publish"}),  # SISMEMBER: a full Redis
     # dequeue, start, complete(_many), extend_many, fail, release; stats (lease policy);
     # the due-time hint after a dequeue or a retry; BLMOVE: the idle wait on its queue

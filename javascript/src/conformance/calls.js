@@ -99,6 +99,16 @@ export const CALLS = {
   status: async (c, s, a) => status(await c.status(s, a.id)),
   // Zero timeout: look once, never wait, so no vector depends on timing.
   result: (c, s, a) => c.result(s, a.id, { timeoutMs: 0 }),
+  enqueue_group: async (c, s, a) => {
+    const g = await c.enqueueGroup(s, a.payloads, { ids: a.ids });
+    return { group: g.id, ids: g.eventIds };
+  },
+  group_status: async (c, s, a) => {
+    const st = await c.groupStatus(s, a.group);
+    return { total: st.total, done: st.done, failed: st.failed, finished_ms: st.finishedMs };
+  },
+  group_result: (c, s, a) => c.groupResult(s, a.group),
+  group_forget: (c, s, a) => c.groupForget(s, a.group),
   stats: (c, s) => c.stats(s),
   configure: async (c, s, a) => {
     // The client answers in camelCase; the vocabulary's names are the script's.

@@ -27,6 +27,10 @@ import {
   Event,
   EventDeadError,
   FailOutcome,
+  Group,
+  GroupFailedError,
+  GroupStatus,
+  GroupWait,
   type HandlerContext,
   type HandlerSignal,
   HomingError,
@@ -63,6 +67,7 @@ import {
   Status,
   type Token,
   UnknownEventError,
+  UnknownGroupError,
   VERSION,
   Worker,
   type WorkerBeatOptions,
@@ -237,7 +242,7 @@ export function errors(code: ErrorCode): HomingError[] {
     CorruptEnvelopeError, CorruptStateError, WrongTypeError, SchemaMismatchError, DuplicateIdError,
     UnknownEventError, StaleLeaseError, EventDeadError, ResultTimeoutError, RedisFullError, NotDurableError,
     PermissionDeniedError, ReadOnlyError, NotReplicatedError, ConnectionLostError, ScriptError,
-    ServiceNotEmptyError];
+    ServiceNotEmptyError, UnknownGroupError, GroupFailedError];
   const made = classes.map((C) => new C("message", { cause: C.code }));
   const byCode: typeof HomingError = BY_CODE[code];
   return [...made, errorFor(code, "message"), new byCode("message")];
@@ -298,4 +303,21 @@ export async function observability(client: Client, w: Worker, ev: Event): Promi
   const call: Call = ops.call("enqueue", "orders", { payload: 1 });
   return [first?.spec, made.total, snapshot.gauges, again.totals, data?.count, ran, sent, handled, call,
     metrics.GAUGES, metrics.COUNTERS, metrics.registerPrometheus({}, w), tracing.ENABLED, ops.CALLS, ops.RECORDS];
+}
+
+/** Group results: enqueue many, wait for every result or the first failure. */
+export async function groups(client: Client): Promise<unknown[]> {
+  const group: Group = await client.enqueueGroup("orders", [1, 2], { ids: ["a", "b"] });
+  const st: GroupStatus = await client.groupStatus("orders", group.id);
+  const made = [new Group("g1", ["a"]), new GroupStatus(1, 1, "", 5)];
+  const [done, pause] = new GroupWait("orders", group.id, 1000).check({ finished: false, items: [] });
+  const now: unknown[] | null = await client.groupResult("orders", group.id);
+  try {
+    return await client.waitGroup("orders", group.id, { timeoutMs: 1000 });
+  } catch (err) {
+    if (err instanceof GroupFailedError || err instanceof UnknownGroupError) {
+      return [err.code, st.finished, made, done, pause, now, await client.groupForget("orders", group.id)];
+    }
+    throw err;
+  }
 }

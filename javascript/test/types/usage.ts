@@ -7,6 +7,10 @@ import {
   type Call,
   type DeadPage,
   type Event,
+  type Group,
+  GroupFailedError,
+  type GroupStatus,
+  UnknownGroupError,
   type HandlerContext,
   EventDeadError,
   HomingError,
@@ -174,4 +178,22 @@ export async function failover(): Promise<void> {
   }
   const unconfirmed: number = worker.stats.unreplicated;
   void [kind, wait, readOnly, unconfirmed];
+}
+
+// Group results: enqueueGroup, waitGroup, groupStatus, groupResult, groupForget.
+export async function groups(client: Client): Promise<number> {
+  const group: Group = await client.enqueueGroup("orders", [{ n: 1 }, { n: 2 }]);
+  const ids: string[] = group.eventIds;
+  const results: number[] = await client.waitGroup<number>("orders", group.id, { timeoutMs: 5000 });
+  const st: GroupStatus = await client.groupStatus("orders", group.id);
+  const done: boolean = st.finished && st.failed === "";
+  const again: unknown[] | null = await client.groupResult("orders", group.id);
+  // @ts-expect-error a group's payloads are an array
+  await client.enqueueGroup("orders", { n: 1 });
+  try {
+    await client.waitGroup("orders", group.id);
+  } catch (err) {
+    if (err instanceof GroupFailedError || err instanceof UnknownGroupError) return -1;
+  }
+  return ids.length + results.length + (done ? 1 : 0) + (again?.length ?? 0) + (await client.groupForget("orders", group.id));
 }
