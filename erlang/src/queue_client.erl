@@ -24,6 +24,8 @@
          dead_list/2, dead_list/4, dead_requeue/3, dead_purge/3, promote/3, distribute/3,
          cancel/3, pause/2, resume/2, recurring_put/5, recurring_list/2, recurring_list/4,
          recurring_remove/3,
+         enqueue_group/3, enqueue_group/4, group_status/3, group_result/3, wait_group/4,
+         group_forget/3,
          beat/2, register/2, payload/1, call/4]).
 
 -type client() :: homing_conn:client().
@@ -161,6 +163,58 @@ wait_result(C, Service, Id, Deadline, Pause) ->
             end;
         E -> E
     end.
+
+%% -- groups -----------------------------------------------------------------
+%% Many events enqueued as one group, their results waited for (or the first
+%% failure) with one call and removed together (docs/architecture.md, groups).
+
+-spec enqueue_group(client(), name(), [term()]) -> {ok, map()} | error().
+enqueue_group(C, Service, Payloads) -> enqueue_group(C, Service, Payloads, #{}).
+
+%% @doc Up to 1000 new events as one group: {ok, #{group := Gid, ids := [Id]}}.
+%% Opts: ids (as long as Payloads; every id must be new).
+-spec enqueue_group(client(), name(), [term()], map()) -> {ok, map()} | error().
+enqueue_group(C, Service, Payloads, Opts) ->
+    case call(C, enqueue_group, Service, maps:merge(Opts, #{payloads => Payloads})) of
+        {ok, #{group := G, records := Rs}} -> {ok, #{group => G, ids => [I || #{id := I} <- Rs]}};
+        Other -> Other
+    end.
+
+%% @doc {ok, #{total, done, failed (<<>> if none), finished_ms (0 while it runs)}}.
+-spec group_status(client(), name(), name()) -> {ok, map()} | error().
+group_status(C, Service, Gid) -> call(C, group_status, Service, #{group => Gid}).
+
+%% @doc Looks once: {ok, null} while the group runs, {ok, [Result]} in order once every
+%% member completed, {error, {group_failed, _}} once one was dead-lettered or cancelled.
+-spec group_result(client(), name(), name()) -> {ok, null | [term()]} | error().
+group_result(C, Service, Gid) ->
+    case call(C, group_result, Service, #{group => Gid}) of
+        {ok, #{finished := false}} -> {ok, null};
+        {ok, #{records := Rs}} -> {ok, [result_of(R) || #{raw_result := R} <- Rs]};
+        Other -> Other
+    end.
+
+%% @doc group_result/3, polled with a backoff from 2 to 100 ms for up to TimeoutMs.
+-spec wait_group(client(), name(), name(), non_neg_integer()) -> {ok, [term()]} | error().
+wait_group(C, Service, Gid, TimeoutMs) when is_integer(TimeoutMs), TimeoutMs >= 0 ->
+    wait_group(C, Service, Gid, erlang:monotonic_time(millisecond) + TimeoutMs, 2).
+
+wait_group(C, Service, Gid, Deadline, Pause) ->
+    case group_result(C, Service, Gid) of
+        {ok, null} ->
+            Left = Deadline - erlang:monotonic_time(millisecond),
+            case Left > 0 of
+                true ->
+                    timer:sleep(min(Pause, Left)),
+                    wait_group(C, Service, Gid, Deadline, min(Pause * 2, 100));
+                false -> {error, {timeout, homing_errors:message(timeout)}}
+            end;
+        Other -> Other
+    end.
+
+%% @doc Remove a group and its members' results now: {ok, ResultsRemoved}.
+-spec group_forget(client(), name(), name()) -> {ok, non_neg_integer()} | error().
+group_forget(C, Service, Gid) -> call(C, group_forget, Service, #{group => Gid}).
 
 %% -- consumer ---------------------------------------------------------------
 

@@ -255,3 +255,24 @@ snooze_progress_test_() ->
                      queue_client:status(C, "snz", Id)),
         ?assertMatch({error, {stale_lease, _}}, queue_client:snooze(C, "snz", Id, T, 0))
     end).
+
+%% enqueue_group/3 .. group_forget/3: a group completed by hand, its results in order,
+%% then a failing member and forget.
+groups_test_() ->
+    with_redis(fun(_, C) ->
+        {ok, #{group := G, ids := [A, B]}} = queue_client:enqueue_group(C, "grp", [1, 2]),
+        ?assertEqual({ok, null}, queue_client:group_result(C, "grp", G)),
+        {ok, [#{id := A, token := Ta}, #{id := B, token := Tb}]} =
+            queue_client:dequeue(C, "grp", #{count => 2}),
+        ok = queue_client:complete(C, "grp", B, Tb),
+        ok = queue_client:complete(C, "grp", A, Ta, <<"one">>),
+        ?assertEqual({ok, [<<"one">>, null]}, queue_client:wait_group(C, "grp", G, 1000)),
+        ?assertMatch({ok, #{total := 2, done := 2, failed := <<>>}},
+                     queue_client:group_status(C, "grp", G)),
+        ?assertEqual({ok, 2}, queue_client:group_forget(C, "grp", G)),
+        ?assertMatch({error, {unknown_group, _}}, queue_client:group_status(C, "grp", G)),
+        {ok, #{group := G2, ids := [X]}} = queue_client:enqueue_group(C, "grp", [3]),
+        {ok, [#{token := Tx}]} = queue_client:dequeue(C, "grp"),
+        {ok, _} = queue_client:fail(C, "grp", X, Tx, #{reason => <<"no">>, dead => true}),
+        ?assertMatch({error, {group_failed, _}}, queue_client:wait_group(C, "grp", G2, 1000))
+    end).

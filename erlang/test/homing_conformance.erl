@@ -156,6 +156,9 @@ call(C, S, <<"status">>, #{id := Id}) ->
                                            (St) -> St
                                         end);
 call(C, S, <<"result">>, #{id := Id}) -> queue_client:result(C, S, Id, 0);
+call(C, S, <<"enqueue_group">>, A) ->
+    queue_client:enqueue_group(C, S, maps:get(payloads, A), maps:with([ids], A));
+call(C, S, <<"group_result">>, #{group := G}) -> queue_client:group_result(C, S, G);
 call(C, S, <<"dead_list">>, A) ->
     then(queue_client:dead_list(C, S, maps:get(offset, A, 0), maps:get(count, A, 100)),
          fun(#{letters := Ls} = P) -> P#{letters => [event(L) || L <- Ls]} end);
