@@ -8,8 +8,8 @@ moves on to its next tick, see recurring_put), and reclaim expired leases (their
 die here, so a late complete is refused). A started lease goes onto the
 expired list for the distributor, which charges it; a reserved lease (its
 worker never started it) goes straight back to the front of the ready
-queue uncharged, its returns count raised. Also retires stale results and
-idempotency keys. At most limit items of each kind per call.
+queue uncharged, its returns count raised. Also retires stale results (a
+finished group with its members' results) and idempotency keys. At most limit items of each kind per call.
 @key ready
 @key data
 @key meta
