@@ -41,6 +41,8 @@ test("every call of the table builds a Call of a manifest script; every script i
     recurring_remove: { name: "n" }, recurring_list: {},
     due_take: {}, due_settle: { claim: 2 ** 50 + 1, items: [["s", 5]] }, forget: {},
     snooze: { id: "i", token: 1, delayMs: 10 }, progress: { id: "i", token: 1, value: 5 },
+    enqueue_group: { payloads: [1, 2] }, group_status: { group: "g1" }, group_result: { group: "g1" },
+    group_forget: { group: "g1" },
   });
   assert.deepEqual(Object.keys(CALLS).sort(), Object.keys(samples).sort(), "a sample for each call");
   const scripts = new Set();
@@ -52,6 +54,15 @@ test("every call of the table builds a Call of a manifest script; every script i
     scripts.add(c.script);
   }
   assert.deepEqual([...scripts].sort(), Object.keys(SCRIPTS).sort());
+});
+
+test("enqueue_group: max, count, then id, envelope per member; the group and its ids come back", () => {
+  const c = call("enqueue_group", "s", { payloads: [{ a: 1 }, "x"], ids: ["m1", "m2"] }, 500);
+  assert.equal(c.script, "group_enqueue");
+  assert.deepEqual(argv(c), ["500", "2", "m1", { env: { a: 1 } }, "m2", { env: "x" }]);
+  assert.deepEqual(c.parse([b("g3"), b("m1"), b("m2")]), { group: "g3", items: [{ id: "m1" }, { id: "m2" }] });
+  const st = call("group_status", "s", { group: "g3" }, 500).parse([2, 1, b(""), 0]);
+  assert.deepEqual([st.total, st.done, st.failed, st.finishedMs, st.finished], [2, 1, "", 0, false]);
 });
 
 test("enqueue_many: max, count, then id, envelope, key per event; the ids come back", () => {
