@@ -199,3 +199,22 @@ export function encodeArg(spec, value, what, maxPayload, defaults) {
   need(Object.hasOwn(ENCODE, spec.type), () => `${what}: the call table has no type ${JSON.stringify(spec.type)}`);
   return ENCODE[spec.type](spec, value, what, maxPayload, defaults);
 }
+
+/**
+ * enqueueMany's `priority`: one level for every payload, or an array of one
+ * per payload. The call table takes a level per item (`priorities`); a single
+ * level is spread over the batch here, the only thing the port adds. A bad
+ * value is left to the table's check (InvalidArgumentError, nothing sent).
+ * @param {unknown} priority
+ * @param {Iterable<unknown>} payloads
+ * @returns {[Iterable<unknown>, unknown]}
+ */
+export function perItem(priority, payloads) {
+  if (priority == null || Array.isArray(priority)) return [payloads, priority ?? undefined];
+  let rows = payloads;
+  if (!Array.isArray(rows) && rows != null && typeof rows !== "string" &&
+      typeof (/** @type {any} */ (rows))[Symbol.iterator] === "function") {
+    rows = Array.from(rows);
+  }
+  return [rows, Array.isArray(rows) ? rows.map(() => priority) : undefined];
+}

@@ -7,7 +7,7 @@
 // call of the table, one with no method here too. Client (client.js) adds the
 // connection and run().
 
-import { atMs, whole } from "./argtypes.js";
+import { atMs, perItem, whole } from "./argtypes.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
 import { groupOf, resultsOf, waitGroup } from "./group-wait.js";
@@ -66,47 +66,53 @@ export class ScriptCalls {
    *
    * With `key` (an idempotency key), a second enqueue with the same key within
    * the service's idem_ttl_ms returns the first event's id and adds nothing:
-   * safe to retry after a timeout.
+   * safe to retry after a timeout. `priority` is its level, 0..9: ready
+   * events of a higher level are delivered first, FIFO within a level (0, the
+   * default, is the lowest).
    * @param {string} service
    * @param {unknown} payload
-   * @param {{key?: string | null, id?: string}} [options]
+   * @param {{key?: string | null, id?: string, priority?: number}} [options]
    * @returns {Promise<string>}
    */
   async enqueue(service, payload, options = {}) {
     // The envelope is encoded before call() awaits: inside the producer span (tracing.js).
     return producing(service, "enqueue", 1, options.id == null,
-      () => this.call("enqueue", service, { payload, key: options.key, id: options.id }));
+      () => this.call("enqueue", service,
+        { payload, key: options.key, id: options.id, priority: options.priority }));
   }
 
   /**
    * Add up to 1000 events in one atomic call; returns their ids in order.
+   * `priority`: one level (0..9) for all of them, or an array of one per payload.
    * @param {string} service
    * @param {Iterable<unknown>} payloads
-   * @param {{keys?: ReadonlyArray<string | null | undefined> | null, ids?: ReadonlyArray<string> | null}} [options]
+   * @param {{keys?: ReadonlyArray<string | null | undefined> | null, ids?: ReadonlyArray<string> | null,
+   *   priority?: number | ReadonlyArray<number> | null}} [options]
    * @returns {Promise<string[]>}
    */
   async enqueueMany(service, payloads, options = {}) {
-    const count = Array.isArray(payloads) ? payloads.length : 0;
+    const [rows, priorities] = perItem(options.priority, payloads);
+    const count = Array.isArray(rows) ? rows.length : 0;
     return producing(service, "enqueue", count, options.ids == null,
-      () => this.call("enqueue_many", service, { payloads, keys: options.keys, ids: options.ids }));
+      () => this.call("enqueue_many", service, { payloads: rows, keys: options.keys, ids: options.ids, priorities }));
   }
 
   /**
    * Schedule an event to become ready after `delayMs` or at `at` (a Date or
    * ms since the epoch); returns its id. Due times are judged by the Redis
    * server's clock, so a timer never fires early because a producer's clock
-   * is ahead.
+   * is ahead. It fires into its `priority` level (0..9, as for enqueue).
    * @param {string} service
    * @param {unknown} payload
-   * @param {{delayMs?: number, at?: Date | number, key?: string | null, id?: string}} options
+   * @param {{delayMs?: number, at?: Date | number, key?: string | null, id?: string, priority?: number}} options
    * @returns {Promise<string>}
    */
   async createTimer(service, payload, options = {}) {
-    const { delayMs, at, key, id } = options;
+    const { delayMs, at, key, id, priority } = options;
     // schedule.lua refuses it too; here it is named as this API spells it.
     if ((delayMs == null) === (at == null)) throw new InvalidArgumentError("give exactly one of delayMs or at");
     return producing(service, "create_timer", 1, id == null,
-      () => this.call("create_timer", service, { payload, delayMs, atMs: atMs(at), key, id }));
+      () => this.call("create_timer", service, { payload, delayMs, atMs: atMs(at), key, id, priority }));
   }
 
   /**

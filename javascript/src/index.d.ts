@@ -159,6 +159,7 @@ export class Status {
     rawResult?: Uint8Array,
     snoozes?: number,
     progress?: number,
+    priority?: number,
   );
   readonly state: "done" | "dead" | "pending" | "unknown";
   /** pending: ready, reserved, leased, timer, waiting or expired; dead: the reason. */
@@ -170,6 +171,8 @@ export class Status {
   readonly snoozes: number;
   /** pending: the last percentage its handler reported (0..100; 0 if none). */
   readonly progress: number;
+  /** pending: its priority level (0..9; 0 the default). */
+  readonly priority: number;
   /** The consumer's result of a done event (null if it gave none). */
   get result(): any;
 }
@@ -378,19 +381,26 @@ export class Client {
    */
   call(name: string, service: string, args?: Record<string, unknown>): Promise<any>;
 
-  enqueue(service: string, payload: unknown, options?: { key?: string | null; id?: string }): Promise<string>;
+  /** priority: 0..9, higher levels delivered first, FIFO within a level (0, the default, the lowest). */
+  enqueue(
+    service: string,
+    payload: unknown,
+    options?: { key?: string | null; id?: string; priority?: number },
+  ): Promise<string>;
   enqueueMany(
     service: string,
     payloads: Iterable<unknown>,
     options?: {
       keys?: ReadonlyArray<string | null | undefined> | null;
       ids?: ReadonlyArray<string> | null;
+      /** One level (0..9) for all, or one per payload. */
+      priority?: number | ReadonlyArray<number> | null;
     },
   ): Promise<string[]>;
   createTimer(
     service: string,
     payload: unknown,
-    options: { delayMs?: number; at?: Date | number; key?: string | null; id?: string },
+    options: { delayMs?: number; at?: Date | number; key?: string | null; id?: string; priority?: number },
   ): Promise<string>;
   cancelTimer(service: string, timerId: string): Promise<boolean>;
   status(service: string, eventId: string): Promise<Status>;
@@ -760,12 +770,13 @@ export namespace ops {
     maxPayload: number,
     keys?: ReadonlyArray<string | null | undefined> | null,
     ids?: ReadonlyArray<string> | null,
+    priorities?: ReadonlyArray<number> | null,
   ): Call<string[]>;
   function createTimer(
     service: string,
     payload: unknown,
     maxPayload: number,
-    options?: { delayMs?: number; at?: Date | number; key?: string | null; id?: string },
+    options?: { delayMs?: number; at?: Date | number; key?: string | null; id?: string; priority?: number },
   ): Call<string>;
   function cancelTimer(service: string, timerId: string): Call<boolean>;
   function dequeue(service: string, count: number, leaseMs?: number | null, reserve?: boolean): Call<Event[]>;

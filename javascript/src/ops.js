@@ -16,7 +16,7 @@ export { MAX_BATCH, newId };
  * @typedef {import("./calls.js").Call} Call
  * @typedef {[string, number | bigint | string, unknown?] | {id: string, token: number | bigint | string, result?: unknown}} CompleteItem
  * @typedef {[string, number | bigint | string] | {id: string, token: number | bigint | string}} LeaseItem
- * @typedef {{delayMs?: number, at?: Date | number, key?: string | null, id?: string}} TimerOptions
+ * @typedef {{delayMs?: number, at?: Date | number, key?: string | null, id?: string, priority?: number}} TimerOptions
  * @typedef {number | bigint | string} Token
  */
 
@@ -26,7 +26,7 @@ export { MAX_BATCH, newId };
  * as "the default".
  */
 const POSITIONAL = {
-  enqueueMany: "enqueue_many payloads max keys ids", cancelTimer: "cancel_timer id",
+  enqueueMany: "enqueue_many payloads max keys ids priorities", cancelTimer: "cancel_timer id",
   dequeue: "dequeue count leaseMs? reserve", startMany: "start items", completeMany: "complete_many items max",
   extendMany: "extend_many items leaseMs?", fail: "fail id token reason dead delayMs",
   snooze: "snooze id token delayMs", progress: "progress id token value", releaseMany: "release items",
@@ -55,6 +55,7 @@ export const {
   Object.fromEntries(Object.entries(POSITIONAL).map(([fn, spec]) => [fn, positional(spec)])));
 /** @param {string} service @param {unknown} payload @param {number} maxPayload @param {TimerOptions} [o] */
 export const createTimer = (service, payload, maxPayload, o = {}) =>
-  call("create_timer", service, { payload, delayMs: o.delayMs, atMs: atMs(o.at), key: o.key, id: o.id }, maxPayload);
+  call("create_timer", service, { payload, delayMs: o.delayMs, atMs: atMs(o.at), key: o.key, id: o.id,
+    priority: o.priority }, maxPayload);
 /** @param {string} name the daemon's name (role:host:pid) */
 export const beat = (name) => call("beat", "", { name });

@@ -112,14 +112,16 @@ export class Status {
    * @param {Uint8Array} [rawResult]
    * @param {number} [snoozes] pending: the snoozes it took (bounded by max_snoozes)
    * @param {number} [progress] pending: the last percentage its handler reported (0..100)
+   * @param {number} [priority] pending: its priority level (0..9, 0 the default)
    */
-  constructor(state, detail = "", attempt = 0, rawResult = Buffer.alloc(0), snoozes = 0, progress = 0) {
+  constructor(state, detail = "", attempt = 0, rawResult = Buffer.alloc(0), snoozes = 0, progress = 0, priority = 0) {
     this.state = state;
     this.detail = detail;
     this.attempt = attempt;
     this.rawResult = rawResult;
     this.snoozes = snoozes;
     this.progress = progress;
+    this.priority = priority;
   }
 
   /** The consumer's result of a `done` event (null if it gave none). */

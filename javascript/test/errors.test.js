@@ -299,9 +299,9 @@ describe("state of the client after errors", () => {
     const raw = (/** @type {string} */ script, /** @type {string[]} */ args) =>
       client.run({ script, service: "rawcalls", args, parse: (r) => r });
     await assert.rejects(raw("dequeue", ["0", "0"]), InvalidArgumentError);
-    await assert.rejects(raw("enqueue", ["100", "2", "a", "x", ""]), /expected 8 arguments, got 5/);
+    await assert.rejects(raw("enqueue", ["100", "2", "a", "x", "", "0"]), /expected 10 arguments, got 6/);
     await assert.rejects(raw("fail", ["a", "1", "r", "maybe", ""]), /dead must be 1 or 0/);
-    await assert.rejects(raw("schedule", ["10", "t", "x".repeat(11), "", "10", ""]), PayloadTooLargeError);
+    await assert.rejects(raw("schedule", ["10", "t", "x".repeat(11), "", "10", "", "0"]), PayloadTooLargeError);
     assert.equal(await client.connection.exists(key("rawcalls", "data")), 0);
     await client.enqueue("rawcalls", 1);
     const [ev] = await client.dequeue("rawcalls");

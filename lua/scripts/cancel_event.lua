@@ -1,6 +1,6 @@
 --[[
 @script cancel_event
-@version 1
+@version 2
 @memory level
 @wait
 @summary Cancel a queued event by id (cancel): one that is ready, waiting
@@ -10,9 +10,11 @@ touched (its holder may be running it: complete or fail decide), nor a dead
 letter (dead purge removes those), a completed event or a recurring timer
 (recurring_remove). The reply says which it was. Removing a ready event is
 an LREM over the ready queue: O(queue length), an operator's call, not a hot
-path. A cancelled member of a group finishes its group as failed
+path (a ready event of a priority level above 0 is a ZREM of the prio zset).
+A cancelled member of a group finishes its group as failed
 (enqueue_group), naming it.
 @key ready
+@key prio
 @key timers
 @key retry
 @key data
@@ -35,6 +37,7 @@ expired or unknown
 --@include clock
 --@include policy
 --@include group_end
+--@include ready
 
 argc(1)
 local id = ARGV[1]
@@ -55,7 +58,10 @@ end
 -- A group member: the clock (the policy's test clock) is read before any write.
 local now = meta_ext(m, 'g') > 0 and now_ms(load_policy()) or nil
 local removed = 0
-if m.s == 'r' then
+if m.s == 'r' and level_of(m) > 0 then
+  removed = redis.call('ZREM', K.prio, id)
+  drop_marker()
+elseif m.s == 'r' then
   removed = redis.call('LREM', K.ready, 1, id)
 elseif m.s == 'w' then
   removed = redis.call('ZREM', K.retry, id)

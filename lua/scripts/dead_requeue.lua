@@ -1,17 +1,20 @@
 --[[
 @script dead_requeue
-@version 3
+@version 4
 @memory level
 @wait
 @summary Give dead letters a new life: move them back to the ready queue
-with their attempt count reset. Either the oldest count entries, or the
-ids named. Bounded; the CLI loops with progress for large requeues. A
-requeued member of a group stays its member; if the group failed because of
-it (its first failure), the group runs again: another member still in the
-dead letters becomes its failure, or else it is unfinished again and not
-retired until it finishes anew (a group already retired or forgotten is
-gone: its members then complete as events outside any group).
+with their attempt count reset, at the back of their priority level (the
+priority is kept; the other record fields start again). Either the oldest
+count entries, or the ids named. Bounded; the CLI loops with progress for
+large requeues. A requeued member of a group stays its member; if the group
+failed because of it (its first failure), the group runs again: another
+member still in the dead letters becomes its failure, or else it is
+unfinished again and not retired until it finishes anew (a group already
+retired or forgotten is gone: its members then complete as events outside
+any group).
 @key ready
+@key prio
 @key data
 @key meta
 @key dead
@@ -28,14 +31,16 @@ gone: its members then complete as events outside any group).
 --@include dead_select
 --@include record
 --@include group
+--@include ready
 
 local ids = select_dead()
-local moved, back = {}, {}
+local moved, levels, back = {}, {}, {}
 for _, id in ipairs(ids) do
   local m = meta_get(id)
   redis.call('ZREM', K.dead, id)
   if redis.call('HEXISTS', K.data, id) == 1 then
     local r = meta_new('r', m and m.created or 0)
+    meta_ext_set(r, 'p', level_of(m))
     local gn = m and meta_ext(m, 'g') or 0
     if gn > 0 then
       meta_ext_set(r, 'g', gn)
@@ -43,6 +48,7 @@ for _, id in ipairs(ids) do
     end
     meta_put(id, r)
     moved[#moved + 1] = id
+    levels[#moved] = level_of(m)
   else
     -- Nothing left to deliver: the record goes with the entry.
     meta_del({id})
@@ -70,7 +76,7 @@ for _, b in ipairs(back) do
   end
 end
 if #moved > 0 then
-  redis.call('LPUSH', K.ready, unpack(moved))
+  to_ready(moved, levels)
   count('requeued', #moved)
 end
 return {#moved, redis.call('ZCARD', K.dead)}

@@ -1,8 +1,10 @@
 --[[
 @script dequeue
-@version 4
+@version 5
 @memory level
-@summary Lease up to count ready events (none while the service is paused). Each lease takes a fresh fencing
+@summary Lease up to count ready events (none while the service is paused):
+those waiting at a priority level above 0 first (the prio zset, highest level
+first, FIFO within a level), then the ready list's. Each lease takes a fresh fencing
 token that no earlier lease of the service had, even after Redis restarted
 from older data or a replica took over: tokens are the larger of the seq
 counter + 1 and now_ms * 1000, so a counter rolled back by a restore is
@@ -16,7 +18,8 @@ worker calls start before running it, so a poison event that kills its
 worker is charged from then on; after max_attempts such returns it is
 charged at once. An id whose record is missing or unreadable is moved to the
 dead letters, not lost.
-@key ready unguarded: RPOP is the first write (refused: nothing written)
+@key ready unguarded: RPOP is the first write, or LLEN before any write when prio holds events (refused: nothing written)
+@key prio unguarded: ZCARD before any write
 @key data
 @key meta
 @key leases
@@ -40,6 +43,7 @@ the lease deadline, then per event: id, token, attempt, envelope, must_start
 --@include policy
 --@include record
 --@include deadletter
+--@include ready
 
 argc(3)
 local p = load_policy()
@@ -74,9 +78,44 @@ if floor > 9007199254740991 - LIMITS.batch then
   fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
 end
 -- Every read that can fail has happened above; from the pop on, each id
--- ends up leased or dead-lettered, never dropped.
-local ids = on('RPOP', K.ready, n)
-if not ids then
+-- ends up leased or dead-lettered, never dropped. Levels above 0 first: one
+-- ZCARD when none waits (the common case), else LLEN (ready's type checked
+-- before the ZPOPMIN writes) and the pops.
+local ids, got = {}, 0
+-- Up to k more ids from the ready list's tail. The wake marker (ready.lua)
+-- is no event: dropped, never delivered; it is at most one, at the tail, so
+-- the batch is refilled once for it.
+local function take(k)
+  local popped = on('RPOP', K.ready, k)
+  if not popped then
+    return false
+  end
+  local marker = false
+  for _, id in ipairs(popped) do
+    if id == READY_MARKER then
+      marker = true
+    else
+      got = got + 1
+      ids[got] = id
+    end
+  end
+  return marker
+end
+if on('ZCARD', K.prio) > 0 then
+  local rest = on('LLEN', K.ready)
+  local popped = redis.call('ZPOPMIN', K.prio, n)
+  for j = 1, #popped, 2 do
+    got = got + 1
+    ids[got] = popped[j]
+  end
+  if got < n and rest > 0 and take(n - got) and got < n and rest > 1 then
+    take(n - got)
+  end
+  drop_marker()
+elseif take(n) and got < n then
+  take(n - got)
+end
+if got == 0 then
   return out
 end
 local zargs, margs, leased = {}, {}, {}

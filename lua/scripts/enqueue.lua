@@ -1,13 +1,15 @@
 --[[
 @script enqueue
-@version 4
+@version 5
 @memory grows
 @wait
 @repeats enqueued
 @summary Add a batch of events to a service's ready queue (enqueue and
-enqueue_many). Idempotency keys seen within idem_ttl_ms return the first
+enqueue_many), each at its priority level (0..9, 9 first; 0 the ready list,
+1..9 the prio zset, lua/include/ready.lua). Idempotency keys seen within idem_ttl_ms return the first
 event's id and add nothing. Validates the whole batch before writing.
-@key ready unguarded: LPUSH is the first write (refused: nothing written)
+@key ready unguarded: LPUSH is the first write, or LLEN before any write when a priority is given (refused: nothing written)
+@key prio unguarded: touched only for a priority above 0, first by ZREVRANGEBYSCORE before any write
 @key data unguarded: HMGET before any write
 @key meta
 @key idem unguarded: HGET before any write, and only written when so read
@@ -17,11 +19,12 @@ event's id and add nothing. Validates the whole batch before writing.
 @key results unguarded: HMGET before any write
 @arg max_payload config(max_payload) largest envelope accepted, in bytes
 @arg count count(items) number of events in the batch
-@arg items list(id:id,payload:envelope,key:key) per event: id, envelope (msgpack
-bytes), idempotency key ('' for none)
+@arg items list(id:id,payload:envelope,key:key,priority:whole(0..9)) per event: id,
+envelope (msgpack bytes), idempotency key ('' for none), priority level (0..9, 0
+the default and lowest)
 @return records(|id:str,added:bool) per event its id and 1 if added, or 0 if an
 idempotency key matched an earlier event (whose id is returned)
-@error INVALID_ARGUMENT a count, size or id is malformed
+@error INVALID_ARGUMENT a count, size, id or priority is malformed
 @error PAYLOAD_TOO_LARGE an envelope is over max_payload
 @error DUPLICATE_ID an id already exists in the service with another payload,
 twice in the batch, or belongs to a completed event whose result is still kept
@@ -37,6 +40,7 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include idem
 --@include record
 --@include admit
+--@include ready
 
 -- The hot path of a web request. A single enqueue without an idempotency key
 -- costs nine commands: the policy HMGET (schema, test clock and policy in
@@ -53,15 +57,15 @@ local p = load_policy()
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
-argc(2 + 3 * n)
+argc(2 + 4 * n)
 
 -- Pass 1: validate and decide, write nothing. Arrays are filled by index,
 -- not push(): its varargs were a visible part of a bulk enqueue's time.
-local out, ids, data_args, keys = {}, {}, {}, {}
+local out, ids, data_args, keys, levels = {}, {}, {}, {}, {}
 local in_batch, key_in_batch = {}, {}
 local all = {}
 for i = 1, n do
-  all[i] = ARGV[3 * i]
+  all[i] = ARGV[4 * i - 1]
 end
 -- Every live event has its payload in data, so data answers both whether
 -- the id is taken and whether a repeat carries the same envelope.
@@ -73,10 +77,11 @@ local kept = {}
 if n == 1 or on('EXISTS', K.results) == 1 then
   kept = on('HMGET', K.results, unpack(all))
 end
-local nkeys, no, ni = 0, 0, 0
+local nkeys, no, ni, nprio = 0, 0, 0, 0
 for i = 1, n do
-  local b = 3 * i
+  local b = 4 * i - 1
   local id, env, key = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local level = int_arg(b + 3, 'priority', 0, 9)
   admit_check(id, env, max_payload)
   local first = nil
   if key ~= '' then
@@ -99,16 +104,35 @@ for i = 1, n do
       nkeys = nkeys + 1
     end
     ni = ni + 1
-    ids[ni], keys[ni] = id, key
+    ids[ni], keys[ni], levels[ni] = id, key, level
+    if level > 0 then
+      nprio = nprio + 1
+    end
     data_args[2 * ni - 1], data_args[2 * ni] = id, env
     out[no + 1], out[no + 2] = id, 1
   end
   no = no + 2
 end
 
--- Pass 2: write (admit_write: LPUSH first).
+-- Pass 2: write (admit_write: LPUSH first). With priorities, to_ready reads
+-- ready and prio before its first write, so a key of a foreign type still
+-- leaves nothing written; each record then carries its level (field p).
 if ni > 0 then
-  admit_write(p, ids, ni, data_args, meta_new('r', now))
+  if nprio == 0 then
+    admit_write(p, ids, ni, data_args, meta_new('r', now))
+  else
+    to_ready(ids, levels)
+    stamp_schema(p)
+    redis.call('HSET', K.data, unpack(data_args))
+    local margs = {}
+    for i = 1, ni do
+      local m = meta_new('r', now)
+      meta_ext_set(m, 'p', levels[i])
+      margs[2 * i - 1], margs[2 * i] = ids[i], m
+    end
+    meta_put_many(margs)
+    count('enqueued', ni)
+  end
   if nkeys > 0 then
     for i = 1, ni do
       if keys[i] ~= '' then

@@ -1,6 +1,6 @@
 --[[
 @script forget
-@version 1
+@version 2
 @memory level
 @summary Forget an empty service (homing services forget): refused with
 SERVICE_NOT_EMPTY, nothing written, while it holds anything a user or a
@@ -11,6 +11,7 @@ the client then removes the service from the registry and the due-time
 index. A fencing sequence that restarts is safe: tokens are at least
 now_ms * 1000, so none repeats one handed out before.
 @key ready
+@key prio
 @key data
 @key leases
 @key timers
@@ -29,6 +30,7 @@ now_ms * 1000, so none repeats one handed out before.
 @error SERVICE_NOT_EMPTY
 ]]
 --@include base
+--@include marker
 
 argc(0)
 local held = {}
@@ -37,7 +39,9 @@ local function check(name, n)
     held[#held + 1] = n .. ' ' .. name
   end
 end
-check('ready or reserved', redis.call('LLEN', K.ready))
+-- The wake marker (ready.lua) is no event.
+local marker = redis.call('LINDEX', K.ready, -1) == READY_MARKER and 1 or 0
+check('ready or reserved', redis.call('LLEN', K.ready) - marker + redis.call('ZCARD', K.prio))
 check('events', redis.call('HLEN', K.data))
 check('leased', redis.call('ZCARD', K.leases))
 check('timers', redis.call('ZCARD', K.timers))
@@ -51,5 +55,8 @@ check('idempotency keys kept', redis.call('ZCARD', K.idem_at))
 if #held > 0 then
   fail(E.SERVICE_NOT_EMPTY, 'the service holds ' .. table.concat(held, ', ') ..
     ': drain, purge or let them expire first')
+end
+if marker == 1 then
+  redis.call('DEL', K.ready)
 end
 return redis.call('DEL', K.seq, K.config, K.counters)

@@ -1,16 +1,19 @@
 --[[
 @script promote
-@version 4
+@version 5
 @memory level
 @summary The retry scheduler's step for one service: move due timers and
-due retries to the ready queue (a due recurring timer fires one event and
-moves on to its next tick, see recurring_put), and reclaim expired leases (their tokens
-die here, so a late complete is refused). A started lease goes onto the
+due retries to the ready queue, each at the back of its priority level (a
+due recurring timer fires one event and moves on to its next tick, see
+recurring_put), and reclaim expired leases (their tokens die here, so a late
+complete is refused). A started lease goes onto the
 expired list for the distributor, which charges it; a reserved lease (its
 worker never started it) goes straight back to the front of the ready
-queue uncharged, its returns count raised. Also retires stale results (a
-finished group with its members' results) and idempotency keys. At most limit items of each kind per call.
+queue (of its level) uncharged, its returns count raised. Also retires stale
+results (a finished group with its members' results) and idempotency keys. At
+most limit items of each kind per call.
 @key ready
+@key prio
 @key data
 @key meta
 @key leases
@@ -94,13 +97,14 @@ local function promote_due(zset, counter, late)
     more = 1
   end
   redis.call('ZREM', zset, unpack(ids))
-  local moved, fired = {}, 0
+  local moved, levels, fired = {}, {}, 0
   for i, id in ipairs(ids) do
     local m = meta_get(id)
     if m and m.s == 'c' then
       local oid = fire_recurring(id, m, tonumber(due[i]), now)
       if oid then
         moved[#moved + 1] = oid
+        levels[#moved] = 0
         fired = fired + 1
         if late then
           late[#late + 1] = now - tonumber(due[i])
@@ -110,6 +114,7 @@ local function promote_due(zset, counter, late)
       m.s, m.token = 'r', 0
       meta_put(id, m)
       moved[#moved + 1] = id
+      levels[#moved] = level_of(m)
       if late then
         late[#late + 1] = now - tonumber(due[i])  -- a quarantined one never became ready
       end
@@ -119,7 +124,7 @@ local function promote_due(zset, counter, late)
   end
   count('recurring_fired', fired)
   if #moved > 0 then
-    redis.call('LPUSH', K.ready, unpack(moved))
+    to_ready(moved, levels)
     count(counter, #moved)
   end
   return #ids
@@ -136,7 +141,7 @@ local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, l
 if #expired == limit then
   more = 1
 end
-local unstarted = {}
+local unstarted, unstarted_levels = {}, {}
 if #expired > 0 then
   redis.call('ZREM', K.leases, unpack(expired))
   local charged = 0
@@ -148,6 +153,7 @@ if #expired > 0 then
       m.reason = 'returned unstarted after its lease ran out (' .. m.returns .. ')'
       meta_put(id, m)
       unstarted[#unstarted + 1] = id
+      unstarted_levels[#unstarted] = level_of(m)
     else
       if m then
         m.s, m.token, m.reason = 'x', 0, 'lease expired on attempt ' .. m.attempt
@@ -160,7 +166,7 @@ if #expired > 0 then
   end
   if #unstarted > 0 then
     -- They were next before, they go next again, the first due first.
-    to_front(unstarted)
+    to_front(unstarted, unstarted_levels)
   end
   count('expired', charged)
   count('returned', #unstarted)

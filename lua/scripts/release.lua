@@ -1,12 +1,14 @@
 --[[
 @script release
-@version 3
+@version 4
 @memory level
 @summary Hand leased events back unprocessed (graceful shutdown, unused
-prefetch): they go to the front of the ready queue, in the order given (the
+prefetch): they go to the front of the ready queue, each of its own priority level
+(a release keeps the event's priority), in the order given (the
 first item is delivered next), and the delivery does not count as an attempt
 (a started lease gives its charged attempt back; a reserved one had none).
 @key ready
+@key prio
 @key meta
 @key leases
 @key counters
@@ -25,7 +27,7 @@ first item is delivered next), and the delivery does not count as an attempt
 
 local n = int_arg(1, 'count', 1, LIMITS.batch)
 argc(1 + 2 * n)
-local out, back = {}, {}
+local out, back, levels = {}, {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
@@ -38,11 +40,12 @@ for i = 1, n do
     m.s, m.token = 'r', 0
     meta_put(id, m)
     back[#back + 1] = id
+    levels[#back] = level_of(m)
     out[i] = 'OK'
   end
 end
 if #back > 0 then
-  to_front(back)
+  to_front(back, levels)
   count('released', #back)
 end
 return out

@@ -1,6 +1,6 @@
 --[[
 @script result
-@version 4
+@version 5
 @memory none
 @summary Where an event stands, for the producer waiting on feedback:
 completed (with its result), dead-lettered (with the reason), still
@@ -8,9 +8,10 @@ pending (with its status), or unknown.
 @key meta
 @key results
 @arg id id event id
-@return union(done:raw_result:bytes;dead:detail:str,attempt:int;pending:detail:status,attempt:int,snoozes:int,progress:int;unknown)
+@return union(done:raw_result:bytes;dead:detail:str,attempt:int;pending:detail:status,attempt:int,snoozes:int,progress:int,priority:int;unknown)
 'done', result envelope ('' when completed without one) | 'dead', reason,
-attempt | 'pending', status letter, attempt, snoozes taken, progress (0..100) | 'unknown'
+attempt | 'pending', status letter, attempt, snoozes taken, progress (0..100),
+priority level (0..9) | 'unknown'
 @error INVALID_ARGUMENT
 @error CORRUPT_STATE the event's bookkeeping record is unreadable
 ]]
@@ -31,4 +32,4 @@ elseif m == false then
 elseif m.s == 'd' then
   return {'dead', m.reason, m.attempt}
 end
-return {'pending', m.s, m.attempt, meta_ext(m, 's'), meta_ext(m, 'q')}
+return {'pending', m.s, m.attempt, meta_ext(m, 's'), meta_ext(m, 'q'), meta_ext(m, 'p')}

@@ -1,11 +1,12 @@
 --[[
 @script schedule
-@version 3
+@version 4
 @memory grows
 @wait
 @repeats timers
 @summary Create a timer: an event that becomes ready at a due time judged
-by the Redis clock (create_timer). The scheduler promotes due timers.
+by the Redis clock (create_timer). The scheduler promotes due timers, each
+to the back of its priority level (record field p).
 @key timers
 @key data
 @key meta
@@ -21,6 +22,7 @@ by the Redis clock (create_timer). The scheduler promotes due timers.
 @arg delay_ms ms? a delay from now, or '' when at_ms is given
 @arg at_ms ms? an absolute due time in ms since the epoch, compared with the Redis
 clock, or '' when delay_ms is given (exactly one of the two)
+@arg priority whole(0..9) the priority level it fires into (0..9, 0 the default and lowest)
 @return tuple(id:str,created:bool,due_ms:int) the id, 1 if created or 0 if the
 idempotency key matched, the due time
 @error INVALID_ARGUMENT
@@ -40,11 +42,12 @@ as an idempotent repeat, flag 0)
 
 local p = load_policy()
 local now = now_ms(p)
-argc(6)
+argc(7)
 local max_payload = int_arg(1, 'max_payload', 1)
 local id, env, key = ARGV[2], ARGV[3], ARGV[4]
 local delay = opt_int_arg(5, 'delay_ms', 0)
 local at = opt_int_arg(6, 'at_ms', 0)
+local level = int_arg(7, 'priority', 0, 9)
 if id == '' then
   fail(E.INVALID_ARGUMENT, 'event id must not be empty')
 end
@@ -75,7 +78,9 @@ end
 
 stamp_schema(p)
 redis.call('HSET', K.data, id, env)
-meta_put(id, meta_new('t', now))
+local m = meta_new('t', now)
+meta_ext_set(m, 'p', level)
+meta_put(id, m)
 redis.call('ZADD', K.timers, due, id)
 if key ~= '' then
   idem_store(key, id, now, p.idem_ttl_ms)

@@ -19,6 +19,7 @@ from .clientbase import (
     ClientBase,
     ResultWait,
     _given,
+    per_item,
     raise_first,
     wait_option,
     wait_refusal,
@@ -190,30 +191,32 @@ class AsyncClient(ClientBase, AsyncHandlingCalls, AsyncGroupCalls):
         return await self.run(self.op(name, service, **args))
 
     async def enqueue(self, service: str, payload: Any, *, key: str | None = None,
-                      id: str | None = None) -> str:  # noqa: A002
+                      id: str | None = None, priority: int = 0) -> str:  # noqa: A002
         # The span, and the trace context the envelope carries: homing.tracing.
         with tracing.producing(service, "enqueue", 1, carry=id is None) as span:
             event_id = await self.run(self.op("enqueue", service, payload=payload, key=key,
-                                              id=id))
+                                              id=id, priority=priority))
             tracing.sent(span, [event_id])
         return event_id
 
     async def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                            keys: Sequence[str | None] | None = None,
-                           ids: Sequence[str] | None = None) -> list[str]:
+                           ids: Sequence[str] | None = None,
+                           priority: int | Sequence[int] | None = None) -> list[str]:
+        payloads, levels = per_item(priority, payloads)
         count = len(payloads) if isinstance(payloads, (list, tuple)) else 0
         with tracing.producing(service, "enqueue", count, carry=ids is None):
             return await self.run(self.op("enqueue_many", service, payloads=payloads,
-                                          keys=keys, ids=ids))
+                                          keys=keys, ids=ids, priorities=levels))
 
     async def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                            at: dt.datetime | float | None = None, key: str | None = None,
-                           id: str | None = None) -> str:  # noqa: A002
+                           id: str | None = None, priority: int = 0) -> str:  # noqa: A002
         with tracing.producing(service, "create_timer", 1, carry=id is None) as span:
             timer_id = await self.run(self.op("create_timer", service, payload=payload,
                                               delay_ms=delay_ms,
                                               at_ms=None if at is None else ops.at_ms(at),
-                                              key=key, **_given(id=id)))
+                                              key=key, priority=priority, **_given(id=id)))
             tracing.sent(span, [timer_id])
         return timer_id
 

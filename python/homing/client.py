@@ -19,6 +19,7 @@ from .clientbase import (
     ClientBase,
     ResultWait,
     _given,
+    per_item,
     raise_first,
     wait_option,
     wait_refusal,  # noqa: F401 - DEFAULT_URL, ClientBase... are imported from here too
@@ -189,41 +190,50 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls):
     # -- producer ------------------------------------------------------------
 
     def enqueue(self, service: str, payload: Any, *, key: str | None = None,
-                id: str | None = None) -> str:  # noqa: A002
+                id: str | None = None, priority: int = 0) -> str:  # noqa: A002
         """Add one event to service; returns its id.
 
         With ``key`` (an idempotency key), a second enqueue with the same key
         within the service's ``idem_ttl_ms`` returns the first event's id and
-        adds nothing: safe to retry after a timeout.
+        adds nothing: safe to retry after a timeout. ``priority`` is its level,
+        0..9: ready events of a higher level are delivered first, FIFO within
+        a level (0, the default, is the lowest).
         """
         with tracing.producing(service, "enqueue", 1, carry=id is None) as span:
-            event_id = self.run(self.op("enqueue", service, payload=payload, key=key, id=id))
+            event_id = self.run(self.op("enqueue", service, payload=payload, key=key, id=id,
+                                        priority=priority))
             tracing.sent(span, [event_id])
         return event_id
 
     def enqueue_many(self, service: str, payloads: Iterable[Any], *,
                      keys: Sequence[str | None] | None = None,
-                     ids: Sequence[str] | None = None) -> list[str]:
-        """Add up to 1000 events in one atomic call; returns their ids in order."""
+                     ids: Sequence[str] | None = None,
+                     priority: int | Sequence[int] | None = None) -> list[str]:
+        """Add up to 1000 events in one atomic call; returns their ids in order.
+
+        ``priority``: one level (0..9) for all of them, or a list of one per payload.
+        """
+        payloads, levels = per_item(priority, payloads)
         # len() only of what has one: the call checks the argument itself (a str is refused).
         count = len(payloads) if isinstance(payloads, (list, tuple)) else 0
         with tracing.producing(service, "enqueue", count, carry=ids is None):
             return self.run(self.op("enqueue_many", service, payloads=payloads, keys=keys,
-                                    ids=ids))
+                                    ids=ids, priorities=levels))
 
     def create_timer(self, service: str, payload: Any, *, delay_ms: float | None = None,
                      at: dt.datetime | float | None = None, key: str | None = None,
-                     id: str | None = None) -> str:  # noqa: A002
+                     id: str | None = None, priority: int = 0) -> str:  # noqa: A002
         """Schedule an event to become ready after ``delay_ms`` or at ``at``; returns its id.
 
         Due times are judged by the Redis server's clock, so a timer never
-        fires early because a producer's clock is ahead.
+        fires early because a producer's clock is ahead. It fires into its
+        ``priority`` level (0..9, as for ``enqueue``).
         """
         with tracing.producing(service, "create_timer", 1, carry=id is None) as span:
             timer_id = self.run(self.op("create_timer", service, payload=payload,
                                         delay_ms=delay_ms,
                                         at_ms=None if at is None else ops.at_ms(at), key=key,
-                                        **_given(id=id)))
+                                        priority=priority, **_given(id=id)))
             tracing.sent(span, [timer_id])
         return timer_id
 

@@ -73,6 +73,24 @@ def _given(**args: Any) -> dict[str, Any]:
     return {k: v for k, v in args.items() if v is not None}
 
 
+def per_item(priority: Any, payloads: Any) -> tuple[Any, Any]:
+    """enqueue_many's ``priority``: one level for every payload, or a list of one per payload.
+
+    The call table takes a level per item (``priorities``); a single level is
+    spread over the batch here, the only thing the port adds. A bad value is
+    left to the table's check (INVALID_ARGUMENT, nothing sent).
+    """
+    if priority is None or isinstance(priority, (list, tuple)):
+        return payloads, priority
+    if not isinstance(payloads, (list, tuple, str, bytes, dict)):
+        try:
+            payloads = list(payloads)
+        except TypeError:
+            return payloads, None  # the table refuses payloads that are no list
+    n = len(payloads) if isinstance(payloads, (list, tuple)) else 0
+    return payloads, [priority] * n
+
+
 def wait_option(replicas: Any, timeout_ms: Any,
                 socket_timeout: float | None = SOCKET_TIMEOUT) -> scripting.Wait | None:
     """The WAIT settings, checked: 0 replicas is off; the timeout must end before the socket's.

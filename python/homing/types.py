@@ -82,8 +82,9 @@ class Status:
     For ``pending``, ``state`` is one of ready, reserved (held by a worker
     that has not started it), leased, timer, waiting (a retry backoff) or
     expired (awaiting the distributor); ``snoozes`` counts the snoozes it took
-    (bounded by the service's ``max_snoozes``) and ``progress`` is the last
-    percentage its handler reported (0..100, 0 if none).
+    (bounded by the service's ``max_snoozes``), ``progress`` is the last
+    percentage its handler reported (0..100, 0 if none) and ``priority`` its
+    level (0..9, 0 the default).
     """
 
     state: str
@@ -91,6 +92,7 @@ class Status:
     attempt: int = 0
     snoozes: int = 0
     progress: int = 0
+    priority: int = 0
     raw_result: bytes = field(default=b"", repr=False)
 
     @property

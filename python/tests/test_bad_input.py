@@ -73,10 +73,10 @@ def test_oversize_payload_refused_by_client(redis_url: str, prefix: str, service
 def test_oversize_payload_refused_by_script(client: homing.Client, service: str) -> None:
     big = b"x" * 101
     with pytest.raises(homing.PayloadTooLargeError):
-        client.run(ops.Call("enqueue", service, [100, 2, "ok", b"small", "", "big", big, ""],
+        client.run(ops.Call("enqueue", service, [100, 2, "ok", b"small", "", 0, "big", big, "", 0],
                             lambda r: r))
     with pytest.raises(homing.PayloadTooLargeError):
-        client.run(ops.Call("schedule", service, [100, "t", big, "", 10, ""], lambda r: r))
+        client.run(ops.Call("schedule", service, [100, "t", big, "", 10, "", 0], lambda r: r))
     assert not any(written_keys(client, service).values())
     client.enqueue(service, 1)
     [ev] = client.dequeue(service)
@@ -130,7 +130,7 @@ def test_batch_bounds(client: homing.Client, service: str) -> None:
     with pytest.raises(homing.InvalidArgumentError):
         client.run(ops.Call("dequeue", service, [0, 0], lambda r: r))
     with pytest.raises(homing.InvalidArgumentError):
-        client.run(ops.Call("enqueue", service, [100, 2, "a", b"x", ""], lambda r: r))
+        client.run(ops.Call("enqueue", service, [100, 2, "a", b"x", "", 0], lambda r: r))
     with pytest.raises(homing.InvalidArgumentError):
         client.run(ops.Call("fail", service, ["a", 1, "r", "maybe", ""], lambda r: r))
     assert not any(written_keys(client, service).values())

@@ -50,17 +50,19 @@ function status(st) {
   }
   if (st.state === "dead") return { state: st.state, detail: st.detail, attempt: st.attempt };
   if (st.state === "pending") {
-    return { state: st.state, detail: st.detail, attempt: st.attempt, snoozes: st.snoozes, progress: st.progress };
+    return { state: st.state, detail: st.detail, attempt: st.attempt, snoozes: st.snoozes, progress: st.progress,
+      priority: st.priority };
   }
   return { state: st.state };
 }
 
 /** @type {Record<string, (c: Client, s: string, a: Args) => Promise<unknown>>} */
 export const CALLS = {
-  enqueue: (c, s, a) => c.enqueue(s, a.payload, { key: a.key, id: a.id }),
-  enqueue_many: (c, s, a) => c.enqueueMany(s, a.payloads, { keys: a.keys, ids: a.ids }),
+  enqueue: (c, s, a) => c.enqueue(s, a.payload, { key: a.key, id: a.id, priority: a.priority }),
+  enqueue_many: (c, s, a) =>
+    c.enqueueMany(s, a.payloads, { keys: a.keys, ids: a.ids, priority: a.priorities }),
   create_timer: (c, s, a) =>
-    c.createTimer(s, a.payload, { delayMs: a.delay_ms, at: a.at_ms, key: a.key, id: a.id }),
+    c.createTimer(s, a.payload, { delayMs: a.delay_ms, at: a.at_ms, key: a.key, id: a.id, priority: a.priority }),
   cancel_timer: (c, s, a) => c.cancelTimer(s, a.id),
   cancel: async (c, s, a) => {
     const [cancelled, state] = await c.cancel(s, a.id);

@@ -42,14 +42,15 @@ def _status(st: Status) -> dict[str, Any]:
         return {"state": st.state, "detail": st.detail, "attempt": st.attempt}
     if st.state == "pending":
         return {"state": st.state, "detail": st.detail, "attempt": st.attempt,
-                "snoozes": st.snoozes, "progress": st.progress}
+                "snoozes": st.snoozes, "progress": st.progress, "priority": st.priority}
     return {"state": st.state}
 
 
 def _timer(c: Client, s: str, a: dict[str, Any]) -> Any:
     at = a.get("at_ms")
     return c.create_timer(s, a["payload"], delay_ms=a.get("delay_ms"),
-                          at=None if at is None else at / 1000, key=a.get("key"), id=a["id"])
+                          at=None if at is None else at / 1000, key=a.get("key"), id=a["id"],
+                          priority=a.get("priority", 0))
 
 
 def _pairs(a: dict[str, Any]) -> list[tuple[str, int]]:
@@ -102,9 +103,10 @@ def _recurring_page(c: Client, s: str, a: dict[str, Any]) -> Any:
 Impl = Callable[[Client, str, dict[str, Any]], Any]
 
 CALLS: dict[str, Impl] = {
-    "enqueue": lambda c, s, a: c.enqueue(s, a["payload"], key=a.get("key"), id=a["id"]),
+    "enqueue": lambda c, s, a: c.enqueue(s, a["payload"], key=a.get("key"), id=a["id"],
+                                         priority=a.get("priority", 0)),
     "enqueue_many": lambda c, s, a: c.enqueue_many(s, a["payloads"], keys=a.get("keys"),
-                                                   ids=a["ids"]),
+                                                   ids=a["ids"], priority=a.get("priorities")),
     "create_timer": _timer,
     "cancel_timer": lambda c, s, a: c.cancel_timer(s, a["id"]),
     "cancel": lambda c, s, a: dict(zip(("cancelled", "state"), c.cancel(s, a["id"]),
