@@ -15,7 +15,7 @@ export const HANDLER_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 /** [stats field, metric name, help]: the gauges (homing_<name>{service}). */
 export const GAUGES = [
-  ["ready", "events_ready", "Events waiting in the ready list (LLEN <prefix>:{service}:ready)."],
+  ["ready", "events_ready", "Events ready for delivery, at every priority level."],
   ["in_flight", "events_in_flight", "Events leased by a consumer (reserved or started)."],
   ["timers", "events_timers", "Timers not yet due."],
   ["retrying", "events_retrying", "Events waiting out a retry backoff."],

@@ -65,26 +65,29 @@ test("enqueue_group: max, count, then id, envelope per member; the group and its
   assert.deepEqual([st.total, st.done, st.failed, st.finishedMs, st.finished], [2, 1, "", 0, false]);
 });
 
-test("enqueue_many: max, count, then id, envelope, key per event; the ids come back", () => {
+test("enqueue_many: max, count, then id, envelope, key, priority per event; the ids come back", () => {
   const c = call("enqueue_many", "s", { payloads: [{ a: 1 }, "x"], keys: ["k", null], ids: ["id-1", "id-2"] }, 500);
   assert.equal(c.script, "enqueue");
-  assert.deepEqual(argv(c), ["500", "2", "id-1", { env: { a: 1 } }, "k", "id-2", { env: "x" }, ""]);
+  assert.deepEqual(argv(c), ["500", "2", "id-1", { env: { a: 1 } }, "k", "0", "id-2", { env: "x" }, "", "0"]);
+  const levels = call("enqueue_many", "s", { payloads: [1, 2], ids: ["a", "b"], priorities: [9, 0] }, 500);
+  assert.deepEqual(argv(levels).slice(2), ["a", { env: 1 }, "", "9", "b", { env: 2 }, "", "0"]);
   assert.deepEqual(c.parse([b("id-1"), 1, b("id-2"), 0]), ["id-1", "id-2"]);
   const made = call("enqueueMany", "s", { payloads: new Set([1]) }, 500); // camelCase name, any iterable
   assert.match(String(made.args[2]), /^[0-9a-f]{32}$/);
-  assert.deepEqual(argv(made).slice(3), [{ env: 1 }, ""]);
+  assert.deepEqual(argv(made).slice(3), [{ env: 1 }, "", "0"]);
   const one = call("enqueue", "s", { payload: 2, id: "e", key: "k" }, 500); // the batch of one
-  assert.deepEqual(argv(one), ["500", "1", "e", { env: 2 }, "k"]);
+  assert.deepEqual(argv(one), ["500", "1", "e", { env: 2 }, "k", "0"]);
+  assert.deepEqual(argv(call("enqueue", "s", { payload: 2, id: "e", priority: 3 }, 500)).slice(5), ["3"]);
   assert.equal(one.parse([b("e"), 1]), "e");
 });
 
 test("create_timer: delay_ms or at_ms, the other ''", () => {
   const delay = call("create_timer", "s", { payload: 1, delayMs: 1500.7, id: "t1", key: "k" }, 100);
-  assert.deepEqual(argv(delay), ["100", "t1", { env: 1 }, "k", "1500", ""]);
-  assert.deepEqual(call("create_timer", "s", { payload: 1, at_ms: 99, id: "t" }).args.slice(4), ["", "99"]);
+  assert.deepEqual(argv(delay), ["100", "t1", { env: 1 }, "k", "1500", "", "0"]);
+  assert.deepEqual(call("create_timer", "s", { payload: 1, at_ms: 99, id: "t" }).args.slice(4), ["", "99", "0"]);
   assert.equal(delay.parse([b("t1"), 1, 123]), "t1");
   const at = ops.createTimer("s", 1, 100, { at: new Date(1_700_000_000_123), id: "t" });
-  assert.deepEqual(at.args.slice(4), ["", "1700000000123"]);
+  assert.deepEqual(at.args.slice(4), ["", "1700000000123", "0"]);
 });
 
 test("dequeue: count, lease_ms, reserve; events with the head's deadline, payloads decoded lazily", () => {
@@ -155,9 +158,10 @@ test("fail, status, configure, stats and the dead letters", () => {
 
   const st = call("status", "s", { id: "i" });
   assert.deepEqual(st.args, ["i"]);
-  assert.deepEqual({ ...st.parse([b("pending"), b("w"), 2, 0, 0]) }, { ...new Status("pending", "waiting", 2) });
-  assert.equal(st.parse([b("pending"), b("v"), 0, 0, 0]).detail, "reserved");
-  assert.deepEqual([st.parse([b("pending"), b("l"), 1, 2, 40])].map((x) => [x.snoozes, x.progress]), [[2, 40]]);
+  assert.deepEqual({ ...st.parse([b("pending"), b("w"), 2, 0, 0, 0]) }, { ...new Status("pending", "waiting", 2) });
+  assert.equal(st.parse([b("pending"), b("v"), 0, 0, 0, 0]).detail, "reserved");
+  assert.deepEqual([st.parse([b("pending"), b("l"), 1, 2, 40, 7])].map((x) => [x.snoozes, x.progress, x.priority]),
+    [[2, 40, 7]]);
   assert.equal(st.parse([b("dead"), b("reason"), 3]).detail, "reason");
   assert.equal(st.parse([b("unknown")]).state, "unknown");
   assert.equal(st.parse([b("done"), b("")]).result, null);
@@ -235,7 +239,7 @@ test("an entry the table gains is callable with no code: neutral records in came
   CALLS.enqueue_added = entry;
   try {
     const c = call("enqueueAdded", "s", { payloads: [1, 2], ids: ["a", "b"] }, 100);
-    assert.deepEqual(argv(c), ["100", "2", "a", { env: 1 }, "", "b", { env: 2 }, ""]);
+    assert.deepEqual(argv(c), ["100", "2", "a", { env: 1 }, "", "0", "b", { env: 2 }, "", "0"]);
     assert.deepEqual(c.parse([b("a"), 1, b("b"), 0]), { items: [{ id: "a", added: true }, { id: "b", added: false }] });
     assert.throws(() => c.parse([b("a"), 1, b("b")]), { name: "HomingError", message: /reply has 1 fields, the table says 2/ });
   } finally {

@@ -33,6 +33,7 @@ from .cliutil import (
     json_text,
     load_consumer,
     on_signals,
+    priority_option,
     read_payload,
     require_durable,
     setup_logging,
@@ -97,23 +98,26 @@ def main(ctx: click.Context, log_level: str) -> None:
 @click.option("--key", help="Idempotency key: a repeat within idem_ttl_ms returns the first id.")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
               help="Enqueue N copies.")
+@priority_option
 @string_option
 @click.pass_obj
 def enqueue(s: Settings, service: str, payload: str, key: str | None, count: int,
-            as_string: bool) -> None:
+            priority: int, as_string: bool) -> None:
     """Enqueue PAYLOAD to SERVICE; prints the event id(s).
 
     PAYLOAD is JSON ('{"city": "Oslo"}', 42, '"text"'); a word that does not look like
     JSON (hello) is sent as a plain string. '-' reads it from stdin, '@FILE' from a file.
+    --priority 0..9: ready events of a higher level are delivered first.
     """
     if key is not None and count > 1:
         raise click.UsageError("--key names one event; it cannot be combined with --count")
     value, client = read_payload(payload, as_string), s.client()
     if count == 1:
-        click.echo(client.enqueue(service, value, key=key))
+        click.echo(client.enqueue(service, value, key=key, priority=priority))
         return
     for start in range(0, count, BATCH):
-        for event_id in client.enqueue_many(service, [value] * min(BATCH, count - start)):
+        for event_id in client.enqueue_many(service, [value] * min(BATCH, count - start),
+                                            priority=priority):
             click.echo(event_id)
 
 
@@ -132,10 +136,11 @@ def _parse_at(text: str) -> dt.datetime:
 @click.option("--at", "at_text", metavar="ISO8601",
               help="Fire at this time, e.g. 2030-01-01T09:00:00Z (no zone: local time).")
 @click.option("--key", help="Idempotency key.")
+@priority_option
 @string_option
 @click.pass_obj
 def timer(s: Settings, service: str, payload: str, delay_ms: int | None, at_text: str | None,
-          key: str | None, as_string: bool) -> None:
+          key: str | None, priority: int, as_string: bool) -> None:
     """Create a timer: PAYLOAD becomes ready on SERVICE later; prints the timer id.
 
     PAYLOAD is read as for enqueue: JSON, '-' for stdin, '@FILE' for a file.
@@ -144,7 +149,8 @@ def timer(s: Settings, service: str, payload: str, delay_ms: int | None, at_text
         raise click.UsageError("give exactly one of --delay-ms or --at")
     at = _parse_at(at_text) if at_text is not None else None
     value = read_payload(payload, as_string)
-    click.echo(s.client().create_timer(service, value, delay_ms=delay_ms, at=at, key=key))
+    click.echo(s.client().create_timer(service, value, delay_ms=delay_ms, at=at, key=key,
+                                       priority=priority))
 
 
 @main.command("cancel-timer")
@@ -199,7 +205,7 @@ def status(s: Settings, service: str, event_id: str, as_json: bool) -> None:
         elif st.state in ("dead", "pending"):
             out.update(detail=st.detail, attempt=st.attempt)
             if st.state == "pending":
-                out.update(snoozes=st.snoozes, progress=st.progress)
+                out.update(snoozes=st.snoozes, progress=st.progress, priority=st.priority)
         click.echo(json_text(out))
     elif st.state == "done":
         click.echo(f"done: {json_text(st.result)}")
@@ -207,7 +213,7 @@ def status(s: Settings, service: str, event_id: str, as_json: bool) -> None:
         click.echo(f"dead: {st.detail} (attempt {st.attempt})")
     elif st.state == "pending":
         click.echo(f"pending: {st.detail} (attempt {st.attempt}, snoozes {st.snoozes}, "
-                   f"progress {st.progress}%)")
+                   f"progress {st.progress}%, priority {st.priority})")
     if st.state == "unknown":
         if not as_json:
             click.echo(f"{event_id} is unknown to {service} (never enqueued, or its "

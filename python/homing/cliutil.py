@@ -271,6 +271,11 @@ string_option = click.option(
     "--string", "as_string", is_flag=True,
     help="Send PAYLOAD as a plain string, not as JSON.")
 
+priority_option = click.option(
+    "--priority", type=click.IntRange(0, 9), default=0, show_default=True,
+    help="Priority level 0..9: ready events of a higher level are delivered first "
+         "(FIFO within a level).")
+
 
 def json_text(value: Any, **kw: Any) -> str:
     # msgpack payloads may hold bytes, which JSON cannot: show them as text.

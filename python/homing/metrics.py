@@ -40,7 +40,7 @@ log = logging.getLogger("homing.metrics")
 
 # (stats field, metric name suffix, help): gauges of the queue's parts, now.
 GAUGES: tuple[tuple[str, str, str], ...] = (
-    ("ready", "events_ready", "Events waiting in the ready list (LLEN <prefix>:{service}:ready)."),
+    ("ready", "events_ready", "Events ready for delivery, at every priority level."),
     ("in_flight", "events_in_flight", "Events leased by a consumer (reserved or started)."),
     ("timers", "events_timers", "Timers not yet due."),
     ("retrying", "events_retrying", "Events waiting out a retry backoff."),

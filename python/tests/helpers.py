@@ -24,6 +24,7 @@ from homing.manifest import LAYOUT, service_key
 # so a script that ignored the test clock would be caught by any due-time check.
 T0 = 1_700_000_000_000
 STATUS_LETTERS: dict[str, str] = LAYOUT["statuses"]
+READY_MARKER = "~"  # the ready list's wake marker (lua/include/ready.lua), no event
 
 
 def key(client: homing.Client, service: str, name: str) -> str:
@@ -70,7 +71,8 @@ def where(client: homing.Client, service: str) -> dict[str, list[str]]:
     """Every id in each per-event structure of a service, read straight from Redis.
 
     Lists keep duplicates, so a caller can check that no id sits in the ready
-    queue twice.
+    queue twice. Ready is both ready structures (the prio zset and the list),
+    without the list's wake marker (lua/include/ready.lua).
     """
     r = client.redis
 
@@ -78,7 +80,8 @@ def where(client: homing.Client, service: str) -> dict[str, list[str]]:
         return key(client, service, name)
 
     return {
-        "ready": [s(x) for x in r.lrange(k("ready"), 0, -1)],
+        "ready": [s(x) for x in r.zrange(k("prio"), 0, -1)] +
+                 [s(x) for x in r.lrange(k("ready"), 0, -1) if s(x) != READY_MARKER],
         "leased": [s(x) for x in r.zrange(k("leases"), 0, -1)],
         "timer": [s(x) for x in r.zrange(k("timers"), 0, -1)],
         "waiting": [s(x) for x in r.zrange(k("retry"), 0, -1)],

@@ -3,10 +3,12 @@
 Hypothesis drives enqueue, dequeue, complete (with valid and stale tokens),
 fail, release, extend, snooze (uncharged, bounded by max_snoozes) and
 progress, timers, the test clock, the scheduler and distributor steps and
-dead-letter requeues. After every step the whole of Redis is
-compared with the model: each event in exactly one structure, the right
-status and attempt, the delivery order, the counts, and nothing lost. The
-test clock is frozen and backoff jitter is 0, so every due time is exact.
+dead-letter requeues, each event at a random priority level. After every
+step the whole of Redis is compared with the model: each event in exactly
+one structure, the right status and attempt, the delivery order (higher
+levels first, FIFO within a level; a release to the front of its level), the
+counts, and nothing lost. The test clock is frozen and backoff jitter is 0,
+so every due time is exact.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from helpers import T0, freeze, key, meta, s, states
+from helpers import READY_MARKER, T0, freeze, key, meta, s, states
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,6 +33,7 @@ from hypothesis.stateful import (
 import homing
 
 LEASE_MS, MAX_ATTEMPTS, BASE_MS, MAX_MS, MAX_SNOOZES = 1000, 3, 100, 1000, 2
+LEVELS = st.sampled_from([0, 0, 1, 5, 9])  # level 0 (the default) most often
 LETTER = {"ready": "r", "leased": "l", "timer": "t", "waiting": "w", "expired": "x",
           "dead": "d"}
 
@@ -46,6 +49,7 @@ class Ev:
     tokens: list[int] = field(default_factory=list)
     snoozes: int = 0  # record field s
     progress: int = 0  # record field q
+    priority: int = 0  # record field p
 
 
 def backoff(attempt: int) -> int:
@@ -64,7 +68,7 @@ class QueueModel(RuleBasedStateMachine):
                               done_ttl_ms=3_600_000)  # the model reads "done" of every ack
         self.clock = freeze(self.client, self.service, T0)
         self.events: dict[str, Ev] = {}
-        self.ready: list[str] = []  # in delivery order
+        self.levels: dict[int, list[str]] = {lv: [] for lv in range(10)}  # ready, per level
         self.gone: dict[str, str] = {}  # completed or cancelled ids
         # Creation order, not sorted ids: ids are random, and draws by index must
         # pick the same event when Hypothesis replays a sequence.
@@ -80,6 +84,17 @@ class QueueModel(RuleBasedStateMachine):
     def ids_in(self, state: str) -> list[str]:
         return [i for i in self.created if i in self.events and self.events[i].state == state]
 
+    @property
+    def ready(self) -> list[str]:
+        """The ready events in delivery order: higher levels first, FIFO within a level."""
+        return [i for lv in range(9, -1, -1) for i in self.levels[lv]]
+
+    def make_ready(self, ids: list[str], front: bool = False) -> None:
+        """ids become ready at the back of their levels (or at the front, in the order given)."""
+        for lv in range(10):
+            mine = [i for i in ids if self.events[i].priority == lv]
+            self.levels[lv] = mine + self.levels[lv] if front else self.levels[lv] + mine
+
     def due_sorted(self, state: str) -> list[str]:
         """Due members of a sorted set, in Redis order: by score, then by member."""
         due = [(e.due, i) for i, e in self.events.items() if e.state == state and e.due <= self.now]
@@ -87,18 +102,21 @@ class QueueModel(RuleBasedStateMachine):
 
     # -- producer --------------------------------------------------------------
 
-    @rule(n=st.integers(1, 3))
-    def enqueue(self, n: int) -> None:
-        ids = self.client.enqueue_many(self.service, [{"n": i} for i in range(n)])
-        for i in ids:
-            self.events[i] = Ev("ready")
-        self.ready += ids
+    @rule(levels=st.lists(LEVELS, min_size=1, max_size=3), one=st.booleans())
+    def enqueue(self, levels: list[int], one: bool) -> None:
+        if one:  # one level for the whole call
+            levels = [levels[0]] * len(levels)
+        ids = self.client.enqueue_many(self.service, [{"n": i} for i in range(len(levels))],
+                                       priority=levels[0] if one else levels)
+        for i, lv in zip(ids, levels, strict=True):
+            self.events[i] = Ev("ready", priority=lv)
+        self.make_ready(ids)
         self.created += ids
 
-    @rule(delay=st.integers(0, 2000))
-    def create_timer(self, delay: int) -> None:
-        i = self.client.create_timer(self.service, "timer", delay_ms=delay)
-        self.events[i] = Ev("timer", due=self.now + delay)
+    @rule(delay=st.integers(0, 2000), level=LEVELS)
+    def create_timer(self, delay: int, level: int) -> None:
+        i = self.client.create_timer(self.service, "timer", delay_ms=delay, priority=level)
+        self.events[i] = Ev("timer", due=self.now + delay, priority=level)
         self.created.append(i)
 
     @precondition(lambda self: self.created)
@@ -116,8 +134,10 @@ class QueueModel(RuleBasedStateMachine):
     @rule(count=st.integers(1, 4))
     def dequeue(self, count: int) -> None:
         got = self.client.dequeue(self.service, count)
-        expected, self.ready = self.ready[:count], self.ready[count:]
+        expected = self.ready[:count]
         assert [e.id for e in got] == expected
+        for i in expected:
+            self.levels[self.events[i].priority].remove(i)
         for e in got:
             ev = self.events[e.id]
             assert e.attempt == ev.attempt + 1
@@ -207,7 +227,7 @@ class QueueModel(RuleBasedStateMachine):
         for i in ids:
             ev = self.events[i]
             ev.state, ev.attempt, ev.token = "ready", ev.attempt - 1, 0
-        self.ready = ids + self.ready  # next, in the order given
+        self.make_ready(ids, front=True)  # next of their levels, in the order given
 
     @precondition(lambda self: self.ids_in("leased"))
     @rule(data=st.data())
@@ -232,7 +252,8 @@ class QueueModel(RuleBasedStateMachine):
             len(timers), len(retries), len(expired), False)
         for i in timers + retries:
             self.events[i].state = "ready"
-        self.ready += timers + retries  # timers first, each group by due time
+        self.make_ready(timers)  # timers first, each group by due time
+        self.make_ready(retries)
         for i in expired:
             self.events[i].state, self.events[i].token = "expired", 0
         pending = [e.due for e in self.events.values()
@@ -259,10 +280,10 @@ class QueueModel(RuleBasedStateMachine):
         order = [i for _, i in sorted((e.due, i) for i, e in self.events.items()
                                       if e.state == "dead")]
         assert self.client.dead_requeue(self.service, count=1000) == (len(order), 0)
-        for i in order:  # a new life: attempts, snoozes and progress start again
+        for i in order:  # a new life: attempts, snoozes and progress start again (not priority)
             self.events[i].state, self.events[i].attempt = "ready", 0
             self.events[i].snoozes = self.events[i].progress = 0
-        self.ready += order
+        self.make_ready(order)
 
     # -- invariants ------------------------------------------------------------
 
@@ -276,12 +297,21 @@ class QueueModel(RuleBasedStateMachine):
             letter, attempt, token, _, returns = records[i].split("|")[:5]
             assert (letter, int(attempt), int(token)) == (LETTER[ev.state], ev.attempt, ev.token)
             ext = {f: int(v) for f, v in re.findall(r"([a-z])(\d+)", returns)}
-            assert ext == {k: v for k, v in (("s", ev.snoozes), ("q", ev.progress)) if v}
+            assert ext == {k: v for k, v in (("s", ev.snoozes), ("q", ev.progress),
+                                             ("p", ev.priority)) if v}
 
     @invariant()
     def delivery_order(self) -> None:
-        raw = self.client.redis.lrange(key(self.client, self.service, "ready"), 0, -1)
-        assert [s(x) for x in reversed(raw)] == self.ready
+        r = self.client.redis
+        raw = [s(x) for x in r.lrange(key(self.client, self.service, "ready"), 0, -1)]
+        prio = [s(x) for x in r.zrange(key(self.client, self.service, "prio"), 0, -1)]
+        # The wake marker: at most one, at the list's tail (RPOP end), and only
+        # while prio holds events.
+        if READY_MARKER in raw:
+            assert raw.count(READY_MARKER) == 1 and raw[-1] == READY_MARKER and prio
+        plain = [x for x in reversed(raw) if x != READY_MARKER]
+        assert prio + plain == self.ready
+        assert plain == self.levels[0]
 
     @invariant()
     def counts_match(self) -> None:
@@ -306,7 +336,8 @@ class QueueModel(RuleBasedStateMachine):
             ev = self.events.get(i)
             if ev is not None and ev.state != "dead":
                 st_ = self.client.status(self.service, i)
-                assert (st_.snoozes, st_.progress) == (ev.snoozes, ev.progress)
+                assert (st_.snoozes, st_.progress, st_.priority) == (ev.snoozes, ev.progress,
+                                                                     ev.priority)
 
 
 @pytest.mark.timeout(120)

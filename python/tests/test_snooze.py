@@ -161,9 +161,10 @@ def test_the_cli_shows_snoozes_and_progress(cli, client: homing.Client, service:
     client.snooze(service, event_id, ev.token, 60_000)
     r = cli("status", service, event_id)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == "pending: waiting (attempt 0, snoozes 1, progress 55%)"
+    assert r.stdout.strip() == ("pending: waiting (attempt 0, snoozes 1, progress 55%, "
+                                "priority 0)")
     r = cli("status", service, event_id, "--json")
     assert json.loads(r.stdout) == {"state": "pending", "detail": "waiting", "attempt": 0,
-                                    "snoozes": 1, "progress": 55}
+                                    "snoozes": 1, "progress": 55, "priority": 0}
     r = cli("status", service, "nope")
     assert r.exit_code == 1 and "unknown" in r.output

@@ -38,6 +38,10 @@ export async function producer(): Promise<void> {
   const ids: string[] = await client.enqueueMany("orders", [1, 2, 3]);
   await client.createTimer("orders", "later", { delayMs: 5000 });
   await client.createTimer("orders", "at", { at: new Date() });
+  await client.enqueue("orders", { urgent: true }, { priority: 9 });
+  await client.enqueueMany("orders", [1, 2], { priority: [5, 0] });
+  await client.enqueueMany("orders", [1, 2], { priority: 3 });
+  await client.createTimer("orders", "soon", { delayMs: 10, priority: 7 });
   const cancelled: boolean = await client.cancelTimer("orders", ids[0]);
   try {
     const result = await client.result<{ ok: boolean }>("orders", id, { timeoutMs: 1000 });
@@ -62,6 +66,8 @@ export async function producer(): Promise<void> {
   void [page2, built, ops.CALLS.dequeue.script];
   // @ts-expect-error a service name is a string
   await client.enqueue(42, {});
+  // @ts-expect-error a priority is a level 0..9, a number
+  await client.enqueue("orders", 1, { priority: "high" });
   // @ts-expect-error timers take options
   await client.createTimer("orders", 1, 5000);
   void [cancelled, lease, moved, remaining, reason, more];
@@ -96,7 +102,7 @@ export async function consumer(client: Client): Promise<void> {
   const when: number = snoozed.action === "snoozed" ? snoozed.atMs : -1;
   const pct: number = await client.progress("orders", event.id, event.token, 75);
   const st = await client.status("orders", event.id);
-  const shown: number = st.snoozes + st.progress;
+  const shown: number = st.snoozes + st.progress + st.priority;
   // @ts-expect-error a snooze's delay is a number of ms
   await client.snooze("orders", event.id, event.token, "soon");
   void [when, pct, shown];
