@@ -86,7 +86,9 @@ enqueue(Service, Payload) -> enqueue(default(), Service, Payload).
 enqueue(C, Service, Payload) -> enqueue(C, Service, Payload, #{}).
 
 %% @doc Opts: id (default a new UUID4 hex), key (an idempotency key: a repeat within
-%% the service's idem_ttl_ms returns the first event's id and adds nothing).
+%% the service's idem_ttl_ms returns the first event's id and adds nothing), priority
+%% (its level 0..9, default 0: ready events of a higher level are delivered first,
+%% FIFO within a level).
 -spec enqueue(client(), name(), term(), map()) -> {ok, binary()} | error().
 enqueue(C, Service, Payload, Opts) ->
     call(C, enqueue, Service, maps:merge(Opts, #{payload => Payload})).
@@ -94,7 +96,8 @@ enqueue(C, Service, Payload, Opts) ->
 -spec enqueue_many(client(), name(), [term()]) -> {ok, [binary()]} | error().
 enqueue_many(C, Service, Payloads) -> enqueue_many(C, Service, Payloads, #{}).
 
-%% @doc Up to 1000 events in one atomic call. Opts: ids, keys (lists as long as Payloads).
+%% @doc Up to 1000 events in one atomic call. Opts: ids, keys, priorities (lists as long
+%% as Payloads).
 -spec enqueue_many(client(), name(), [term()], map()) -> {ok, [binary()]} | error().
 enqueue_many(C, Service, Payloads, Opts) ->
     call(C, enqueue_many, Service, maps:merge(Opts, #{payloads => Payloads})).
@@ -108,7 +111,7 @@ create_timer(C, Service, DelayMs, Payload) ->
     schedule(C, Service, Payload, #{delay_ms => DelayMs}).
 
 %% @doc Opts: exactly one of delay_ms and at_ms (ms since the epoch, compared with
-%% the Redis clock); id, key as for enqueue.
+%% the Redis clock); id, key, priority (the level it fires into) as for enqueue.
 -spec schedule(client(), name(), term(), map()) -> {ok, binary()} | error().
 schedule(C, Service, Payload, Opts) ->
     call(C, create_timer, Service, maps:merge(Opts, #{payload => Payload})).

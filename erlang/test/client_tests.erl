@@ -241,6 +241,21 @@ mutate(Key, {obj, L}) ->
 mutate(Key, L) when is_list(L) -> [mutate(Key, X) || X <- L];
 mutate(_, X) -> X.
 
+%% Priorities through the generic options: higher levels first, status/3 shows the level.
+priority_test_() ->
+    with_redis(fun(_, C) ->
+        {ok, Low} = queue_client:enqueue(C, "prio", <<"low">>),
+        {ok, High} = queue_client:enqueue(C, "prio", <<"high">>, #{priority => 8}),
+        {ok, [Mid, Zero]} = queue_client:enqueue_many(C, "prio", [<<"mid">>, <<"zero">>],
+                                                      #{priorities => [3, 0]}),
+        ?assertMatch({error, {invalid_argument, _}},
+                     queue_client:enqueue(C, "prio", <<"x">>, #{priority => 10})),
+        ?assertMatch({ok, #{state := <<"pending">>, detail := <<"ready">>, priority := 8}},
+                     queue_client:status(C, "prio", High)),
+        {ok, Events} = queue_client:dequeue(C, "prio", #{count => 10}),
+        ?assertEqual([High, Mid, Low, Zero], [I || #{id := I} <- Events])
+    end).
+
 %% snooze/5 and progress/5: thin functions over the call table; status/3 shows both.
 snooze_progress_test_() ->
     with_redis(fun(_, C) ->
