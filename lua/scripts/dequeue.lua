@@ -4,8 +4,8 @@
 @memory level
 @summary Lease up to count ready events (none while the service is paused):
 those waiting at a priority level above 0 first (the prio zset, highest level
-first, FIFO within a level), then the ready list's. Each lease takes a fresh fencing
-token that no earlier lease of the service had, even after Redis restarted
+first, FIFO within a level), then the ready list's. Each lease takes a fresh
+fencing token that no earlier lease of the service had, even after Redis restarted
 from older data or a replica took over: tokens are the larger of the seq
 counter + 1 and now_ms * 1000, so a counter rolled back by a restore is
 overtaken by the clock. The lease ends at now + lease_ms unless extended.

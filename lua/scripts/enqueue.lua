@@ -6,8 +6,9 @@
 @repeats enqueued
 @summary Add a batch of events to a service's ready queue (enqueue and
 enqueue_many), each at its priority level (0..9, 9 first; 0 the ready list,
-1..9 the prio zset, lua/include/ready.lua). Idempotency keys seen within idem_ttl_ms return the first
-event's id and add nothing. Validates the whole batch before writing.
+1..9 the prio zset, lua/include/ready.lua). Idempotency keys seen within
+idem_ttl_ms return the first event's id and add nothing. Validates the whole
+batch before writing.
 @key ready unguarded: LPUSH is the first write, or LLEN before any write when a priority is given (refused: nothing written)
 @key prio unguarded: touched only for a priority above 0, first by ZREVRANGEBYSCORE before any write
 @key data unguarded: HMGET before any write
