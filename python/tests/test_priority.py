@@ -155,3 +155,15 @@ def test_the_cli_enqueues_at_a_level_and_shows_it(cli, client: homing.Client,
     r = cli("enqueue", service, "x", "--priority", "10")
     assert r.exit_code == 2 and "10" in r.output
     assert client.stats(service)["ready"] == 4
+
+
+def test_the_dashboard_ages_the_event_next_in_line(client: homing.Client, service: str) -> None:
+    """homing.web.data reads prio first: the list's tail may be the wake marker."""
+    from homing.web import data
+
+    client.redis.hset(key(client, service, "config"), "test_clock", 1_000_000)
+    client.enqueue(service, "urgent", priority=5)
+    assert ready_list(client, service) == [READY_MARKER]
+    assert data.oldest_ready_age(client, service, 1_004_000) == 4.0
+    client.dequeue(service)
+    assert data.oldest_ready_age(client, service, 1_004_000) is None

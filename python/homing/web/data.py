@@ -58,13 +58,16 @@ def services(client: Client) -> tuple[list[str], int]:
 
 
 def oldest_ready_age(client: Client, service: str, now: int) -> float | None:
-    """Seconds since the event next in line (the ready list's tail) was created; None if empty.
+    """Seconds since the event next in line was created; None if none is ready.
 
-    Two O(1) reads, not a scan: the tail is what the next dequeue takes, so its age is
-    how long the queue has kept work waiting.
+    A few O(log n) reads, not a scan: the next dequeue takes the first of the prio
+    zset (events of a priority level above 0), else the ready list's tail (the wake
+    marker sits there only while prio holds events), so its age is how long the
+    queue has kept work waiting.
     """
     r = client.redis
-    tail = r.lindex(service_key(client.prefix, service, "ready"), -1)
+    first = r.zrange(service_key(client.prefix, service, "prio"), 0, 0)
+    tail = first[0] if first else r.lindex(service_key(client.prefix, service, "ready"), -1)
     if tail is None:
         return None
     raw = r.hget(service_key(client.prefix, service, "meta"), tail)
