@@ -206,8 +206,9 @@ def client_calls(calls: dict, scripts: dict, global_keys: frozenset = frozenset(
     reply, and the shaping that turns the reply into the port's value:
     ``batch_of`` (a single form: one item of that batch call, its error
     raised), ``items_from`` (a batch's list zipped from per-field client
-    arguments), ``pick`` (one field of each record), ``merge_head`` (head
-    fields copied into each record), ``record`` (the port's type name).
+    arguments), ``pick`` (one field of each record), ``merge_head`` (the head
+    fields, named, copied into each record; the other head fields dropped),
+    ``record`` (the port's type name).
     What the ports would otherwise each work out is written in too:
     ``accepts`` (every argument name the call takes), ``global`` (its keys
     are all global: it takes no service) and ``items_lead`` (the
@@ -245,6 +246,13 @@ def client_calls(calls: dict, scripts: dict, global_keys: frozenset = frozenset(
         if b is None:
             _check_call_args(where, entry)
         pick, reply = entry.get("pick"), entry["reply"]
+        merge = entry.get("merge_head")
+        if merge is not None:
+            head = [f["name"] for f in reply.get("head", [])]
+            if reply["kind"] != "records" or not isinstance(merge, list) or not merge \
+                    or not set(merge) <= set(head):
+                raise TableError(f"{where}: merge_head must list head fields of a records "
+                                 f"reply ({head}), got {merge!r}")
         if pick is not None:
             names = [f["name"] for f in reply.get("fields", reply.get("each", []))]
             if pick not in names:
@@ -313,15 +321,19 @@ def records(spec: dict, table: dict) -> dict:
         if rname not in out:
             raise TableError(f"calls.json {cname}: record {rname} is not in records")
         reply, rec = c["reply"], out[rname]
-        if reply["kind"] == "records" and c.get("merge_head"):
-            have = reply["head"] + reply["each"]
+        merged = set(c.get("merge_head") or [])
+        if reply["kind"] == "records" and merged and "items" not in rec:
+            # A list of records with the named head fields merged in; the other head
+            # fields are left to a call that keeps them (dequeue's wait_ms: dequeue_batch).
+            have = [f for f in reply["head"] if f["name"] in merged] + reply["each"]
         elif reply["kind"] == "records":
-            have = reply["head"]
+            # The record holds the records (NAME:RECORD); merged head fields go into each.
+            have = [f for f in reply["head"] if f["name"] not in merged]
             if "items" not in rec:
                 raise TableError(f"calls.json {cname}: record {rname} has no NAME:RECORD field "
                                  "for the reply's records")
             each = out[rec["items"]["record"]]["fields"]
-            lost = {f["name"] for f in reply["each"]} - set(each)
+            lost = ({f["name"] for f in reply["each"]} | merged) - set(each)
             if lost:
                 raise TableError(f"calls.json {cname}: {rec['items']['record']} drops {sorted(lost)}")
         elif reply["kind"] == "union":

@@ -1,13 +1,16 @@
 --[[
 @script configure
-@version 3
+@version 4
 @memory grows
 @wait
 @summary Override a service's policy (the fields of keys.json's policy:
 lease_ms, max_attempts, backoff_*, result_ttl_ms, idem_ttl_ms,
-handler_timeout_ms). Optional: a service works on the defaults. A value of ''
-removes the override. Validates every pair before writing.
+handler_timeout_ms, paused, rate_limit, rate_window_ms, concurrency...).
+Optional: a service works on the defaults. A value of '' removes the
+override. Validates every pair before writing. A service left without a
+rate limit loses its log of starts (key starts), which only the limit reads.
 @key config
+@key starts
 @arg policy pairs(policy) pairs of field name and value ('' removes the override)
 @return map(num) the effective policy: field, value (as text)
 @error INVALID_ARGUMENT unknown field or value out of range
@@ -42,6 +45,9 @@ for i = 1, #ARGV, 2 do
   end
 end
 local p = load_policy()
+if p.rate_limit == 0 then
+  redis.call('DEL', K.starts)
+end
 local out = {}
 for _, f in ipairs(POLICY_FIELDS) do
   out[#out + 1] = f

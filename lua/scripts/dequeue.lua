@@ -2,8 +2,9 @@
 @script dequeue
 @version 5
 @memory level
-@summary Lease up to count ready events (none while the service is paused):
-those waiting at a priority level above 0 first (the prio zset, highest level
+@summary Lease up to count ready events (none while the service is paused, no
+more than its rate_limit per rate_window_ms and its concurrency allow): those
+waiting at a priority level above 0 first (the prio zset, highest level
 first, FIFO within a level), then the ready list's. Each lease takes a fresh
 fencing token that no earlier lease of the service had, even after Redis restarted
 from older data or a replica took over: tokens are the larger of the seq
@@ -18,11 +19,22 @@ worker calls start before running it, so a poison event that kills its
 worker is charged from then on; after max_attempts such returns it is
 charged at once. An id whose record is missing or unreadable is moved to the
 dead letters, not lost.
+Limits, across every worker, by the Redis clock: with rate_limit above 0 a
+lease is logged in starts (its token, scored now) and at most rate_limit
+leases are handed out in any rate_window_ms (a sliding window: the log is
+trimmed of what is older first); with concurrency above 0 at most
+concurrency - ZCARD(leases) are handed out (a reserved lease counts). When a
+limit, or the pause, holds back ready events (of any level), wait_ms says
+when to ask again: rate, the time until the oldest logged start leaves the
+window; concurrency, the time until the first lease deadline, at most
+BUSY_WAIT_MS (100: a completion may free a slot at any time); paused,
+PAUSE_WAIT_MS (250). wait_ms is 0 when nothing ready was held back.
 @key ready unguarded: RPOP is the first write, or LLEN before any write when prio holds events (refused: nothing written)
 @key prio unguarded: ZCARD before any write
 @key data
 @key meta
 @key leases
+@key starts
 @key dead
 @key seq unguarded: GET before any write
 @key config unguarded: HMGET (the policy) before any write
@@ -30,8 +42,9 @@ dead letters, not lost.
 @arg count whole(1..batch) most events to lease
 @arg lease_ms whole(0..43200000) lease length in ms; 0 takes the service's lease_ms
 @arg reserve bool 0: count the attempt now; 1: count it when started (the worker's prefetch)
-@return records(deadline_ms:int|id:str,token:int,attempt:int,raw:bytes,must_start:bool)
-the lease deadline, then per event: id, token, attempt, envelope, must_start
+@return records(deadline_ms:int,wait_ms:int|id:str,token:int,attempt:int,raw:bytes,must_start:bool)
+the lease deadline and wait_ms (0, or how long to wait before asking again:
+a limit or the pause held back ready events), then per event: id, token, attempt, envelope, must_start
 (1: call start before running it)
 @error INVALID_ARGUMENT
 @error SCHEMA_MISMATCH
@@ -55,9 +68,18 @@ if lease == 0 then
   lease = p.lease_ms
 end
 local deadline = now + lease
-local out = {deadline}
+local out = {deadline, 0}
+local BUSY_WAIT_MS, PAUSE_WAIT_MS = 100, 250
+-- Whether ready events wait, at any level: the wake marker is in the ready
+-- list only while prio holds events (ready.lua), so it never makes this true.
+local function waiting()
+  return on('ZCARD', K.prio) > 0 or on('LLEN', K.ready) > 0
+end
 if p.paused == 1 then
   -- Paused (configure paused 1): nothing is handed out; everything else goes on.
+  if waiting() then
+    out[2] = PAUSE_WAIT_MS
+  end
   return out
 end
 -- INCRBY below fails on a seq Redis does not take as an integer (leading
@@ -76,6 +98,47 @@ end
 local floor = now * 1000
 if floor > 9007199254740991 - LIMITS.batch then
   fail(E.CORRUPT_STATE, 'the clock (' .. fmt(now) .. ' ms) is beyond the token range')
+end
+-- The limits: how many of the n asked for may go out now (reads only: the
+-- log's trim comes with its first write, after the pop). A room of -1: no limit.
+local asked, busy_room, rate_room = n, -1, -1
+if p.concurrency > 0 then
+  busy_room = math.max(p.concurrency - redis.call('ZCARD', K.leases), 0)
+  n = math.min(n, busy_room)
+end
+local window_start = now - p.rate_window_ms
+if p.rate_limit > 0 then
+  local used = redis.call('ZCOUNT', K.starts, '(' .. fmt(window_start), '+inf')
+  rate_room = math.max(p.rate_limit - used, 0)
+  n = math.min(n, rate_room)
+end
+-- The wait when ready events stay behind: the later next free slot of the
+-- limits this call filled (the rate's is known exactly: its oldest start
+-- leaving the window; a lease may end at any time).
+local function held_back()
+  if n >= asked or not waiting() then
+    return 0
+  end
+  local wait = 0
+  if busy_room >= 0 and busy_room <= n then
+    local first = redis.call('ZRANGE', K.leases, 0, 0, 'WITHSCORES')
+    wait = BUSY_WAIT_MS
+    if first[2] then
+      wait = math.min(tonumber(first[2]) - now, BUSY_WAIT_MS)
+    end
+  end
+  if rate_room >= 0 and rate_room <= n then
+    local oldest = redis.call('ZRANGEBYSCORE', K.starts, '(' .. fmt(window_start), '+inf',
+      'WITHSCORES', 'LIMIT', 0, 1)
+    if oldest[2] then
+      wait = math.max(wait, tonumber(oldest[2]) + p.rate_window_ms - now)
+    end
+  end
+  return math.max(wait, 1)
+end
+if n == 0 then
+  out[2] = held_back()
+  return out
 end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped. Levels above 0 first: one
@@ -118,7 +181,7 @@ end
 if got == 0 then
   return out
 end
-local zargs, margs, leased = {}, {}, {}
+local zargs, margs, leased, sargs = {}, {}, {}, {}
 -- One HMGET per hash and one seq write for the batch instead of three calls
 -- per event. Pass 1 decides who is leased, so that seq moves by exactly the
 -- tokens handed out (and is untouched if none is).
@@ -162,6 +225,7 @@ for i, id in ipairs(ids) do
     no = no + 5
     m.token = token
     zargs[nz + 1], zargs[nz + 2] = deadline, id
+    sargs[nz + 1], sargs[nz + 2] = now, fmt(token)
     margs[nz + 1], margs[nz + 2] = id, m
     nz = nz + 2
   elseif leased[id] then
@@ -186,5 +250,11 @@ if #zargs > 0 then
   redis.call('ZADD', K.leases, unpack(zargs))
   meta_put_many(margs)
   count('delivered', #zargs / 2)
+  if p.rate_limit > 0 then
+    -- Starts that left the window go first: the log keeps at most rate_limit.
+    redis.call('ZREMRANGEBYSCORE', K.starts, '-inf', fmt(window_start))
+    redis.call('ZADD', K.starts, unpack(sargs))
+  end
 end
+out[2] = held_back()
 return out

@@ -6,7 +6,8 @@
 SERVICE_NOT_EMPTY, nothing written, while it holds anything a user or a
 daemon could still want: ready, reserved, leased, expired or dead events,
 timers, retries, results or idempotency keys. Otherwise it deletes what
-is left (the policy overrides, the running totals, the fencing sequence);
+is left (the policy overrides, the running totals, the fencing sequence,
+the rate limit's log of starts);
 the client then removes the service from the registry and the due-time
 index. A fencing sequence that restarts is safe: tokens are at least
 now_ms * 1000, so none repeats one handed out before.
@@ -14,6 +15,7 @@ now_ms * 1000, so none repeats one handed out before.
 @key prio
 @key data
 @key leases
+@key starts
 @key timers
 @key retry
 @key expired
@@ -59,4 +61,4 @@ end
 if marker == 1 then
   redis.call('DEL', K.ready)
 end
-return redis.call('DEL', K.seq, K.config, K.counters)
+return redis.call('DEL', K.seq, K.config, K.counters, K.starts)

@@ -17,12 +17,14 @@ from .daemons import Distributor, Scheduler, run_daemons
 from .errors import *  # noqa: F403 - the generated exception classes are public API
 from .manifest import SCHEMA
 from .types import (
+    Batch,
     DeadLetter,
     DeadPage,
     Event,
     FailOutcome,
     Group,
     GroupStatus,
+    Limits,
     Recurring,
     RecurringPage,
     Status,
@@ -30,9 +32,9 @@ from .types import (
 from .worker import Worker, WorkerStats
 
 __all__ = [
-    "SCHEMA", "AsyncClient", "Client", "Consumer", "DeadLetter", "DeadPage", "Distributor",
-    "Event", "FailOutcome", "Group", "GroupStatus", "Recurring", "RecurringPage", "Reject",
-    "Scheduler", "Snooze", "Status", "Worker", "WorkerStats",
+    "SCHEMA", "AsyncClient", "Batch", "Client", "Consumer", "DeadLetter", "DeadPage",
+    "Distributor", "Event", "FailOutcome", "Group", "GroupStatus", "Limits", "Recurring",
+    "RecurringPage", "Reject", "Scheduler", "Snooze", "Status", "Worker", "WorkerStats",
     "run_daemons", *_errors.__all__,
 ]
 __version__ = "0.1.0"

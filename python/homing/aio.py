@@ -28,6 +28,7 @@ from .connection import REDIS_ERRORS, SOCKET_TIMEOUT, connect_async, drop_idle_a
 from .errors import HomingError, RedisFullError, ServiceNotEmptyError
 from .groups import AsyncGroupCalls
 from .handling import AsyncHandlingCalls
+from .limits import AsyncLimitCalls
 from .manifest import DEFAULT_MAX_PAYLOAD, DEFAULT_PREFIX, SCRIPTS, global_key, service_key
 from .types import (
     DeadPage,
@@ -40,7 +41,7 @@ from .types import (
 )
 
 
-class AsyncClient(ClientBase, AsyncHandlingCalls, AsyncGroupCalls):
+class AsyncClient(ClientBase, AsyncHandlingCalls, AsyncGroupCalls, AsyncLimitCalls):
     """asyncio counterpart of ``homing.Client``; see it for each method's contract."""
 
     @classmethod

@@ -29,6 +29,7 @@ from .daemoncalls import DaemonCalls
 from .errors import HomingError, RedisFullError
 from .groups import GroupCalls
 from .handling import HandlingCalls
+from .limits import LimitCalls
 from .manifest import (
     DEFAULT_MAX_PAYLOAD,
     DEFAULT_PREFIX,
@@ -43,7 +44,7 @@ from .types import (
 )
 
 
-class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls):
+class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
     """A connection to homing on one Redis (standalone or Cluster).
 
     ``prefix`` namespaces every key (default ``homing``); ``max_payload`` is

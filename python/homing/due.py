@@ -60,7 +60,7 @@ def due_of(script: str, reply: Any) -> int | None:
         if script == "snooze":
             return int(reply[1]) if _s(reply[0]) == "snoozed" else None
         if script == "dequeue":
-            return int(reply[0]) if len(reply) > 1 else None
+            return int(reply[0]) if len(reply) > 2 else None  # deadline_ms, wait_ms, events
         if script == "distribute":
             return 0 if int(reply[0]) > 0 else None
     except (TypeError, ValueError, IndexError):

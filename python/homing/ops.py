@@ -117,8 +117,12 @@ def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
     """The neutral value as this port's: head merged into records, a field picked, a type."""
     kind, pick, record = entry["reply"]["kind"], entry.get("pick"), entry.get("record")
     if kind == "records" and entry.get("merge_head"):
-        head = {k: v for k, v in value.items() if k != "items"}
-        value = [{**head, **it} for it in value["items"]]
+        # The head fields named are copied into each record; the value is the list
+        # of records, unless the record type holds them (dequeue_batch's Batch).
+        head = {k: value[k] for k in entry["merge_head"]}
+        items = [{**head, **it} for it in value["items"]]
+        holder = record is not None and "items" in _RECORDS[record]
+        value = {**value, "items": items} if holder else items
     if pick is not None:
         if kind != "records":
             return value[pick]

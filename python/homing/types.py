@@ -44,6 +44,35 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """What one ``dequeue_batch`` handed out, and how long to wait before asking again.
+
+    ``wait_ms`` is 0, or the ms after which a limit of the service (its
+    ``rate_limit`` per ``rate_window_ms``, its ``concurrency``) or its pause
+    may let out the ready events it held back: a worker sleeps that long
+    instead of polling (docs/architecture.md, "Limits").
+    """
+
+    events: list[Event]
+    wait_ms: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A service's limits across all its workers, and what is in flight now.
+
+    0 means no limit (``rate_limit``, ``concurrency``).
+    """
+
+    rate_limit: int
+    rate_window_ms: int
+    concurrency: int
+    paused: bool
+    in_flight: int
+    ready: int
+
+
+@dataclass(frozen=True)
 class FailOutcome:
     """Where a failed or snoozed event went: ``"retry"`` (a fail) or ``"snoozed"`` (a
     snooze) due at ``at_ms``, or ``"dead"`` since ``at_ms``."""

@@ -35,6 +35,12 @@ def _event(e: Event) -> dict[str, Any]:
             "must_start": e.must_start, "payload": payload_of(e.raw)}
 
 
+def _batch(c: Client, s: str, a: dict[str, Any]) -> Any:
+    b = c.dequeue_batch(s, a.get("count", 1), lease_ms=a.get("lease_ms"),
+                        reserve=a.get("reserve", False))
+    return {"wait_ms": b.wait_ms, "events": [_event(e) for e in b.events]}
+
+
 def _status(st: Status) -> dict[str, Any]:
     if st.state == "done":
         return {"state": "done", "result": payload_of(st.raw_result) if st.raw_result else None}
@@ -114,6 +120,7 @@ CALLS: dict[str, Impl] = {
     "dequeue": lambda c, s, a: [_event(e) for e in c.dequeue(s, a.get("count", 1),
                                                              lease_ms=a.get("lease_ms"),
                                                              reserve=a.get("reserve", False))],
+    "dequeue_batch": _batch,
     "start": lambda c, s, a: [_item(o) for o in c.start(s, _pairs(a))],
     "complete": lambda c, s, a: c.complete(s, a["id"], a["token"], a.get("result")),
     "complete_many": lambda c, s, a: [
