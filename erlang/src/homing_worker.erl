@@ -171,14 +171,19 @@ fetch(#{client := C, service := Svc, lease_ms := L, opts := O} = S) ->
         N when N =< 0 -> S#{full := true};
         N ->
             Before = now_ms(),
-            case queue_client:dequeue(C, Svc, #{count => min(N, ?BATCH), reserve => true,
-                                                lease_ms => maps:get(lease_ms, O, 0)}) of
-                {ok, []} ->
+            case queue_client:dequeue_batch(C, Svc, #{count => min(N, ?BATCH), reserve => true,
+                                                      lease_ms => maps:get(lease_ms, O, 0)}) of
+                {ok, #{events := [], wait_ms := W}} when W > 0 ->
+                    %% The service's limits (or its pause) hold ready events back: ask
+                    %% again when they say, not sooner.
+                    erlang:send_after(W, self(), fetch),
+                    S#{poll := 5, backoff := 0, readonly_since := undefined};
+                {ok, #{events := []}} ->
                     Poll = maps:get(poll, S),
                     erlang:send_after(Poll, self(), fetch),
                     S#{poll := min(Poll * 2, maps:get(poll_max_ms, O, 100)), backoff := 0,
                        readonly_since := undefined};
-                {ok, Events} ->
+                {ok, #{events := Events}} ->
                     self() ! fetch,
                     lists:foldl(fun(E, Acc) -> hold(E, Before + L, Acc) end,
                                 S#{poll := 5, backoff := 0, readonly_since := undefined}, Events);

@@ -17,7 +17,7 @@
 -export([new/1, default/0]).
 -export([enqueue/2, enqueue/3, enqueue/4, enqueue_many/3, enqueue_many/4,
          create_timer/3, create_timer/4, schedule/4, cancel_timer/3,
-         dequeue/2, dequeue/3, start/3, complete/2, complete/3, complete/4, complete/5,
+         dequeue/2, dequeue/3, dequeue_batch/3, start/3, complete/2, complete/3, complete/4, complete/5,
          complete_many/3, extend_lease/4, extend_lease/5, extend_many/4, fail/4, fail/5,
          snooze/5, progress/5,
          release/3, status/3, result/3, result/4, stats/2, configure/3,
@@ -228,6 +228,13 @@ dequeue(C, Service) -> dequeue(C, Service, #{}).
 %% reserve (the worker's prefetch: the attempt is charged once started).
 -spec dequeue(client(), name(), map()) -> {ok, [event()]} | error().
 dequeue(C, Service, Opts) -> call(C, dequeue, Service, Opts).
+
+%% @doc As dequeue/3, with the reply's wait_ms: #{events => [event()], wait_ms => Ms}.
+%% wait_ms is above 0 when the service's rate_limit, concurrency or pause held ready
+%% events back: ask again after that long (what the worker does), not at once.
+-spec dequeue_batch(client(), name(), map()) ->
+          {ok, #{events := [event()], wait_ms := non_neg_integer()}} | error().
+dequeue_batch(C, Service, Opts) -> call(C, dequeue_batch, Service, Opts).
 
 %% @doc Mark reserved events started: per item the attempt now charged, or its error.
 -spec start(client(), name(), [{name(), integer()}]) -> {ok, [integer() | error()]} | error().

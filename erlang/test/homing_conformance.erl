@@ -150,6 +150,9 @@ event(E) ->
 %% The call's result in the neutral form of calls.json, through the public API.
 call(C, S, <<"dequeue">>, A) ->
     then(queue_client:dequeue(C, S, A), fun(Es) -> [event(E) || E <- Es] end);
+call(C, S, <<"dequeue_batch">>, A) ->
+    then(queue_client:dequeue_batch(C, S, A),
+         fun(#{events := Es} = B) -> B#{events => [event(E) || E <- Es]} end);
 call(C, S, <<"status">>, #{id := Id}) ->
     then(queue_client:status(C, S, Id), fun(#{result := {error, {Code, _}}} = St) ->
                                                 St#{result => {error, {Code, x}}};

@@ -137,8 +137,11 @@ const camelKeys = (v) => (Array.isArray(v) ? v.map(camelKeys)
 function shape(entry, service, value) {
   const { kind } = entry.reply;
   if (kind === "records" && entry.merge_head) {
-    const { items, ...head } = value;
-    value = items.map((/** @type {Fields} */ it) => ({ ...head, ...it }));
+    // The head fields named are copied into each record; the value is the list of
+    // records, unless the record type holds them (dequeue_batch's Batch).
+    const head = Object.fromEntries(entry.merge_head.map((/** @type {string} */ k) => [k, value[k]]));
+    const items = value.items.map((/** @type {Fields} */ it) => ({ ...head, ...it }));
+    value = entry.record != null && RECORD_SPECS[entry.record].items ? { ...value, items } : items;
   }
   const rows = kind === "records" ? (Array.isArray(value) ? value : value.items) : null;
   if (entry.pick != null) return rows ? rows.map((/** @type {Fields} */ it) => it[entry.pick]) : value[entry.pick];

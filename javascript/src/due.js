@@ -20,7 +20,7 @@ export function dueOf(script, reply) {
   if (script === "schedule" || script === "recurring_put") return num(reply[2]) >= 0 ? num(reply[2]) : null;
   if (script === "fail") return String(reply[0]) === "retry" ? num(reply[1]) : null;
   if (script === "snooze") return String(reply[0]) === "snoozed" ? num(reply[1]) : null;
-  if (script === "dequeue") return reply.length > 1 ? num(reply[0]) : null;
+  if (script === "dequeue") return reply.length > 2 ? num(reply[0]) : null; // deadline, wait, events
   if (script === "distribute") return num(reply[0]) > 0 ? 0 : null;
   return null;
 }

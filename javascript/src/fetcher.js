@@ -4,6 +4,10 @@
 // because the window rule is its own: handled events waiting for their ack
 // count as free, so the next dequeue overlaps the last completeMany, but it
 // never holds more than two windows (concurrency + prefetch) of leases.
+// When the service's limits (rate, concurrency) or its pause hold ready
+// events back, the dequeue says how long (waitMs): the fetcher sleeps that
+// long, woken by stop, rather than poll or block on the ready queue (which
+// holds events, so would not block).
 
 import { MAX_BATCH } from "./manifest.js";
 import { retrying } from "./outcomes.js";
@@ -105,9 +109,15 @@ export class Fetcher {
       // The local deadline counts from before the call: the lease cannot
       // have begun earlier than that.
       const sent = performance.now();
-      const events = await retrying(log, this.stop, "dequeue",
-        () => client.dequeue(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
-      if (!events || events.length === 0) {
+      const batch = await retrying(log, this.stop, "dequeue",
+        () => client.dequeueBatch(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
+      const events = batch ? batch.events : [];
+      if (batch && events.length === 0 && batch.waitMs > 0) {
+        stats.limited += 1;
+        await this.stop.wait(batch.waitMs);
+        continue;
+      }
+      if (events.length === 0) {
         // Blocks until the ready queue has something (ready-wait.js); polls where it cannot.
         if (await ready.wait(idle, this.stop)) idle = Math.min(idle * 2, this.worker.pollMaxMs);
         continue;

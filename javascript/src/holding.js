@@ -22,6 +22,8 @@ export class WorkerStats {
   expiredUnstarted = 0;
   /** outcomes taken as done though fewer replicas than waitReplicas confirmed them */
   unreplicated = 0;
+  /** empty dequeues after which the fetcher slept the wait the service's limits or pause asked for */
+  limited = 0;
   /** @type {Record<string, number>} refusals by error code */
   errors = {};
 }

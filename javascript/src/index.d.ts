@@ -94,6 +94,28 @@ export class Event<P = any> {
   get payload(): P;
 }
 
+/**
+ * What one dequeueBatch handed out; waitMs is 0, or how long to wait before
+ * asking again because the service's limits or its pause held ready events back.
+ */
+export class Batch<P = any> {
+  constructor(events: Event<P>[], waitMs: number);
+  readonly events: Event<P>[];
+  readonly waitMs: number;
+}
+
+/** A service's limits across all its workers (0: none), its pause and its leases out now. */
+export class Limits {
+  constructor(rateLimit: number, rateWindowMs: number, concurrency: number, paused: boolean,
+    inFlight: number, ready: number);
+  readonly rateLimit: number;
+  readonly rateWindowMs: number;
+  readonly concurrency: number;
+  readonly paused: boolean;
+  readonly inFlight: number;
+  readonly ready: number;
+}
+
 /** Where a failed event went. */
 export class FailOutcome {
   constructor(action: "retry" | "dead", atMs: number);
@@ -239,6 +261,14 @@ export interface Policy {
   handlerTimeoutMs: number;
   /** Snoozes an event may take before a further one dead-letters it (default 100). */
   maxSnoozes: number;
+  /** 1 while the service is paused (pause / resume). */
+  paused: number;
+  /** Most events handed out per rateWindowMs across every worker (0: no limit). */
+  rateLimit: number;
+  /** The rate limit's sliding window in ms (default 1000). */
+  rateWindowMs: number;
+  /** Most leases out at once across every worker, reserved prefetch included (0: no limit). */
+  concurrency: number;
 }
 
 export interface ClientOptions {
@@ -433,6 +463,15 @@ export class Client {
     count?: number,
     options?: { leaseMs?: number | null; reserve?: boolean },
   ): Promise<Event<P>[]>;
+  /**
+   * As dequeue, with waitMs: above 0 when the service's rateLimit, concurrency
+   * or pause held ready events back; sleep that long before asking again.
+   */
+  dequeueBatch<P = any>(
+    service: string,
+    count?: number,
+    options?: { leaseMs?: number | null; reserve?: boolean },
+  ): Promise<Batch<P>>;
   /** Mark reserved events started; per item the attempt now charged, or its error. */
   start(service: string, items: ReadonlyArray<LeaseItem>): Promise<Array<number | HomingError>>;
   complete(service: string, eventId: string, token: Token, result?: unknown): Promise<void>;
@@ -468,6 +507,10 @@ export class Client {
   deadPurge(service: string, options?: { ids?: ReadonlyArray<string> | null; count?: number }): Promise<[number, number]>;
   /** Cancel a queued event (ready, waiting, timer): [true, state it left] or [false, why not]. */
   cancel(service: string, eventId: string): Promise<[boolean, string]>;
+  /** The service's limits across every worker (0: none), its pause and its leases out now. */
+  limits(service: string): Promise<Limits>;
+  /** Set the limits given (0 lifts one, one left out stays); returns them. */
+  setLimits(service: string, limits: { rateLimit?: number; rateWindowMs?: number; concurrency?: number }): Promise<Limits>;
   /** Pause a service: dequeue hands out nothing until resume; producers, timers and leases go on. */
   pause(service: string): Promise<void>;
   resume(service: string): Promise<void>;
@@ -611,6 +654,8 @@ export class WorkerStats {
   expiredUnstarted: number;
   /** Outcomes (acknowledgements, fails) taken as done though fewer replicas than waitReplicas confirmed them. */
   unreplicated: number;
+  /** Empty dequeues after which the worker slept the wait the service's limits or pause asked for. */
+  limited: number;
   /** Refusals by error code. */
   errors: Record<string, number>;
 }

@@ -12,6 +12,7 @@ export { Consumer, Reject, Snooze } from "./consumer.js";
 export * from "./errors.js";
 export { SCHEMA } from "./manifest.js";
 export {
+  Batch,
   DeadLetter,
   DeadPage,
   DistributeResult,
@@ -19,6 +20,7 @@ export {
   FailOutcome,
   Group,
   GroupStatus,
+  Limits,
   PromoteResult,
   Recurring,
   RecurringPage,

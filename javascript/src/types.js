@@ -50,6 +50,43 @@ export class Event {
   }
 }
 
+/**
+ * What one dequeueBatch handed out, and how long to wait before asking again:
+ * `waitMs` is 0, or the ms after which the service's limits (rateLimit per
+ * rateWindowMs, concurrency) or its pause may let out the ready events they
+ * held back. A worker sleeps that long instead of polling.
+ */
+export class Batch {
+  /**
+   * @param {Event[]} events
+   * @param {number} waitMs
+   */
+  constructor(events, waitMs) {
+    this.events = events;
+    this.waitMs = waitMs;
+  }
+}
+
+/** A service's limits across all its workers (0: none), its pause, and its leases out now. */
+export class Limits {
+  /**
+   * @param {number} rateLimit events handed out per rateWindowMs at most
+   * @param {number} rateWindowMs
+   * @param {number} concurrency leases out at once at most
+   * @param {boolean} paused
+   * @param {number} inFlight leases out now
+   * @param {number} ready events ready now
+   */
+  constructor(rateLimit, rateWindowMs, concurrency, paused, inFlight, ready) {
+    this.rateLimit = rateLimit;
+    this.rateWindowMs = rateWindowMs;
+    this.concurrency = concurrency;
+    this.paused = paused;
+    this.inFlight = inFlight;
+    this.ready = ready;
+  }
+}
+
 /** Where a failed event went: `"retry"` at `atMs`, or `"dead"` since `atMs`. */
 export class FailOutcome {
   /**

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { decode } from "../src/envelope.js";
 import { BY_CODE, HomingError } from "../src/errors.js";
 import {
+  Batch,
   DeadPage,
   DistributeResult,
   Event,
@@ -31,7 +32,7 @@ const argv = (/** @type {import("../src/index.js").Call} */ c) =>
 test("every call of the table builds a Call of a manifest script; every script is reached", () => {
   const samples = /** @type {Record<string, Record<string, unknown>>} */ ({
     enqueue: { payload: 1 }, enqueue_many: { payloads: [1] }, create_timer: { payload: 1, delayMs: 5 },
-    cancel_timer: { id: "t" }, status: { id: "i" }, result: { id: "i" }, dequeue: {},
+    cancel_timer: { id: "t" }, status: { id: "i" }, result: { id: "i" }, dequeue: {}, dequeue_batch: {},
     start: { items: [["i", 1]] }, complete: { id: "i", token: 1 }, complete_many: { items: [["i", 1]] },
     extend_lease: { id: "i", token: 1 }, extend_many: { items: [["i", 1]] }, fail: { id: "i", token: 1 },
     release: { items: [["i", 1]] }, stats: {}, configure: { policy: {} }, dead_list: {}, dead_requeue: {},
@@ -95,13 +96,23 @@ test("dequeue: count, lease_ms, reserve; events with the head's deadline, payloa
   assert.deepEqual(call("dequeue", "s").args, ["1", "0", "0"]);
   assert.deepEqual(call("dequeue", "s", { reserve: true }).args, ["1", "0", "1"]);
   const env = call("enqueue", "s", { payload: "hello" }).args[3];
-  const [ev, bad] = call("dequeue", "s").parse([9000, b("a"), 7, 2, env, 0, b("z"), 8, 1, b("junk"), 1]);
+  const [ev, bad] = call("dequeue", "s").parse([9000, 0, b("a"), 7, 2, env, 0, b("z"), 8, 1, b("junk"), 1]);
   assert.ok(ev instanceof Event);
   assert.deepEqual([ev.service, ev.id, ev.token, ev.attempt, ev.deadlineMs, ev.mustStart], ["s", "a", 7, 2, 9000, false]);
   assert.equal(ev.payload, "hello");
   assert.equal(bad.mustStart, true);
   assert.throws(() => bad.payload, { name: "CorruptEnvelopeError" });
-  assert.deepEqual(call("dequeue", "s").parse([9000]), []);
+  assert.deepEqual(call("dequeue", "s").parse([9000, 250]), []);
+});
+
+test("dequeue_batch: the events and the reply's wait_ms (a limit or the pause held events back)", () => {
+  assert.deepEqual(call("dequeue_batch", "s", { count: 3, reserve: true }).args, ["3", "0", "1"]);
+  const env = call("enqueue", "s", { payload: "hello" }).args[3];
+  const batch = call("dequeue_batch", "s").parse([9000, 1000, b("a"), 7, 2, env, 0]);
+  assert.ok(batch instanceof Batch);
+  assert.equal(batch.waitMs, 1000);
+  assert.deepEqual(batch.events.map((e) => [e.service, e.id, e.token, e.deadlineMs, e.payload]), [["s", "a", 7, 9000, "hello"]]);
+  assert.deepEqual(call("dequeue_batch", "s").parse([9000, 40]), new Batch([], 40));
 });
 
 test("batch items are [id, token, result] or {id, token, result}; per item null, a number or its error", () => {

@@ -22,6 +22,7 @@ from . import clistats, durability, health
 from .clidead import dead
 from .client import DEFAULT_URL
 from .cligroups import group
+from .clilimits import limits, limits_table
 from .clirecurring import recurring
 from .cliservices import services
 from .cliutil import (
@@ -248,6 +249,8 @@ def stats(s: Settings, services: tuple[str, ...], as_json: bool) -> None:
         click.echo(table(["service", *(q.replace("_", " ") for q in queues)],
                          [[name + (" (paused)" if st.get("policy.paused") else ""),
                            *(st[q] for q in queues)] for name, st in data.items()]))
+        if (limited := limits_table(data)) is not None:
+            click.echo(f"\nlimits, across every worker\n{limited}")
         for title, text in clistats.totals_tables(data):
             click.echo(f"\n{title}\n{text}")
     if not as_json:
@@ -309,6 +312,7 @@ def configure(s: Settings, service: str, reset: tuple[str, ...], **fields: float
 
 main.add_command(dead)
 main.add_command(group)
+main.add_command(limits)
 main.add_command(dashboard)  # homing.web.command: imports the web extra only when it runs
 main.add_command(recurring)
 main.add_command(services)

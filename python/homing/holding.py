@@ -37,6 +37,7 @@ class WorkerStats:
     timed_out: int = 0  # handlers failed by the handler timeout
     expired_unstarted: int = 0  # events not started: their lease had run out meanwhile
     unreplicated: int = 0  # acknowledgements fewer replicas confirmed than wait_replicas asks
+    limited: int = 0  # empty dequeues after which the fetcher slept the limits' (or pause's) wait
     errors: collections.Counter = field(default_factory=collections.Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -2,8 +2,9 @@
 
 Threads, each with one job:
 
-- the fetcher leases batches (``prefetch``) whenever slots are free, so a
-  consumer rarely waits on a round trip;
+- the fetcher (``fetching``) leases batches (``prefetch``) whenever slots
+  are free, so a consumer rarely waits on a round trip, and sleeps what the
+  service's limits or pause say (``wait_ms``) while they hold events back;
 - ``concurrency`` handler threads, each with its own consumer instance and
   state (like one gen_server per slot), run ``handle_event``;
 - the acker sends completions in batches with ``complete_many``;
@@ -53,6 +54,7 @@ from . import observe, ops
 from .client import Client, raise_first
 from .consumer import Consumer, Snooze
 from .errors import HomingError, RedisFullError, StaleLeaseError
+from .fetching import fetch_loop
 from .holding import Held, Inbox, WorkerStats
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
@@ -304,31 +306,7 @@ class Worker(Outcomes):
     # -- loops ---------------------------------------------------------------------
 
     def _fetch_loop(self) -> None:
-        idle, pause = 0.001, [0.05]
-        while not self._stop.is_set():
-            window = self.concurrency + self.prefetch
-            held = len(self._held)
-            # Overlap the next dequeue with the acks of the last batch, but never
-            # hold more than two windows of leases at once.
-            room = min(window - (held - self._acking), 2 * window - held)
-            if room <= 0:
-                self._stop.wait(0.001)
-                continue
-            sent = time.monotonic()
-            events = self._retrying(
-                "dequeue",
-                lambda n=room: self.client.dequeue(self.service, min(n, MAX_BATCH),
-                                                   lease_ms=self.lease_ms, reserve=True),
-                pause)
-            if not events:
-                if self._ready.wait(idle):
-                    idle = min(idle * 2, self.poll_max)
-                continue
-            idle = 0.001
-            self._ready.woke_with_events()
-            self._held.add(events, sent + self._lease_s)
-            self.stats.add("received", len(events))
-            self._todo.put_many(events)
+        fetch_loop(self)  # homing/fetching.py: the window rule, the limits' waits
 
     def _slot_loop(self, slot: int, consumer: Consumer, state: Any,
                    loop: asyncio.AbstractEventLoop | None) -> None:

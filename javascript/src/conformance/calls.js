@@ -82,6 +82,10 @@ export const CALLS = {
   },
   dequeue: async (c, s, a) =>
     (await c.dequeue(s, a.count ?? 1, { leaseMs: a.lease_ms, reserve: a.reserve ?? false })).map(event),
+  dequeue_batch: async (c, s, a) => {
+    const b = await c.dequeueBatch(s, a.count ?? 1, { leaseMs: a.lease_ms, reserve: a.reserve ?? false });
+    return { wait_ms: b.waitMs, events: b.events.map(event) };
+  },
   start: async (c, s, a) => (await c.start(s, pairs(a))).map(item),
   complete: async (c, s, a) => (await c.complete(s, a.id, a.token, a.result)) ?? null,
   complete_many: async (c, s, a) =>

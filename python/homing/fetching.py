@@ -1,0 +1,61 @@
+"""The worker's fetcher: lease batches in reserve mode whenever slots are free.
+
+Split from ``worker`` (over its size budget). The window rule: handled
+events waiting for their ack count as free, so the next dequeue overlaps the
+last batch's ``complete_many``, but the fetcher never holds more than two
+windows (``concurrency + prefetch``) of leases.
+
+When the service's limits (``rate_limit`` per ``rate_window_ms``,
+``concurrency``: policy fields every worker shares, enforced by the dequeue
+script) or its pause hold ready events back, the dequeue says for how long
+(``Batch.wait_ms``): the fetcher sleeps that long, woken early only by stop.
+Blocking on the ready queue would not do (it holds events, so it returns at
+once), nor would the idle poll (a hundred workers polling a rate-limited
+service every few ms would cost Redis more than the work).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .manifest import MAX_BATCH
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+
+def fetch_loop(w: Worker) -> None:
+    """The fetch thread of ``w`` until it stops."""
+    idle, pause = 0.001, [0.05]
+    while not w._stop.is_set():
+        window = w.concurrency + w.prefetch
+        held = len(w._held)
+        # Overlap the next dequeue with the acks of the last batch, but never
+        # hold more than two windows of leases at once.
+        room = min(window - (held - w._acking), 2 * window - held)
+        if room <= 0:
+            w._stop.wait(0.001)
+            continue
+        sent = time.monotonic()
+        batch = w._retrying(
+            "dequeue",
+            lambda n=room: w.client.dequeue_batch(w.service, min(n, MAX_BATCH),
+                                                  lease_ms=w.lease_ms, reserve=True),
+            pause)
+        if batch is None:
+            continue  # refused: _retrying logged it and backed off
+        events = batch.events
+        if not events and batch.wait_ms > 0:
+            w.stats.add("limited")
+            w._stop.wait(batch.wait_ms / 1000)
+            continue
+        if not events:
+            if w._ready.wait(idle):
+                idle = min(idle * 2, w.poll_max)
+            continue
+        idle = 0.001
+        w._ready.woke_with_events()
+        w._held.add(events, sent + w._lease_s)
+        w.stats.add("received", len(events))
+        w._todo.put_many(events)
