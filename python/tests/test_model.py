@@ -2,11 +2,13 @@
 
 Hypothesis drives enqueue, dequeue, complete (with valid and stale tokens),
 fail, release, extend, snooze (uncharged, bounded by max_snoozes) and
-progress, timers, the test clock, the scheduler and distributor steps and
-dead-letter requeues, each event at a random priority level. After every
-step the whole of Redis is compared with the model: each event in exactly
-one structure, the right status and attempt, the delivery order (higher
-levels first, FIFO within a level; a release to the front of its level), the
+progress, timers, the test clock, the scheduler and distributor steps,
+dead-letter requeues, pause and resume (nothing delivered while paused) and a
+concurrency limit (never more leases out than it; dequeue's wait_ms as
+documented), each event at a random priority level. After every step the
+whole of Redis is compared with the model: each event in exactly one
+structure, the right status and attempt, the delivery order (higher levels
+first, FIFO within a level; a release to the front of its level), the
 counts, and nothing lost. The test clock is frozen and backoff jitter is 0,
 so every due time is exact.
 """
@@ -74,6 +76,8 @@ class QueueModel(RuleBasedStateMachine):
         # pick the same event when Hypothesis replays a sequence.
         self.created: list[str] = []
         self.max_token = 0
+        self.paused = False
+        self.concurrency = 0  # the policy's limit across workers; 0: none
 
     # -- helpers ---------------------------------------------------------------
 
@@ -133,11 +137,26 @@ class QueueModel(RuleBasedStateMachine):
 
     @rule(count=st.integers(1, 4))
     def dequeue(self, count: int) -> None:
-        got = self.client.dequeue(self.service, count)
-        expected = self.ready[:count]
+        batch = self.client.dequeue_batch(self.service, count)
+        got = batch.events
+        # Paused: nothing. A concurrency limit: no more leases than it (lapsed ones
+        # not yet reclaimed count, as they are still in the leases zset).
+        leased = self.ids_in("leased")
+        room = 0 if self.paused else count
+        if self.concurrency and not self.paused:
+            room = min(room, max(self.concurrency - len(leased), 0))
+        expected = self.ready[:room]
         assert [e.id for e in got] == expected
         for i in expected:
             self.levels[self.events[i].priority].remove(i)
+        wait = 0
+        if room < count and self.ready:
+            if self.paused:
+                wait = 250
+            else:  # the first lease deadline, at most 100 ms (at least 1)
+                first = min([self.events[i].due for i in leased] + [e.deadline_ms for e in got])
+                wait = max(min(first - self.now, 100), 1)
+        assert batch.wait_ms == wait
         for e in got:
             ev = self.events[e.id]
             assert e.attempt == ev.attempt + 1
@@ -146,6 +165,19 @@ class QueueModel(RuleBasedStateMachine):
             self.max_token = e.token
             ev.state, ev.attempt, ev.token, ev.due = "leased", e.attempt, e.token, e.deadline_ms
             ev.tokens.append(e.token)
+
+    @rule(on=st.booleans())
+    def pause(self, on: bool) -> None:
+        if on:
+            self.client.pause(self.service)
+        else:
+            self.client.resume(self.service)
+        self.paused = on
+
+    @rule(limit=st.sampled_from([0, 1, 2, 3]))
+    def limit_concurrency(self, limit: int) -> None:
+        assert self.client.set_limits(self.service, concurrency=limit).concurrency == limit
+        self.concurrency = limit
 
     @precondition(lambda self: self.ids_in("leased"))
     @rule(data=st.data(), with_result=st.booleans())
