@@ -8,6 +8,7 @@
 import {
   type AbortSignalLike,
   BY_CODE,
+  Batch,
   type Call,
   Client,
   type ClientOptions,
@@ -37,6 +38,7 @@ import {
   InvalidArgumentError,
   InvalidNameError,
   type LeaseItem,
+  Limits,
   type Logger,
   type NodeBuffer,
   type NodeDurability,
@@ -179,6 +181,12 @@ export async function lowLevel(client: Client): Promise<void> {
     const raw: Uint8Array = ev.raw;
     void [deadline, extended, errors, out.action, out.atMs, later.action, pct, released, raw, ev.attempt, ev.deadlineMs, ev.service];
   }
+  const batch: Batch<Order> = await client.dequeueBatch<Order>("orders", 10, { reserve: true });
+  const waitMs: number = batch.waitMs;
+  const lim: Limits = await client.setLimits("orders", { rateLimit: 10, rateWindowMs: 1000, concurrency: 2 });
+  const now: Limits = await client.limits("orders");
+  void [batch.events, waitMs, lim.rateLimit, lim.rateWindowMs, lim.concurrency, lim.paused, now.inFlight, now.ready,
+    new Batch<Order>([], 0), new Limits(0, 1000, 0, false, 0, 0)];
   const made = new Event<Order>("orders", "id", 1, 1, 0, new Uint8Array(), false);
   const parts = [new FailOutcome("retry", 0), new DeadLetter("id", 0, 1, "r", new Uint8Array()),
     new DeadPage(0, []), new Status("unknown"), new PromoteResult(0, 0, 0, false, 0), new DistributeResult(0, 0, false)];
