@@ -7,10 +7,8 @@
 lease_ms, max_attempts, backoff_*, result_ttl_ms, idem_ttl_ms,
 handler_timeout_ms, paused, rate_limit, rate_window_ms, concurrency...).
 Optional: a service works on the defaults. A value of '' removes the
-override. Validates every pair before writing. A service left without a
-rate limit loses its log of starts (key starts), which only the limit reads.
+override. Validates every pair before writing.
 @key config
-@key starts
 @arg policy pairs(policy) pairs of field name and value ('' removes the override)
 @return map(num) the effective policy: field, value (as text)
 @error INVALID_ARGUMENT unknown field or value out of range
@@ -45,9 +43,6 @@ for i = 1, #ARGV, 2 do
   end
 end
 local p = load_policy()
-if p.rate_limit == 0 then
-  redis.call('DEL', K.starts)
-end
 local out = {}
 for _, f in ipairs(POLICY_FIELDS) do
   out[#out + 1] = f

@@ -101,20 +101,21 @@ if floor > 9007199254740991 - LIMITS.batch then
 end
 -- The limits: how many of the n asked for may go out now (reads only: the
 -- log's trim comes with its first write, after the pop). A room of -1: no limit.
-local asked, busy_room, rate_room = n, -1, -1
+local asked, busy_room, rate_room, used = n, -1, -1, 0
 if p.concurrency > 0 then
   busy_room = math.max(p.concurrency - redis.call('ZCARD', K.leases), 0)
   n = math.min(n, busy_room)
 end
 local window_start = now - p.rate_window_ms
 if p.rate_limit > 0 then
-  local used = redis.call('ZCOUNT', K.starts, '(' .. fmt(window_start), '+inf')
+  used = redis.call('ZCOUNT', K.starts, '(' .. fmt(window_start), '+inf')
   rate_room = math.max(p.rate_limit - used, 0)
   n = math.min(n, rate_room)
 end
 -- The wait when ready events stay behind: the later next free slot of the
--- limits this call filled (the rate's is known exactly: its oldest start
--- leaving the window; a lease may end at any time).
+-- limits this call filled. The rate's is known exactly: when enough starts
+-- have left the window for one more (the oldest, unless the limit was
+-- lowered below what the window holds); a lease may end at any time.
 local function held_back()
   if n >= asked or not waiting() then
     return 0
@@ -129,7 +130,7 @@ local function held_back()
   end
   if rate_room >= 0 and rate_room <= n then
     local oldest = redis.call('ZRANGEBYSCORE', K.starts, '(' .. fmt(window_start), '+inf',
-      'WITHSCORES', 'LIMIT', 0, 1)
+      'WITHSCORES', 'LIMIT', math.max(used - p.rate_limit, 0), 1)
     if oldest[2] then
       wait = math.max(wait, tonumber(oldest[2]) + p.rate_window_ms - now)
     end
@@ -254,6 +255,7 @@ if #zargs > 0 then
     -- Starts that left the window go first: the log keeps at most rate_limit.
     redis.call('ZREMRANGEBYSCORE', K.starts, '-inf', fmt(window_start))
     redis.call('ZADD', K.starts, unpack(sargs))
+    used = used + #sargs / 2
   end
 end
 out[2] = held_back()
