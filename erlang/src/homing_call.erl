@@ -382,12 +382,13 @@ shape(#{<<"pick">> := Field} = S, {_Head, Recs}) ->
     shape(maps:remove(<<"pick">>, S), [maps:get(binary_to_atom(Field, utf8), R) || R <- Recs]);
 shape(#{<<"pick">> := Field}, Tuple) when is_map(Tuple) ->
     {ok, maps:get(binary_to_atom(Field, utf8), Tuple)};
+%% dequeue_batch: a record that holds the records: the events (merge_head: each with
+%% the lease deadline) and the reply's wait_ms.
+shape(#{<<"record">> := <<"Batch">>}, {#{deadline_ms := D, wait_ms := W}, Recs}) ->
+    {ok, #{wait_ms => W, events => [R#{deadline_ms => D} || R <- Recs]}};
 shape(#{<<"merge_head">> := Names}, {Head, Recs}) ->
     Merged = maps:with([binary_to_atom(N, utf8) || N <- Names], Head),
     {ok, [maps:merge(R, Merged) || R <- Recs]};
-%% dequeue_batch: the events (each with the lease deadline) and the reply's wait_ms.
-shape(#{<<"record">> := <<"Batch">>}, {#{deadline_ms := D, wait_ms := W}, Recs}) ->
-    {ok, #{wait_ms => W, events => [R#{deadline_ms => D} || R <- Recs]}};
 shape(Spec, {Head, Recs}) -> {ok, Head#{rows(maps:get(<<"record">>, Spec, undefined)) => Recs}};
 shape(_, Value) -> {ok, Value}.
 
