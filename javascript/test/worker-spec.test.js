@@ -60,11 +60,12 @@ test("a homing error in a loop is retried with a warning; any other error stops 
   const own = await connect(server.url);
   after(() => own.close());
   await own.enqueue("buggy", 1);
-  const real = own.dequeue.bind(own);
+  const real = own.dequeueBatch.bind(own);
   let calls = 0;
-  // The client's own dequeue, made to fail: first as a lost connection would,
-  // then with an error no homing call throws (a bug).
-  own.dequeue = /** @type {any} */ (async (/** @type {any[]} */ ...args) => {
+  // The client's own dequeue (the fetcher's: dequeueBatch, with the limits' wait),
+  // made to fail: first as a lost connection would, then with an error no homing
+  // call throws (a bug).
+  own.dequeueBatch = /** @type {any} */ (async (/** @type {any[]} */ ...args) => {
     calls += 1;
     if (calls === 1) throw new ConnectionLostError("Redis could not be reached: test");
     if (calls === 3) throw new TypeError("a bug in the fetch path");
@@ -94,10 +95,10 @@ test("a homing error in a loop is retried with a warning; any other error stops 
 });
 
 test("the full-inbox wait is Python's", () => {
-  // python/homing/worker.py: `if room <= 0: self._stop.wait(S)`.
-  const py = readFileSync(new URL("../../python/homing/worker.py", import.meta.url), "utf8");
-  const m = /if room <= 0:\s*\n\s*self\._stop\.wait\(([\d.]+)\)/.exec(py);
-  assert.ok(m, "python/homing/worker.py sleeps when it has no room");
+  // python/homing/fetching.py (the worker's fetch loop): `if room <= 0: w._stop.wait(S)`.
+  const py = readFileSync(new URL("../../python/homing/fetching.py", import.meta.url), "utf8");
+  const m = /if room <= 0:\s*\n\s*w\._stop\.wait\(([\d.]+)\)/.exec(py);
+  assert.ok(m, "python/homing/fetching.py sleeps when it has no room");
   assert.equal(ROOM_WAIT_MS, Number(m[1]) * 1000);
   const spec = readFileSync(new URL("../../docs/worker.md", import.meta.url), "utf8");
   assert.match(spec, new RegExp(`looks again within\\s+${ROOM_WAIT_MS} ms`));
