@@ -11,7 +11,7 @@ import { atMs, perItem, whole } from "./argtypes.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
 import { groupOf, resultsOf, waitGroup } from "./group-wait.js";
-import { limitPolicy, limitsOf } from "./limits.js";
+import { LimitCalls } from "./limits.js";
 import { ResultWait } from "./result-wait.js";
 import { producing } from "./tracing.js";
 import { workerBeatCall } from "./worker-beat.js";
@@ -31,9 +31,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** null means "the default" in the public options. @param {unknown} v */
 const given = (v) => (v === null ? undefined : v);
 
-export class ScriptCalls {
+export class ScriptCalls extends LimitCalls {
   /** @param {number} maxPayload largest encoded envelope accepted, in bytes */
   constructor(maxPayload) {
+    super();
     this.maxPayload = whole(maxPayload, "maxPayload (bytes)", 1);
   }
 
@@ -224,19 +225,6 @@ export class ScriptCalls {
   }
 
   /**
-   * As dequeue, with the reply's waitMs: above 0 only when the service's
-   * rateLimit, its concurrency or its pause held ready events back; sleep
-   * that long before asking again (what the Worker does).
-   * @param {string} service
-   * @param {number} [count]
-   * @param {{leaseMs?: number | null, reserve?: boolean}} [options]
-   * @returns {Promise<import("./types.js").Batch>}
-   */
-  async dequeueBatch(service, count = 1, options = {}) {
-    return this.call("dequeue_batch", service, { count, leaseMs: given(options.leaseMs), reserve: options.reserve });
-  }
-
-  /**
    * Mark reserved events as started ([id, token] or {id, token}); per item
    * the attempt now charged, or its error.
    * @param {string} service
@@ -379,29 +367,6 @@ export class ScriptCalls {
    */
   async cancel(service, eventId) {
     return this.call("cancel", service, { id: eventId });
-  }
-
-  /**
-   * The service's limits across every worker (0: none), whether it is paused,
-   * and its leases out now.
-   * @param {string} service
-   * @returns {Promise<import("./types.js").Limits>}
-   */
-  async limits(service) {
-    return limitsOf(await this.stats(service));
-  }
-
-  /**
-   * Set the limits given (0 lifts one; one left out stays): configure of
-   * the policy fields rateLimit, rateWindowMs and concurrency.
-   * @param {string} service
-   * @param {{rateLimit?: number, rateWindowMs?: number, concurrency?: number}} limits
-   * @returns {Promise<import("./types.js").Limits>}
-   */
-  async setLimits(service, limits) {
-    const policy = limitPolicy(limits);
-    if (Object.keys(policy).length) await this.configure(service, policy);
-    return this.limits(service);
   }
 
   /**

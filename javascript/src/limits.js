@@ -2,8 +2,9 @@
 // (python/homing/limits.py). They are policy fields (rateLimit per
 // rateWindowMs, concurrency; 0 is no limit) set with configure, and the
 // dequeue script enforces them by the Redis clock, so a hundred workers
-// together respect them. Here: reading them out of stats, and the configure
-// pairs that set them.
+// together respect them. Here: the Client's dequeueBatch, limits and
+// setLimits (a base class of ScriptCalls, kept out of client-calls.js for its
+// size), reading the limits out of stats, and the configure pairs that set them.
 
 import { Limits } from "./types.js";
 
@@ -31,4 +32,75 @@ export function limitPolicy(limits) {
     if (v !== undefined && v !== null) out[k] = v === 0 && k !== "rateWindowMs" ? null : v;
   }
   return out;
+}
+
+/** null means "the default" in the public options. @param {unknown} v */
+const given = (v) => (v === null ? undefined : v);
+
+/**
+ * The Client's limit calls; ScriptCalls (client-calls.js) extends it and
+ * provides call, stats and configure, which these are built on.
+ */
+export class LimitCalls {
+  /**
+   * Run a call of the table (ScriptCalls.call).
+   * @param {string} _name @param {string} _service @param {Record<string, unknown>} [_args]
+   * @returns {Promise<any>}
+   */
+  async call(_name, _service, _args) {
+    throw new Error("LimitCalls.call: provided by ScriptCalls");
+  }
+
+  /**
+   * A service's stats (ScriptCalls.stats).
+   * @param {string} _service @returns {Promise<Record<string, number>>}
+   */
+  async stats(_service) {
+    throw new Error("LimitCalls.stats: provided by ScriptCalls");
+  }
+
+  /**
+   * Override policy fields (ScriptCalls.configure).
+   * @param {string} _service @param {Record<string, number | null | undefined>} _policy
+   * @returns {Promise<Record<string, number>>}
+   */
+  async configure(_service, _policy) {
+    throw new Error("LimitCalls.configure: provided by ScriptCalls");
+  }
+
+  /**
+   * As dequeue, with the reply's waitMs: above 0 only when the service's
+   * rateLimit, its concurrency or its pause held ready events back; sleep
+   * that long before asking again (what the Worker does).
+   * @param {string} service
+   * @param {number} [count]
+   * @param {{leaseMs?: number | null, reserve?: boolean}} [options]
+   * @returns {Promise<import("./types.js").Batch>}
+   */
+  async dequeueBatch(service, count = 1, options = {}) {
+    return this.call("dequeue_batch", service, { count, leaseMs: given(options.leaseMs), reserve: options.reserve });
+  }
+
+  /**
+   * The service's limits across every worker (0: none), whether it is paused,
+   * and its leases out now.
+   * @param {string} service
+   * @returns {Promise<Limits>}
+   */
+  async limits(service) {
+    return limitsOf(await this.stats(service));
+  }
+
+  /**
+   * Set the limits given (0 lifts one; one left out stays): configure of
+   * the policy fields rateLimit, rateWindowMs and concurrency.
+   * @param {string} service
+   * @param {{rateLimit?: number, rateWindowMs?: number, concurrency?: number}} limits
+   * @returns {Promise<Limits>}
+   */
+  async setLimits(service, limits) {
+    const policy = limitPolicy(limits);
+    if (Object.keys(policy).length) await this.configure(service, policy);
+    return this.limits(service);
+  }
 }
