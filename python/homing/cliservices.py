@@ -25,10 +25,13 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
     the last lease handed out (the fencing sequence holds now_ms * 1000), the
     newest completion still kept (its prune time minus result_ttl_ms), the
     newest keyed enqueue (likewise with idem_ttl_ms), the newest dead letter,
-    and the creation of the newest ready event.
+    and the creation of the newest ready event among the ready list's head and
+    the first and last in ``prio`` (the events waiting at a priority level: the
+    newest of a level other than the lowest waiting one is missed, a price of
+    reading two members instead of the level layout's nine ranges).
     """
     k = {name: service_key(client.prefix, service, name)
-         for name in ("seq", "results_at", "idem_at", "dead", "ready", "meta")}
+         for name in ("seq", "results_at", "idem_at", "dead", "ready", "meta", "prio")}
     r = client.redis
     try:
         pipe = r.pipeline(transaction=False)
@@ -37,8 +40,12 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
         pipe.zrange(k["idem_at"], -1, -1, withscores=True)
         pipe.zrange(k["dead"], -1, -1, withscores=True)
         pipe.lindex(k["ready"], 0)
-        seq, results, idem, dead, newest = pipe.execute()
-        created = r.hget(k["meta"], newest) if newest is not None else None
+        pipe.zrange(k["prio"], 0, 0)
+        pipe.zrange(k["prio"], -1, -1)
+        seq, results, idem, dead, head, first, last = pipe.execute()
+        # The head may be the wake marker (no valid id: it has no record).
+        newest = [i for i in [head, *first, *last] if i is not None]
+        created = r.hmget(k["meta"], newest) if newest else []
     except REDIS_ERRORS as exc:
         raise translate(exc, k["seq"]) from exc
     seen: list[float] = []
@@ -50,8 +57,10 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
         seen.append(idem[0][1] - st.get("policy.idem_ttl_ms", 0))
     if dead:
         seen.append(dead[0][1])
-    if created is not None:
-        fields = (created.decode() if isinstance(created, bytes) else created).split("|")
+    for rec in created:
+        if rec is None:
+            continue
+        fields = (rec.decode() if isinstance(rec, bytes) else rec).split("|")
         if len(fields) > 3 and fields[3].isdigit():
             seen.append(int(fields[3]))
     return int(max(seen)) if seen else None

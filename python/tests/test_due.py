@@ -274,18 +274,20 @@ def test_forget_removes_an_empty_service_everywhere(client: homing.Client,
 
 def test_cli_services_lists_and_forgets(cli: Any, client: homing.Client) -> None:
     client.enqueue("busy", "e")
+    client.enqueue("urgent", "e", priority=7)  # waits in prio, not in the ready list
     client.register("typo")
     r = cli("services")
     assert r.exit_code == 0, r.output
     lines = {line.split()[0]: line for line in r.output.splitlines()[1:]}
-    assert set(lines) == {"busy", "typo"}
+    assert set(lines) == {"busy", "typo", "urgent"}
     assert lines["typo"].rstrip().endswith("-")  # no activity on record
     assert "Z" in lines["busy"]  # the ready event's creation time
+    assert "Z" in lines["urgent"]  # a prioritised event's creation time
     r = cli("services", "forget", "busy")
     assert r.exit_code == 2 and "SERVICE_NOT_EMPTY" in r.output
     r = cli("services", "forget", "typo")
     assert r.exit_code == 0 and "forgot typo" in r.output
-    assert client.services() == ["busy"]
+    assert sorted(client.services()) == ["busy", "urgent"]
 
 
 # -- the worker's wait ------------------------------------------------------------------
