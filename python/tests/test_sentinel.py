@@ -122,10 +122,14 @@ def _run(s: SentinelServers, prefix: str, wait: int, *,
     service = "sent-" + uuid.uuid4().hex[:6]
     Recorder.seen = set()
     opts: dict[str, Any] = {"prefix": prefix, "wait_replicas": wait, "wait_timeout_ms": 500}
-    producer_client = homing.Client.from_url(s.url, **opts)
     # A completion without a result leaves a trace only with done_ttl_ms: "wiped" below
-    # tells a completed event from one the failover took.
-    producer_client.configure(service, done_ttl_ms=600_000)
+    # tells a completed event from one the failover took. Set without WAIT, then waited
+    # for: the setup's own WAIT of 500 ms failed now and then on a loaded machine (the
+    # producer, worker and daemons below handle NotReplicatedError; a setup call does not).
+    with homing.Client.from_url(s.url, prefix=prefix) as setup:
+        setup.configure(service, done_ttl_ms=600_000)
+    s.wait_replicated(want=max(wait, 1))
+    producer_client = homing.Client.from_url(s.url, **opts)
     worker_client = homing.Client.from_url(s.url, **opts)
     daemon_client = homing.Client.from_url(s.url, **opts)
     producer = Producer(producer_client, service)
