@@ -175,7 +175,8 @@ wait_result(C, Service, Id, Deadline, Pause) ->
 enqueue_group(C, Service, Payloads) -> enqueue_group(C, Service, Payloads, #{}).
 
 %% @doc Up to 1000 new events as one group: {ok, #{group := Gid, ids := [Id]}}.
-%% Opts: ids (as long as Payloads; every id must be new).
+%% Opts: ids (as long as Payloads; every id must be new), priorities (one level 0..9
+%% per member, as for enqueue_many).
 -spec enqueue_group(client(), name(), [term()], map()) -> {ok, map()} | error().
 enqueue_group(C, Service, Payloads, Opts) ->
     case call(C, enqueue_group, Service, maps:merge(Opts, #{payloads => Payloads})) of
@@ -382,8 +383,9 @@ ok_of({ok, _}) -> ok;
 ok_of(E) -> E.
 
 %% @doc The recurring timer Name: Opts has exactly one of every_ms and cron (UTC), and
-%% catch_up (default true: after downtime one event stands for the missed ticks). Each
-%% tick fires the event <Name>.<tick_ms> with Payload. {ok, NextTickMs}.
+%% catch_up (default true: after downtime one event stands for the missed ticks), priority
+%% (0..9, the level every occurrence fires into). Each tick fires the event
+%% <Name>.<tick_ms> with Payload. {ok, NextTickMs}.
 -spec recurring_put(client(), name(), name(), term(), map()) -> {ok, integer()} | error().
 recurring_put(C, Service, Name, Payload, Opts) ->
     call(C, recurring_put, Service, maps:merge(Opts, #{name => Name, payload => Payload})).
@@ -391,7 +393,7 @@ recurring_put(C, Service, Name, Payload, Opts) ->
 -spec recurring_list(client(), name()) -> {ok, map()} | error().
 recurring_list(C, Service) -> recurring_list(C, Service, 0, 100).
 
-%% @doc {ok, #{total := N, schedules := [#{name, spec, next_ms, fired, skipped}]}}, by name.
+%% @doc {ok, #{total := N, schedules := [#{name, spec, next_ms, fired, skipped, priority}]}}, by name.
 -spec recurring_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
 recurring_list(C, Service, Offset, Count) ->
     call(C, recurring_list, Service, #{offset => Offset, count => Count}).

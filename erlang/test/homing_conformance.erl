@@ -160,7 +160,7 @@ call(C, S, <<"status">>, #{id := Id}) ->
                                         end);
 call(C, S, <<"result">>, #{id := Id}) -> queue_client:result(C, S, Id, 0);
 call(C, S, <<"enqueue_group">>, A) ->
-    queue_client:enqueue_group(C, S, maps:get(payloads, A), maps:with([ids], A));
+    queue_client:enqueue_group(C, S, maps:get(payloads, A), maps:with([ids, priorities], A));
 call(C, S, <<"group_result">>, #{group := G}) -> queue_client:group_result(C, S, G);
 call(C, S, <<"dead_list">>, A) ->
     then(queue_client:dead_list(C, S, maps:get(offset, A, 0), maps:get(count, A, 100)),

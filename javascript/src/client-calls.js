@@ -162,15 +162,19 @@ export class ScriptCalls extends LimitCalls {
 
   /**
    * Add up to 1000 events as one group in one atomic call (every id new).
+   * `priority`: one level (0..9) for every member, or an array of one per
+   * payload, as for enqueueMany.
    * @param {string} service
    * @param {unknown[]} payloads
-   * @param {{ids?: string[] | null}} [options]
+   * @param {{ids?: string[] | null, priority?: number | ReadonlyArray<number> | null}} [options]
    * @returns {Promise<import("./types.js").Group>}
    */
   async enqueueGroup(service, payloads, options = {}) {
-    const count = Array.isArray(payloads) ? payloads.length : 0;
+    const [rows, priorities] = perItem(options.priority, payloads);
+    const count = Array.isArray(rows) ? rows.length : 0;
     return producing(service, "enqueue_group", count, options.ids == null,
-      async () => groupOf(await this.call("enqueue_group", service, { payloads, ids: options.ids })));
+      async () => groupOf(await this.call("enqueue_group", service,
+        { payloads: rows, ids: options.ids, priorities })));
   }
 
   /** Where a group stands now (UnknownGroupError once it is gone).
@@ -395,17 +399,19 @@ export class ScriptCalls extends LimitCalls {
    * payload, once however many daemons run, never early by the Redis clock.
    * The same name again is the same schedule. `catchUp` (default true): after
    * downtime one event stands for the missed ticks; false: they fire nothing.
+   * Each occurrence fires into the `priority` level (0..9, as for enqueue);
+   * the same schedule again with another level keeps its next tick.
    * Returns the next tick (ms since the epoch).
    * @param {string} service
    * @param {string} name
    * @param {unknown} payload
-   * @param {{everyMs?: number | null, cron?: string | null, catchUp?: boolean}} [options]
+   * @param {{everyMs?: number | null, cron?: string | null, catchUp?: boolean, priority?: number}} [options]
    * @returns {Promise<number>}
    */
   async recurringPut(service, name, payload, options = {}) {
     return this.call("recurring_put", service, {
       name, payload, everyMs: given(options.everyMs), cron: options.cron ?? "",
-      catchUp: options.catchUp ?? true,
+      catchUp: options.catchUp ?? true, priority: options.priority,
     });
   }
 

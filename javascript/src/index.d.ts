@@ -222,13 +222,15 @@ export class DistributeResult {
 
 /** A recurring timer (Client.recurringList). Each tick fires the event `<name>.<tickMs>`. */
 export class Recurring {
-  constructor(name: string, spec: string, nextMs: number, fired: number, skipped: number);
+  constructor(name: string, spec: string, nextMs: number, fired: number, skipped: number, priority?: number);
   readonly name: string;
   /** "every <ms> <catchUp 1|0>" or "cron <catchUp> <expression>". */
   readonly spec: string;
   readonly nextMs: number;
   readonly fired: number;
   readonly skipped: number;
+  /** The level each occurrence fires into (0..9; 0 the default). */
+  readonly priority: number;
 }
 
 /** One page of a service's recurring timers, by name. */
@@ -441,7 +443,12 @@ export class Client {
    * Add up to 1000 events as one group in one atomic call (every id new):
    * its results are waited for, and removed, together.
    */
-  enqueueGroup(service: string, payloads: ReadonlyArray<unknown>, options?: { ids?: string[] | null }): Promise<Group>;
+  enqueueGroup(
+    service: string,
+    payloads: ReadonlyArray<unknown>,
+    /** priority: one level (0..9) for every member, or one per payload. */
+    options?: { ids?: string[] | null; priority?: number | ReadonlyArray<number> | null },
+  ): Promise<Group>;
   /** Where a group stands now; UnknownGroupError once it is gone. */
   groupStatus(service: string, group: string): Promise<GroupStatus>;
   /** The members' results in order, or null while it runs; GroupFailedError once a member failed. */
@@ -514,9 +521,12 @@ export class Client {
   /** Pause a service: dequeue hands out nothing until resume; producers, timers and leases go on. */
   pause(service: string): Promise<void>;
   resume(service: string): Promise<void>;
-  /** A recurring timer by name: every everyMs or by a cron expression (UTC); returns the next tick. */
+  /**
+   * A recurring timer by name: every everyMs or by a cron expression (UTC); returns the next tick.
+   * Each occurrence fires into the priority level (0..9, as for enqueue).
+   */
   recurringPut(service: string, name: string, payload: unknown,
-    options?: { everyMs?: number | null; cron?: string | null; catchUp?: boolean }): Promise<number>;
+    options?: { everyMs?: number | null; cron?: string | null; catchUp?: boolean; priority?: number }): Promise<number>;
   recurringRemove(service: string, name: string): Promise<boolean>;
   recurringList(service: string, options?: { offset?: number; count?: number }): Promise<RecurringPage>;
   promote(service: string, limit?: number): Promise<PromoteResult>;

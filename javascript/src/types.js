@@ -204,7 +204,7 @@ export class DistributeResult {
 /**
  * A recurring timer: its spec ("every <ms> <catchUp>" or "cron <catchUp>
  * <expression>"), its next tick, and how many ticks fired or were skipped.
- * Each tick fires the event `<name>.<tickMs>`.
+ * Each tick fires the event `<name>.<tickMs>`, into its priority level.
  */
 export class Recurring {
   /**
@@ -213,13 +213,15 @@ export class Recurring {
    * @param {number} nextMs
    * @param {number} fired
    * @param {number} skipped
+   * @param {number} [priority] the level its occurrences fire into (0..9, 0 the default)
    */
-  constructor(name, spec, nextMs, fired, skipped) {
+  constructor(name, spec, nextMs, fired, skipped, priority = 0) {
     this.name = name;
     this.spec = spec;
     this.nextMs = nextMs;
     this.fired = fired;
     this.skipped = skipped;
+    this.priority = priority;
   }
 }
 

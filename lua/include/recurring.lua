@@ -3,7 +3,8 @@
 -- payload copied) and is put back at its next tick, in the same script, so
 -- any number of daemons fire each tick once. The occurrence id names its
 -- tick: should Redis come back from older data and run a tick again, an
--- occurrence still held (or whose result is kept) is not made twice.
+-- occurrence still held (or whose result is kept) is not made twice. The
+-- occurrence takes the schedule's priority level (field p of its record).
 --@include cron
 
 -- The occurrence to push for schedule name due at due, or nil; m is its record.
@@ -24,7 +25,9 @@ local function fire_recurring(name, m, due, now)
     local id = name .. '.' .. fmt(due)
     if redis.call('HEXISTS', K.data, id) == 0 and redis.call('HEXISTS', K.results, id) == 0 then
       redis.call('HSET', K.data, id, redis.call('HGET', K.data, name) or '')
-      meta_put(id, meta_new('r', now))
+      local r = meta_new('r', now)
+      meta_ext_set(r, 'p', meta_ext(m, 'p'))
+      meta_put(id, r)
       oid = id
     end
     m.attempt = m.attempt + 1

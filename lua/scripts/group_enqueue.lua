@@ -1,6 +1,6 @@
 --[[
 @script group_enqueue
-@version 1
+@version 2
 @memory grows
 @wait
 @repeats enqueued
@@ -14,8 +14,11 @@ result_ttl_ms when the group was enqueued) after it finished: every member
 completed, or the first member dead-lettered or cancelled (see
 lua/include/group.lua). Bounded: at most LIMITS.batch members. Every
 member must be new: a group has no idempotency keys, and an id already
-queued or whose result is kept is refused.
-@key ready unguarded: LPUSH is the first write (refused: nothing written)
+queued or whose result is kept is refused. Each member has its priority
+level (0..9, as enqueue's: 0 the ready list, 1..9 the prio zset,
+lua/include/ready.lua).
+@key ready unguarded: LPUSH is the first write, or LLEN before any write when a priority is given (refused: nothing written)
+@key prio unguarded: touched only for a priority above 0, first by ZREVRANGEBYSCORE before any write
 @key data unguarded: HMGET before any write
 @key meta
 @key results unguarded: HMGET before any write
@@ -23,9 +26,10 @@ queued or whose result is kept is refused.
 @key counters unguarded: HGET (the last group number) before any write
 @arg max_payload config(max_payload) largest envelope accepted, in bytes
 @arg count count(items) number of members
-@arg items list(id:id,payload:envelope) per member: id, envelope (msgpack bytes)
+@arg items list(id:id,payload:envelope,priority:whole(0..9)) per member: id, envelope
+(msgpack bytes), priority level (0..9, 0 the default and lowest)
 @return records(group:str|id:str) the group's id, then its members' ids in order
-@error INVALID_ARGUMENT a count, size or id is malformed
+@error INVALID_ARGUMENT a count, size, id or priority is malformed
 @error PAYLOAD_TOO_LARGE an envelope is over max_payload
 @error DUPLICATE_ID an id is twice in the batch, already exists in the
 service, or belongs to a completed event whose result is still kept
@@ -39,21 +43,27 @@ service, or belongs to a completed event whose result is still kept
 --@include record
 --@include admit
 --@include group
+--@include ready
 
 local p = load_policy()
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
-argc(2 + 2 * n)
+argc(2 + 3 * n)
 
-local ids, data_args, seen = {}, {}, {}
+local ids, data_args, seen, levels = {}, {}, {}, {}
+local nprio = 0
 for i = 1, n do
-  ids[i] = ARGV[1 + 2 * i]
+  ids[i] = ARGV[3 * i]
 end
 local known = on('HMGET', K.data, unpack(ids))
 local kept = on('HMGET', K.results, unpack(ids))
 for i = 1, n do
-  local id, env = ids[i], ARGV[2 + 2 * i]
+  local id, env = ids[i], ARGV[3 * i + 1]
+  levels[i] = int_arg(3 * i + 2, 'priority', 0, 9)
+  if levels[i] > 0 then
+    nprio = nprio + 1
+  end
   admit_check(id, env, max_payload)
   if seen[id] or known[i] or kept[i] then
     fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists (a group takes new events only)')
@@ -68,9 +78,27 @@ if not gn or gn ~= math.floor(gn) or gn < 0 then
 end
 gn = gn + 1
 
-local rec = meta_new('r', now)
-meta_ext_set(rec, 'g', gn)
-admit_write(p, ids, n, data_args, rec)
+if nprio == 0 then
+  local rec = meta_new('r', now)
+  meta_ext_set(rec, 'g', gn)
+  admit_write(p, ids, n, data_args, rec)
+else
+  -- As enqueue: to_ready reads ready and prio before its first write, so a
+  -- key of a foreign type still leaves nothing written; each record then
+  -- carries its level (field p) beside the group (field g).
+  to_ready(ids, levels)
+  stamp_schema(p)
+  redis.call('HSET', K.data, unpack(data_args))
+  local margs = {}
+  for i = 1, n do
+    local m = meta_new('r', now)
+    meta_ext_set(m, 'g', gn)
+    meta_ext_set(m, 'p', levels[i])
+    margs[2 * i - 1], margs[2 * i] = ids[i], m
+  end
+  meta_put_many(margs)
+  count('enqueued', n)
+end
 redis.call('HSET', K.counters, 'groups', gn)
 redis.call('HSET', K.results, group_field(gn) .. ':ids', table.concat(ids, ' '))
 group_put(gn, {total = n, done = 0, ttl = p.result_ttl_ms, finished = 0, failed = ''})

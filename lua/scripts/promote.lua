@@ -104,7 +104,7 @@ local function promote_due(zset, counter, late)
       local oid = fire_recurring(id, m, tonumber(due[i]), now)
       if oid then
         moved[#moved + 1] = oid
-        levels[#moved] = 0
+        levels[#moved] = level_of(m)  -- the schedule's level, as its occurrence's record
         fired = fired + 1
         if late then
           late[#late + 1] = now - tonumber(due[i])

@@ -332,18 +332,21 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
 
     def recurring_put(self, service: str, name: str, payload: Any, *,
                       every_ms: int | None = None, cron: str | None = None,
-                      catch_up: bool = True) -> int:
+                      catch_up: bool = True, priority: int = 0) -> int:
         """Register the recurring timer ``name``: every ``every_ms`` or by ``cron`` (UTC).
 
         Each tick fires the event ``<name>.<tick_ms>`` carrying ``payload``,
         once however many daemons run, never before its time by the Redis
         clock. The same name again is the same schedule (unchanged: it keeps
         its next tick). ``catch_up``: after downtime one event stands for the
-        missed ticks (True) or they fire nothing (False). Returns the next
-        tick, ms since the epoch.
+        missed ticks (True) or they fire nothing (False). Each occurrence
+        fires into the ``priority`` level (0..9, as for ``enqueue``); the same
+        schedule again with another level keeps its next tick. Returns the
+        next tick, ms since the epoch.
         """
         return self.run(self.op("recurring_put", service, name=name, payload=payload,
-                                every_ms=every_ms, cron=cron or "", catch_up=catch_up))
+                                every_ms=every_ms, cron=cron or "", catch_up=catch_up,
+                                priority=priority))
 
     def recurring_remove(self, service: str, name: str) -> bool:
         """Remove the recurring timer ``name``; False if there was none."""

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import envelope, ops, tracing
+from .clientbase import per_item
 from .errors import ResultTimeoutError
 from .types import Group, GroupStatus
 
@@ -94,16 +95,20 @@ class GroupCalls:
         def op(self, call: str, service: str, /, **args: Any) -> ops.Call: ...
 
     def enqueue_group(self, service: str, payloads: Iterable[Any], *,
-                      ids: Sequence[str] | None = None) -> Group:
+                      ids: Sequence[str] | None = None,
+                      priority: int | Sequence[int] | None = None) -> Group:
         """Add up to 1000 events as one group in one atomic call; returns the ``Group``.
 
         Each member is an ordinary event for the consumers. Every id must be
         new (DuplicateIdError otherwise): a group has no idempotency keys.
+        ``priority``: one level (0..9) for every member, or a list of one per
+        payload, as for ``enqueue_many``.
         """
+        payloads, levels = per_item(priority, payloads)
         with tracing.producing(service, "enqueue_group", _count(payloads),
                                carry=ids is None):
             return _group(self.run(self.op("enqueue_group", service, payloads=payloads,
-                                           ids=ids)))
+                                           ids=ids, priorities=levels)))
 
     def group_status(self, service: str, group: str) -> GroupStatus:
         """Where a group stands now (UnknownGroupError once it is gone)."""
@@ -144,12 +149,15 @@ class AsyncGroupCalls:
         def op(self, call: str, service: str, /, **args: Any) -> ops.Call: ...
 
     async def enqueue_group(self, service: str, payloads: Iterable[Any], *,
-                            ids: Sequence[str] | None = None) -> Group:
+                            ids: Sequence[str] | None = None,
+                            priority: int | Sequence[int] | None = None) -> Group:
         """As ``Client.enqueue_group``."""
+        payloads, levels = per_item(priority, payloads)
         with tracing.producing(service, "enqueue_group", _count(payloads),
                                carry=ids is None):
             return _group(await self.run(self.op("enqueue_group", service,
-                                                 payloads=payloads, ids=ids)))
+                                                 payloads=payloads, ids=ids,
+                                                 priorities=levels)))
 
     async def group_status(self, service: str, group: str) -> GroupStatus:
         """As ``Client.group_status``."""

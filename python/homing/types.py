@@ -157,7 +157,8 @@ class Recurring:
 
     ``spec`` is ``every <ms> <catch_up>`` or ``cron <catch_up> <expression>``
     (catch_up 1: after downtime one event stands for the missed ticks; 0: they
-    fire nothing). Each tick fires the event ``<name>.<tick_ms>``.
+    fire nothing). Each tick fires the event ``<name>.<tick_ms>`` into the
+    ``priority`` level (0..9, 0 the default).
     """
 
     name: str
@@ -165,6 +166,7 @@ class Recurring:
     next_ms: int
     fired: int
     skipped: int
+    priority: int = 0
 
 
 @dataclass(frozen=True)

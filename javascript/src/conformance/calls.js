@@ -69,14 +69,15 @@ export const CALLS = {
     return { cancelled, state };
   },
   recurring_put: (c, s, a) =>
-    c.recurringPut(s, a.name, a.payload, { everyMs: a.every_ms, cron: a.cron, catchUp: a.catch_up }),
+    c.recurringPut(s, a.name, a.payload, { everyMs: a.every_ms, cron: a.cron, catchUp: a.catch_up,
+      priority: a.priority }),
   recurring_remove: (c, s, a) => c.recurringRemove(s, a.name),
   recurring_list: async (c, s, a) => {
     const page = await c.recurringList(s, { offset: a.offset ?? 0, count: a.count ?? 100 });
     return {
       total: page.total,
       schedules: page.schedules.map((r) => ({
-        name: r.name, spec: r.spec, next_ms: r.nextMs, fired: r.fired, skipped: r.skipped,
+        name: r.name, spec: r.spec, next_ms: r.nextMs, fired: r.fired, skipped: r.skipped, priority: r.priority,
       })),
     };
   },
@@ -106,7 +107,7 @@ export const CALLS = {
   // Zero timeout: look once, never wait, so no vector depends on timing.
   result: (c, s, a) => c.result(s, a.id, { timeoutMs: 0 }),
   enqueue_group: async (c, s, a) => {
-    const g = await c.enqueueGroup(s, a.payloads, { ids: a.ids });
+    const g = await c.enqueueGroup(s, a.payloads, { ids: a.ids, priority: a.priorities });
     return { group: g.id, ids: g.eventIds };
   },
   group_status: async (c, s, a) => {

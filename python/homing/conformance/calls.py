@@ -103,7 +103,7 @@ def _recurring_page(c: Client, s: str, a: dict[str, Any]) -> Any:
     page = c.recurring_list(s, a.get("offset", 0), a.get("count", 100))
     return {"total": page.total, "schedules": [
         {"name": r.name, "spec": r.spec, "next_ms": r.next_ms, "fired": r.fired,
-         "skipped": r.skipped} for r in page.schedules]}
+         "skipped": r.skipped, "priority": r.priority} for r in page.schedules]}
 
 
 Impl = Callable[[Client, str, dict[str, Any]], Any]
@@ -136,7 +136,8 @@ CALLS: dict[str, Impl] = {
     "status": lambda c, s, a: _status(c.status(s, a["id"])),
     # Zero timeout: look once, never wait, so no vector depends on timing.
     "result": lambda c, s, a: c.result(s, a["id"], timeout=0),
-    "enqueue_group": lambda c, s, a: _group(c.enqueue_group(s, a["payloads"], ids=a["ids"])),
+    "enqueue_group": lambda c, s, a: _group(c.enqueue_group(s, a["payloads"], ids=a["ids"],
+                                                            priority=a.get("priorities"))),
     "group_status": lambda c, s, a: _group_status(c.group_status(s, a["group"])),
     "group_result": lambda c, s, a: c.group_result(s, a["group"]),
     "group_forget": lambda c, s, a: c.group_forget(s, a["group"]),
@@ -155,7 +156,7 @@ CALLS: dict[str, Impl] = {
         a.get("stopped", False), a.get("ids", []), forget_ms=a.get("forget_ms", 3_600_000)),
     "recurring_put": lambda c, s, a: c.recurring_put(
         s, a["name"], a["payload"], every_ms=a.get("every_ms"), cron=a.get("cron"),
-        catch_up=a.get("catch_up", True)),
+        catch_up=a.get("catch_up", True), priority=a.get("priority", 0)),
     "recurring_remove": lambda c, s, a: c.recurring_remove(s, a["name"]),
     "recurring_list": _recurring_page,
     # The due-time index (global key due, no service); due_take's reply holds the
