@@ -256,6 +256,25 @@ priority_test_() ->
         ?assertEqual([High, Mid, Low, Zero], [I || #{id := I} <- Events])
     end).
 
+%% A group's members and a recurring timer's occurrences take their levels too.
+priority_group_recurring_test_() ->
+    with_redis(fun(_, C) ->
+        {ok, Plain} = queue_client:enqueue(C, "prio2", <<"plain">>),
+        {ok, #{ids := [A, B]}} = queue_client:enqueue_group(C, "prio2", [1, 2],
+                                                           #{priorities => [0, 7]}),
+        ?assertMatch({error, {invalid_argument, _}},
+                     queue_client:enqueue_group(C, "prio2", [3], #{priorities => [10]})),
+        {ok, _} = queue_client:recurring_put(C, "prio2", <<"r">>, 1,
+                                             #{cron => <<"@hourly">>, priority => 5}),
+        ?assertMatch({error, {invalid_argument, _}},
+                     queue_client:recurring_put(C, "prio2", <<"r2">>, 1,
+                                                #{cron => <<"@hourly">>, priority => -1})),
+        ?assertMatch({ok, #{total := 1, schedules := [#{name := <<"r">>, priority := 5}]}},
+                     queue_client:recurring_list(C, "prio2")),
+        {ok, Events} = queue_client:dequeue(C, "prio2", #{count => 10}),
+        ?assertEqual([B, Plain, A], [I || #{id := I} <- Events])
+    end).
+
 %% snooze/5 and progress/5: thin functions over the call table; status/3 shows both.
 snooze_progress_test_() ->
     with_redis(fun(_, C) ->

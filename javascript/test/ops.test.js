@@ -57,10 +57,12 @@ test("every call of the table builds a Call of a manifest script; every script i
   assert.deepEqual([...scripts].sort(), Object.keys(SCRIPTS).sort());
 });
 
-test("enqueue_group: max, count, then id, envelope per member; the group and its ids come back", () => {
+test("enqueue_group: max, count, then id, envelope, priority per member; the group and its ids come back", () => {
   const c = call("enqueue_group", "s", { payloads: [{ a: 1 }, "x"], ids: ["m1", "m2"] }, 500);
   assert.equal(c.script, "group_enqueue");
-  assert.deepEqual(argv(c), ["500", "2", "m1", { env: { a: 1 } }, "m2", { env: "x" }]);
+  assert.deepEqual(argv(c), ["500", "2", "m1", { env: { a: 1 } }, "0", "m2", { env: "x" }, "0"]);
+  const levels = call("enqueue_group", "s", { payloads: [1, 2], ids: ["a", "b"], priorities: [9, 0] }, 500);
+  assert.deepEqual(argv(levels).slice(2), ["a", { env: 1 }, "9", "b", { env: 2 }, "0"]);
   assert.deepEqual(c.parse([b("g3"), b("m1"), b("m2")]), { group: "g3", items: [{ id: "m1" }, { id: "m2" }] });
   const st = call("group_status", "s", { group: "g3" }, 500).parse([2, 1, b(""), 0]);
   assert.deepEqual([st.total, st.done, st.failed, st.finishedMs, st.finished], [2, 1, "", 0, false]);

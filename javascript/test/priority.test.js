@@ -111,3 +111,47 @@ test("an idle Worker blocked on the ready list wakes for a prioritised event", a
   assert.ok(!seen.includes("~"), "the marker never reaches a handler");
   assert.equal((await client.stats(svc))["total.orphaned"] ?? 0, 0);
 });
+
+test("a recurring timer fires each occurrence into its level; recurringList shows it", async () => {
+  const svc = "prio-recurring";
+  const config = serviceKey(client.prefix, svc, "config");
+  await client.connection.hSet(config, "test_clock", "1000000");
+  await client.enqueue(svc, "plain");
+  assert.equal(await client.recurringPut(svc, "hot", "tick", { everyMs: 1000, priority: 6 }), 1001000);
+  const [sched] = (await client.recurringList(svc)).schedules;
+  assert.deepEqual([sched.name, sched.priority], ["hot", 6]);
+  await client.connection.hIncrBy(config, "test_clock", 1000);
+  assert.equal((await client.promote(svc)).timers, 1);
+  assert.equal((await client.status(svc, "hot.1001000")).priority, 6);
+  const got = await client.dequeue(svc, 5);
+  assert.deepEqual(got.map((e) => e.payload), ["tick", "plain"]);
+  // Another level alone keeps the next tick.
+  assert.equal(await client.recurringPut(svc, "hot", "tick", { everyMs: 1000, priority: 1 }), 1002000);
+  assert.equal((await client.recurringList(svc)).schedules[0].priority, 1);
+});
+
+test("enqueueGroup takes one level for the group or one per member", async () => {
+  const svc = "prio-group";
+  await client.enqueue(svc, "plain");
+  const g = await client.enqueueGroup(svc, ["a", "b"], { priority: 5 });
+  const h = await client.enqueueGroup(svc, ["c", "d"], { priority: [0, 9] });
+  const levels = [];
+  for (const id of [...g.eventIds, ...h.eventIds]) levels.push((await client.status(svc, id)).priority);
+  assert.deepEqual(levels, [5, 5, 0, 9]);
+  const got = await client.dequeue(svc, 10);
+  assert.deepEqual(got.map((e) => e.payload), ["d", "a", "b", "plain", "c"]);
+});
+
+test("a bad level of a schedule or a group is refused, nothing written", async () => {
+  const svc = "prio-bad-2";
+  for (const bad of [10, -1, 1.5, "5", true]) {
+    const level = /** @type {any} */ (bad);
+    await assert.rejects(client.recurringPut(svc, "n", 1, { everyMs: 1000, priority: level }), InvalidArgumentError);
+    await assert.rejects(client.enqueueGroup(svc, [1, 2], { priority: level }), InvalidArgumentError);
+    await assert.rejects(client.enqueueGroup(svc, [1, 2], { priority: [0, level] }), InvalidArgumentError);
+  }
+  await assert.rejects(client.enqueueGroup(svc, [1, 2], { priority: [1] }), InvalidArgumentError);
+  for (const name of ["ready", "prio", "data", "meta", "results", "timers", "recurring", "counters"]) {
+    assert.equal(await client.connection.exists(serviceKey(client.prefix, svc, name)), 0, name);
+  }
+});

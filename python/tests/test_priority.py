@@ -167,3 +167,78 @@ def test_the_dashboard_ages_the_event_next_in_line(client: homing.Client, servic
     assert data.oldest_ready_age(client, service, 1_004_000) == 4.0
     client.dequeue(service)
     assert data.oldest_ready_age(client, service, 1_004_000) is None
+
+
+def test_a_recurring_timer_fires_into_its_level(client: homing.Client, service: str) -> None:
+    """Each occurrence takes the schedule's level; a worker takes it before level 0."""
+    client.redis.hset(key(client, service, "config"), "test_clock", 1_000_000)
+    client.enqueue(service, "plain")
+    client.recurring_put(service, "hot", "tick", every_ms=1000, priority=8)
+    (sched,) = client.recurring_list(service).schedules
+    assert (sched.name, sched.priority) == ("hot", 8)
+    client.redis.hincrby(key(client, service, "config"), "test_clock", 1000)
+    assert client.promote(service).timers == 1
+    assert client.status(service, "hot.1001000").priority == 8
+    consumer, seen = recorder()
+    client.redis.hdel(key(client, service, "config"), "test_clock")
+    with running(homing.Worker(client, service, consumer, prefetch=1, grace=2)) as w:
+        wait_for(lambda: w.stats.completed == 2)
+    assert seen[:2] == ["tick", "plain"]
+
+
+def test_a_groups_members_take_one_level_or_one_each(client: homing.Client,
+                                                     service: str) -> None:
+    client.enqueue(service, "plain")
+    g = client.enqueue_group(service, ["a", "b"], priority=5)
+    assert [client.status(service, i).priority for i in g.event_ids] == [5, 5]
+    h = client.enqueue_group(service, ["c", "d"], priority=[0, 9])
+    assert [client.status(service, i).priority for i in h.event_ids] == [0, 9]
+    got = [e.payload for e in client.dequeue(service, 10)]
+    assert got == ["d", "a", "b", "plain", "c"]
+
+
+@pytest.mark.parametrize("bad", [10, -1, 1.5, "5", True],
+                         ids=["10", "-1", "1.5", "text", "bool"])
+def test_a_bad_level_of_a_schedule_or_group_writes_nothing(client: homing.Client,
+                                                           service: str, bad: object) -> None:
+    with pytest.raises(homing.InvalidArgumentError):
+        client.recurring_put(service, "n", 1, every_ms=1000, priority=bad)  # type: ignore[arg-type]
+    with pytest.raises(homing.InvalidArgumentError):
+        client.enqueue_group(service, [1, 2], priority=bad)  # type: ignore[arg-type]
+    with pytest.raises(homing.InvalidArgumentError):
+        client.enqueue_group(service, [1, 2], priority=[0, bad])  # type: ignore[list-item]
+    with pytest.raises(homing.InvalidArgumentError):
+        client.enqueue_group(service, [1, 2], priority=[1])
+    assert not any(written_keys(client, service).values())
+
+
+def test_the_async_client_takes_levels_of_schedules_and_groups(redis_url: str, prefix: str,
+                                                               service: str) -> None:
+    async def body() -> tuple[list[int], int]:
+        c = await homing.AsyncClient.from_url(redis_url, prefix=prefix)
+        try:
+            g = await c.enqueue_group(service, [1, 2], priority=[3, 0])
+            await c.recurring_put(service, "r", 1, cron="@hourly", priority=6)
+            with pytest.raises(homing.InvalidArgumentError):
+                await c.recurring_put(service, "r2", 1, cron="@hourly", priority=10)
+            levels = [(await c.status(service, i)).priority for i in g.event_ids]
+            page = await c.recurring_list(service)
+            return levels, page.schedules[0].priority
+        finally:
+            await c.close()
+
+    assert asyncio.run(body()) == ([3, 0], 6)
+
+
+def test_the_cli_adds_a_recurring_timer_at_a_level(cli, client: homing.Client,
+                                                   service: str) -> None:
+    r = cli("recurring", "add", service, "hot", "x", "--every-ms", "1000", "--priority", "4")
+    assert r.exit_code == 0, r.output
+    assert client.recurring_list(service).schedules[0].priority == 4
+    r = cli("recurring", "list", service)
+    head, *rows = r.stdout.splitlines()
+    assert r.exit_code == 0 and head.split()[-1] == "PRIORITY"
+    assert [row.split()[-1] for row in rows if row.startswith("hot")] == ["4"]
+    r = cli("recurring", "add", service, "hot", "x", "--every-ms", "1000", "--priority", "10")
+    assert r.exit_code == 2 and "10" in r.output
+    assert client.recurring_list(service).schedules[0].priority == 4

@@ -42,6 +42,10 @@ export async function producer(): Promise<void> {
   await client.enqueueMany("orders", [1, 2], { priority: [5, 0] });
   await client.enqueueMany("orders", [1, 2], { priority: 3 });
   await client.createTimer("orders", "soon", { delayMs: 10, priority: 7 });
+  await client.recurringPut("orders", "hourly", "tick", { cron: "@hourly", priority: 4 });
+  const level: number = (await client.recurringList("orders")).schedules[0].priority;
+  await client.enqueueGroup("orders", [1, 2], { priority: level });
+  await client.enqueueGroup("orders", [1, 2], { priority: [9, 0] });
   const cancelled: boolean = await client.cancelTimer("orders", ids[0]);
   try {
     const result = await client.result<{ ok: boolean }>("orders", id, { timeoutMs: 1000 });
