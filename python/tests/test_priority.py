@@ -6,7 +6,8 @@ the conformance vectors' (priority.json) and the model test's; these tests
 are about the ports: a Worker delivers higher levels first, an idle Worker
 blocked on the ready list wakes for a prioritised event, the marker never
 reaches a handler and does not pile up, the per-call and per-item forms of
-enqueue_many, the client-side checks, the asyncio client and the CLI.
+enqueue_many, the client-side checks, the asyncio client and the CLI; and the
+levels of a recurring timer's occurrences and of a group's members.
 """
 
 from __future__ import annotations
