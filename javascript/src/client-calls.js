@@ -10,7 +10,7 @@
 import { atMs, perItem, whole } from "./argtypes.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
-import { groupOf, resultsOf, waitGroup } from "./group-wait.js";
+import { groupArgs, groupOf, resultsOf, waitGroup } from "./group-wait.js";
 import { LimitCalls } from "./limits.js";
 import { ResultWait } from "./result-wait.js";
 import { producing } from "./tracing.js";
@@ -161,20 +161,16 @@ export class ScriptCalls extends LimitCalls {
   // -- groups (group-wait.js) -------------------------------------------------
 
   /**
-   * Add up to 1000 events as one group in one atomic call (every id new).
-   * `priority`: one level (0..9) for every member, or an array of one per
-   * payload, as for enqueueMany.
+   * Add up to 1000 events as one group in one atomic call (every id new); `priority` as for enqueueMany.
    * @param {string} service
    * @param {unknown[]} payloads
    * @param {{ids?: string[] | null, priority?: number | ReadonlyArray<number> | null}} [options]
    * @returns {Promise<import("./types.js").Group>}
    */
   async enqueueGroup(service, payloads, options = {}) {
-    const [rows, priorities] = perItem(options.priority, payloads);
-    const count = Array.isArray(rows) ? rows.length : 0;
+    const [count, args] = groupArgs(payloads, options);
     return producing(service, "enqueue_group", count, options.ids == null,
-      async () => groupOf(await this.call("enqueue_group", service,
-        { payloads: rows, ids: options.ids, priorities })));
+      async () => groupOf(await this.call("enqueue_group", service, args)));
   }
 
   /** Where a group stands now (UnknownGroupError once it is gone).
@@ -399,9 +395,7 @@ export class ScriptCalls extends LimitCalls {
    * payload, once however many daemons run, never early by the Redis clock.
    * The same name again is the same schedule. `catchUp` (default true): after
    * downtime one event stands for the missed ticks; false: they fire nothing.
-   * Each occurrence fires into the `priority` level (0..9, as for enqueue);
-   * the same schedule again with another level keeps its next tick.
-   * Returns the next tick (ms since the epoch).
+   * Each tick fires into the `priority` level (0..9). Returns the next tick (ms since the epoch).
    * @param {string} service
    * @param {string} name
    * @param {unknown} payload

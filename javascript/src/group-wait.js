@@ -7,6 +7,7 @@
 // costs little however large the group. A failed member makes the call
 // itself throw GroupFailedError (an unknown group UnknownGroupError).
 
+import { perItem } from "./argtypes.js";
 import * as envelope from "./envelope.js";
 import { InvalidArgumentError, ResultTimeoutError } from "./errors.js";
 import { Group } from "./types.js";
@@ -18,6 +19,19 @@ import { Group } from "./types.js";
  */
 export function groupOf(reply) {
   return new Group(reply.group, reply.items.map((x) => x.id));
+}
+
+/**
+ * enqueue_group's arguments from enqueueGroup's, and the member count (for
+ * the producer span): `priority` is one level for every member or an array
+ * of one per payload, spread by perItem as for enqueueMany.
+ * @param {unknown} payloads
+ * @param {{ids?: string[] | null, priority?: number | ReadonlyArray<number> | null}} options
+ * @returns {[number, Record<string, unknown>]}
+ */
+export function groupArgs(payloads, options) {
+  const [rows, priorities] = perItem(options.priority, /** @type {Iterable<unknown>} */ (payloads));
+  return [Array.isArray(rows) ? rows.length : 0, { payloads: rows, ids: options.ids, priorities }];
 }
 
 /**
