@@ -96,11 +96,17 @@ enqueue(C, Service, Payload, Opts) ->
 -spec enqueue_many(client(), name(), [term()]) -> {ok, [binary()]} | error().
 enqueue_many(C, Service, Payloads) -> enqueue_many(C, Service, Payloads, #{}).
 
-%% @doc Up to 1000 events in one atomic call. Opts: ids, keys, priorities (lists as long
-%% as Payloads).
+%% @doc Up to 1000 events in one atomic call. Opts: ids, keys (lists as long as
+%% Payloads), priorities (such a list, or one level 0..9 for every event, as in Python
+%% and JavaScript).
 -spec enqueue_many(client(), name(), [term()], map()) -> {ok, [binary()]} | error().
 enqueue_many(C, Service, Payloads, Opts) ->
-    call(C, enqueue_many, Service, maps:merge(Opts, #{payloads => Payloads})).
+    call(C, enqueue_many, Service, maps:merge(levels(Opts, Payloads), #{payloads => Payloads})).
+
+%% One level for every item, spread into the per-item list the call table takes.
+levels(#{priorities := P} = Opts, Payloads) when is_integer(P), is_list(Payloads) ->
+    Opts#{priorities := lists:duplicate(length(Payloads), P)};
+levels(Opts, _) -> Opts.
 
 %% @doc The talk's form: a timer due TimeInFuture ms from now, by the Redis clock.
 -spec create_timer(name(), non_neg_integer(), term()) -> {ok, binary()} | error().
@@ -176,10 +182,11 @@ enqueue_group(C, Service, Payloads) -> enqueue_group(C, Service, Payloads, #{}).
 
 %% @doc Up to 1000 new events as one group: {ok, #{group := Gid, ids := [Id]}}.
 %% Opts: ids (as long as Payloads; every id must be new), priorities (one level 0..9
-%% per member, as for enqueue_many).
+%% per member, or one for all, as for enqueue_many).
 -spec enqueue_group(client(), name(), [term()], map()) -> {ok, map()} | error().
 enqueue_group(C, Service, Payloads, Opts) ->
-    case call(C, enqueue_group, Service, maps:merge(Opts, #{payloads => Payloads})) of
+    case call(C, enqueue_group, Service, maps:merge(levels(Opts, Payloads),
+                                                    #{payloads => Payloads})) of
         {ok, #{group := G, records := Rs}} -> {ok, #{group => G, ids => [I || #{id := I} <- Rs]}};
         Other -> Other
     end.

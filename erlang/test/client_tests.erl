@@ -253,7 +253,14 @@ priority_test_() ->
         ?assertMatch({ok, #{state := <<"pending">>, detail := <<"ready">>, priority := 8}},
                      queue_client:status(C, "prio", High)),
         {ok, Events} = queue_client:dequeue(C, "prio", #{count => 10}),
-        ?assertEqual([High, Mid, Low, Zero], [I || #{id := I} <- Events])
+        ?assertEqual([High, Mid, Low, Zero], [I || #{id := I} <- Events]),
+        %% one level for every event, as in Python and JavaScript
+        {ok, [P1, P2]} = queue_client:enqueue_many(C, "prio", [1, 2], #{priorities => 4}),
+        {ok, L} = queue_client:enqueue(C, "prio", 3),
+        ?assertMatch({error, {invalid_argument, _}},
+                     queue_client:enqueue_many(C, "prio", [4], #{priorities => 10})),
+        {ok, More} = queue_client:dequeue(C, "prio", #{count => 10}),
+        ?assertEqual([P1, P2, L], [I || #{id := I} <- More])
     end).
 
 %% A group's members and a recurring timer's occurrences take their levels too.
