@@ -3,6 +3,7 @@
 --@include base
 --@include counters
 --@include policy
+--@include ready
 --@include record
 
 -- Refuse an event that cannot be admitted: an empty id, or an envelope over
@@ -25,5 +26,26 @@ local function admit_write(p, ids, ni, data_args, rec)
   stamp_schema(p)
   redis.call('HSET', K.data, unpack(data_args))
   meta_put_same(ids, ni, rec)
+  count('enqueued', ni)
+end
+
+-- As admit_write, for a batch with levels above 0: to_ready first (it reads
+-- ready and prio before its first write, so a key of a foreign type still
+-- leaves nothing written); each record carries the fields of ext (say a
+-- group's g), then its level (field p).
+local function admit_write_levels(p, ids, ni, data_args, now, levels, ext)
+  to_ready(ids, levels)
+  stamp_schema(p)
+  redis.call('HSET', K.data, unpack(data_args))
+  local margs = {}
+  for i = 1, ni do
+    local m = meta_new('r', now)
+    for f, v in pairs(ext or {}) do
+      meta_ext_set(m, f, v)
+    end
+    meta_ext_set(m, 'p', levels[i])
+    margs[2 * i - 1], margs[2 * i] = ids[i], m
+  end
+  meta_put_many(margs)
   count('enqueued', ni)
 end

@@ -115,24 +115,13 @@ for i = 1, n do
   no = no + 2
 end
 
--- Pass 2: write (admit_write: LPUSH first). With priorities, to_ready reads
--- ready and prio before its first write, so a key of a foreign type still
--- leaves nothing written; each record then carries its level (field p).
+-- Pass 2: write (admit_write: LPUSH first; with priorities admit_write_levels,
+-- whose reads also come before its first write).
 if ni > 0 then
   if nprio == 0 then
     admit_write(p, ids, ni, data_args, meta_new('r', now))
   else
-    to_ready(ids, levels)
-    stamp_schema(p)
-    redis.call('HSET', K.data, unpack(data_args))
-    local margs = {}
-    for i = 1, ni do
-      local m = meta_new('r', now)
-      meta_ext_set(m, 'p', levels[i])
-      margs[2 * i - 1], margs[2 * i] = ids[i], m
-    end
-    meta_put_many(margs)
-    count('enqueued', ni)
+    admit_write_levels(p, ids, ni, data_args, now, levels)
   end
   if nkeys > 0 then
     for i = 1, ni do

@@ -83,21 +83,8 @@ if nprio == 0 then
   meta_ext_set(rec, 'g', gn)
   admit_write(p, ids, n, data_args, rec)
 else
-  -- As enqueue: to_ready reads ready and prio before its first write, so a
-  -- key of a foreign type still leaves nothing written; each record then
-  -- carries its level (field p) beside the group (field g).
-  to_ready(ids, levels)
-  stamp_schema(p)
-  redis.call('HSET', K.data, unpack(data_args))
-  local margs = {}
-  for i = 1, n do
-    local m = meta_new('r', now)
-    meta_ext_set(m, 'g', gn)
-    meta_ext_set(m, 'p', levels[i])
-    margs[2 * i - 1], margs[2 * i] = ids[i], m
-  end
-  meta_put_many(margs)
-  count('enqueued', n)
+  -- Each record carries the group (field g) beside its level (field p).
+  admit_write_levels(p, ids, n, data_args, now, levels, {g = gn})
 end
 redis.call('HSET', K.counters, 'groups', gn)
 redis.call('HSET', K.results, group_field(gn) .. ':ids', table.concat(ids, ' '))
