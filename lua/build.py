@@ -278,10 +278,11 @@ def build() -> dict:
     try:
         table = calltable.client_calls(calls["calls"], scripts, frozenset(layout["global_keys"]))
         records = calltable.records(calls.get("records", {}), table)
+        calltable.derive(table, records)
     except calltable.TableError as exc:
         raise BuildError(str(exc)) from exc
     return {"format": 2, "layout": layout, "errors": errors, "scripts": scripts, "calls": table,
-            "records": records}
+            "records": records, "refusals": calltable.REFUSALS}
 
 
 def python_errors(errors: list[dict]) -> str:

@@ -19,6 +19,7 @@ Standard library only: it runs before any virtual environment exists.
 """
 from __future__ import annotations
 
+import copy
 import re
 
 MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
@@ -79,8 +80,9 @@ def arg_type(spec: str, limits: dict, where: str, *, field: bool = False) -> dic
                 raise TableError(f"{where}: pairs takes (policy)")
             out["of"] = params
         elif name == "rest":
+            # Absent is none; given, at least one (a purge of [] must not purge the oldest).
             out["item"] = arg_type(params, limits, where, field=True)
-            out.update(min=0, max=int(limits["batch"]))
+            out.update(min=1, max=int(limits["batch"]))
         elif name == "list":
             out["fields"] = fields(params, limits, where, arg=True)
             out.update(min=1, max=int(limits["batch"]))
@@ -164,9 +166,11 @@ def script_signature(name: str, head: dict, limits: dict) -> tuple[list[dict], d
     for i, a in enumerate(args):
         where = f"{name}.lua @arg {a['name']}"
         if a["type"] == "count":
-            # The count comes before its list, which the scripts read as ARGV[count+...].
-            if a["of"] not in names[i + 1:]:
-                raise TableError(f"{where}: count({a['of']}) must precede a list of that name")
+            # The count comes right before its list, which the scripts read as
+            # ARGV[count+...]; a port sends the length with the list's items.
+            if names[i + 1:i + 2] != [a["of"]]:
+                raise TableError(f"{where}: count({a['of']}) must come right before a list of "
+                                 "that name")
         if a["type"] in ("list", "rest", "pairs") and i != len(args) - 1:
             raise TableError(f"{where}: a {a['type']} must be the last argument")
         if a["type"] == "list" and not any(b["type"] == "count" and b["of"] == a["name"]
@@ -343,4 +347,86 @@ def records(spec: dict, table: dict) -> dict:
         lost = {f["name"] for f in have} - set(rec["fields"])
         if lost:
             raise TableError(f"calls.json {cname}: record {rname} drops reply fields {sorted(lost)}")
+    return out
+
+
+# Why one text per refusal, here: the ports used to word each refusal their own
+# way (Python's "a lease token is a whole number >= 0", JavaScript's "... in
+# [0, 2^53 - 1]"). A port fills {what} (the argument as its API names it) and
+# {value} (the refused value as it shows one: a list by its length); the other
+# names are the slot's own fields (min, max), a list's field names ({names})
+# and the policy fields ({known}).
+REFUSALS = {
+    "whole": "{what} must be a whole number in [{min}, {max}], got {value}",
+    "ms": "{what} must be a finite number of ms in [0, 2^53 - 1], got {value}",
+    "token": "{what} must be a lease token, a whole number in [0, 2^53 - 1], got {value}",
+    "key": "{what} must be text (an idempotency key) or none, got {value}",
+    "text": "{what} must be text, got {value}",
+    "name": "{what} must be 1..{max} bytes of text, got {value}",
+    "pairs": "{what} takes a mapping of policy fields ({known}) to finite numbers "
+             "(none removes an override), got {value}",
+    "list": "{what} takes a list of {min}..{max} items, got {value}",
+    "rest": "{what} takes none or a list of {min}..{max} items, got {value}",
+    "item": "{what} items are ({names}), the first {need} required, got {value}",
+    "column": "{what} takes a list (or any iterable), got {value}",
+    "length": "{what} must be as many as {lead} ({count}), got {value}",
+    "type": "{what}: the call table has no type {value}",
+}
+
+
+def derive(table: dict, records_out: dict) -> None:
+    """Write into each call what a port would otherwise work out from it at run time.
+
+    Why: each port used to derive these itself, each its own way (Python and
+    JavaScript with their own loops, Erlang with another). Written here once,
+    a port's call layer only reads them (docs/protocol.md, "Worked out by the
+    build"); nothing existing changes, so a port that ignores them still works.
+
+    - every ARGV slot and list field a default fills carries it, ``default``
+      (a single form takes its batch call's defaults);
+    - a list slot carries ``need`` (its fields up to the last one with no
+      default: an item may leave out the rest) and, when the client does not
+      pass the list itself, ``from``: per field, the client argument it comes
+      from, with ``lead`` (the argument that sets the length: ``items_from``)
+      or ``one`` (the call's own arguments are its one item: ``batch_of``);
+    - ``shape``: how the neutral reply becomes the port's value, in one form
+      for every call (see docs/protocol.md).
+    """
+    for entry in table.values():
+        batch = table.get(entry.get("batch_of", ""))
+        defaults = {**(batch or {}).get("defaults", {}), **entry.get("defaults", {})}
+        entry["args"] = args = copy.deepcopy(entry["args"])
+        for a in args:
+            for f in (a, *a.get("fields", ())):
+                if f["name"] in defaults:
+                    f["default"] = defaults[f["name"]]
+            if a["type"] != "list":
+                continue
+            names = [f["name"] for f in a["fields"]]
+            a["need"] = max([0] + [i + 1 for i, n in enumerate(names) if n not in defaults])
+            if batch is not None:
+                a.update({"from": names, "one": True})
+            elif "items_from" in entry:
+                source = {field: src for src, field in entry["items_from"].items()}
+                a.update({"from": [source[n] for n in names], "lead": entry["items_lead"]})
+    for entry in table.values():
+        entry["shape"] = _shape(table.get(entry.get("batch_of", ""), entry), records_out)
+        if "batch_of" in entry:
+            entry["shape"]["one"] = True
+
+
+def _shape(entry: dict, records_out: dict) -> dict:
+    """A call's reply shaping as {merge?, rows?, pick?, record?}, applied in that order.
+
+    ``merge``: the head fields copied into each record; ``rows``: the value is
+    the list of records (the head dropped), else the records stay under
+    ``items`` (a record type that holds them: Batch, DeadPage); ``pick`` or
+    ``record``: applied to each record when ``rows``, else to the value.
+    """
+    out: dict = {k: entry[k] for k in ("pick", "record") if entry.get(k) is not None}
+    if entry.get("merge_head"):
+        out["merge"] = entry["merge_head"]
+    holder = "items" in records_out.get(entry.get("record") or "", {})
+    if entry["reply"]["kind"] == "records" and ("pick" in out or ("merge" in out and not holder)):
+        out["rows"] = True
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import types
-from .argtypes import encode_arg, new_id, whole  # noqa: F401 - imported from here too
+from .argtypes import encode_arg, new_id, refuse, whole  # noqa: F401 - imported from here too
 from .checks import at_ms, seconds, worker_options  # noqa: F401 - imported from here too
 from .errors import HomingError, InvalidArgumentError, error_for
 from .manifest import MANIFEST, STATUS_NAMES, check_service
@@ -113,47 +113,53 @@ def parse_reply(spec: dict[str, Any], r: Any, items: list[Sequence[Any]]) -> Any
     raise HomingError(f"unknown reply kind {kind}")
 
 
-def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
-    """The neutral value as this port's: head merged into records, a field picked, a type."""
-    kind, pick, record = entry["reply"]["kind"], entry.get("pick"), entry.get("record")
-    if kind == "records" and entry.get("merge_head"):
-        # The head fields named are copied into each record; the value is the list
-        # of records, unless the record type holds them (dequeue_batch's Batch).
-        head = {k: value[k] for k in entry["merge_head"]}
-        items = [{**head, **it} for it in value["items"]]
-        holder = record is not None and "items" in _RECORDS[record]
-        value = {**value, "items": items} if holder else items
-    if pick is not None:
-        if kind != "records":
-            return value[pick]
-        return [it[pick] for it in (value if isinstance(value, list) else value["items"])]
-    if record is not None:
-        if isinstance(value, list):
-            return [_make(record, service, it) for it in value]
-        return _make(record, service, value)
+def _each(kind: str, shape: dict[str, Any], service: str, value: Any) -> Any:
+    if "pick" in shape:
+        return value[shape["pick"]]
+    if "record" in shape:
+        return _make(shape["record"], service, value)
     return tuple(value.values()) if kind == "tuple" else value
 
 
-def _columns(entry: dict[str, Any], spec: dict[str, Any], given: dict[str, Any],
-             name: str) -> list[tuple[Any, ...]]:
-    """A list argument zipped from per-field arguments (enqueue_many's payloads, keys, ids)."""
-    lead = entry["items_lead"]  # the column with no default (payloads) sets the length
-    rows = given.get(lead)
-    if rows is not None and not isinstance(rows, (str, bytes, dict)):
+def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
+    """The neutral value as this port's, by the table's ``shape`` (docs/protocol.md)."""
+    shape, kind = entry["shape"], entry["reply"]["kind"]
+    if "merge" in shape:  # the head fields named, copied into each record
+        head = {k: value[k] for k in shape["merge"]}
+        value = {**value, "items": [{**head, **it} for it in value["items"]]}
+    if shape.get("rows"):
+        value = [_each(kind, shape, service, it) for it in value["items"]]
+    else:
+        value = _each(kind, shape, service, value)
+    if shape.get("one"):  # the single form of a batch call: its one item, its error raised
+        value = value[0]
+        if isinstance(value, HomingError):
+            raise value
+    return value
+
+
+def _column(value: Any, what: str) -> list[Any]:
+    """A column of a zipped list: any iterable but text or a mapping ("abc" is no 3 payloads)."""
+    rows = None
+    if not isinstance(value, (str, bytes, dict)):
         with contextlib.suppress(TypeError):  # not iterable: refused below
-            rows = list(rows)
-    if not isinstance(rows, list):
-        raise InvalidArgumentError(f"{name} takes a list of {lead}, got "
-                                   f"{type(given.get(lead)).__name__}")
-    cols: dict[str, Any] = {}
-    for src, field in entry["items_from"].items():
-        col = cols[field] = rows if src == lead else given.get(src)
-        if col is not None and (isinstance(col, (str, bytes)) or not isinstance(col, Sequence)):
-            raise InvalidArgumentError(f"{src} takes a list, got {type(col).__name__}")
-        if col is not None and len(col) != len(rows):
-            raise InvalidArgumentError(f"{src} must be as many as {lead}")
-    names = [f["name"] for f in spec["fields"]]
-    return [tuple(None if cols[f] is None else cols[f][i] for f in names) for i in range(len(rows))]
+            rows = list(value)
+    refuse(rows is not None, "column", what, value)
+    return rows  # type: ignore[return-value]
+
+
+def _rows(spec: dict[str, Any], given: dict[str, Any]) -> Any:
+    """A list argument: the client's own, the call's arguments as its one item (``one``), or
+    zipped from per-field arguments (``from``: enqueue_many's payloads, keys, ids)."""
+    src = spec.get("from")
+    if src is None or spec.get("one"):
+        return given.get(spec["name"]) if src is None else [[given.get(s) for s in src]]
+    lead = spec["lead"]  # the column with no default (payloads) sets the length
+    cols = [None if given.get(s) is None and s != lead else _column(given.get(s), s) for s in src]
+    n = len(cols[src.index(lead)])
+    for s, col in zip(src, cols, strict=True):
+        refuse(col is None or len(col) == n, "length", s, col, lead=lead, count=n)
+    return [[None if col is None else col[i] for col in cols] for i in range(n)]
 
 
 def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
@@ -162,50 +168,27 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
     Arguments left out take the table's defaults; one given as None is None
     (refused unless its type is optional: a None count by mistake must not
     quietly become a count of 1); anything the table does not know is
-    refused. A batch call's single form (``batch_of``) is the batch of one,
-    its item's error raised.
+    refused.
     """
     entry = CALLS[name]
-    if "batch_of" in entry:
-        spec = next(a for a in CALLS[entry["batch_of"]]["args"] if a["type"] == "list")
-        item = tuple(given.pop(f["name"], None) for f in spec["fields"])
-        inner = call(entry["batch_of"], service, max_payload, **{spec["name"]: [item]}, **given)
-
-        def single(r: Any) -> Any:
-            out = inner.parse(r)[0]
-            if isinstance(out, HomingError):
-                raise out
-            return out
-
-        return Call(inner.script, service, inner.args, single)
     if service or not entry["global"]:  # a script of global keys only (beat) takes no service
         check_service(service)
     unknown = set(given) - set(entry["accepts"])
     if unknown:
         raise InvalidArgumentError(f"{name} takes no argument {', '.join(sorted(unknown))}")
-    defaults = entry.get("defaults", {})
     args: list[Any] = []
-    items: list[Sequence[Any]] = []
-    count_at = None
+    items: list[list[Any]] = []
     for spec in entry["args"]:
         arg, t = spec["name"], spec["type"]
         if t == "config":
             args.append(max_payload)
-        elif t == "count":
-            count_at = len(args)  # filled in once its list is known
-            args.append(0)
-        else:
-            if t == "list" and "items_from" in entry and arg not in given:
-                value = _columns(entry, spec, given, name)
-            else:
-                value = given[arg] if arg in given else defaults.get(arg)
-            out = encode_arg(spec, value, arg, max_payload, defaults)
-            if t == "list":
-                w = len(spec["fields"])
-                items = [out[i:i + w] for i in range(0, len(out), w)]
-                if count_at is not None:
-                    args[count_at] = len(items)
-            args.extend(out) if t in ("list", "rest", "pairs") else args.append(out)
+        elif t == "list":  # its count slot comes right before it: sent here, with the items
+            items = encode_arg(spec, _rows(spec, given), name, max_payload)
+            args += [len(items), *(v for item in items for v in item)]
+        elif t != "count":
+            out = encode_arg(spec, given[arg] if arg in given else spec.get("default"), arg,
+                             max_payload)
+            args.extend(out) if isinstance(out, list) else args.append(out)
 
     def parse(r: Any) -> Any:
         return _shape(entry, service, parse_reply(entry["reply"], r, items))
