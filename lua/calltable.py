@@ -358,13 +358,14 @@ def records(spec: dict, table: dict) -> dict:
 # and the policy fields ({known}).
 REFUSALS = {
     "whole": "{what} must be a whole number in [{min}, {max}], got {value}",
-    "ms": "{what} must be a finite number of ms in [0, 2^53 - 1], got {value}",
+    "ms": "{what} must be a finite number in [0, 2^53 - 1], got {value}",
     "token": "{what} must be a lease token, a whole number in [0, 2^53 - 1], got {value}",
     "key": "{what} must be text (an idempotency key) or none, got {value}",
     "text": "{what} must be text, got {value}",
     "name": "{what} must be 1..{max} bytes of text, got {value}",
-    "pairs": "{what} takes a mapping of policy fields ({known}) to finite numbers "
-             "(none removes an override), got {value}",
+    "pairs": "{what} takes a mapping of policy field to number, got {value}",
+    "policy": "{what} must be a policy field ({known}) set to a finite number or none "
+              "(none removes the override), got {value}",
     "list": "{what} takes a list of {min}..{max} items, got {value}",
     "rest": "{what} takes none or a list of {min}..{max} items, got {value}",
     "item": "{what} items are ({names}), the first {need} required, got {value}",

@@ -10,7 +10,7 @@
 // its header gives this port the call with no code here. The argument types
 // are in argtypes.js.
 
-import { camel, describe, encodeArg, snake } from "./argtypes.js";
+import { camel, describe, encodeArg, refuse, snake } from "./argtypes.js";
 import { BY_CODE, HomingError, InvalidArgumentError } from "./errors.js";
 import { MANIFEST, POLICY, STATUS_NAMES, checkService } from "./manifest.js";
 import * as types from "./types.js";
@@ -129,23 +129,14 @@ const camelKeys = (v) => (Array.isArray(v) ? v.map(camelKeys)
     ? Object.fromEntries(Object.entries(v).map(([k, x]) => [camel(k), camelKeys(x)])) : v);
 
 /**
- * The neutral value as this port's: head merged into records, a field picked,
- * a record type. A tuple with no record is an array ([requeued, remaining]);
+ * One value (a record of a `rows` call) as this port's: a field picked, a
+ * record type; a tuple with no record is an array ([requeued, remaining]);
  * other objects get camelCase names.
- * @param {any} entry @param {string} service @param {any} value
+ * @param {string} kind @param {any} shape @param {string} service @param {any} value
  */
-function shape(entry, service, value) {
-  const { kind } = entry.reply;
-  if (kind === "records" && entry.merge_head) {
-    // The head fields named are copied into each record; the value is the list of
-    // records, unless the record type holds them (dequeue_batch's Batch).
-    const head = Object.fromEntries(entry.merge_head.map((/** @type {string} */ k) => [k, value[k]]));
-    const items = value.items.map((/** @type {Fields} */ it) => ({ ...head, ...it }));
-    value = entry.record != null && RECORD_SPECS[entry.record].items ? { ...value, items } : items;
-  }
-  const rows = kind === "records" ? (Array.isArray(value) ? value : value.items) : null;
-  if (entry.pick != null) return rows ? rows.map((/** @type {Fields} */ it) => it[entry.pick]) : value[entry.pick];
-  if (entry.record != null) return Array.isArray(value) ? value.map((it) => make(entry.record, service, it)) : make(entry.record, service, value);
+function each(kind, shape, service, value) {
+  if (shape.pick != null) return value[shape.pick];
+  if (shape.record != null) return make(shape.record, service, value);
   if (kind === "tuple") return Object.values(value);
   // A map keeps its names (stats: 'total.completed', 'in_flight'), but a
   // policy field is named as the JavaScript API names it (configure: leaseMs).
@@ -154,26 +145,46 @@ function shape(entry, service, value) {
 }
 
 /**
- * A list argument zipped from per-field columns (enqueueMany's payloads, keys and ids).
- * @param {any} entry @param {any} spec @param {Record<string, unknown>} given @param {string} what
+ * The neutral value as this port's, by the table's `shape` (docs/protocol.md).
+ * @param {any} entry @param {string} service @param {any} value
  */
-function columns(entry, spec, given, what) {
-  const lead = entry.items_lead; // the column with no default (payloads) sets the length
-  const first = /** @type {any} */ (given[lead]);
-  // A string is iterable too: "abc" must not become three events.
-  if (typeof first === "string" || typeof first?.[Symbol.iterator] !== "function") {
-    throw new InvalidArgumentError(`${what} takes an array (or iterable) of ${lead}, got ${describe(first)}`);
+function shape(entry, service, value) {
+  const { shape: sh, reply: { kind } } = entry;
+  if (sh.merge) { // the head fields named, copied into each record
+    const head = Object.fromEntries(sh.merge.map((/** @type {string} */ k) => [k, value[k]]));
+    value = { ...value, items: value.items.map((/** @type {Fields} */ it) => ({ ...head, ...it })) };
   }
-  const rows = Array.from(/** @type {Iterable<unknown>} */ (first));
-  /** @type {Record<string, unknown[] | null>} */
-  const cols = {};
-  for (const [src, field] of Object.entries(/** @type {Record<string, string>} */ (entry.items_from))) {
-    const col = src === lead ? rows : given[src];
-    if (col != null && !Array.isArray(col)) throw new InvalidArgumentError(`${camel(src)} takes an array, got ${describe(col)}`);
-    cols[field] = col == null ? null : /** @type {unknown[]} */ (col);
-    if (col != null && cols[field]?.length !== rows.length) throw new InvalidArgumentError(`${camel(src)} must be as many as ${lead}`);
-  }
-  return rows.map((_, i) => spec.fields.map((/** @type {any} */ f) => cols[f.name]?.[i]));
+  value = sh.rows ? value.items.map((/** @type {Fields} */ it) => each(kind, sh, service, it)) : each(kind, sh, service, value);
+  if (!sh.one) return value;
+  if (value[0] instanceof HomingError) throw value[0]; // the single form of a batch call: its one item
+  return value[0];
+}
+
+/**
+ * A column of a zipped list: any iterable but a string ("abc" is no 3 payloads).
+ * @param {unknown} value @param {string} what
+ */
+function column(value, what) {
+  const ok = typeof value !== "string" && typeof (/** @type {any} */ (value))?.[Symbol.iterator] === "function";
+  refuse(ok, "column", what, value);
+  return Array.from(/** @type {Iterable<unknown>} */ (value));
+}
+
+/**
+ * A list argument: the client's own, the call's arguments as its one item
+ * (`one`), or zipped from per-field arguments (`from`: enqueueMany's
+ * payloads, keys and ids).
+ * @param {any} spec @param {Record<string, unknown>} given
+ */
+function rows(spec, given) {
+  const src = /** @type {string[] | undefined} */ (spec.from);
+  if (src === undefined) return given[spec.name];
+  if (spec.one) return [src.map((s) => given[s])];
+  const lead = spec.lead; // the column with no default (payloads) sets the length
+  const cols = src.map((s) => (given[s] == null && s !== lead ? null : column(given[s], camel(s))));
+  const n = /** @type {unknown[]} */ (cols[src.indexOf(lead)]).length;
+  src.forEach((s, i) => refuse(cols[i] == null || cols[i]?.length === n, "length", camel(s), cols[i], { lead: camel(lead), count: n }));
+  return Array.from({ length: n }, (_, i) => cols.map((c) => c?.[i]));
 }
 
 /**
@@ -183,8 +194,7 @@ function columns(entry, spec, given, what) {
  * an argument left out (undefined) takes the table's default; null is null
  * (refused unless its type is optional or its default is null: a null count
  * by mistake must not quietly become a count of 1); anything the table does
- * not know is refused. A batch call's single form (`batch_of`) is the batch of
- * one, its item's error thrown.
+ * not know is refused.
  * @param {string} name the call's name, snake_case or camelCase
  * @param {string} service
  * @param {Record<string, unknown>} [args]
@@ -205,38 +215,18 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
   for (const [k, v] of Object.entries(args)) if (v !== undefined) given[Object.hasOwn(entry.client_args, k) ? k : snake(k)] = v;
   const unknown = Object.keys(given).filter((k) => !entry.accepts.includes(k));
   if (unknown.length) throw new InvalidArgumentError(`${camel(key)} takes no argument ${unknown.map(camel).join(", ")}`);
-  if (entry.batch_of !== undefined) {
-    const list = CALLS[entry.batch_of].args.find((/** @type {any} */ a) => a.type === "list");
-    const item = list.fields.map((/** @type {any} */ f) => given[f.name]);
-    for (const f of list.fields) delete given[f.name];
-    const inner = call(entry.batch_of, service, { ...given, [list.name]: [item] }, maxPayload);
-    const single = (/** @type {any} */ r) => {
-      const out = inner.parse(r)[0];
-      if (out instanceof HomingError) throw out;
-      return out;
-    };
-    return { script: inner.script, service, args: inner.args, parse: single };
-  }
   if (service || !entry.global) checkService(service); // a script of global keys only (beat) takes none
-  const defaults = entry.defaults ?? {};
   /** @type {Arg[]} */
   const argv = [];
   /** @type {Arg[][]} */
-  const items = [];
-  let countAt = -1;
+  let items = [];
   for (const spec of entry.args) {
     if (spec.type === "config") argv.push(String(maxPayload));
-    else if (spec.type === "count") countAt = argv.push("0") - 1; // filled in once its list is known
-    else {
-      const list = spec.type === "list";
-      const value = list && entry.items_from && given[spec.name] === undefined ? columns(entry, spec, given, camel(key))
-        : Object.hasOwn(given, spec.name) ? given[spec.name] : defaults[spec.name];
-      const out = encodeArg(spec, value, list ? camel(key) : spec.name, maxPayload, defaults);
-      argv.push(...(Array.isArray(out) ? out : [out]));
-      if (list && Array.isArray(out)) {
-        for (let i = 0; i < out.length; i += spec.fields.length) items.push(out.slice(i, i + spec.fields.length));
-        if (countAt >= 0) argv[countAt] = String(items.length);
-      }
+    else if (spec.type === "list") { // its count slot comes right before it: sent here, with the items
+      items = encodeArg(spec, rows(spec, given), camel(key), maxPayload);
+      argv.push(String(items.length), ...items.flat());
+    } else if (spec.type !== "count") {
+      argv.push(...[encodeArg(spec, Object.hasOwn(given, spec.name) ? given[spec.name] : spec.default, camel(spec.name), maxPayload)].flat());
     }
   }
   const parse = (/** @type {any} */ r) => shape(entry, service, parseReply(entry.reply, r, items));

@@ -7,7 +7,8 @@
 // call of the table, one with no method here too. Client (client.js) adds the
 // connection and run().
 
-import { atMs, perItem, whole } from "./argtypes.js";
+import { whole } from "./argtypes.js";
+import { atMs, perItem } from "./checks.js";
 import { call } from "./calls.js";
 import { InvalidArgumentError } from "./errors.js";
 import { groupArgs, groupOf, resultsOf, waitGroup } from "./group-wait.js";

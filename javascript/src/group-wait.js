@@ -7,7 +7,7 @@
 // costs little however large the group. A failed member makes the call
 // itself throw GroupFailedError (an unknown group UnknownGroupError).
 
-import { perItem } from "./argtypes.js";
+import { perItem } from "./checks.js";
 import * as envelope from "./envelope.js";
 import { InvalidArgumentError, ResultTimeoutError } from "./errors.js";
 import { Group } from "./types.js";

@@ -4,7 +4,8 @@
 // that code written against it still works: each only names its positional
 // parameters for call() (POSITIONAL), none shapes an argument or parses a reply.
 
-import { atMs, newId } from "./argtypes.js";
+import { newId } from "./argtypes.js";
+import { atMs } from "./checks.js";
 import { call } from "./calls.js";
 import { MAX_BATCH } from "./manifest.js";
 

@@ -230,8 +230,8 @@ test("what the table does not know is refused, typed, before anything is built",
   assert.throws(() => call("dequeue", "s", { count: null }), /count must be a whole number/); // null is not "left out"
   assert.throws(() => call("dequeue", "s", { leaseMs: 2 ** 40 }), /leaseMs must be a whole number in \[0, 43200000\]/);
   assert.throws(() => call("dequeue", "bad:name"), { name: "InvalidNameError" });
-  assert.throws(() => call("enqueue_many", "s", { payloads: "abc" }), /takes an array \(or iterable\)/);
-  assert.throws(() => call("dead_purge", "s", { ids: [] }), /takes 1\.\.1000 items/); // never "the oldest"
+  assert.throws(() => call("enqueue_many", "s", { payloads: "abc" }), /payloads takes a list \(or any iterable\), got the string "abc"/);
+  assert.throws(() => call("dead_purge", "s", { ids: [] }), /ids takes none or a list of 1\.\.1000 items, got an array of 0/); // never "the oldest"
   assert.throws(() => call("stats", "s", /** @type {any} */ ([1])), /takes an object of arguments/);
 });
 
@@ -249,6 +249,7 @@ test("an entry the table gains is callable with no code: neutral records in came
   // enqueue_many's entry without its pick, as a new calls.json entry would be.
   const entry = structuredClone(CALLS.enqueue_many);
   delete entry.pick;
+  entry.shape = {}; // what the build derives for an entry with no pick
   CALLS.enqueue_added = entry;
   try {
     const c = call("enqueueAdded", "s", { payloads: [1, 2], ids: ["a", "b"] }, 100);

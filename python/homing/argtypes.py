@@ -92,10 +92,14 @@ def _items(s: dict[str, Any], rows: Sequence[Any], what: str, mp: int) -> list[l
     return out
 
 
-def _policy(v: Any) -> bool:
-    return isinstance(v, dict) and all(
-        k in POLICY and (x is None or _number(x, -math.inf, math.inf, whole=False))
-        for k, x in v.items())
+def _policy(value: dict[str, Any]) -> list[Any]:
+    """Field, value pairs; each field refused by its own name."""
+    out: list[Any] = []
+    for k, v in value.items():
+        refuse(k in POLICY and (v is None or _number(v, -math.inf, math.inf, whole=False)),
+               "policy", k, v)
+        out += [k, "" if v is None else repr(v) if isinstance(v, float) else v]
+    return out
 
 
 def _yes(s: dict[str, Any], v: Any) -> bool:
@@ -120,9 +124,7 @@ ENCODE: dict[str, tuple[Callable[[dict[str, Any], Any], bool],
     "text": (lambda s, v: isinstance(v, str), lambda s, v, w, mp: v),
     "name": (lambda s, v: isinstance(v, str) and 1 <= len(v.encode()) <= s["max"],
              lambda s, v, w, mp: v),
-    "pairs": (lambda s, v: _policy(v), lambda s, v, w, mp: [
-        y for k, x in v.items()
-        for y in (k, "" if x is None else repr(x) if isinstance(x, float) else x)]),
+    "pairs": (lambda s, v: isinstance(v, dict), lambda s, v, w, mp: _policy(v)),
     "list": (_sized, _items),
     "rest": (lambda s, v: v is None or _sized(s, v), lambda s, v, w, mp: [
         encode_arg(s["item"], x, w, mp) for x in v or ()]),
