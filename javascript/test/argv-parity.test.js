@@ -42,3 +42,36 @@ test("every vector's call step: the same ARGV as Python's, or the same refusal",
   assert.deepEqual(differ, []);
   assert.ok(ours.filter((s) => "error" in /** @type {object} */ (s.js)).length > 20, "refusals are compared too");
 });
+
+// The refusal texts are the table's (manifest `refusals`), so the two ports word
+// a refusal alike: for arguments whose name and value both ports spell the
+// same (one word; a number or a text-free value), the message is the same text.
+test("a refusal reads the same in both ports: the table's text", { skip: NO_PYTHON }, () => {
+  const cases = [
+    ["dequeue", { count: 0 }], ["dequeue", { count: 2.5 }], ["dead_list", { offset: -1 }],
+    ["progress", { id: "a", token: 1, value: 101 }], ["extend_lease", { id: "a", token: -1 }],
+    ["fail", { id: "a", token: 1, reason: 5 }], ["promote", { limit: 0 }], ["recurring_list", { count: 1001 }],
+  ];
+  const code = `import json, sys
+from homing import ops
+from homing.errors import HomingError
+out = []
+for name, args in json.loads(sys.argv[1]):
+    try:
+        ops.call(name, "svc", 1000, **args)
+        out.append(None)
+    except HomingError as exc:
+        out.append(str(exc))
+print(json.dumps(out))`;
+  const python = JSON.parse(execFileSync(PYTHON, ["-c", code, JSON.stringify(cases)], { encoding: "utf8" }));
+  const ours = cases.map(([name, args]) => {
+    try {
+      ops.call(/** @type {string} */ (name), "svc", /** @type {any} */ (args), 1000);
+      return null;
+    } catch (exc) {
+      return /** @type {Error} */ (exc).message;
+    }
+  });
+  assert.deepEqual(ours, python);
+  assert.ok(ours.every((m) => typeof m === "string" && m.includes(", got ")), "each case is refused");
+});
