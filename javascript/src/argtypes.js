@@ -140,6 +140,8 @@ const ENCODE = {
     refuse(policyField(k) !== null && (x == null || number(x, -Infinity, Infinity, false)), "policy", k, x);
     return [/** @type {string} */ (policyField(k)), x == null ? "" : String(x)];
   })],
+  config: [yes, (_, _v, _w, mp) => String(mp)], // the client's setting, no argument
+  count: [yes, () => []], // nothing: its list, right after, sends it
   list: [sized, items],
   rest: [(s, v) => v == null || sized(s, v), (s, v, w, mp) => (v ?? []).map((/** @type {unknown} */ x) => encodeArg(s.item, x, w, mp))],
 };

@@ -221,13 +221,11 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
   /** @type {Arg[][]} */
   let items = [];
   for (const spec of entry.args) {
-    if (spec.type === "config") argv.push(String(maxPayload));
-    else if (spec.type === "list") { // its count slot comes right before it: sent here, with the items
-      items = encodeArg(spec, rows(spec, given), camel(key), maxPayload);
-      argv.push(String(items.length), ...items.flat());
-    } else if (spec.type !== "count") {
-      argv.push(...[encodeArg(spec, Object.hasOwn(given, spec.name) ? given[spec.name] : spec.default, camel(spec.name), maxPayload)].flat());
-    }
+    const list = spec.type === "list";
+    const value = list ? rows(spec, given) : Object.hasOwn(given, spec.name) ? given[spec.name] : spec.default;
+    const out = encodeArg(spec, value, camel(list ? key : spec.name), maxPayload);
+    if (list) items = out; // its count slot, right before it, sent nothing: the count goes here
+    argv.push(...(list ? [String(out.length), ...out.flat()] : [out].flat()));
   }
   const parse = (/** @type {any} */ r) => shape(entry, service, parseReply(entry.reply, r, items));
   return { script: entry.script, service, args: argv, parse };

@@ -125,6 +125,8 @@ ENCODE: dict[str, tuple[Callable[[dict[str, Any], Any], bool],
     "name": (lambda s, v: isinstance(v, str) and 1 <= len(v.encode()) <= s["max"],
              lambda s, v, w, mp: v),
     "pairs": (lambda s, v: isinstance(v, dict), lambda s, v, w, mp: _policy(v)),
+    "config": (_yes, lambda s, v, w, mp: mp),  # the client's setting, no argument
+    "count": (_yes, lambda s, v, w, mp: []),  # nothing: its list, right after, sends it
     "list": (_sized, _items),
     "rest": (lambda s, v: v is None or _sized(s, v), lambda s, v, w, mp: [
         encode_arg(s["item"], x, w, mp) for x in v or ()]),

@@ -12,8 +12,7 @@ argument types are ``homing.argtypes``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,12 +139,9 @@ def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
 
 def _column(value: Any, what: str) -> list[Any]:
     """A column of a zipped list: any iterable but text or a mapping ("abc" is no 3 payloads)."""
-    rows = None
-    if not isinstance(value, (str, bytes, dict)):
-        with contextlib.suppress(TypeError):  # not iterable: refused below
-            rows = list(value)
-    refuse(rows is not None, "column", what, value)
-    return rows  # type: ignore[return-value]
+    refuse(isinstance(value, Iterable) and not isinstance(value, (str, bytes, dict)), "column",
+           what, value)
+    return list(value)
 
 
 def _rows(spec: dict[str, Any], given: dict[str, Any]) -> Any:
@@ -180,15 +176,12 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
     items: list[list[Any]] = []
     for spec in entry["args"]:
         arg, t = spec["name"], spec["type"]
-        if t == "config":
-            args.append(max_payload)
-        elif t == "list":  # its count slot comes right before it: sent here, with the items
-            items = encode_arg(spec, _rows(spec, given), name, max_payload)
-            args += [len(items), *(v for item in items for v in item)]
-        elif t != "count":
-            out = encode_arg(spec, given[arg] if arg in given else spec.get("default"), arg,
-                             max_payload)
-            args.extend(out) if isinstance(out, list) else args.append(out)
+        value = _rows(spec, given) if t == "list" else given[arg] if arg in given else \
+            spec.get("default")
+        out = encode_arg(spec, value, name if t == "list" else arg, max_payload)
+        if t == "list":  # its count slot, right before it, sent nothing: the count goes here
+            items, out = out, [len(out), *(v for item in out for v in item)]
+        args.extend(out) if isinstance(out, list) else args.append(out)
 
     def parse(r: Any) -> Any:
         return _shape(entry, service, parse_reply(entry["reply"], r, items))
