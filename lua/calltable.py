@@ -216,7 +216,8 @@ def client_calls(calls: dict, scripts: dict, global_keys: frozenset = frozenset(
     What the ports would otherwise each work out is written in too:
     ``accepts`` (every argument name the call takes), ``global`` (its keys
     are all global: it takes no service) and ``items_lead`` (the
-    ``items_from`` column with no default, which sets the list's length).
+    ``items_from`` column with no default, which sets the list's length);
+    ``derive`` adds the rest once the records are known.
     """
     out = {}
     for cname, c in calls.items():

@@ -191,13 +191,27 @@ field(#{<<"name">> := Name}, Values, Defaults) ->
         V -> V
     end.
 
-bounds(N, A, Name) ->
+bounds(N, #{<<"type">> := Kind} = A, Name) ->
     Lo = maps:get(<<"min">>, A, 0),
     Hi = maps:get(<<"max">>, A, ?MAX_WHOLE),
     N >= Lo andalso N =< Hi orelse
-        refuse(iolist_to_binary(io_lib:format("~s takes ~B..~B items, got ~B", [Name, Lo, Hi, N]))).
+        refused(Kind, Name, io_lib:format("a list of ~B", [N]), #{<<"min">> => Lo, <<"max">> => Hi}).
 
 refuse(Why) -> throw({refused, invalid_argument, Why}).
+
+%% A refusal in the table's words (the manifest's refusals, the texts the Python and
+%% JavaScript ports use too): {what} is the argument, {value} the value refused
+%% (Shown: already text), the other names Fields'.
+refused(Kind, What, Shown, Fields) ->
+    Text = maps:get(Kind, maps:get(<<"refusals">>, homing_manifest:manifest())),
+    Vars = Fields#{<<"what">> => What, <<"value">> => Shown},
+    refuse(maps:fold(fun(K, V, T) ->
+                             Bin = iolist_to_binary(if is_integer(V) -> integer_to_list(V);
+                                                       true -> V end),
+                             binary:replace(T, <<"{", K/binary, "}">>, Bin, [global])
+                     end, Text, Vars)).
+
+shown(V) -> io_lib:format("~0tP", [V, 5]).
 
 %% A typed value as its ARGV text. Optional slots (the table's optional: true) send ''.
 value(#{<<"optional">> := true}, V, _) when V =:= undefined; V =:= null -> <<>>;
@@ -230,7 +244,7 @@ typed(<<"name">>, A, Name, V, _) ->
     B = text(V, Name),
     Max = maps:get(<<"max">>, A, 256),
     byte_size(B) >= 1 andalso byte_size(B) =< Max orelse
-        refuse(iolist_to_binary(io_lib:format("~s must be 1..~B bytes of text", [Name, Max]))),
+        refused(<<"name">>, Name, shown(B), #{<<"max">> => Max}),
     B;
 typed(T, _, Name, _, _) ->
     refuse(<<"the call table names an unknown type ", T/binary, " for ", Name/binary>>).
@@ -243,9 +257,9 @@ whole(V, Name, Lo, Hi) when is_float(V) ->
 whole(V, _, Lo, Hi) when is_integer(V), V >= Lo, V =< Hi -> V;
 whole(V, Name, Lo, Hi) -> bad_whole(V, Name, Lo, Hi).
 
+%% ms and token too: this port takes whole ms only (no fraction to drop).
 bad_whole(V, Name, Lo, Hi) ->
-    refuse(iolist_to_binary(io_lib:format("~s must be a whole number in [~B, ~B], got ~0tP",
-                                          [Name, Lo, Hi, V, 5]))).
+    refused(<<"whole">>, Name, shown(V), #{<<"min">> => Lo, <<"max">> => Hi}).
 
 text(V, Name) when is_binary(V); is_list(V) ->
     case unicode:characters_to_binary(V) of
@@ -254,8 +268,7 @@ text(V, Name) when is_binary(V); is_list(V) ->
     end;
 text(V, Name) when is_atom(V), V =/= undefined, V =/= null, V =/= true, V =/= false ->
     text(atom_to_binary(V, utf8), Name);
-text(V, Name) ->
-    refuse(iolist_to_binary(io_lib:format("~s must be text, got ~0tP", [Name, V, 5]))).
+text(V, Name) -> refused(<<"text">>, Name, shown(V), #{}).
 
 envelope(V, #{max_payload := Max}) ->
     case homing_envelope:encode(V) of
