@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import due, durability, ops, scripting, tracing
@@ -127,6 +127,13 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
         A write that may create a service checks the registry first and adds
         the service only once the script succeeded (see ``_CREATING``).
         """
+        return self._run(call, None)
+
+    def _run(self, call: ops.Call, hints: list[Callable[[], None]] | None) -> Any:
+        """``run``; with ``hints``, the due-time index's hint this reply calls for
+        is appended there for the caller to send, instead of being sent before
+        returning (the worker hands its events to the handlers first: a round
+        trip less between a ready event and its handler)."""
         script, keys, register = self._prepare(call)
         if self._durability is None:
             self.check_durability()
@@ -147,7 +154,10 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
                 self.register(call.service)
             except HomingError as exc:
                 self._unregistered(call.service, exc)
-        self._index(call, reply)
+        if hints is None:
+            self._index(call, reply)
+        else:
+            hints.append(lambda: self._index(call, reply))
         return self._settled(call, reply, acked)
 
     def _index(self, call: ops.Call, reply: Any) -> None:

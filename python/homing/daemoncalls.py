@@ -9,12 +9,14 @@ and ``register``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from . import due, ops, presence
-from .connection import REDIS_ERRORS, translate
-from .errors import ServiceNotEmptyError
+from .connection import REDIS_ERRORS, drop_idle, translate
+from .errors import HomingError, ServiceNotEmptyError
 from .manifest import SCRIPTS, check_service, global_key, service_key
 from .types import DistributeResult, PromoteResult
 
@@ -28,6 +30,12 @@ class DaemonCalls:
         _keys: Any
         _registered: dict[str, float]
         def run(self, call: ops.Call) -> Any: ...
+        def _run(self, call: ops.Call, hints: list[Callable[[], None]] | None) -> Any: ...
+        def _failed(self, exc: Exception, key: str | None = None) -> HomingError: ...
+        def _settled(self, call: ops.Call, reply: Any, acked: int | None) -> Any: ...
+        def _index(self, call: ops.Call, reply: Any) -> None: ...
+        def check_durability(self, require: bool | None = None) -> Any: ...
+        _durability: Any
         def op(self, call: str, service: str, /, **args: Any) -> ops.Call: ...
         def register(self, service: str) -> None: ...
 
@@ -105,6 +113,48 @@ class DaemonCalls:
             return self.redis.blmove(key, key, max(timeout, 0.001), "RIGHT", "RIGHT") is not None
         except REDIS_ERRORS as exc:
             raise translate(exc, key) from exc
+
+    def dequeue_when_ready(self, service: str, timeout: float, call: ops.Call,
+                           hints: list[Callable[[], None]]) -> tuple[bool | HomingError, Any]:
+        """``wait_ready`` and then ``call`` (a dequeue of service) in one round trip.
+
+        The two go out as one pipeline on one connection: Redis runs the dequeue
+        the moment the BLMOVE returns, so an idle worker gets the event itself
+        when it becomes ready, not a sign to ask for it (a round trip, and a
+        thread wake-up on each side, sooner). Returns (what ``wait_ready``
+        returns, or the HomingError that refused the BLMOVE; the call's parsed
+        reply); the call's index hint goes into ``hints`` (see ``run``).
+
+        A RedisCluster (its routing), a Sentinel client (its demotion handling)
+        and a call whose script reply was an error take the separate calls
+        instead: the dequeue is sent again through ``run``, which is safe since
+        a refused script wrote nothing.
+        """
+        key = self._keys.keys(SCRIPTS["dequeue"], service)[SCRIPTS["dequeue"].keys.index("ready")]
+        if type(self.redis) is not redis.Redis:
+            try:
+                ready: bool | HomingError = self.wait_ready(service, timeout)
+            except HomingError as exc:
+                ready = exc
+            return ready, self._run(call, hints)
+        if self._durability is None:
+            self.check_durability()
+        script = SCRIPTS[call.script]
+        keys = self._keys.keys(script, call.service)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.blmove(key, key, max(timeout, 0.001), "RIGHT", "RIGHT")
+            pipe.evalsha(script.sha1, len(keys), *keys, *call.args)
+            moved, reply = pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            err = self._failed(exc)
+            drop_idle(self.redis)  # a lost connection: the others likely are too
+            raise err from exc
+        ready = translate(moved, key) if isinstance(moved, Exception) else moved is not None
+        if isinstance(reply, Exception):  # NOSCRIPT, or a refusal: run() says which
+            return ready, self._run(call, hints)
+        hints.append(lambda: self._index(call, reply))
+        return ready, self._settled(call, reply, None)
 
     def forget(self, service: str) -> int:
         """Forget an empty service: its leftovers, its registry and index entries.

@@ -17,7 +17,8 @@ service every few ms would cost Redis more than the work).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .manifest import MAX_BATCH
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 def fetch_loop(w: Worker) -> None:
     """The fetch thread of ``w`` until it stops."""
     idle, pause = 0.001, [0.05]
+    # The last dequeue emptied the ready queue: the next one waits for it first, in
+    # the same round trip (ReadyWait.lease). A dequeue that filled its room did not.
+    drained = False
     while not w._stop.is_set():
         window = w.concurrency + w.prefetch
         held = len(w._held)
@@ -37,21 +41,30 @@ def fetch_loop(w: Worker) -> None:
         if room <= 0:
             w._stop.wait(0.001)
             continue
+        count = min(room, MAX_BATCH)
+        args: dict[str, Any] = {"count": count, "reserve": True}
+        if w.lease_ms is not None:
+            args["lease_ms"] = w.lease_ms
+        call = w.client.op("dequeue_batch", w.service, **args)
+        hints: list[Callable[[], None]] = []
+        block = drained and w._ready.can_lease()
         sent = time.monotonic()
         batch = w._retrying(
             "dequeue",
-            lambda n=room: w.client.dequeue_batch(w.service, min(n, MAX_BATCH),
-                                                  lease_ms=w.lease_ms, reserve=True),
+            (lambda c=call, h=hints: w._ready.lease(c, h)) if block
+            else (lambda c=call, h=hints: w.client._run(c, h)),
             pause)
         if batch is None:
+            drained = False
             continue  # refused: _retrying logged it and backed off
         events = batch.events
+        drained = len(events) < count
         if not events and batch.wait_ms > 0:
             w.stats.add("limited")
             w._stop.wait(batch.wait_ms / 1000)
             continue
         if not events:
-            if w._ready.wait(idle):
+            if not block and not w._ready.can_lease() and w._ready.wait(idle):
                 idle = min(idle * 2, w.poll_max)
             continue
         idle = 0.001
@@ -59,3 +72,7 @@ def fetch_loop(w: Worker) -> None:
         w._held.add(events, sent + w._lease_s)
         w.stats.add("received", len(events))
         w._todo.put_many(events)
+        # The lease deadlines' hint to the due-time index only once the handlers
+        # have their events: it is no part of a handler's start.
+        for hint in hints:
+            hint()

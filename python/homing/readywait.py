@@ -8,6 +8,11 @@ script would have to push, and costs Redis no command while it waits. The
 worker dequeues as soon as it returns, so a handler starts within a round
 trip or two of an event becoming ready.
 
+``lease`` is that wait and the dequeue in one round trip (one pipeline:
+Redis runs the dequeue the moment the BLMOVE returns), which the fetcher uses
+whenever its last dequeue emptied the queue: an idle worker then receives the
+event itself, not a sign to ask for it.
+
 Falls back to the old sleep-and-poll (``poll_max``) where the wait is refused
 (an ACL without BLMOVE, a Redis before 6.2), and when the queue keeps looking
 non-empty while dequeues find nothing (which would otherwise spin).
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any
 
+from . import ops
 from .client import Client
 from .errors import ConnectionLostError, HomingError, ReadOnlyError, RedisFullError
 
@@ -54,6 +62,25 @@ class ReadyWait:
                         "%.3g s at most instead", self.service, exc, 0.05)
             self.blocking = False
         return False
+
+    def can_lease(self) -> bool:
+        """Whether ``lease`` blocks (not after a wait that found nothing to lease)."""
+        return self.blocking and not self._nonempty
+
+    def lease(self, call: ops.Call, hints: list[Callable[[], None]]) -> Any:
+        """Block until the ready queue has something (at most BLOCK_S), then run
+        ``call`` (the dequeue) at once, in the same round trip; its parsed reply."""
+        self.waits += 1
+        ready, batch = self.client.dequeue_when_ready(self.service, BLOCK_S, call, hints)
+        if isinstance(ready, (ConnectionLostError, ReadOnlyError, RedisFullError)):
+            self._nonempty = True  # the BLMOVE's trouble: the next wait is a poll's sleep
+        elif isinstance(ready, HomingError):
+            log.warning("worker %s: cannot block on its ready queue (%s): polling every "
+                        "%.3g s at most instead", self.service, ready, 0.05)
+            self.blocking = False
+        elif ready and not batch.events and not batch.wait_ms:
+            self._nonempty = True  # "ready", yet nothing to lease: do not spin on it
+        return batch
 
     def woke_with_events(self) -> None:
         self._nonempty = False

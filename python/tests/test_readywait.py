@@ -1,0 +1,69 @@
+"""The idle worker's wait and dequeue in one round trip (``Client.dequeue_when_ready``).
+
+Its reply is a dequeue's; its due-time hint is left to the caller (the worker
+sends it once its handlers have the events), and a NOSCRIPT is answered as
+``run`` answers it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from helpers import key
+
+import homing
+
+
+def lease(client: homing.Client, service: str,
+          timeout: float = 0.1) -> tuple[object, homing.Batch, list[Callable[[], None]]]:
+    hints: list[Callable[[], None]] = []
+    call = client.op("dequeue_batch", service, count=10, reserve=True)
+    ready, batch = client.dequeue_when_ready(service, timeout, call, hints)
+    return ready, batch, hints
+
+
+def test_nothing_ready_waits_and_leases_nothing(client: homing.Client, service: str) -> None:
+    t0 = time.monotonic()
+    ready, batch, hints = lease(client, service)
+    assert time.monotonic() - t0 >= 0.09
+    assert ready is False and batch.events == [] and batch.wait_ms == 0
+    assert client.redis.zcard(key(client, service, "leases")) == 0
+
+
+def test_an_event_enqueued_meanwhile_comes_back_leased(client: homing.Client,
+                                                       service: str) -> None:
+    client.register(service)
+    timer = threading.Timer(0.05, lambda: client.enqueue(service, "x"))
+    timer.start()
+    try:
+        ready, batch, hints = lease(client, service, timeout=2.0)
+    finally:
+        timer.join()
+    assert ready is True
+    [event] = batch.events
+    assert event.payload == "x" and event.token > 0
+    assert client.redis.zscore(key(client, service, "leases"), event.id) is not None
+    # The lease deadline's hint is the caller's to send.
+    index = f"{client.prefix}:due"
+    assert client.redis.zscore(index, service) is None
+    for hint in hints:
+        hint()
+    assert client.redis.zscore(index, service) is not None
+
+
+def test_ready_events_come_back_at_once_in_order(client: homing.Client, service: str) -> None:
+    ids = client.enqueue_many(service, ["a", "b", "c"])
+    t0 = time.monotonic()
+    ready, batch, _ = lease(client, service, timeout=2.0)
+    assert time.monotonic() - t0 < 1.0
+    assert ready is True and [e.id for e in batch.events] == ids
+
+
+def test_an_empty_script_cache_is_answered_as_run_answers_it(client: homing.Client,
+                                                              service: str) -> None:
+    ids = client.enqueue_many(service, ["a"])
+    client.redis.script_flush()
+    ready, batch, _ = lease(client, service)
+    assert ready is True and [e.id for e in batch.events] == ids
