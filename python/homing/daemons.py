@@ -43,7 +43,7 @@ from .errors import (
     NotDurableError,
     ReadOnlyError,
 )
-from .sweeps import BACKSTOP_COST, Backstop, Waker  # noqa: F401 - BACKSTOP_COST: tests
+from .sweeps import BACKSTOP_COST, Backstop, RedisClock, Waker  # noqa: F401 - BACKSTOP_COST
 
 log = logging.getLogger("homing.daemons")
 
@@ -199,7 +199,9 @@ class Scheduler(_Daemon):
         self.promoted = 0  # services promoted by the index, for tests and the bench
         self._hot: dict[str, tuple[int, int]] = {}  # claimed, due soon: (next due, claim)
         self._take_at = -1  # when to read the index again (ms, Redis clock); -1: at once
-        self._clock = (0, time.monotonic())  # (Redis ms, monotonic s) of the last due_take
+        self.clock = RedisClock(client)
+        self._early: set[str] = set()  # services whose last promote was sent early
+        self.early = 0  # promotes sent before their due time by the Redis clock (wasted)
 
     def promote(self, service: str) -> int:
         return self._promote(service)[0]
@@ -226,8 +228,8 @@ class Scheduler(_Daemon):
         return self._each(self.services(), self.promote)
 
     def _now(self) -> int:
-        """The Redis clock (ms), estimated from the last due_take's reading."""
-        return self._clock[0] + int((time.monotonic() - self._clock[1]) * 1000)
+        """The Redis clock (whole ms) a call sent now runs at: see ``RedisClock``."""
+        return self.clock.now()
 
     def cycle(self) -> int:
         """Promote what is due; set ``_wait``, the sleep until the next due time.
@@ -240,6 +242,7 @@ class Scheduler(_Daemon):
         claim and PUBLISHes, which makes the next cycle read the index again.
         """
         fresh = self.waker.arm()  # before the index is read: no wake-up falls in between
+        self.clock.refresh()
         rung, self.waker.rung = self.waker.rung, False
         moved = 0
         settle: list[tuple[str, int, int]] = []  # service, claim, next due
@@ -251,12 +254,9 @@ class Scheduler(_Daemon):
                 self._keep(service, at, claim, settle)
         taken: list[str] = []
         if fresh or rung or est >= self._take_at:
-            # The clock is read against the time the call was sent: Redis read TIME
-            # after that, so the estimate runs early, never late (a promote that comes
-            # early only finds its timer not yet due, and is tried again a ms later).
             sent = time.monotonic()
             now, next_due, next_claim, taken = self.client.due_take(100, self.claim_ms)
-            self._clock = (now, sent)
+            self.clock.taken(now, sent)  # the estimate, where TIME is refused
             targets = [t for t in (next_due, next_claim) if t >= 0]
             # A full take leaves more due: read again at once.
             self._take_at = (-1 if len(taken) == 100 else min(targets) if targets
@@ -287,7 +287,7 @@ class Scheduler(_Daemon):
             return max(moved, 1)  # look again at once
         targets = [self._take_at, *(at for at, _ in self._hot.values()),
                    *self.backstop.local.values()]
-        wait = (min(targets) - est) / 1000 + 0.0001
+        wait = self.clock.until(min(targets))  # to the us: the estimate is floored to ms
         self._wait = max(0.0, min(wait, self.max_wait, self.backstop.due_in()))
         return moved
 
@@ -305,16 +305,25 @@ class Scheduler(_Daemon):
         if n == 0 and 0 <= at <= now:
             # Long due by its own clock but nothing moved: a test clock the Redis clock
             # cannot judge, looked at again every interval. Just due: the estimated
-            # clock ran ahead of Redis, so a ms later.
-            test_clock = at < now - TEST_CLOCK_MS
-            at = now + (max(1, int(self.interval * 1000)) if test_clock else 1)
+            # clock ran ahead of Redis (by about LEAD_MS), so sent again at once,
+            # and if that was early too, a ms later (no loop, whatever the clocks).
+            if at < now - TEST_CLOCK_MS:
+                at = now + max(1, int(self.interval * 1000))
+            elif service in self._early:
+                at = now + 1
+            else:
+                self._early.add(service)
+                self.early += 1
+                at = now
+            return n, at
+        self._early.discard(service)
         return n, at
 
     def _keep(self, service: str, at: int, claim: int,
               settle: list[tuple[str, int, int]]) -> None:
         """Keep a claimed service hot, or settle it (far or nothing due, claim aging)."""
         est = self._now()
-        if 0 <= at - est <= HOT_MS and est - (claim - due.CLAIM) < self.claim_ms / 2:
+        if 0 <= at <= est + HOT_MS and est - (claim - due.CLAIM) < self.claim_ms / 2:
             self._hot[service] = (at, claim)
         else:
             self._hot.pop(service, None)

@@ -1,16 +1,18 @@
-"""The scheduler's two helpers that are not promoting: its sleep and its backstop.
+"""The scheduler's helpers that are not promoting: its clock, its sleep, its backstop.
 
-``Waker`` is how the scheduler sleeps until the next due time and wakes at
-once on a client's PUBLISH (the due-time index's wake channel); ``Backstop``
-is the bounded sweep of the registry that puts back into the index what a
-lost hint left out. Apart from ``homing.daemons`` so that each stays small;
-see docs/architecture.md, section 7, for the design.
+``RedisClock`` is its estimate of the Redis clock, which says when to send a
+promote; ``Waker`` is how the scheduler sleeps until the next due time and
+wakes at once on a client's PUBLISH (the due-time index's wake channel);
+``Backstop`` is the bounded sweep of the registry that puts back into the
+index what a lost hint left out. Apart from ``homing.daemons`` so that each
+stays small; see docs/architecture.md, section 7, for the design.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -21,6 +23,69 @@ from .errors import HomingError
 from .manifest import SCRIPTS, global_key
 
 log = logging.getLogger("homing.daemons")
+
+
+# The scheduler reads the Redis clock (TIME, the best of CLOCK_READS) this often (s).
+CLOCK_EVERY = 10.0
+CLOCK_READS = 3
+# How far ahead of the Redis clock the scheduler's estimate runs (ms): about how long
+# a call takes to reach Redis, so that a promote is sent as its timer falls due there.
+LEAD_MS = 0.25
+
+
+class RedisClock:
+    """The scheduler's estimate of the Redis clock: monotonic time plus an offset.
+
+    Read with TIME (to the us) against the midpoint of the round trip, the best
+    of CLOCK_READS (the shortest round trip), every CLOCK_EVERY s (0.3 commands
+    a second), plus LEAD_MS. The scheduler then sends a promote as its timer
+    falls due in Redis: neither a round trip early (found not due, sent again)
+    nor up to a ms late, as with a due_take's reading alone (whole ms, so it runs
+    behind by its fraction). Where TIME is refused, or its reply is not one
+    server's, the due_takes' readings serve instead (``taken``). Either way only
+    when to send depends on it: the scripts judge what is due by TIME itself.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.offset = -time.monotonic() * 1000  # Redis ms - monotonic ms
+        self.read_at = float("-inf")  # when TIME was last read (monotonic s)
+        self.timed = False  # whether that read succeeded
+
+    def now(self) -> int:
+        """The Redis clock (whole ms) a call sent now runs at, by the estimate."""
+        return math.floor(time.monotonic() * 1000 + self.offset)
+
+    def until(self, at: int) -> float:
+        """Seconds until ``now()`` reaches ``at`` (0 if it has)."""
+        return max(0.0, (at - time.monotonic() * 1000 - self.offset) / 1000 + 0.00002)
+
+    def refresh(self) -> None:
+        """Read TIME again if the last reading is CLOCK_EVERY s old."""
+        if time.monotonic() - self.read_at < CLOCK_EVERY:
+            return
+        best: tuple[float, float] | None = None
+        try:
+            for _ in range(CLOCK_READS):
+                t0 = time.monotonic()
+                sec, usec = self.client.redis.time()
+                t1 = time.monotonic()
+                if best is None or t1 - t0 < best[0]:
+                    best = (t1 - t0, int(sec) * 1000 + int(usec) / 1000 - (t0 + t1) * 500)
+        except Exception as exc:  # noqa: BLE001 - any failure: the due_takes' readings
+            log.debug("scheduler: no TIME (%s): the due-time index's readings serve", exc)
+            best = None
+        self.read_at = time.monotonic()
+        self.timed = best is not None
+        if best is not None:
+            self.offset = best[1] + LEAD_MS
+
+    def taken(self, now: int, sent: float) -> None:
+        """A due_take's reading (``now``, read by Redis after ``sent``): the estimate
+        while TIME is not read (it runs ahead by the call's way there, behind by the
+        fraction of a ms)."""
+        if not self.timed:
+            self.offset = now - sent * 1000
 
 
 class Waker:
