@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import due, durability, ops, scripting, tracing
@@ -129,11 +129,11 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
         """
         return self._run(call, None)
 
-    def _run(self, call: ops.Call, hints: list[Callable[[], None]] | None) -> Any:
+    def _run(self, call: ops.Call, hints: list[tuple[str, int]] | None) -> Any:
         """``run``; with ``hints``, the due-time index's hint this reply calls for
-        is appended there for the caller to send, instead of being sent before
-        returning (the worker hands its events to the handlers first: a round
-        trip less between a ready event and its handler)."""
+        (service, due ms) is appended there for the caller to send (``hint_due``),
+        instead of being sent before returning (the worker hands its events to the
+        handlers first: a round trip less between a ready event and its handler)."""
         script, keys, register = self._prepare(call)
         if self._durability is None:
             self.check_durability()
@@ -157,7 +157,9 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
         if hints is None:
             self._index(call, reply)
         else:
-            hints.append(lambda: self._index(call, reply))
+            at = due.due_of(call.script, reply)
+            if at is not None:
+                hints.append((call.service, at))
         return self._settled(call, reply, acked)
 
     def _index(self, call: ops.Call, reply: Any) -> None:

@@ -9,7 +9,7 @@ and ``register``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -30,10 +30,11 @@ class DaemonCalls:
         _keys: Any
         _registered: dict[str, float]
         def run(self, call: ops.Call) -> Any: ...
-        def _run(self, call: ops.Call, hints: list[Callable[[], None]] | None) -> Any: ...
+        def _run(self, call: ops.Call, hints: list[tuple[str, int]] | None) -> Any: ...
         def _failed(self, exc: Exception, key: str | None = None) -> HomingError: ...
         def _settled(self, call: ops.Call, reply: Any, acked: int | None) -> Any: ...
-        def _index(self, call: ops.Call, reply: Any) -> None: ...
+        def _hint_failed(self, service: str, exc: HomingError) -> None: ...
+        def hint_due(self, service: str, at: int) -> None: ...
         def check_durability(self, require: bool | None = None) -> Any: ...
         _durability: Any
         def op(self, call: str, service: str, /, **args: Any) -> ops.Call: ...
@@ -115,7 +116,7 @@ class DaemonCalls:
             raise translate(exc, key) from exc
 
     def dequeue_when_ready(self, service: str, timeout: float, call: ops.Call,
-                           hints: list[Callable[[], None]]) -> tuple[bool | HomingError, Any]:
+                           hints: list[tuple[str, int]]) -> tuple[bool | HomingError, Any]:
         """``wait_ready`` and then ``call`` (a dequeue of service) in one round trip.
 
         The two go out as one pipeline on one connection: Redis runs the dequeue
@@ -123,7 +124,14 @@ class DaemonCalls:
         when it becomes ready, not a sign to ask for it (a round trip, and a
         thread wake-up on each side, sooner). Returns (what ``wait_ready``
         returns, or the HomingError that refused the BLMOVE; the call's parsed
-        reply); the call's index hint goes into ``hints`` (see ``run``).
+        reply).
+
+        ``hints`` holds due-time index hints (service, due ms) still to send (the
+        last batch's lease deadline): they go out first, as ``ZADD LT CH`` in the
+        same pipeline, and the PUBLISH that wakes the schedulers follows the
+        pipeline's reply for each that lowered its entry (a lease deadline is
+        seconds away: a wake-up BLOCK_S late changes nothing). Then ``hints``
+        holds the call's own hint (see ``Client._run``).
 
         A RedisCluster (its routing), a Sentinel client (its demotion handling)
         and a call whose script reply was an error take the separate calls
@@ -132,6 +140,7 @@ class DaemonCalls:
         """
         key = self._keys.keys(SCRIPTS["dequeue"], service)[SCRIPTS["dequeue"].keys.index("ready")]
         if type(self.redis) is not redis.Redis:
+            send_hints(self, hints)
             try:
                 ready: bool | HomingError = self.wait_ready(service, timeout)
             except HomingError as exc:
@@ -141,19 +150,34 @@ class DaemonCalls:
             self.check_durability()
         script = SCRIPTS[call.script]
         keys = self._keys.keys(script, call.service)
+        index = global_key(self.prefix, "due")
+        sent, hints[:] = hints[:], []
         try:
             pipe = self.redis.pipeline(transaction=False)
+            for hinted, at in sent:
+                pipe.zadd(index, {hinted: at}, lt=True, ch=True)
             pipe.blmove(key, key, max(timeout, 0.001), "RIGHT", "RIGHT")
             pipe.evalsha(script.sha1, len(keys), *keys, *call.args)
-            moved, reply = pipe.execute(raise_on_error=False)
+            *lowered, moved, reply = pipe.execute(raise_on_error=False)
         except Exception as exc:
             err = self._failed(exc)
             drop_idle(self.redis)  # a lost connection: the others likely are too
+            hints[:0] = sent  # perhaps not sent: again with the next call (ZADD LT: idempotent)
             raise err from exc
+        for (hinted, _), ch in zip(sent, lowered, strict=True):
+            if isinstance(ch, Exception):
+                self._hint_failed(hinted, translate(ch, index))
+            elif ch:
+                try:
+                    self.redis.publish(due.channel(self.prefix), hinted)
+                except REDIS_ERRORS as exc:
+                    self._hint_failed(hinted, translate(exc, index))
         ready = translate(moved, key) if isinstance(moved, Exception) else moved is not None
         if isinstance(reply, Exception):  # NOSCRIPT, or a refusal: run() says which
             return ready, self._run(call, hints)
-        hints.append(lambda: self._index(call, reply))
+        at = due.due_of(call.script, reply)
+        if at is not None:
+            hints.append((call.service, at))
         return ready, self._settled(call, reply, None)
 
     def forget(self, service: str) -> int:
@@ -207,3 +231,10 @@ class DaemonCalls:
         except REDIS_ERRORS as exc:
             raise translate(exc, key) from exc
         return [g.decode() if isinstance(g, bytes) else g for g in got]
+
+
+def send_hints(client: Any, hints: list[tuple[str, int]]) -> None:
+    """Send the due-time index hints (service, due ms) a caller kept back, and forget them."""
+    sent, hints[:] = hints[:], []
+    for service, at in sent:
+        client.hint_due(service, at)

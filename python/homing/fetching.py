@@ -17,9 +17,9 @@ service every few ms would cost Redis more than the work).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .daemoncalls import send_hints
 from .manifest import MAX_BATCH
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ def fetch_loop(w: Worker) -> None:
     # The last dequeue emptied the ready queue: the next one waits for it first, in
     # the same round trip (ReadyWait.lease). A dequeue that filled its room did not.
     drained = False
+    # The due-time index's hints of the batches leased (their lease deadlines), kept
+    # back until the handlers have the events: then sent, or sent with the next
+    # lease's wait, in its round trip (Client.dequeue_when_ready).
+    hints: list[tuple[str, int]] = []
     while not w._stop.is_set():
         window = w.concurrency + w.prefetch
         held = len(w._held)
@@ -39,6 +43,7 @@ def fetch_loop(w: Worker) -> None:
         # hold more than two windows of leases at once.
         room = min(window - (held - w._acking), 2 * window - held)
         if room <= 0:
+            send_hints(w.client, hints)
             w._stop.wait(0.001)
             continue
         count = min(room, MAX_BATCH)
@@ -46,33 +51,31 @@ def fetch_loop(w: Worker) -> None:
         if w.lease_ms is not None:
             args["lease_ms"] = w.lease_ms
         call = w.client.op("dequeue_batch", w.service, **args)
-        hints: list[Callable[[], None]] = []
         block = drained and w._ready.can_lease()
         sent = time.monotonic()
         batch = w._retrying(
             "dequeue",
-            (lambda c=call, h=hints: w._ready.lease(c, h)) if block
-            else (lambda c=call, h=hints: w.client._run(c, h)),
+            (lambda c=call: w._ready.lease(c, hints)) if block
+            else (lambda c=call: w.client._run(c, hints)),
             pause)
         if batch is None:
             drained = False
             continue  # refused: _retrying logged it and backed off
         events = batch.events
         drained = len(events) < count
-        if not events and batch.wait_ms > 0:
+        if events:
+            idle = 0.001
+            w._ready.woke_with_events()
+            w._held.add(events, sent + w._lease_s)
+            w.stats.add("received", len(events))
+            w._todo.put_many(events)
+        if not (drained and w._ready.can_lease()):
+            send_hints(w.client, hints)  # no lease's wait comes next to carry them
+        if events:
+            continue
+        if batch.wait_ms > 0:
             w.stats.add("limited")
             w._stop.wait(batch.wait_ms / 1000)
-            continue
-        if not events:
-            if not block and not w._ready.can_lease() and w._ready.wait(idle):
-                idle = min(idle * 2, w.poll_max)
-            continue
-        idle = 0.001
-        w._ready.woke_with_events()
-        w._held.add(events, sent + w._lease_s)
-        w.stats.add("received", len(events))
-        w._todo.put_many(events)
-        # The lease deadlines' hint to the due-time index only once the handlers
-        # have their events: it is no part of a handler's start.
-        for hint in hints:
-            hint()
+        elif not block and not w._ready.can_lease() and w._ready.wait(idle):
+            idle = min(idle * 2, w.poll_max)
+    send_hints(w.client, hints)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from . import ops
@@ -67,9 +66,10 @@ class ReadyWait:
         """Whether ``lease`` blocks (not after a wait that found nothing to lease)."""
         return self.blocking and not self._nonempty
 
-    def lease(self, call: ops.Call, hints: list[Callable[[], None]]) -> Any:
+    def lease(self, call: ops.Call, hints: list[tuple[str, int]]) -> Any:
         """Block until the ready queue has something (at most BLOCK_S), then run
-        ``call`` (the dequeue) at once, in the same round trip; its parsed reply."""
+        ``call`` (the dequeue) at once, in the same round trip; its parsed reply.
+        ``hints``: see ``Client.dequeue_when_ready``."""
         self.waits += 1
         ready, batch = self.client.dequeue_when_ready(self.service, BLOCK_S, call, hints)
         if isinstance(ready, (ConnectionLostError, ReadOnlyError, RedisFullError)):

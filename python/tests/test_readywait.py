@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 from helpers import key
 
 import homing
+from homing.daemoncalls import send_hints
 
 
-def lease(client: homing.Client, service: str,
-          timeout: float = 0.1) -> tuple[object, homing.Batch, list[Callable[[], None]]]:
-    hints: list[Callable[[], None]] = []
+def lease(client: homing.Client, service: str, timeout: float = 0.1,
+          hints: list[tuple[str, int]] | None = None,
+          ) -> tuple[object, homing.Batch, list[tuple[str, int]]]:
+    hints = [] if hints is None else hints
     call = client.op("dequeue_batch", service, count=10, reserve=True)
     ready, batch = client.dequeue_when_ready(service, timeout, call, hints)
     return ready, batch, hints
@@ -48,9 +49,24 @@ def test_an_event_enqueued_meanwhile_comes_back_leased(client: homing.Client,
     # The lease deadline's hint is the caller's to send.
     index = f"{client.prefix}:due"
     assert client.redis.zscore(index, service) is None
-    for hint in hints:
-        hint()
-    assert client.redis.zscore(index, service) is not None
+    deadline = client.redis.zscore(key(client, service, "leases"), event.id)
+    assert hints == [(service, deadline)]
+    send_hints(client, hints)
+    assert hints == [] and client.redis.zscore(index, service) == deadline
+
+
+def test_kept_hints_go_out_before_the_wait(client: homing.Client, service: str) -> None:
+    pubsub = client.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(f"{client.prefix}:wake")
+    pubsub.get_message(timeout=1)
+    try:
+        _, batch, hints = lease(client, service, hints=[(service, 12345)])
+        assert batch.events == [] and hints == []
+        assert client.redis.zscore(f"{client.prefix}:due", service) == 12345
+        message = pubsub.get_message(timeout=2)  # it lowered the entry: schedulers woken
+        assert message is not None and message["data"] in (service, service.encode())
+    finally:
+        pubsub.close()
 
 
 def test_ready_events_come_back_at_once_in_order(client: homing.Client, service: str) -> None:
