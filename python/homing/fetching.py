@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 
+# How long the fetcher waits for a slot to take the events it just leased before
+# its next call, when that call is the lease's wait (the queue was emptied).
+HANDOFF_S = 0.002
+
+
 def fetch_loop(w: Worker) -> None:
     """The fetch thread of ``w`` until it stops."""
     idle, pause = 0.001, [0.05]
@@ -71,6 +76,8 @@ def fetch_loop(w: Worker) -> None:
             w._todo.put_many(events)
         if not (drained and w._ready.can_lease()):
             send_hints(w.client, hints)  # no lease's wait comes next to carry them
+        elif events:
+            w._todo.wait_taken(HANDOFF_S)  # the queue is empty: let a handler start first
         if events:
             continue
         if batch.wait_ms > 0:
