@@ -81,11 +81,18 @@ class RedisClock:
             self.offset = best[1] + LEAD_MS
 
     def taken(self, now: int, sent: float) -> None:
-        """A due_take's reading (``now``, read by Redis after ``sent``): the estimate
-        while TIME is not read (it runs ahead by the call's way there, behind by the
-        fraction of a ms)."""
+        """A due_take's reading (``now``, whole ms, read by Redis after ``sent``).
+
+        The estimate while TIME is not read (it runs ahead by the call's way
+        there, behind by the fraction of a ms). Else a bound: Redis read less
+        than now + 1 after ``sent``, so an estimate further ahead than that (and
+        LEAD_MS) is taken back to it; the scheduler would otherwise read the index
+        again and again, each time too early, until Redis caught up."""
+        bound = now + 1 - sent * 1000
         if not self.timed:
             self.offset = now - sent * 1000
+        elif self.offset > bound + LEAD_MS:
+            self.offset = bound + LEAD_MS
 
 
 class Waker:
