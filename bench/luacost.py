@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Redis time per call of homing's hot scripts, beside the minimal leased design.
+
+Why a bench of its own: the rates of ``run.py`` mix client CPU, the network
+and Redis. This one asks Redis alone (``INFO commandstats``: ``usec_per_call``
+of EVALSHA, which includes every ``redis.call`` a script makes) what one call
+of each hot script costs, so a change to the Lua, or to what ``lua/build.py``
+emits, is seen by itself. It can hold several manifests side by side in the
+same run, on the same server, interleaved round by round (``--git main`` next
+to the working tree's build), which is how a before/after is quoted on this
+shared machine.
+
+Rows: a trivial script (``return 1`` with the nine keys of an enqueue), a
+single enqueue, enqueue_many x1000, dequeue 100 (charge and reserve modes) and
+complete_many 100 without a result; the leased design's scripts
+(bench/floors.py) with the same payloads. It starts a private redis-server on a
+free port and resets that server's statistics before each case (nobody else's).
+
+    .venv/bin/python bench/luacost.py                       # the working tree's build
+    .venv/bin/python bench/luacost.py --git main            # plus main's, side by side
+    .venv/bin/python bench/luacost.py --manifest old=/tmp/m.json --rounds 9
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "python"))
+import redis
+from floors import LEASED_COMPLETE, LEASED_DEQUEUE, LEASED_ENQUEUE
+from homing.envelope import encode
+from timers import private_redis
+
+BUILT = HERE.parent / "python" / "homing" / "manifest.json"
+PREFIX = "lcost"
+BODY = encode({"n": 1, "kind": "bench"})
+
+
+def _stats(r: redis.Redis) -> tuple[int, int]:
+    s = r.info("commandstats").get("cmdstat_evalsha", {})
+    return int(s.get("calls", 0)), int(s.get("usec", 0))
+
+
+def timed(r: redis.Redis, calls: Callable[[], None]) -> float:
+    """µs of Redis time per EVALSHA that ``calls`` sends (its setup is not timed)."""
+    r.config_resetstat()
+    calls()
+    n, usec = _stats(r)
+    return usec / n if n else float("nan")
+
+
+def drains(calls: int) -> int:
+    """Calls of the dequeue and complete rows: 100 events each, a multiple of 10."""
+    return max(calls // 100, 1) * 10
+
+
+class Homing:
+    """One manifest's hot scripts on one private service per round."""
+
+    def __init__(self, r: redis.Redis, manifest: dict) -> None:
+        self.r = r
+        self.scripts = manifest["scripts"]
+        self.sha = {name: r.script_load(self.scripts[name]["source"])
+                    for name in ("enqueue", "dequeue", "complete")}
+
+    def keys(self, script: str, service: str) -> list[str]:
+        return [f"{PREFIX}:{{{service}}}:{k}" for k in self.scripts[script]["keys"]]
+
+    def call(self, script: str, service: str, *args: Any) -> Any:
+        keys = self.keys(script, service)
+        return self.r.evalsha(self.sha[script], len(keys), *keys, *args)
+
+    def enqueue(self, service: str, n: int) -> None:
+        args: list[Any] = [1048576, n]
+        for _ in range(n):
+            args += [uuid.uuid4().hex, BODY, "", 0]
+        self.call("enqueue", service, *args)
+
+    def cases(self, service: str, calls: int) -> dict[str, tuple[float, int]]:
+        """Each row's (µs per call, events per call)."""
+        out = {}
+        out["enqueue x1"] = (timed(self.r, lambda: [self.enqueue(service + "1", 1)
+                                                    for _ in range(calls)]), 1)
+        out["enqueue_many x1000"] = (timed(self.r, lambda: [self.enqueue(service + "k", 1000)
+                                                            for _ in range(max(calls // 50, 4))]),
+                                     1000)
+        for mode in ("0", "1"):
+            deq, ack = self.drain(service + "d" + mode, mode, calls)
+            out[f"dequeue 100 reserve={mode}"] = (deq, 100)
+            out[f"complete_many 100 reserve={mode}"] = (ack, 100)
+        return out
+
+    def drain(self, svc: str, mode: str, calls: int) -> tuple[float, float]:
+        """dequeue 100 then complete_many 100 of what it leased, each timed alone."""
+        for _ in range(drains(calls) // 10):
+            self.enqueue(svc, 1000)
+        got: list[list[Any]] = []
+        deq = timed(self.r, lambda: got.extend(
+            self.call("dequeue", svc, 100, 30000, mode) for _ in range(drains(calls))))
+        items = []
+        for reply in got:
+            rows = reply[2:]
+            items.append([x for i in range(0, len(rows), 5) for x in (rows[i], rows[i + 1], "")])
+        ack = timed(self.r, lambda: [self.call("complete", svc, 1048576, len(it) // 3, *it)
+                                     for it in items])
+        if self.r.hlen(self.keys("complete", svc)[1]):
+            raise RuntimeError("complete_many left records behind")
+        return deq, ack
+
+
+class Leased:
+    """bench/floors.py's minimal leased design, the same rows."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self.sha = {n: r.script_load(s) for n, s in
+                    (("enq", LEASED_ENQUEUE), ("deq", LEASED_DEQUEUE), ("ack", LEASED_COMPLETE))}
+
+    def enqueue(self, service: str, n: int) -> None:
+        args: list[Any] = []
+        for _ in range(n):
+            args += [uuid.uuid4().hex, BODY]
+        self.r.evalsha(self.sha["enq"], 2, f"{service}:b", f"{service}:q", *args)
+
+    def cases(self, service: str, calls: int) -> dict[str, tuple[float, int]]:
+        out = {}
+        out["enqueue x1"] = (timed(self.r, lambda: [self.enqueue(service + "1", 1)
+                                                    for _ in range(calls)]), 1)
+        out["enqueue_many x1000"] = (timed(self.r, lambda: [self.enqueue(service + "k", 1000)
+                                                            for _ in range(max(calls // 50, 4))]),
+                                     1000)
+        svc = service + "d"
+        for _ in range(drains(calls) // 10):
+            self.enqueue(svc, 1000)
+        got: list[list[Any]] = []
+        keys = (f"{svc}:b", f"{svc}:q", f"{svc}:l")
+        deq = timed(self.r, lambda: got.extend(self.r.evalsha(self.sha["deq"], 3, *keys, 100, 30000)
+                                               for _ in range(drains(calls))))
+        ack = timed(self.r, lambda: [self.r.evalsha(self.sha["ack"], 2, keys[2], keys[0], *g[0::2])
+                                     for g in got])
+        for mode in ("0", "1"):
+            out[f"dequeue 100 reserve={mode}"] = (deq, 100)
+            out[f"complete_many 100 reserve={mode}"] = (ack, 100)
+        return out
+
+
+def trivial(r: redis.Redis, calls: int) -> dict[str, tuple[float, int]]:
+    sha = r.script_load("return 1")
+    keys = [f"{PREFIX}:{{t}}:{i}" for i in range(9)]
+    return {"trivial": (timed(r, lambda: [r.evalsha(sha, 9, *keys, "1") for _ in range(calls)]), 1)}
+
+
+def load(spec: str) -> tuple[str, dict]:
+    label, _, path = spec.rpartition("=")
+    return label or Path(path).stem, json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def from_git(ref: str) -> tuple[str, dict]:
+    text = subprocess.run(["git", "show", f"{ref}:python/homing/manifest.json"], cwd=HERE.parent,
+                          check=True, capture_output=True, text=True).stdout
+    return ref, json.loads(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", action="append", default=[], metavar="[LABEL=]PATH",
+                    help="a manifest to measure (repeatable; default: the working tree's build)")
+    ap.add_argument("--git", action="append", default=[], metavar="REF",
+                    help="also measure python/homing/manifest.json as committed at REF")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per single-event row")
+    ap.add_argument("--stat", choices=("median", "min"), default="median",
+                    help="of the rounds: min is the least disturbed round on a busy machine")
+    ns = ap.parse_args(argv)
+    manifests = [load(m) for m in ns.manifest] or [("built", json.loads(BUILT.read_text("utf-8")))]
+    manifests += [from_git(ref) for ref in ns.git]
+    with private_redis() as url:
+        r = redis.Redis.from_url(url)
+        runners: dict[str, Any] = {"leased": Leased(r)}
+        runners.update((label, Homing(r, m)) for label, m in manifests)
+        cols = list(runners)
+        samples: dict[tuple[str, str], list[float]] = {}
+        per_call: dict[str, int] = {"trivial": 1}
+        for rnd in range(ns.rounds + 1):  # round 0 warms up and is not kept
+            rows = trivial(r, ns.calls)
+            for label, runner in runners.items():
+                rows_of = runner.cases(f"r{rnd}{label}", ns.calls)
+                for row, (us, n) in rows_of.items():
+                    per_call[row] = n
+                    if rnd:
+                        samples.setdefault((row, label), []).append(us)
+                r.flushall()
+            if rnd:
+                samples.setdefault(("trivial", "leased"), []).append(rows["trivial"][0])
+        stat = statistics.median if ns.stat == "median" else min
+        print(f"µs of Redis time per call (per event), {ns.stat} of {ns.rounds} rounds; "
+              "ratio: leased per event / each build's")
+        head = f"{'row':34s}" + "".join(f"{c:>22s}" for c in cols) + "".join(
+            f"{'ratio ' + c:>14s}" for c in cols[1:])
+        print(head)
+        for row, per in per_call.items():
+            line, med = f"{row:34s}", {}
+            for c in cols:
+                xs = samples.get((row, c))
+                if not xs:
+                    line += f"{'':>22s}"
+                    continue
+                med[c] = stat(xs) / per
+                cell = f"{stat(xs):.1f}"
+                if per > 1:
+                    cell += f" ({med[c]:.2f})"
+                line += f"{cell:>22s}"
+            for c in cols[1:]:
+                ratio = med["leased"] / med[c] if "leased" in med and c in med else None
+                line += f"{ratio:>14.2f}" if ratio else f"{'':>14s}"
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
