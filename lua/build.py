@@ -16,6 +16,12 @@ uses a key or error code its header does not declare, or whose header declares
 a key its body never uses (on a Cluster whose slot is migrating, a call with a
 declared key that does not exist is refused with TRYAGAIN).
 
+Each flattened script keeps only the top-level functions and tables of the
+generated prologue and of its includes that it reaches (lua/deadcode.py):
+Redis builds every top-level local again on each call, so a single enqueue
+used to pay for ~40 functions it never called. The checks above read what is
+left, so a key only a dropped function used must not be declared.
+
 Standard library only: it runs before any virtual environment exists.
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import calltable  # noqa: E402 - beside this file, found through the path set above
+import deadcode  # noqa: E402 - the same
 HEADER_RE = re.compile(r"^--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 TAG_RE = re.compile(r"^@(\w+)\s*(.*)$")
 INCLUDE_RE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
@@ -107,20 +114,28 @@ def parse_header(path: Path, text: str) -> dict:
     return head
 
 
-def flatten(body: str, seen: set[str]) -> str:
-    """Replace each ``--@include name`` by include/name.lua, once per script."""
+def flatten(body: str, seen: set[str], removable: bool = False) -> list[tuple[bool, str]]:
+    """Replace each ``--@include name`` by include/name.lua, once per script.
 
-    def repl(m: re.Match) -> str:
+    The pieces come back in order as (removable, text): an include's text is
+    removable (lua/deadcode.py may drop what the script never uses), the
+    script's own is not.
+    """
+    pieces, pos = [], 0
+    for m in INCLUDE_RE.finditer(body):
+        pieces.append((removable, body[pos:m.start()]))
+        pos = m.end()
         name = m.group(1)
         if name in seen:
-            return ""
+            continue
         seen.add(name)
         inc = HERE / "include" / f"{name}.lua"
         if not inc.exists():
             raise BuildError(f"unknown include {name}")
-        return f"-- include {name}\n" + flatten(inc.read_text(encoding="utf-8"), seen)
-
-    return INCLUDE_RE.sub(repl, body)
+        pieces.append((True, f"-- include {name}\n"))
+        pieces += flatten(inc.read_text(encoding="utf-8"), seen, True)
+    pieces.append((removable, body[pos:]))
+    return pieces
 
 
 def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
@@ -205,7 +220,17 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     if len(set(declared)) != len(declared):
         raise BuildError(f"{path.name}: a key is declared twice")
     header_end = HEADER_RE.match(text).end()
-    header, body = text[:header_end], flatten(text[header_end:], set())
+    header = text[:header_end]
+    # Only what the script reaches is kept of the prologue and the includes:
+    # Redis builds every top-level local again on each call (lua/deadcode.py).
+    pieces = [(True, prologue(head, layout, errors))] + flatten(text[header_end:], set())
+    try:
+        code, dropped, starts = deadcode.prune(pieces)
+    except deadcode.LuaSyntaxError as exc:
+        raise BuildError(f"{path.name}: {exc}") from exc
+    # The checks below read the body as Redis runs it, without the prologue
+    # (whose K table names every key).
+    body = code[starts[1]:]
     used_keys = set(re.findall(r"\bK\.(\w+)", body))
     missing = used_keys - set(declared)
     if missing:
@@ -239,7 +264,11 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     if head.get("wait") and head["memory"] == "none":
         raise BuildError(f"{path.name}: @wait on a script that writes nothing")
     shebang = MEMORY[head["memory"]]
-    source = (shebang + "\n" if shebang else "") + header + prologue(head, layout, errors) + body
+    note = ""
+    if dropped:
+        note = ("-- lua/build.py left out what this script never uses: "
+                + ", ".join(sorted(set(dropped))) + "\n")
+    source = (shebang + "\n" if shebang else "") + header + note + code
     return {
         "name": head["script"],
         "version": int(head["version"]),
