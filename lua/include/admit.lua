@@ -20,20 +20,33 @@ end
 -- Make ids[1..ni] ready: payloads data_args (id, envelope, id, envelope...),
 -- each with the same fresh record rec (formatted once). LPUSH first: ready
 -- is not read before, and as the script's first write a refusal (a key of a
--- foreign type) still leaves nothing written.
+-- foreign type) still leaves nothing written. data and config were read
+-- before (on). meta is neither read nor type-checked up front: its HSET
+-- comes last, and refused it takes back the three writes before it, each
+-- exactly: the ids were new to ready (LPUSHed at its head, so LPOP takes
+-- them and no other) and to data (the duplicate check), the schema stamp
+-- new to config.
 local function admit_write(p, ids, ni, data_args, rec)
   on('LPUSH', K.ready, unpack(ids))
-  stamp_schema(p)
+  local stamped = stamp_schema(p)
   redis.call('HSET', K.data, unpack(data_args))
-  meta_put_same(ids, ni, rec)
+  meta_put_same_or_undo(ids, ni, rec, function()
+    redis.call('LPOP', K.ready, ni)
+    redis.call('HDEL', K.data, unpack(ids, 1, ni))
+    if stamped then
+      redis.call('HDEL', K.config, 'schema')
+    end
+  end)
   count('enqueued', ni)
 end
 
--- As admit_write, for a batch with levels above 0: to_ready first (it reads
--- ready and prio before its first write, so a key of a foreign type still
--- leaves nothing written); each record carries the fields of ext (say a
--- group's g), then its level (field p).
+-- As admit_write, for a batch with levels above 0: meta's type checked
+-- first (HLEN: undoing ZADDs and a wake marker is not worth it on this
+-- rarer path), then to_ready (it reads ready and prio before its first
+-- write, so a key of a foreign type still leaves nothing written); each record carries the fields of ext (say a
+-- group's g), then its level (field p; levels[i] nil is level 0).
 local function admit_write_levels(p, ids, ni, data_args, now, levels, ext)
+  meta_check()
   to_ready(ids, levels)
   stamp_schema(p)
   redis.call('HSET', K.data, unpack(data_args))
@@ -43,7 +56,7 @@ local function admit_write_levels(p, ids, ni, data_args, now, levels, ext)
     for f, v in pairs(ext or {}) do
       meta_ext_set(m, f, v)
     end
-    meta_ext_set(m, 'p', levels[i])
+    meta_ext_set(m, 'p', levels[i] or 0)
     margs[2 * i - 1], margs[2 * i] = ids[i], m
   end
   meta_put_many(margs)

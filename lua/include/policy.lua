@@ -7,14 +7,19 @@
 -- a plain HSET, configure refuses it); the returned table carries it, as
 -- stored (nil unless a test set it), in p.test_clock for now_ms(p) and stats,
 -- and the schema stamp found in p.schema (nil on a new service) for stamp_schema(p).
-local function load_policy()
-  local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
+-- Only the fields read are in p.
+local function load_policy(fields)
+  -- fields: the policy fields the caller uses (default all). A per-event
+  -- script that needs one (enqueue) reads and checks only that one: a
+  -- 16-field HMGET and its parse were a visible part of a single enqueue.
+  fields = fields or POLICY_FIELDS
+  local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(fields))
   if v[1] and tonumber(v[1]) ~= SCHEMA then
     fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(v[1]) ..
       ', this client speaks schema ' .. SCHEMA)
   end
   local p = {}
-  for i, f in ipairs(POLICY_FIELDS) do
+  for i, f in ipairs(fields) do
     local x = v[i + 2]
     if x then
       p[f] = number(x)
@@ -32,9 +37,12 @@ end
 
 -- First write to a service stamps the schema version it was written with.
 -- Given the policy load_policy read (p.schema: the stamp it found), a
--- service already stamped costs no call.
+-- service already stamped costs no call. True when it stamped (the field
+-- was absent when load_policy read it, in this same call).
 local function stamp_schema(p)
   if not (p and p.schema) then
     redis.call('HSETNX', K.config, 'schema', SCHEMA)
+    return true
   end
+  return false
 end

@@ -226,7 +226,10 @@ for i, id in ipairs(ids) do
     no = no + 5
     m.token = token
     zargs[nz + 1], zargs[nz + 2] = deadline, id
-    sargs[nz + 1], sargs[nz + 2] = now, fmt(token)
+    if p.rate_limit > 0 then
+      -- The starts log exists only under a rate limit: no fmt per event otherwise.
+      sargs[nz + 1], sargs[nz + 2] = now, fmt(token)
+    end
     margs[nz + 1], margs[nz + 2] = id, m
     nz = nz + 2
   elseif leased[id] then

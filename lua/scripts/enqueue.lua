@@ -12,7 +12,7 @@ batch before writing.
 @key ready unguarded: LPUSH is the first write, or LLEN before any write when a priority is given (refused: nothing written)
 @key prio unguarded: touched only for a priority above 0, first by ZREVRANGEBYSCORE before any write
 @key data unguarded: HMGET before any write
-@key meta
+@key meta unguarded: HSET (admit_write) is the last of the event's writes and, refused, takes back those before it; with priorities, HLEN before any write
 @key idem unguarded: HGET before any write, and only written when so read
 @key idem_at unguarded: ZSCORE before any write, and only written when so read
 @key config unguarded: HMGET (the policy) before any write
@@ -44,17 +44,20 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 --@include ready
 
 -- The hot path of a web request. A single enqueue without an idempotency key
--- costs nine commands: the policy HMGET (schema, test clock and policy in
--- one), TIME (the record's created_ms), the guard's one TYPE (meta: it is
--- written after the first write, so it is checked up front), one HMGET each
--- of data and results (the duplicate checks of the whole batch; a batch
--- reads results only if the hash exists), and the writes: LPUSH, HSET of the
--- payload, HSET of the record, HINCRBY. No other key is type-checked up
--- front (each is read before the first write, or is that write); the schema
--- is stamped only on a new service; idempotency keys are read, stored and
--- pruned only by calls that carry keys (each retires up to two stale keys
--- per key stored, so stale keys never outgrow the rate they are added).
-local p = load_policy()
+-- costs eight commands: the policy HMGET (schema, test clock and
+-- idem_ttl_ms, the one policy field it uses), TIME (the record's
+-- created_ms), one HMGET each of data and results (the duplicate checks of
+-- the whole batch; a batch reads results only if the hash exists), and the
+-- writes: LPUSH, HSET of the payload, HSET of the record, HINCRBY. No key is
+-- type-checked up front: each is read before the first write, or is that
+-- write, except meta, whose HSET takes back the writes before it when
+-- refused (admit_write). The schema is stamped only on a new service;
+-- idempotency keys are read, stored and pruned only by calls that carry keys
+-- (each retires up to two stale keys per key stored, so stale keys never
+-- outgrow the rate they are added).
+-- The only policy field an enqueue uses (a corrupt field it does not use is
+-- refused by the scripts that use it).
+local p = load_policy({'idem_ttl_ms'})
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
@@ -82,8 +85,15 @@ local nkeys, no, ni, nprio = 0, 0, 0, 0
 for i = 1, n do
   local b = 4 * i - 1
   local id, env, key = ARGV[b], ARGV[b + 1], ARGV[b + 2]
-  local level = int_arg(b + 3, 'priority', 0, 9)
-  admit_check(id, env, max_payload)
+  -- The common case without a call: level '0', a non-empty id, a payload
+  -- that fits (per event, these calls were a visible part of a bulk enqueue).
+  local level = 0
+  if ARGV[b + 3] ~= '0' then
+    level = int_arg(b + 3, 'priority', 0, 9)
+  end
+  if id == '' or #env > max_payload then
+    admit_check(id, env, max_payload)
+  end
   local first = nil
   if key ~= '' then
     first = key_in_batch[key] or idem_lookup(key, now)
@@ -105,8 +115,13 @@ for i = 1, n do
       nkeys = nkeys + 1
     end
     ni = ni + 1
-    ids[ni], keys[ni], levels[ni] = id, key, level
+    ids[ni] = id
+    -- keys and levels hold only what is set (nil: none, level 0).
+    if key ~= '' then
+      keys[ni] = key
+    end
     if level > 0 then
+      levels[ni] = level
       nprio = nprio + 1
     end
     data_args[2 * ni - 1], data_args[2 * ni] = id, env
@@ -125,7 +140,7 @@ if ni > 0 then
   end
   if nkeys > 0 then
     for i = 1, ni do
-      if keys[i] ~= '' then
+      if keys[i] then
         idem_store(keys[i], ids[i], now, p.idem_ttl_ms)
       end
     end
