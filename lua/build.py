@@ -20,7 +20,10 @@ Each flattened script keeps only the top-level functions and tables of the
 generated prologue and of its includes that it reaches (lua/deadcode.py):
 Redis builds every top-level local again on each call, so a single enqueue
 used to pay for ~40 functions it never called. The checks above read what is
-left, so a key only a dropped function used must not be declared.
+left, so a key only a dropped function used must not be declared. The
+generated constant tables are then read in place (``K.ready`` is ``KEYS[1]``,
+``LIMITS.batch`` ``(1000)``, ``DEFAULTS.f`` its value), so a script that only
+reads them builds none of them.
 
 Standard library only: it runs before any virtual environment exists.
 """
@@ -263,6 +266,16 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
                          "that counter")
     if head.get("wait") and head["memory"] == "none":
         raise BuildError(f"{path.name}: @wait on a script that writes nothing")
+    # What Redis runs: the same, with the generated constant tables read in
+    # place (K.ready is KEYS[1]), so that each table no call reads is not built.
+    consts = {"K": {k: f"KEYS[{i + 1}]" for i, k in enumerate(declared)},
+              "LIMITS": {k: f"({v})" for k, v in layout["limits"].items()},
+              "DEFAULTS": {k: f"({v['default']})" for k, v in layout["policy"].items()}}
+    try:
+        code, dropped, _ = deadcode.prune([(rem, deadcode.fold(piece, consts))
+                                           for rem, piece in pieces])
+    except deadcode.LuaSyntaxError as exc:
+        raise BuildError(f"{path.name}: {exc}") from exc
     shebang = MEMORY[head["memory"]]
     note = ""
     if dropped:

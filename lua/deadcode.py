@@ -310,3 +310,33 @@ def _span(text: str, a: int, b: int) -> tuple[int, int]:
             break
         end = nxt + 1
     return start, end
+
+
+def fold(text: str, consts: dict[str, dict[str, str]]) -> str:
+    """Replace each read ``NAME.FIELD`` of a generated constant table by its value.
+
+    Why: a table costs its allocation on every call (Redis runs the chunk
+    each time), so ``K.ready`` becomes ``KEYS[1]`` and ``LIMITS.batch``
+    ``(1000)``, and the tables themselves then go with the unused locals
+    (prune). Only a read is folded: a NAME.FIELD followed by '=' (an
+    assignment to the table) is an error. A field the table lacks is left
+    as it is (a dropped function may name a key its script does not
+    declare; build.py has refused any that live code names).
+    """
+    tokens = tokenize(text)
+    out, pos = [], 0
+    for i in range(len(tokens) - 2):
+        a, dot, f = tokens[i], tokens[i + 1], tokens[i + 2]
+        if not (a.kind == "name" and a.text in consts and dot.text == "."
+                and not (i and tokens[i - 1].text in (".", ":"))):
+            continue
+        table = consts[a.text]
+        if f.kind != "name" or f.text not in table:
+            continue  # dead code may name an undeclared key; live code cannot (build.py)
+        if i + 3 < len(tokens) and tokens[i + 3].text == "=":
+            raise LuaSyntaxError(f"line {a.line}: {a.text}.{f.text} is generated, not assignable")
+        out.append(text[pos:a.start])
+        out.append(table[f.text])
+        pos = f.end
+    out.append(text[pos:])
+    return "".join(out)

@@ -2,36 +2,60 @@
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
 -- POLICY_FIELDS, DEFAULTS and policy_ranges() come from keys.json (generated).
 
+-- Refuse data stamped by another schema version (stamp: the schema field).
+local function check_schema(stamp)
+  if stamp and tonumber(stamp) ~= SCHEMA then
+    fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(stamp) ..
+      ', this client speaks schema ' .. SCHEMA)
+  end
+end
+
+-- Stored policy field f as a number, else the call is refused as corrupt.
+local function policy_number(f, x)
+  local n = number(x)
+  if not n then
+    fail(E.CORRUPT_STATE, 'config field ' .. f .. ' of ' .. K.config .. ' is not a finite number')
+  end
+  return n
+end
+
 -- Read the policy; refuse data stamped by another schema version. The same
 -- HMGET reads config's test_clock field (not a policy field: tests set it with
 -- a plain HSET, configure refuses it); the returned table carries it, as
 -- stored (nil unless a test set it), in p.test_clock for now_ms(p) and stats,
 -- and the schema stamp found in p.schema (nil on a new service) for stamp_schema(p).
--- Only the fields read are in p.
-local function load_policy(fields)
-  -- fields: the policy fields the caller uses (default all). A per-event
-  -- script that needs one (enqueue) reads and checks only that one: a
-  -- 16-field HMGET and its parse were a visible part of a single enqueue.
-  fields = fields or POLICY_FIELDS
-  local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(fields))
-  if v[1] and tonumber(v[1]) ~= SCHEMA then
-    fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(v[1]) ..
-      ', this client speaks schema ' .. SCHEMA)
-  end
+local function load_policy()
+  local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
+  check_schema(v[1])
   local p = {}
-  for i, f in ipairs(fields) do
+  for i, f in ipairs(POLICY_FIELDS) do
     local x = v[i + 2]
     if x then
-      p[f] = number(x)
-      if not p[f] then
-        fail(E.CORRUPT_STATE, 'config field ' .. f .. ' of ' .. K.config .. ' is not a finite number')
-      end
+      p[f] = policy_number(f, x)
     else
       p[f] = DEFAULTS[f]
     end
   end
   p.test_clock = v[2] or nil
   p.schema = v[1] or nil
+  return p
+end
+
+-- As load_policy, for a per-event script that uses one policy field f
+-- (enqueue): only f is read and checked (default d, the caller's
+-- DEFAULTS.f, which the build folds to its value), so the call builds none of
+-- the policy tables (a 16-field HMGET and its parse were a visible part of a
+-- single enqueue). A corrupt field it does not use is refused by the scripts
+-- that use it.
+local function load_policy_one(f, d)
+  local v = on('HMGET', K.config, 'schema', 'test_clock', f)
+  check_schema(v[1])
+  local p = {test_clock = v[2] or nil, schema = v[1] or nil}
+  if v[3] then
+    p[f] = policy_number(f, v[3])
+  else
+    p[f] = d
+  end
   return p
 end
 

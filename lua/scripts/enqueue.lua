@@ -55,9 +55,8 @@ the event is not yet completed, is answered as an idempotent repeat (flag 0).
 -- idempotency keys are read, stored and pruned only by calls that carry keys
 -- (each retires up to two stale keys per key stored, so stale keys never
 -- outgrow the rate they are added).
--- The only policy field an enqueue uses (a corrupt field it does not use is
--- refused by the scripts that use it).
-local p = load_policy({'idem_ttl_ms'})
+-- The only policy field an enqueue uses.
+local p = load_policy_one('idem_ttl_ms', DEFAULTS.idem_ttl_ms)
 local now = now_ms(p)
 local max_payload = int_arg(1, 'max_payload', 1)
 local n = int_arg(2, 'count', 1, LIMITS.batch)

@@ -145,3 +145,12 @@ def test_strings_and_comments_hold_no_names() -> None:
     lib = "local function f() return 1 end\nlocal function g() return 2 end\n"
     out = prune((True, lib), (False, "-- f()\nlocal s = 'f()' .. [[g()]]\nreturn s\n"))
     assert "local function" not in out
+
+
+def test_fold_reads_generated_constants_in_place() -> None:
+    consts = {"K": {"ready": "KEYS[1]"}, "LIMITS": {"batch": "(1000)"}}
+    out = deadcode.fold("local n = LIMITS.batch .. 'K.ready'\nreturn K.ready, x.K.ready, K.other\n",
+                        consts)
+    assert out == "local n = (1000) .. 'K.ready'\nreturn KEYS[1], x.K.ready, K.other\n"
+    with pytest.raises(deadcode.LuaSyntaxError, match="not assignable"):
+        deadcode.fold("K.ready = 1\n", consts)

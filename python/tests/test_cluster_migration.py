@@ -48,14 +48,15 @@ def test_no_clock_key() -> None:
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_every_declared_key_is_used(name: str) -> None:
     lines = MANIFEST["scripts"][name]["source"].splitlines()
-    # The generated prologue names every key in the K table and in expected_type
-    # (kept only where on() may need it, lua/deadcode.py), and the guarded ones in
-    # the type guard (absent when every key is unguarded).
+    # The generated prologue names every key in expected_type (kept only where
+    # on() may need it, lua/deadcode.py), and the guarded ones in the type guard
+    # (absent when every key is unguarded). The build reads K.name in place as
+    # KEYS[i] (deadcode.fold), so the K table itself is gone.
     prologue = ("local K = {", "for _, kt in ipairs({", "local function expected_type(")
-    assert sum(line.startswith(prologue[0]) for line in lines) == 1, name
+    assert sum(line.startswith(prologue[0]) for line in lines) == 0, name
     assert sum(line.startswith(prologue[2]) for line in lines) <= 1, name
     body = "\n".join(line for line in lines if not line.startswith(prologue))
-    used = set(re.findall(r"\bK\.(\w+)", body))
+    used = {SCRIPTS[name].keys[int(i) - 1] for i in re.findall(r"\bKEYS\[(\d+)\]", body)}
     assert set(SCRIPTS[name].keys) == used, name
 
 
@@ -89,7 +90,7 @@ def test_the_type_guard_checks_only_the_keys_not_marked_unguarded(tmp_path: Path
                      "return on('HLEN', K.meta) + redis.call('ZCARD', K.dead)\n")
     source = build.build_script(probe, layout, errors)["source"]
     [guard] = [line for line in source.splitlines() if line.startswith("for _, kt in ipairs")]
-    assert "K.dead" in guard and "K.meta" not in guard
+    assert "KEYS[2]" in guard and "KEYS[1]" not in guard  # dead, not meta
     # Unguarded needs its why: the command that touches the key first.
     probe.write_text(probe.read_text().replace("unguarded: HLEN first", "unguarded"))
     with pytest.raises(build.BuildError, match="unguarded needs a reason"):

@@ -222,8 +222,8 @@ def test_scripts_take_protocol_facts_from_the_prologue(path: Path) -> None:
     # worker's slots, is not the policy's limit across workers): its error message
     # names it, int_arg(i, 'concurrency', ...), which reads no policy.
     code = re.sub(r"int_arg\(\d+, '\w+'", "int_arg(", code)
-    # A script may read only the policy fields it uses: load_policy({'idem_ttl_ms'}).
-    code = re.sub(r"load_policy\(\{[\w', ]*\}\)", "load_policy()", code)
+    # A script may read the one policy field it uses: load_policy_one('f', DEFAULTS.f).
+    code = re.sub(r"load_policy_one\('(\w+)', DEFAULTS\.\1\)", "load_policy()", code)
     for field in LAYOUT["policy"]:
         assert f"'{field}'" not in code or path.name in ("configure.lua", "dequeue.lua",
                                                          "extend.lua"), (path.name, field)
