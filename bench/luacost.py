@@ -24,11 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +55,85 @@ def _stats(r: redis.Redis) -> tuple[int, int]:
     return int(s.get("calls", 0)), int(s.get("usec", 0))
 
 
+class Callgrind:
+    """Counts the instructions redis-server runs (``--instructions``), under valgrind.
+
+    Why: time on a shared VM moves by ±20% with the neighbours' load, which
+    hides a 5% change; an instruction count does not move at all. It weighs
+    every instruction alike (no cache misses, no system calls), so it ranks
+    changes to the Lua and is no substitute for the time figures.
+    """
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.pid, self.out = pid, out
+
+    def _control(self, flag: str) -> None:
+        subprocess.run(["callgrind_control", flag, str(self.pid)], check=True,
+                       capture_output=True)
+
+    def count(self, run: Callable[[], Any]) -> int:
+        self._control("-z")
+        run()
+        before = set(self.out.parent.glob(self.out.name + ".*"))
+        self._control("-d")
+        for _ in range(100):
+            new = set(self.out.parent.glob(self.out.name + ".*")) - before
+            if new:
+                text = next(iter(new)).read_text(encoding="utf-8", errors="replace")
+                for line in text.splitlines():
+                    if line.startswith("totals:"):
+                        return int(line.split()[1])
+            time.sleep(0.1)
+        raise RuntimeError("callgrind wrote no dump")
+
+
+COUNTER: Callgrind | None = None
+
+
+@contextmanager
+def callgrind_redis() -> Iterator[str]:
+    """A throwaway redis-server under callgrind on a free port; its URL."""
+    global COUNTER
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="homing-luacost-"))
+    out = tmp / "cg.out"
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                             "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = redis.Redis(port=port)
+        for _ in range(600):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        r.close()
+        COUNTER = Callgrind(proc.pid, out)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        COUNTER = None
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def timed(r: redis.Redis, step: Callable[[int], Any], count: int, chunk: int) -> list[float]:
     """µs of Redis time per EVALSHA of step(0..count-1), one mean per chunk of calls.
 
     Why chunks: on a shared machine a call that Redis spends descheduled
     counts its wait as its time. One figure per few milliseconds of calls,
     and a low quantile of them (--stat), leaves out the chunks that were hit.
+    Under --instructions: thousands of instructions per call instead, one figure.
     """
+    if COUNTER is not None:
+        n0, _ = _stats(r)
+        total = COUNTER.count(lambda: [step(i) for i in range(count)])
+        n1, _ = _stats(r)
+        return [total / 1000 / max(n1 - n0, 1)]
     out = []
     n0, u0 = _stats(r)
     for start in range(0, count, chunk):
@@ -193,10 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stat", choices=("p25", "median", "min"), default="p25",
                     help="over every chunk's mean of every round (default p25: the chunks "
                          "Redis was descheduled in are left out)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count redis-server's instructions under valgrind instead of timing "
+                         "(thousands per call; steady on a busy machine; use fewer --calls)")
     ns = ap.parse_args(argv)
     manifests = [load(m) for m in ns.manifest] or [("built", json.loads(BUILT.read_text("utf-8")))]
     manifests += [from_git(ref) for ref in ns.git]
-    with private_redis() as url:
+    with (callgrind_redis() if ns.instructions else private_redis()) as url:
         r = redis.Redis.from_url(url)
         runners: dict[str, Any] = {"leased": Leased(r)}
         runners.update((label, Homing(r, m)) for label, m in manifests)
@@ -215,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
             if rnd:
                 samples.setdefault(("trivial", "leased"), []).extend(rows["trivial"][0])
         stat = {"p25": p25, "median": statistics.median, "min": min}[ns.stat]
-        print(f"µs of Redis time per call (per event), {ns.stat} of the chunks of {ns.rounds} "
-              "rounds; "
+        unit = ("thousand instructions" if ns.instructions else
+                f"µs of Redis time, {ns.stat} of the chunks of {ns.rounds} rounds")
+        print(f"{unit} per call (per event); "
               "ratio: leased per event / each build's")
         head = f"{'row':34s}" + "".join(f"{c:>22s}" for c in cols) + "".join(
             f"{'ratio ' + c:>14s}" for c in cols[1:])
