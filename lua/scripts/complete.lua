@@ -59,20 +59,21 @@ for i = 1, n do
 end
 -- One HMGET for every record, one HSET and one ZADD for what is kept,
 -- instead of three calls per item.
-local metas = meta_get_many(all)
+local raws = meta_raw_many(all)
 local rargs, kept = {}, {}
 -- Group number -> its header (false: no such group), read before any write.
 local groups = {}
 for i = 1, n do
   local b = 3 * i
   local id, token, res = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
-  local m = metas[i]
+  -- Only the lease fields of the record: no table per event.
+  local s, mtok, ext = meta_lease_of(raws[i])
   -- The records are deleted after the loop, so a repeat must be caught here.
-  if m == nil or done[id] then
+  if s == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
-  elseif m == false then
+  elseif s == false then
     out[i] = E.CORRUPT_STATE
-  elseif not holds(m, token) then
+  elseif not leased_to(s, mtok, token) then
     out[i] = E.STALE_LEASE
     stale = stale + 1
   elseif #res > max_payload then
@@ -85,7 +86,7 @@ for i = 1, n do
     -- service asked for it (done_ttl_ms), so that by default a completion
     -- without a result leaves nothing behind.
     local ttl = res ~= '' and p.result_ttl_ms or p.done_ttl_ms
-    local gn = meta_ext(m, 'g')
+    local gn = ext_field(ext, 'g')
     if gn > 0 then
       if groups[gn] == nil then
         groups[gn] = group_get(gn) or false
