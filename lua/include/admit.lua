@@ -18,31 +18,23 @@ local function admit_check(id, env, max_payload)
 end
 
 -- Make ids[1..ni] ready: payloads data_args (id, envelope, id, envelope...),
--- each with the same fresh record rec (formatted once). LPUSH first: ready
--- is not read before, and as the script's first write a refusal (a key of a
--- foreign type) still leaves nothing written. data and config were read
--- before (on). meta is neither read nor type-checked up front: its HSET
--- comes last, and refused it takes back the three writes before it, each
--- exactly: the ids were new to ready (LPUSHed at its head, so LPOP takes
--- them and no other) and to data (the duplicate check), the schema stamp
--- new to config.
+-- each with the same fresh record rec (formatted once). meta is checked
+-- first (HLEN through on(): a foreign type is refused by name before any
+-- write; a write taken back later would still be a write that replicas,
+-- WATCH and keyspace listeners see). Then LPUSH: ready is not read before,
+-- and as the script's first write a refusal (a key of a foreign type) still
+-- leaves nothing written. data and config were read before (on).
 local function admit_write(p, ids, ni, data_args, rec)
+  meta_check()
   on('LPUSH', K.ready, unpack(ids))
-  local stamped = stamp_schema(p)
+  stamp_schema(p)
   redis.call('HSET', K.data, unpack(data_args))
-  meta_put_same_or_undo(ids, ni, rec, function()
-    redis.call('LPOP', K.ready, ni)
-    redis.call('HDEL', K.data, unpack(ids, 1, ni))
-    if stamped then
-      redis.call('HDEL', K.config, 'schema')
-    end
-  end)
+  meta_put_same(ids, ni, rec)
   count('enqueued', ni)
 end
 
 -- As admit_write, for a batch with levels above 0: meta's type checked
--- first (HLEN: undoing ZADDs and a wake marker is not worth it on this
--- rarer path), then to_ready (it reads ready and prio before its first
+-- first (HLEN), then to_ready (it reads ready and prio before its first
 -- write, so a key of a foreign type still leaves nothing written); each record carries the fields of ext (say a
 -- group's g), then its level (field p; levels[i] nil is level 0).
 local function admit_write_levels(p, ids, ni, data_args, now, levels, ext)

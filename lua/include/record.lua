@@ -154,26 +154,8 @@ local function meta_put_same(ids, n, m)
   redis.call('HSET', K.meta, unpack(args))
 end
 
--- As meta_put_same, for a script whose type guard leaves meta to this write
--- after others (enqueue, group_enqueue: a TYPE per call was a tenth of a
--- single enqueue). Refused (meta of a foreign type), undo() takes back the
--- writes made before it, then the call fails with WRONG_TYPE naming meta, as
--- the guard would have: nothing is left written.
-local function meta_put_same_or_undo(ids, n, m, undo)
-  local rec, args = meta_str(m), {}
-  for i = 1, n do
-    args[2 * i - 1], args[2 * i] = ids[i], rec
-  end
-  local r = redis.pcall('HSET', K.meta, unpack(args))
-  if type(r) == 'table' and r.err then
-    undo()
-    on('HLEN', K.meta)  -- a foreign type: refused by name
-    error(r)
-  end
-end
-
--- Refuse meta of a foreign type before any write (the path that cannot
--- take its writes back cheaply: events with priorities).
+-- Refuse meta of a foreign type before any write (enqueue and
+-- group_enqueue: one HLEN instead of the generated guard's TYPE).
 local function meta_check()
   on('HLEN', K.meta)
 end

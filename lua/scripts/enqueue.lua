@@ -12,7 +12,7 @@ batch before writing.
 @key ready unguarded: LPUSH is the first write, or LLEN before any write when a priority is given (refused: nothing written)
 @key prio unguarded: touched only for a priority above 0, first by ZREVRANGEBYSCORE before any write
 @key data unguarded: HMGET before any write
-@key meta unguarded: HSET (admit_write) is the last of the event's writes and, refused, takes back those before it; with priorities, HLEN before any write
+@key meta unguarded: HLEN (admit_write, admit_write_levels) before any write
 @key idem unguarded: HGET before any write, and only written when so read
 @key idem_at unguarded: ZSCORE before any write, and only written when so read
 @key config unguarded: HMGET (the policy) before any write
