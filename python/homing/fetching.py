@@ -33,6 +33,29 @@ HANDOFF_S = 0.002
 
 def fetch_loop(w: Worker) -> None:
     """The fetch thread of ``w`` until it stops."""
+    try:
+        _fetch(w)
+    finally:
+        w._parked = False
+        kick_acker(w)
+
+
+def kick_acker(w: Worker) -> None:
+    """Wake the acker for the acks a slot queued while this thread waited for room.
+
+    The slot that opens room queues its acks without waking the acker when the
+    fetcher is parked on the room: woken together, the acker would take the
+    GIL first to encode its batch (measured: ~1 ms), and the next dequeue, the
+    round trip every slot waits on, would go out after it. Kicked here just
+    before the dequeue, the acker encodes while that dequeue is in Redis.
+    """
+    if w._kick:
+        with w._ack_cv:
+            w._kick = False
+            w._ack_cv.notify()
+
+
+def _fetch(w: Worker) -> None:
     idle, pause = 0.001, [0.05]
     # The last dequeue emptied the ready queue: the next one waits for it first, in
     # the same round trip (ReadyWait.lease). A dequeue that filled its room did not.
@@ -42,14 +65,20 @@ def fetch_loop(w: Worker) -> None:
     # lease's wait, in its round trip (Client.dequeue_when_ready).
     hints: list[tuple[str, int]] = []
     while not w._stop.is_set():
+        kick_acker(w)
         window = w.concurrency + w.prefetch
+        w._room.clear()  # before the look: room opening after it sets it again
         held = len(w._held)
         # Overlap the next dequeue with the acks of the last batch, but never
         # hold more than two windows of leases at once.
         room = min(window - (held - w._acking), 2 * window - held)
         if room <= 0:
             send_hints(w.client, hints)
-            w._stop.wait(0.001)
+            # Woken as soon as a slot hands its handled events to the acker or
+            # the acker is done with a batch; 1 ms at most for any other way.
+            w._parked = True
+            w._room.wait(0.001)
+            w._parked = False
             continue
         count = min(room, MAX_BATCH)
         args: dict[str, Any] = {"count": count, "reserve": True}

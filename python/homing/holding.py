@@ -54,45 +54,48 @@ class WorkerStats:
 class Held:
     """The leases a worker holds, and which of them have an outcome on its way.
 
+    ``open`` maps each lease with no outcome yet to its local deadline;
     ``settling`` holds leases whose outcome (complete, fail, or lost) is being
     sent or is known: the heartbeat stops extending them, and an extend refused
-    for one of them is the expected race with its acknowledgement.
+    for one of them is the expected race with its acknowledgement. A held
+    lease is in exactly one of the two.
+
+    Writers take the lock. A slot's check before it starts an event is one
+    ``open.get`` and takes none: a single dict read is atomic under the GIL,
+    and a lease leaves ``open`` only by being settled or dropped, so the read
+    sees it either still open or already gone, as a locked read would (the
+    lock was a visible share of a slot's time per event).
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.leases: set[Lease] = set()
+        self.open: dict[Lease, float] = {}  # lease -> local deadline (time.monotonic)
         self.settling: set[Lease] = set()
-        self.ends: dict[Lease, float] = {}  # lease -> local deadline (time.monotonic)
         # Settled leases whose acknowledgement a full Redis refused: it is sent
         # again, so the heartbeat must keep the lease alive meanwhile.
         self.resending: set[Lease] = set()
 
     def add(self, events: list[Event], ends: float) -> None:
+        # Built outside the lock; one update inside it.
+        fresh = dict.fromkeys([(ev.id, ev.token) for ev in events], ends)
         with self.lock:
-            for ev in events:
-                lease = (ev.id, ev.token)
-                self.leases.add(lease)
-                self.ends[lease] = ends
+            self.open.update(fresh)
 
     def renew(self, leases: list[Lease], ends: float) -> None:
-        """Extended: their local deadline moves to ``ends`` (if still held)."""
+        """Extended: their local deadline moves to ``ends`` (if still open)."""
         with self.lock:
             for lease in leases:
-                if lease in self.leases:
-                    self.ends[lease] = ends
+                if lease in self.open:
+                    self.open[lease] = ends
 
     def open_until(self, lease: Lease) -> float | None:
         """The local deadline of a lease held with no outcome yet; None otherwise."""
-        with self.lock:
-            if lease in self.settling or lease not in self.leases:
-                return None
-            return self.ends.get(lease, float("-inf"))
+        return self.open.get(lease)
 
     def settle(self, lease: Lease) -> bool:
         """Mark an outcome as on its way; False if one already is (or it is not held)."""
         with self.lock:
-            if lease in self.settling or lease not in self.leases:
+            if self.open.pop(lease, None) is None:
                 return False
             self.settling.add(lease)
             return True
@@ -103,29 +106,29 @@ class Held:
         the heartbeat lost them) are forgotten as forget_settled() does."""
         out = []
         with self.lock:
+            pop = self.open.pop
             for lease in leases:
-                if lease in self.settling or lease not in self.leases:
-                    if lease not in self.resending:
-                        self.leases.discard(lease)
-                        self.settling.discard(lease)
-                        self.ends.pop(lease, None)
-                else:
-                    self.settling.add(lease)
+                if pop(lease, None) is not None:
                     out.append(lease)
+                elif lease not in self.resending:
+                    self.settling.discard(lease)
+            self.settling.update(out)
         return out
 
     def resend(self, leases: list[Lease]) -> None:
         """Their acknowledgement goes out again: keep extending them until then."""
         with self.lock:
-            self.resending.update(lease for lease in leases if lease in self.leases)
+            self.resending.update(lease for lease in leases
+                                  if lease in self.settling or lease in self.open)
 
     def drop_many(self, leases: list[Lease]) -> None:
         with self.lock:
-            self.leases.difference_update(leases)
-            self.settling.difference_update(leases)
-            self.resending.difference_update(leases)
+            pop = self.open.pop
             for lease in leases:
-                self.ends.pop(lease, None)
+                pop(lease, None)
+            self.settling.difference_update(leases)
+            if self.resending:
+                self.resending.difference_update(leases)
 
     def drop(self, lease: Lease) -> None:
         self.drop_many([lease])
@@ -136,27 +139,26 @@ class Held:
         drops it then)."""
         with self.lock:
             if lease not in self.resending:
-                self.leases.discard(lease)
+                self.open.pop(lease, None)
                 self.settling.discard(lease)
-                self.ends.pop(lease, None)
 
     def unsettled(self) -> list[Lease]:
         """Leases to keep alive: held with no outcome on its way, or an ack to resend."""
         with self.lock:
-            return list((self.leases - self.settling) | self.resending)
+            return list(self.open.keys() | self.resending)
 
     def is_open(self, lease: Lease) -> bool:
-        with self.lock:
-            return lease in self.leases and lease not in self.settling
+        return lease in self.open
 
     def token_of(self, event_id: str) -> int | None:
         """The newest open token held for an id (a consumer names events by id)."""
         with self.lock:
-            tokens = [t for i, t in self.leases - self.settling if i == event_id]
+            tokens = [t for i, t in self.open if i == event_id]
         return max(tokens, default=None)
 
     def __len__(self) -> int:
-        return len(self.leases)
+        with self.lock:  # a lease moving from open to settling is counted once
+            return len(self.open) + len(self.settling)
 
 
 class Inbox:

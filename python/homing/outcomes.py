@@ -75,6 +75,7 @@ class Outcomes:
     _acks: collections.deque[tuple[str, int, Any]]
     _shares: list[collections.deque[Event]]
     _ack_cv: threading.Condition
+    _room: threading.Event
     _stop: threading.Event
     _handlers_done: threading.Event
     _acking: int
@@ -277,6 +278,7 @@ class Outcomes:
             resent = {(item[0], item[1]) for item in full}
             self._held.drop_many([(item[0], item[1]) for item in batch
                                   if (item[0], item[1]) not in resent])
+            self._room.set()  # the fetcher's window has room again
             done = 0
             for item, err in zip(batch, errors, strict=True):
                 if err is None:

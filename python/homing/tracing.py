@@ -144,6 +144,27 @@ def handling(ev: Event) -> Iterator[Any]:
             raise
 
 
+def _carried(ev: Event) -> Any:
+    """``handling`` for a share prepared while tracing is idle: nothing for an event
+    that carries no trace context, whose span could only be a no-op."""
+    raw = ev.raw
+    # An envelope map of at most two entries (v and p) has no field t: one byte
+    # tells, where trace_of would decode the whole envelope.
+    if raw and 0x80 <= raw[0] <= 0x82:
+        return None
+    return handling(ev)
+
+
+def _prepare() -> Any:
+    """``handling.prepare`` (homing.observe): the per-share decision. Idle (no SDK,
+    no trace in progress) costs ~4 us to find out, so it is asked once per share,
+    not per event; only an event with a trace context gets a span then."""
+    return _carried if _idle() else handling
+
+
+handling.prepare = _prepare  # type: ignore[attr-defined]
+
+
 def _failed(span: Any, exc: BaseException) -> None:
     """Mark span failed with exc; an exception whose str() itself raises still marks it."""
     try:

@@ -18,26 +18,32 @@ from .types import Event
 
 
 class Watchdog:
-    """Per slot, the event it is running and since when (time.monotonic)."""
+    """Per slot, the event it is running and since when (time.monotonic).
+
+    ``begin`` and ``end`` run around every handler, so they take no lock: each
+    is one store into the slot's own entry, atomic under the GIL. A slot is
+    hung while the entry ``overdue`` reported is still its current one, so a
+    handler that returns as it is reported frees its slot all the same (a
+    locked ``end`` was a visible share of a slot's time per event).
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[Event, float]] = {}
-        self._hung: set[int] = set()
+        self._lock = threading.Lock()  # between overdue() and hung() (the watch thread)
+        self._running: dict[int, tuple[Event, float] | None] = {}
+        self._hung: dict[int, tuple[Event, float]] = {}  # slot -> the entry reported
 
-    def begin(self, slot: int, ev: Event) -> None:
-        # No lock: one dict store is atomic, each slot writes only its own
-        # entry, and a handler that just began cannot be overdue yet.
-        self._running[slot] = (ev, time.monotonic())
+    def begin(self, slot: int, ev: Event, now: float | None = None) -> None:
+        # A handler that just began cannot be overdue yet.
+        self._running[slot] = (ev, time.monotonic() if now is None else now)
 
     def end(self, slot: int) -> None:
-        """The handler returned: the slot is free again, hung or not.
+        """The handler returned: the slot is free again, hung or not."""
+        self._running[slot] = None
 
-        Under the lock, so that ``overdue`` never reports a handler that has
-        already returned."""
-        with self._lock:
-            self._running.pop(slot, None)
-            self._hung.discard(slot)
+    def current(self, slot: int) -> Event | None:
+        """The event the slot is handling right now, if any."""
+        entry = self._running.get(slot)
+        return None if entry is None else entry[0]
 
     def overdue(self, timeout: float) -> list[Event]:
         """Events whose handlers have run past ``timeout`` s and were not yet reported.
@@ -50,13 +56,15 @@ class Watchdog:
         now = time.monotonic()
         out = []
         with self._lock:
-            for slot, (ev, since) in list(self._running.items()):  # begin() takes no lock
-                if slot not in self._hung and now - since > timeout:
-                    self._hung.add(slot)
-                    out.append(ev)
+            for slot, entry in list(self._running.items()):
+                if entry is not None and self._hung.get(slot) is not entry \
+                        and now - entry[1] > timeout:
+                    self._hung[slot] = entry
+                    out.append(entry[0])
         return out
 
     def hung(self) -> int:
         """How many slots run a handler past its timeout right now."""
         with self._lock:
-            return len(self._hung)
+            return sum(1 for slot, entry in self._hung.items()
+                       if self._running.get(slot) is entry)

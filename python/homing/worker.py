@@ -52,7 +52,7 @@ from typing import Any
 
 from . import observe, ops
 from .client import Client, raise_first
-from .consumer import Consumer, Snooze
+from .consumer import Consumer
 from .errors import HomingError, RedisFullError, StaleLeaseError
 from .fetching import fetch_loop
 from .holding import Held, Inbox, WorkerStats
@@ -60,16 +60,11 @@ from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
 from .presence import Presence
 from .readywait import ReadyWait
+from .slots import ack_handled, slot_loop
 from .types import Event
 from .watchdog import Watchdog
 
 log = logging.getLogger("homing.worker")
-# A lease with less than this share of its length left is not started: the
-# next beat might not come in time to keep it.
-START_MARGIN = 0.1
-# A slot queues the acks of fast handlers together, at most this long (s)
-# after the first of them; a handler slower than this acks on its own.
-FLUSH_S = 0.002
 
 
 class Worker(Outcomes):
@@ -120,7 +115,14 @@ class Worker(Outcomes):
         self._timeout_s = 0.0  # effective handler timeout, s (0: none)
         self._held = Held()
         self._todo = Inbox()
-        self._local = threading.local()  # the event each slot thread is handling
+        # Slot thread id -> slot: complete_for finds the event its slot runs (the
+        # watchdog's entry) without a thread-local store per event.
+        self._slot_of: dict[int, int] = {}
+        # Set when room may have opened in the fetcher's window (handled events
+        # handed to the acker, acks done, leases dropped): it looks again at once.
+        self._room = threading.Event()
+        self._parked = False  # the fetcher waits on _room (fetching.kick_acker)
+        self._kick = False  # acks queued while it waited: it wakes the acker
         self._acks: collections.deque[tuple[str, int, Any]] = collections.deque()
         self._ack_cv = threading.Condition()
         self._stop = threading.Event()
@@ -135,7 +137,7 @@ class Worker(Outcomes):
         # An idle fetcher blocks until the ready queue has something (readywait).
         self._ready = ReadyWait(client, self.service, self._stop)
         # Per slot: handled events whose acks are not queued yet, and the events
-        # of its share not started yet (see _slot_loop).
+        # of its share not started yet (see slots.slot_loop).
         self._pending: list[list[tuple[str, int]]] = []
         self._shares: list[collections.deque[Event]] = []
 
@@ -273,7 +275,8 @@ class Worker(Outcomes):
 
     def complete_for(self, service: str, event_id: str, result: Any) -> None:
         """``Consumer.complete``: acknowledge now, with the token this worker holds."""
-        ev = getattr(self._local, "event", None)
+        slot = self._slot_of.get(threading.get_ident())
+        ev = None if slot is None else self._watch.current(slot)
         if service != self.service:
             token = None
         elif ev is not None and ev.id == event_id:
@@ -310,120 +313,10 @@ class Worker(Outcomes):
 
     def _slot_loop(self, slot: int, consumer: Consumer, state: Any,
                    loop: asyncio.AbstractEventLoop | None) -> None:
-        """Run a share of the inbox at a time, and settle and queue its acks together.
-
-        Per event the hand-off, the settle and the ack queueing each took a
-        lock round (and the ack a wake-up of the acker): at ~10 us per event of
-        GIL time, that was half of what the worker added to its bare loop. Now
-        they are per share, flushed also once FLUSH_S has passed, so that slow
-        handlers still acknowledge each event as it ends.
-        """
-        try:
-            while not self._stop.is_set():
-                # The share waits in a deque of this slot's own, which shutdown
-                # drains as it drains the inbox (popleft is atomic: each event is
-                # either started here or released there, never both).
-                share = self._shares[slot]
-                share.extend(self._todo.get_share(self.concurrency, timeout=0.05))
-                handled = self._pending[slot]  # release_held() flushes it too
-                flushed = time.monotonic()
-                while share and not self._stop.is_set():
-                    try:
-                        ev = share.popleft()
-                    except IndexError:  # drained by a shutdown meanwhile
-                        break
-                    if not self._may_start(ev):
-                        continue
-                    self._watch.begin(slot, ev)
-                    try:
-                        state = self._handle(consumer, ev, state, loop, handled)
-                    finally:
-                        self._watch.end(slot)
-                    if handled and time.monotonic() - flushed > FLUSH_S:
-                        self._ack_handled(handled)
-                        flushed = time.monotonic()
-                if handled:
-                    self._ack_handled(handled)
-        finally:
-            if loop is not None:
-                loop.close()
+        slot_loop(self, slot, consumer, state, loop)  # homing/slots.py: the per-event path
 
     def _ack_handled(self, handled: list[tuple[str, int]]) -> None:
-        """Queue the completions of handled events (no result) for the acker, at once."""
-        leases = handled[:]
-        handled.clear()
-        settled = self._held.settle_handled(leases)
-        if settled:
-            with self._ack_cv:
-                if not self._acks:  # the acker takes the whole deque when it wakes
-                    self._ack_cv.notify()
-                self._acks.extend((event_id, token, None) for event_id, token in settled)
-                self._acking += len(settled)
-
-    def _may_start(self, ev: Event) -> bool:
-        """Whether to run ev: its lease is still ours, and marked started if it must be."""
-        lease = (ev.id, ev.token)
-        ends = self._held.open_until(lease)  # one lock round on the hot path
-        if ends is None:
-            # Settled meanwhile: the heartbeat found its lease lost (reclaimed).
-            self._held.drop(lease)
-            return False
-        if time.monotonic() > ends - START_MARGIN * self._lease_s:
-            # Its lease ran out while it waited (an outage, a stall): it may be
-            # someone else's by now. Not run; released in case it was not reclaimed.
-            self.stats.add("expired_unstarted")
-            self._release([lease])
-            return False
-        if not ev.must_start:
-            return True
-        try:
-            out = self.client.start(self.service, [lease])[0]
-        except HomingError as exc:
-            out = exc
-        if isinstance(out, HomingError):
-            # Not marked, so not run: the lease expires and it comes back.
-            log.warning("%s/%s not started: %s", self.service, ev.id, out)
-            if self._held.settle(lease):
-                self.stats.add("lost")
-            self._held.drop(lease)
-            return False
-        return True
-
-    def _handle(self, consumer: Consumer, ev: Event, state: Any,
-                loop: asyncio.AbstractEventLoop | None, handled: list[tuple[str, int]]) -> Any:
-        """Run one event; a plain success is appended to ``handled`` (acked by the caller)."""
-        self._local.event = ev
-        try:
-            with observe.scope(self.instruments, ev):
-                new_state = consumer.handle_event(ev, state)
-                # A handler that hands its state back is not awaitable: skip the check.
-                if new_state is not state and inspect.isawaitable(new_state):
-                    assert loop is not None, "handle_event returned an awaitable from a sync def"
-                    timeout = self._timeout_s or None
-                    new_state = loop.run_until_complete(asyncio.wait_for(new_state, timeout))
-        except asyncio.TimeoutError:  # an async handler cancelled at its timeout
-            self._failed(ev, HandlerTimeoutError(self._timeout_s))
-            return state
-        except Snooze as snooze:  # raised: the same as returned (below)
-            new_state = snooze
-        # BaseException too: SystemExit or CancelledError from a handler must not
-        # take its slot down while the event stays leased and heartbeaten.
-        except BaseException as exc:  # noqa: BLE001
-            self._failed(ev, exc)
-            return state
-        finally:
-            self._local.event = None
-        if isinstance(new_state, Snooze):
-            self._snoozed(ev, new_state)
-            return new_state.next_state(state)
-        lease = (ev.id, ev.token)
-        if not ev.must_start:
-            handled.append(lease)  # settled with the slot's others (_ack_handled)
-        elif not self._held.settle(lease):  # the consumer completed it, or it was settled
-            self._held.forget_settled(lease)
-        else:
-            self._ack_now(ev)  # charged already: do not leave it to a batch a crash may lose
-        return new_state
+        ack_handled(self, handled)
 
     def _pace_heartbeat(self) -> None:
         """Beat three times per lease. With no lease_ms of its own, the worker follows
