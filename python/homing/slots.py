@@ -54,7 +54,10 @@ def slot_loop(w: Worker, slot: int, consumer: Consumer, state: Any,
     """The thread of one slot until the worker stops."""
     w._slot_of[threading.get_ident()] = slot  # complete_for finds its event by it
     opened = w._held.open.get  # lease -> local deadline; one atomic read, no lock
-    watch = w._watch
+    # The watchdog's entry of this slot, stored here as Watchdog.begin and end
+    # would (a call each per event was a visible share of this loop).
+    running = w._watch.running
+    stopped = w._stop.is_set
     clock = time.monotonic
     try:
         while not w._stop.is_set():
@@ -69,7 +72,7 @@ def slot_loop(w: Worker, slot: int, consumer: Consumer, state: Any,
             wrap = observe.prepare(w.instruments)
             margin = START_MARGIN * w._lease_s
             flushed = clock()
-            while share and not w._stop.is_set():
+            while share and not stopped():
                 try:
                     ev = share.popleft()
                 except IndexError:  # drained by a shutdown meanwhile
@@ -87,11 +90,11 @@ def slot_loop(w: Worker, slot: int, consumer: Consumer, state: Any,
                 if (ends is None or now > ends - margin or ev.must_start) \
                         and not may_start(w, ev, lease, ends, now, margin):
                     continue
-                watch.begin(slot, ev, now)
+                running[slot] = (ev, now)  # Watchdog.begin
                 try:
                     state = handle(w, consumer, ev, lease, state, loop, handled, wrap)
                 finally:
-                    watch.end(slot)
+                    running[slot] = None  # Watchdog.end
             if handled:
                 ack_handled(w, handled)
     finally:

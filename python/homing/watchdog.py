@@ -29,20 +29,21 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # between overdue() and hung() (the watch thread)
-        self._running: dict[int, tuple[Event, float] | None] = {}
+        # slot -> (event, since) or None; the slot loop stores into it directly.
+        self.running: dict[int, tuple[Event, float] | None] = {}
         self._hung: dict[int, tuple[Event, float]] = {}  # slot -> the entry reported
 
     def begin(self, slot: int, ev: Event, now: float | None = None) -> None:
         # A handler that just began cannot be overdue yet.
-        self._running[slot] = (ev, time.monotonic() if now is None else now)
+        self.running[slot] = (ev, time.monotonic() if now is None else now)
 
     def end(self, slot: int) -> None:
         """The handler returned: the slot is free again, hung or not."""
-        self._running[slot] = None
+        self.running[slot] = None
 
     def current(self, slot: int) -> Event | None:
         """The event the slot is handling right now, if any."""
-        entry = self._running.get(slot)
+        entry = self.running.get(slot)
         return None if entry is None else entry[0]
 
     def overdue(self, timeout: float) -> list[Event]:
@@ -56,7 +57,7 @@ class Watchdog:
         now = time.monotonic()
         out = []
         with self._lock:
-            for slot, entry in list(self._running.items()):
+            for slot, entry in list(self.running.items()):
                 if entry is not None and self._hung.get(slot) is not entry \
                         and now - entry[1] > timeout:
                     self._hung[slot] = entry
@@ -67,4 +68,4 @@ class Watchdog:
         """How many slots run a handler past its timeout right now."""
         with self._lock:
             return sum(1 for slot, entry in self._hung.items()
-                       if self._running.get(slot) is entry)
+                       if self.running.get(slot) is entry)
