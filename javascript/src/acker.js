@@ -11,7 +11,7 @@ import { ConnectionLostError, HomingError, RedisFullError } from "./errors.js";
 import { countAcks, countError } from "./holding.js";
 import { MAX_BATCH } from "./manifest.js";
 import { accepted, retrying } from "./outcomes.js";
-import { Signal, sleep } from "./sync.js";
+import { Signal, nextTurn, sleep } from "./sync.js";
 import { MAX_PAUSE } from "./worker-support.js";
 
 /** @typedef {import("./types.js").Event} Event */
@@ -120,6 +120,9 @@ export class Acker {
     for (;;) {
       while (this.#acks.length === 0 && !this.#handlersDone) await this.#signal.wait(100);
       if (this.#acks.length === 0 && this.#handlersDone) return;
+      // Handlers that need no I/O finish before the event loop's next turn:
+      // waiting for it sends all of them in this batch, not the first alone.
+      await nextTurn();
       const batch = this.#acks.splice(0, MAX_BATCH);
       /** @type {(HomingError | null)[] | null} */
       let errors = null;

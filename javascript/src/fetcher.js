@@ -12,7 +12,7 @@
 import { MAX_BATCH } from "./manifest.js";
 import { retrying } from "./outcomes.js";
 import { ReadyWait } from "./ready-wait.js";
-import { Signal } from "./sync.js";
+import { Signal, nextTurn } from "./sync.js";
 
 /** @typedef {import("./types.js").Event} Event */
 /** @typedef {import("./client.js").Client} Client */
@@ -55,7 +55,12 @@ export class Fetcher {
     this.ready = null;
   }
 
-  /** Room may have opened (a lease dropped, acks queued), or the worker stops. */
+  /** Room may have opened (a lease dropped, acks queued): only the fetch loop cares. */
+  roomMayOpen() {
+    this.#roomSignal.notify();
+  }
+
+  /** The worker stops (or room opened): wake the fetch loop and the slots waiting to take. */
   wake() {
     this.#roomSignal.notify();
     this.#todoSignal.notify();
@@ -89,6 +94,18 @@ export class Fetcher {
   }
 
   /**
+   * How many more leases to take: handled events waiting for their ack count
+   * as free, so the next dequeue overlaps the last batch's completeMany, but
+   * never more than two windows of leases are held at once. It only grows
+   * while the fetcher waits (acks queued, leases dropped).
+   * @param {number} window
+   */
+  #room(window) {
+    const { held, acking } = this.now();
+    return Math.min(window - (held.size - acking), 2 * window - held.size);
+  }
+
+  /**
    * @param {ReadyWait} ready
    * @param {number} window
    */
@@ -97,15 +114,18 @@ export class Fetcher {
     let idle = 1;
     const pause = { ms: 50 };
     while (!this.stop.isSet) {
-      const { held, acking } = this.now();
-      // Overlap the next dequeue with the acks of the last batch, but never
-      // hold more than two windows of leases at once.
-      const room = Math.min(window - (held.size - acking), 2 * window - held.size);
-      if (room <= 0) {
+      if (this.#room(window) <= 0) {
         await this.#roomSignal.wait(ROOM_WAIT_MS);
         continue;
       }
-      const n = Math.min(room, MAX_BATCH);
+      // Room opens one handled event at a time. Handlers that need no I/O
+      // (any number, in any slot) finish before the next turn of the event
+      // loop: waiting for it makes their room one full batch, not a dequeue
+      // of the first one or two and another of the rest.
+      await nextTurn();
+      if (this.stop.isSet) break;
+      const { held } = this.now();
+      const n = Math.min(this.#room(window), MAX_BATCH);
       // The local deadline counts from before the call: the lease cannot
       // have begun earlier than that.
       const sent = performance.now();

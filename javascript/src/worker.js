@@ -83,10 +83,10 @@ export { ROOM_WAIT_MS } from "./fetcher.js";
 export class Worker {
   #stop = new Stopper();
   /** Room for the fetcher whenever a lease is dropped. */
-  #held = new Held(() => this.#fetcher.wake());
+  #held = new Held(() => this.#fetcher.roomMayOpen());
   #watch = new Watchdog();
   #beat = new Heartbeat(this, this.#held, this.#stop);
-  #acker = new Acker(this, this.#held, this.#stop, () => this.#fetcher.wake());
+  #acker = new Acker(this, this.#held, this.#stop, () => this.#fetcher.roomMayOpen());
   #fetcher = new Fetcher(this, this.#stop, () => ({
     held: this.#held, acking: this.#acker.acking, leaseMs: this.#beat.leaseMs,
   }));
