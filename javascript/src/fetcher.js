@@ -71,6 +71,15 @@ export class Fetcher {
     return this.#todo.splice(0);
   }
 
+  /**
+   * The next unstarted event if one is in the inbox (undefined if none), or
+   * null once stopping: the slot's way to take one without a promise.
+   * @returns {Event | null | undefined}
+   */
+  next() {
+    return this.stop.isSet ? null : this.#todo.shift();
+  }
+
   /** @returns {Promise<Event | null>} the next unstarted event, or null once stopping */
   async take() {
     while (!this.stop.isSet) {

@@ -100,14 +100,14 @@ const keyOf = (eventId, token) => `${token} ${eventId}`;
  * passed may already be someone else's and is never started.
  */
 export class Held {
-  /** @type {Map<string, Lease>} */
-  #leases = new Map();
-  /** @type {Set<string>} */
-  #settling = new Set();
-  /** @type {Set<string>} */
-  #resending = new Set();
-  /** @type {Map<string, number>} lease -> local deadline (performance.now() ms) */
-  #ends = new Map();
+  /**
+   * One record per lease: one map lookup per question, not one per Map and
+   * Set it used to be spread over (a visible share of the worker's CPU per
+   * event, issue 10). settling: an outcome is on its way; resending: a
+   * completion a full Redis refused, to be sent again; end: the local deadline.
+   * @type {Map<string, {lease: Lease, end: number, settling: boolean, resending: boolean}>}
+   */
+  #recs = new Map();
 
   /** @param {() => void} onDrop called whenever leases leave (room for the fetcher) */
   constructor(onDrop) {
@@ -115,7 +115,7 @@ export class Held {
   }
 
   get size() {
-    return this.#leases.size;
+    return this.#recs.size;
   }
 
   /**
@@ -124,9 +124,7 @@ export class Held {
    */
   add(events, endsAt) {
     for (const ev of events) {
-      const key = keyOf(ev.id, ev.token);
-      this.#leases.set(key, [ev.id, ev.token]);
-      this.#ends.set(key, endsAt);
+      this.#recs.set(keyOf(ev.id, ev.token), { lease: [ev.id, ev.token], end: endsAt, settling: false, resending: false });
     }
   }
 
@@ -137,8 +135,8 @@ export class Held {
    */
   renew(leases, endsAt) {
     for (const [eventId, token] of leases) {
-      const key = keyOf(eventId, token);
-      if (this.#leases.has(key)) this.#ends.set(key, endsAt);
+      const rec = this.#recs.get(keyOf(eventId, token));
+      if (rec !== undefined) rec.end = endsAt;
     }
   }
 
@@ -148,7 +146,22 @@ export class Held {
    * @param {number} token
    */
   endsAt(eventId, token) {
-    return this.#ends.get(keyOf(eventId, token)) ?? -Infinity;
+    return this.#recs.get(keyOf(eventId, token))?.end ?? -Infinity;
+  }
+
+  /**
+   * Whether a slot may start it: held, no outcome on its way, and its local
+   * deadline not within marginMs from now (one lookup for what the slot asks
+   * of every event before it runs).
+   * @param {string} eventId
+   * @param {number} token
+   * @param {number} marginMs
+   * @returns {"ok" | "expired" | "settled"} expired also for a lease not held
+   */
+  startable(eventId, token, marginMs) {
+    const rec = this.#recs.get(keyOf(eventId, token));
+    if (rec === undefined || performance.now() > rec.end - marginMs) return "expired";
+    return rec.settling ? "settled" : "ok";
   }
 
   /**
@@ -157,9 +170,9 @@ export class Held {
    * @param {number} token
    */
   settle(eventId, token) {
-    const key = keyOf(eventId, token);
-    if (this.#settling.has(key) || !this.#leases.has(key)) return false;
-    this.#settling.add(key);
+    const rec = this.#recs.get(keyOf(eventId, token));
+    if (rec === undefined || rec.settling) return false;
+    rec.settling = true;
     return true;
   }
 
@@ -170,8 +183,8 @@ export class Held {
    */
   resend(leases) {
     for (const [eventId, token] of leases) {
-      const key = keyOf(eventId, token);
-      if (this.#leases.has(key)) this.#resending.add(key);
+      const rec = this.#recs.get(keyOf(eventId, token));
+      if (rec !== undefined) rec.resending = true;
     }
   }
 
@@ -180,7 +193,8 @@ export class Held {
    * @param {number} token
    */
   drop(eventId, token) {
-    this.dropMany([[eventId, token]]);
+    this.#recs.delete(keyOf(eventId, token));
+    this.onDrop();
   }
 
   /**
@@ -190,7 +204,7 @@ export class Held {
    * @param {number} token
    */
   dropOwn(eventId, token) {
-    if (!this.#resending.has(keyOf(eventId, token))) this.drop(eventId, token);
+    if (!this.#recs.get(keyOf(eventId, token))?.resending) this.drop(eventId, token);
   }
 
   /**
@@ -198,26 +212,22 @@ export class Held {
    * @param {Iterable<readonly [string, number, ...unknown[]]>} leases
    */
   dropMany(leases) {
-    for (const [eventId, token] of leases) {
-      const key = keyOf(eventId, token);
-      this.#leases.delete(key);
-      this.#settling.delete(key);
-      this.#resending.delete(key);
-      this.#ends.delete(key);
-    }
+    for (const [eventId, token] of leases) this.#recs.delete(keyOf(eventId, token));
     this.onDrop();
   }
 
   /** @returns {Lease[]} leases with no outcome on their way (what releaseHeld hands back) */
   unsettled() {
-    return [...this.#leases].filter(([key]) => !this.#settling.has(key)).map(([, lease]) => lease);
+    const out = [];
+    for (const rec of this.#recs.values()) if (!rec.settling) out.push(rec.lease);
+    return out;
   }
 
   /** @returns {Lease[]} leases to keep alive: unsettled, or completions waiting to be sent again */
   toExtend() {
-    return [...this.#leases]
-      .filter(([key]) => !this.#settling.has(key) || this.#resending.has(key))
-      .map(([, lease]) => lease);
+    const out = [];
+    for (const rec of this.#recs.values()) if (!rec.settling || rec.resending) out.push(rec.lease);
+    return out;
   }
 
   /**
@@ -226,8 +236,8 @@ export class Held {
    * @param {number} token
    */
   isOpen(eventId, token) {
-    const key = keyOf(eventId, token);
-    return this.#leases.has(key) && !this.#settling.has(key);
+    const rec = this.#recs.get(keyOf(eventId, token));
+    return rec !== undefined && !rec.settling;
   }
 
   /**

@@ -69,34 +69,57 @@ export class Slots {
    */
   async run(slot, consumer, state) {
     for (;;) {
-      const ev = await this.fetcher.take();
+      // Per event, the common case costs no promise of its own: an event
+      // already in the inbox is taken at once, and one that may start with
+      // no call to Redis is known to without an await (issue 10).
+      const ev = this.fetcher.next() ?? (await this.fetcher.take());
       if (ev === null) return;
-      if (await this.#mayStart(ev)) state = await this.#handle(slot, consumer, ev, state);
+      const may = this.#mayStart(ev);
+      if (may === true || (may !== false && (await may))) state = await this.#handle(slot, consumer, ev, state);
     }
   }
 
   /**
    * Whether to run ev: its lease is still this worker's, and marked started
-   * in Redis first if it must be.
+   * in Redis first if it must be. A boolean when that needs no call to
+   * Redis (the fast path), else a promise of one.
    * @param {Event} ev
+   * @returns {boolean | Promise<boolean>}
    */
-  async #mayStart(ev) {
+  #mayStart(ev) {
     const { id, token } = ev;
-    if (performance.now() > this.held.endsAt(id, token) - START_MARGIN * this.beat.leaseMs) {
-      // Its lease ran out while it waited (a Redis outage, a stalled process):
-      // it may be someone else's by now. Not run; released in case it was not
-      // reclaimed yet (a refused release is fine).
-      this.worker.stats.expiredUnstarted += 1;
-      this.worker.log.warn(`${this.worker.service}/${id} not started: its lease ran out while it waited`);
-      await this.release([[id, token]]);
-      return false;
-    }
-    if (!this.held.isOpen(id, token)) {
+    const how = this.held.startable(id, token, START_MARGIN * this.beat.leaseMs);
+    if (how === "expired") return this.#expired(ev);
+    if (how === "settled") {
       // Settled meanwhile: the heartbeat found its lease lost (reclaimed).
       this.held.drop(id, token);
       return false;
     }
     if (!ev.mustStart) return true; // the fast path: no extra call
+    return this.#markStarted(ev);
+  }
+
+  /**
+   * Its lease ran out while it waited (a Redis outage, a stalled process):
+   * it may be someone else's by now. Not run; released in case it was not
+   * reclaimed yet (a refused release is fine).
+   * @param {Event} ev
+   */
+  async #expired(ev) {
+    const { id, token } = ev;
+    this.worker.stats.expiredUnstarted += 1;
+    this.worker.log.warn(`${this.worker.service}/${id} not started: its lease ran out while it waited`);
+    await this.release([[id, token]]);
+    return false;
+  }
+
+  /**
+   * An event that came back unstarted before: marked started in Redis before
+   * it runs, so a poison event that kills its worker is charged its attempts.
+   * @param {Event} ev
+   */
+  async #markStarted(ev) {
+    const { id, token } = ev;
     /** @type {unknown} */
     let out;
     try {
@@ -127,8 +150,11 @@ export class Slots {
     this.watch.begin(slot, ev, controller);
     consumer._event = ev; // for complete(): the token of this delivery
     try {
-      newState = await observe(this.worker.instruments, ev,
-        async () => consumer.handleEvent(ev, state, controller));
+      const { instruments } = this.worker;
+      // With no instrument the handler is called directly: a throw is caught
+      // here as a rejection would be, a plain value awaited as a promise.
+      newState = await (instruments.length === 0 ? consumer.handleEvent(ev, state, controller)
+        : observe(instruments, ev, async () => consumer.handleEvent(ev, state, controller)));
     } catch (exc) {
       // Whatever it throws (not only an Error), a handler must not take its
       // slot down while the event stays leased and heartbeaten.
@@ -159,7 +185,7 @@ export class Slots {
       // crash could lose, so a crash charges it only while it ran.
       await this.acker.now(ev);
     } else {
-      this.acker.queue([[ev.id, ev.token, null]]);
+      this.acker.queueOne(ev.id, ev.token);
     }
     return newState;
   }

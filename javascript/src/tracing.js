@@ -49,7 +49,9 @@ const NOOP_PROVIDER = api ? new api.ProxyTracerProvider().getDelegate() : null;
 function idle() {
   const provider = api.trace.getTracerProvider();
   const noSdk = typeof provider.getDelegate === "function" && provider.getDelegate() === NOOP_PROVIDER;
-  return noSdk && !api.isSpanContextValid(api.trace.getActiveSpan()?.spanContext() ?? api.INVALID_SPAN_CONTEXT);
+  if (!noSdk) return false;
+  const span = api.trace.getActiveSpan(); // none, usually: no context to check (per event in a worker)
+  return span === undefined || !api.isSpanContextValid(span.spanContext());
 }
 
 /**
@@ -166,7 +168,7 @@ export function handling(ev, next) {
   /** @type {envelope.TraceCarrier | null} */
   let carrier = null;
   try {
-    carrier = envelope.traceOf(ev.raw);
+    if (envelope.mayCarryTrace(ev.raw)) carrier = envelope.traceOf(ev.raw);
   } catch {
     carrier = null; // a corrupt envelope: the worker dead-letters it; the span says it ran
   }
