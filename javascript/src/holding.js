@@ -73,10 +73,11 @@ export function countAcks(stats, log, batch, errors) {
 /** @typedef {[string, number]} Lease an event id and the token of one delivery of it */
 
 /**
- * @param {string} eventId
- * @param {number} token
+ * One lease's record. Leases of the same id under other tokens (a
+ * redelivery while the first handler still runs) are chained by `next`.
+ * @typedef {{lease: Lease, token: number, end: number, settling: boolean, resending: boolean,
+ *   next: Rec | null}} Rec
  */
-const keyOf = (eventId, token) => `${token} ${eventId}`;
 
 /**
  * The leases a worker holds (Python's holding.Held), and which of them have
@@ -101,13 +102,16 @@ const keyOf = (eventId, token) => `${token} ${eventId}`;
  */
 export class Held {
   /**
-   * One record per lease: one map lookup per question, not one per Map and
-   * Set it used to be spread over (a visible share of the worker's CPU per
-   * event, issue 10). settling: an outcome is on its way; resending: a
-   * completion a full Redis refused, to be sent again; end: the local deadline.
-   * @type {Map<string, {lease: Lease, end: number, settling: boolean, resending: boolean}>}
+   * One record per lease, by event id (the id strings the reply gave, so no
+   * key is built per question: a "token id" string made for every lookup,
+   * and four Maps and Sets to ask, were a visible share of the worker's CPU
+   * per event, issue 10); other tokens of the same id are chained.
+   * settling: an outcome is on its way; resending: a completion a full Redis
+   * refused, to be sent again; end: the local deadline.
+   * @type {Map<string, Rec>}
    */
-  #recs = new Map();
+  #byId = new Map();
+  #size = 0;
 
   /** @param {() => void} onDrop called whenever leases leave (room for the fetcher) */
   constructor(onDrop) {
@@ -115,7 +119,42 @@ export class Held {
   }
 
   get size() {
-    return this.#recs.size;
+    return this.#size;
+  }
+
+  /**
+   * @param {string} eventId
+   * @param {number} token
+   * @returns {Rec | undefined}
+   */
+  #get(eventId, token) {
+    for (let rec = this.#byId.get(eventId); rec !== undefined && rec !== null; rec = rec.next) {
+      if (rec.token === token) return rec;
+    }
+    return undefined;
+  }
+
+  /** @returns {Generator<Rec>} every record, in the order their ids were first added */
+  *#all() {
+    for (const head of this.#byId.values()) {
+      for (let rec = /** @type {Rec | null} */ (head); rec !== null; rec = rec.next) yield rec;
+    }
+  }
+
+  /**
+   * @param {string} eventId
+   * @param {number} token
+   */
+  #delete(eventId, token) {
+    let rec = this.#byId.get(eventId);
+    /** @type {Rec | null} */
+    let prev = null;
+    while (rec !== undefined && rec !== null && rec.token !== token) [prev, rec] = [rec, rec.next];
+    if (rec === undefined || rec === null) return;
+    this.#size -= 1;
+    if (prev !== null) prev.next = rec.next;
+    else if (rec.next !== null) this.#byId.set(eventId, rec.next);
+    else this.#byId.delete(eventId);
   }
 
   /**
@@ -123,8 +162,24 @@ export class Held {
    * @param {number} endsAt their local deadline (performance.now() ms)
    */
   add(events, endsAt) {
-    for (const ev of events) {
-      this.#recs.set(keyOf(ev.id, ev.token), { lease: [ev.id, ev.token], end: endsAt, settling: false, resending: false });
+    for (const { id, token } of events) {
+      const rec = this.#get(id, token);
+      if (rec !== undefined) {
+        // The same delivery again (not expected): a fresh record, as a Map.set would make.
+        Object.assign(rec, { end: endsAt, settling: false, resending: false });
+        continue;
+      }
+      /** @type {Rec} */
+      const fresh = { lease: [id, token], token, end: endsAt, settling: false, resending: false, next: null };
+      const head = this.#byId.get(id);
+      if (head === undefined) {
+        this.#byId.set(id, fresh);
+      } else {
+        let last = head;
+        while (last.next !== null) last = last.next;
+        last.next = fresh;
+      }
+      this.#size += 1;
     }
   }
 
@@ -135,7 +190,7 @@ export class Held {
    */
   renew(leases, endsAt) {
     for (const [eventId, token] of leases) {
-      const rec = this.#recs.get(keyOf(eventId, token));
+      const rec = this.#get(eventId, token);
       if (rec !== undefined) rec.end = endsAt;
     }
   }
@@ -146,7 +201,7 @@ export class Held {
    * @param {number} token
    */
   endsAt(eventId, token) {
-    return this.#recs.get(keyOf(eventId, token))?.end ?? -Infinity;
+    return this.#get(eventId, token)?.end ?? -Infinity;
   }
 
   /**
@@ -159,7 +214,7 @@ export class Held {
    * @returns {"ok" | "expired" | "settled"} expired also for a lease not held
    */
   startable(eventId, token, marginMs) {
-    const rec = this.#recs.get(keyOf(eventId, token));
+    const rec = this.#get(eventId, token);
     if (rec === undefined || performance.now() > rec.end - marginMs) return "expired";
     return rec.settling ? "settled" : "ok";
   }
@@ -170,7 +225,7 @@ export class Held {
    * @param {number} token
    */
   settle(eventId, token) {
-    const rec = this.#recs.get(keyOf(eventId, token));
+    const rec = this.#get(eventId, token);
     if (rec === undefined || rec.settling) return false;
     rec.settling = true;
     return true;
@@ -183,7 +238,7 @@ export class Held {
    */
   resend(leases) {
     for (const [eventId, token] of leases) {
-      const rec = this.#recs.get(keyOf(eventId, token));
+      const rec = this.#get(eventId, token);
       if (rec !== undefined) rec.resending = true;
     }
   }
@@ -193,7 +248,7 @@ export class Held {
    * @param {number} token
    */
   drop(eventId, token) {
-    this.#recs.delete(keyOf(eventId, token));
+    this.#delete(eventId, token);
     this.onDrop();
   }
 
@@ -204,7 +259,7 @@ export class Held {
    * @param {number} token
    */
   dropOwn(eventId, token) {
-    if (!this.#recs.get(keyOf(eventId, token))?.resending) this.drop(eventId, token);
+    if (!this.#get(eventId, token)?.resending) this.drop(eventId, token);
   }
 
   /**
@@ -212,21 +267,21 @@ export class Held {
    * @param {Iterable<readonly [string, number, ...unknown[]]>} leases
    */
   dropMany(leases) {
-    for (const [eventId, token] of leases) this.#recs.delete(keyOf(eventId, token));
+    for (const [eventId, token] of leases) this.#delete(eventId, token);
     this.onDrop();
   }
 
   /** @returns {Lease[]} leases with no outcome on their way (what releaseHeld hands back) */
   unsettled() {
     const out = [];
-    for (const rec of this.#recs.values()) if (!rec.settling) out.push(rec.lease);
+    for (const rec of this.#all()) if (!rec.settling) out.push(rec.lease);
     return out;
   }
 
   /** @returns {Lease[]} leases to keep alive: unsettled, or completions waiting to be sent again */
   toExtend() {
     const out = [];
-    for (const rec of this.#recs.values()) if (!rec.settling || rec.resending) out.push(rec.lease);
+    for (const rec of this.#all()) if (!rec.settling || rec.resending) out.push(rec.lease);
     return out;
   }
 
@@ -236,7 +291,7 @@ export class Held {
    * @param {number} token
    */
   isOpen(eventId, token) {
-    const rec = this.#recs.get(keyOf(eventId, token));
+    const rec = this.#get(eventId, token);
     return rec !== undefined && !rec.settling;
   }
 
@@ -247,8 +302,8 @@ export class Held {
    */
   tokenOf(eventId) {
     let newest;
-    for (const [id, token] of this.unsettled()) {
-      if (id === eventId && (newest === undefined || token > newest)) newest = token;
+    for (let rec = this.#byId.get(eventId) ?? null; rec !== null; rec = rec.next) {
+      if (!rec.settling && (newest === undefined || rec.token > newest)) newest = rec.token;
     }
     return newest;
   }
