@@ -313,20 +313,6 @@ export function decode(data) {
 }
 
 /**
- * Whether an envelope may carry field t, from its first byte alone: every
- * envelope holds v and p, so a map of two entries (msgpack fixmap 0x82, what
- * every port writes without a trace) holds no t, and one that does is no
- * envelope, for which traceOf gives null too. The worker asks this per
- * event before decoding anything (a full decode per event for a trace that
- * is not there was ~7% of its CPU, issue 10).
- * @param {Uint8Array} data
- * @returns {boolean}
- */
-export function mayCarryTrace(data) {
-  return data[0] !== 0x82;
-}
-
-/**
  * The trace context an envelope carries (field t), or null: none for an
  * envelope without one (revision 1.0) and for a malformed one.
  * @param {Uint8Array} data
