@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE.parent / "python"))
 import redis
 from floors import LEASED_COMPLETE, LEASED_DEQUEUE, LEASED_ENQUEUE
 from homing.envelope import encode
-from timers import private_redis
+from timers import private_redis, wait_ping
 
 BUILT = HERE.parent / "python" / "homing" / "manifest.json"
 PREFIX = "lcost"
@@ -104,14 +104,7 @@ def callgrind_redis() -> Iterator[str]:
                              "--save", "", "--appendonly", "no", "--dir", str(tmp)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        r = redis.Redis(port=port)
-        for _ in range(600):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        r.close()
+        wait_ping(port, 600)  # valgrind starts slowly
         COUNTER = Callgrind(proc.pid, out)
         yield f"redis://127.0.0.1:{port}/0"
     finally:

@@ -73,6 +73,20 @@ print(" ".join(f"{x:.3f}" for x in marks))
 """
 
 
+def wait_ping(port: int, tries: int) -> None:
+    """Wait (50 ms a try) until a server just started on port answers PING."""
+    import redis
+
+    r = redis.Redis(port=port)
+    for _ in range(tries):
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    r.close()
+
+
 @contextmanager
 def private_redis() -> Iterator[str]:
     """A throwaway redis-server on a free port; its URL."""
@@ -85,15 +99,7 @@ def private_redis() -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        import redis
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        r.close()
+        wait_ping(port, 100)
         yield url
     finally:
         proc.terminate()
