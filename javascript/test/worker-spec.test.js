@@ -95,10 +95,10 @@ test("a homing error in a loop is retried with a warning; any other error stops 
 });
 
 test("the full-inbox wait is Python's", () => {
-  // python/homing/fetching.py (the worker's fetch loop): `if room <= 0: w._stop.wait(S)`.
+  // python/homing/fetching.py (the worker's fetch loop): `if room <= 0: ... w._room.wait(S)`.
   const py = readFileSync(new URL("../../python/homing/fetching.py", import.meta.url), "utf8");
-  // A line or two may come before the wait (send_hints since the hints change).
-  const m = /if room <= 0:\s*\n(?:[^\n]*\n){0,3}?\s*w\._stop\.wait\(([\d.]+)\)/.exec(py);
+  // A few lines may come before the wait (send_hints, the parked flag, comments).
+  const m = /if room <= 0:\s*\n(?:[^\n]*\n){0,6}?\s*w\._(?:stop|room)\.wait\(([\d.]+)\)/.exec(py);
   assert.ok(m, "python/homing/fetching.py sleeps when it has no room");
   assert.equal(ROOM_WAIT_MS, Number(m[1]) * 1000);
   const spec = readFileSync(new URL("../../docs/worker.md", import.meta.url), "utf8");
