@@ -12,8 +12,6 @@
 -module(homing_call).
 -export([run/4, build/4, parse/2, table/0, spec/1, new_id/0, decode_payload/1, num/1]).
 
--define(MAX_WHOLE, 9007199254740991).
-
 %% @doc The call table, name => spec (binary keys, as converted from the manifest).
 -spec table() -> map().
 table() -> maps:get(<<"calls">>, homing_manifest:manifest()).
@@ -28,7 +26,7 @@ spec(Name) -> maps:get(Name, table()).
     {ok, term()} | {error, {atom(), binary()}}.
 run(Client, Name, Service0, Args) ->
     Spec = spec(Name),
-    case build(Client, Spec, Service0, Args) of
+    case build(Client, Name, Service0, Args) of
         {ok, Service, Argv} ->
             Script = maps:get(<<"script">>, Spec),
             Creates = maps:get(<<"creates">>, Spec, false),
@@ -92,133 +90,139 @@ keys(#{prefix := P}, Script, Service) ->
      end || K <- maps:get(<<"keys">>, homing_manifest:script(Script))].
 
 %% -- building ------------------------------------------------------------------------
+%% Each ARGV slot carries what the build worked out for it (docs/protocol.md, "Worked
+%% out by the build"): its default, and for a list where its items come from. So this
+%% port only reads them, as Python's ops.py and JavaScript's calls.js do.
 
-%% @doc The checked service name and ARGV of a call, or the error that stops it.
--spec build(homing_conn:client(), map(), unicode:chardata() | none, map()) ->
+%% @doc The checked service name and ARGV of call Name, or the error that stops it.
+-spec build(homing_conn:client(), atom() | binary(), unicode:chardata() | none, map()) ->
     {ok, binary(), [binary() | integer()]} | {error, {atom(), binary()}}.
-build(Client, Spec, Service0, Args0) ->
+build(Client, Name, Service0, Args) ->
+    Spec = spec(Name),
     try
         Service = service(Service0, Spec),
-        Defaults = defaults(Spec),
-        Args = items_of(Spec, Args0, Defaults),
-        Argv = lists:flatmap(fun(A) -> slot(A, Args, Defaults, Client) end,
+        Argv = lists:flatmap(fun(A) -> slot(A, Args, Client#{call => name(Name)}) end,
                              maps:get(<<"args">>, Spec)),
         {ok, Service, Argv}
     catch throw:{refused, Code, Why} -> {error, {Code, Why}}
     end.
 
-service(none, _) -> <<>>;
+%% A script of global keys only (beat) takes no service; every other call needs one.
+service(none, #{<<"global">> := true}) -> <<>>;
 service(S0, _) ->
-    S = text(S0, <<"service">>),
+    S = case S0 of none -> <<>>; _ -> text(S0, <<"service">>) end,
     case homing_manifest:check_service(S) of
         ok -> S;
         {error, {C, W}} -> throw({refused, C, W})
     end.
 
-%% A call that is the single form of a batch call takes that call's defaults too.
-defaults(Spec) ->
-    Own = maps:get(<<"defaults">>, Spec, #{}),
-    case maps:get(<<"batch_of">>, Spec, undefined) of
-        undefined -> Own;
-        Batch -> maps:merge(maps:get(<<"defaults">>, spec(Batch), #{}), Own)
-    end.
+atom(Name) -> binary_to_atom(Name, utf8).
 
-%% The items of a list argument: a batch_of call's own arguments are its one item;
-%% items_from zips the client's lists (ids, payloads, keys) into items.
-items_of(Spec, Args, Defaults) ->
-    case [A || A <- maps:get(<<"args">>, Spec), maps:get(<<"type">>, A) =:= <<"list">>] of
-        [] -> Args;
-        [List] ->
-            Name = binary_to_atom(maps:get(<<"name">>, List), utf8),
-            Items = case {maps:get(<<"batch_of">>, Spec, undefined),
-                          maps:get(<<"items_from">>, Spec, undefined)} of
-                        {undefined, undefined} -> maps:get(Name, Args, undefined);
-                        {_Batch, undefined} -> [Args];
-                        {_, From} -> zip(From, Args, Defaults)
-                    end,
-            Args#{Name => Items}
-    end.
-
-zip(From, Args, _Defaults) ->
-    Lists = [{binary_to_atom(Field, utf8), maps:get(binary_to_atom(Client, utf8), Args, undefined)}
-             || {Client, Field} <- maps:to_list(From)],
-    Given = [{F, L} || {F, L} <- Lists, L =/= undefined, L =/= null],
-    Lens = lists:usort([len(L) || {_, L} <- Given]),
-    case Lens of
-        [N] when N >= 1 -> [maps:from_list([{F, lists:nth(I, L)} || {F, L} <- Given])
-                            || I <- lists:seq(1, N)];
-        [0] -> throw({refused, invalid_argument, <<"a batch takes 1 or more items">>});
-        [] -> throw({refused, invalid_argument, <<"a batch call without items">>});
-        _ -> throw({refused, invalid_argument, <<"the lists of a batch must be as long as "
-                                                  "each other">>})
-    end.
-
-len(L) when is_list(L) -> length(L);
-len(_) -> throw({refused, invalid_argument, <<"a batch takes a list">>}).
+name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name(Name) -> Name.
 
 %% One ARGV slot (or several, for a list or the rest) from its typed spec.
-slot(#{<<"type">> := <<"config">>, <<"setting">> := <<"max_payload">>}, _, _, C) ->
-    [maps:get(max_payload, C)];
-slot(#{<<"type">> := <<"count">>, <<"of">> := Of}, Args, _, _) ->
-    case maps:get(binary_to_atom(Of, utf8), Args, undefined) of
-        L when is_list(L) -> [length(L)];
-        _ -> refuse(<<Of/binary, " takes a list">>)
-    end;
-slot(#{<<"type">> := <<"list">>, <<"name">> := Name, <<"fields">> := Fields} = A, Args, D, C) ->
-    Items = maps:get(binary_to_atom(Name, utf8), Args, undefined),
-    is_list(Items) orelse refuse(<<Name/binary, " takes a list">>),
-    bounds(length(Items), A, Name),
-    lists:flatmap(fun(Item) ->
-                      is_map(Item) orelse refuse(<<"an item of ", Name/binary, " is a map">>),
-                      [value(F, field(F, Item, D), C) || F <- Fields]
-                  end, Items);
-slot(#{<<"type">> := <<"rest">>, <<"name">> := Name, <<"item">> := Item} = A, Args, _, C) ->
-    case maps:get(binary_to_atom(Name, utf8), Args, undefined) of
+slot(#{<<"type">> := <<"config">>}, _, #{max_payload := Max}) -> [Max];
+slot(#{<<"type">> := <<"count">>}, _, _) -> []; % its list, right after it, sends the count
+%% A list (and its items) is refused by the call's name, as in Python and JavaScript.
+slot(#{<<"type">> := <<"list">>, <<"fields">> := Fields} = A, Args, #{call := What} = C) ->
+    Items = items(A, Args),
+    is_list(Items) andalso in(length(Items), A) orelse refused(<<"list">>, What, Items, A),
+    Names = iolist_to_binary(lists:join(<<", ">>, [maps:get(<<"name">>, F) || F <- Fields])),
+    [length(Items) | lists:flatmap(
+                       fun(Item) ->
+                               is_map(Item) orelse refused(<<"item">>, What, Item,
+                                                           A#{<<"names">> => Names}),
+                               [value(F, given(F, Item), C) || F <- Fields]
+                       end, Items)];
+slot(#{<<"type">> := <<"rest">>, <<"name">> := Name, <<"item">> := Item} = A, Args, C) ->
+    case maps:get(atom(Name), Args, undefined) of
         V when V =:= undefined; V =:= null -> [];
         L when is_list(L) ->
-            bounds(length(L), A#{<<"min">> => max(1, maps:get(<<"min">>, A, 0))}, Name),
+            in(length(L), A) orelse refused(<<"rest">>, Name, L, A),
             [value(Item#{<<"name">> => Name}, X, C) || X <- L];
-        _ -> refuse(<<Name/binary, " takes a list">>)
+        V -> refused(<<"rest">>, Name, V, A)
     end;
-slot(#{<<"type">> := <<"pairs">>, <<"name">> := Name}, Args, _, _) ->
-    pairs(maps:get(binary_to_atom(Name, utf8), Args, undefined));
-slot(#{<<"name">> := _} = A, Args, D, C) ->
-    [value(A, field(A, Args, D), C)].
+slot(#{<<"type">> := <<"pairs">>, <<"name">> := Name}, Args, _) ->
+    pairs(Name, maps:get(atom(Name), Args, undefined));
+slot(A, Args, C) -> [value(A, given(A, Args), C)].
 
-field(#{<<"name">> := Name}, Values, Defaults) ->
-    case maps:get(binary_to_atom(Name, utf8), Values, undefined) of
-        undefined -> maps:get(Name, Defaults, undefined);
+%% A slot's or a field's value: the client's, else the table's default for it.
+given(#{<<"name">> := Name} = A, Values) ->
+    case maps:get(atom(Name), Values, undefined) of
+        undefined -> maps:get(<<"default">>, A, undefined);
         V -> V
     end.
 
-bounds(N, #{<<"type">> := Kind} = A, Name) ->
-    Lo = maps:get(<<"min">>, A, 0),
-    Hi = maps:get(<<"max">>, A, ?MAX_WHOLE),
-    N >= Lo andalso N =< Hi orelse
-        refused(Kind, Name, io_lib:format("a list of ~B", [N]), #{<<"min">> => Lo, <<"max">> => Hi}).
+in(N, #{<<"min">> := Lo, <<"max">> := Hi}) -> N >= Lo andalso N =< Hi.
 
-refuse(Why) -> throw({refused, invalid_argument, Why}).
+%% A list's items: the client's own list; the call's own arguments as its one item
+%% (one: a batch_of call); or zipped from per-field client lists (lead: the one with
+%% no default, enqueue_many's payloads, sets the length; the others may be left out).
+items(#{<<"name">> := Name} = A, Args) when not is_map_key(<<"from">>, A) ->
+    maps:get(atom(Name), Args, undefined);
+items(#{<<"from">> := From, <<"fields">> := Fields} = A, Args) ->
+    Cols = [{atom(maps:get(<<"name">>, F)), S, maps:get(atom(S), Args, undefined)}
+            || {F, S} <- lists:zip(Fields, From)],
+    case A of
+        #{<<"one">> := true} -> [maps:from_list([{F, V} || {F, _, V} <- Cols])];
+        #{<<"lead">> := Lead} ->
+            [N] = [column(Lead, V) || {_, S, V} <- Cols, S =:= Lead],
+            Given = [{F, S, V} || {F, S, V} <- Cols, S =:= Lead orelse (V =/= undefined andalso
+                                                                       V =/= null)],
+            [column(S, V) =:= N orelse refused(<<"length">>, S, V, #{<<"lead">> => Lead,
+                                                                 <<"count">> => N})
+             || {_, S, V} <- Given],
+            [maps:from_list([{F, lists:nth(I, V)} || {F, _, V} <- Given])
+             || I <- lists:seq(1, N)]
+    end.
+
+%% The length of a per-field list, or the refusal of what is no list.
+column(_, V) when is_list(V) -> length(V);
+column(What, V) -> refused(<<"column">>, What, V, #{}).
 
 %% A refusal in the table's words (the manifest's refusals, the texts the Python and
-%% JavaScript ports use too): {what} is the argument, {value} the value refused
-%% (Shown: already text), the other names Fields'.
-refused(Kind, What, Shown, Fields) ->
+%% JavaScript ports use too): {what} is the argument, {value} the value refused, the
+%% other names the slot's (min, max, ...) or Vars'.
+refused(Kind, What, Value, Vars) ->
     Text = maps:get(Kind, maps:get(<<"refusals">>, homing_manifest:manifest())),
-    Vars = Fields#{<<"what">> => What, <<"value">> => Shown},
-    refuse(maps:fold(fun(K, V, T) ->
-                             Bin = iolist_to_binary(if is_integer(V) -> integer_to_list(V);
-                                                       true -> V end),
-                             binary:replace(T, <<"{", K/binary, "}">>, Bin, [global])
-                     end, Text, Vars)).
+    All = Vars#{<<"what">> => What, <<"value">> => shown(Value), <<"known">> => known()},
+    throw({refused, invalid_argument, iolist_to_binary(
+        lists:map(fun(Part) -> fill(Part, All) end,
+                  re:split(Text, <<"(\\{\\w+\\})">>, [trim])))}).
 
+fill(<<"{", _/binary>> = Part, Vars) ->
+    case maps:get(binary:part(Part, 1, byte_size(Part) - 2), Vars, undefined) of
+        V when is_integer(V) -> integer_to_binary(V);
+        V when is_binary(V); is_list(V) -> V;
+        _ -> Part
+    end;
+fill(Part, _) -> Part.
+
+%% A refused value as a message shows it: a list by its length (as the other ports do),
+%% text and other terms printed, cut.
+shown(V) when is_list(V) ->
+    case V =/= [] andalso io_lib:printable_unicode_list(V) of
+        true -> io_lib:format("~0tP", [V, 5]);
+        false -> io_lib:format("a list of ~B", [length(V)])
+    end;
 shown(V) -> io_lib:format("~0tP", [V, 5]).
+
+known() ->
+    lists:join(<<", ">>, lists:sort(maps:keys(homing_manifest:layout(<<"policy">>)))).
+
+refuse(Why) -> throw({refused, invalid_argument, Why}).
 
 %% A typed value as its ARGV text. Optional slots (the table's optional: true) send ''.
 value(#{<<"optional">> := true}, V, _) when V =:= undefined; V =:= null -> <<>>;
 value(#{<<"type">> := T, <<"name">> := Name} = A, V, C) -> typed(T, A, Name, V, C).
 
+%% ms too: this port takes whole ms only (no fraction to drop), so its refusal is whole's.
 typed(T, A, Name, V, _) when T =:= <<"whole">>; T =:= <<"ms">>; T =:= <<"token">> ->
-    whole(V, Name, maps:get(<<"min">>, A, 0), maps:get(<<"max">>, A, ?MAX_WHOLE));
+    case whole(V, A) of
+        false -> refused(case T of <<"token">> -> T; _ -> <<"whole">> end, Name, V, A);
+        N -> N
+    end;
 typed(<<"id">>, _, _, <<"$new_id">>, _) -> new_id();
 typed(<<"id">>, _, Name, V, _) ->
     V =:= undefined andalso refuse(<<Name/binary, " is required">>),
@@ -228,8 +232,8 @@ typed(<<"id">>, _, Name, V, _) ->
         {error, {C, W}} -> throw({refused, C, W})
     end;
 typed(<<"key">>, _, _, V, _) when V =:= undefined; V =:= null -> <<>>;
-typed(<<"key">>, _, Name, V, _) ->
-    is_binary(V) orelse is_list(V) orelse refuse(<<"an idempotency key is text">>),
+typed(<<"key">>, A, Name, V, _) ->
+    is_binary(V) orelse is_list(V) orelse refused(<<"key">>, Name, V, A),
     text(V, Name);
 typed(<<"envelope">>, _, _, V, C) -> envelope(V, C);
 typed(<<"result">>, _, _, V, _) when V =:= undefined; V =:= null -> <<>>;
@@ -242,33 +246,24 @@ typed(<<"text">>, _, _, V, _) when V =:= undefined; V =:= null -> <<>>;
 typed(<<"text">>, _, Name, V, _) -> text(V, Name);
 typed(<<"name">>, A, Name, V, _) ->
     B = text(V, Name),
-    Max = maps:get(<<"max">>, A, 256),
-    byte_size(B) >= 1 andalso byte_size(B) =< Max orelse
-        refused(<<"name">>, Name, shown(B), #{<<"max">> => Max}),
+    byte_size(B) >= 1 andalso byte_size(B) =< maps:get(<<"max">>, A) orelse
+        refused(<<"name">>, Name, B, A),
     B;
-typed(T, _, Name, _, _) ->
-    refuse(<<"the call table names an unknown type ", T/binary, " for ", Name/binary>>).
+typed(T, _, Name, _, _) -> refused(<<"type">>, Name, T, #{}).
 
-whole(V, Name, Lo, Hi) when is_float(V) ->
-    case V == trunc(V) of
-        true -> whole(trunc(V), Name, Lo, Hi);
-        false -> bad_whole(V, Name, Lo, Hi)
-    end;
-whole(V, _, Lo, Hi) when is_integer(V), V >= Lo, V =< Hi -> V;
-whole(V, Name, Lo, Hi) -> bad_whole(V, Name, Lo, Hi).
-
-%% ms and token too: this port takes whole ms only (no fraction to drop).
-bad_whole(V, Name, Lo, Hi) ->
-    refused(<<"whole">>, Name, shown(V), #{<<"min">> => Lo, <<"max">> => Hi}).
+%% A whole number in the slot's [min, max], as the integer sent (a whole float is taken).
+whole(V, A) when is_float(V), V == trunc(V) -> whole(trunc(V), A);
+whole(V, A) when is_integer(V) -> in(V, A) andalso V;
+whole(_, _) -> false.
 
 text(V, Name) when is_binary(V); is_list(V) ->
     case unicode:characters_to_binary(V) of
         B when is_binary(B) -> B;
-        _ -> refuse(<<Name/binary, " must be UTF-8 text">>)
+        _ -> refused(<<"text">>, Name, V, #{})
     end;
 text(V, Name) when is_atom(V), V =/= undefined, V =/= null, V =/= true, V =/= false ->
     text(atom_to_binary(V, utf8), Name);
-text(V, Name) -> refused(<<"text">>, Name, shown(V), #{}).
+text(V, Name) -> refused(<<"text">>, Name, V, #{}).
 
 envelope(V, #{max_payload := Max}) ->
     case homing_envelope:encode(V) of
@@ -280,25 +275,26 @@ envelope(V, #{max_payload := Max}) ->
         {error, {C, W}} -> throw({refused, C, W})
     end.
 
-%% Policy overrides: name => number, or null to remove the override.
-pairs(P) when is_map(P) -> pairs(maps:to_list(P));
-pairs({obj, L}) -> pairs(L);
-pairs(L) when is_list(L) ->
-    Known = maps:get(<<"policy_defaults">>, homing_manifest:layout_all()),
+%% Policy overrides: field => number, or null to remove the override; each field
+%% refused by its own name.
+pairs(Name, P) when is_map(P) -> pairs(Name, maps:to_list(P));
+pairs(Name, {obj, L}) -> pairs(Name, L);
+pairs(Name, L) when is_list(L) ->
+    Known = homing_manifest:layout(<<"policy">>),
     lists:flatmap(
       fun({K0, V}) ->
               K = text(K0, <<"policy field">>),
-              maps:is_key(K, Known) orelse refuse(<<"unknown policy field ", K/binary>>),
-              [K, policy_value(K, V)];
-         (_) -> refuse(<<"policy takes name, value pairs">>)
+              maps:is_key(K, Known) andalso policy_value(V) =/= false orelse
+                  refused(<<"policy">>, K, V, #{}),
+              [K, policy_value(V)];
+         (X) -> refused(<<"pairs">>, Name, X, #{})
       end, L);
-pairs(_) -> refuse(<<"policy takes a map of field to number">>).
+pairs(Name, P) -> refused(<<"pairs">>, Name, P, #{}).
 
-policy_value(_, null) -> <<>>;
-policy_value(_, V) when is_integer(V) -> V;
-policy_value(_, V) when is_float(V) -> float_to_binary(V, [short]);
-policy_value(K, V) ->
-    refuse(iolist_to_binary(io_lib:format("~s must be a finite number, got ~0tP", [K, V, 5]))).
+policy_value(null) -> <<>>;
+policy_value(V) when is_integer(V) -> V;
+policy_value(V) when is_float(V) -> float_to_binary(V, [short]);
+policy_value(_) -> false.
 
 %% @doc A random event id: 32 lowercase hex characters of a UUID4.
 -spec new_id() -> binary().
@@ -315,7 +311,7 @@ hex(N) -> $a + N - 10.
 %% as its decimal text, so the declared field types decide what is a number).
 -spec parse(map(), term()) -> {ok, term()} | {error, {atom(), binary()}}.
 parse(Spec, Reply) ->
-    try shape(Spec, reply(maps:get(<<"reply">>, Spec), Reply))
+    try shape(maps:get(<<"shape">>, Spec), reply(maps:get(<<"reply">>, Spec), Reply))
     catch error:_ -> {error, {script, iolist_to_binary(io_lib:format(
                           "a reply the call table does not describe: ~0tP", [Reply, 10]))}}
     end.
@@ -324,7 +320,7 @@ reply(#{<<"kind">> := <<"value">>, <<"type">> := T}, R) -> conv(T, R);
 reply(#{<<"kind">> := <<"tuple">>, <<"fields">> := Fs}, R) -> fields(Fs, R);
 reply(#{<<"kind">> := <<"records">>, <<"head">> := H, <<"each">> := E}, R) ->
     {Head, Rest} = lists:split(length(H), R),
-    {fields(H, Head), [fields(E, Rec) || Rec <- chunks(length(E), Rest)]};
+    (fields(H, Head))#{records => [fields(E, Rec) || Rec <- chunks(length(E), Rest)]};
 reply(#{<<"kind">> := <<"items">>, <<"ok">> := Ok}, R) -> [item(Ok, X) || X <- R];
 reply(#{<<"kind">> := <<"union">>, <<"cases">> := Cases}, [Tag | R]) ->
     (fields(maps:get(Tag, Cases), R))#{state => Tag};
@@ -383,33 +379,36 @@ float_of(S) ->
             list_to_float(M ++ ".0e" ++ E)
     end.
 
-%% Shaping by the table: pick one field, merge the head into each record, take the
-%% first item of a batch_of call (its error returned), name a record's parts.
-shape(#{<<"batch_of">> := Batch}, Parsed) ->
-    case shape(spec(Batch), Parsed) of
-        {ok, [{error, _} = E | _]} -> E;
-        {ok, [First | _]} -> {ok, First};
-        Other -> Other
-    end;
-shape(#{<<"pick">> := Field} = S, {_Head, Recs}) ->
-    shape(maps:remove(<<"pick">>, S), [maps:get(binary_to_atom(Field, utf8), R) || R <- Recs]);
-shape(#{<<"pick">> := Field}, Tuple) when is_map(Tuple) ->
-    {ok, maps:get(binary_to_atom(Field, utf8), Tuple)};
-%% dequeue_batch: a record that holds the records: the events (merge_head: each with
-%% the lease deadline) and the reply's wait_ms.
-shape(#{<<"record">> := <<"Batch">>}, {#{deadline_ms := D, wait_ms := W}, Recs}) ->
-    {ok, #{wait_ms => W, events => [R#{deadline_ms => D} || R <- Recs]}};
-shape(#{<<"merge_head">> := Names}, {Head, Recs}) ->
-    Merged = maps:with([binary_to_atom(N, utf8) || N <- Names], Head),
-    {ok, [maps:merge(R, Merged) || R <- Recs]};
-shape(Spec, {Head, Recs}) -> {ok, Head#{rows(maps:get(<<"record">>, Spec, undefined)) => Recs}};
-shape(_, Value) -> {ok, Value}.
+%% The table's shape (docs/protocol.md, "Worked out by the build"), in its order: merge
+%% the head fields named into each record; rows: the value is the list of records, else
+%% the value itself; pick one field or make the record (of each, with rows); one: the
+%% first item of a batch_of call, its error returned.
+shape(Sh, Value) -> one(Sh, rows(Sh, merge(Sh, Value))).
 
-%% This port's value types (the table's `record'): the name a page's rows take, as
-%% in the neutral forms of conformance/calls.json.
-rows(<<"DeadPage">>) -> letters;
-rows(<<"RecurringPage">>) -> schedules;
-rows(_) -> records.
+merge(#{<<"merge">> := Names}, #{records := Recs} = Value) ->
+    Head = maps:with([atom(N) || N <- Names], Value),
+    Value#{records := [maps:merge(R, Head) || R <- Recs]};
+merge(_, Value) -> Value.
+
+rows(#{<<"rows">> := true} = Sh, #{records := Recs}) -> [each(Sh, R) || R <- Recs];
+rows(Sh, Value) -> each(Sh, Value).
+
+one(#{<<"one">> := true}, [{error, _} = E | _]) -> E;
+one(#{<<"one">> := true}, [First | _]) -> {ok, First};
+one(_, Value) -> {ok, Value}.
+
+each(#{<<"pick">> := Field}, Value) -> maps:get(atom(Field), Value);
+each(#{<<"record">> := Name}, Value) -> record(maps:get(Name, records()), Value);
+each(_, Value) -> Value.
+
+%% This port's value types are maps of the table's records (records.R.fields): the
+%% reply's own fields (the build refuses a record that drops one), but a record that
+%% holds the records (Batch, DeadPage) takes them under its field and only its fields.
+record(#{<<"fields">> := Fields, <<"items">> := #{<<"field">> := Field}}, Value) ->
+    maps:with([atom(F) || F <- Fields], Value#{atom(Field) => maps:get(records, Value)});
+record(_, Value) -> Value.
+
+records() -> maps:get(<<"records">>, homing_manifest:manifest()).
 
 %% @doc A stored envelope's payload, or {error, {corrupt_envelope, _}}.
 -spec decode_payload(binary()) -> {ok, term()} | {error, {corrupt_envelope, binary()}}.

@@ -35,7 +35,7 @@ erlang_side(_Op, V, Step) ->
     Name = proplists:get_value(<<"call">>, Step),
     Service = proplists:get_value(<<"service">>, Step, <<"svc">>),
     Args = homing_conformance:args(proplists:get_value(<<"args">>, Step)),
-    case homing_call:build(Client, homing_call:spec(Name), Service, Args) of
+    case homing_call:build(Client, Name, Service, Args) of
         {ok, _, Argv} -> ["argv" | [hex(homing_conn:wire(A)) || A <- Argv]];
         {error, {Code, _}} -> ["error", binary_to_list(homing_errors:code(Code))]
     end.
