@@ -55,9 +55,7 @@ def arg_type(spec: str, limits: dict, where: str, *, field: bool = False) -> dic
     if name in SCALARS:
         if params is not None:
             raise TableError(f"{where}: type {name} takes no parameters")
-        if name == "ms":
-            out.update(min=0, max=MAX_WHOLE)
-        elif name == "token":
+        if name in ("ms", "token"):
             out.update(min=0, max=MAX_WHOLE)
     elif name in PARAM_TYPES:
         if params is None:
@@ -165,12 +163,11 @@ def script_signature(name: str, head: dict, limits: dict) -> tuple[list[dict], d
     names = [a["name"] for a in args]
     for i, a in enumerate(args):
         where = f"{name}.lua @arg {a['name']}"
-        if a["type"] == "count":
-            # The count comes right before its list, which the scripts read as
-            # ARGV[count+...]; a port sends the length with the list's items.
-            if names[i + 1:i + 2] != [a["of"]]:
-                raise TableError(f"{where}: count({a['of']}) must come right before a list of "
-                                 "that name")
+        # The count comes right before its list, which the scripts read as
+        # ARGV[count+...]; a port sends the length with the list's items.
+        if a["type"] == "count" and names[i + 1:i + 2] != [a["of"]]:
+            raise TableError(f"{where}: count({a['of']}) must come right before a list of "
+                             "that name")
         if a["type"] in ("list", "rest", "pairs") and i != len(args) - 1:
             raise TableError(f"{where}: a {a['type']} must be the last argument")
         if a["type"] == "list" and not any(b["type"] == "count" and b["of"] == a["name"]
@@ -340,14 +337,16 @@ def records(spec: dict, table: dict) -> dict:
             each = out[rec["items"]["record"]]["fields"]
             lost = ({f["name"] for f in reply["each"]} | merged) - set(each)
             if lost:
-                raise TableError(f"calls.json {cname}: {rec['items']['record']} drops {sorted(lost)}")
+                raise TableError(f"calls.json {cname}: {rec['items']['record']} drops "
+                                 f"{sorted(lost)}")
         elif reply["kind"] == "union":
             have = [{"name": "state"}] + [f for case in reply["cases"].values() for f in case]
         else:
             have = reply.get("fields", [])
         lost = {f["name"] for f in have} - set(rec["fields"])
         if lost:
-            raise TableError(f"calls.json {cname}: record {rname} drops reply fields {sorted(lost)}")
+            raise TableError(f"calls.json {cname}: record {rname} drops reply fields "
+                             f"{sorted(lost)}")
     return out
 
 
@@ -373,6 +372,9 @@ REFUSALS = {
     "column": "{what} takes a list (or any iterable), got {value}",
     "length": "{what} must be as many as {lead} ({count}), got {value}",
     "type": "{what}: the call table has no type {value}",
+    # Not INVALID_ARGUMENT but PAYLOAD_TOO_LARGE: an envelope (or result) over the
+    # client's max_payload; {size} is its encoded length, {max} the setting.
+    "payload": "encoded payload is {size} bytes, over the limit of {max}; nothing was written",
 }
 
 

@@ -128,11 +128,11 @@ slot(#{<<"type">> := <<"count">>}, _, _) -> []; % its list, right after it, send
 slot(#{<<"type">> := <<"list">>, <<"fields">> := Fields} = A, Args, #{call := What} = C) ->
     Items = items(A, Args),
     is_list(Items) andalso in(length(Items), A) orelse refused(<<"list">>, What, Items, A),
-    Names = iolist_to_binary(lists:join(<<", ">>, [maps:get(<<"name">>, F) || F <- Fields])),
     [length(Items) | lists:flatmap(
                        fun(Item) ->
-                               is_map(Item) orelse refused(<<"item">>, What, Item,
-                                                           A#{<<"names">> => Names}),
+                               is_map(Item) orelse refused(<<"item">>, What, Item, A#{
+                                   <<"names">> => lists:join(<<", ">>, [maps:get(<<"name">>, F)
+                                                                      || F <- Fields])}),
                                [value(F, given(F, Item), C) || F <- Fields]
                        end, Items)];
 slot(#{<<"type">> := <<"rest">>, <<"name">> := Name, <<"item">> := Item} = A, Args, C) ->
@@ -173,8 +173,8 @@ items(#{<<"from">> := From, <<"fields">> := Fields} = A, Args) ->
             [column(S, V) =:= N orelse refused(<<"length">>, S, V, #{<<"lead">> => Lead,
                                                                  <<"count">> => N})
              || {_, S, V} <- Given],
-            [maps:from_list([{F, lists:nth(I, V)} || {F, _, V} <- Given])
-             || I <- lists:seq(1, N)]
+            Tuples = [{F, list_to_tuple(V)} || {F, _, V} <- Given],
+            [maps:from_list([{F, element(I, T)} || {F, T} <- Tuples]) || I <- lists:seq(1, N)]
     end.
 
 %% The length of a per-field list, or the refusal of what is no list.
@@ -185,11 +185,12 @@ column(What, V) -> refused(<<"column">>, What, V, #{}).
 %% JavaScript ports use too): {what} is the argument, {value} the value refused, the
 %% other names the slot's (min, max, ...) or Vars'.
 refused(Kind, What, Value, Vars) ->
-    Text = maps:get(Kind, maps:get(<<"refusals">>, homing_manifest:manifest())),
     All = Vars#{<<"what">> => What, <<"value">> => shown(Value), <<"known">> => known()},
-    throw({refused, invalid_argument, iolist_to_binary(
-        lists:map(fun(Part) -> fill(Part, All) end,
-                  re:split(Text, <<"(\\{\\w+\\})">>, [trim])))}).
+    throw({refused, invalid_argument, wording(Kind, All)}).
+
+wording(Kind, Vars) ->
+    Text = maps:get(Kind, maps:get(<<"refusals">>, homing_manifest:manifest())),
+    iolist_to_binary([fill(Part, Vars) || Part <- re:split(Text, <<"(\\{\\w+\\})">>, [trim])]).
 
 fill(<<"{", _/binary>> = Part, Vars) ->
     case maps:get(binary:part(Part, 1, byte_size(Part) - 2), Vars, undefined) of
@@ -269,9 +270,8 @@ envelope(V, #{max_payload := Max}) ->
     case homing_envelope:encode(V) of
         {ok, B} when byte_size(B) =< Max -> B;
         {ok, B} ->
-            throw({refused, payload_too_large, iolist_to_binary(io_lib:format(
-                "encoded payload is ~B bytes, over the limit of ~B; nothing was written",
-                [byte_size(B), Max]))});
+            throw({refused, payload_too_large,
+                   wording(<<"payload">>, #{<<"size">> => byte_size(B), <<"max">> => Max})});
         {error, {C, W}} -> throw({refused, C, W})
     end.
 

@@ -48,9 +48,11 @@ export function describe(v) {
  */
 export function refuse(ok, refusal, what, value, fields = {}) {
   if (ok) return;
-  const all = /** @type {Record<string, unknown>} */ ({ ...fields, what, value: describe(value), known: KNOWN });
-  throw new InvalidArgumentError(REFUSALS[refusal].replace(/\{(\w+)\}/g, (_, k) => String(all[k])));
+  throw new InvalidArgumentError(wording(refusal, { ...fields, what, value: describe(value), known: KNOWN }));
 }
+
+/** The table's text of a refusal, its {names} filled. @param {string} refusal @param {Record<string, unknown>} all */
+const wording = (refusal, all) => REFUSALS[refusal].replace(/\{(\w+)\}/g, (_, k) => String(all[k]));
 
 /** A finite number in [lo, hi] (whole: with no fraction). @param {unknown} v @param {number} lo @param {number} hi @param {boolean} whole */
 const number = (v, lo, hi, whole) =>
@@ -88,8 +90,7 @@ const tokenOf = (t) => (typeof t === "number" && Number.isSafeInteger(t) ? BigIn
 export function encoded(payload, maxPayload) {
   const data = envelope.encode(payload);
   if (data.length > maxPayload) {
-    throw new PayloadTooLargeError(
-      `encoded payload is ${data.length} bytes, over the limit of ${maxPayload}; nothing was written`);
+    throw new PayloadTooLargeError(wording("payload", { size: data.length, max: maxPayload }));
   }
   return data;
 }

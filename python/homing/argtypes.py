@@ -68,8 +68,7 @@ def encoded(payload: Any, max_payload: int) -> bytes:
     """The payload's envelope, refused (nothing written) over the client's max_payload."""
     data = envelope.encode(payload)
     if len(data) > max_payload:
-        raise PayloadTooLargeError(f"encoded payload is {len(data)} bytes, over the limit of "
-                                   f"{max_payload}; nothing was written")
+        raise PayloadTooLargeError(REFUSALS["payload"].format(size=len(data), max=max_payload))
     return data
 
 
