@@ -34,7 +34,8 @@
 -export([start_link/3, start/3, stop/1, complete_for/2, info/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--define(BATCH, 1000).
+%% The most items one call takes (layout.limits.batch of lua/keys.json).
+-define(BATCH, homing_manifest:limit(<<"batch">>)).
 
 start_link(Module, Service, Opts) -> start(start_link, Module, Service, Opts).
 start(Module, Service, Opts) -> start(start, Module, Service, Opts).
@@ -451,8 +452,11 @@ beat(#{held := H, client := C, service := Svc, lease_ms := L, opts := O, acks :=
               end
       end, S, [Ch || Ch <- chunk(Items), Ch =/= []]).
 
-chunk(L) when length(L) =< ?BATCH -> [L];
-chunk(L) -> {A, B} = lists:split(?BATCH, L), [A | chunk(B)].
+chunk(L) ->
+    case length(L) =< ?BATCH of
+        true -> [L];
+        false -> {A, B} = lists:split(?BATCH, L), [A | chunk(B)]
+    end.
 
 extended(Id, R, Deadline, #{held := H} = S) ->
     case H of

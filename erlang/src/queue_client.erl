@@ -258,14 +258,11 @@ complete(Service, Id) -> complete(Service, Id, null).
 complete(Service, Id, Result) -> gen_queue_consumer:complete(Service, Id, Result).
 
 -spec complete(client(), name(), name(), integer()) -> ok | error().
-complete(C, Service, Id, Token) -> complete(C, Service, Id, Token, null).
+complete(C, Service, Id, Token) -> ok_of(call(C, complete, Service, #{id => Id, token => Token})).
 
 -spec complete(client(), name(), name(), integer(), term()) -> ok | error().
 complete(C, Service, Id, Token, Result) ->
-    case call(C, complete, Service, #{id => Id, token => Token, result => Result}) of
-        {ok, ok} -> ok;
-        Other -> Other
-    end.
+    ok_of(call(C, complete, Service, #{id => Id, token => Token, result => Result})).
 
 %% @doc Items {Id, Token} or {Id, Token, Result}: per item ok or its error.
 -spec complete_many(client(), name(), list()) -> {ok, [ok | error()]} | error().
@@ -281,7 +278,7 @@ complete_many(C, Service, Items) ->
                     end}).
 
 -spec extend_lease(client(), name(), name(), integer()) -> {ok, integer()} | error().
-extend_lease(C, Service, Id, Token) -> extend_lease(C, Service, Id, Token, 0).
+extend_lease(C, Service, Id, Token) -> call(C, extend_lease, Service, #{id => Id, token => Token}).
 
 %% @doc The new deadline (ms); LeaseMs 0 takes the service's lease_ms.
 -spec extend_lease(client(), name(), name(), integer(), non_neg_integer()) ->
@@ -344,8 +341,9 @@ stats(C, Service) -> call(C, stats, Service, #{}).
 -spec configure(client(), name(), map() | list()) -> {ok, map()} | error().
 configure(C, Service, Policy) -> call(C, configure, Service, #{policy => Policy}).
 
+%% @doc The first page, by the call table's defaults (offset 0, count 100).
 -spec dead_list(client(), name()) -> {ok, map()} | error().
-dead_list(C, Service) -> dead_list(C, Service, 0, 100).
+dead_list(C, Service) -> call(C, dead_list, Service, #{}).
 
 %% @doc {ok, #{total := N, letters := [#{id, died_ms, attempt, reason, raw}]}}, oldest first.
 -spec dead_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
@@ -397,8 +395,9 @@ ok_of(E) -> E.
 recurring_put(C, Service, Name, Payload, Opts) ->
     call(C, recurring_put, Service, maps:merge(Opts, #{name => Name, payload => Payload})).
 
+%% @doc The first page, by the call table's defaults (offset 0, count 100).
 -spec recurring_list(client(), name()) -> {ok, map()} | error().
-recurring_list(C, Service) -> recurring_list(C, Service, 0, 100).
+recurring_list(C, Service) -> call(C, recurring_list, Service, #{}).
 
 %% @doc {ok, #{total := N, schedules := [#{name, spec, next_ms, fired, skipped, priority}]}}, by name.
 -spec recurring_list(client(), name(), non_neg_integer(), pos_integer()) -> {ok, map()} | error().
