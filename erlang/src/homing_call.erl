@@ -6,6 +6,8 @@
 %% runs, the type and order of each ARGV slot, where each value comes from
 %% (a client argument, a default, a client setting, the length of a list),
 %% and the shape of the reply. A new call in the table is a new call here.
+%% What follows from the table (a default, a batch's zipping, a reply's shape) the
+%% build writes into it, and this module only reads it, as the other ports do.
 %% Values are checked before Redis is touched; a bad one is
 %% {error, {invalid_argument | invalid_name | payload_too_large | payload_not_encodable, Why}}
 %% and nothing is sent.
