@@ -375,6 +375,10 @@ REFUSALS = {
     # Not INVALID_ARGUMENT but PAYLOAD_TOO_LARGE: an envelope (or result) over the
     # client's max_payload; {size} is its encoded length, {max} the setting.
     "payload": "encoded payload is {size} bytes, over the limit of {max}; nothing was written",
+    # INVALID_NAME: a service name or an event id outside its layout pattern; {what}
+    # is "service name" or "event id", {pattern} the pattern of lua/keys.json.
+    "pattern": "invalid {what} {value}: use 1-128 characters of letters, digits, '_', '.' and "
+               "'-', not starting with '.' or '-' (pattern {pattern})",
 }
 
 

@@ -188,19 +188,7 @@ column(What, V) -> refused(<<"column">>, What, V, #{}).
 %% other names the slot's (min, max, ...) or Vars'.
 refused(Kind, What, Value, Vars) ->
     All = Vars#{<<"what">> => What, <<"value">> => shown(Value), <<"known">> => known()},
-    throw({refused, invalid_argument, wording(Kind, All)}).
-
-wording(Kind, Vars) ->
-    Text = maps:get(Kind, maps:get(<<"refusals">>, homing_manifest:manifest())),
-    iolist_to_binary([fill(Part, Vars) || Part <- re:split(Text, <<"(\\{\\w+\\})">>, [trim])]).
-
-fill(<<"{", _/binary>> = Part, Vars) ->
-    case maps:get(binary:part(Part, 1, byte_size(Part) - 2), Vars, undefined) of
-        V when is_integer(V) -> integer_to_binary(V);
-        V when is_binary(V); is_list(V) -> V;
-        _ -> Part
-    end;
-fill(Part, _) -> Part.
+    throw({refused, invalid_argument, homing_manifest:refusal(Kind, All)}).
 
 %% A refused value as a message shows it: a list by its length (as the other ports do),
 %% text and other terms printed, cut.
@@ -220,10 +208,9 @@ refuse(Why) -> throw({refused, invalid_argument, Why}).
 value(#{<<"optional">> := true}, V, _) when V =:= undefined; V =:= null -> <<>>;
 value(#{<<"type">> := T, <<"name">> := Name} = A, V, C) -> typed(T, A, Name, V, C).
 
-%% ms too: this port takes whole ms only (no fraction to drop), so its refusal is whole's.
 typed(T, A, Name, V, _) when T =:= <<"whole">>; T =:= <<"ms">>; T =:= <<"token">> ->
     case whole(V, A) of
-        false -> refused(case T of <<"token">> -> T; _ -> <<"whole">> end, Name, V, A);
+        false -> refused(refusal_of(T, V), Name, V, A);
         N -> N
     end;
 typed(<<"id">>, _, _, <<"$new_id">>, _) -> new_id();
@@ -254,6 +241,10 @@ typed(<<"name">>, A, Name, V, _) ->
     B;
 typed(T, _, Name, _, _) -> refused(<<"type">>, Name, T, #{}).
 
+%% This port takes whole ms only (no fraction to drop): a fraction is refused as whole's.
+refusal_of(<<"ms">>, V) when is_float(V), V /= trunc(V) -> <<"whole">>;
+refusal_of(T, _) -> T.
+
 %% A whole number in the slot's [min, max], as the integer sent (a whole float is taken).
 whole(V, A) when is_float(V), V == trunc(V) -> whole(trunc(V), A);
 whole(V, A) when is_integer(V) -> in(V, A) andalso V;
@@ -273,7 +264,7 @@ envelope(V, #{max_payload := Max}) ->
         {ok, B} when byte_size(B) =< Max -> B;
         {ok, B} ->
             throw({refused, payload_too_large,
-                   wording(<<"payload">>, #{<<"size">> => byte_size(B), <<"max">> => Max})});
+                   homing_manifest:refusal(<<"payload">>, #{<<"size">> => byte_size(B), <<"max">> => Max})});
         {error, {C, W}} -> throw({refused, C, W})
     end.
 

@@ -5,7 +5,7 @@
 %% and keys, and the manifest never changes while the node runs.
 -module(homing_manifest).
 -export([manifest/0, script/1, layout/1, layout_all/0, limit/1, priv_dir/0, service_key/3, global_key/2,
-         check_service/1, check_id/1, status_name/1]).
+         check_service/1, check_id/1, status_name/1, refusal/2]).
 
 -define(KEY, {?MODULE, manifest}).
 
@@ -76,8 +76,28 @@ invalid(What, S) ->
                 true -> io_lib:format("'~ts'", [S]);
                 false -> io_lib:format("~0tP", [S, 8])
             end,
-    {error, {invalid_name, iolist_to_binary(io_lib:format(
-        "~s ~ts does not match ~s", [What, Shown, layout(<<(atom_to_binary(What, utf8))/binary, "_pattern">>)]))}}.
+    Pattern = layout(<<(atom_to_binary(What, utf8))/binary, "_pattern">>),
+    {error, {invalid_name, refusal(<<"pattern">>, #{<<"what">> => what(What), <<"value">> => Shown,
+                                                    <<"pattern">> => Pattern})}}.
+
+what(service) -> <<"service name">>;
+what(id) -> <<"event id">>.
+
+%% @doc The text of a refusal of the manifest's refusals (the words every port uses),
+%% its {names} filled from Vars (integers, or text as a binary or iodata); a name Vars
+%% lacks stays as it is.
+-spec refusal(binary(), #{binary() => integer() | iodata()}) -> binary().
+refusal(Kind, Vars) ->
+    Text = maps:get(Kind, maps:get(<<"refusals">>, manifest())),
+    iolist_to_binary([fill(Part, Vars) || Part <- re:split(Text, <<"(\\{\\w+\\})">>, [trim])]).
+
+fill(<<"{", _/binary>> = Part, Vars) ->
+    case maps:get(binary:part(Part, 1, byte_size(Part) - 2), Vars, undefined) of
+        V when is_integer(V) -> integer_to_binary(V);
+        V when is_binary(V); is_list(V) -> V;
+        _ -> Part
+    end;
+fill(Part, _) -> Part.
 
 %% @doc The name of a status letter of the layout (<<"v">> -> <<"reserved">>).
 -spec status_name(binary()) -> binary().

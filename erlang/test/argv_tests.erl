@@ -1,6 +1,7 @@
 %% @doc ARGV parity with Python: for every call step of the conformance vectors, the
 %% generic layer (homing_call:build/4) sends the bytes Python's layer sends, or refuses
-%% with the same code (test/argv.py prints Python's side). Both read one call table.
+%% with the same code and words (test/argv.py prints Python's side). Both read one call
+%% table and its refusal texts.
 -module(argv_tests).
 -include_lib("eunit/include/eunit.hrl").
 
@@ -37,8 +38,21 @@ erlang_side(_Op, V, Step) ->
     Args = homing_conformance:args(proplists:get_value(<<"args">>, Step)),
     case homing_call:build(Client, Name, Service, Args) of
         {ok, _, Argv} -> ["argv" | [hex(homing_conn:wire(A)) || A <- Argv]];
-        {error, {Code, _}} -> ["error", binary_to_list(homing_errors:code(Code))]
+        {error, {Code, Why}} ->
+            C = homing_errors:code(Code),
+            ["error", binary_to_list(C), hex(words(C, Why))]
     end.
+
+%% As argv.py's words/2: the message without the value refused, or "-".
+words(<<"INVALID_NAME">>, Why) ->
+    re:replace(Why, <<"^(invalid \\w+ \\w+) .*?(: use .*)$">>, <<"\\1\\2">>,
+               [dotall, unicode, {return, binary}]);
+words(C, Why) when C =:= <<"INVALID_ARGUMENT">>; C =:= <<"PAYLOAD_TOO_LARGE">> ->
+    case string:split(Why, <<", got ">>, trailing) of
+        [Head, _] -> Head;
+        [Whole] -> Whole
+    end;
+words(_, _) -> <<"-">>.
 
 hex(<<>>) -> "-";
 hex(B) -> string:lowercase(binary_to_list(binary:encode_hex(B))).

@@ -107,6 +107,14 @@ function show(v) {
 }
 
 /**
+ * A name outside its layout pattern, refused in the table's words (the manifest's
+ * refusals: the same text in every port).
+ * @param {string} what @param {unknown} v @param {"service" | "id"} kind
+ */
+const invalidName = (what, v, kind) => new InvalidNameError(/** @type {string} */ (MANIFEST.refusals.pattern)
+  .replace("{what}", () => what).replace("{value}", () => show(v)).replace("{pattern}", () => LAYOUT[`${kind}_pattern`]));
+
+/**
  * Refuse a service name that would break the key layout: `{`, `}` would
  * change the hash tag and `:` the key structure, so only the documented
  * pattern is accepted.
@@ -114,12 +122,7 @@ function show(v) {
  * @returns {string}
  */
 export function checkService(service) {
-  if (typeof service !== "string" || !SERVICE_RE.test(service)) {
-    throw new InvalidNameError(
-      `invalid service name ${show(service)}: use 1-128 characters of letters, digits, ` +
-        `'_', '.' and '-', not starting with '.' or '-' (pattern ${LAYOUT.service_pattern})`,
-    );
-  }
+  if (typeof service !== "string" || !SERVICE_RE.test(service)) throw invalidName("service name", service, "service");
   return service;
 }
 
@@ -129,12 +132,7 @@ export function checkService(service) {
  * @returns {string}
  */
 export function checkId(eventId) {
-  if (typeof eventId !== "string" || !ID_RE.test(eventId)) {
-    throw new InvalidNameError(
-      `invalid event id ${show(eventId)}: use 1-128 characters of letters, digits, ` +
-        `'_', '.' and '-' (pattern ${LAYOUT.id_pattern})`,
-    );
-  }
+  if (typeof eventId !== "string" || !ID_RE.test(eventId)) throw invalidName("event id", eventId, "id");
   return eventId;
 }
 

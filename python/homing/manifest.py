@@ -65,10 +65,8 @@ MAX_REASON: int = LIMITS["reason_bytes"]
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidNameError(
-            f"invalid {what} {value!r}: use 1-128 characters of letters, digits, '_', '.' and "
-            f"'-', not starting with '.' or '-' (pattern {pattern.pattern})"
-        )
+        raise InvalidNameError(MANIFEST["refusals"]["pattern"].format(
+            what=what, value=repr(value), pattern=pattern.pattern))
     return value
 
 
