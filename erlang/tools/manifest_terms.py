@@ -2,8 +2,9 @@
 """Turn homing's JSON data into Erlang term files for the Erlang client (stdlib only).
 
 OTP 25 has no JSON module and the Erlang client must not depend on hex.pm, so
-the manifest (python/homing/manifest.json: scripts, layout, errors and, once the
-build writes it, the call table), and the conformance files are converted here
+the manifest (python/homing/manifest.json: scripts, layout, errors, the call
+table with what the build derived for each call, its records and refusal
+texts), and the conformance files are converted here
 into files that ``file:consult/1`` reads, plus the generated error module
 ``src/homing_errors.erl``. The copies are committed; ``--check`` (run by the
 EUnit suite) fails when a copy differs from a fresh conversion, so a changed
