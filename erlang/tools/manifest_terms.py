@@ -139,7 +139,8 @@ def errors_module(errors: list[dict[str, Any]]) -> str:
     lines += ["", "-spec message(code()) -> binary()."]
     lines += [f"message({atom_of(e['code'])}) ->\n    {binary(e['message'])};" for e in errors]
     lines[-1] = lines[-1][:-1] + "."
-    lines += ["", "%% Who raises it: lua (a script reply) or client.", "-spec source(code()) -> lua | client."]
+    lines += ["", "%% Who raises it: lua (a script reply) or client.",
+              "-spec source(code()) -> lua | client."]
     lines += [f"source({atom_of(e['code'])}) -> {e['source']};" for e in errors]
     lines[-1] = lines[-1][:-1] + "."
     return "\n".join(lines) + "\n"
