@@ -32,12 +32,14 @@ check(Module, Service0, Opts) when is_atom(Module), is_map(Opts) ->
     Checks = [{concurrency, 1, 1000}, {prefetch, 0, 1000}, {lease_ms, LeaseMin, LeaseMax},
               {handler_timeout_ms, 0, 86400000}, {grace_ms, 0, 86400000},
               {poll_max_ms, 1, 60000}, {readonly_give_up_ms, 0, 86400000}],
-    Bad = [io_lib:format("~s must be a whole number in [~B, ~B], got ~0tP", [K, Lo, Hi, V, 5])
+    Bad = [homing_manifest:refusal(<<"whole">>, #{<<"what">> => atom_to_binary(K, utf8),
+                                                  <<"min">> => Lo, <<"max">> => Hi,
+                                                  <<"value">> => io_lib:format("~0tP", [V, 5])})
            || {K, Lo, Hi} <- Checks, V <- [maps:get(K, Opts, Lo)],
               not (is_integer(V) andalso V >= Lo andalso V =< Hi)],
     Loaded = code:ensure_loaded(Module) =:= {module, Module},
     if
-        Bad =/= [] -> {error, {invalid_argument, iolist_to_binary(hd(Bad))}};
+        Bad =/= [] -> {error, {invalid_argument, hd(Bad)}};
         not Loaded -> {error, {invalid_argument, <<"no consumer module ",
                                                    (atom_to_binary(Module, utf8))/binary>>}};
         true ->
