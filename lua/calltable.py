@@ -372,6 +372,11 @@ REFUSALS = {
     "column": "{what} takes a list (or any iterable), got {value}",
     "length": "{what} must be as many as {lead} ({count}), got {value}",
     "type": "{what}: the call table has no type {value}",
+    # An argument name the call does not take (not in its ``accepts``): {what} is the
+    # call as the port's API names it, {names} the names refused, in table order
+    # (sorted by the table's snake_case names), each as the port's API spells it.
+    # Refused, never ignored: a typo (``prority``) must not quietly send the default.
+    "unknown": "{what} takes no argument {names}",
     # Not INVALID_ARGUMENT but PAYLOAD_TOO_LARGE: an envelope (or result) over the
     # client's max_payload; {size} is its encoded length, {max} the setting.
     "payload": "encoded payload is {size} bytes, over the limit of {max}; nothing was written",

@@ -213,9 +213,10 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
   /** @type {Record<string, unknown>} */
   const given = {};
   for (const [k, v] of Object.entries(args)) if (v !== undefined) given[Object.hasOwn(entry.client_args, k) ? k : snake(k)] = v;
-  const unknown = Object.keys(given).filter((k) => !entry.accepts.includes(k));
-  if (unknown.length) throw new InvalidArgumentError(`${camel(key)} takes no argument ${unknown.map(camel).join(", ")}`);
   if (service || !entry.global) checkService(service); // a script of global keys only (beat) takes none
+  // Sorted by the table's names, as the other ports list them (the table's text).
+  const unknown = Object.keys(given).filter((k) => !entry.accepts.includes(k)).sort();
+  refuse(unknown.length === 0, "unknown", camel(key), unknown, { names: unknown.map(camel).join(", ") });
   /** @type {Arg[]} */
   const argv = [];
   /** @type {Arg[][]} */

@@ -19,7 +19,7 @@ from typing import Any
 from . import types
 from .argtypes import encode_arg, new_id, refuse, whole  # noqa: F401 - imported from here too
 from .checks import at_ms, seconds, worker_options  # noqa: F401 - imported from here too
-from .errors import HomingError, InvalidArgumentError, error_for
+from .errors import HomingError, error_for
 from .manifest import MANIFEST, STATUS_NAMES, check_service
 
 CALLS: dict[str, dict[str, Any]] = MANIFEST["calls"]
@@ -169,9 +169,8 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
     entry = CALLS[name]
     if service or not entry["global"]:  # a script of global keys only (beat) takes no service
         check_service(service)
-    unknown = set(given) - set(entry["accepts"])
-    if unknown:
-        raise InvalidArgumentError(f"{name} takes no argument {', '.join(sorted(unknown))}")
+    unknown = sorted(set(given) - set(entry["accepts"]))
+    refuse(not unknown, "unknown", name, unknown, names=", ".join(unknown))
     args: list[Any] = []
     items: list[list[Any]] = []
     for spec in entry["args"]:
