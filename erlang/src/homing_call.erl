@@ -103,6 +103,7 @@ build(Client, Name, Service0, Args) ->
     Spec = spec(Name),
     try
         Service = service(Service0, Spec),
+        known(Name, Args, Spec),
         Argv = lists:flatmap(fun(A) -> slot(A, Args, Client#{call => name(Name)}) end,
                              maps:get(<<"args">>, Spec)),
         {ok, Service, Argv}
@@ -119,6 +120,23 @@ service(S0, _) ->
     end.
 
 atom(Name) -> binary_to_atom(Name, utf8).
+
+%% An argument name the table does not list for the call is refused, as Python and
+%% JavaScript refuse it: ignored, a typo (prority) would quietly send the default.
+known(Name, Args, Spec) ->
+    Accepts = maps:get(<<"accepts">>, Spec),
+    case lists:sort([K || K <- [key_text(K0) || K0 <- maps:keys(Args)],
+                          not lists:member(K, Accepts)]) of
+        [] -> ok;
+        Unknown ->
+            throw({refused, invalid_argument, homing_manifest:refusal(
+                                                <<"unknown">>, #{<<"what">> => name(Name),
+                                                                 <<"names">> => lists:join(<<", ">>, Unknown)})})
+    end.
+
+key_text(K) when is_atom(K) -> atom_to_binary(K, utf8);
+key_text(K) when is_binary(K) -> K;
+key_text(K) -> iolist_to_binary(io_lib:format("~0tP", [K, 5])).
 
 name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
 name(Name) -> Name.
@@ -208,15 +226,24 @@ refuse(Why) -> throw({refused, invalid_argument, Why}).
 value(#{<<"optional">> := true}, V, _) when V =:= undefined; V =:= null -> <<>>;
 value(#{<<"type">> := T, <<"name">> := Name} = A, V, C) -> typed(T, A, Name, V, C).
 
+%% ms: a finite number in [min, max], its fraction dropped (truncated, as Python's
+%% int() and JavaScript's Math.trunc: 1.5 sends 1); docs/protocol.md, "ARGV types".
+typed(<<"ms">>, A, Name, V, _) when is_float(V) ->
+    in(V, A) orelse refused(<<"ms">>, Name, V, A),
+    trunc(V);
 typed(T, A, Name, V, _) when T =:= <<"whole">>; T =:= <<"ms">>; T =:= <<"token">> ->
     case whole(V, A) of
-        false -> refused(refusal_of(T, V), Name, V, A);
+        false -> refused(T, Name, V, A);
         N -> N
     end;
 typed(<<"id">>, _, _, <<"$new_id">>, _) -> new_id();
-typed(<<"id">>, _, Name, V, _) ->
-    V =:= undefined andalso refuse(<<Name/binary, " is required">>),
-    Id = text(V, Name),
+typed(<<"id">>, _, _, V, _) ->
+    %% A missing id (or no text) is refused by the id pattern, INVALID_NAME, as in the
+    %% other ports ("invalid event id undefined: use ...").
+    Id = case as_text(V) of
+             false -> V;
+             B -> B
+         end,
     case homing_manifest:check_id(Id) of
         ok -> Id;
         {error, {C, W}} -> throw({refused, C, W})
@@ -232,32 +259,38 @@ typed(<<"bool">>, _, _, true, _) -> 1;
 typed(<<"bool">>, _, _, false, _) -> 0;
 typed(<<"bool">>, _, Name, V, _) ->
     refuse(iolist_to_binary(io_lib:format("~s is true or false, got ~0tP", [Name, V, 5])));
-typed(<<"text">>, _, _, V, _) when V =:= undefined; V =:= null -> <<>>;
+%% Text with no default that is missing, or given as null, is refused (never sent as
+%% ''), as in Python and JavaScript; a default ('' for fail's reason) fills a missing one.
 typed(<<"text">>, _, Name, V, _) -> text(V, Name);
 typed(<<"name">>, A, Name, V, _) ->
-    B = text(V, Name),
-    byte_size(B) >= 1 andalso byte_size(B) =< maps:get(<<"max">>, A) orelse
-        refused(<<"name">>, Name, B, A),
+    B = as_text(V),
+    is_binary(B) andalso byte_size(B) >= 1 andalso byte_size(B) =< maps:get(<<"max">>, A)
+        orelse refused(<<"name">>, Name, V, A),
     B;
 typed(T, _, Name, _, _) -> refused(<<"type">>, Name, T, #{}).
-
-%% This port takes whole ms only (no fraction to drop): a fraction is refused as whole's.
-refusal_of(<<"ms">>, V) when is_float(V), V /= trunc(V) -> <<"whole">>;
-refusal_of(T, _) -> T.
 
 %% A whole number in the slot's [min, max], as the integer sent (a whole float is taken).
 whole(V, A) when is_float(V), V == trunc(V) -> whole(trunc(V), A);
 whole(V, A) when is_integer(V) -> in(V, A) andalso V;
 whole(_, _) -> false.
 
-text(V, Name) when is_binary(V); is_list(V) ->
-    case unicode:characters_to_binary(V) of
+text(V, Name) ->
+    case as_text(V) of
+        false -> refused(<<"text">>, Name, V, #{});
+        B -> B
+    end.
+
+%% Text as a binary (a binary, a chardata list or an atom other than undefined, null,
+%% true and false), else false.
+as_text(V) when is_binary(V); is_list(V) ->
+    try unicode:characters_to_binary(V) of
         B when is_binary(B) -> B;
-        _ -> refused(<<"text">>, Name, V, #{})
+        _ -> false
+    catch error:badarg -> false % a list that is no text ([1.5])
     end;
-text(V, Name) when is_atom(V), V =/= undefined, V =/= null, V =/= true, V =/= false ->
-    text(atom_to_binary(V, utf8), Name);
-text(V, Name) -> refused(<<"text">>, Name, V, #{}).
+as_text(V) when is_atom(V), V =/= undefined, V =/= null, V =/= true, V =/= false ->
+    atom_to_binary(V, utf8);
+as_text(_) -> false.
 
 envelope(V, #{max_payload := Max}) ->
     case homing_envelope:encode(V) of
