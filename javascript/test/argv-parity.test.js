@@ -75,3 +75,44 @@ print(json.dumps(out))`;
   assert.deepEqual(ours, python);
   assert.ok(ours.every((m) => typeof m === "string" && m.includes(", got ")), "each case is refused");
 });
+
+// What no vector can hold (their lint refuses an unknown argument name and a
+// missing required one), as erlang/test/argv.py's CASES hold it for Erlang: an
+// unknown name, a fraction of an ms, text missing or null. Each must build
+// Python's ARGV, or be refused with Python's code and words (the message
+// without the value refused: None and null, undefined and absent are each
+// port's own). Argument names are single words, or ARGV only, so that the
+// words need no renaming; null stands for Python's None.
+test("the call-layer cases: an unknown name, an ms fraction, missing text, as Python", { skip: NO_PYTHON }, () => {
+  const beat = { name: "w", service: "s", pid: 1, concurrency: 1, held: 0, every_ms: 1000 };
+  /** @type {[string, Record<string, unknown>][]} */
+  const cases = [
+    ["dequeue", { bogus: 1 }], ["dequeue", { count: 1, colour: "red", bogus: 1 }], ["enqueue", { payload: 1, prority: 3 }],
+    ["create_timer", { payload: 1, id: "t1", delay_ms: 1.5 }], ["create_timer", { payload: 1, id: "t1", delay_ms: 0.999 }],
+    ["create_timer", { payload: 1, id: "t1", at_ms: 1500.7 }],
+    ["worker_beat", { ...beat, host: "h", every_ms: 1000.7, forget_ms: 2.5 }],
+    ["due_settle", { claim: 2 ** 50, items: [{ service: "s", next_due: 1500.5 }] }],
+    ["worker_beat", beat], ["worker_beat", { ...beat, host: null }], ["fail", { id: "e1", token: 1, reason: null }],
+    ["fail", { id: "e1", token: 1 }], ["recurring_put", { name: "r", payload: 1, cron: null }], ["beat", {}],
+    ["cancel", {}],
+  ];
+  const code = `import json, sys
+sys.path.insert(0, sys.argv[2])
+import argv
+for name, args in json.loads(sys.argv[1]):
+    print(argv.outcome(name, "svc", args, argv.DEFAULT_MAX_PAYLOAD))`;
+  const dir = fileURLToPath(new URL("../../erlang/test", import.meta.url));
+  const python = execFileSync(PYTHON, ["-c", code, JSON.stringify(cases), dir], { encoding: "utf8" }).trim().split("\n");
+  /** As argv.py's words: the message without the value refused, or "-". @param {string} c @param {string} m */
+  const words = (c, m) => (c === "INVALID_NAME" ? m.replace(/^(invalid \w+ \w+) .*?(: use .*)$/s, "$1$2")
+    : c === "INVALID_ARGUMENT" || c === "PAYLOAD_TOO_LARGE" ? m.replace(/, got (?:(?!, got )[\s\S])*$/, "") : "-");
+  const ours = cases.map(([name, args]) => {
+    try {
+      return ["argv", ...ops.call(name, "svc", args, DEFAULT_MAX_PAYLOAD).args.map((a) => hex(a) || "-")].join(" ");
+    } catch (exc) {
+      if (!(exc instanceof HomingError)) throw exc;
+      return `error ${exc.code} ${hex(words(exc.code, exc.message)) || "-"}`;
+    }
+  });
+  assert.deepEqual(ours.map((o, i) => [cases[i][0], o]), python.map((p, i) => [cases[i][0], p]));
+});
