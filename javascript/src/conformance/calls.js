@@ -94,7 +94,8 @@ export const CALLS = {
   extend_lease: (c, s, a) => c.extendLease(s, a.id, a.token, a.lease_ms),
   extend_many: async (c, s, a) => (await c.extendMany(s, pairs(a), a.lease_ms)).map(item),
   fail: async (c, s, a) => {
-    const o = await c.fail(s, a.id, a.token, a.reason ?? "", { dead: a.dead ?? false, delayMs: a.delay_ms });
+    // reason left out: the method's default (""); given as null, refused as every port refuses it
+    const o = await c.fail(s, a.id, a.token, a.reason, { dead: a.dead ?? false, delayMs: a.delay_ms });
     return { action: o.action, at_ms: o.atMs };
   },
   snooze: async (c, s, a) => {
