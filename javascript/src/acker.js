@@ -42,12 +42,15 @@ export class Acker {
    * @param {Held} held
    * @param {Stopper} stop the worker's: ends the retries' pauses early
    * @param {() => void} onQueued wakes the fetcher: queued acks make room
+   * @param {() => Promise<void> | null} [beforeSend] what to wait for before a
+   * batch goes out: the fetcher's dequeue of the same turn, if it sends one
    */
-  constructor(worker, held, stop, onQueued) {
+  constructor(worker, held, stop, onQueued, beforeSend = () => null) {
     this.worker = worker;
     this.held = held;
     this.stop = stop;
     this.onQueued = onQueued;
+    this.beforeSend = beforeSend;
   }
 
   /** Start the loop (it ends once finish() was called and the queue is empty). */
@@ -136,6 +139,9 @@ export class Acker {
       // Handlers that need no I/O finish before the event loop's next turn:
       // waiting for it sends all of them in this batch, not the first alone.
       await nextTurn();
+      // A dequeue the fetcher sends this same turn goes first (fetcher.js).
+      const dequeue = this.beforeSend();
+      if (dequeue !== null) await dequeue;
       const batch = this.#acks.splice(0, MAX_BATCH);
       /** @type {(HomingError | null)[] | null} */
       let errors = null;

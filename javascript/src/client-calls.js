@@ -42,9 +42,10 @@ export class ScriptCalls extends LimitCalls {
   /**
    * Execute one operation (Client.run).
    * @param {Call} _call
+   * @param {Array<[string, number]> | null} [_hints]
    * @returns {Promise<any>}
    */
-  async run(_call) {
+  async run(_call, _hints) {
     throw new Error("ScriptCalls.run is Client's");
   }
 

@@ -34,6 +34,8 @@ export class Fetcher {
   #todo = [];
   #todoSignal = new Signal();
   #roomSignal = new Signal();
+  /** @type {Promise<void>} the due-time hints sent so far (#sendHints) */
+  #hinted = Promise.resolve();
 
   /**
    * @param {{client: Client, service: string, stats: WorkerStats, log: Logger,
@@ -53,6 +55,30 @@ export class Fetcher {
      * @type {ReadyWait | null}
      */
     this.ready = null;
+  }
+
+  /**
+   * Resolves once the dequeue the fetcher is about to send this turn has
+   * been issued; null when it is not about to send one. The acker awaits it
+   * before its own round trip of the same turn: both reach the connection's
+   * queue in the order they were issued (the same path through the client),
+   * so Redis runs the dequeue every slot waits on first, and the client reads
+   * that reply while Redis runs the completeMany, not after it.
+   * @type {Promise<void> | null}
+   */
+  dequeueing = null;
+
+  /** @returns {() => void} marks the dequeue of this turn issued (dequeueing resolves) */
+  #issuing() {
+    /** @type {() => void} */
+    let done = () => {};
+    this.dequeueing = new Promise((resolve) => {
+      done = resolve;
+    });
+    return () => {
+      this.dequeueing = null;
+      done();
+    };
   }
 
   /** Room may have opened (a lease dropped, acks queued): only the fetch loop cares. */
@@ -122,6 +148,8 @@ export class Fetcher {
     const { client, service, stats, log } = this.worker;
     let idle = 1;
     const pause = { ms: 50 };
+    /** @type {Array<[string, number]>} the dequeues' due-time hints, sent by #sendHints */
+    const hints = [];
     while (!this.stop.isSet) {
       if (this.#room(window) <= 0) {
         await this.#roomSignal.wait(ROOM_WAIT_MS);
@@ -131,15 +159,23 @@ export class Fetcher {
       // (any number, in any slot) finish before the next turn of the event
       // loop: waiting for it makes their room one full batch, not a dequeue
       // of the first one or two and another of the rest.
+      // The acker's completeMany of the same turn waits until this dequeue
+      // is issued (see dequeueing), so that Redis runs the dequeue first.
+      const issued = this.#issuing();
       await nextTurn();
-      if (this.stop.isSet) break;
+      if (this.stop.isSet) {
+        issued();
+        break;
+      }
       const { held } = this.now();
       const n = Math.min(this.#room(window), MAX_BATCH);
       // The local deadline counts from before the call: the lease cannot
       // have begun earlier than that.
       const sent = performance.now();
-      const batch = await retrying(log, this.stop, "dequeue",
-        () => client.dequeueBatch(service, n, { leaseMs: this.worker.leaseMs, reserve: true }), pause);
+      const call = retrying(log, this.stop, "dequeue",
+        () => client.dequeueBatch(service, n, { leaseMs: this.worker.leaseMs, reserve: true, hints }), pause);
+      issued();
+      const batch = await call;
       const events = batch ? batch.events : [];
       if (batch && events.length === 0 && batch.waitMs > 0) {
         stats.limited += 1;
@@ -157,6 +193,22 @@ export class Fetcher {
       stats.received += events.length;
       this.#todo.push(...events);
       this.#todoSignal.notify();
+      this.#sendHints(hints);
+    }
+    this.#sendHints(hints);
+    await this.#hinted;
+  }
+
+  /**
+   * Send the due-time hints the dequeues kept back (their lease deadlines),
+   * once the slots have the events: not awaited, so the hint's round trip is
+   * not between a batch and the next (hintDue never throws; the loop's end
+   * waits for the last).
+   * @param {Array<[string, number]>} hints
+   */
+  #sendHints(hints) {
+    for (const [service, at] of hints.splice(0)) {
+      this.#hinted = Promise.all([this.#hinted, this.worker.client.hintDue(service, at)]).then(() => {});
     }
   }
 }

@@ -6,6 +6,7 @@
 // setLimits (a base class of ScriptCalls, kept out of client-calls.js for its
 // size), reading the limits out of stats, and the configure pairs that set them.
 
+import { call } from "./calls.js";
 import { Limits } from "./types.js";
 
 /**
@@ -52,6 +53,15 @@ export class LimitCalls {
   }
 
   /**
+   * Execute one operation (Client.run), its due-time hint appended to hints if given.
+   * @param {import("./calls.js").Call} _call @param {Array<[string, number]> | null} [_hints]
+   * @returns {Promise<any>}
+   */
+  async run(_call, _hints) {
+    throw new Error("LimitCalls.run: provided by Client");
+  }
+
+  /**
    * A service's stats (ScriptCalls.stats).
    * @param {string} _service @returns {Promise<Record<string, number>>}
    */
@@ -71,14 +81,19 @@ export class LimitCalls {
   /**
    * As dequeue, with the reply's waitMs: above 0 only when the service's
    * rateLimit, its concurrency or its pause held ready events back; sleep
-   * that long before asking again (what the Worker does).
+   * that long before asking again (what the Worker does). `hints` (the
+   * Worker's): an array the lease deadline's due-time hint is appended to,
+   * for the caller to send with hintDue once its events are handed out,
+   * instead of a round trip before this returns (see Client.run).
    * @param {string} service
    * @param {number} [count]
-   * @param {{leaseMs?: number | null, reserve?: boolean}} [options]
+   * @param {{leaseMs?: number | null, reserve?: boolean, hints?: Array<[string, number]>}} [options]
    * @returns {Promise<import("./types.js").Batch>}
    */
   async dequeueBatch(service, count = 1, options = {}) {
-    return this.call("dequeue_batch", service, { count, leaseMs: given(options.leaseMs), reserve: options.reserve });
+    const args = { count, leaseMs: given(options.leaseMs), reserve: options.reserve };
+    const maxPayload = /** @type {{maxPayload: number}} */ (/** @type {unknown} */ (this)).maxPayload;
+    return this.run(call("dequeue_batch", service, args, maxPayload), options.hints ?? null);
   }
 
   /**

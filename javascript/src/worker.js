@@ -86,7 +86,8 @@ export class Worker {
   #held = new Held(() => this.#fetcher.roomMayOpen());
   #watch = new Watchdog();
   #beat = new Heartbeat(this, this.#held, this.#stop);
-  #acker = new Acker(this, this.#held, this.#stop, () => this.#fetcher.roomMayOpen());
+  #acker = new Acker(this, this.#held, this.#stop, () => this.#fetcher.roomMayOpen(),
+    () => this.#fetcher.dequeueing);
   #fetcher = new Fetcher(this, this.#stop, () => ({
     held: this.#held, acking: this.#acker.acking, leaseMs: this.#beat.leaseMs,
   }));
