@@ -253,7 +253,21 @@ export class Client extends ScriptCalls {
     const link = this.#link;
     const [reply, acked] = await link.io((conn, redis) =>
       link.sendScript(conn, redis, script, keys, call.args, wait, touch));
-    if (!READS.has(call.script)) link.wrote();
+    return this.#settled(call, reply, acked, wait, known, hints);
+  }
+
+  /**
+   * What run() does with a script's reply: the registry (a service this call
+   * created), the due-time hint, the parse, and NotReplicatedError.
+   * @param {import("./calls.js").Call} call
+   * @param {any} reply
+   * @param {number | null} acked
+   * @param {{replicas: number, timeoutMs: number} | null} wait
+   * @param {boolean} known
+   * @param {Array<[string, number]> | null} hints
+   */
+  async #settled(call, reply, acked, wait, known, hints) {
+    if (!READS.has(call.script)) this.#link.wrote();
     if (!known) {
       // Only now that the script succeeded: a refused call registers nothing.
       try {
@@ -283,6 +297,40 @@ export class Client extends ScriptCalls {
       throw err;
     }
     return result;
+  }
+
+  /**
+   * Whether `_leaseWhenReady` can send a call of this script behind the wait,
+   * on the wait's own connection: a standalone Redis (a Cluster routes by key,
+   * and Sentinel follows the master: theirs are two calls), a script with no
+   * WAIT after it and no registry check before it, the durability read.
+   * @internal
+   * @param {string} script
+   */
+  _leasesWhenReady(script) {
+    return this.#link.kind === "standalone" && !CREATING.has(script) &&
+      !(WAITED.has(script) && this.wait !== null) && this.#durability !== null && !this.requireDurable;
+  }
+
+  /**
+   * The idle worker's wait on its ready queue and the dequeue in one round
+   * trip (Python's dequeue_when_ready): `pipeline` sends the wait and the
+   * script, in that order, on the wait's own connection, and Redis runs the
+   * dequeue the moment the wait returns, so the worker receives the event
+   * itself, not a sign to ask for it. A script reply that is an error (NOSCRIPT, a refusal) runs
+   * the call again through run(), which is safe: a refused script wrote
+   * nothing. Trouble with the connection itself is the pipeline's to throw.
+   * @internal
+   * @param {import("./calls.js").Call} call
+   * @param {Array<[string, number]> | null} hints
+   * @param {{pipeline: (sha1: string, keys: string[], args: any[]) => Promise<PromiseSettledResult<any>>}} ready
+   */
+  async _leaseWhenReady(call, hints, ready) {
+    if (!this._leasesWhenReady(call.script)) return this.run(call, hints);
+    const script = SCRIPTS[call.script];
+    const got = await ready.pipeline(script.sha1, this.#keys.keys(script, call.service), call.args);
+    if (got.status === "rejected") return this.run(call, hints);
+    return this.#settled(call, got.value, null, null, true, hints);
   }
 
   /**

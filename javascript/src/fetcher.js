@@ -150,6 +150,8 @@ export class Fetcher {
     const pause = { ms: 50 };
     /** @type {Array<[string, number]>} the dequeues' due-time hints, sent by #sendHints */
     const hints = [];
+    /** The last dequeue emptied the ready queue (leased fewer than it asked for). */
+    let drained = false;
     while (!this.stop.isSet) {
       if (this.#room(window) <= 0) {
         await this.#roomSignal.wait(ROOM_WAIT_MS);
@@ -172,18 +174,27 @@ export class Fetcher {
       // The local deadline counts from before the call: the lease cannot
       // have begun earlier than that.
       const sent = performance.now();
-      const call = retrying(log, this.stop, "dequeue",
-        () => client.dequeueBatch(service, n, { leaseMs: this.worker.leaseMs, reserve: true, hints }), pause);
+      // The last dequeue emptied the queue: this one waits behind a blocking
+      // wait on it, in the same round trip (ready-wait.js).
+      const lease = drained && ready.canLease();
+      /** @type {Parameters<Client["dequeueBatch"]>[2]} */
+      const options = { leaseMs: this.worker.leaseMs, reserve: true, hints };
+      if (lease) options.whenReady = ready;
+      const call = retrying(log, this.stop, "dequeue", () => client.dequeueBatch(service, n, options), pause);
       issued();
       const batch = await call;
       const events = batch ? batch.events : [];
+      drained = batch !== null && events.length < n;
       if (batch && events.length === 0 && batch.waitMs > 0) {
         stats.limited += 1;
         await this.stop.wait(batch.waitMs);
         continue;
       }
       if (events.length === 0) {
-        // Blocks until the ready queue has something (ready-wait.js); polls where it cannot.
+        // The next dequeue waits for the ready queue itself if it can (the
+        // wait timed out, or this was the first empty one); else this blocks
+        // until the queue has something (ready-wait.js), or polls where it cannot.
+        if (batch !== null && ready.canLease()) continue;
         if (await ready.wait(idle, this.stop)) idle = Math.min(idle * 2, this.worker.pollMaxMs);
         continue;
       }

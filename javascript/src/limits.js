@@ -84,16 +84,22 @@ export class LimitCalls {
    * that long before asking again (what the Worker does). `hints` (the
    * Worker's): an array the lease deadline's due-time hint is appended to,
    * for the caller to send with hintDue once its events are handed out,
-   * instead of a round trip before this returns (see Client.run).
+   * instead of a round trip before this returns (see Client.run);
+   * `whenReady` (the Worker's ReadyWait): the dequeue waits behind its
+   * blocking wait on the ready queue, in the same round trip
+   * (Client._leaseWhenReady).
    * @param {string} service
    * @param {number} [count]
-   * @param {{leaseMs?: number | null, reserve?: boolean, hints?: Array<[string, number]>}} [options]
+   * @param {{leaseMs?: number | null, reserve?: boolean, hints?: Array<[string, number]>,
+   *   whenReady?: import("./ready-wait.js").ReadyWait}} [options]
    * @returns {Promise<import("./types.js").Batch>}
    */
   async dequeueBatch(service, count = 1, options = {}) {
     const args = { count, leaseMs: given(options.leaseMs), reserve: options.reserve };
-    const maxPayload = /** @type {{maxPayload: number}} */ (/** @type {unknown} */ (this)).maxPayload;
-    return this.run(call("dequeue_batch", service, args, maxPayload), options.hints ?? null);
+    const self = /** @type {any} */ (this); // the Client this is a base class of
+    const c = call("dequeue_batch", service, args, self.maxPayload);
+    if (options.whenReady) return self._leaseWhenReady(c, options.hints ?? null, options.whenReady);
+    return this.run(c, options.hints ?? null);
   }
 
   /**

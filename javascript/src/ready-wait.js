@@ -7,11 +7,22 @@
 // runs on a connection of its own (a duplicate of the client's), since a
 // blocking command would hold up every other call on the shared one.
 //
+// `pipeline` is that wait and the dequeue in one round trip (Python's
+// ReadyWait.lease): the EVALSHA is queued on the same connection right
+// behind the BLMOVE, and Redis runs a connection's commands in order, so the
+// dequeue runs the moment the wait returns and the idle worker receives the
+// event itself, not a sign to ask for it. The fetcher leases this way
+// whenever its last dequeue emptied the queue (on a standalone Redis:
+// Client._leasesWhenReady); otherwise `wait` blocks alone.
+//
 // Falls back to sleep-and-poll (the worker's pollMaxMs) where the wait is
 // refused (an ACL without BLMOVE, a Redis before 6.2), and once when the queue
 // looked non-empty but the dequeue found nothing (which would otherwise spin).
 
+import { BUFFER_REPLIES } from "./connection.js";
+import { ConnectionLostError, ReadOnlyError, RedisFullError } from "./errors.js";
 import { serviceKey } from "./manifest.js";
+import { translate } from "./redis-errors.js";
 
 /** One wait, in seconds; Redis ends it on its next 100 ms tick, so a stop waits <= ~0.2 s. */
 export const BLOCK_S = 0.1;
@@ -49,7 +60,7 @@ export class ReadyWait {
   waits = 0;
 
   /**
-   * @param {{connection: any, prefix: string}} client
+   * @param {{connection: any, prefix: string, _leasesWhenReady: (script: string) => boolean}} client
    * @param {string} service
    * @param {{warn: (msg: string) => void}} log
    */
@@ -58,6 +69,82 @@ export class ReadyWait {
     this.service = service;
     this.log = log;
     this.key = serviceKey(client.prefix, service, "ready");
+  }
+
+  /**
+   * Whether the next dequeue may wait behind a BLMOVE (`pipeline`): not
+   * where the wait is refused, not after a wait that found something the
+   * dequeue did not lease (or failed), not where the client sends the two
+   * apart (a Cluster, Sentinel, WAIT after a dequeue).
+   */
+  canLease() {
+    return this.#blocking && !this.#nonEmpty && this.client._leasesWhenReady("dequeue");
+  }
+
+  /**
+   * BLMOVE (at most BLOCK_S) and then the script sha1 (the dequeue), in
+   * that order on the wait's connection: the dequeue's settled reply (Buffer
+   * replies, as the client's own). Throws ConnectionLostError when the
+   * connection fails or does not answer in time (closed then; the next wait
+   * is a poll's sleep, the fetcher's retry backs off): a dequeue whose reply
+   * was lost returns its events after their lease, uncharged (reserve mode).
+   * @param {string} sha1
+   * @param {string[]} keys
+   * @param {any[]} args
+   * @returns {Promise<PromiseSettledResult<any>>}
+   */
+  async pipeline(sha1, keys, args) {
+    this.waits += 1;
+    /** @type {PromiseSettledResult<any>[]} */
+    let settled;
+    try {
+      const conn = (this.#conn ??= await this.#opened());
+      // Both queued now, in this order: node-redis writes them together.
+      const moving = conn.blMove(this.key, this.key, "RIGHT", "RIGHT", BLOCK_S);
+      const leasing = conn.withTypeMapping(BUFFER_REPLIES).evalSha(sha1, { keys, arguments: args });
+      settled = await bounded(Promise.allSettled([moving, leasing]), BLOCK_S * 1000 + OPEN_MS, "BLMOVE");
+    } catch (exc) {
+      await this.#lost();
+      throw exc instanceof ConnectionLostError ? exc
+        : new ConnectionLostError(`the ready queue's wait: ${exc instanceof Error ? exc.message : String(exc)}`,
+          { cause: exc });
+    }
+    const [moved, leased] = settled;
+    if (moved.status === "fulfilled") {
+      this.#nonEmpty = moved.value !== null; // reset by wokeWithEvents when the dequeue leased some
+      return leased;
+    }
+    const err = translate(moved.reason, this.key);
+    if (err instanceof ConnectionLostError) {
+      await this.#lost();
+      throw err;
+    }
+    if (err instanceof ReadOnlyError || err instanceof RedisFullError) {
+      // The server's trouble, not the wait's: the next dequeue goes alone.
+      this.#nonEmpty = true;
+    } else {
+      this.log.warn(`worker ${this.service}: cannot block on its ready queue (${err.message}): polling instead`);
+      this.#blocking = false;
+    }
+    return leased;
+  }
+
+  /** The wait's connection, made now (bounded); one that is not up in time is not tried again. */
+  async #opened() {
+    try {
+      return await bounded(this.#open(), OPEN_MS, "connecting");
+    } catch (exc) {
+      this.#blocking = false;
+      this.log.warn(`worker ${this.service}: no connection of its own to block on its ready queue ` +
+        `(${exc instanceof Error ? exc.message : String(exc)}): polling instead`);
+      throw exc;
+    }
+  }
+
+  /** The pipeline's connection failed: closed, and the next wait is a poll's sleep. */
+  async #lost() {
+    this.#nonEmpty = true;
+    await this.close();
   }
 
   /**
@@ -73,18 +160,9 @@ export class ReadyWait {
       return true;
     }
     try {
-      if (this.#conn === null) {
-        try {
-          this.#conn = await bounded(this.#open(), OPEN_MS, "connecting");
-        } catch (exc) {
-          // node-redis retries a connection for ever: one that is not up in time is not
-          // waited for again; the worker polls (its own connection keeps working).
-          this.#blocking = false;
-          this.log.warn(`worker ${this.service}: no connection of its own to block on its ready queue ` +
-            `(${exc instanceof Error ? exc.message : String(exc)}): polling instead`);
-          throw exc;
-        }
-      }
+      // node-redis retries a connection for ever: one that is not up in time is not
+      // waited for again; the worker polls (its own connection keeps working).
+      this.#conn ??= await this.#opened();
       this.waits += 1;
       const got = await bounded(this.#conn.blMove(this.key, this.key, "RIGHT", "RIGHT", BLOCK_S),
         BLOCK_S * 1000 + OPEN_MS, "BLMOVE");
