@@ -115,11 +115,22 @@ test("dequeue_batch: the events and the reply's wait_ms (a limit or the pause he
   assert.equal(batch.waitMs, 1000);
   assert.deepEqual(batch.events.map((e) => [e.service, e.id, e.token, e.deadlineMs, e.payload]), [["s", "a", 7, 9000, "hello"]]);
   assert.deepEqual(call("dequeue_batch", "s").parse([9000, 40]), new Batch([], 40));
+  // A reply of the wrong length is refused as the table's generic parse refuses it.
+  for (const name of ["dequeue", "dequeue_batch"]) {
+    assert.throws(() => call(name, "s").parse([9000, 0, b("a"), 7, 2, env]),
+      { name: "HomingError", message: /reply has 4 fields, the table says 5/ });
+    assert.throws(() => call(name, "s").parse([9000]), { name: "HomingError", message: /reply has 1 fields, the table says 2/ });
+  }
 });
 
 test("batch items are [id, token, result] or {id, token, result}; per item null, a number or its error", () => {
   const c = call("complete_many", "s", { items: [["a", 1, null], { id: "b", token: 2n, result: 5 }, { id: "c", token: "3" }] }, 100);
   assert.deepEqual(argv(c), ["100", "3", "a", "1", "", "b", "2", { env: 5 }, "c", "3", ""]);
+  // A number token must be a safe integer in range, as a bigint or digits are.
+  for (const token of [-1, 1.5, 2 ** 53, Number.NaN]) {
+    assert.throws(() => call("complete_many", "s", { items: [["a", token]] }), { name: "InvalidArgumentError" }, String(token));
+  }
+  assert.deepEqual(call("complete_many", "s", { items: [["a", 2 ** 53 - 1]] }).args.slice(2, 4), ["a", String(2 ** 53 - 1)]);
   const out = c.parse([b("OK"), b("STALE_LEASE"), b("UNKNOWN_EVENT")]);
   assert.equal(out[0], null);
   assert.ok(out[1] instanceof StaleLeaseError);
