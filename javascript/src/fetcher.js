@@ -152,8 +152,13 @@ export class Fetcher {
     const hints = [];
     /** The last dequeue emptied the ready queue (leased fewer than it asked for). */
     let drained = false;
+    /** When the last batch was handed to the slots (its hint waits for the next dequeue). */
+    let handedAt = 0;
     while (!this.stop.isSet) {
       if (this.#room(window) <= 0) {
+        // The last batch's hint rides with the next dequeue, in the same
+        // write; if room does not open within ROOM_WAIT_MS it goes alone.
+        if (hints.length > 0 && performance.now() - handedAt >= ROOM_WAIT_MS) this.#sendHints(hints);
         await this.#roomSignal.wait(ROOM_WAIT_MS);
         continue;
       }
@@ -169,6 +174,7 @@ export class Fetcher {
         issued();
         break;
       }
+      this.#sendHints(hints); // queued before the dequeue: node-redis writes the two together
       const { held } = this.now();
       const n = Math.min(this.#room(window), MAX_BATCH);
       // The local deadline counts from before the call: the lease cannot
@@ -204,7 +210,7 @@ export class Fetcher {
       stats.received += events.length;
       this.#todo.push(...events);
       this.#todoSignal.notify();
-      this.#sendHints(hints);
+      handedAt = performance.now();
     }
     this.#sendHints(hints);
     await this.#hinted;
@@ -212,9 +218,9 @@ export class Fetcher {
 
   /**
    * Send the due-time hints the dequeues kept back (their lease deadlines),
-   * once the slots have the events: not awaited, so the hint's round trip is
-   * not between a batch and the next (hintDue never throws; the loop's end
-   * waits for the last).
+   * once the slots have the events (with the next dequeue, or ROOM_WAIT_MS
+   * later): not awaited, so the hint's round trip is never between a batch
+   * and its handlers (hintDue never throws; the loop's end waits for the last).
    * @param {Array<[string, number]>} hints
    */
   #sendHints(hints) {
