@@ -68,6 +68,9 @@ export class Fetcher {
    */
   dequeueing = null;
 
+  /** Resolves dequeueing (the loop's end calls it too: the acker must never wait on a loop that failed). */
+  #issued = () => {};
+
   /** @returns {() => void} marks the dequeue of this turn issued (dequeueing resolves) */
   #issuing() {
     /** @type {() => void} */
@@ -75,10 +78,11 @@ export class Fetcher {
     this.dequeueing = new Promise((resolve) => {
       done = resolve;
     });
-    return () => {
+    this.#issued = () => {
       this.dequeueing = null;
       done();
     };
+    return this.#issued;
   }
 
   /** Room may have opened (a lease dropped, acks queued): only the fetch loop cares. */
@@ -123,6 +127,7 @@ export class Fetcher {
     try {
       await this.#fetch(ready, window);
     } finally {
+      this.#issued();
       // Also when the loop fails: the wait's own connection would keep the process alive.
       await ready.close();
     }
