@@ -200,3 +200,53 @@ test("releaseHeld() hands back running and unstarted events at once; late outcom
   const st = await client.stats(service);
   assert.deepEqual([st.ready, st.in_flight, st["total.completed"] ?? 0], [3, 0, 0]);
 });
+
+test("a dequeue and a completeMany of the same turn go out dequeue first, and the hint with them", async () => {
+  // docs/worker.md "Handling": Redis runs the dequeue every slot waits on
+  // before the acknowledgements of the last window. Each call is stamped with
+  // the event-loop turn (setImmediate) it was issued in.
+  const own = await connect(server.url);
+  after(() => own.close());
+  await own.enqueueMany("ordered", Array.from({ length: 60 }, (_, i) => i));
+  let turn = 0;
+  let ticking = true;
+  const tick = () => {
+    turn += 1;
+    if (ticking) setImmediate(tick);
+  };
+  tick();
+  /** @type {[string, number][]} */
+  const issued = [];
+  const run = own.run.bind(own);
+  own.run = /** @type {any} */ ((/** @type {any} */ call, /** @type {any} */ hints) => {
+    issued.push([call.script, turn]);
+    return run(call, hints);
+  });
+  const hintDue = own.hintDue.bind(own);
+  own.hintDue = async (/** @type {string} */ service, /** @type {number} */ at) => {
+    issued.push(["hint", turn]);
+    return hintDue(service, at);
+  };
+  class Quick extends Consumer {
+    /** @param {unknown} _e @param {unknown} state */
+    handleEvent(_e, state) {
+      return state;
+    }
+  }
+  const worker = await started(new Worker(own, "ordered", Quick, { concurrency: 1, prefetch: 9 }));
+  try {
+    await until(() => worker.stats.completed === 60, 10000, "every event acknowledged");
+  } finally {
+    ticking = false;
+    await worker.shutdown();
+  }
+  const together = [...new Set(issued.map(([, t]) => t))].map((t) => issued.filter(([, u]) => u === t).map(([s]) => s))
+    .filter((calls) => calls.includes("dequeue") && calls.includes("complete"));
+  assert.ok(together.length >= 3, `dequeue and completeMany in the same turn: ${JSON.stringify(issued)}`);
+  for (const calls of together) {
+    assert.ok(calls.indexOf("dequeue") < calls.indexOf("complete"), JSON.stringify(calls));
+  }
+  // The last batch's hint is queued just before the dequeue, in the same write.
+  assert.ok(together.some((calls) => calls.indexOf("hint") === calls.indexOf("dequeue") - 1), JSON.stringify(together));
+  assert.equal((await own.stats("ordered")).in_flight, 0);
+});
