@@ -1,4 +1,5 @@
-"""The scheduler's estimate of the Redis clock (``homing.sweeps.RedisClock``).
+"""The scheduler's estimate of the Redis clock (``homing.sweeps.RedisClock``), and
+its sleep (``Waker``).
 
 It says only when a promote is sent (the scripts judge what is due by TIME
 themselves), so it must be close, run a little ahead (LEAD_MS), and fall back
@@ -15,9 +16,9 @@ import redis
 from helpers import key, wait_for
 
 import homing
-from homing import sweeps
+from homing import due, sweeps
 from homing.daemons import Scheduler
-from homing.sweeps import RedisClock
+from homing.sweeps import RedisClock, Waker
 
 
 def redis_ms(client: homing.Client) -> float:
@@ -101,3 +102,51 @@ def test_a_promote_sent_early_is_sent_again_at_once_then_a_ms_later(
     time.sleep(max(0.0, (due - redis_ms(client)) / 1000) + 0.01)
     assert sched._promote_one(service, due + 20)[0] == 1
     assert service not in sched._early
+
+
+def test_the_waker_never_wakes_before_its_time(client: homing.Client) -> None:
+    """Nor after a message that did not come: a wait of a few ms, as between two
+    timers, ends on its time (the socket wait's whole ms and the precise last
+    stretch together), never before it."""
+    waker = Waker(client, fallback=0.05)
+    assert waker.arm()
+    stop = threading.Event()
+    for seconds in (0.0023, 0.0107):
+        t0 = time.monotonic()
+        waker.wait(seconds, stop)
+        assert time.monotonic() - t0 >= seconds
+    assert waker.woken == 0 and not waker.rung
+    waker.close()
+
+
+def test_the_waker_sees_messages_that_came_before_it_waited(client: homing.Client) -> None:
+    """Two PUBLISHes before the wait: it returns at once and takes both (one look
+    at the index answers them); the next one sleeps its time."""
+    waker = Waker(client, fallback=0.05)
+    waker.arm()
+    stop = threading.Event()
+    for _ in range(2):
+        client.redis.publish(due.channel(client.prefix), "svc")
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    waker.wait(30.0, stop)
+    assert time.monotonic() - t0 < 5
+    assert waker.woken == 1 and waker.rung
+    waker.rung = False
+    t0 = time.monotonic()
+    waker.wait(0.02, stop)
+    assert time.monotonic() - t0 >= 0.02 and not waker.rung
+    waker.close()
+
+
+def test_a_publish_ends_the_waker_s_sleep(client: homing.Client) -> None:
+    waker = Waker(client, fallback=0.05)
+    waker.arm()
+    stop = threading.Event()
+    ring = threading.Timer(0.1, lambda: client.redis.publish(due.channel(client.prefix), "s"))
+    ring.start()
+    t0 = time.monotonic()
+    waker.wait(30.0, stop)
+    assert time.monotonic() - t0 < 10 and waker.rung
+    ring.join()
+    waker.close()
