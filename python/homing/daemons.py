@@ -43,6 +43,7 @@ from .errors import (
     NotDurableError,
     ReadOnlyError,
 )
+from .latency import quicker_switches
 from .sweeps import BACKSTOP_COST, Backstop, RedisClock, Waker  # noqa: F401 - BACKSTOP_COST
 
 log = logging.getLogger("homing.daemons")
@@ -422,11 +423,15 @@ def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True
     raised here. ``report`` is called with each daemon once all have stopped
     (before anything is raised), e.g. to print what each moved; ``started`` with
     the daemons and their threads once they run (the CLI's health probes).
+    Lowers the process's GIL switch interval to 1 ms if it is still CPython's
+    default (``homing.latency``): a scheduler waking for a due timer would
+    otherwise wait up to 5 ms for the GIL.
     """
     if not (scheduler or distributor):
         raise InvalidArgumentError("run_daemons needs a scheduler, a distributor or both")
     if require_durable:
         client.check_durability(require=True)
+    quicker_switches()  # a 1 ms GIL switch interval, unless the process chose one
     daemons: list[_Daemon] = []
     if scheduler:
         daemons.append(Scheduler(client, interval=interval, require_durable=require_durable,

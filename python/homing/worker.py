@@ -56,6 +56,7 @@ from .consumer import Consumer
 from .errors import HomingError, RedisFullError, StaleLeaseError
 from .fetching import fetch_loop
 from .holding import Held, Inbox, WorkerStats
+from .latency import quicker_switches
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
 from .presence import Presence
@@ -149,6 +150,10 @@ class Worker(Outcomes):
         ``run()`` is start + wait + ``shutdown()``. Code that calls ``start()``
         itself must end with ``shutdown()``: ``stop()`` alone only stops
         fetching, and the heartbeat keeps held leases alive until shutdown.
+
+        Lowers the process's GIL switch interval to 1 ms if it is still
+        CPython's default (``homing.latency``): the threads a ready event waits
+        on would otherwise wait up to 5 ms for the GIL.
         """
         # Read (and warned about) once per client; a required durability is refused here.
         self.client.check_durability(require=True if self.require_durable else None)
@@ -174,6 +179,7 @@ class Worker(Outcomes):
         # Registered only once every init() succeeded: a worker that cannot start
         # leaves nothing behind, not even a registry entry.
         self.client.register(self.service)
+        quicker_switches()  # a 1 ms GIL switch interval, unless the process chose one
         self._pace_heartbeat()
         self._presence.beat([], self._beat_every)
         for name, target in specs:
