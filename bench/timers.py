@@ -10,7 +10,8 @@ homing sent:
   daemon`` process, a Worker in this process; lateness = when the handler
   started minus the timer's due time (its score, ms, Redis clock: the same
   host clock as ``time.time()``, the offset is measured with TIME and taken
-  off). p50/p99/max and how many were early (must be 0).
+  off). p50/p99/max and how many were early (must be 0); and when each was
+  promoted (its push onto the ready queue, by MONITOR: ``Monitor``).
 - **idle daemon cost**: ``homing daemon`` over 1,000 and 10,000 registered
   services with nothing due: Redis commands per second (INFO commandstats
   deltas over a window, the INFO calls themselves taken off), measured after
@@ -62,23 +63,6 @@ except ImportError:
 from homing import Consumer, Worker  # noqa: E402 - after the fallback import above
 
 HOMING = str(Path(sys.executable).with_name("homing"))
-# Notes the time of each keyspace notification until stdin closes, then prints them.
-LISTENER = """
-import sys, threading, time, redis
-r = redis.Redis.from_url(sys.argv[1])
-sub = r.pubsub()
-sub.subscribe(sys.argv[2])
-sub.get_message(timeout=5)
-print("subscribed", flush=True)
-marks, done = [], threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-while not done.is_set():
-    m = sub.get_message(timeout=0.1)
-    if m and m["type"] == "message":
-        marks.append(time.time() * 1000)
-print(" ".join(f"{x:.3f}" for x in marks))
-"""
-
 # The machine's floor, meanwhile: a bare process that sleeps 1-5 ms at random (as the
 # scheduler sleeps until its next due time) for argv[1] s and prints how late each
 # sleep woke (ms). No chain of daemon, Redis and worker can be on time more often
@@ -253,15 +237,9 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
         client = homing.Client.from_url(url, prefix=prefix)
         Recorder.seen = {}
         worker = Worker(client, service, Recorder, concurrency=4, prefetch=100)
-        # When each promote pushed onto the ready queue, by keyspace notifications
-        # (one per LPUSH), to tell the daemon's lateness from the worker's. In a process
-        # of its own, so that the worker's threads do not delay the notes.
-        client.redis.config_set("notify-keyspace-events", "Kl")
-        listener = subprocess.Popen(
-            [sys.executable, "-c", LISTENER, url, f"__keyspace@0__:{prefix}:{{{service}}}:ready"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert listener.stdout is not None
-        listener.stdout.readline()  # "subscribed"
+        # When the promote pushed each timer onto the ready queue (MONITOR's time,
+        # Redis clock), to tell the daemon's lateness from the worker's.
+        monitor = Monitor(url)
         with daemon(url, prefix):
             worker.start()
             try:
@@ -295,24 +273,14 @@ def timer_lateness(count: int, spread_ms: int) -> dict[str, Any]:
             finally:
                 worker.stop()
                 worker.shutdown()
-        out_text, _ = listener.communicate("", timeout=30)
+        pushed, _ = monitor.ready_moves(f"{prefix}:{{{service}}}:ready")
         floor_figures = floor_of(floor)
-        pushes = [float(x) for x in out_text.split()]
         late = [Recorder.seen[i] + offset - d for i, d in due.items()
                 if i in Recorder.seen and i not in created_late]
         out = percentiles(late)
         out["created_late"] = len(created_late)
-        # A timer's promote: the first push at or after its due time.
-        import bisect
-        marks = sorted(p + offset for p in pushes)
-        promoted = []
-        for i, d in due.items():
-            if i in created_late:
-                continue
-            k = bisect.bisect_left(marks, d)
-            if k < len(marks):
-                promoted.append(marks[k] - d)
-        out["promoted"] = percentiles(promoted)
+        out["promoted"] = percentiles([pushed[i] - d for i, d in due.items()
+                                       if i in pushed and i not in created_late])
         out["missing"] = sum(1 for i in ids if i not in Recorder.seen)
         out["sleep_floor"] = floor_figures
         client.close()

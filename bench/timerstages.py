@@ -51,8 +51,17 @@ def on_gc(phase, info):
     if phase == "start":
         began[0] = time.perf_counter()
     else:
-        pauses.append((time.perf_counter() - began[0]) * 1000)
+        pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
 gc.callbacks.append(on_gc)
+if __import__("os").environ.get("STAGES_FREEZE"):
+    import homing.daemons
+    orig_run = homing.daemons.run_daemons
+    def run_daemons(*a, **kw):
+        gc.freeze()
+        return orig_run(*a, **kw)
+    homing.daemons.run_daemons = run_daemons
+    import homing.cli
+    homing.cli.run_daemons = run_daemons
 if switch != "-":
     sys.setswitchinterval(float(switch))
 import homing.client, homing.sweeps
@@ -172,8 +181,9 @@ def run(count: int, spread_ms: int, switch: str) -> dict[str, Any]:
     out["floor"] = timers.floor_of(floor)
     out["gc_worker"] = {"n": len(pauses), "max": round(max(pauses, default=0), 2),
                         "total": round(sum(pauses), 1)}
-    out["gc_daemon"] = {"n": len(traced["gc"]), "max": round(max(traced["gc"], default=0), 2),
-                        "total": round(sum(traced["gc"]), 1)}
+    out["gc_daemon"] = {
+        f"gen{g}": {"n": len(v), "max": round(max(v, default=0), 2), "total": round(sum(v), 1)}
+        for g in (0, 1, 2) for v in [[ms for gen, ms in traced["gc"] if gen == g]]}
     out["sleep_late"] = timers.percentiles(late)
     out["promotes"] = len(traced["promotes"])
     out["created_ms_after_start"] = round(created, 1)
