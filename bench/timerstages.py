@@ -51,7 +51,8 @@ def on_gc(phase, info):
     if phase == "start":
         began[0] = time.perf_counter()
     else:
-        pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000))
+        pauses.append((info["generation"], (time.perf_counter() - began[0]) * 1000,
+                       time.time() * 1000))
 gc.callbacks.append(on_gc)
 if __import__("os").environ.get("STAGES_FREEZE"):
     import homing.daemons
@@ -183,7 +184,11 @@ def run(count: int, spread_ms: int, switch: str) -> dict[str, Any]:
                         "total": round(sum(pauses), 1)}
     out["gc_daemon"] = {
         f"gen{g}": {"n": len(v), "max": round(max(v, default=0), 2), "total": round(sum(v), 1)}
-        for g in (0, 1, 2) for v in [[ms for gen, ms in traced["gc"] if gen == g]]}
+        for g in (0, 1, 2) for v in [[ms for gen, ms, _ in traced["gc"] if gen == g]]}
+    # When the full collections came, from the first due time on (ms): during the
+    # timers (>= 0) they stall the scheduler.
+    out["gc_daemon"]["gen2_at"] = [round(at + offset - start_ms) for gen, _, at in traced["gc"]
+                                   if gen == 2]
     out["sleep_late"] = timers.percentiles(late)
     out["promotes"] = len(traced["promotes"])
     out["created_ms_after_start"] = round(created, 1)

@@ -43,7 +43,7 @@ from .errors import (
     NotDurableError,
     ReadOnlyError,
 )
-from .latency import quicker_switches
+from .latency import collect_now, quicker_switches
 from .sweeps import BACKSTOP_COST, Backstop, RedisClock, Waker  # noqa: F401 - BACKSTOP_COST
 
 log = logging.getLogger("homing.daemons")
@@ -432,6 +432,7 @@ def run_daemons(client: Client, stop: threading.Event, *, scheduler: bool = True
     if require_durable:
         client.check_durability(require=True)
     quicker_switches()  # a 1 ms GIL switch interval, unless the process chose one
+    collect_now()  # the first full GC at start, not on a due timer later
     daemons: list[_Daemon] = []
     if scheduler:
         daemons.append(Scheduler(client, interval=interval, require_durable=require_durable,

@@ -17,10 +17,21 @@ the 6 rounds; 0.2 ms was no better than 1 ms (more forced switches, each a
 cost to the thread that had the GIL). See bench/README.md.
 
 Only where no one chose a value: a process that set its own interval keeps it.
+
+``collect_now`` is the other stall a process can have at the wrong moment: the
+first full garbage collection after start-up. CPython runs one once ten
+middle-generation collections have passed and the objects that survived them
+are over a quarter of those a full collection last found, which is always
+true of a young process (none found yet): in the bench, the daemon's first
+full collection fell within the 10 s of timers, 21-62 ms of wall time on the
+loaded machine (``bench/timerstages.py``). Run once at start, it finds every
+module-level object, and the next one waits for the long-lived objects to grow
+by a quarter, which a steady daemon or worker does not do.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -36,3 +47,17 @@ def quicker_switches() -> None:
         sys.setswitchinterval(SWITCH_S)
         log.debug("GIL switch interval %g s -> %g s (homing.latency)",
                   CPYTHON_DEFAULT_S, SWITCH_S)
+
+
+_collected = False
+
+
+def collect_now() -> None:
+    """One full garbage collection now, at start, instead of the first one
+    falling on a due timer or a ready event later. Once per process: what it
+    is for is the young process's first one (a test run starting hundreds of
+    workers would pay a full collection each)."""
+    global _collected
+    if not _collected:
+        _collected = True
+        gc.collect()

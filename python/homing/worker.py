@@ -56,7 +56,7 @@ from .consumer import Consumer
 from .errors import HomingError, RedisFullError, StaleLeaseError
 from .fetching import fetch_loop
 from .holding import Held, Inbox, WorkerStats
-from .latency import quicker_switches
+from .latency import collect_now, quicker_switches
 from .manifest import MAX_BATCH, check_service
 from .outcomes import HandlerTimeoutError, Outcomes
 from .presence import Presence
@@ -180,6 +180,7 @@ class Worker(Outcomes):
         # leaves nothing behind, not even a registry entry.
         self.client.register(self.service)
         quicker_switches()  # a 1 ms GIL switch interval, unless the process chose one
+        collect_now()  # the first full GC at start, not on a due timer later
         self._pace_heartbeat()
         self._presence.beat([], self._beat_every)
         for name, target in specs:

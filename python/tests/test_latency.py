@@ -66,3 +66,25 @@ def test_the_daemons_lower_it_and_keep_a_chosen_one(client: homing.Client,
 
         run_daemons(client, stop, started=started)
         assert seen == [pytest.approx(after)]
+
+
+def test_one_full_collection_at_the_first_start_only(client: homing.Client, service: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The young process's first full collection, at start rather than on a due
+    timer later; once per process (a test run starts hundreds of workers)."""
+    calls: list[int] = []
+    monkeypatch.setattr(latency, "_collected", False)
+    monkeypatch.setattr(latency.gc, "collect", lambda *a: calls.append(1) or 0)
+    latency.collect_now()
+    assert calls == [1]
+    w = Worker(client, service, Nothing)
+    w.start()
+    try:
+        assert calls == [1]  # not again
+    finally:
+        w.stop()
+        w.shutdown()
+    monkeypatch.setattr(latency, "_collected", False)
+    stop = threading.Event()
+    run_daemons(client, stop, started=lambda daemons, threads: stop.set())
+    assert calls == [1, 1]
