@@ -22,11 +22,14 @@ Only where no one chose a value: a process that set its own interval keeps it.
 first full garbage collection after start-up. CPython runs one once ten
 middle-generation collections have passed and the objects that survived them
 are over a quarter of those a full collection last found, which is always
-true of a young process (none found yet): in the bench, the daemon's first
-full collection fell within the 10 s of timers, 21-62 ms of wall time on the
-loaded machine (``bench/timerstages.py``). Run once at start, it finds every
-module-level object, and the next one waits for the long-lived objects to grow
-by a quarter, which a steady daemon or worker does not do.
+true of a young process (none found yet). A ``homing daemon`` has had its
+ten by the time it has started (imports): its first full collection is the
+next middle one away, at whatever moment that falls (with
+``bench/timerstages.py``'s instruments allocating, 7.7-8.1 s into the timers
+in each of four rounds, 38-52 ms of wall time on the loaded machine, each
+round's worst lateness). Run once at start, it finds every module-level
+object, and the next one waits for the long-lived objects to grow by a
+quarter, which a steady daemon or worker does not do.
 """
 
 from __future__ import annotations
