@@ -7,17 +7,21 @@ bench's own (monkeypatched here, nothing in the library): the daemon runs as
 ``homing daemon`` through a wrapper that notes, in its process, each promote
 the scheduler sends (when sent, when answered, how many timers it moved) and
 each sleep (when it meant to wake, when it did); the worker, in this process,
-notes when the fetcher handed each leased batch to the slots. With the
-listener's keyspace notifications (when Redis pushed onto the ready queue) and
-the handler's start, each timer's lateness splits into:
+notes when the fetcher handed each leased batch to the slots. With MONITOR
+(``timers.Monitor``: when Redis pushed each id onto the ready queue and when a
+dequeue popped it) and the handler's start, each timer's lateness splits into:
 
 - ``wake``: due -> the scheduler sent the promote that moved it
 - ``promote``: sent -> Redis pushed it (the call's way there and the script)
-- ``lease``: pushed -> the fetcher had it (BLMOVE, dequeue, reply, parse)
+- ``queued``: pushed -> a dequeue popped it (the worker's lease, blocked or not)
+- ``reply``: popped -> the fetcher had it (reply, parse, bookkeeping)
 - ``handoff``: the fetcher had it -> the handler started
 
 and the sleeps' own lateness (woke minus meant), which says whether a late
-wake is the scheduler's sleep or its work. ``--switch`` sets
+wake is the scheduler's sleep or its work; the floor (``timers.sleep_floor``);
+the garbage collections of both processes (the daemon's by generation, and
+when its full ones fell: the wrapper's own notes allocate, so it collects
+more often than a bare daemon does). ``--switch`` sets
 ``sys.setswitchinterval`` in both processes (default: the library's own).
 """
 
