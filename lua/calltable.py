@@ -359,7 +359,10 @@ def records(spec: dict, table: dict) -> dict:
 REFUSALS = {
     "whole": "{what} must be a whole number in [{min}, {max}], got {value}",
     "ms": "{what} must be a finite number in [0, 2^53 - 1], got {value}",
-    "token": "{what} must be a lease token, a whole number in [0, 2^53 - 1], got {value}",
+    # An integer, as every port's dequeue hands one out: a float (5.0) or text ("5")
+    # is refused in every port (JavaScript alone cannot tell 5.0 from 5).
+    "token": "{what} must be a lease token, an integer in [0, 2^53 - 1] (no float, no "
+             "text), got {value}",
     "key": "{what} must be text (an idempotency key) or none, got {value}",
     "text": "{what} must be text, got {value}",
     "name": "{what} must be 1..{max} bytes of text, got {value}",

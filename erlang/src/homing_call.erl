@@ -231,7 +231,12 @@ value(#{<<"type">> := T, <<"name">> := Name} = A, V, C) -> typed(T, A, Name, V, 
 typed(<<"ms">>, A, Name, V, _) when is_float(V) ->
     in(V, A) orelse refused(<<"ms">>, Name, V, A),
     trunc(V);
-typed(T, A, Name, V, _) when T =:= <<"whole">>; T =:= <<"ms">>; T =:= <<"token">> ->
+%% token: an integer only, as dequeue hands one out (conv/2's int); a float, even a
+%% whole one (5.0), is refused as in Python (docs/protocol.md, "Numbers, one rule").
+typed(<<"token">>, A, Name, V, _) ->
+    is_integer(V) andalso in(V, A) orelse refused(<<"token">>, Name, V, A),
+    V;
+typed(T, A, Name, V, _) when T =:= <<"whole">>; T =:= <<"ms">> ->
     case whole(V, A) of
         false -> refused(T, Name, V, A);
         N -> N

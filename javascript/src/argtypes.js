@@ -79,12 +79,14 @@ export function ms(value, what) {
 }
 
 /**
- * A lease token (what the scripts compare exactly) as a bigint, given as a
- * number, a bigint or a string of digits; null for anything else.
+ * A lease token (what the scripts compare exactly) as a bigint, given as an
+ * integer: a safe-integer number (as dequeue hands tokens out) or a bigint;
+ * null for anything else. Text ("5") is refused, as in Python and Erlang: a
+ * string is no integer there, and no path of this package makes one (5.0 is
+ * 5 here, which the other ports refuse only because they can tell).
  * @param {unknown} t
  */
-const tokenOf = (t) => (typeof t === "number" && Number.isSafeInteger(t) ? BigInt(t) : typeof t === "bigint" ? t
-  : typeof t === "string" && /^\d{1,16}$/.test(t) ? BigInt(t) : null);
+const tokenOf = (t) => (typeof t === "number" && Number.isSafeInteger(t) ? BigInt(t) : typeof t === "bigint" ? t : null);
 
 /** @param {unknown} payload @param {number} maxPayload the envelope, at most maxPayload bytes */
 export function encoded(payload, maxPayload) {

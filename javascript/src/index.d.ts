@@ -240,7 +240,8 @@ export class RecurringPage {
   readonly schedules: Recurring[];
 }
 
-export type Token = number | bigint | string;
+/** A lease token: an integer, a safe-integer number (as dequeue returns it) or a bigint; text ("5") is refused. */
+export type Token = number | bigint;
 export type CompleteItem =
   | readonly [id: string, token: Token, result?: unknown]
   | { readonly id: string; readonly token: Token; readonly result?: unknown };

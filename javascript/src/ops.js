@@ -15,10 +15,10 @@ export { MAX_BATCH, newId };
 
 /**
  * @typedef {import("./calls.js").Call} Call
- * @typedef {[string, number | bigint | string, unknown?] | {id: string, token: number | bigint | string, result?: unknown}} CompleteItem
- * @typedef {[string, number | bigint | string] | {id: string, token: number | bigint | string}} LeaseItem
+ * @typedef {[string, number | bigint, unknown?] | {id: string, token: number | bigint, result?: unknown}} CompleteItem
+ * @typedef {[string, number | bigint] | {id: string, token: number | bigint}} LeaseItem
  * @typedef {{delayMs?: number, at?: Date | number, key?: string | null, id?: string, priority?: number}} TimerOptions
- * @typedef {number | bigint | string} Token
+ * @typedef {number | bigint} Token
  */
 
 /**

@@ -124,7 +124,9 @@ test("dequeue_batch: the events and the reply's wait_ms (a limit or the pause he
 });
 
 test("batch items are [id, token, result] or {id, token, result}; per item null, a number or its error", () => {
-  const c = call("complete_many", "s", { items: [["a", 1, null], { id: "b", token: 2n, result: 5 }, { id: "c", token: "3" }] }, 100);
+  const c = call("complete_many", "s", { items: [["a", 1, null], { id: "b", token: 2n, result: 5 }, { id: "c", token: 3 }] }, 100);
+  // A token is an integer (a number or a bigint), never text: as in Python and Erlang.
+  assert.throws(() => call("complete_many", "s", { items: [{ id: "c", token: "3" }] }, 100), InvalidArgumentError);
   assert.deepEqual(argv(c), ["100", "3", "a", "1", "", "b", "2", { env: 5 }, "c", "3", ""]);
   // A number token must be a safe integer in range, as a bigint or digits are.
   for (const token of [-1, 1.5, 2 ** 53, Number.NaN]) {

@@ -111,8 +111,10 @@ ENCODE: dict[str, tuple[Callable[[dict[str, Any], Any], bool],
                         Callable[[dict[str, Any], Any, str, int], Any]]] = {
     "whole": (lambda s, v: _number(v, s["min"], s["max"], whole=True), lambda s, v, w, mp: int(v)),
     "ms": (lambda s, v: _number(v, s["min"], s["max"], whole=False), lambda s, v, w, mp: int(v)),
+    # An int only (no bool, no float: 5.0 is refused), as dequeue hands tokens out and
+    # as Erlang takes them; int(): an IntEnum would be sent as its repr "<E.A: 5>".
     "token": (lambda s, v: isinstance(v, int) and _number(v, s["min"], s["max"], whole=True),
-              lambda s, v, w, mp: v),
+              lambda s, v, w, mp: int(v)),
     "id": (_yes, lambda s, v, w, mp: new_id() if v == "$new_id" else check_id(v)),
     # An int or bytes key would meet "5" or b"5" as the same key.
     "key": (lambda s, v: v is None or isinstance(v, str), lambda s, v, w, mp: v or ""),
