@@ -83,6 +83,16 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("beat", {}),
     ("beat", {"name": None}),
     ("cancel", {}),
+    # a lease token: an integer only, as dequeue hands one out; a float (even a whole
+    # one, which no vector can hold: JavaScript reads 5.0 as 5), a bool or text refused
+    ("complete", {"id": "e1", "token": 5.0}),
+    ("complete", {"id": "e1", "token": -0.0}),
+    ("complete", {"id": "e1", "token": 2**53 - 1}),
+    ("complete", {"id": "e1", "token": 2**53}),
+    ("complete", {"id": "e1", "token": True}),
+    ("complete", {"id": "e1", "token": "5"}),
+    ("start", {"items": [{"id": "e1", "token": 7.0}]}),
+    ("snooze", {"id": "e1", "token": 5.0, "delay_ms": 1000}),
 ]
 
 

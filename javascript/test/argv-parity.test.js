@@ -78,12 +78,12 @@ print(json.dumps(out))`;
 
 // What no vector can hold (their lint refuses an unknown argument name and a
 // missing required one), as erlang/test/argv.py's CASES hold it for Erlang: an
-// unknown name, a fraction of an ms, text missing or null. Each must build
+// unknown name, a fraction of an ms, text missing or null, a token as text. Each must build
 // Python's ARGV, or be refused with Python's code and words (the message
 // without the value refused: None and null, undefined and absent are each
 // port's own). Argument names are single words, or ARGV only, so that the
 // words need no renaming; null stands for Python's None.
-test("the call-layer cases: an unknown name, an ms fraction, missing text, as Python", { skip: NO_PYTHON }, () => {
+test("the call-layer cases: an unknown name, an ms fraction, missing text, a text token, as Python", { skip: NO_PYTHON }, () => {
   const beat = { name: "w", service: "s", pid: 1, concurrency: 1, held: 0, every_ms: 1000 };
   /** @type {[string, Record<string, unknown>][]} */
   const cases = [
@@ -95,6 +95,11 @@ test("the call-layer cases: an unknown name, an ms fraction, missing text, as Py
     ["worker_beat", beat], ["worker_beat", { ...beat, host: null }], ["fail", { id: "e1", token: 1, reason: null }],
     ["fail", { id: "e1", token: 1 }], ["recurring_put", { name: "r", payload: 1, cron: null }], ["beat", {}],
     ["cancel", {}],
+    // a lease token is an integer (text refused, as Python and Erlang refuse it; a
+    // whole float cannot be told from an integer here, nor sent as one in JSON)
+    ["complete", { id: "e1", token: "5" }], ["complete", { id: "e1", token: true }],
+    ["complete", { id: "e1", token: 2 ** 53 - 1 }], ["complete", { id: "e1", token: 2 ** 53 }],
+    ["start", { items: [{ id: "e1", token: "7" }] }], ["snooze", { id: "e1", token: "5", delay_ms: 1000 }],
   ];
   const code = `import json, sys
 sys.path.insert(0, sys.argv[2])

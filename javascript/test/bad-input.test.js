@@ -108,8 +108,8 @@ const CASES = [
     `result timeoutMs=${String(v)}`, (/** @type {homing.Client} */ c, /** @type {homing.Event} */ ev) =>
       c.result("live", ev.id, { timeoutMs: /** @type {any} */ (v) }), InvalidArgumentError])),
   ["takeHints count='x'", (c) => c.takeHints(/** @type {any} */ ("x")), InvalidArgumentError],
-  // tokens that are not whole numbers in [0, 2^53 - 1]
-  ...["abc", 1.5, -1, null, 2n ** 70n, "-3", "1e5", 2 ** 53, "", NAN].flatMap((t) => {
+  // tokens that are not integers in [0, 2^53 - 1] (text too, even of digits: "7")
+  ...["abc", 1.5, -1, null, 2n ** 70n, "-3", "1e5", 2 ** 53, "", NAN, "7", true].flatMap((t) => {
     const tk = /** @type {any} */ (t);
     return /** @type {[string, Call, typeof homing.HomingError][]} */ ([
       [`complete token=${String(t)}`, (c, ev) => c.complete("live", ev.id, tk), InvalidArgumentError],
@@ -312,6 +312,8 @@ test("the checks are in ops, before any I/O (the conformance runner gets them to
   assert.throws(() => ops.fail("svc", "a", 1, /** @type {any} */ (null), false), InvalidArgumentError);
   assert.throws(() => ops.createTimer("svc", 1, 100, { delayMs: 2 ** 53 }), InvalidArgumentError);
   assert.throws(() => ops.beat(""), InvalidArgumentError);
-  assert.deepEqual(ops.completeMany("svc", [["a", "0007"]], 100).args.slice(2, 4), ["a", "7"]);
+  // a token is an integer (a number or a bigint), never text: as Python and Erlang
+  assert.throws(() => ops.completeMany("svc", [["a", /** @type {any} */ ("0007")]], 100), InvalidArgumentError);
+  assert.deepEqual(ops.completeMany("svc", [["a", 7n]], 100).args.slice(2, 4), ["a", "7"]);
   assert.deepEqual(ops.createTimer("svc", 1, 100, { delayMs: 2 ** 53 - 1, id: "t" }).args[4], String(2 ** 53 - 1));
 });

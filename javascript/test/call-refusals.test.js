@@ -1,7 +1,8 @@
-// Three rules of the call layer every port keeps alike (issue 9: no drift): an
+// Rules of the call layer every port keeps alike (issue 9: no drift): an
 // argument name the table does not list is refused; an ms argument drops its
 // fraction (a whole one refuses it; NaN and the infinities are refused by
-// both); text missing or null is refused, never sent as ''. Worded by the
+// both); text missing or null is refused, never sent as ''; a lease token is
+// an integer (a safe-integer number or a bigint), never text. Worded by the
 // table (the manifest's refusals). python/tests/test_call_refusals.py pins
 // Python's side, Erlang's argv_tests compare Erlang's with Python's; no Redis
 // needed here.
@@ -62,4 +63,26 @@ test("text missing or null is refused, never sent as ''; left out, a default fil
   assert.equal(refused("beat", {}), "name must be 1..256 bytes of text, got undefined");
   assert.equal(argv("fail", { id: "e1", token: 1 })[2], ""); // fail's reason: the table's default
   assert.equal(argv("workerBeat", { ...BEAT, host: "h" })[2], "h");
+});
+
+// A token is what dequeue hands out (a number here), or a bigint; "5" is
+// refused, as Python and Erlang refuse text (this port used to take it). 5.0
+// is 5 here: the one difference, which no JavaScript value can show.
+test("a lease token is an integer in [0, 2^53 - 1], a number or a bigint; text is refused", () => {
+  for (const [token, sent] of [[0, "0"], [5, "5"], [5.0, "5"], [5n, "5"], [2 ** 53 - 1, "9007199254740991"],
+    [2n ** 53n - 1n, "9007199254740991"]]) {
+    assert.equal(argv("complete", { id: "e1", token })[3], sent);
+    assert.equal(argv("start", { items: [["e1", token]] })[2], sent);
+  }
+  for (const token of ["5", "0005", "", 5.5, -1, -1n, 2 ** 53, 2n ** 53n, true, null, undefined, NaN, Infinity,
+    Object(5), [5]]) {
+    const shown = typeof token === "string" ? `the string "${token}"` : Array.isArray(token) ? "an array of 1"
+      : typeof token === "object" && token !== null ? "Number" : String(token);
+    const text = TEXT.token.replace("{what}", "token").replace("{value}", shown);
+    assert.equal(refused("fail", { id: "e1", token }), text);
+    // a list item's null field takes its default, none here: shown as undefined
+    const item = token === null ? text.replace(/null$/, "undefined") : text;
+    assert.equal(refused("release", { items: [["e1", token]] }), item);
+    assert.equal(refused("complete", { id: "e1", token }), item); // the batch of one
+  }
 });

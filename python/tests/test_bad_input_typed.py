@@ -111,9 +111,9 @@ CASES: list[tuple[str, Callable[[W], Any], type[homing.HomingError]]] = [
     ("daemons forget_after='x'", lambda w: w.c.daemons(forget_after="x"),
      homing.InvalidArgumentError),
     ("take_hints count='x'", lambda w: w.c.take_hints("x"), homing.InvalidArgumentError),
-    # tokens that are not whole numbers >= 0
+    # tokens that are not ints in [0, 2^53 - 1] (a whole float, a bool or digits too)
     *[(f"{verb} token={t!r}", call, homing.InvalidArgumentError)
-      for t in ("abc", 1.5, -1, None, 2**70)
+      for t in ("abc", 1.5, -1, None, 2**70, 7.0, True, "7")
       for verb, call in (
           ("complete", lambda w, t=t: w.c.complete("live", w.ev.id, t)),
           ("fail", lambda w, t=t: w.c.fail("live", w.ev.id, t)),

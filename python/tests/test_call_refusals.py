@@ -1,8 +1,9 @@
-"""Three rules of the call layer that every port keeps alike (issue 9: no drift).
+"""Rules of the call layer that every port keeps alike (issue 9: no drift).
 
 Why: a review found the Erlang port ignoring an argument name the table does
 not list, refusing a fraction of an ``ms`` slot and sending ``''`` for missing
-text, where Python and JavaScript did otherwise. The rules are now the same in
+text, where Python and JavaScript did otherwise; another found a lease token
+checked three ways (Erlang took 5.0, JavaScript "5"). The rules are now the same in
 the three ports and worded by the table (the manifest's ``refusals``); these
 tests pin Python's side. JavaScript's are test/call-refusals.test.js, Erlang's
 argv_tests (which compare its ARGV and words with Python's over argv.py's
@@ -11,11 +12,12 @@ CASES).
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
 import pytest
-from helpers import written_keys
+from helpers import key, written_keys
 
 import homing
 from homing import ops
@@ -84,3 +86,37 @@ def test_text_missing_or_none_is_refused_never_sent_empty() -> None:
     # left out, a text with a default takes it (fail's reason: '')
     assert argv("fail", id="e1", token=1)[2] == ""
     assert argv("worker_beat", **BEAT, host="h")[2] == "h"
+
+
+class _Tok(enum.IntEnum):
+    FIVE = 5
+
+
+@pytest.mark.parametrize("token, sent", [(0, 0), (5, 5), (2**53 - 1, 2**53 - 1), (_Tok.FIVE, 5)])
+def test_a_token_is_an_int_sent_in_decimal(token: int, sent: int) -> None:
+    """As dequeue hands tokens out; an int subclass is sent as its number, not its repr."""
+    assert argv("complete", id="e1", token=token)[3] == sent
+    assert type(argv("start", items=[("e1", token)])[2]) is int
+
+
+@pytest.mark.parametrize("token", [5.0, 5.5, -0.0, True, False, "5", b"5", None, -1, 2**53,
+                                   math.nan])
+def test_a_token_that_is_no_int_in_range_is_refused(token: Any) -> None:
+    """No float, even whole (Erlang refuses it too; JavaScript alone cannot tell 5.0 from 5),
+    no bool, no text (JavaScript refuses "5" too)."""
+    text = TEXT["token"].format(what="token", value=repr(token))
+    assert refused("complete", id="e1", token=token) == text
+    assert refused("fail", id="e1", token=token) == text
+    assert refused("release", items=[("e1", token)]) == text
+
+
+def test_a_refused_token_writes_nothing(client: homing.Client, service: str) -> None:
+    client.enqueue(service, "job", id="e1")
+    ev = client.dequeue(service)[0]
+    seen = [(n, client.redis.dump(key(client, service, n))) for n in ("meta", "counters")]
+    for token in (float(ev.token), str(ev.token)):
+        with pytest.raises(homing.InvalidArgumentError, match="must be a lease token"):
+            client.complete(service, ev.id, token)  # type: ignore[arg-type]
+    assert [(n, client.redis.dump(key(client, service, n))) for n, _ in seen] == seen, \
+        "nothing was written (no stale_acks either: nothing was sent)"
+    client.complete(service, ev.id, ev.token)  # the token dequeue handed out is taken back
