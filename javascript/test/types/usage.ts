@@ -109,6 +109,9 @@ export async function consumer(client: Client): Promise<void> {
   const shown: number = st.snoozes + st.progress + st.priority;
   // @ts-expect-error a snooze's delay is a number of ms
   await client.snooze("orders", event.id, event.token, "soon");
+  await client.complete("orders", event.id, 7n); // a token is an integer: a number or a bigint
+  // @ts-expect-error never text (refused at run time too, as in Python and Erlang)
+  await client.complete("orders", event.id, "7");
   void [when, pct, shown];
   const worker = new Worker(client, "orders", Orders, { concurrency: 4, prefetch: 50, graceMs: 5000 });
   const stats = await worker.run({ signals: ["SIGTERM"] });
