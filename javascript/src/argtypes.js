@@ -79,14 +79,16 @@ export function ms(value, what) {
 }
 
 /**
- * A lease token (what the scripts compare exactly) as a bigint, given as an
- * integer: a safe-integer number (as dequeue hands tokens out) or a bigint;
- * null for anything else. Text ("5") is refused, as in Python and Erlang: a
- * string is no integer there, and no path of this package makes one (5.0 is
- * 5 here, which the other ports refuse only because they can tell).
- * @param {unknown} t
+ * A lease token (what the scripts compare exactly): an integer, a safe-integer
+ * number (as dequeue hands tokens out) or a bigint, in [lo, hi]. Text ("5") is
+ * refused, as in Python and Erlang: a string is no integer there, and no path
+ * of this package makes one (5.0 is 5 here, which the other ports refuse only
+ * because they can tell). A number is checked as the number it is, with no
+ * bigint made per item (the worker's hot path).
+ * @param {unknown} t @param {number} lo @param {number} hi
  */
-const tokenOf = (t) => (typeof t === "number" && Number.isSafeInteger(t) ? BigInt(t) : typeof t === "bigint" ? t : null);
+const isToken = (t, lo, hi) => (typeof t === "number" ? Number.isSafeInteger(t) && t >= lo && t <= hi
+  : typeof t === "bigint" && t >= BigInt(lo) && t <= BigInt(hi));
 
 /** @param {unknown} payload @param {number} maxPayload the envelope, at most maxPayload bytes */
 export function encoded(payload, maxPayload) {
@@ -154,11 +156,7 @@ const yes = () => true; // checked by its conversion (an id's pattern, an envelo
 const ENCODE = {
   whole: [(s, v) => number(v, s.min, s.max, true), (_, v) => String(v)],
   ms: [(s, v) => number(v, s.min, s.max, false), (_, v) => String(Math.trunc(v))],
-  // A token that is a safe integer (what dequeue gives) is checked and sent
-  // as the number it is, with no bigint made twice per item.
-  token: [(s, v) => (typeof v === "number" && Number.isSafeInteger(v) ? v >= s.min && v <= s.max
-    : (() => { const n = tokenOf(v); return n !== null && n >= BigInt(s.min) && n <= BigInt(s.max); })()),
-  (_, v) => (typeof v === "number" ? String(v) : String(tokenOf(v)))],
+  token: [(s, v) => isToken(v, s.min, s.max), (_, v) => String(v)], // 5n as "5"
   id: [yes, (_, v) => (v === "$new_id" ? newId() : checkId(v))],
   key: [(_, v) => v == null || typeof v === "string", (_, v) => v ?? ""],
   envelope: [yes, (_, v, _w, mp) => encoded(v, mp)],
