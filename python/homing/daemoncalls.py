@@ -146,6 +146,31 @@ class DaemonCalls:
             except HomingError as exc:
                 ready = exc
             return ready, self._run(call, hints)
+        return self._pipelined(call, hints, (key, timeout))
+
+    def run_hinted(self, call: ops.Call, hints: list[tuple[str, int]]) -> Any:
+        """``_run(call, hints)``, the hints kept back in ``hints`` sent in the same
+        round trip, before the call (``ZADD LT CH`` in one pipeline with it).
+
+        For the worker's fetcher, whose every dequeue adds a lease deadline to
+        hint: sent on their own, each batch's hint was a round trip of its own
+        between two dequeues, and its reply a thread wake-up that the next
+        dequeue waited behind. Riding the next dequeue, the hint goes out
+        within a batch's time of being due, and costs no round trip. No hints,
+        a RedisCluster or a Sentinel client: what ``dequeue_when_ready`` does.
+        """
+        if not hints:
+            return self._run(call, hints)
+        if type(self.redis) is not redis.Redis:
+            send_hints(self, hints)
+            return self._run(call, hints)
+        return self._pipelined(call, hints, None)[1]
+
+    def _pipelined(self, call: ops.Call, hints: list[tuple[str, int]],
+                   wait: tuple[str, float] | None) -> tuple[bool | HomingError, Any]:
+        """The hints, the ready wait (``wait``: its key and timeout; None: no wait)
+        and the call in one pipeline: (the wait's answer, False without one; the
+        call's parsed reply). See ``dequeue_when_ready``."""
         if self._durability is None:
             self.check_durability()
         script = SCRIPTS[call.script]
@@ -156,14 +181,16 @@ class DaemonCalls:
             pipe = self.redis.pipeline(transaction=False)
             for hinted, at in sent:
                 pipe.zadd(index, {hinted: at}, lt=True, ch=True)
-            pipe.blmove(key, key, max(timeout, 0.001), "RIGHT", "RIGHT")
+            if wait is not None:
+                pipe.blmove(wait[0], wait[0], max(wait[1], 0.001), "RIGHT", "RIGHT")
             pipe.evalsha(script.sha1, len(keys), *keys, *call.args)
-            *lowered, moved, reply = pipe.execute(raise_on_error=False)
+            replies = pipe.execute(raise_on_error=False)
         except Exception as exc:
             err = self._failed(exc)
             drop_idle(self.redis)  # a lost connection: the others likely are too
             hints[:0] = sent  # perhaps not sent: again with the next call (ZADD LT: idempotent)
             raise err from exc
+        lowered, reply = replies[:len(sent)], replies[-1]
         for (hinted, _), ch in zip(sent, lowered, strict=True):
             if isinstance(ch, Exception):
                 self._hint_failed(hinted, translate(ch, index))
@@ -172,7 +199,11 @@ class DaemonCalls:
                     self.redis.publish(due.channel(self.prefix), hinted)
                 except REDIS_ERRORS as exc:
                     self._hint_failed(hinted, translate(exc, index))
-        ready = translate(moved, key) if isinstance(moved, Exception) else moved is not None
+        ready: bool | HomingError = False
+        if wait is not None:
+            moved = replies[len(sent)]
+            ready = translate(moved, wait[0]) if isinstance(moved, Exception) \
+                else moved is not None
         if isinstance(reply, Exception):  # NOSCRIPT, or a refusal: run() says which
             return ready, self._run(call, hints)
         at = due.due_of(call.script, reply)

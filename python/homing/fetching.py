@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 # How long the fetcher waits for a slot to take the events it just leased before
 # its next call, when that call is the lease's wait (the queue was emptied).
 HANDOFF_S = 0.002
+# How long a batch's due-time hint (its lease deadline) may wait for the next
+# dequeue to carry it while the window is full, before it is sent on its own
+# (never longer than a tenth of the lease).
+HINT_HOLD_S = 0.05
 
 
 def fetch_loop(w: Worker) -> None:
@@ -61,9 +65,11 @@ def _fetch(w: Worker) -> None:
     # the same round trip (ReadyWait.lease). A dequeue that filled its room did not.
     drained = False
     # The due-time index's hints of the batches leased (their lease deadlines), kept
-    # back until the handlers have the events: then sent, or sent with the next
-    # lease's wait, in its round trip (Client.dequeue_when_ready).
+    # back until the handlers have the events, then sent with the next dequeue, in
+    # its round trip (Client.run_hinted, Client.dequeue_when_ready): on their own
+    # only before a sleep, or once they waited HINT_HOLD_S for a full window.
     hints: list[tuple[str, int]] = []
+    hinted_at = 0.0  # when the oldest of them was kept back
     while not w._stop.is_set():
         kick_acker(w)
         window = w.concurrency + w.prefetch
@@ -73,7 +79,8 @@ def _fetch(w: Worker) -> None:
         # hold more than two windows of leases at once.
         room = min(window - (held - w._acking), 2 * window - held)
         if room <= 0:
-            send_hints(w.client, hints)
+            if hints and time.monotonic() - hinted_at > min(HINT_HOLD_S, w._lease_s / 10):
+                send_hints(w.client, hints)
             # Woken as soon as a slot hands its handled events to the acker or
             # the acker is done with a batch; 1 ms at most for any other way.
             w._parked = True
@@ -90,7 +97,7 @@ def _fetch(w: Worker) -> None:
         batch = w._retrying(
             "dequeue",
             (lambda c=call: w._ready.lease(c, hints)) if block
-            else (lambda c=call: w.client._run(c, hints)),
+            else (lambda c=call: w.client.run_hinted(c, hints)),
             pause)
         if batch is None:
             drained = False
@@ -103,12 +110,13 @@ def _fetch(w: Worker) -> None:
             w._held.add(events, sent + w._lease_s)
             w.stats.add("received", len(events))
             w._todo.put_many(events)
+            if len(hints) == 1:
+                hinted_at = sent
+            if drained and w._ready.can_lease():
+                w._todo.wait_taken(HANDOFF_S)  # the queue is empty: let a handler start first
+            continue  # the next dequeue carries the hint
         if not (drained and w._ready.can_lease()):
-            send_hints(w.client, hints)  # no lease's wait comes next to carry them
-        elif events:
-            w._todo.wait_taken(HANDOFF_S)  # the queue is empty: let a handler start first
-        if events:
-            continue
+            send_hints(w.client, hints)  # a sleep comes next, no dequeue to carry them
         if batch.wait_ms > 0:
             w.stats.add("limited")
             w._stop.wait(batch.wait_ms / 1000)

@@ -83,3 +83,32 @@ def test_an_empty_script_cache_is_answered_as_run_answers_it(client: homing.Clie
     client.redis.script_flush()
     ready, batch, _ = lease(client, service)
     assert ready is True and [e.id for e in batch.events] == ids
+
+
+def test_kept_hints_ride_the_next_dequeue(client: homing.Client, service: str) -> None:
+    """``run_hinted``: the kept-back hints go out with the call, in its pipeline; then
+    ``hints`` holds the call's own (the new batch's lease deadline)."""
+    ids = client.enqueue_many(service, ["a", "b"])
+    index = f"{client.prefix}:due"
+    hints = [(service, 12345)]
+    batch = client.run_hinted(client.op("dequeue_batch", service, count=10, reserve=True), hints)
+    assert [e.id for e in batch.events] == ids
+    assert client.redis.zscore(index, service) == 12345
+    deadline = client.redis.zscore(key(client, service, "leases"), ids[0])
+    assert hints == [(service, deadline)]
+    # No hints kept: the call alone (its own hint still left to the caller).
+    more = client.enqueue_many(service, ["c"])
+    hints = []
+    batch = client.run_hinted(client.op("dequeue_batch", service, count=10, reserve=True), hints)
+    assert [e.id for e in batch.events] == more and len(hints) == 1
+    assert client.redis.zscore(index, service) == 12345, "LT: never raised"
+
+
+def test_an_empty_script_cache_is_answered_with_hints_too(client: homing.Client,
+                                                          service: str) -> None:
+    ids = client.enqueue_many(service, ["a"])
+    client.redis.script_flush()
+    hints = [(service, 12345)]
+    batch = client.run_hinted(client.op("dequeue_batch", service, count=10, reserve=True), hints)
+    assert [e.id for e in batch.events] == ids and len(hints) == 1
+    assert client.redis.zscore(f"{client.prefix}:due", service) == 12345

@@ -84,3 +84,30 @@ def test_a_handler_raising_system_exit_fails_the_event_not_the_slot(
         wait_for(lambda: worker.stats.failed == 1)
         client.enqueue(service, "fine")
         wait_for(lambda: worker.stats.completed == 1)  # the one slot is still alive
+
+
+def test_a_full_window_still_hints_its_lease_deadlines(client: homing.Client,
+                                                       service: str) -> None:
+    """The lease deadline's due-time hint waits for the next dequeue to carry it, but
+    not for ever: with the window full (a handler that does not return), it goes
+    out on its own (fetching.HINT_HOLD_S), so a worker that dies holding the
+    leases still has them reclaimed on time."""
+    client.enqueue_many(service, list(range(5)))
+    release = threading.Event()
+
+    class Holds(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            release.wait(10)
+            return state
+
+    index = f"{client.prefix}:due"
+    worker = homing.Worker(client, service, Holds, concurrency=1, prefetch=2)
+    try:
+        with running(worker):
+            wait_for(lambda: client.redis.zscore(index, service) is not None, timeout=2)
+            leases = client.redis.zrange(f"{client.prefix}:{{{service}}}:leases", 0, 0,
+                                         withscores=True)
+            assert client.redis.zscore(index, service) <= leases[0][1]
+            release.set()
+    finally:
+        release.set()
