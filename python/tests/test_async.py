@@ -21,7 +21,7 @@ import homing
 # due-time index, the worker's idle wait; and `homing stats` and the dashboard, which
 # read the beats) are thread loops and commands, not coroutines.
 SYNC_ONLY = {"hint_expired", "take_hints", "beat", "daemons", "worker_beat", "due_take",
-             "due_settle", "wait_ready", "dequeue_when_ready"}
+             "due_settle", "wait_ready", "dequeue_when_ready", "run_hinted"}
 
 
 def run(redis_url: str, prefix: str, body: Callable[[homing.AsyncClient], Awaitable[Any]]) -> Any:
