@@ -162,52 +162,85 @@ class Held:
 
 
 class Inbox:
-    """Leased events waiting for a free slot: handed over a batch at a time.
+    """Leased events waiting for a free slot, taken one at a time without a lock.
 
-    A batch costs one lock round and one wake-up per waiting slot, not one
-    per event as ``queue.Queue.put`` would (measured: the per-event hand-off
-    was a visible share of the worker's time at high throughput).
+    Slots take events with ``items.popleft()`` (atomic under the GIL): a slot
+    that is free takes the next event, so none waits behind a slow handler in
+    another slot's share, and a slot that finds events waiting takes them with
+    no lock round at all. The condition is used only to sleep on an empty
+    inbox and to wake a sleeping slot, at most one at a time: ``put_many``
+    wakes one, and a slot that takes an event while more wait wakes the next
+    (``spread``), so slow handlers fill every slot within a wake-up each, while
+    quick ones are all run by the first slot awake (measured: shares of
+    1/concurrency made one slot take 30 ever smaller shares per batch of 110,
+    a lock round and an acknowledgement hand-over each, while its peers waited
+    for the GIL).
     """
 
     def __init__(self) -> None:
-        self._items: collections.deque[Event] = collections.deque()
+        self.items: collections.deque[Event] = collections.deque()
         self._cv = threading.Condition()
-        self._taken = threading.Event()  # a slot took a share since the last put_many
+        self.idle = 0  # slots sleeping in wait() (changed under _cv; read without it)
+        self.waking = False  # a slot was woken and has not come back from its wait yet
+        self.fresh = False  # events were put that no slot has taken from yet
+        self._taken = threading.Event()  # a slot took from the last put_many
 
     def put_many(self, events: list[Event]) -> None:
         with self._cv:
             self._taken.clear()
-            self._items.extend(events)
-            self._cv.notify(len(events))
+            self.fresh = True
+            self.items.extend(events)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake one sleeping slot, unless one is on its way already (under _cv)."""
+        if self.idle and not self.waking:
+            self.waking = True
+            self._cv.notify()
+
+    def took(self) -> None:
+        """The first event of a put was taken (for ``wait_taken``)."""
+        self.fresh = False
+        self._taken.set()
+
+    def spread(self) -> None:
+        """A slot took an event and more wait: wake one more slot to take them."""
+        with self._cv:
+            if self.items:
+                self._wake()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until events are put (or a peer spreads them), at most timeout s."""
+        with self._cv:
+            if self.items:
+                return
+            self.idle += 1
+            try:
+                self._cv.wait(timeout)
+            finally:
+                # Woken or timed out, this slot is back: the next put or spread may
+                # wake another (at worst one wake-up too many, never one too few).
+                self.idle -= 1
+                self.waking = False
 
     def wait_taken(self, timeout: float) -> None:
-        """Wait (at most timeout s) until a slot has taken a share of the last put.
+        """Wait (at most timeout s) until a slot has taken from the last put.
 
         For the fetcher, before its next call: a woken slot thread needs the GIL,
         and the fetcher building that call holds it (measured: the hand-off took
         twice as long with the pipelined lease built meanwhile)."""
         self._taken.wait(timeout)
 
-    def get(self, timeout: float) -> Event | None:
-        with self._cv:
-            if not self._items:
-                self._cv.wait(timeout)
-            return self._items.popleft() if self._items else None
-
-    def get_share(self, slots: int, timeout: float) -> list[Event]:
-        """A slot's share of what waits: a 1/slots part (at least one event), so
-        that one lock round and one wake-up serve several events while every
-        slot still gets work. Empty after ``timeout`` s with nothing waiting."""
-        with self._cv:
-            if not self._items:
-                self._cv.wait(timeout)
-            n = min(len(self._items), max(1, -(-len(self._items) // slots)))
-            if n:
-                self._taken.set()
-            return [self._items.popleft() for _ in range(n)]
+    def __len__(self) -> int:
+        return len(self.items)
 
     def drain(self) -> list[Event]:
-        with self._cv:
-            items = list(self._items)
-            self._items.clear()
-            return items
+        """Take every waiting event (popped one at a time: each is either taken by a
+        slot or drained here, never both)."""
+        out = []
+        pop = self.items.popleft
+        while True:
+            try:
+                out.append(pop())
+            except IndexError:
+                return out

@@ -73,7 +73,6 @@ class Outcomes:
     _held: Held
     _todo: Inbox
     _acks: collections.deque[tuple[str, int, Any]]
-    _shares: list[collections.deque[Event]]
     _ack_cv: threading.Condition
     _room: threading.Event
     _stop: threading.Event
@@ -300,16 +299,7 @@ class Outcomes:
                 pause[0] = min(pause[0] * 2, 2.0)
 
     def _release_unstarted(self) -> None:
-        # What each slot took from the inbox and has not started comes first: it
-        # was ahead of what still waits there (release keeps the order given).
-        events: list[Event] = []
-        for share in self._shares:
-            while share:
-                try:
-                    events.append(share.popleft())
-                except IndexError:
-                    break
-        events += self._todo.drain()
+        events = self._todo.drain()
         self._release([(ev.id, ev.token) for ev in events])
 
     def _release(self, items: list[Lease]) -> None:

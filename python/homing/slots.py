@@ -1,22 +1,24 @@
-"""A worker's handler slots: run a share of the inbox at a time, ack it together.
+"""A worker's handler slots: take the inbox's events one by one, ack them together.
 
 Split from ``worker`` (over its size budget) because this is the per-event
 hot path: with a no-op handler the slot thread cost 15-19 us of CPU per event
 (measured on a loaded VM where the whole bare dequeue + complete_many loop
-costs ~25), so everything here that can be done per share is, and what must
-be done per event takes no lock:
+costs ~25), so everything here that can be done per run of events is, and
+what must be done per event takes no lock:
 
-- the hand-off: a slot takes a 1/``concurrency`` share of the inbox in one
-  lock round (``Inbox.get_share``);
+- the hand-off: a free slot takes the next waiting event with one atomic
+  ``popleft`` (``Inbox``), and wakes one sleeping peer if more wait; quick
+  handlers are all run by the first slot awake, slow ones spread over every
+  slot, and no event waits behind a slow handler while another slot is free;
 - the start check is one lock-free read of the lease's local deadline
   (``Held.open``) against one clock reading per event, which also stamps the
   watchdog's entry and times the ack flush;
-- the instruments (``observe.prepare``) are prepared per share: with tracing
-  idle (no SDK, no trace in progress) an event that carries no trace context
-  costs one byte test instead of a span's machinery;
+- the instruments (``observe.prepare``) are prepared per run of events: with
+  tracing idle (no SDK, no trace in progress) an event that carries no trace
+  context costs one byte test instead of a span's machinery;
 - settling and queueing the acks of handled events is one lock round each
-  per share, flushed also once ``FLUSH_S`` has passed, so that slow handlers
-  still acknowledge each event as it ends;
+  when the inbox is found empty, and also once ``FLUSH_S`` has passed, so that
+  slow handlers still acknowledge each event as it ends;
 - the fetcher is woken when that opens room in its window, instead of
   finding out on its next 1 ms look.
 """
@@ -59,44 +61,51 @@ def slot_loop(w: Worker, slot: int, consumer: Consumer, state: Any,
     running = w._watch.running
     stopped = w._stop.is_set
     clock = time.monotonic
+    inbox = w._todo
+    items = inbox.items
+    # Atomic: each event is either started here or released by a shutdown's
+    # drain, never both.
+    take = items.popleft
+    handled = w._pending[slot]  # release_held() flushes it too
+    wrap = observe.prepare(w.instruments)
+    margin = START_MARGIN * w._lease_s
+    flushed = clock()
     try:
-        while not w._stop.is_set():
-            # The share waits in a deque of this slot's own, which shutdown
-            # drains as it drains the inbox (popleft is atomic: each event is
-            # either started here or released there, never both).
-            share = w._shares[slot]
-            share.extend(w._todo.get_share(w.concurrency, timeout=0.05))
-            if not share:
+        while not stopped():
+            try:
+                ev = take()
+            except IndexError:
+                if handled:
+                    ack_handled(w, handled)
+                inbox.wait(0.05)
+                wrap = observe.prepare(w.instruments)
+                margin = START_MARGIN * w._lease_s
+                flushed = clock()
                 continue
-            handled = w._pending[slot]  # release_held() flushes it too
-            wrap = observe.prepare(w.instruments)
-            margin = START_MARGIN * w._lease_s
-            flushed = clock()
-            while share and not stopped():
-                try:
-                    ev = share.popleft()
-                except IndexError:  # drained by a shutdown meanwhile
-                    break
-                now = clock()
-                if now - flushed > FLUSH_S:
-                    # Slow handlers: ack what is done, look at the instruments again.
-                    if handled:
-                        ack_handled(w, handled)
-                    wrap = observe.prepare(w.instruments)
-                    margin = START_MARGIN * w._lease_s
-                    flushed = now
-                lease = (ev.id, ev.token)
-                ends = opened(lease)
-                if (ends is None or now > ends - margin or ev.must_start) \
-                        and not may_start(w, ev, lease, ends, now, margin):
-                    continue
-                running[slot] = (ev, now)  # Watchdog.begin
-                try:
-                    state = handle(w, consumer, ev, lease, state, loop, handled, wrap)
-                finally:
-                    running[slot] = None  # Watchdog.end
-            if handled:
-                ack_handled(w, handled)
+            if inbox.fresh:
+                inbox.took()
+            if items and inbox.idle and not inbox.waking:
+                inbox.spread()  # more wait: a sleeping peer takes the next while this runs
+            now = clock()
+            if now - flushed > FLUSH_S:
+                # Slow handlers: ack what is done, look at the instruments again.
+                if handled:
+                    ack_handled(w, handled)
+                wrap = observe.prepare(w.instruments)
+                margin = START_MARGIN * w._lease_s
+                flushed = now
+            lease = (ev.id, ev.token)
+            ends = opened(lease)
+            if (ends is None or now > ends - margin or ev.must_start) \
+                    and not may_start(w, ev, lease, ends, now, margin):
+                continue
+            running[slot] = (ev, now)  # Watchdog.begin
+            try:
+                state = handle(w, consumer, ev, lease, state, loop, handled, wrap)
+            finally:
+                running[slot] = None  # Watchdog.end
+        if handled:
+            ack_handled(w, handled)
     finally:
         if loop is not None:
             loop.close()

@@ -62,7 +62,6 @@ from .outcomes import HandlerTimeoutError, Outcomes
 from .presence import Presence
 from .readywait import ReadyWait
 from .slots import ack_handled, slot_loop
-from .types import Event
 from .watchdog import Watchdog
 
 log = logging.getLogger("homing.worker")
@@ -137,10 +136,8 @@ class Worker(Outcomes):
         self._acking = 0
         # An idle fetcher blocks until the ready queue has something (readywait).
         self._ready = ReadyWait(client, self.service, self._stop)
-        # Per slot: handled events whose acks are not queued yet, and the events
-        # of its share not started yet (see slots.slot_loop).
+        # Per slot: handled events whose acks are not queued yet (see slots.slot_loop).
         self._pending: list[list[tuple[str, int]]] = []
-        self._shares: list[collections.deque[Event]] = []
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -188,7 +185,6 @@ class Worker(Outcomes):
             t.start()
             self._threads.append(t)
         self._pending = [[] for _ in slots]
-        self._shares = [collections.deque() for _ in slots]
         for i, args in enumerate(slots):
             t = threading.Thread(target=self._slot_loop, args=(i, *args),
                                  name=f"homing-{self.service}-slot-{i}", daemon=True)

@@ -111,3 +111,52 @@ def test_a_full_window_still_hints_its_lease_deadlines(client: homing.Client,
             release.set()
     finally:
         release.set()
+
+
+def test_slow_handlers_spread_over_every_slot(client: homing.Client, service: str) -> None:
+    """One batch of slow events: each free slot takes the next one and wakes a peer
+    while more wait, so all four run at once (not one slot running them in turn)."""
+    running_now: set[int] = set()
+    most = [0]
+    lock = threading.Lock()
+
+    class Slow(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            with lock:
+                running_now.add(threading.get_ident())
+                most[0] = max(most[0], len(running_now))
+            time.sleep(0.3)
+            with lock:
+                running_now.discard(threading.get_ident())
+            return state
+
+    client.enqueue_many(service, list(range(8)))
+    worker = homing.Worker(client, service, Slow, concurrency=4)
+    with running(worker):
+        wait_for(lambda: worker.stats.completed == 8, timeout=10)
+    assert most[0] == 4
+
+
+def test_an_event_does_not_wait_behind_a_slow_handler_while_a_slot_is_free(
+        client: homing.Client, service: str) -> None:
+    """The first event's handler blocks; the rest, leased in the same batch, are run
+    by the other slot meanwhile."""
+    release = threading.Event()
+    done: list[object] = []
+
+    class FirstBlocks(homing.Consumer):
+        def handle_event(self, event: homing.Event, state: object) -> object:
+            if event.payload == 0:
+                release.wait(10)
+            done.append(event.payload)
+            return state
+
+    client.enqueue_many(service, list(range(6)))
+    worker = homing.Worker(client, service, FirstBlocks, concurrency=2)
+    try:
+        with running(worker):
+            wait_for(lambda: sorted(done) == [1, 2, 3, 4, 5], timeout=5)
+            release.set()
+            wait_for(lambda: worker.stats.completed == 6, timeout=5)
+    finally:
+        release.set()
