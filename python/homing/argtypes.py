@@ -80,15 +80,54 @@ def _sized(s: dict[str, Any], v: Any) -> bool:
 
 def _items(s: dict[str, Any], rows: Sequence[Any], what: str, mp: int) -> list[list[Any]]:
     """Each item encoded, in field order; a field left out or None takes its default."""
-    fields = s["fields"]
+    encs = _encoders(s)
+    n, need = len(encs), s["need"]
     out = []
     for item in rows:
-        refuse(isinstance(item, (tuple, list)) and s["need"] <= len(item) <= len(fields), "item",
-               what, item, names=", ".join(f["name"] for f in fields), need=s["need"])
-        given = [*item, *[None] * (len(fields) - len(item))]
-        out.append([encode_arg(f, f.get("default") if v is None else v, f["name"], mp)
-                    for f, v in zip(fields, given, strict=True)])
+        if not (isinstance(item, (tuple, list)) and need <= len(item) <= n):
+            fields = s["fields"]
+            refuse(False, "item", what, item, names=", ".join(f["name"] for f in fields),
+                   need=need)
+        if len(item) < n:
+            item = [*item, *[None] * (n - len(item))]
+        out.append([enc(v, mp) for enc, v in zip(encs, item, strict=True)])
     return out
+
+
+# id(list spec) -> (the spec, its fields' encoders): made once per spec of the table.
+_ENCODERS: dict[int, tuple[dict[str, Any], list[Callable[[Any, int], Any]]]] = {}
+
+
+def _encoders(s: dict[str, Any]) -> list[Callable[[Any, int], Any]]:
+    got = _ENCODERS.get(id(s))
+    if got is None or got[0] is not s:
+        got = _ENCODERS[id(s)] = (s, [_field(f) for f in s["fields"]])
+    return got[1]
+
+
+def _field(f: dict[str, Any]) -> Callable[[Any, int], Any]:
+    """``encode_arg`` of one field of a list's items (its default for None), made once.
+
+    Why: a batch of 100 (complete_many, enqueue_many) cost ~12 us of CPU per item
+    through ``encode_arg``'s lookups, the keyword arguments it builds per check and
+    the nested calls, in every client's and worker's hot loop. The values a hot
+    type takes as they are (an exact int in range, an id's text, no result) are
+    taken here at once; any other value goes through ``encode_arg`` itself, so
+    what is accepted, converted and refused stays exactly the table's.
+    """
+    t, name, default = f["type"], f["name"], f.get("default")
+
+    def table(v: Any, mp: int) -> Any:
+        return encode_arg(f, default if v is None else v, name, mp)
+
+    if t in ("token", "whole", "ms"):  # int(v) of an int in range is v itself
+        lo, hi = f["min"], f["max"]
+        return lambda v, mp: v if type(v) is int and lo <= v <= hi else table(v, mp)
+    if t == "id":
+        return lambda v, mp: check_id(v) if type(v) is str and v != "$new_id" else table(v, mp)
+    if t == "result" and default is None and not f.get("optional"):
+        return lambda v, mp: b"" if v is None else table(v, mp)
+    return table
 
 
 def _policy(value: dict[str, Any]) -> list[Any]:
