@@ -1,8 +1,10 @@
-"""The list items' encoders (argtypes._field) against encode_arg, value by value.
+"""The call layer's fast paths against the general ones they stand in for.
 
-The encoders take the common values of the hot types at once and hand every
-other value to ``encode_arg``: what they accept, convert and refuse must stay
-exactly the table's, for every list of the call table.
+The list items' encoders (``argtypes._field``) take the common values of the hot
+types at once and hand every other value to ``encode_arg``: what they accept,
+convert and refuse must stay exactly the table's, for every list of the call
+table. The direct records parse (``ops._record_rows``) must give what
+``parse_reply`` and ``_shape`` give, for every call that has one.
 """
 
 from __future__ import annotations
@@ -52,3 +54,34 @@ def test_items_shorter_than_their_fields_take_the_defaults() -> None:
         argtypes._items(spec, [("a1",)], "items", 1000)
     with pytest.raises(HomingError):
         argtypes._items(spec, ["a1"], "items", 1000)
+
+
+SAMPLE = {"int": [0, 7, 1700000000000], "str": [b"a1", b"b2", b"c3"], "bool": [0, 1, 0],
+          "bytes": [b"\x81\xa1n\x01", b"", b"raw"], "num": [b"1.5", 3, b"x"],
+          "status": [b"q", b"d", b"x"]}
+
+
+def reply_of(spec: dict[str, Any], rows: int) -> list[Any]:
+    out = [SAMPLE[f["type"]][0] for f in spec["head"]]
+    for i in range(rows):
+        out += [SAMPLE[f["type"]][i % 3] for f in spec["each"]]
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ops._RECORD_ROWS))
+def test_the_direct_records_parse_gives_what_the_general_one_gives(name: str) -> None:
+    entry = ops.CALLS[name]
+    fast = ops._RECORD_ROWS[name]
+    for rows in (0, 1, 3):
+        r = reply_of(entry["reply"], rows)
+        want = ops._shape(entry, "svc", ops.parse_reply(entry["reply"], r, []))
+        assert fast("svc", r) == want, (name, rows)
+    short = reply_of(entry["reply"], 2)[:-1]  # a reply of the wrong length fails as before
+    with pytest.raises(ValueError):
+        ops._shape(entry, "svc", ops.parse_reply(entry["reply"], short, []))
+    with pytest.raises(ValueError):
+        fast("svc", short)
+
+
+def test_the_hot_calls_have_a_direct_parse() -> None:
+    assert {"dequeue", "dequeue_batch"} <= set(ops._RECORD_ROWS)
