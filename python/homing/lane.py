@@ -76,7 +76,7 @@ class Lane:
                     stale = True
                 if stale:
                     conn.disconnect()
-                conn.send_packed_command(conn.pack_command(*args))
+                conn.send_packed_command(_pack(conn, args))
                 return conn.read_response()
             except ResponseError:
                 raise  # a reply: the connection is in step
@@ -94,6 +94,31 @@ class Lane:
 
 
 BUSY = object()
+
+
+def _pack(conn: Any, args: tuple[Any, ...]) -> Any:
+    """The command's bytes: hiredis's packer itself when the connection packs with it.
+
+    Why: redis-py's hiredis serializer first copies the arguments through a
+    generator that turns each bytearray or memoryview into bytes (~0.3 us per
+    argument here: ~90 us of the ~180 a complete_many of 100 items, 300
+    arguments, cost to pack). A script call's arguments are str, bytes and
+    numbers only; anything hiredis refuses goes through redis-py's own packer,
+    which converts or raises as it always did.
+    """
+    if hiredis is not None and type(getattr(conn, "_command_packer", None)) is \
+            redis.connection.HiredisRespSerializer:
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass
+    return conn.pack_command(*args)
+
+
+try:
+    import hiredis
+except ImportError:  # no hiredis: redis-py packs in Python
+    hiredis = None
 
 
 def lane_for(r: Any) -> Lane | None:

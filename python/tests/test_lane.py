@@ -99,3 +99,19 @@ def test_a_refused_call_keeps_the_lane_in_step(plain: homing.Client, service: st
     lane = lane_for(plain.redis)
     assert lane is not None and lane.conn is not None and lane.conn._sock is not None
     assert plain.enqueue(service, 3, id="e2") == "e2"
+
+
+def test_the_lane_packs_as_redis_py_does(plain: homing.Client) -> None:
+    """hiredis's packer called directly (lane._pack): the same bytes as redis-py's,
+    and what hiredis refuses is packed (or refused) by redis-py as before."""
+    from homing.lane import _pack
+
+    conn = plain.redis.connection_pool.get_connection()
+    try:
+        for args in [("EVALSHA", "a" * 40, 2, "k1", "k2", 7, b"\x81\xa1n\x01", "", 1.5, 2**53),
+                     ("SET", "k", memoryview(b"ab")), ("SET", "k", bytearray(b"ab"))]:
+            assert b"".join(_pack(conn, args)) == b"".join(conn.pack_command(*args)), args
+        with pytest.raises(redis.DataError):
+            _pack(conn, ("SET", "k", {"a": 1}))
+    finally:
+        plain.redis.connection_pool.release(conn)
