@@ -231,9 +231,6 @@ class Inbox:
         twice as long with the pipelined lease built meanwhile)."""
         self._taken.wait(timeout)
 
-    def __len__(self) -> int:
-        return len(self.items)
-
     def drain(self) -> list[Event]:
         """Take every waiting event (popped one at a time: each is either taken by a
         slot or drained here, never both)."""
