@@ -15,6 +15,7 @@ from typing import Any
 
 from homing import Client, Consumer, Event, Worker
 from homing.envelope import encode
+
 from measure import Sample, measured
 
 BATCH = 100

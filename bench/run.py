@@ -36,14 +36,15 @@ except ImportError:  # not installed in this interpreter: use the checkout
     sys.path.insert(1, str(ROOT / "python"))
     import homing
 
+import redis  # noqa: E402
+from homing.connection import is_cluster_url  # noqa: E402
+
 import cases  # noqa: E402
 import external  # noqa: E402
 import extras  # noqa: E402
 import floors  # noqa: E402
-import redis  # noqa: E402
 import report  # noqa: E402
 import timers  # noqa: E402
-from homing.connection import is_cluster_url  # noqa: E402
 from measure import Sample  # noqa: E402
 
 # Sized so that the whole default run takes well under a minute on 2 shared cores.
@@ -90,7 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where to write the JSON results")
     p.add_argument("--no-js", action="store_true", help="skip the bench/js/run.mjs hook")
     p.add_argument("--flat-backlog", type=int, default=None,
-                   help="the large backlog of the flatness figure (default 1,000,000; quick 10,000)")
+                   help="the large backlog of the flatness figure "
+                   "(default 1,000,000; quick 10,000)")
     p.add_argument("--no-extras", action="store_true",
                    help="skip the memory and flatness figures (they take ~1 min at 10^6)")
     p.add_argument("--no-timers", action="store_true",

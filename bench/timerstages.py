@@ -43,8 +43,9 @@ from typing import Any
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import timers  # noqa: E402 - the bench's own helpers, beside this file
 from homing import Worker  # noqa: E402
+
+import timers  # noqa: E402 - the bench's own helpers, beside this file
 
 # Run as the daemon process: notes each promote and each sleep, written out at exit.
 DAEMON = """
