@@ -47,20 +47,25 @@ local function meta_ext(m, f)
   return ext_field(m.ext, f)
 end
 
+-- What meta_lease_of matches: RECORD_PATTERN with only the lease fields
+-- captured (the same records match: its '(.*)$' matches any rest).
+local LEASE_PATTERN = '^([' .. STATUS_LETTERS .. '])|%d+|(%d+)|%d+|%d+([%l%d]*)|'
+
 -- The lease fields of a stored record without building the record: status
--- letter, token (a number) and ext text; nil when absent, false when
--- unreadable, as meta_parse. Why: complete reads nothing else, once per
--- event, and the record's table and its three other numbers were ~8,000 of
--- its ~37,000 instructions per event (bench/luacost.py --instructions).
+-- letter, token (its text, for leased_text) and ext text; nil when absent,
+-- false when unreadable, as meta_parse. Why: complete reads nothing else,
+-- once per event, and the record's table, its three other numbers and the
+-- token's tonumber were a third of its instructions per event
+-- (bench/luacost.py --instructions).
 local function meta_lease_of(raw)
   if not raw then
     return nil
   end
-  local s, _, tok, _, _, ext = string.match(raw, RECORD_PATTERN)
+  local s, tok, ext = string.match(raw, LEASE_PATTERN)
   if not s then
     return false
   end
-  return s, tonumber(tok), ext
+  return s, tok, ext
 end
 
 -- Set field f of record m to whole number v (0 removes it). The fields are
@@ -119,11 +124,50 @@ local function meta_exists(id)
   return redis.call('HEXISTS', K.meta, id) == 1
 end
 
--- One string.format instead of five fmt calls and nine concatenations: it
--- runs once per event leased (whole numbers as digits, as fmt writes them).
+-- A whole number's digits as fmt writes them; 0, the common value of
+-- attempt, token and returns in a fresh record, without a call.
+local function digits(x)
+  if x == 0 then
+    return '0'
+  end
+  return fmt(x)
+end
+
+-- The stored text of record m. Concatenation and one fmt per non-zero
+-- number: a string.format of the five numbers cost ~8,000 instructions
+-- (each %d is an sprintf), a fresh record's text ~3,500 this way
+-- (bench/luacost.py --instructions).
 local function meta_str(m)
-  return string.format('%s|%d|%d|%d|%d%s|%s', m.s, m.attempt, m.token, m.created,
-    m.returns or 0, m.ext or '', m.reason or '')
+  return m.s .. '|' .. digits(m.attempt) .. '|' .. digits(m.token) .. '|' .. fmt(m.created) ..
+    '|' .. digits(m.returns or 0) .. (m.ext or '') .. '|' .. (m.reason or '')
+end
+
+-- The fields of a stored record as the texts it holds, for a script that
+-- rewrites a record without reading it as numbers (dequeue, per event
+-- leased): status, attempt, token, created_ms, returns, ext, reason; nil
+-- when absent, false when unreadable, as meta_parse. canon is true when
+-- attempt, created_ms and returns are as meta_str writes them (no leading
+-- zero, at most 15 digits, so exact as Lua numbers): only then may
+-- meta_join copy their texts in place of meta_str's digits and still write
+-- the one stored form (the token, which a lease replaces, is not copied).
+-- Why: the record's table, four tonumber and the numbers' formatting were
+-- about half of dequeue's Lua time per event.
+local function meta_texts(raw)
+  if not raw then
+    return nil
+  end
+  local s, a, tok, c, ret, ext, reason = string.match(raw, RECORD_PATTERN)
+  if not s then
+    return false
+  end
+  local canon = #a < 16 and #c < 16 and #ret < 16 and not string.find(raw, '|0%d')
+  return s, a, tok, c, ret, ext, reason, canon
+end
+
+-- The stored text of a record from field texts (as meta_texts gives them,
+-- or digits), in meta_str's layout.
+local function meta_join(s, a, tok, c, ret, ext, reason)
+  return s .. '|' .. a .. '|' .. tok .. '|' .. c .. '|' .. ret .. ext .. '|' .. reason
 end
 
 -- A fresh record: status s, created now, nothing charged.
@@ -133,6 +177,12 @@ end
 
 local function meta_put(id, m)
   redis.call('HSET', K.meta, id, meta_str(m))
+end
+
+-- Write many stored texts in one HSET: pairs is id1, text1, id2, text2, ...
+-- (texts of meta_str or meta_join).
+local function meta_put_texts(pairs)
+  redis.call('HSET', K.meta, unpack(pairs))
 end
 
 -- Write many records in one HSET: pairs is id1, record1, id2, record2, ...
@@ -169,6 +219,14 @@ end
 -- reserved or started.
 local function leased_to(s, tok, token)
   return (s == 'l' or s == 'v') and tok == token
+end
+
+-- As leased_to, with the record's token text tok (meta_lease_of) and the
+-- token as the caller sent it: the texts are compared first (a token sent
+-- back as it was handed out), then, if they differ, their numbers, as
+-- leased_to compares them.
+local function leased_text(s, tok, token)
+  return (s == 'l' or s == 'v') and (tok == token or tonumber(tok) == tonumber(token))
 end
 
 -- Whether m is the live lease of token.

@@ -65,7 +65,7 @@ local rargs, kept = {}, {}
 local groups = {}
 for i = 1, n do
   local b = 3 * i
-  local id, token, res = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
+  local id, token, res = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   -- Only the lease fields of the record: no table per event.
   local s, mtok, ext = meta_lease_of(raws[i])
   -- The records are deleted after the loop, so a repeat must be caught here.
@@ -73,7 +73,7 @@ for i = 1, n do
     out[i] = E.UNKNOWN_EVENT
   elseif s == false then
     out[i] = E.CORRUPT_STATE
-  elseif not leased_to(s, mtok, token) then
+  elseif not leased_text(s, mtok, token) then
     out[i] = E.STALE_LEASE
     stale = stale + 1
   elseif #res > max_payload then

@@ -184,53 +184,62 @@ if got == 0 then
 end
 local zargs, margs, leased, sargs = {}, {}, {}, {}
 -- One HMGET per hash and one seq write for the batch instead of three calls
--- per event. Pass 1 decides who is leased, so that seq moves by exactly the
--- tokens handed out (and is untouched if none is).
-local metas = meta_get_many(ids)
+-- per event. The records are read as texts (meta_texts) and rewritten by
+-- joining them (meta_join): no record table and no number formatted but the
+-- token (and a charged attempt above 1), per event. The first token is known
+-- before the loop (the larger of seq and the clock floor); seq is written
+-- after it, moved by exactly the tokens handed out (untouched if none is).
+local raws = meta_raw_many(ids)
 local envs = redis.call('HMGET', K.data, unpack(ids))
+local last = tonumber(seq or '0')
+local token = last < floor and floor or last
 local k = 0
-for i, id in ipairs(ids) do
-  local m = metas[i]
-  if m and m.s == 'r' and envs[i] and not leased[id] then
-    leased[id] = i
-    k = k + 1
-  end
-end
-local token = 0
-if k > 0 then
-  local last = tonumber(seq or '0')
-  if last < floor then
-    redis.call('SET', K.seq, fmt(floor + k))
-    token = floor
-  else
-    token = redis.call('INCRBY', K.seq, k) - k
-  end
-end
--- Per event: plain index writes into the three arrays (push's varargs cost
--- more than the rest of the loop).
+-- Per event: plain index writes into the arrays (push's varargs cost more
+-- than the rest of the loop).
 local no, nz = #out, 0
 for i, id in ipairs(ids) do
-  local m = metas[i]
-  if leased[id] == i then
+  local s, a, _, c, ret, ext, reason, canon = meta_texts(raws[i])
+  if s == 'r' and envs[i] and not leased[id] then
+    leased[id] = true
+    k = k + 1
     token = token + 1
-    local attempt, start = m.attempt + 1, 0
-    if not reserve or m.returns >= p.max_attempts then
-      m.attempt, m.s = attempt, 'l'
+    local tok = fmt(token)
+    local rec
+    if canon then
+      local returns = ret == '0' and 0 or tonumber(ret)
+      local attempt, start = a == '0' and 1 or tonumber(a) + 1, 0
+      if not reserve or returns >= p.max_attempts then
+        rec = meta_join('l', a == '0' and '1' or fmt(attempt), tok, c, ret, ext, reason)
+      else
+        -- Reserved: the reply names the attempt this delivery becomes if run.
+        rec = meta_join('v', a, tok, c, ret, ext, reason)
+        start = returns > 0 and 1 or 0
+      end
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
+        id, token, attempt, envs[i], start
     else
-      -- Reserved: the reply names the attempt this delivery becomes if run.
-      m.s = 'v'
-      start = m.returns > 0 and 1 or 0
+      -- A number not in meta_str's form (a leading zero, 16 digits or
+      -- more): through the record's table, which writes the one stored form.
+      local m = meta_parse(raws[i])
+      local attempt, start = m.attempt + 1, 0
+      if not reserve or m.returns >= p.max_attempts then
+        m.attempt, m.s = attempt, 'l'
+      else
+        m.s = 'v'
+        start = m.returns > 0 and 1 or 0
+      end
+      m.token = token
+      rec = meta_str(m)
+      out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
+        id, token, attempt, envs[i], start
     end
-    out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
-      id, token, attempt, envs[i], start
     no = no + 5
-    m.token = token
     zargs[nz + 1], zargs[nz + 2] = deadline, id
     if p.rate_limit > 0 then
-      -- The starts log exists only under a rate limit: no fmt per event otherwise.
-      sargs[nz + 1], sargs[nz + 2] = now, fmt(token)
+      -- The starts log exists only under a rate limit.
+      sargs[nz + 1], sargs[nz + 2] = now, tok
     end
-    margs[nz + 1], margs[nz + 2] = id, m
+    margs[nz + 1], margs[nz + 2] = id, rec
     nz = nz + 2
   elseif leased[id] then
     -- A stray second copy in this batch: the record is written after the
@@ -239,7 +248,7 @@ for i, id in ipairs(ids) do
   else
     -- Rare paths: read the record again, as an earlier copy of the same id
     -- in this batch may just have dead-lettered it.
-    m = meta_get(id)
+    local m = meta_get(id)
     if m and m.s == 'r' then
       to_dead(id, m, 'payload missing', now)
     elseif m then
@@ -250,9 +259,16 @@ for i, id in ipairs(ids) do
     end
   end
 end
+if k > 0 then
+  if last < floor then
+    redis.call('SET', K.seq, fmt(floor + k))
+  else
+    redis.call('INCRBY', K.seq, k)
+  end
+end
 if #zargs > 0 then
   redis.call('ZADD', K.leases, unpack(zargs))
-  meta_put_many(margs)
+  meta_put_texts(margs)
   count('delivered', #zargs / 2)
   if p.rate_limit > 0 then
     -- Starts that left the window go first: the log keeps at most rate_limit.
