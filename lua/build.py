@@ -23,7 +23,9 @@ used to pay for ~40 functions it never called. The checks above read what is
 left, so a key only a dropped function used must not be declared. The
 generated constant tables are then read in place (``K.ready`` is ``KEYS[1]``,
 ``LIMITS.batch`` ``(1000)``, ``DEFAULTS.f`` its value), so a script that only
-reads them builds none of them.
+reads them builds none of them. And the functions marked ``--@cold`` (called
+only on rare paths) are built on first use instead of on every call
+(lua/cold.py).
 
 Standard library only: it runs before any virtual environment exists.
 """
@@ -40,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import calltable  # noqa: E402 - beside this file, found through the path set above
+import cold  # noqa: E402 - the same
 import deadcode  # noqa: E402 - the same
 HEADER_RE = re.compile(r"^--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 TAG_RE = re.compile(r"^@(\w+)\s*(.*)$")
@@ -186,6 +189,7 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
     types = {**layout["service_keys"], **layout["global_keys"]}
     # For on()'s refusal message: built only when a key is refused.
     pairs = ", ".join(f"[K.{k}] = '{types[k]['type']}'" for k in keys)
+    lines.append("--@cold")
     lines.append("local function expected_type(key) return ({" + pairs + "})[key] end")
     guarded = []
     for k, doc in head["key"]:
@@ -274,7 +278,9 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     try:
         code, dropped, _ = deadcode.prune([(rem, deadcode.fold(piece, consts))
                                            for rem, piece in pieces])
-    except deadcode.LuaSyntaxError as exc:
+        # The functions marked --@cold are built on first use (lua/cold.py).
+        code, _ = cold.defer(code)
+    except (deadcode.LuaSyntaxError, cold.ColdError) as exc:
         raise BuildError(f"{path.name}: {exc}") from exc
     shebang = MEMORY[head["memory"]]
     note = ""

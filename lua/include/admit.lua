@@ -8,6 +8,7 @@
 
 -- Refuse an event that cannot be admitted: an empty id, or an envelope over
 -- max_payload. Called in the validation pass, before any write.
+--@cold
 local function admit_check(id, env, max_payload)
   if id == '' then
     fail(E.INVALID_ARGUMENT, 'event id must not be empty')
@@ -37,6 +38,7 @@ end
 -- first (HLEN), then to_ready (it reads ready and prio before its first
 -- write, so a key of a foreign type still leaves nothing written); each record carries the fields of ext (say a
 -- group's g), then its level (field p; levels[i] nil is level 0).
+--@cold
 local function admit_write_levels(p, ids, ni, data_args, now, levels, ext)
   meta_check()
   to_ready(ids, levels)

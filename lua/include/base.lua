@@ -4,6 +4,7 @@
 -- error_reply (ERR_PREFIX is generated from it). Scripts validate everything
 -- before their first write (Redis has no rollback), so an abort leaves nothing
 -- half done.
+--@cold
 local function fail(code, msg)
   error({err = ERR_PREFIX .. ' ' .. code .. ' ' .. msg})
 end

@@ -4,6 +4,7 @@
 
 -- Dead-letter an event: kept with its payload and reason until requeued or
 -- purged. Nothing in homing drops an event silently.
+--@cold
 local function to_dead(id, m, reason, now)
   m.s, m.token, m.reason = 'd', 0, reason
   meta_put(id, m)
@@ -14,6 +15,7 @@ end
 -- A popped id whose record is missing or unreadable cannot be delivered, but
 -- it must not vanish either: keep what is left in the dead letters.
 -- Returns true if it was dead-lettered, false if nothing was left of it.
+--@cold
 local function quarantine(id, m, now)
   if m == false then
     to_dead(id, {attempt = 0, created = now}, 'unreadable bookkeeping record: ' .. meta_raw(id), now)

@@ -4,6 +4,7 @@
 --@include prune
 
 -- The id a key still answers for at now, or nil.
+--@cold
 local function idem_lookup(key, now)
   -- Through on(): enqueue's type guard leaves idem and idem_at to these
   -- reads, which come before any write of the script.
@@ -15,6 +16,7 @@ local function idem_lookup(key, now)
   return nil
 end
 
+--@cold
 local function idem_store(key, id, now, ttl)
   redis.call('HSET', K.idem, key, id)
   redis.call('ZADD', K.idem_at, now + ttl, key)

@@ -21,6 +21,7 @@ end
 
 -- The first score for k ids of level l at the back (or the front) of it.
 -- Through on(): in enqueue this read comes before any write.
+--@cold
 local function prio_start(l, k, front)
   local lo, hi = (9 - l) * PRIO_SPAN, (10 - l) * PRIO_SPAN
   local edge
@@ -39,6 +40,7 @@ end
 -- (front false: FIFO, as an enqueue) or at its front (front true: ids[1]
 -- is delivered next of its level, then ids[2]..., as a release). Every read
 -- comes before the first write, so a key of a foreign type writes nothing.
+--@cold
 local function ready_push(ids, levels, front)
   local plain, groups, any = {}, {}, false
   for i, id in ipairs(ids) do
@@ -93,6 +95,7 @@ local function ready_push(ids, levels, front)
 end
 
 -- Make ids ready at the back of their levels (an enqueue, a due timer or retry).
+--@cold
 local function to_ready(ids, levels)
   ready_push(ids, levels, false)
 end

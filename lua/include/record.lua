@@ -70,6 +70,7 @@ end
 
 -- Set field f of record m to whole number v (0 removes it). The fields are
 -- kept in letter order so that one record has one stored form.
+--@cold
 local function meta_ext_set(m, f, v)
   local fields = {}
   for k, x in string.gmatch(m.ext or '', '(%l)(%d+)') do
@@ -186,6 +187,7 @@ local function meta_put_texts(pairs)
 end
 
 -- Write many records in one HSET: pairs is id1, record1, id2, record2, ...
+--@cold
 local function meta_put_many(pairs)
   local args = {}
   for i = 1, #pairs, 2 do
