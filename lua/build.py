@@ -277,7 +277,9 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     consts = {"K": {k: f"KEYS[{i + 1}]" for i, k in enumerate(declared)},
               "E": {c: f"'{c}'" for c in codes},
               "LIMITS": {k: f"({v})" for k, v in layout["limits"].items()},
-              "DEFAULTS": {k: f"({v['default']})" for k, v in layout["policy"].items()}}
+              "DEFAULTS": {k: f"({v['default']})" for k, v in layout["policy"].items()},
+              # A policy field's largest value: policy_ranges() builds ten tables.
+              "POLICY_MAX": {k: f"({v['max']})" for k, v in layout["policy"].items()}}
     try:
         code, dropped, _ = deadcode.prune([(rem, deadcode.fold(piece, consts))
                                            for rem, piece in pieces])

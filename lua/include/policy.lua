@@ -1,6 +1,7 @@
 -- policy: the service's schema stamp and retry/lease policy.
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
--- POLICY_FIELDS, DEFAULTS and policy_ranges() come from keys.json (generated).
+-- POLICY_FIELDS, DEFAULTS, policy_ranges() and POLICY_MAX.f (a field's largest
+-- value, folded by the build) come from keys.json (generated).
 
 -- Refuse data stamped by another schema version (stamp: the schema field).
 local function check_schema(stamp)

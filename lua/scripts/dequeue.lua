@@ -62,7 +62,7 @@ argc(3)
 local p = load_policy()
 local now = now_ms(p)
 local n = int_arg(1, 'count', 1, LIMITS.batch)
-local lease = int_arg(2, 'lease_ms', 0, policy_ranges().lease_ms[2])
+local lease = int_arg(2, 'lease_ms', 0, POLICY_MAX.lease_ms)
 local reserve = bool_arg(3, 'reserve')
 if lease == 0 then
   lease = p.lease_ms

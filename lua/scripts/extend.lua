@@ -27,7 +27,7 @@ or CORRUPT_STATE
 
 local p = load_policy()
 local now = now_ms(p)
-local lease = int_arg(1, 'lease_ms', 0, policy_ranges().lease_ms[2])
+local lease = int_arg(1, 'lease_ms', 0, POLICY_MAX.lease_ms)
 local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 2 * n)
 if lease == 0 then
