@@ -178,6 +178,11 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
     policy = layout["policy"]
     defaults = ", ".join(f"{k} = {v['default']}" for k, v in policy.items())
     lines.append("local DEFAULTS = {" + defaults + "}")
+    # load_policy's table: every field at its default, sized in one go for
+    # these and the two config fields it adds (an empty table grown field by
+    # field is rehashed five times on the way to 18).
+    lines.append("local function policy_defaults() return {" + defaults +
+                 ", test_clock = nil, schema = nil} end")
     lines.append("local POLICY_FIELDS = {" + ", ".join(f"'{k}'" for k in policy) + "}")
     ranges = ", ".join(f"{k} = {{{v['min']}, {v['max']}, {'true' if v['whole'] else 'false'}}}"
                        for k, v in policy.items())

@@ -1,7 +1,7 @@
 -- policy: the service's schema stamp and retry/lease policy.
 -- A service needs no configuration: absent fields fall back to DEFAULTS.
--- POLICY_FIELDS, DEFAULTS, policy_ranges() and POLICY_MAX.f (a field's largest
--- value, folded by the build) come from keys.json (generated).
+-- POLICY_FIELDS, DEFAULTS, policy_defaults(), policy_ranges() and POLICY_MAX.f
+-- (a field's largest value, folded by the build) come from keys.json (generated).
 
 -- Refuse data stamped by another schema version (stamp: the schema field).
 local function check_schema(stamp)
@@ -28,13 +28,11 @@ end
 local function load_policy()
   local v = on('HMGET', K.config, 'schema', 'test_clock', unpack(POLICY_FIELDS))
   check_schema(v[1])
-  local p = {}
+  local p = policy_defaults()
   for i, f in ipairs(POLICY_FIELDS) do
     local x = v[i + 2]
     if x then
       p[f] = policy_number(f, x)
-    else
-      p[f] = DEFAULTS[f]
     end
   end
   p.test_clock = v[2] or nil
