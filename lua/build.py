@@ -178,9 +178,7 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
     policy = layout["policy"]
     defaults = ", ".join(f"{k} = {v['default']}" for k, v in policy.items())
     lines.append("local DEFAULTS = {" + defaults + "}")
-    # load_policy's table: every field at its default, sized in one go for
-    # these and the two config fields it adds (an empty table grown field by
-    # field is rehashed five times on the way to 18).
+    # load_policy's table, presized (grown field by field it was rehashed 5 times).
     lines.append("local function policy_defaults() return {" + defaults +
                  ", test_clock = nil, schema = nil} end")
     lines.append("local POLICY_FIELDS = {" + ", ".join(f"'{k}'" for k in policy) + "}")
@@ -276,9 +274,8 @@ def build_script(path: Path, layout: dict, errors: list[dict]) -> dict:
     if head.get("wait") and head["memory"] == "none":
         raise BuildError(f"{path.name}: @wait on a script that writes nothing")
     # What Redis runs: the same, with the generated constant tables read in
-    # place (K.ready is KEYS[1], E.X the string 'X'), so that each table no
-    # call reads is not built (E, a table with a metatable, cost ~2,600
-    # instructions per call).
+    # place (K.ready is KEYS[1], E.X 'X'), so that each table no call reads
+    # is not built (E, with its metatable, cost ~2,600 instructions a call).
     consts = {"K": {k: f"KEYS[{i + 1}]" for i, k in enumerate(declared)},
               "E": {c: f"'{c}'" for c in codes},
               "LIMITS": {k: f"({v})" for k, v in layout["limits"].items()},
