@@ -41,8 +41,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "python"))
 import redis
-from floors import LEASED_COMPLETE, LEASED_DEQUEUE, LEASED_ENQUEUE
 from homing.envelope import encode
+
+from floors import LEASED_COMPLETE, LEASED_DEQUEUE, LEASED_ENQUEUE
 from timers import private_redis, wait_ping
 
 BUILT = HERE.parent / "python" / "homing" / "manifest.json"
@@ -171,7 +172,8 @@ class Homing:
 
     def cases(self, service: str, calls: int) -> Rows:
         """Each row's (µs per call of each chunk, events per call)."""
-        out = {"enqueue x1": (timed(self.r, lambda _: self.enqueue(service + "1", 1), calls, 50), 1),
+        one = timed(self.r, lambda _: self.enqueue(service + "1", 1), calls, 50)
+        out = {"enqueue x1": (one, 1),
                "enqueue_many x1000": (timed(self.r, lambda _: self.enqueue(service + "k", 1000),
                                             max(calls // 50, 4), 1), 1000)}
         for mode in ("0", "1"):
@@ -213,7 +215,8 @@ class Leased:
         self.r.evalsha(self.sha["enq"], 2, f"{service}:b", f"{service}:q", *args)
 
     def cases(self, service: str, calls: int) -> Rows:
-        out = {"enqueue x1": (timed(self.r, lambda _: self.enqueue(service + "1", 1), calls, 50), 1),
+        one = timed(self.r, lambda _: self.enqueue(service + "1", 1), calls, 50)
+        out = {"enqueue x1": (one, 1),
                "enqueue_many x1000": (timed(self.r, lambda _: self.enqueue(service + "k", 1000),
                                             max(calls // 50, 4), 1), 1000)}
         svc = service + "d"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from homing.manifest import MANIFEST
 
 LUA = Path(__file__).resolve().parents[2] / "lua"
