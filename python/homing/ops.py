@@ -89,16 +89,13 @@ def _fields(specs: list[dict[str, Any]], values: Sequence[Any]) -> dict[str, Any
 
 
 def parse_reply(spec: dict[str, Any], r: Any, items: list[Sequence[Any]]) -> Any:
-    """A raw reply as the table's neutral value (dicts, lists and scalars)."""
+    """A raw reply as the table's neutral value (dicts, lists and scalars); a
+    ``records`` reply has its own parse, compiled per call (``_records``)."""
     kind = spec["kind"]
     if kind == "value":
         return FIELD[spec["type"]](r)
     if kind == "tuple":
         return _fields(spec["fields"], r)
-    if kind == "records":
-        h, n = len(spec["head"]), len(spec["each"])
-        return {**_fields(spec["head"], r[:h]),
-                "items": [_fields(spec["each"], r[i:i + n]) for i in range(h, len(r), n)]}
     if kind == "items":
         ok = (lambda v: isinstance(v, int)) if spec["ok"] == "int" else (lambda v: v == b"OK")
         return [(v if spec["ok"] == "int" else None) if ok(v) else _item_error(v, item)
@@ -113,24 +110,16 @@ def parse_reply(spec: dict[str, Any], r: Any, items: list[Sequence[Any]]) -> Any
     raise HomingError(f"unknown reply kind {kind}")
 
 
-def _each(kind: str, shape: dict[str, Any], service: str, value: Any) -> Any:
-    if "pick" in shape:
-        return value[shape["pick"]]
-    if "record" in shape:
-        return _make(shape["record"], service, value)
-    return tuple(value.values()) if kind == "tuple" else value
-
-
 def _shape(entry: dict[str, Any], service: str, value: Any) -> Any:
-    """The neutral value as this port's, by the table's ``shape`` (docs/protocol.md)."""
+    """The neutral value as this port's, by the table's ``shape`` (docs/protocol.md):
+    a field picked, a record type, a tuple as a tuple; ``one``: a batch's one item."""
     shape, kind = entry["shape"], entry["reply"]["kind"]
-    if "merge" in shape:  # the head fields named, copied into each record
-        head = {k: value[k] for k in shape["merge"]}
-        value = {**value, "items": [{**head, **it} for it in value["items"]]}
-    if shape.get("rows"):
-        value = [_each(kind, shape, service, it) for it in value["items"]]
-    else:
-        value = _each(kind, shape, service, value)
+    if "pick" in shape:
+        value = value[shape["pick"]]
+    elif "record" in shape:
+        value = _make(shape["record"], service, value)
+    elif kind == "tuple":
+        value = tuple(value.values())
     if shape.get("one"):  # the single form of a batch call: its one item, its error raised
         value = value[0]
         if isinstance(value, HomingError):
@@ -183,9 +172,9 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
             items, out = out, [len(out), *(v for item in out for v in item)]
         args.extend(out) if isinstance(out, list) else args.append(out)
 
-    fast = _RECORD_ROWS.get(name)
-    if fast is not None:
-        return Call(entry["script"], service, args, lambda r: fast(service, r))
+    if entry["reply"]["kind"] == "records":
+        rec = _RECORD_PARSE.get(name) or _RECORD_PARSE.setdefault(name, _records(entry))
+        return Call(entry["script"], service, args, lambda r: rec(service, r))
 
     def parse(r: Any) -> Any:
         return _shape(entry, service, parse_reply(entry["reply"], r, items))
@@ -193,63 +182,62 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
     return Call(entry["script"], service, args, parse)
 
 
-def _record_rows(entry: dict[str, Any]) -> Callable[[str, Any], Any] | None:
-    """A records reply whose shape makes one value type per record (``dequeue``'s
-    Events, in ``dequeue_batch``'s Batch), parsed straight into those values: what
-    ``parse_reply`` and ``_shape`` give, without the four dicts per record they
-    build on the way (~10 us of CPU per event of a batch on this VM, in every
-    consumer's hot loop). None for any other reply or shape: those keep the
-    general path, and a reply of the wrong length too (so it fails as it did).
+def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
+    """The parse of a ``records`` reply (a head, then rows of the same fields), made
+    once per call from its reply and shape: each row one value type (``dequeue``'s
+    Events, in ``dequeue_batch``'s Batch), one field picked (enqueue's ids), or the
+    neutral dict of its fields (due_take's services); ``merge`` copies head fields
+    into each row. Values go straight into the row's constructor with no dict per
+    row on the way (issue 10: the dicts of a general parse cost ~10 us of CPU per
+    event of a batch on this VM, in every consumer's hot loop).
     """
     reply, shape = entry["reply"], entry["shape"]
-    if reply["kind"] != "records" or "record" not in shape or "pick" in shape \
-            or shape.get("one"):
-        return None
-    outer = _RECORDS[shape["record"]]
-    if shape.get("rows"):
-        row_name, outer = shape["record"], None
-    elif "items" in outer:
-        row_name = outer["items"]["record"]
-    else:
-        return None
-    row_type = getattr(types, row_name)
     head = [(f["name"], FIELD[f["type"]]) for f in reply["head"]]
     each = {f["name"]: (i, FIELD[f["type"]]) for i, f in enumerate(reply["each"])}
-    merged = set(shape.get("merge", ()))
-    names = [k for k in _RECORDS[row_name]["fields"]
-             if k in each or k in merged or k == "service"]
-    # Positional only if they are the value type's first fields, in its order.
-    positional = [f.name for f in dataclasses.fields(row_type)][:len(names)] == names
+    merged = shape.get("merge", [])
+    outer = _RECORDS[shape["record"]] if "record" in shape and not shape.get("rows") else None
+    row_name = outer["items"]["record"] if outer else shape.get("record") if shape.get("rows") \
+        else None
+    if row_name:  # its fields that the row, a merged head field or the service gives
+        make: Callable[..., Any] = getattr(types, row_name)
+        names = [k for k in _RECORDS[row_name]["fields"]
+                 if k in each or k in merged or k == "service"]
+        # Positional only if they are the value type's first fields, in its order.
+        if [f.name for f in dataclasses.fields(make)][:len(names)] != names:
+            make = (lambda t, ks: lambda *a: t(**dict(zip(ks, a, strict=True))))(make, names)
+    elif "pick" in shape:
+        names, make = [shape["pick"]], lambda v: v
+    else:  # the neutral dict, as {**merged head fields, **row}
+        names = [*merged, *(k for k in each if k not in merged)]
+        make = lambda *a: dict(zip(names, a, strict=True))  # noqa: E731
     h, n = len(head), len(each)
 
     def parse(service: str, r: Any) -> Any:
-        if (len(r) - h) % n:
-            return _shape(entry, service, parse_reply(reply, r, []))
+        if len(r) < h or (len(r) - h) % n:  # a row cut short: refused as zip(strict=True) does
+            raise ValueError("zip() argument 2 is shorter than argument 1")
         top = {k: conv(v) for (k, conv), v in zip(head, r[:h], strict=True)}
-        # Per row: a copy of the values it shares, then its own fields (a record's
+        # Per row: a copy of the values it shares, then its own fields (a row's
         # field overrides a merged head field, which overrides the service).
         fixed, slots = [], []
         for pos, k in enumerate(names):
+            fixed.append(None if k in each else top[k] if k in merged else service)
             if k in each:
-                fixed.append(None)
                 slots.append((pos, *each[k]))
-            else:
-                fixed.append(top[k] if k in merged else service)
         rows = []
         for i in range(h, len(r), n):
             a = fixed[:]
             for pos, j, conv in slots:
                 a[pos] = conv(r[i + j])
-            rows.append(row_type(*a) if positional else row_type(**dict(zip(names, a,
-                                                                             strict=True))))
+            rows.append(make(*a))
+        if shape.get("rows"):
+            return rows[0] if shape.get("one") else rows
         if outer is None:
-            return rows
+            return {**top, "items": rows}
         f = {"service": service, **top, outer["items"]["field"]: rows}
         return getattr(types, shape["record"])(**{k: f[k] for k in outer["fields"] if k in f})
 
     return parse
 
 
-# Call name -> its direct records parse (see _record_rows), for the calls that have one.
-_RECORD_ROWS: dict[str, Callable[[str, Any], Any]] = {
-    n: p for n, e in CALLS.items() if (p := _record_rows(e)) is not None}
+# Call name -> its records parse (see _records), made on the call's first use.
+_RECORD_PARSE: dict[str, Callable[[str, Any], Any]] = {}

@@ -1,10 +1,10 @@
-"""The call layer's fast paths against the general ones they stand in for.
+"""The call layer's compiled paths: the item encoders and the records parse.
 
 The list items' encoders (``argtypes._field``) take the common values of the hot
 types at once and hand every other value to ``encode_arg``: what they accept,
 convert and refuse must stay exactly the table's, for every list of the call
-table. The direct records parse (``ops._record_rows``) must give what
-``parse_reply`` and ``_shape`` give, for every call that has one.
+table. A ``records`` reply has one parse, compiled per call (``ops._records``):
+its values for each shape of the table, and its refusal of a reply cut short.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from homing import argtypes, ops
+from homing import argtypes, ops, types
 from homing.errors import HomingError
 
 VALUES: list[Any] = [
@@ -68,20 +67,59 @@ def reply_of(spec: dict[str, Any], rows: int) -> list[Any]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(ops._RECORD_ROWS))
-def test_the_direct_records_parse_gives_what_the_general_one_gives(name: str) -> None:
+def parse(name: str, reply: list[Any], **given: Any) -> Any:
+    return ops.call(name, "svc", 1000, **given).parse(reply)
+
+
+def test_dequeue_rows_are_events_with_the_head_merged() -> None:
+    reply = [1700, 0, b"a1", 5, 1, b"raw1", 0, b"b2", 6, 2, b"raw2", 1]
+    assert parse("dequeue", reply) == [
+        types.Event("svc", "a1", 5, 1, 1700, b"raw1", must_start=False),
+        types.Event("svc", "b2", 6, 2, 1700, b"raw2", must_start=True)]
+    assert parse("dequeue", [1700, 250]) == []
+
+
+def test_dequeue_batch_is_one_batch_of_events() -> None:
+    reply = [1700, 40, b"a1", 5, 1, b"raw1", 1]
+    assert parse("dequeue_batch", reply) == types.Batch(
+        events=[types.Event("svc", "a1", 5, 1, 1700, b"raw1", must_start=True)], wait_ms=40)
+    assert parse("dequeue_batch", [1700, 40]) == types.Batch(events=[], wait_ms=40)
+
+
+def test_pages_hold_their_records() -> None:
+    assert parse("dead_list", [9, b"a1", 17, 3, b"boom", b"", b"b2", 18, 4, b"", b"x"]) == \
+        types.DeadPage(total=9, letters=[types.DeadLetter("a1", 17, 3, "boom", b""),
+                                         types.DeadLetter("b2", 18, 4, "", b"x")])
+    assert parse("recurring_list", [1, b"r", b"every 5 skip", 10, 2, 0, 3]) == \
+        types.RecurringPage(total=1, schedules=[types.Recurring("r", "every 5 skip", 10, 2, 0, 3)])
+
+
+def test_picked_and_neutral_rows() -> None:
+    assert parse("enqueue_many", [b"a1", 1, b"b2", 0], payloads=[1, 2]) == ["a1", "b2"]
+    assert parse("enqueue", [b"a1", 1], payload=1) == "a1"
+    assert parse("due_take", [5, -1, 7, b"s1", b"s2"]) == {
+        "now": 5, "next_due": -1, "next_claim": 7, "items": [{"service": "s1"}, {"service": "s2"}]}
+    assert parse("group_result", [1, b"a1", b""], group="g") == {
+        "finished": True, "items": [{"id": "a1", "raw_result": b""}]}
+
+
+RECORDS_CALLS = sorted(n for n, e in ops.CALLS.items() if e["reply"]["kind"] == "records")
+
+
+@pytest.mark.parametrize("name", RECORDS_CALLS)
+def test_a_records_reply_of_the_wrong_length_is_refused(name: str) -> None:
     entry = ops.CALLS[name]
-    fast = ops._RECORD_ROWS[name]
-    for rows in (0, 1, 3):
-        r = reply_of(entry["reply"], rows)
-        want = ops._shape(entry, "svc", ops.parse_reply(entry["reply"], r, []))
-        assert fast("svc", r) == want, (name, rows)
-    short = reply_of(entry["reply"], 2)[:-1]  # a reply of the wrong length fails as before
-    with pytest.raises(ValueError):
-        ops._shape(entry, "svc", ops.parse_reply(entry["reply"], short, []))
-    with pytest.raises(ValueError):
-        fast("svc", short)
+    parse = ops._records(entry)
+    parse("svc", reply_of(entry["reply"], 3))  # whole rows parse
+    head, each = len(entry["reply"]["head"]), len(entry["reply"]["each"])
+    cut = [reply_of(entry["reply"], 2)[:-1]] if each > 1 else []  # a row cut short
+    cut += [reply_of(entry["reply"], 0)[:-1]] if head else []  # the head cut short
+    for r in cut:
+        with pytest.raises(ValueError, match=r"^zip\(\) argument 2 is shorter than argument 1$"):
+            parse("svc", r)
 
 
-def test_the_hot_calls_have_a_direct_parse() -> None:
-    assert {"dequeue", "dequeue_batch"} <= set(ops._RECORD_ROWS)
+def test_the_hot_calls_parse_with_no_dict_per_row() -> None:
+    assert ops.CALLS["dequeue_batch"]["reply"]["kind"] == "records"
+    ops.call("dequeue_batch", "svc", 1000).parse([1, 0])
+    assert "dequeue_batch" in ops._RECORD_PARSE  # compiled on first use, kept
