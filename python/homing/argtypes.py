@@ -22,6 +22,7 @@ from .manifest import LAYOUT, MANIFEST, check_id
 MAX_WHOLE = 2**53 - 1  # the largest whole number a Lua double holds exactly
 POLICY: dict[str, dict[str, Any]] = LAYOUT["policy"]  # per field: default, min, max, whole
 REFUSALS: dict[str, str] = MANIFEST["refusals"]  # refusal -> its text, with {what} and {value}
+Encoder = Callable[[Any, str, int], Any]  # (value, its name, max_payload) -> what ARGV takes
 
 
 def new_id() -> str:
@@ -78,56 +79,50 @@ def _sized(s: dict[str, Any], v: Any) -> bool:
         and s["min"] <= len(v) <= s["max"]
 
 
-def _items(s: dict[str, Any], rows: Sequence[Any], what: str, mp: int) -> list[list[Any]]:
-    """Each item encoded, in field order; a field left out or None takes its default."""
-    encs = _encoders(s)
-    n, need = len(encs), s["need"]
-    out = []
-    for item in rows:
-        if not (isinstance(item, (tuple, list)) and need <= len(item) <= n):
-            fields = s["fields"]
-            refuse(False, "item", what, item, names=", ".join(f["name"] for f in fields),
-                   need=need)
-        if len(item) < n:
-            item = [*item, *[None] * (n - len(item))]
-        out.append([enc(v, mp) for enc, v in zip(encs, item, strict=True)])
-    return out
+def _list(s: dict[str, Any]) -> Encoder:
+    """A list of min..max items, each encoded in field order; a field left out or None
+    takes its default."""
+    fields = [(_encoder(f), f.get("default"), f["name"]) for f in s["fields"]]
+    n, need = len(fields), s["need"]
+
+    def encode(rows: Any, what: str, mp: int) -> list[list[Any]]:
+        if not _sized(s, rows):
+            refuse(False, "list", what, rows, **s)
+        out = []
+        for item in rows:
+            if not (isinstance(item, (tuple, list)) and need <= len(item) <= n):
+                refuse(False, "item", what, item, names=", ".join(f["name"] for f in s["fields"]),
+                       need=need)
+            if len(item) < n:
+                item = [*item, *[None] * (n - len(item))]
+            out.append([enc(d if v is None else v, name, mp)
+                        for (enc, d, name), v in zip(fields, item, strict=True)])
+        return out
+    return encode
 
 
-# id(list spec) -> (the spec, its fields' encoders): made once per spec of the table.
-_ENCODERS: dict[int, tuple[dict[str, Any], list[Callable[[Any, int], Any]]]] = {}
+def _rest(s: dict[str, Any]) -> Encoder:
+    """None or a list of min..max values of one type (dead_purge's ids)."""
+    item = _encoder(s["item"])
+    return _checked(lambda s, v: v is None or _sized(s, v),
+                    lambda s, v, w, mp: [item(x, w, mp) for x in v or ()])(s)
 
 
-def _encoders(s: dict[str, Any]) -> list[Callable[[Any, int], Any]]:
-    got = _ENCODERS.get(id(s))
-    if got is None or got[0] is not s:
-        got = _ENCODERS[id(s)] = (s, [_field(f) for f in s["fields"]])
-    return got[1]
+def _bounded(s: dict[str, Any]) -> Encoder:
+    """A whole, ms or token: an exact int in range is taken as it is (int(v) is v), at
+    once: a batch of 100 (complete_many) paid ~12 us of CPU per item for the general
+    checks in every client's and worker's hot loop. Any other value meets the rule."""
+    t, lo, hi = s["type"], s["min"], s["max"]
 
-
-def _field(f: dict[str, Any]) -> Callable[[Any, int], Any]:
-    """``encode_arg`` of one field of a list's items (its default for None), made once.
-
-    Why: a batch of 100 (complete_many, enqueue_many) cost ~12 us of CPU per item
-    through ``encode_arg``'s lookups, the keyword arguments it builds per check and
-    the nested calls, in every client's and worker's hot loop. The values a hot
-    type takes as they are (an exact int in range, an id's text, no result) are
-    taken here at once; any other value goes through ``encode_arg`` itself, so
-    what is accepted, converted and refused stays exactly the table's.
-    """
-    t, name, default = f["type"], f["name"], f.get("default")
-
-    def table(v: Any, mp: int) -> Any:
-        return encode_arg(f, default if v is None else v, name, mp)
-
-    if t in ("token", "whole", "ms"):  # int(v) of an int in range is v itself
-        lo, hi = f["min"], f["max"]
-        return lambda v, mp: v if type(v) is int and lo <= v <= hi else table(v, mp)
-    if t == "id":
-        return lambda v, mp: check_id(v) if type(v) is str and v != "$new_id" else table(v, mp)
-    if t == "result" and default is None and not f.get("optional"):
-        return lambda v, mp: b"" if v is None else table(v, mp)
-    return table
+    def encode(v: Any, what: str, mp: int) -> Any:
+        if type(v) is int and lo <= v <= hi:
+            return v
+        # A token is an int only (no float: 5.0 is refused), as dequeue hands tokens out
+        # and as Erlang takes them; int(): an IntEnum would be sent as its repr "<E.A: 5>".
+        ok = _number(v, lo, hi, whole=t != "ms") and (t != "token" or isinstance(v, int))
+        refuse(ok, t, what, v, **s)
+        return int(v)  # ms: a fraction dropped (a float delay is fine)
+    return encode
 
 
 def _policy(value: dict[str, Any]) -> list[Any]:
@@ -140,45 +135,61 @@ def _policy(value: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _yes(s: dict[str, Any], v: Any) -> bool:
-    return True  # checked by its conversion (an id's pattern, an envelope's size) or none
+def _checked(accepts: Callable[[dict[str, Any], Any], bool],
+             convert: Callable[[dict[str, Any], Any, str, int], Any]) -> Callable[..., Encoder]:
+    """An encoder of a type that refuses what ``accepts`` does not take, then converts."""
+    def make(s: dict[str, Any]) -> Encoder:
+        def encode(v: Any, what: str, mp: int) -> Any:
+            if not accepts(s, v):
+                refuse(False, s["type"], what, v, **s)
+            return convert(s, v, what, mp)
+        return encode
+    return make
 
 
-# type -> (accepts(spec, value), converts(spec, value, what, max_payload) to what ARGV
-# takes); a value it does not accept is refused with REFUSALS[type].
-ENCODE: dict[str, tuple[Callable[[dict[str, Any], Any], bool],
-                        Callable[[dict[str, Any], Any, str, int], Any]]] = {
-    "whole": (lambda s, v: _number(v, s["min"], s["max"], whole=True), lambda s, v, w, mp: int(v)),
-    "ms": (lambda s, v: _number(v, s["min"], s["max"], whole=False), lambda s, v, w, mp: int(v)),
-    # An int only (no bool, no float: 5.0 is refused), as dequeue hands tokens out and
-    # as Erlang takes them; int(): an IntEnum would be sent as its repr "<E.A: 5>".
-    "token": (lambda s, v: isinstance(v, int) and _number(v, s["min"], s["max"], whole=True),
-              lambda s, v, w, mp: int(v)),
-    "id": (_yes, lambda s, v, w, mp: new_id() if v == "$new_id" else check_id(v)),
+def _plain(encode: Encoder) -> Callable[[dict[str, Any]], Encoder]:
+    """A type any value of which is checked by its conversion (an id's pattern, an
+    envelope's size) or by none: its encoder is the conversion itself."""
+    return lambda s: encode
+
+
+# type -> its encoder for an argument spec of the table (made once per spec, see
+# _encoder); a value it does not accept is refused with REFUSALS[type].
+ENCODE: dict[str, Callable[[dict[str, Any]], Encoder]] = {
+    "whole": _bounded, "ms": _bounded, "token": _bounded,
+    "id": _plain(lambda v, w, mp: new_id() if v == "$new_id" else check_id(v)),
     # An int or bytes key would meet "5" or b"5" as the same key.
-    "key": (lambda s, v: v is None or isinstance(v, str), lambda s, v, w, mp: v or ""),
-    "envelope": (_yes, lambda s, v, w, mp: encoded(v, mp)),
-    "result": (_yes, lambda s, v, w, mp: b"" if v is None else encoded(v, mp)),
-    "bool": (_yes, lambda s, v, w, mp: 1 if v else 0),
+    "key": _checked(lambda s, v: v is None or isinstance(v, str), lambda s, v, w, mp: v or ""),
+    "envelope": _plain(lambda v, w, mp: encoded(v, mp)),
+    "result": _plain(lambda v, w, mp: b"" if v is None else encoded(v, mp)),
+    "bool": _plain(lambda v, w, mp: 1 if v else 0),
     # text: the script keeps at most its max bytes, cut on a character
-    "text": (lambda s, v: isinstance(v, str), lambda s, v, w, mp: v),
-    "name": (lambda s, v: isinstance(v, str) and 1 <= len(v.encode()) <= s["max"],
-             lambda s, v, w, mp: v),
-    "pairs": (lambda s, v: isinstance(v, dict), lambda s, v, w, mp: _policy(v)),
-    "config": (_yes, lambda s, v, w, mp: mp),  # the client's setting, no argument
-    "count": (_yes, lambda s, v, w, mp: []),  # nothing: its list, right after, sends it
-    "list": (_sized, _items),
-    "rest": (lambda s, v: v is None or _sized(s, v), lambda s, v, w, mp: [
-        encode_arg(s["item"], x, w, mp) for x in v or ()]),
+    "text": _checked(lambda s, v: isinstance(v, str), lambda s, v, w, mp: v),
+    "name": _checked(lambda s, v: isinstance(v, str) and 1 <= len(v.encode()) <= s["max"],
+                     lambda s, v, w, mp: v),
+    "pairs": _checked(lambda s, v: isinstance(v, dict), lambda s, v, w, mp: _policy(v)),
+    "config": _plain(lambda v, w, mp: mp),  # the client's setting, no argument
+    "count": _plain(lambda v, w, mp: []),  # nothing: its list, right after, sends it
+    "list": _list, "rest": _rest,
 }
+
+# id(argument spec) -> (the spec, its encoder): made once per spec of the table.
+_ENCODERS: dict[int, tuple[dict[str, Any], Encoder]] = {}
+
+
+def _encoder(spec: dict[str, Any]) -> Encoder:
+    """The encoder of one argument spec, made on its first use and kept."""
+    got = _ENCODERS.get(id(spec))
+    if got is None or got[0] is not spec:
+        t = spec["type"]
+        enc = ENCODE[t](spec) if t in ENCODE else \
+            lambda v, what, mp: refuse(False, "type", what, t)
+        if spec.get("optional"):
+            enc = (lambda e: lambda v, what, mp: "" if v is None else e(v, what, mp))(enc)
+        got = _ENCODERS[id(spec)] = (spec, enc)
+    return got[1]
 
 
 def encode_arg(spec: dict[str, Any], value: Any, what: str, max_payload: int) -> Any:
     """One argument as ARGV takes it, checked against its table type (a list's: its items)."""
-    t = spec["type"]
-    if value is None and spec.get("optional"):
-        return ""
-    refuse(t in ENCODE, "type", what, t)
-    accepts, convert = ENCODE[t]
-    refuse(accepts(spec, value), t, what, value, **spec)
-    return convert(spec, value, what, max_payload)
+    return _encoder(spec)(value, what, max_payload)

@@ -196,8 +196,8 @@ def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
     each = {f["name"]: (i, FIELD[f["type"]]) for i, f in enumerate(reply["each"])}
     merged = shape.get("merge", [])
     outer = _RECORDS[shape["record"]] if "record" in shape and not shape.get("rows") else None
-    row_name = outer["items"]["record"] if outer else shape.get("record") if shape.get("rows") \
-        else None
+    holds = (outer or {}).get("items", {})  # the record holding the rows: their field and type
+    row_name = holds.get("record") if outer else shape.get("record")
     if row_name:  # its fields that the row, a merged head field or the service gives
         make: Callable[..., Any] = getattr(types, row_name)
         names = [k for k in _RECORDS[row_name]["fields"]
@@ -233,7 +233,7 @@ def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
             return rows[0] if shape.get("one") else rows
         if outer is None:
             return {**top, "items": rows}
-        f = {"service": service, **top, outer["items"]["field"]: rows}
+        f = {"service": service, **top, holds.get("field", "items"): rows}
         return getattr(types, shape["record"])(**{k: f[k] for k in outer["fields"] if k in f})
 
     return parse

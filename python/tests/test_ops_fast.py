@@ -1,58 +1,71 @@
-"""The call layer's compiled paths: the item encoders and the records parse.
+"""The call layer's compiled paths, against the values the table says they give.
 
-The list items' encoders (``argtypes._field``) take the common values of the hot
-types at once and hand every other value to ``encode_arg``: what they accept,
-convert and refuse must stay exactly the table's, for every list of the call
-table. A ``records`` reply has one parse, compiled per call (``ops._records``):
-its values for each shape of the table, and its refusal of a reply cut short.
+Each argument spec of the table has one encoder, made on its first use
+(``argtypes._encoder``): top-level arguments and a list's item fields alike, so
+the hot types (an exact int in range taken at once) are checked here by their
+rules and texts. A ``records`` reply has one parse, compiled per call
+(``ops._records``): its values for each shape of the table, and its refusal of
+a reply cut short.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 from typing import Any
 
 import pytest
-from homing import argtypes, ops, types
-from homing.errors import HomingError
-
-VALUES: list[Any] = [
-    None, 0, 1, 9, 10, -1, 2**53 - 1, 2**53, True, False, 5.0, 5.5, float("nan"), "5",
-    "a" * 32, "$new_id", "bad id!", "", b"x", {"a": 1}, [1], ("t",), "abc", 12345,
-]
+from homing import argtypes, envelope, ops, types
+from homing.errors import HomingError, InvalidArgumentError, PayloadTooLargeError
 
 
-def encode_or_error(fn: Any) -> Any:
-    try:
-        return ("ok", fn())
-    except HomingError as exc:
-        return ("refused", type(exc), str(exc))
+class Level(enum.IntEnum):
+    FIVE = 5
 
 
-def list_fields() -> list[tuple[str, dict[str, Any]]]:
-    return [(f"{name}.{f['name']}", f) for name, entry in sorted(ops.CALLS.items())
-            for a in entry["args"] if a["type"] == "list" for f in a["fields"]]
+TOKEN = {"type": "token", "name": "token", "min": 0, "max": 2**53 - 1}
+WHOLE = {"type": "whole", "name": "count", "min": 1, "max": 1000}
+MS = {"type": "ms", "name": "delay_ms", "min": 0, "max": 2**53 - 1}
 
 
-@pytest.mark.parametrize(("where", "field"), list_fields(), ids=[w for w, _ in list_fields()])
-def test_each_field_encodes_as_encode_arg_does(where: str, field: dict[str, Any]) -> None:
-    enc = argtypes._field(field)
-    for v in VALUES:
-        want = encode_or_error(lambda v=v: argtypes.encode_arg(
-            field, field.get("default") if v is None else v, field["name"], 1000))
-        got = encode_or_error(lambda v=v: enc(v, 1000))
-        if field["type"] == "id" and want[0] == "ok" and v in (None, "$new_id"):
-            assert got[0] == "ok" and len(got[1]) == 32, (where, v)  # a new random id
-        else:
-            assert got == want, (where, v)
+@pytest.mark.parametrize(("spec", "value", "want"), [
+    (TOKEN, 0, 0), (TOKEN, 2**53 - 1, 2**53 - 1), (TOKEN, Level.FIVE, 5), (WHOLE, 1, 1),
+    (WHOLE, 5.0, 5), (WHOLE, Level.FIVE, 5), (MS, 0, 0), (MS, 5.9, 5), (MS, 2**53 - 1, 2**53 - 1),
+])
+def test_a_number_is_sent_as_an_exact_int(spec: dict[str, Any], value: Any, want: int) -> None:
+    got = argtypes.encode_arg(spec, value, spec["name"], 1000)
+    assert got == want and type(got) is int  # an IntEnum would go out as "<Level.FIVE: 5>"
 
 
-def test_items_shorter_than_their_fields_take_the_defaults() -> None:
+@pytest.mark.parametrize(("spec", "value", "shown"), [
+    (TOKEN, -1, "-1"), (TOKEN, 2**53, "9007199254740992"), (TOKEN, 5.0, "5.0"),
+    (TOKEN, True, "True"), (TOKEN, "5", "'5'"), (WHOLE, 0, "0"), (WHOLE, 1001, "1001"),
+    (WHOLE, 5.5, "5.5"), (WHOLE, False, "False"), (MS, -1, "-1"), (MS, float("nan"), "nan"),
+    (MS, float("inf"), "inf"), (MS, None, "None"),
+])
+def test_a_number_out_of_its_rule_is_refused_by_the_tables_text(
+        spec: dict[str, Any], value: Any, shown: str) -> None:
+    want = argtypes.REFUSALS[spec["type"]].format(what="x", value=shown, **spec)
+    with pytest.raises(InvalidArgumentError) as exc:
+        argtypes.encode_arg(spec, value, "x", 1000)
+    assert str(exc.value) == want
+
+
+def test_list_items_take_their_defaults_and_each_fields_rule() -> None:
     spec = next(a for a in ops.CALLS["complete_many"]["args"] if a["name"] == "items")
-    assert argtypes._items(spec, [("a1", 7)], "items", 1000) == [["a1", 7, b""]]
-    with pytest.raises(HomingError):
-        argtypes._items(spec, [("a1",)], "items", 1000)
-    with pytest.raises(HomingError):
-        argtypes._items(spec, ["a1"], "items", 1000)
+    enc = argtypes._encoder(spec)
+    assert enc([("a1", 7)], "items", 1000) == [["a1", 7, b""]]
+    assert enc([["a1", 7, None], ("b2", Level.FIVE, 1)], "items", 1000) == [
+        ["a1", 7, b""], ["b2", 5, envelope.encode(1)]]
+    new = enc([("$new_id", 1)], "items", 1000)[0][0]
+    assert len(new) == 32 and new != "$new_id"  # a new random id
+    for bad, text in [([("a1",)], "items items are (id, token, result), the first 2 required"),
+                      (["a1"], "items items are"), ([("a1", 5.0)], "token must be a lease token"),
+                      ([("bad id!", 1)], "invalid event id"), ("ab", "items takes a list of")]:
+        with pytest.raises(HomingError, match=f"^{re.escape(text)}"):
+            enc(bad, "items", 1000)
+    with pytest.raises(PayloadTooLargeError):
+        enc([("a1", 1, "x" * 2000)], "items", 1000)
 
 
 SAMPLE = {"int": [0, 7, 1700000000000], "str": [b"a1", b"b2", b"c3"], "bool": [0, 1, 0],
