@@ -79,26 +79,26 @@ function itemError(code, [id, token]) {
   return new cls(`${c}: event ${s(id)} (token ${s(token)}): ${cls.description}`);
 }
 
+/** A reply (or a row of one) of the wrong length refused. @param {number} got @param {number} want */
+function fit(got, want) {
+  if (got !== want) throw new HomingError(`reply has ${got} fields, the table says ${want}`);
+}
+
 /** @param {{name: string, type: string}[]} specs @param {any[]} values */
 function fields(specs, values) {
-  if (values.length !== specs.length) throw new HomingError(`reply has ${values.length} fields, the table says ${specs.length}`);
+  fit(values.length, specs.length);
   return Object.fromEntries(specs.map((f, i) => [f.name, FIELD[f.type](values[i])]));
 }
 
 /**
- * A raw reply as the table's neutral value (objects, arrays and scalars).
+ * A raw reply as the table's neutral value (objects, arrays and scalars); a
+ * `records` reply has its own parse, compiled per call (compileRecords).
  * @param {any} spec the call's reply @param {any} r @param {Arg[][]} items the encoded items of its list argument
  */
 export function parseReply(spec, r, items) {
   switch (spec.kind) {
     case "value": return FIELD[spec.type](r);
     case "tuple": return fields(spec.fields, r);
-    case "records": {
-      const [h, n] = [spec.head.length, spec.each.length];
-      const rows = [];
-      for (let i = h; i < r.length; i += n) rows.push(fields(spec.each, r.slice(i, i + n)));
-      return { ...fields(spec.head, r.slice(0, h)), items: rows };
-    }
     case "items": {
       const int = spec.ok === "int";
       return r.map((/** @type {any} */ v, /** @type {number} */ i) =>
@@ -129,94 +129,91 @@ const camelKeys = (v) => (Array.isArray(v) ? v.map(camelKeys)
     ? Object.fromEntries(Object.entries(v).map(([k, x]) => [camel(k), camelKeys(x)])) : v);
 
 /**
- * One value (a record of a `rows` call) as this port's: a field picked, a
- * record type; a tuple with no record is an array ([requeued, remaining]);
- * other objects get camelCase names.
- * @param {string} kind @param {any} shape @param {string} service @param {any} value
- */
-function each(kind, shape, service, value) {
-  if (shape.pick != null) return value[shape.pick];
-  if (shape.record != null) return make(shape.record, service, value);
-  if (kind === "tuple") return Object.values(value);
-  // A map keeps its names (stats: 'total.completed', 'in_flight'), but a
-  // policy field is named as the JavaScript API names it (configure: leaseMs).
-  if (kind === "map") return Object.fromEntries(Object.entries(value).map(([k, v]) => [Object.hasOwn(POLICY, k) ? camel(k) : k, v]));
-  return camelKeys(value);
-}
-
-/**
- * The neutral value as this port's, by the table's `shape` (docs/protocol.md).
+ * The neutral value as this port's, by the table's `shape` (docs/protocol.md):
+ * a field picked, a record type; a tuple with no record is an array
+ * ([requeued, remaining]); other objects get camelCase names; `one`: the
+ * single form of a batch call, its one item (its error thrown).
  * @param {any} entry @param {string} service @param {any} value
  */
 function shape(entry, service, value) {
   const { shape: sh, reply: { kind } } = entry;
-  if (sh.merge) { // the head fields named, copied into each record
-    const head = Object.fromEntries(sh.merge.map((/** @type {string} */ k) => [k, value[k]]));
-    value = { ...value, items: value.items.map((/** @type {Fields} */ it) => ({ ...head, ...it })) };
-  }
-  value = sh.rows ? value.items.map((/** @type {Fields} */ it) => each(kind, sh, service, it)) : each(kind, sh, service, value);
+  value = sh.pick != null ? value[sh.pick] : sh.record != null ? make(sh.record, service, value)
+    : kind === "tuple" ? Object.values(value)
+    // A map keeps its names (stats: 'total.completed', 'in_flight'), but a
+    // policy field is named as the JavaScript API names it (configure: leaseMs).
+    : kind === "map" ? Object.fromEntries(Object.entries(value).map(([k, v]) => [Object.hasOwn(POLICY, k) ? camel(k) : k, v]))
+      : camelKeys(value);
   if (!sh.one) return value;
-  if (value[0] instanceof HomingError) throw value[0]; // the single form of a batch call: its one item
+  if (value[0] instanceof HomingError) throw value[0];
   return value[0];
 }
 
 /**
- * The parse of a `records` reply whose shape is a record per row (dequeue:
- * Events) or one record holding them (dequeue_batch: a Batch of Events),
- * compiled once from the table: the same values as parseReply + shape, built
- * straight from the reply with no object per field list (the generic path
+ * The parse of a `records` reply (a head, then rows of the same fields),
+ * compiled once per call from its reply and shape: each row a record type
+ * (dequeue: Events; dequeue_batch: a Batch of them), one field picked
+ * (enqueue's ids) or an object of its fields in camelCase (dueTake's
+ * services); `merge` copies head fields into each row. Values go straight into
+ * the row's constructor, with no object per row on the way (a general parse
  * made five objects and arrays per event, ~10 µs per event of a worker's
- * batch, issue 10). Null for any other shape; the compiled parse gives null
- * for a reply of the wrong length, which the generic path then refuses with
- * its own error.
+ * batch, issue 10). A reply of the wrong length is refused, a cut row first.
  * @param {any} entry
- * @returns {((service: string, r: any[]) => unknown) | null}
+ * @returns {(service: string, r: any[]) => unknown}
  */
 function compileRecords(entry) {
   const { reply: spec, shape: sh } = entry;
-  if (spec.kind !== "records" || sh.pick != null || sh.one || sh.record == null) return null;
-  const outer = sh.rows ? null : RECORD_SPECS[sh.record];
+  const outer = sh.record != null && !sh.rows ? RECORD_SPECS[sh.record] : null;
   const rowRecord = outer === null ? sh.record : outer.items?.record;
-  if (rowRecord === undefined || RECORD_SPECS[rowRecord].items) return null;
   const [h, n] = [spec.head.length, spec.each.length];
   const headAt = new Map(spec.head.map((/** @type {any} */ f, /** @type {number} */ i) => [f.name, i]));
   const eachAt = new Map(spec.each.map((/** @type {any} */ f, /** @type {number} */ i) => [f.name, i]));
-  const merged = new Set(sh.merge ?? []);
+  const merged = /** @type {string[]} */ (sh.merge ?? []);
   const headConv = spec.head.map((/** @type {any} */ f) => FIELD[f.type]);
   const eachConv = spec.each.map((/** @type {any} */ f) => FIELD[f.type]);
-  // Where each constructor argument comes from, as make() finds it in
-  // {service, ...head (merged), ...row}: the row first, then a merged head
-  // field, then the service; else undefined (the constructor's default).
+  /** @type {string[]} a row's values, by name: a record's constructor arguments, the picked field, or an object's */
+  const names = rowRecord != null ? RECORD_SPECS[rowRecord].fields : sh.pick != null ? [sh.pick]
+    : [...merged, ...spec.each.map((/** @type {any} */ f) => f.name).filter((/** @type {string} */ k) => !merged.includes(k))];
+  const Row = rowRecord != null ? /** @type {any} */ (types)[rowRecord] : null;
+  const keys = names.map((k) => (outer === null ? camel(k) : k)); // an object row's names
+  /** @type {(a: unknown[]) => unknown} */
+  const build = Row !== null ? (a) => new Row(...a) : sh.pick != null ? (a) => a[0]
+    : (a) => Object.fromEntries(keys.map((k, i) => [k, a[i]]));
+  // Where each value comes from, as in {service, ...merged head, ...row}: the
+  // row first, then a merged head field, then the service; else undefined
+  // (the constructor's default).
   /** @type {[number, number][]} [0, _]: the service; [1, i]: head field i; [2, j]: row field j; [3, _]: none */
-  const from = RECORD_SPECS[rowRecord].fields.map((/** @type {string} */ k) =>
-    eachAt.has(k) ? [2, eachAt.get(k)] : merged.has(k) && headAt.has(k) ? [1, headAt.get(k)]
-      : k === "service" ? [0, 0] : [3, 0]);
+  const from = names.map((k) => (eachAt.has(k) ? [2, eachAt.get(k)] : merged.includes(k) && headAt.has(k)
+    ? [1, headAt.get(k)] : k === "service" ? [0, 0] : [3, 0]));
   // The outer record's, from {service, ...head, items}: its list field is the rows.
+  const listField = outer?.items?.field ?? "items";
   /** @type {[number, number][]} [2, _]: the rows */
   const outerFrom = (outer?.fields ?? []).map((/** @type {string} */ k) =>
-    k === outer.items.field ? [2, 0] : headAt.has(k) ? [1, headAt.get(k)] : k === "service" ? [0, 0] : [3, 0]);
-  const Row = /** @type {any} */ (types)[rowRecord];
+    (k === listField ? [2, 0] : headAt.has(k) ? [1, headAt.get(k)] : k === "service" ? [0, 0] : [3, 0]));
   const Outer = outer === null ? null : /** @type {any} */ (types)[sh.record];
   const m = from.length;
   return (service, r) => {
-    if (!Array.isArray(r) || r.length < h || (r.length - h) % n !== 0) return null;
+    if (r.length >= h) fit((r.length - h) % n || n, n); // as the rows are read, before the head
+    fit(Math.min(r.length, h), h);
     const head = headConv.map((/** @type {(v: any) => unknown} */ conv, /** @type {number} */ i) => conv(r[i]));
     const list = [];
-    const args = new Array(m);
     for (let base = h; base < r.length; base += n) {
+      const args = new Array(m);
       for (let a = 0; a < m; a++) {
         const [where, i] = from[a];
         args[a] = where === 2 ? eachConv[i](r[base + i]) : where === 1 ? head[i] : where === 0 ? service : undefined;
       }
-      list.push(new Row(...args));
+      list.push(build(args));
     }
-    if (Outer === null) return list;
+    if (sh.rows) return sh.one ? list[0] : list;
+    if (Outer === null) {
+      return Object.fromEntries([...spec.head.map((/** @type {any} */ f, /** @type {number} */ i) => [camel(f.name), head[i]]), ["items", list]]);
+    }
     return new Outer(...outerFrom.map(([where, i]) =>
       (where === 2 ? list : where === 1 ? head[i] : where === 0 ? service : undefined)));
   };
 }
 
-/** compileRecords by call name, compiled on first use. @type {Map<string, ReturnType<typeof compileRecords>>} */
+/** The records parse of each call (compileRecords), compiled on first use. @type {Map<string, ReturnType<typeof compileRecords>>} */
 const COMPILED = new Map();
 
 /**
@@ -287,9 +284,10 @@ export function call(name, service, args = {}, maxPayload = MANIFEST.layout.defa
     if (list) items = out; // its count slot, right before it, sent nothing: the count goes here
     argv.push(...(list ? [String(out.length), ...out.flat()] : [out].flat()));
   }
-  if (!COMPILED.has(key)) COMPILED.set(key, compileRecords(entry));
-  const fast = COMPILED.get(key);
-  const slow = (/** @type {any} */ r) => shape(entry, service, parseReply(entry.reply, r, items));
-  const parse = fast ? (/** @type {any} */ r) => fast(service, r) ?? slow(r) : slow;
-  return { script: entry.script, service, args: argv, parse };
+  if (entry.reply.kind === "records") {
+    if (!COMPILED.has(key)) COMPILED.set(key, compileRecords(entry));
+    const records = /** @type {ReturnType<typeof compileRecords>} */ (COMPILED.get(key));
+    return { script: entry.script, service, args: argv, parse: (r) => records(service, r) };
+  }
+  return { script: entry.script, service, args: argv, parse: (r) => shape(entry, service, parseReply(entry.reply, r, items)) };
 }

@@ -15,6 +15,7 @@ import {
   FailOutcome,
   InvalidArgumentError,
   PromoteResult,
+  RecurringPage,
   StaleLeaseError,
   Status,
   UnknownEventError,
@@ -115,12 +116,29 @@ test("dequeue_batch: the events and the reply's wait_ms (a limit or the pause he
   assert.equal(batch.waitMs, 1000);
   assert.deepEqual(batch.events.map((e) => [e.service, e.id, e.token, e.deadlineMs, e.payload]), [["s", "a", 7, 9000, "hello"]]);
   assert.deepEqual(call("dequeue_batch", "s").parse([9000, 40]), new Batch([], 40));
-  // A reply of the wrong length is refused as the table's generic parse refuses it.
+  // A reply of the wrong length is refused: a cut row first, then a cut head.
   for (const name of ["dequeue", "dequeue_batch"]) {
     assert.throws(() => call(name, "s").parse([9000, 0, b("a"), 7, 2, env]),
       { name: "HomingError", message: /reply has 4 fields, the table says 5/ });
     assert.throws(() => call(name, "s").parse([9000]), { name: "HomingError", message: /reply has 1 fields, the table says 2/ });
   }
+});
+
+test("records replies of each shape: record pages, neutral objects in camelCase, a cut reply refused", () => {
+  const recurring = call("recurring_list", "s").parse([1, b("r"), b("every 5 skip"), 10, 2, 0, 3]);
+  assert.ok(recurring instanceof RecurringPage);
+  assert.equal(recurring.total, 1);
+  assert.deepEqual({ ...recurring.schedules[0] }, { name: "r", spec: "every 5 skip", nextMs: 10, fired: 2, skipped: 0, priority: 3 });
+  assert.deepEqual(call("due_take", "s").parse([5, -1, 7, b("s1"), b("s2")]),
+    { now: 5, nextDue: -1, nextClaim: 7, items: [{ service: "s1" }, { service: "s2" }] });
+  assert.deepEqual(call("group_result", "s", { group: "g" }).parse([1, b("a"), b("")]),
+    { finished: true, items: [{ id: "a", rawResult: Buffer.alloc(0) }] });
+  assert.deepEqual(call("enqueue_many", "s", { payloads: [1, 2] }).parse([b("a"), 1, b("b"), 0]), ["a", "b"]);
+  assert.equal(call("enqueue", "s", { payload: 1 }).parse([b("a"), 1]), "a");
+  assert.throws(() => call("dead_list", "s").parse([3, b("x"), 111, 2, b("bad")]),
+    { name: "HomingError", message: /^reply has 4 fields, the table says 5$/ });
+  assert.throws(() => call("dead_list", "s").parse([]), { name: "HomingError", message: /^reply has 0 fields, the table says 1$/ });
+  assert.throws(() => call("due_take", "s").parse([5, -1]), { name: "HomingError", message: /^reply has 2 fields, the table says 3$/ });
 });
 
 test("batch items are [id, token, result] or {id, token, result}; per item null, a number or its error", () => {
