@@ -1,7 +1,10 @@
 """The argument types of the call table: each checked and encoded before anything is sent.
 
-``ENCODE`` has one entry per ARGV type of lua/calltable.py: what the type
-accepts and what ARGV then takes. A refused value is a typed error here, in
+``ENCODE`` has one entry per ARGV type of lua/calltable.py, which makes the
+encoder of an argument spec: what the type accepts and what ARGV then takes.
+Each spec's encoder is made once, on first use, and serves the argument and,
+for a list, each item's field alike (one path: a batch of 100 is the hot loop
+of every worker). A refused value is a typed error here, in
 the caller's thread, and nothing is written: NaN, infinities, a text count or
 a str where a list belongs used to reach Lua and fail there, or worse, half
 way through. The bounds, defaults and refusal texts come from the table, the
