@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 import pytest
+
 from homing import argtypes, envelope, ops, types
 from homing.errors import HomingError, InvalidArgumentError, PayloadTooLargeError
 
