@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from . import durability, ops, scripting
+from . import durability, hotpath, ops, scripting
 from .connection import SOCKET_TIMEOUT, KeyCache, translate
 from .due import Warned
 from .errors import (
@@ -148,6 +148,7 @@ class ClientBase:
         # The server's durability settings, read once (see homing.durability).
         self._durability: list[durability.NodeDurability] | None = None
         self._hint_warned = Warned()  # the due-time index's failures, once a minute
+        self._services = hotpath.Services()  # names already checked (see hotpath)
 
     def op(self, call: str, service: str, /, **args: Any) -> ops.Call:
         """The Call of client call ``call`` of the manifest's call table, checked and encoded.
@@ -159,6 +160,11 @@ class ClientBase:
             raise InvalidArgumentError(f"no call {call!r} in the call table; known: "
                                        f"{', '.join(sorted(ops.CALLS))}")
         return ops.call(call, service, self.max_payload, **args)
+
+    def hot(self, call: str, service: str, given: dict[str, Any]) -> ops.Call:
+        """``op`` for a call the client names itself, its work decided once per argument
+        shape (see ``hotpath``): the same checks and encoding, each value checked."""
+        return hotpath.call(call, service, self.max_payload, self._services, given)
 
     def _prepare(self, call: ops.Call) -> tuple[Script, list[str], bool]:
         """The script, its KEYS, and whether the registry must be checked around it.

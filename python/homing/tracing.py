@@ -74,6 +74,12 @@ def _idle() -> bool:
             and not _trace.get_current_span().get_span_context().is_valid)
 
 
+def quiet() -> bool:
+    """Whether a producer span would be none at all (``producing`` yields None then):
+    a hot call checks this first and skips the context manager's own cost (~1.5 us)."""
+    return not ENABLED or _idle()
+
+
 @contextlib.contextmanager
 def producing(service: str, operation: str, count: int, *,
               carry: bool = True) -> Iterator[Any]:
