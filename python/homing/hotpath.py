@@ -46,8 +46,12 @@ def _fast_id() -> str:
 
 def _item_encoder(f: dict[str, Any]) -> Callable[[Any, int], Any]:
     """``argtypes``' encoder of one item field, with a new id made directly."""
-    enc = argtypes._field(f)
     t, default, optional = f["type"], f.get("default"), f.get("optional")
+    full, name = argtypes._encoder(f), f["name"]
+
+    def enc(v: Any, mp: int) -> Any:  # as argtypes' list encoder: None takes the default
+        return full(default if v is None else v, name, mp)
+
     if t == "id" and default == "$new_id":
         return lambda v, mp: _fast_id() if v is None else enc(v, mp)
     if t == "envelope" and default is None and not optional:  # what ENCODE's envelope does
@@ -172,8 +176,8 @@ def call(name: str, service: str, max_payload: int, services: Services,
 
     def parse(r: Any) -> Any:
         got = direct(r)
-        if got is None:  # not one record: the general parse says what is wrong
-            return ops._shape(entry, service, ops.parse_reply(entry["reply"], r, []))
+        if got is None:  # not one record: the general parse (rare: built again) says what is wrong
+            return ops.call(name, service, max_payload, **given).parse(r)
         return got
 
     return ops.Call(entry["script"], service, args, parse)
