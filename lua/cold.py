@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from deadcode import CLOSERS, OPENERS, Token, declaration_at, tokenize
+from deadcode import Token, declaration_at, nesting, tokenize
 
 MARK_RE = re.compile(r"^[ \t]*--@cold\b[^\n]*\n", re.MULTILINE)
 
@@ -42,14 +42,7 @@ def _top_level(tokens: list[Token]) -> list[tuple[int, int]]:
                 out.append((d.first, d.last))
                 i = d.last + 1
                 continue
-        if t.kind == "keyword" and t.text in OPENERS:
-            depth += 1
-        elif t.kind == "keyword" and t.text in CLOSERS:
-            depth -= 1
-        elif t.text in ("(", "[", "{"):
-            depth += 1
-        elif t.text in (")", "]", "}"):
-            depth -= 1
+        depth += nesting(t)
         i += 1
     return out
 

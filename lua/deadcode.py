@@ -101,6 +101,13 @@ class Declaration:
     last: int
 
 
+def nesting(t: Token) -> int:
+    """How token t changes the depth: +1 opens a block or a bracket, -1 closes one."""
+    if t.kind == "keyword":
+        return 1 if t.text in OPENERS else -1 if t.text in CLOSERS else 0
+    return 1 if t.text in ("(", "[", "{") else -1 if t.text in (")", "]", "}") else 0
+
+
 def _block_end(tokens: list[Token], i: int) -> int | None:
     """Index of the token that closes the block opened at tokens[i]."""
     depth = 0
@@ -159,12 +166,9 @@ def declaration_at(tokens: list[Token], i: int) -> Declaration | None:
     depth, k = 0, j + 1
     while k < n:
         t = tokens[k]
-        if t.text in ("(", "[", "{") or (t.kind == "keyword" and t.text in OPENERS):
-            depth += 1
-        elif t.text in (")", "]", "}") or (t.kind == "keyword" and t.text in CLOSERS):
-            depth -= 1
-            if depth < 0:
-                return None
+        depth += nesting(t)
+        if depth < 0:
+            return None
         if depth == 0:
             nxt = tokens[k + 1] if k + 1 < n else None
             if nxt is None or nxt.text == ";":
@@ -223,14 +227,7 @@ def prune(pieces: list[tuple[bool, str]]) -> tuple[str, list[str], list[int]]:
                 decls.append(d)
                 i = d.last + 1
                 continue
-        if t.kind == "keyword" and t.text in OPENERS:
-            depth += 1
-        elif t.kind == "keyword" and t.text in CLOSERS:
-            depth -= 1
-        elif t.text in ("(", "[", "{"):
-            depth += 1
-        elif t.text in (")", "]", "}"):
-            depth -= 1
+        depth += nesting(t)
         root_tokens.append(t)
         i += 1
     live = _names_of(root_tokens, tokens)
