@@ -17,6 +17,7 @@ Every case checks its own result against Redis, like the homing cases.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from homing.envelope import encode
@@ -24,32 +25,11 @@ from homing.lane import BUSY, lane_for
 
 from measure import Sample, measured
 
-LEASED_ENQUEUE = """
-local n = #ARGV / 2
-local ids = {}
-for i = 1, n do ids[i] = ARGV[2 * i - 1] end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-redis.call('RPUSH', KEYS[2], unpack(ids))
-return n
-"""
-LEASED_DEQUEUE = """
-local ids = redis.call('LPOP', KEYS[2], ARGV[1])
-if not ids then return {} end
-local t = redis.call('TIME')
-local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
-local z = {}
-for i, id in ipairs(ids) do z[2 * i - 1] = deadline; z[2 * i] = id end
-redis.call('ZADD', KEYS[3], unpack(z))
-local bodies = redis.call('HMGET', KEYS[1], unpack(ids))
-local out = {}
-for i, id in ipairs(ids) do out[2 * i - 1] = id; out[2 * i] = bodies[i] end
-return out
-"""
-LEASED_COMPLETE = """
-redis.call('ZREM', KEYS[1], unpack(ARGV))
-redis.call('HDEL', KEYS[2], unpack(ARGV))
-return #ARGV
-"""
+# The leased design's scripts, one file each in bench/leased/ (the JS bench,
+# bench/js/run.mjs, sends the same files from node-redis).
+LEASED = Path(__file__).resolve().parent / "leased"
+LEASED_ENQUEUE, LEASED_DEQUEUE, LEASED_COMPLETE = (
+    (LEASED / f"{op}.lua").read_text() for op in ("enqueue", "dequeue", "complete"))
 TRIVIAL = "return {ARGV[3], 1}"
 SCRIPT_COMMANDS = ("evalsha", "eval")
 

@@ -16,6 +16,7 @@
 // as in run.py, so load from elsewhere on the machine hits all of them alike.
 
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 import { BUFFER_REPLIES } from "../../javascript/src/connection.js";
@@ -203,34 +204,13 @@ async function homingLoop(/** @type {number} */ n) {
   return sample;
 }
 
-// The minimal leased design (bench/floors.py, the same three scripts), sent
+// The minimal leased design (bench/leased/*.lua, the scripts bench/floors.py sends), sent
 // from node-redis with Buffer replies as homing's own calls are: the drain
 // the JS Worker is held against (issue 10: >= 0.7 of it) from the same
 // client library, so the difference is homing's scripts and worker, not
 // redis-py against node-redis.
-const LEASED_ENQUEUE = `
-local n = #ARGV / 2
-local ids = {}
-for i = 1, n do ids[i] = ARGV[2 * i - 1] end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-redis.call('RPUSH', KEYS[2], unpack(ids))
-return n`;
-const LEASED_DEQUEUE = `
-local ids = redis.call('LPOP', KEYS[2], ARGV[1])
-if not ids then return {} end
-local t = redis.call('TIME')
-local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
-local z = {}
-for i, id in ipairs(ids) do z[2 * i - 1] = deadline; z[2 * i] = id end
-redis.call('ZADD', KEYS[3], unpack(z))
-local bodies = redis.call('HMGET', KEYS[1], unpack(ids))
-local out = {}
-for i, id in ipairs(ids) do out[2 * i - 1] = id; out[2 * i] = bodies[i] end
-return out`;
-const LEASED_COMPLETE = `
-redis.call('ZREM', KEYS[1], unpack(ARGV))
-redis.call('HDEL', KEYS[2], unpack(ARGV))
-return #ARGV`;
+const [LEASED_ENQUEUE, LEASED_DEQUEUE, LEASED_COMPLETE] = ["enqueue", "dequeue", "complete"]
+  .map((op) => readFileSync(new URL(`../leased/${op}.lua`, import.meta.url), "utf8"));
 const buffers = redis.withTypeMapping(BUFFER_REPLIES);
 
 async function leasedDrain(/** @type {number} */ n) {
