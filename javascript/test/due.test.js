@@ -37,14 +37,17 @@ test("a timer, a lease and a retry lower the service's due-time entry, never rai
   assert.deepEqual(await dueIndex(), { idx: out.atMs });
 });
 
-test("an idle worker's dequeue waits behind its BLMOVE: the event comes in the wait's round trip", async () => {
-  // A client of its own, every dequeue through its run() (the separate call) counted.
+/**
+ * A client of its own whose dequeues through run() (the separate call, not the
+ * one behind a wait) are counted, and a consumer noting the ids it handles.
+ */
+async function countingClient() {
   const own = await connect(server.url);
   after(() => own.close());
-  let separate = 0;
+  const count = { separate: 0 };
   const real = own.run.bind(own);
   own.run = /** @type {any} */ ((/** @type {any} */ call, /** @type {any} */ hints) => {
-    if (call.script === "dequeue") separate += 1;
+    if (call.script === "dequeue") count.separate += 1;
     return real(call, hints);
   });
   /** @type {string[]} */
@@ -55,17 +58,22 @@ test("an idle worker's dequeue waits behind its BLMOVE: the event comes in the w
       seen.push(event.id);
     }
   }
+  return { own, count, seen, Noting };
+}
+
+test("an idle worker's dequeue waits behind its BLMOVE: the event comes in the wait's round trip", async () => {
+  const { own, count, seen, Noting } = await countingClient();
   const worker = await started(new Worker(own, "piped", Noting));
   try {
-    await until(() => separate >= 1, 5000, "the first (empty) dequeue");
+    await until(() => count.separate >= 1, 5000, "the first (empty) dequeue");
     await sleep(300);
-    const before = separate;
+    const before = count.separate;
     // @ts-ignore: internal, read for this test only
     assert.ok(worker._readyWaits() >= 1, "it waits on its ready queue");
     const first = await own.enqueueMany("piped", ["a", "b"]);
     await until(() => seen.length === 2, 5000, "both events handled");
     assert.deepEqual(seen, first);
-    assert.equal(separate, before, "no dequeue of its own: it ran behind the wait");
+    assert.equal(count.separate, before, "no dequeue of its own: it ran behind the wait");
     // The scripts gone (a restart, SCRIPT FLUSH): the wait's EVALSHA is refused
     // with NOSCRIPT, and the dequeue runs again through run(), which loads it.
     await client.connection.sendCommand(["SCRIPT", "FLUSH"]);
@@ -73,7 +81,7 @@ test("an idle worker's dequeue waits behind its BLMOVE: the event comes in the w
     const [again] = await own.enqueueMany("piped", ["c"]);
     await until(() => seen.length === 3, 5000, "the event after SCRIPT FLUSH handled");
     assert.equal(seen[2], again);
-    assert.ok(separate > before, "NOSCRIPT: sent again through run()");
+    assert.ok(count.separate > before, "NOSCRIPT: sent again through run()");
     assert.equal(worker.stats.completed >= 2, true);
   } finally {
     await worker.shutdown();
@@ -82,34 +90,19 @@ test("an idle worker's dequeue waits behind its BLMOVE: the event comes in the w
 });
 
 test("where the client sends them apart (a Cluster, Sentinel) the wait and the dequeue are two calls", async () => {
-  const own = await connect(server.url);
-  after(() => own.close());
+  const { own, count, seen, Noting } = await countingClient();
   own._leasesWhenReady = () => false; // what a Cluster or a Sentinel client answers
-  let separate = 0;
-  const real = own.run.bind(own);
-  own.run = /** @type {any} */ ((/** @type {any} */ call, /** @type {any} */ hints) => {
-    if (call.script === "dequeue") separate += 1;
-    return real(call, hints);
-  });
-  /** @type {string[]} */
-  const seen = [];
-  class Noting extends Consumer {
-    /** @param {any} event */
-    async handleEvent(event) {
-      seen.push(event.id);
-    }
-  }
   const worker = await started(new Worker(own, "unpiped", Noting));
   try {
     await sleep(300);
-    const before = separate;
+    const before = count.separate;
     // @ts-ignore: internal, read for this test only
     const waits = worker._readyWaits();
     assert.ok(waits >= 1 && waits <= 10, `blocking waits ${waits}, not polls`);
     const id = await own.enqueue("unpiped", "x");
     await until(() => seen.length === 1, 5000, "the event handled");
     assert.deepEqual(seen, [id]);
-    assert.ok(separate > before, "a dequeue of its own after the wait returned");
+    assert.ok(count.separate > before, "a dequeue of its own after the wait returned");
   } finally {
     await worker.shutdown();
   }
