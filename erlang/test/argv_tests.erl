@@ -5,12 +5,7 @@
 -module(argv_tests).
 -include_lib("eunit/include/eunit.hrl").
 
-argv_test_() ->
-    Py = filename:join([interop_tests:root(), ".venv", "bin", "python"]),
-    case filelib:is_regular(Py) of
-        false -> {"no .venv: run make venv for the ARGV parity test", []};
-        true -> {timeout, 120, fun() -> parity(Py) end}
-    end.
+argv_test_() -> interop_tests:with_python("the ARGV parity test", 120, fun parity/1).
 
 parity(Py) ->
     Root = interop_tests:root(),
@@ -30,12 +25,7 @@ parity(Py) ->
 %% What no vector can hold (their lint refuses an unknown argument name and a missing
 %% required one): argv.py's CASES, an unknown name, a fraction of an ms, text missing
 %% or null. Each line is the case (Erlang text) and Python's outcome.
-cases_test_() ->
-    Py = filename:join([interop_tests:root(), ".venv", "bin", "python"]),
-    case filelib:is_regular(Py) of
-        false -> {"no .venv: run make venv for the call-layer cases", []};
-        true -> {timeout, 60, fun() -> cases(Py) end}
-    end.
+cases_test_() -> interop_tests:with_python("the call-layer cases", 60, fun cases/1).
 
 cases(Py) ->
     Out = os:cmd(Py ++ " " ++ filename:join([interop_tests:root(), "erlang", "test", "argv.py"])

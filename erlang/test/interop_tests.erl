@@ -4,7 +4,7 @@
 %% Python runs from the worktree's .venv (make venv), driving test/interop.py.
 -module(interop_tests).
 -include_lib("eunit/include/eunit.hrl").
--export([payloads/0, js_payloads/0, python/3, root/0, js_to_erlang/1, erlang_to_js/1, python_to_erlang/1, erlang_to_python/1, timers/1,
+-export([payloads/0, js_payloads/0, python/3, root/0, with_python/3, js_to_erlang/1, erlang_to_js/1, python_to_erlang/1, erlang_to_python/1, timers/1,
          retries_and_dead_letters/1, killed_erlang_worker/1]).
 
 %% The same payloads as PAYLOADS in interop.py, as Erlang terms.
@@ -22,6 +22,14 @@ js_payloads() -> lists:droplast(payloads()).
 root() -> filename:dirname(filename:dirname(homing_manifest:priv_dir())).
 
 python_bin() -> filename:join([root(), ".venv", "bin", "python"]).
+
+%% An eunit generator running Fun(Python) within Timeout seconds, or skipped, saying
+%% why, where the checkout has no .venv (the tests that compare with Python's side).
+with_python(What, Timeout, Fun) ->
+    case filelib:is_regular(python_bin()) of
+        false -> {"no .venv: run make venv for " ++ What, []};
+        true -> {timeout, Timeout, fun() -> Fun(python_bin()) end}
+    end.
 
 %% Run interop.py COMMAND with the test's Redis and prefix; its output on failure.
 python(#{redis := R, prefix := P}, Command, Args) ->

@@ -5,12 +5,7 @@
 -module(weather_tests).
 -include_lib("eunit/include/eunit.hrl").
 
-weather_test_() ->
-    Py = filename:join([interop_tests:root(), ".venv", "bin", "python"]),
-    case filelib:is_regular(Py) of
-        false -> {"no .venv: run make venv for the weather test", []};
-        true -> {timeout, 120, fun() -> weather(Py) end}
-    end.
+weather_test_() -> interop_tests:with_python("the weather test", 120, fun weather/1).
 
 weather(Py) ->
     R = homing_test_redis:start(#{appendonly => true}),
