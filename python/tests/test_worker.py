@@ -190,7 +190,11 @@ def test_heartbeat_runs_through_the_shutdown_grace(client: homing.Client, servic
         worker.shutdown()  # the handler has ~1 s left, well within the grace
         assert client.result(service, event_id, timeout=5) is None
     c = counters(client, service)
-    assert (c["delivered"], c.get("expired", 0), c["completed"]) == (1, 0, 1)
+    # A stall of ~270 ms between the lease and a slot's start (a loaded CI machine:
+    # the lease is 300 ms) makes the slot release the event unstarted, counted, and
+    # the next lease delivers it again: the documented path, its lease ended first.
+    again = worker.stats.expired_unstarted
+    assert (c["delivered"], c.get("expired", 0), c["completed"]) == (1 + again, 0, 1)
 
 
 class Gate(homing.Consumer):
