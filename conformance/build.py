@@ -52,6 +52,8 @@ VALUE_CONVENTIONS = {
     "$int": lambda a: isinstance(a, str) and re.fullmatch(r"[+-]?[0-9]+", a),
     "$float": lambda a: isinstance(a, (int, float)) and not isinstance(a, bool),
     "$envelope": lambda a: True,
+    "$fresh": lambda a: (isinstance(a, list) and len(a) == 2 and isinstance(a[0], int)
+                         and not isinstance(a[0], bool) and a[0] >= 0),
 }
 EXPECT_CONVENTIONS = {"$error": lambda a: isinstance(a, str), "$subset": lambda a: isinstance(a, dict)}
 
@@ -173,6 +175,8 @@ def check_conventions(j: Any, where: str, expect: bool) -> None:
         raise VectorFileError(f"{where}: bad argument for {conv}: {j[conv]!r:.60}")
     if conv in ("$subset", "$envelope"):
         check_conventions(j[conv], f"{where}.{conv}", expect and conv == "$subset")
+    elif conv == "$fresh":
+        check_conventions(j[conv][1], f"{where}.{conv}", False)
 
 
 def _reads_clock(source: str) -> bool:

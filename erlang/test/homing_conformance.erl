@@ -56,6 +56,11 @@ to_value({obj, [{<<"$float">>, F}]}) -> float(F);
 to_value({obj, [{<<"$envelope">>, V}]}) ->
     {ok, B} = homing_envelope:encode(to_value(V)),
     B;
+%% The data value of an event enqueued ready and never delivered
+%% (lua/include/fresh.lua): "#created_ms#" then the envelope.
+to_value({obj, [{<<"$fresh">>, [C, V]}]}) when is_integer(C) ->
+    {ok, B} = homing_envelope:encode(to_value(V)),
+    <<"#", (integer_to_binary(C))/binary, "#", B/binary>>;
 to_value({obj, Pairs}) -> {map, [{K, to_value(V)} || {K, V} <- Pairs]};
 to_value(L) when is_list(L) -> [to_value(X) || X <- L];
 to_value(V) -> V.

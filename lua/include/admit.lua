@@ -18,19 +18,15 @@ local function admit_check(id, env, max_payload)
   end
 end
 
--- Make ids[1..ni] ready: payloads data_args (id, envelope, id, envelope...),
--- each with the same fresh record rec (formatted once). meta is checked
--- first (HLEN through on(): a foreign type is refused by name before any
--- write; a write taken back later would still be a write that replicas,
--- WATCH and keyspace listeners see). Then LPUSH: ready is not read before,
--- and as the script's first write a refusal (a key of a foreign type) still
--- leaves nothing written. data and config were read before (on).
-local function admit_write(p, ids, ni, data_args, rec)
-  meta_check()
+-- Make ids[1..ni] ready at level 0: payloads data_args (id, value, id,
+-- value...), each value already carrying the fresh prefix (fresh.lua): no
+-- record is written, so meta is not touched at all. LPUSH first: ready is not
+-- read before, and as the script's first write a refusal (a key of a foreign
+-- type) still leaves nothing written. data and config were read before (on).
+local function admit_write(p, ids, ni, data_args)
   on('LPUSH', K.ready, unpack(ids))
   stamp_schema(p)
   redis.call('HSET', K.data, unpack(data_args))
-  meta_put_same(ids, ni, rec)
   count('enqueued', ni)
 end
 

@@ -1,6 +1,7 @@
 -- deadletter: moving events to the dead letters.
 --@include record
 --@include counters
+--@include fresh
 
 -- Dead-letter an event: kept with its payload and reason until requeued or
 -- purged. Nothing in homing drops an event silently.
@@ -19,9 +20,15 @@ end
 local function quarantine(id, m, now)
   if m == false then
     to_dead(id, {attempt = 0, created = now}, 'unreadable bookkeeping record: ' .. meta_raw(id), now)
-  elseif redis.call('HEXISTS', K.data, id) == 1 then
+    return true
+  end
+  local raw = redis.call('HGET', K.data, id)
+  local _, born = data_env(raw or nil)
+  if raw and not born then
     to_dead(id, {attempt = 0, created = now}, 'bookkeeping record missing', now)
   else
+    -- Nothing left of it, or a stray copy of an event enqueued ready and never
+    -- delivered (fresh.lua: it has no record), which is where it should be.
     count('orphaned', 1)
     return false
   end

@@ -2,10 +2,23 @@
 -- release, complete, fail).
 --@include record
 
--- Why a call on record m with token must be refused, as a per-item error
--- code; nil when m is the live lease of that token (reserved or started).
-local function refusal(m, token)
+-- Whether id, which has no record, is an event all the same: enqueued
+-- ready and never delivered (fresh.lua), its payload is all there is. A
+-- token call on it is stale (it holds no lease), not about an unknown event.
+-- Only the refusals read it (through on(): before any write).
+--@cold
+local function fresh_exists(id)
+  return on('HEXISTS', K.data, id) == 1
+end
+
+-- Why a call on record m of id with token must be refused, as a per-item
+-- error code; nil when m is the live lease of that token (reserved or
+-- started).
+local function refusal(m, token, id)
   if m == nil then
+    if fresh_exists(id) then
+      return E.STALE_LEASE
+    end
     return E.UNKNOWN_EVENT
   elseif m == false then
     return E.CORRUPT_STATE
@@ -21,7 +34,7 @@ end
 -- share it.
 local function held(id, token)
   local m = meta_get(id)
-  local code = refusal(m, tonumber(token))
+  local code = refusal(m, tonumber(token), id)
   if code == E.UNKNOWN_EVENT then
     fail(code, 'no event ' .. id)
   elseif code == E.CORRUPT_STATE then

@@ -1,6 +1,6 @@
 --[[
 @script complete
-@version 4
+@version 5
 @memory checked
 @wait
 @summary Acknowledge leased events (complete and complete_many). Each
@@ -47,6 +47,7 @@ PAYLOAD_TOO_LARGE or REDIS_FULL (that item is left as it was: keep the lease and
 --@include policy
 --@include record
 --@include group_end
+--@include lease
 
 local p = load_policy()
 local max_payload = int_arg(1, 'max_payload', 1)
@@ -69,7 +70,11 @@ for i = 1, n do
   -- Only the lease fields of the record: no table per event.
   local s, mtok, ext = meta_lease_of(raws[i])
   -- The records are deleted after the loop, so a repeat must be caught here.
-  if s == nil or done[id] then
+  if s == nil and not done[id] and fresh_exists(id) then
+    -- No record but a payload: ready, never delivered (fresh.lua).
+    out[i] = E.STALE_LEASE
+    stale = stale + 1
+  elseif s == nil or done[id] then
     out[i] = E.UNKNOWN_EVENT
   elseif s == false then
     out[i] = E.CORRUPT_STATE

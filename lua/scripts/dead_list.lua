@@ -1,6 +1,6 @@
 --[[
 @script dead_list
-@version 3
+@version 4
 @memory none
 @summary Page through a service's dead letters, oldest first.
 @key data
@@ -15,6 +15,7 @@ payload is missing)
 ]]
 --@include base
 --@include record
+--@include fresh
 
 argc(2)
 local offset = int_arg(1, 'offset', 0)
@@ -28,6 +29,7 @@ for i = 1, #page, 2 do
   out[#out + 1] = tonumber(page[i + 1])
   out[#out + 1] = m and m.attempt or 0
   out[#out + 1] = m and m.reason or ('unreadable record: ' .. (meta_raw(id) or ''))
-  out[#out + 1] = redis.call('HGET', K.data, id) or ''
+  -- An event dead-lettered after a lease may still carry its fresh prefix.
+  out[#out + 1] = data_env(redis.call('HGET', K.data, id) or '')
 end
 return out

@@ -1,6 +1,6 @@
 --[[
 @script dequeue
-@version 5
+@version 6
 @memory level
 @summary Lease up to count ready events (none while the service is paused, no
 more than its rate_limit per rate_window_ms and its concurrency allow): those
@@ -57,6 +57,7 @@ a limit or the pause held back ready events), then per event: id, token, attempt
 --@include record
 --@include deadletter
 --@include ready
+--@include fresh
 
 argc(3)
 local p = load_policy()
@@ -198,8 +199,20 @@ local k = 0
 -- than the rest of the loop).
 local no, nz = #out, 0
 for i, id in ipairs(ids) do
-  local s, a, _, c, ret, ext, reason, canon = meta_texts(raws[i])
-  if s == 'r' and envs[i] and not leased[id] then
+  local env, born = data_env(envs[i])
+  local s, a, _, c, ret, ext, reason, canon
+  if raws[i] then
+    s, a, _, c, ret, ext, reason, canon = meta_texts(raws[i])
+  elseif env then
+    -- No record, a payload: enqueued ready, never delivered (fresh.lua). Its
+    -- record is this lease's, created when the prefix says (now for a value
+    -- without one, written by someone else: it is delivered all the same,
+    -- and a consumer that cannot decode it dead-letters it).
+    born = born or fmt(now)
+    s, a, c, ret, ext, reason = 'r', '0', born, '0', '', ''
+    canon = #born < 16 and (#born == 1 or string.byte(born, 1) ~= 48)
+  end
+  if s == 'r' and env and not leased[id] then
     leased[id] = true
     k = k + 1
     token = token + 1
@@ -216,11 +229,11 @@ for i, id in ipairs(ids) do
         start = returns > 0 and 1 or 0
       end
       out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
-        id, token, attempt, envs[i], start
+        id, token, attempt, env, start
     else
       -- A number not in meta_str's form (a leading zero, 16 digits or
       -- more): through the record's table, which writes the one stored form.
-      local m = meta_parse(raws[i])
+      local m = meta_parse(raws[i]) or fresh_record(born)
       local attempt, start = m.attempt + 1, 0
       if not reserve or m.returns >= p.max_attempts then
         m.attempt, m.s = attempt, 'l'
@@ -231,7 +244,7 @@ for i, id in ipairs(ids) do
       m.token = token
       rec = meta_str(m)
       out[no + 1], out[no + 2], out[no + 3], out[no + 4], out[no + 5] =
-        id, token, attempt, envs[i], start
+        id, token, attempt, env, start
     end
     no = no + 5
     zargs[nz + 1], zargs[nz + 2] = deadline, id

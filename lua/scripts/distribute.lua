@@ -1,6 +1,6 @@
 --[[
 @script distribute
-@version 3
+@version 4
 @memory level
 @summary The retry distributor's step for one service: take events whose
 lease expired and route each back toward the ready queue after its backoff

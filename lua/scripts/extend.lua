@@ -1,10 +1,11 @@
 --[[
 @script extend
-@version 3
+@version 4
 @memory level
 @summary Extend the leases of in-flight events (extend_lease; the worker's
 heartbeat), reserved or started. Refused per item when the token is no
 longer current. Runs on a full Redis: it only moves scores.
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @key leases
 @key config
@@ -38,7 +39,7 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
   local m = meta_get(id)
-  out[i] = refusal(m, token)
+  out[i] = refusal(m, token, id)
   if not out[i] then
     redis.call('ZADD', K.leases, deadline, id)
     out[i] = deadline

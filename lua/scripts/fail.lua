@@ -1,6 +1,6 @@
 --[[
 @script fail
-@version 4
+@version 5
 @memory level
 @wait
 @summary A consumer gives up on a leased event (fail): it is retried after
@@ -9,6 +9,7 @@ attempts are used up, dead-lettered at once with the reason. A reserved
 event is charged its attempt here: its handler ran. The reason is cut to
 LIMITS.reason_bytes, on a UTF-8 character boundary. A group member
 dead-lettered finishes its group as failed (enqueue_group).
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @key leases
 @key retry

@@ -1,6 +1,6 @@
 --[[
 @script group_enqueue
-@version 2
+@version 3
 @memory grows
 @wait
 @repeats enqueued
@@ -52,7 +52,6 @@ local n = int_arg(2, 'count', 1, LIMITS.batch)
 argc(2 + 3 * n)
 
 local ids, data_args, seen, levels = {}, {}, {}, {}
-local nprio = 0
 for i = 1, n do
   ids[i] = ARGV[3 * i]
 end
@@ -61,9 +60,6 @@ local kept = on('HMGET', K.results, unpack(ids))
 for i = 1, n do
   local id, env = ids[i], ARGV[3 * i + 1]
   levels[i] = int_arg(3 * i + 2, 'priority', 0, 9)
-  if levels[i] > 0 then
-    nprio = nprio + 1
-  end
   admit_check(id, env, max_payload)
   if seen[id] or known[i] or kept[i] then
     fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists (a group takes new events only)')
@@ -78,14 +74,9 @@ if not gn or gn ~= math.floor(gn) or gn < 0 then
 end
 gn = gn + 1
 
-if nprio == 0 then
-  local rec = meta_new('r', now)
-  meta_ext_set(rec, 'g', gn)
-  admit_write(p, ids, n, data_args, rec)
-else
-  -- Each record carries the group (field g) beside its level (field p).
-  admit_write_levels(p, ids, n, data_args, now, levels, {g = gn})
-end
+-- Each record carries the group (field g) beside its level (field p): a
+-- member is never fresh (fresh.lua), its record says which group it is in.
+admit_write_levels(p, ids, n, data_args, now, levels, {g = gn})
 redis.call('HSET', K.counters, 'groups', gn)
 redis.call('HSET', K.results, group_field(gn) .. ':ids', table.concat(ids, ' '))
 group_put(gn, {total = n, done = 0, ttl = p.result_ttl_ms, finished = 0, failed = ''})

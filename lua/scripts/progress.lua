@@ -1,12 +1,13 @@
 --[[
 @script progress
-@version 1
+@version 2
 @memory level
 @summary A consumer records how far it got with an event it holds: a whole
 percentage 0..100, fenced by its lease token like complete, kept in the
 event's record (field q) so that status and the dashboard show it and it
 goes when the record goes (nothing to clean up). It is kept across a retry
 or a snooze (the last value reported) and overwritten by the next report.
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @arg id id event id
 @arg token token the lease token of the caller

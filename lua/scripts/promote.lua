@@ -1,6 +1,6 @@
 --[[
 @script promote
-@version 5
+@version 6
 @memory level
 @summary The retry scheduler's step for one service: move due timers and
 due retries to the ready queue, each at the back of its priority level (a

@@ -1,6 +1,6 @@
 --[[
 @script recurring_put
-@version 2
+@version 3
 @memory grows
 @wait
 @summary Register a recurring timer (every_ms or a cron expression) under a
@@ -71,6 +71,10 @@ if m == false then
   fail(E.CORRUPT_STATE, 'record of ' .. name .. ' is unreadable')
 end
 if m and m.s ~= 'c' then
+  fail(E.DUPLICATE_ID, name .. ' is an event of this service, not a recurring timer')
+end
+if m == nil and redis.call('HEXISTS', K.data, name) == 1 then
+  -- No record but a payload: an event enqueued ready, never delivered (fresh.lua).
   fail(E.DUPLICATE_ID, name .. ' is an event of this service, not a recurring timer')
 end
 if m == nil and redis.call('HEXISTS', K.results, name) == 1 then

@@ -1,6 +1,6 @@
 --[[
 @script release
-@version 4
+@version 5
 @memory level
 @summary Hand leased events back unprocessed (graceful shutdown, unused
 prefetch): they go to the front of the ready queue, each of its own priority level
@@ -9,6 +9,7 @@ first item is delivered next), and the delivery does not count as an attempt
 (a started lease gives its charged attempt back; a reserved one had none).
 @key ready
 @key prio
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @key leases
 @key counters
@@ -31,7 +32,7 @@ local out, back, levels = {}, {}, {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
-  out[i] = refusal(m, token)
+  out[i] = refusal(m, token, id)
   if not out[i] then
     redis.call('ZREM', K.leases, id)
     if m.s == 'l' then

@@ -1,10 +1,11 @@
 --[[
 @script result
-@version 5
+@version 6
 @memory none
 @summary Where an event stands, for the producer waiting on feedback:
 completed (with its result), dead-lettered (with the reason), still
 pending (with its status), or unknown.
+@key data
 @key meta
 @key results
 @arg id id event id
@@ -17,6 +18,7 @@ priority level (0..9) | 'unknown'
 ]]
 --@include base
 --@include record
+--@include fresh
 
 argc(1)
 local id = ARGV[1]
@@ -24,7 +26,8 @@ local res = redis.call('HGET', K.results, id)
 if res then
   return {'done', res}
 end
-local m = meta_get(id)
+-- An event never delivered has no record (fresh.lua): ready, nothing charged.
+local m = meta_or_fresh(id)
 if m == nil then
   return {'unknown'}
 elseif m == false then

@@ -1,6 +1,6 @@
 --[[
 @script schedule
-@version 4
+@version 5
 @memory grows
 @wait
 @repeats timers
@@ -39,6 +39,7 @@ as an idempotent repeat, flag 0)
 --@include policy
 --@include idem
 --@include record
+--@include fresh
 
 local p = load_policy()
 local now = now_ms(p)
@@ -67,12 +68,15 @@ if known then
   local score = redis.call('ZSCORE', K.timers, known)
   return {known, 0, score and tonumber(score) or -1}
 end
-if meta_exists(id) and redis.call('HGET', K.data, id) == env then
+-- Every live event has its payload in data (one enqueued ready has no
+-- record, fresh.lua), so data answers whether the id is taken.
+local old = redis.call('HGET', K.data, id)
+if old and data_env(old) == env then
   -- The same timer sent again (a client retrying after a lost reply).
   local score = redis.call('ZSCORE', K.timers, id)
   return {id, 0, score and tonumber(score) or -1}
 end
-if meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
+if old or meta_exists(id) or redis.call('HEXISTS', K.results, id) == 1 then
   fail(E.DUPLICATE_ID, 'event ' .. id .. ' already exists')
 end
 

@@ -1,6 +1,6 @@
 --[[
 @script snooze
-@version 2
+@version 3
 @memory level
 @wait
 @summary A consumer asks for a leased event again after a delay, without it
@@ -12,6 +12,7 @@ max_snoozes times is dead-lettered instead, with the reason and its delivery
 charged and counted as a fail's would be (failed, dead), so it cannot
 snooze for ever unnoticed. A group member so dead-lettered finishes its group
 as failed.
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @key leases
 @key retry

@@ -1,12 +1,13 @@
 --[[
 @script start
-@version 3
+@version 4
 @memory level
 @summary Mark reserved events as started (the worker, before it runs an
 event dequeued with must_start 1): the attempt is charged now, so that if
 the handler kills its worker, the event's next return counts against
 max_attempts and a poison event reaches the dead letters. An event already
 started is left as it is.
+@key data unguarded: HEXISTS (lease.lua fresh_exists) only when a record is absent, before any write
 @key meta
 @arg count count(items) number of items
 @arg items list(id:id,token:token) per item: id, token
@@ -26,7 +27,7 @@ local out = {}
 for i = 1, n do
   local id, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   local m = meta_get(id)
-  out[i] = refusal(m, token)
+  out[i] = refusal(m, token, id)
   if not out[i] then
     if m.s == 'v' then
       m.s, m.attempt = 'l', m.attempt + 1

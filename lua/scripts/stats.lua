@@ -1,11 +1,12 @@
 --[[
 @script stats
-@version 4
+@version 5
 @memory none
 @summary One service's numbers: queue lengths, running totals, the
 effective policy, the schema stamp and whether the test clock is set.
 @key ready
 @key prio
+@key data
 @key meta
 @key leases
 @key timers
@@ -27,6 +28,7 @@ stored, -1 if unset)
 --@include base
 --@include policy
 --@include record
+--@include fresh
 --@include marker
 
 local p = load_policy()
@@ -54,7 +56,7 @@ if not next_id then
   next_id = marker == 1 and redis.call('LINDEX', K.ready, -2) or tail
 end
 if next_id then
-  local m = meta_get(next_id)
+  local m = meta_or_fresh(next_id)
   if m then
     out[16] = m.created
   end

@@ -12,6 +12,7 @@ from .client import Client
 from .cliutil import HomingGroup, Settings, json_text, table
 from .connection import REDIS_ERRORS, translate
 from .manifest import service_key
+from .stored import created_ms
 
 # What a service may hold, as `homing stats` names it; any of it refuses `forget`.
 HOLDS = ("ready", "in_flight", "timers", "retrying", "expired", "dead", "results")
@@ -31,7 +32,7 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
     reading two members instead of the level layout's nine ranges).
     """
     k = {name: service_key(client.prefix, service, name)
-         for name in ("seq", "results_at", "idem_at", "dead", "ready", "meta", "prio")}
+         for name in ("seq", "results_at", "idem_at", "dead", "ready", "meta", "data", "prio")}
     r = client.redis
     try:
         pipe = r.pipeline(transaction=False)
@@ -45,7 +46,9 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
         seq, results, idem, dead, head, first, last = pipe.execute()
         # The head may be the wake marker (no valid id: it has no record).
         newest = [i for i in [head, *first, *last] if i is not None]
-        created = r.hmget(k["meta"], newest) if newest else []
+        # An event never delivered has no record: its data value carries its creation.
+        created = (list(zip(r.hmget(k["meta"], newest), r.hmget(k["data"], newest),
+                            strict=True)) if newest else [])
     except REDIS_ERRORS as exc:
         raise translate(exc, k["seq"]) from exc
     seen: list[float] = []
@@ -57,12 +60,10 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
         seen.append(idem[0][1] - st.get("policy.idem_ttl_ms", 0))
     if dead:
         seen.append(dead[0][1])
-    for rec in created:
-        if rec is None:
-            continue
-        fields = (rec.decode() if isinstance(rec, bytes) else rec).split("|")
-        if len(fields) > 3 and fields[3].isdigit():
-            seen.append(int(fields[3]))
+    for rec, data in created:
+        when = created_ms(rec, data)
+        if when is not None:
+            seen.append(when)
     return int(max(seen)) if seen else None
 
 

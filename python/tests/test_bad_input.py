@@ -182,24 +182,42 @@ def test_envelope_of_another_version(client: homing.Client, service: str) -> Non
 def test_corrupt_meta_is_quarantined(client: homing.Client, service: str) -> None:
     freeze(client, service)
     garbled, missing, no_data, good = client.enqueue_many(service, ["g", "m", "n", "ok"])
+    # Records exist from the first lease on (an event never delivered has none:
+    # lua/include/fresh.lua): lease and release them first.
+    client.release(service, [(e.id, e.token) for e in client.dequeue(service, 10)])
     client.redis.hset(key(client, service, "meta"), garbled, "garbage|x")
     client.redis.hdel(key(client, service, "meta"), missing)
     client.redis.hdel(key(client, service, "data"), no_data)
     evs = client.dequeue(service, 10)
-    assert [e.id for e in evs] == [good]
+    # A payload without a record is an event never delivered (its value keeps the
+    # fresh prefix with its creation time): delivered again, not dead-lettered.
+    assert sorted(e.id for e in evs) == sorted([missing, good])
     page = client.dead_list(service)
     reasons = {x.id: x.reason for x in page.letters}
     assert reasons == {garbled: "unreadable bookkeeping record: garbage|x",
-                       missing: "bookkeeping record missing",
                        no_data: "payload missing"}
     # The payloads that still exist are kept with the dead letter.
     payloads = {x.id: x.payload for x in page.letters if x.raw}
-    assert payloads == {garbled: "g", missing: "m"}
-    assert states(client, service) == {good: "leased", garbled: "dead", missing: "dead",
+    assert payloads == {garbled: "g"}
+    assert states(client, service) == {good: "leased", missing: "leased", garbled: "dead",
                                        no_data: "dead"}
     # A requeue gives the readable ones a fresh, valid record.
-    assert client.dead_requeue(service, [garbled, missing, no_data]) == (2, 0)
-    assert sorted(e.payload for e in client.dequeue(service, 10)) == ["g", "m"]
+    assert client.dead_requeue(service, [garbled, no_data]) == (1, 0)
+    assert [e.payload for e in client.dequeue(service, 10)] == ["g"]
+
+
+def test_fresh_event_losing_its_payload_is_counted_orphaned(client: homing.Client,
+                                                            service: str) -> None:
+    """An event never delivered has no record, only its payload (lua/include/fresh.lua):
+    with the payload deleted by someone else, its id in the ready list is all that is
+    left, and dequeue counts it orphaned instead of delivering nothing as something."""
+    freeze(client, service)
+    gone, kept = client.enqueue_many(service, ["gone", "kept"])
+    client.redis.hdel(key(client, service, "data"), gone)
+    assert [e.payload for e in client.dequeue(service, 10)] == ["kept"]
+    st = client.stats(service)
+    assert st["total.orphaned"] == 1 and st["dead"] == 0
+    assert client.status(service, gone).state == "unknown"
 
 
 def test_corrupt_meta_per_item_codes(client: homing.Client, service: str) -> None:

@@ -14,6 +14,8 @@
 //   {"$int": "18446744073709551615"} an integer of any size (a BigInt);
 //   {"$float": 1.0} a float (JavaScript has one number type: a number);
 //   {"$envelope": v} the msgpack envelope bytes of payload v;
+//   {"$fresh": [created_ms, v]} the data value of an event enqueued ready and never
+//     delivered: "#created_ms#" then the envelope of v (lua/include/fresh.lua);
 //   in expectations: {"$error": "CODE"}, {"$subset": {...}}.
 
 import { readFileSync, readdirSync } from "node:fs";
@@ -52,6 +54,7 @@ const VALUE_CONVENTIONS = {
   $int: (v) => typeof v === "string",
   $float: (v) => typeof v === "number",
   $envelope: () => true,
+  $fresh: (v) => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]),
 };
 
 /**
@@ -146,6 +149,8 @@ export function toValue(j, where = "value") {
       return BigInt(arg.trim());
     case "$float":
       return Number(arg);
+    case "$fresh":
+      return Buffer.concat([Buffer.from(`#${arg[0]}#`), envelope.encode(toValue(arg[1], where))]);
     default: // $envelope
       return envelope.encode(toValue(arg, where));
   }

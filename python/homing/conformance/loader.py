@@ -13,6 +13,8 @@ fails its vector. The conventions:
 - ``{"$int": "18446744073709551615"}`` an integer of any size;
 - ``{"$float": 1.0}`` a float even when the number is whole;
 - ``{"$envelope": v}`` the msgpack envelope bytes of payload ``v``;
+- ``{"$fresh": [created_ms, v]}`` the data value of an event enqueued ready and
+  never delivered: ``#created_ms#`` then the envelope of ``v`` (lua/include/fresh.lua);
 - in expectations: ``{"$error": "CODE"}`` an item that failed with CODE,
   ``{"$subset": {...}}`` an object holding at least these entries.
 """
@@ -29,7 +31,7 @@ from .. import envelope
 
 # Conventions allowed inside values, with the JSON type of their argument.
 VALUE_CONVENTIONS = {"$hex": str, "$bytes": str, "$int": str, "$float": (int, float),
-                     "$envelope": object}
+                     "$envelope": object, "$fresh": list}
 DEFAULT_CLOCK = 1_000_000
 # The test clock: this field of the service's config hash, read by every script
 # that reads "now" (lua/include/clock.lua). Production never sets it.
@@ -123,6 +125,10 @@ def to_value(j: Any, where: str = "value") -> Any:
             return float(arg)
     except ValueError as exc:
         raise VectorFileError(f"{where}: bad {conv} {arg!r}: {exc}") from exc
+    if conv == "$fresh":
+        if len(arg) != 2 or not isinstance(arg[0], int) or isinstance(arg[0], bool):
+            raise VectorFileError(f"{where}: $fresh takes [created_ms, payload], got {arg!r:.60}")
+        return b"#%d#" % arg[0] + envelope.encode(to_value(arg[1], where))
     return envelope.encode(to_value(arg, where))  # $envelope
 
 

@@ -20,6 +20,7 @@ from ..client import Client
 from ..errors import HomingError
 from ..manifest import global_key, service_key
 from ..presence import WorkerBeat, read_workers
+from ..stored import created_ms, data_envelope, record_fields
 
 MAX_SERVICES = 500  # services shown (and sampled) at most; the rest are counted
 HISTORY_S = 3600.0  # the charts' window: the last hour
@@ -70,11 +71,14 @@ def oldest_ready_age(client: Client, service: str, now: int) -> float | None:
     tail = first[0] if first else r.lindex(service_key(client.prefix, service, "ready"), -1)
     if tail is None:
         return None
-    raw = r.hget(service_key(client.prefix, service, "meta"), tail)
-    parts = _s(raw).split("|") if raw is not None else []
-    if len(parts) < 4 or not parts[3].isdigit():
+    # Its record, or for an event never delivered (no record) its data value's prefix.
+    pipe = r.pipeline(transaction=False)
+    pipe.hget(service_key(client.prefix, service, "meta"), tail)
+    pipe.hget(service_key(client.prefix, service, "data"), tail)
+    created = created_ms(*pipe.execute())
+    if created is None:
         return None
-    return max(0.0, (now - int(parts[3])) / 1000)
+    return max(0.0, (now - created) / 1000)
 
 
 @dataclass
@@ -212,11 +216,12 @@ def event(client: Client, service: str, event_id: str) -> EventView:
         return service_key(client.prefix, service, name)
 
     meta = r.hget(key("meta"), event_id)
-    if meta is not None:
-        parts = _s(meta).split("|")
-        if len(parts) >= 4 and parts[2].isdigit() and parts[3].isdigit():
-            view.token = int(parts[2]) or None
-            view.created_ms = int(parts[3])
+    # An event never delivered has no record: its data value carries its creation.
+    raw = r.hget(key("data"), event_id)
+    parts = record_fields(meta)
+    if len(parts) >= 4 and parts[2].isdigit():
+        view.token = int(parts[2]) or None
+    view.created_ms = created_ms(meta, raw)
     deadline = r.zscore(key("leases"), event_id)
     view.lease_deadline_ms = None if deadline is None else int(deadline)
     due = r.zscore(key("timers"), event_id)
@@ -224,8 +229,7 @@ def event(client: Client, service: str, event_id: str) -> EventView:
         due = r.zscore(key("retry"), event_id)
     view.due_ms = None if due is None else int(due)
     if st.state != "done":
-        raw = r.hget(key("data"), event_id)
-        view.payload = preview(raw, 2000) if raw is not None else None
+        view.payload = preview(data_envelope(raw)[0], 2000) if raw is not None else None
     if view.lease_deadline_ms is not None:
         view.holders = [w for w in read_workers(client)
                         if w.service == service and event_id in w.held_ids]
