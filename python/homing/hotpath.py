@@ -19,7 +19,6 @@ which refuses or runs it as before.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -32,18 +31,6 @@ _BUILDERS: dict[tuple[str, tuple[str, ...]], Builder | None] = {}
 _MAX_SHAPES = 1000  # a caller looping over odd shapes must not grow this for ever
 
 
-def _fast_id() -> str:
-    """A UUID4's hex (as ``argtypes.new_id``), without ``uuid.UUID``'s Python constructor.
-
-    Why: ``uuid4().hex`` costs ~2 us here, most of it UUID.__init__ checking
-    the bytes it was just given; these are the same 122 random bits from
-    ``os.urandom`` with the version (4) and variant (RFC 4122) bits set.
-    """
-    n = int.from_bytes(os.urandom(16), "big")
-    n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    return f"{n:032x}"
-
-
 def _item_encoder(f: dict[str, Any]) -> Callable[[Any, int], Any]:
     """``argtypes``' encoder of one item field, with a new id made directly."""
     t, default, optional = f["type"], f.get("default"), f.get("optional")
@@ -53,7 +40,7 @@ def _item_encoder(f: dict[str, Any]) -> Callable[[Any, int], Any]:
         return full(default if v is None else v, name, mp)
 
     if t == "id" and default == "$new_id":
-        return lambda v, mp: _fast_id() if v is None else enc(v, mp)
+        return lambda v, mp: argtypes.new_id() if v is None else enc(v, mp)
     if t == "envelope" and default is None and not optional:  # what ENCODE's envelope does
         return lambda v, mp: argtypes.encoded(v, mp)
     if t == "key" and not optional:  # a str is taken as it is; anything else as the table says

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import homing
-from homing import hotpath, ops
+from homing import argtypes, hotpath, ops
 from homing.errors import HomingError
 
 PAYLOADS: list[Any] = [{"a": 1}, b"x" * 10, None, float("nan"), object(), "x" * 2000,
@@ -76,7 +76,7 @@ def parsed(fn: Any) -> Any:
 
 def test_fast_ids_are_uuid4_hex() -> None:
     for _ in range(2000):
-        u = hotpath._fast_id()
+        u = argtypes.new_id()
         parsed = uuid.UUID(hex=u)
         assert parsed.hex == u and parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
