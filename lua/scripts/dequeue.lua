@@ -192,6 +192,21 @@ local zargs, margs, leased, sargs = {}, {}, {}, {}
 -- after it, moved by exactly the tokens handed out (untouched if none is).
 local raws = meta_raw_many(ids)
 local envs = redis.call('HMGET', K.data, unpack(ids))
+-- A token's digits: consecutive tokens share all but their last digit, so
+-- the rest is formatted once per ten (string.format was a sixth of the loop's
+-- time per event).
+local DIGITS = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}
+local tens, tens_text = -1, ''
+local function token_text(t)
+  local hi = math.floor(t / 10)
+  if hi == 0 then
+    return DIGITS[t + 1]
+  end
+  if hi ~= tens then
+    tens, tens_text = hi, fmt(hi)
+  end
+  return tens_text .. DIGITS[t - hi * 10 + 1]
+end
 local last = tonumber(seq or '0')
 local token = last < floor and floor or last
 local k = 0
@@ -216,7 +231,7 @@ for i, id in ipairs(ids) do
     leased[id] = true
     k = k + 1
     token = token + 1
-    local tok = fmt(token)
+    local tok = token_text(token)
     local rec
     if canon then
       local returns = ret == '0' and 0 or tonumber(ret)
