@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 from . import types
@@ -72,8 +73,12 @@ def _num(v: Any) -> int | float | str:
 
 
 # Reply field types -> converters (int and bytes arrive as they are).
+def _same(v: Any) -> Any:
+    return v
+
+
 FIELD: dict[str, Callable[[Any], Any]] = {
-    "int": int, "str": _s, "bool": lambda v: v == 1, "bytes": lambda v: v, "num": _num,
+    "int": int, "str": _s, "bool": lambda v: v == 1, "bytes": _same, "num": _num,
     "status": lambda v: STATUS_NAMES.get(_s(v), _s(v)),
 }
 
@@ -205,7 +210,7 @@ def call(name: str, service: str, max_payload: int, /, **given: Any) -> Call:
             spec.get("default")
         out = encode_arg(spec, value, name if t == "list" else arg, max_payload)
         if t == "list":  # its count slot, right before it, sent nothing: the count goes here
-            items, out = out, [len(out), *(v for item in out for v in item)]
+            items, out = out, [len(out), *chain.from_iterable(out)]
         args.extend(out) if isinstance(out, list) else args.append(out)
 
     if entry["reply"]["kind"] == "records":
@@ -249,27 +254,30 @@ def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
     h, n = len(head), len(each)
     # One field picked (enqueue's ids): one comprehension over its column.
     picked = each[shape["pick"]] if names == [shape.get("pick")] and not row_name else None
+    finite = any(k in each for k in names)  # else every column repeats: rows by count
 
     def parse(service: str, r: Any) -> Any:
         if len(r) < h or (len(r) - h) % n:  # a row cut short: refused as zip(strict=True) does
             raise ValueError("zip() argument 2 is shorter than argument 1")
         top = {k: conv(v) for (k, conv), v in zip(head, r[:h], strict=True)}
-        # Per row: a copy of the values it shares, then its own fields (a row's
-        # field overrides a merged head field, which overrides the service).
-        fixed, slots = [], []
-        for pos, k in enumerate(names):
-            fixed.append(None if k in each else top[k] if k in merged else service)
-            if k in each:
-                slots.append((pos, *each[k]))
+        # Column by column: each field of the rows one slice of the reply, converted
+        # by one map; a value the rows share (a merged head field, else the
+        # service) repeated. A row's field overrides a merged head field, which
+        # overrides the service. Why: a row loop copying a list and converting
+        # field by field was a third of a consumer loop's client time per event.
         if picked is not None:
             rows = [picked[1](v) for v in r[h + picked[0]::n]]
         else:
-            rows = []
-            for i in range(h, len(r), n):
-                a = fixed[:]
-                for pos, j, conv in slots:
-                    a[pos] = conv(r[i + j])
-                rows.append(make(*a))
+            cols: list[Any] = []
+            for k in names:
+                if k in each:
+                    j, conv = each[k]
+                    cols.append(r[h + j::n] if conv is _same else map(conv, r[h + j::n]))
+                else:
+                    cols.append(repeat(top[k] if k in merged else service))
+            count = (len(r) - h) // n
+            rows = list(map(make, *cols)) if finite else [make(*(next(c) for c in cols))
+                                                           for _ in range(count)]
         if shape.get("rows"):
             return rows[0] if shape.get("one") else rows
         if outer is None:

@@ -79,3 +79,53 @@ def test_the_column_path_is_the_one_taken() -> None:
     flat = ops._zipped(spec, {"payloads": [1, 2], "ids": ["a", "b"]}, MP)
     assert flat is not None and flat[0] == 2 and flat[1::4] == ["a", "b"]
     assert len(argtypes.column_encoders(spec)) == len(spec["fields"])
+
+
+def _items_spec(call: str) -> dict[str, Any]:
+    return next(s for s in ops.CALLS[call]["args"] if s["type"] == "list")
+
+
+def _row_encoder(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The list encoder of spec with its column path refusing everything: the rows."""
+    def refusing(s: dict[str, Any]) -> list[Any]:
+        def column(col: Any, n: int, mp: int) -> list[Any]:
+            raise HomingError("columns off")
+        return [column for _ in s["fields"]]
+    with monkeypatch.context() as m:
+        m.setattr(argtypes, "column_encoders", refusing)
+        return argtypes._list(spec)
+
+
+ITEMS: list[Any] = [
+    [("a", 1, None), ("b", 2, {"r": 1})],
+    [["a", 1], ["b", 2, None]],
+    [("a", 2**53 - 1, b"x")],
+    [("a", 1, None), ("bad id", 2, None)],
+    [("a", 1.5, None), ("b", -1, None)],
+    [("a", 1, None), ("b", "5", b"x" * 2000)],
+    [("a", 1, None), "not an item"],
+    [("a",)],
+    [],
+]
+
+
+@pytest.mark.parametrize("items", ITEMS)
+def test_item_columns_encode_and_refuse_as_the_rows_do(items: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _items_spec("complete_many")
+    rows = _row_encoder(spec, monkeypatch)
+    cols = argtypes._list(spec)
+
+    def run(enc: Any) -> Any:
+        try:
+            return ("ok", enc(items, "items", MP))
+        except HomingError as exc:
+            return ("raised", type(exc), str(exc))
+
+    assert run(cols) == run(rows)
+
+
+def test_rows_come_back_rebuilt_from_their_columns() -> None:
+    out = argtypes._list(_items_spec("complete_many"))([("a", 7, None), ("b", 8, 5)], "items", MP)
+    assert [r[:2] for r in out] == [["a", 7], ["b", 8]]
+    assert out[0][2] == b"" and out[1][2] != b""
