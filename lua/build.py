@@ -175,6 +175,10 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
     # include/record.lua's parser.
     lines.append(f"local STATUS_LETTERS = '{''.join(layout['statuses'].values())}'")
     lines.append(f"local SCHEMA = {layout['schema']}")
+    # The stamps this schema reads (keys.json schema_reads): an older one whose
+    # data it reads as it is, re-stamped by its first enqueue.
+    lines.append("local SCHEMA_READS = {" + ", ".join(
+        f"[{v}] = true" for v in layout["schema_reads"]["versions"]) + "}")
     policy = layout["policy"]
     defaults = ", ".join(f"{k} = {v['default']}" for k, v in policy.items())
     lines.append("local DEFAULTS = {" + defaults + "}")

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 
-import { DeadLetter, FailOutcome, StaleLeaseError } from "../src/index.js";
+import { DeadLetter, FailOutcome, SCHEMA, StaleLeaseError } from "../src/index.js";
 import { connect, privateServer, setClock } from "./helpers.js";
 
 const server = await privateServer();
@@ -147,7 +147,7 @@ describe("policy and stats", () => {
     assert.equal(st["total.completed"], 1);
     assert.equal(st["policy.backoff_jitter"], 0.5);
     assert.equal(st.test_clock, 42);
-    assert.equal(st.schema, 2);
+    assert.equal(st.schema, SCHEMA);
   });
 });
 

@@ -3,9 +3,10 @@
 -- POLICY_FIELDS, DEFAULTS, policy_defaults(), policy_ranges() and POLICY_MAX.f
 -- (a field's largest value, folded by the build) come from keys.json (generated).
 
--- Refuse data stamped by another schema version (stamp: the schema field).
+-- Refuse data stamped by a schema version this one does not read (stamp:
+-- the schema field; SCHEMA_READS, keys.json schema_reads).
 local function check_schema(stamp)
-  if stamp and tonumber(stamp) ~= SCHEMA then
+  if stamp and not SCHEMA_READS[tonumber(stamp)] then
     fail(E.SCHEMA_MISMATCH, 'service data has schema ' .. tostring(stamp) ..
       ', this client speaks schema ' .. SCHEMA)
   end
@@ -66,6 +67,12 @@ local function stamp_schema(p)
   if not (p and p.schema) then
     redis.call('HSETNX', K.config, 'schema', SCHEMA)
     return true
+  end
+  if tonumber(p.schema) ~= SCHEMA then
+    -- An older schema this one reads (SCHEMA_READS): from this write on the
+    -- service may hold what only this schema reads (fresh events), so its
+    -- clients must refuse it rather than misread it.
+    redis.call('HSET', K.config, 'schema', SCHEMA)
   end
   return false
 end
