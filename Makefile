@@ -43,8 +43,8 @@ build: ## flatten lua/ scripts into the manifest and regenerate the error classe
 	python3 conformance/build.py
 	python3 erlang/tools/manifest_terms.py
 
-lint: venv ## ruff check (the package and bench/)
-	.venv/bin/ruff check python bench
+lint: venv ## ruff check (the package, bench/, lua/, conformance/ and scripts/)
+	.venv/bin/ruff check python bench lua conformance scripts
 
 test: test-py test-js test-erl faults-quick ## lint + all tests + the fault suite's quick tier
 

@@ -55,7 +55,8 @@ VALUE_CONVENTIONS = {
     "$fresh": lambda a: (isinstance(a, list) and len(a) == 2 and isinstance(a[0], int)
                          and not isinstance(a[0], bool) and a[0] >= 0),
 }
-EXPECT_CONVENTIONS = {"$error": lambda a: isinstance(a, str), "$subset": lambda a: isinstance(a, dict)}
+EXPECT_CONVENTIONS = {"$error": lambda a: isinstance(a, str),
+                      "$subset": lambda a: isinstance(a, dict)}
 
 
 class VectorFileError(Exception):

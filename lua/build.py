@@ -44,6 +44,7 @@ sys.path.insert(0, str(HERE))
 import calltable  # noqa: E402 - beside this file, found through the path set above
 import cold  # noqa: E402 - the same
 import deadcode  # noqa: E402 - the same
+
 HEADER_RE = re.compile(r"^--\[\[\n(.*?)\n\]\]\n", re.DOTALL)
 TAG_RE = re.compile(r"^@(\w+)\s*(.*)$")
 INCLUDE_RE = re.compile(r"^--@include (\w+)\s*$", re.MULTILINE)
@@ -80,7 +81,8 @@ def parse_header(path: Path, text: str) -> dict:
     two that tell clients how to treat a write: @wait (with ``wait_replicas``,
     follow it with WAIT: a producer's write or an acknowledgement that must survive
     a failover) and @repeats COUNTER (a repeat of the same id or idempotency key is
-    answered without a write; the real write increments counters field COUNTER). A line without a tag continues the tag above it.
+    answered without a write; the real write increments counters field COUNTER).
+    A line without a tag continues the tag above it.
     """
     m = HEADER_RE.match(text)
     if not m:
@@ -190,8 +192,10 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
                        for k, v in policy.items())
     # Only configure reads the ranges: a function, so no other call builds ten tables.
     lines.append("local function policy_ranges() return {" + ranges + "} end")
-    lines.append("local LIMITS = {" + ", ".join(f"{k} = {v}" for k, v in layout["limits"].items()) + "}")
-    lines.append("local K = {" + ", ".join(f"{k} = KEYS[{i + 1}]" for i, k in enumerate(keys)) + "}")
+    limits = ", ".join(f"{k} = {v}" for k, v in layout["limits"].items())
+    lines.append("local LIMITS = {" + limits + "}")
+    lines.append("local K = {" + ", ".join(f"{k} = KEYS[{i + 1}]" for i, k in enumerate(keys))
+                 + "}")
     # The guard runs before the body: a wrong-typed key aborts with nothing written.
     types = {**layout["service_keys"], **layout["global_keys"]}
     # For on()'s refusal message: built only when a key is refused.
@@ -211,8 +215,8 @@ def prologue(head: dict, layout: dict, errors: list[dict]) -> str:
         lines.append("for _, kt in ipairs({" + checks + "}) do")
         lines.append("  local t = redis.call('TYPE', kt[1]).ok")
         lines.append("  if t ~= 'none' and t ~= kt[2] then")
-        lines.append("    error({err = ERR_PREFIX .. ' WRONG_TYPE key ' .. kt[1] .. ' holds a ' .. t .. "
-                     "', expected a ' .. kt[2]})")
+        lines.append("    error({err = ERR_PREFIX .. ' WRONG_TYPE key ' .. kt[1] .. "
+                     "' holds a ' .. t .. ', expected a ' .. kt[2]})")
         lines.append("  end")
         lines.append("end")
     return "\n".join(lines) + "\n"
@@ -476,7 +480,8 @@ def render(manifest: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", action="append", default=[], help="write the manifest here (repeatable)")
+    ap.add_argument("--out", action="append", default=[],
+                    help="write the manifest here (repeatable)")
     ap.add_argument("--check", action="append", default=[], help="fail if this copy differs")
     ap.add_argument("--python-errors", help="write the generated Python exception module here")
     ap.add_argument("--js-errors", metavar="DIR",
@@ -490,12 +495,14 @@ def main(argv: list[str] | None = None) -> int:
     for out in ns.out:
         Path(out).write_text(text, encoding="utf-8")
     if ns.python_errors:
-        Path(ns.python_errors).write_text(python_errors(load_json("errors.json")["errors"]), encoding="utf-8")
+        Path(ns.python_errors).write_text(python_errors(load_json("errors.json")["errors"]),
+                                          encoding="utf-8")
     if ns.js_errors:
         errors = load_json("errors.json")["errors"]
         Path(ns.js_errors, "errors.js").write_text(js_errors(errors), encoding="utf-8")
         Path(ns.js_errors, "errors.d.ts").write_text(js_error_types(errors), encoding="utf-8")
-    stale = [c for c in ns.check if not Path(c).exists() or Path(c).read_text(encoding="utf-8") != text]
+    stale = [c for c in ns.check
+             if not Path(c).exists() or Path(c).read_text(encoding="utf-8") != text]
     for c in stale:
         print(f"lua/build.py: {c} is out of date; run 'make build'", file=sys.stderr)
     if not ns.out and not ns.check:

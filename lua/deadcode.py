@@ -23,8 +23,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KEYWORDS = frozenset("and break do else elseif end false for function if in local nil not "
-                     "or repeat return then true until while".split())
+KEYWORDS = frozenset(["and", "break", "do", "else", "elseif", "end", "false", "for", "function",
+                      "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true",
+                      "until", "while"])
 # A block opens with these and closes with end (or until): while and for open
 # theirs with do, if with its own keyword (then/elseif/else do not nest).
 OPENERS = frozenset({"function", "if", "do", "repeat"})
