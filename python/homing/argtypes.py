@@ -149,7 +149,7 @@ def column_encoders(s: dict[str, Any]) -> list[Column]:
     for f in s["fields"]:
         enc, d, name = _encoder(f), f.get("default"), f["name"]
         if d == "$new_id":
-            out.append(lambda col, n, mp, enc=enc, d=d, name=name:
+            out.append(lambda col, n, mp, enc=enc, name=name:
                        [new_id() for _ in range(n)] if col is None else
                        [new_id() if v is None else enc(v, name, mp) for v in col])
         else:

@@ -47,8 +47,12 @@ def last_activity(client: Client, service: str, st: dict[str, Any]) -> int | Non
         # The head may be the wake marker (no valid id: it has no record).
         newest = [i for i in [head, *first, *last] if i is not None]
         # An event never delivered has no record: its data value carries its creation.
-        created = (list(zip(r.hmget(k["meta"], newest), r.hmget(k["data"], newest),
-                            strict=True)) if newest else [])
+        created: list[tuple[Any, Any]] = []
+        if newest:  # both in one round trip
+            pipe = r.pipeline(transaction=False)
+            pipe.hmget(k["meta"], newest)
+            pipe.hmget(k["data"], newest)
+            created = list(zip(*pipe.execute(), strict=True))
     except REDIS_ERRORS as exc:
         raise translate(exc, k["seq"]) from exc
     seen: list[float] = []

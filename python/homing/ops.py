@@ -254,7 +254,8 @@ def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
     h, n = len(head), len(each)
     # One field picked (enqueue's ids): one comprehension over its column.
     picked = each[shape["pick"]] if names == [shape.get("pick")] and not row_name else None
-    finite = any(k in each for k in names)  # else every column repeats: rows by count
+    if not any(k in each for k in names):  # parse's map ends with a row's own field
+        raise ValueError(f"records reply of {entry['script']}: its rows hold no field of theirs")
 
     def parse(service: str, r: Any) -> Any:
         if len(r) < h or (len(r) - h) % n:  # a row cut short: refused as zip(strict=True) does
@@ -275,9 +276,7 @@ def _records(entry: dict[str, Any]) -> Callable[[str, Any], Any]:
                     cols.append(r[h + j::n] if conv is _same else map(conv, r[h + j::n]))
                 else:
                     cols.append(repeat(top[k] if k in merged else service))
-            count = (len(r) - h) // n
-            rows = list(map(make, *cols)) if finite else [make(*(next(c) for c in cols))
-                                                           for _ in range(count)]
+            rows = list(map(make, *cols))
         if shape.get("rows"):
             return rows[0] if shape.get("one") else rows
         if outer is None:

@@ -58,25 +58,17 @@ def services(client: Client) -> tuple[list[str], int]:
     return names[:MAX_SERVICES], len(names)
 
 
-def oldest_ready_age(client: Client, service: str, now: int) -> float | None:
+def oldest_ready_age(stats: dict[str, Any], now: int) -> float | None:
     """Seconds since the event next in line was created; None if none is ready.
 
-    A few O(log n) reads, not a scan: the next dequeue takes the first of the prio
-    zset (events of a priority level above 0), else the ready list's tail (the wake
-    marker sits there only while prio holds events), so its age is how long the
-    queue has kept work waiting.
+    From the ``stats`` reply the caller already has: its ``oldest_ready_created_ms``
+    is read by the stats script (the first of prio, else the ready list's tail past
+    the wake marker, from its record or, for an event never delivered, its payload's
+    prefix), so the dashboard keeps no second copy of that rule and makes no extra
+    round trips for it.
     """
-    r = client.redis
-    first = r.zrange(service_key(client.prefix, service, "prio"), 0, 0)
-    tail = first[0] if first else r.lindex(service_key(client.prefix, service, "ready"), -1)
-    if tail is None:
-        return None
-    # Its record, or for an event never delivered (no record) its data value's prefix.
-    pipe = r.pipeline(transaction=False)
-    pipe.hget(service_key(client.prefix, service, "meta"), tail)
-    pipe.hget(service_key(client.prefix, service, "data"), tail)
-    created = created_ms(*pipe.execute())
-    if created is None:
+    created = stats.get("oldest_ready_created_ms", -1)
+    if not isinstance(created, (int, float)) or created < 0:
         return None
     return max(0.0, (now - created) / 1000)
 
@@ -150,7 +142,8 @@ def sample_all(client: Client, history: History) -> None:
     now = now_ms(client)
     for name in names:
         try:
-            history.add(name, client.stats(name), oldest_ready_age(client, name, now))
+            st = client.stats(name)
+            history.add(name, st, oldest_ready_age(st, now))
         except HomingError:
             continue  # a broken service must not stop the others' charts
     history.keep_only(names)
@@ -174,7 +167,7 @@ def overview(client: Client, history: History) -> tuple[list[ServiceRow], int]:
     for name in names:
         try:
             st = client.stats(name)
-            oldest = oldest_ready_age(client, name, now)
+            oldest = oldest_ready_age(st, now)
         except HomingError as exc:
             rows.append(ServiceRow(name, {}, None, None, None, str(exc)))
             continue

@@ -155,7 +155,7 @@ def _service_page(dash: Dashboard, request: Request, name: str, offset: int, mes
         request, "service.html", status=status, name=name, stats=stats, queues=data.QUEUES,
         totals=totals, policy=policy, defaults=POLICY_DEFAULTS, letters=letters,
         total_dead=page.total, offset=offset, page=DEAD_PAGE, message=message, error=error,
-        oldest=data.oldest_ready_age(dash.client, name, now), registered=registered,
+        oldest=data.oldest_ready_age(stats, now), registered=registered,
         ready_series=dash.history.series(name, "ready"))
 
 
