@@ -167,6 +167,11 @@ async function checkHoming(/** @type {string} */ service, /** @type {number} */ 
   expect(st["total.enqueued"], n, `${service} enqueued`);
   expect(st["total.completed"], n, `${service} completed`);
   expect(st.ready + st.in_flight, 0, `${service} events left over`);
+  await dropService(service);
+}
+
+/** Delete a case's service: its keys and its registry entry. */
+async function dropService(/** @type {string} */ service) {
   const keys = Object.keys(manifest.LAYOUT.service_keys).map((k) => manifest.serviceKey(PREFIX, service, k));
   await redis.del(keys);
   await redis.sRem(manifest.globalKey(PREFIX, "services"), service);
@@ -201,6 +206,19 @@ async function homingLoop(/** @type {number} */ n) {
     }
   });
   await checkHoming(service, n);
+  return sample;
+}
+
+/** Client.enqueue, one event per call (what a web request does): a tenth of n, as BullMQ's add. */
+async function homingEnqueueOne(/** @type {number} */ n) {
+  const service = fresh("enq1");
+  const sample = await measured(n, async () => {
+    for (let i = 0; i < n; i++) await client.enqueue(service, payload(i));
+  });
+  const st = await client.stats(service);
+  expect(st["total.enqueued"], n, `${service} enqueued`);
+  expect(st.ready, n, `${service} ready`);
+  await dropService(service);
   return sample;
 }
 
@@ -322,6 +340,7 @@ const CASES = [
   ["js_e2e_worker_c10", "JS Worker c=10 prefetch=100", homingWorker(10), 1],
   ["js_e2e_client_loop", "JS loop: dequeue 100 + completeMany", homingLoop, 1],
   ["js_e2e_leased_drain", "JS minimal leased design drain (floor)", leasedDrain, 1],
+  ["js_enqueue_one", "JS Client.enqueue, one per call", homingEnqueueOne, 0.1],
   ["bullmq_add", "BullMQ Node Queue.add, one per call", bullmqAdd, 0.1],
   ["bullmq_addbulk_100", "BullMQ Node Queue.addBulk x100", bullmqAddBulk(100), 1],
   ["bullmq_addbulk_1000", "BullMQ Node Queue.addBulk x1000", bullmqAddBulk(1000), 1],
