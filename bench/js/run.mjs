@@ -222,6 +222,29 @@ async function homingEnqueueOne(/** @type {number} */ n) {
   return sample;
 }
 
+/**
+ * node-redis's evalSha of a trivial script with an enqueue's keys and arguments, one
+ * call per event: the floor of any one-round-trip producer from this library
+ * (run.py's evalsha_floor, from node-redis), beside which BullMQ's add and
+ * homing's enqueue are read.
+ */
+async function evalshaFloor(/** @type {number} */ n) {
+  const sha = await redis.scriptLoad("return {ARGV[3], 1}");
+  const keys = Array.from({ length: 7 }, (_, k) => `${PREFIX}:{floor}:${k}`);
+  let got = 0;
+  const sample = await measured(n, async () => {
+    for (let i = 0; i < n; i++) {
+      const body = Buffer.from(envelope.encode(payload(i)));
+      const reply = await buffers.evalSha(sha, {
+        keys, arguments: ["1048576", "1", randomBytes(16).toString("hex"), body, ""],
+      });
+      got += Number(/** @type {any[]} */ (reply)[1]);
+    }
+  });
+  expect(got, n, "evalsha floor replies");
+  return sample;
+}
+
 // The minimal leased design (bench/leased/*.lua, the scripts bench/floors.py sends), sent
 // from node-redis with Buffer replies as homing's own calls are: the drain
 // the JS Worker is held against (issue 10: >= 0.7 of it) from the same
@@ -341,6 +364,7 @@ const CASES = [
   ["js_e2e_client_loop", "JS loop: dequeue 100 + completeMany", homingLoop, 1],
   ["js_e2e_leased_drain", "JS minimal leased design drain (floor)", leasedDrain, 1],
   ["js_enqueue_one", "JS Client.enqueue, one per call", homingEnqueueOne, 0.1],
+  ["js_evalsha_floor", "JS floor: node-redis EVALSHA, trivial", evalshaFloor, 0.1],
   ["bullmq_add", "BullMQ Node Queue.add, one per call", bullmqAdd, 0.1],
   ["bullmq_addbulk_100", "BullMQ Node Queue.addBulk x100", bullmqAddBulk(100), 1],
   ["bullmq_addbulk_1000", "BullMQ Node Queue.addBulk x1000", bullmqAddBulk(1000), 1],
