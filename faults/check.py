@@ -76,8 +76,16 @@ def _completed(d: Delivery) -> bool:
 
 
 def classify(ledger: Ledger, deliveries: list[Delivery], finals: dict[str, tuple[str, str]],
-             faults: list[Fault], lease_ms: int, views: list[LeaseView]) -> Verdict:
-    """Count everything; ``problems`` is filled by ``promises``."""
+             faults: list[Fault], lease_ms: int, views: list[LeaseView],
+             split: frozenset[tuple[str, int]] = frozenset()) -> Verdict:
+    """Count everything; ``problems`` is filled by ``promises``.
+
+    ``split``: the (id, token) of deliveries a superseded primary handed out
+    (a worker left on the demoted primary of a failover, after the promotion):
+    that primary's history is discarded when it is demoted, so its leases can
+    neither supersede nor be superseded by the surviving primary's. They are
+    judged for duplicates like any other, and left out of the stale-ack check.
+    """
     v = Verdict(acknowledged=len(ledger.acked), deliveries=len(deliveries))
     by_id: dict[str, list[Delivery]] = collections.defaultdict(list)
     for d in deliveries:
@@ -93,7 +101,8 @@ def classify(ledger: Ledger, deliveries: list[Delivery], finals: dict[str, tuple
             v.unexpected += 1
     tokens = collections.Counter(d.tok for d in deliveries)
     v.token_reuse = sum(1 for n in tokens.values() if n > 1)
-    v.stale_ack = sum(_stale_acks(ds) for ds in by_id.values())
+    v.stale_ack = sum(_stale_acks([d for d in ds if (d.id, d.tok) not in split])
+                      for ds in by_id.values())
     v.late_start = _late_starts(by_id, faults, lease_ms / 1000, views)
     v.early_timer = _early_timers(ledger, by_id)
     v.recovery_s = _recovery(deliveries, faults)

@@ -72,6 +72,8 @@ class Run:
         self.proxies: list[Proxy] = []
         self.extra_env: dict[str, str] = {}
         self.results: dict[str, Any] = {}  # done events' final results (sync mode: [pid, tok])
+        # Worker pid -> when its primary was superseded (see superseded(), check.classify).
+        self.superseded_at: dict[int, float] = {}
         self.recovery = "first"  # or "durable", "stall": see faults.recovery
         # A Sentinel or Cluster deployment (faults.sentinel, faults.cluster), else one server.
         self.topo = topology(self.dir / "redis", mode, redis_extra or []) if topology else None
@@ -275,6 +277,19 @@ class Run:
         self.faults.append(f)
         return f
 
+    def superseded(self, proc: Proc, since: float) -> None:
+        """``proc`` talks to a primary that another one replaced at ``since``: the
+        leases it is handed from then on are that old primary's alone (a split
+        brain Redis allows until Sentinel demotes it), discarded with its data."""
+        self.superseded_at[proc.pid] = since
+
+    def _split(self, deliveries: list[Delivery]) -> frozenset[tuple[str, int]]:
+        """The deliveries a superseded primary handed out: leased (deadline less the
+        lease) after the primary they came from was replaced."""
+        lease_s = self.lease_ms / 1000
+        return frozenset((d.id, d.tok) for d in deliveries if d.pid in self.superseded_at
+                         and d.deadline_ms / 1000 - lease_s >= self.superseded_at[d.pid])
+
     def mid_event(self, proc: Proc, timeout: float = 5.0) -> bool:
         """Wait until ``proc`` is inside a handler (a start line with no end yet)."""
         def inside() -> bool:
@@ -310,8 +325,12 @@ class Run:
         """Classify (after a drain), then judge against the docs' promises."""
         self.watcher.stop()
         deliveries = self.deliveries()
+        split = self._split(deliveries)
         v = classify(self.ledger, deliveries, self.finals(), self.faults, self.lease_ms,
-                     self.watcher.views)
+                     self.watcher.views, split)
+        if split:
+            self.notes.append(f"{len(split)} deliveries came from the demoted primary after "
+                              "the promotion (left out of the stale-ack check)")
         if self.recovery == "durable":
             v.recovery_s = durable_recovery(deliveries, self.results, self.faults)
         elif self.recovery == "stall":

@@ -77,6 +77,9 @@ def _failover(run: Run, wait: bool) -> None:
     if not run.wait_until(topo.failover, 20, step=0.5):
         raise RuntimeError("SENTINEL FAILOVER found no good replica within 20 s")
     _switched(run, old, "sentinel-failover", t0)
+    # From the promotion on, the plain-URL worker's primary is not the one that
+    # lasts: until Sentinel demotes it, what it leases is its own (check.classify).
+    run.superseded(plain, run.faults[-1].end)
     _demoted(run, old, t0)
     _plain_exit(run, plain)
     run.wait(2.0)
