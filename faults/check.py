@@ -109,6 +109,16 @@ def classify(ledger: Ledger, deliveries: list[Delivery], finals: dict[str, tuple
     return v
 
 
+def split_leases(deliveries: list[Delivery], superseded_at: dict[int, float],
+                 lease_ms: int) -> frozenset[tuple[str, int]]:
+    """The (id, token) of the deliveries a superseded primary handed out: those of a
+    worker pid in ``superseded_at`` leased (deadline less the lease) at or after the
+    time its primary was replaced (``classify``'s ``split``)."""
+    lease_s = lease_ms / 1000
+    return frozenset((d.id, d.tok) for d in deliveries if d.pid in superseded_at
+                     and d.deadline_ms / 1000 - lease_s >= superseded_at[d.pid])
+
+
 def _one_event(v: Verdict, ds: list[Delivery], final: tuple[str, str]) -> None:
     state = final[0]
     handled = [d for d in ds if d.ok]

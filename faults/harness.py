@@ -24,7 +24,7 @@ import redis
 from homing.errors import HomingError
 from homing.manifest import service_key
 
-from .check import Fault, Verdict, classify, promises
+from .check import Fault, Verdict, classify, promises, split_leases
 from .procs import REPO, Proc, redis_server, venv_python
 from .proxy import Proxy
 from .record import (
@@ -283,13 +283,6 @@ class Run:
         brain Redis allows until Sentinel demotes it), discarded with its data."""
         self.superseded_at[proc.pid] = since
 
-    def _split(self, deliveries: list[Delivery]) -> frozenset[tuple[str, int]]:
-        """The deliveries a superseded primary handed out: leased (deadline less the
-        lease) after the primary they came from was replaced."""
-        lease_s = self.lease_ms / 1000
-        return frozenset((d.id, d.tok) for d in deliveries if d.pid in self.superseded_at
-                         and d.deadline_ms / 1000 - lease_s >= self.superseded_at[d.pid])
-
     def mid_event(self, proc: Proc, timeout: float = 5.0) -> bool:
         """Wait until ``proc`` is inside a handler (a start line with no end yet)."""
         def inside() -> bool:
@@ -325,7 +318,7 @@ class Run:
         """Classify (after a drain), then judge against the docs' promises."""
         self.watcher.stop()
         deliveries = self.deliveries()
-        split = self._split(deliveries)
+        split = split_leases(deliveries, self.superseded_at, self.lease_ms)
         v = classify(self.ledger, deliveries, self.finals(), self.faults, self.lease_ms,
                      self.watcher.views, split)
         if split:
