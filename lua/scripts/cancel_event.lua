@@ -14,7 +14,8 @@ copy, counted in void (id -> its dead copies, '' -> their total), which
 dequeue skips and consumes when it reaches it and stats and forget subtract;
 a ready event of a level above 0 is a ZREM of the prio zset, a waiting one
 of retry, a timer of timers. The id may be enqueued again at once: its dead
-copies are older than any new copy, so they are the ones skipped.
+copies are older than any new copy, so they are the ones skipped. Leaving a
+dead copy stamps the service with this schema (older clients refuse it).
 A cancelled member of a group finishes its group as failed
 (enqueue_group), naming it.
 @key ready
@@ -60,8 +61,11 @@ if m == nil then
   -- (record.lua writes no record until the first lease).
   m = {s = 'r'}
 end
--- A group member: the clock (the policy's test clock) is read before any write.
-local now = meta_ext(m, 'g') > 0 and now_ms(load_policy()) or nil
+-- The policy before any write: its schema stamp (refused if this client does
+-- not read it; stamped when a dead copy is left) and, for a group member, the
+-- clock (the policy's test clock).
+local p = load_policy()
+local now = meta_ext(m, 'g') > 0 and now_ms(p) or nil
 local removed = 0
 if m.s == 'r' and level_of(m) > 0 then
   removed = redis.call('ZREM', K.prio, id)
@@ -75,6 +79,9 @@ elseif m.s == 'r' then
   if not (string.match(mine, '^%d+$') and string.match(total, '^%d+$')) then
     fail(E.CORRUPT_STATE, 'a count of dead copies in ' .. K.void .. ' is not a whole number')
   end
+  -- A dead copy is what only this schema reads: an older client must refuse
+  -- the service rather than take it for a stray id (keys.json schema_reads).
+  stamp_schema(p)
   redis.call('HSET', K.void, id, fmt(tonumber(mine) + 1), '', fmt(tonumber(total) + 1))
   removed = 1
 elseif m.s == 'w' then
