@@ -81,8 +81,9 @@ a limit or the pause held back ready events), then per event: id, token, attempt
 --@cold
 local function take_live(ids, got, k, void_total)
   -- The most dead copies one call skips: a mass cancel is consumed a batch's
-  -- worth per call, its work bounded like a batch's (per window: an LRANGE
-  -- and an HMGET of its ids; then one LTRIM and one write of void).
+  -- worth per call, its work bounded like a batch's (an LRANGE per window and
+  -- an HMGET of its ids, or one HGETALL of a small void; then one LTRIM and
+  -- one write of void).
   local SKIP_MAX = LIMITS.batch
   local total = tonumber(void_total)
   local off, skipped, live, w = 0, 0, 0, k
