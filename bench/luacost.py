@@ -13,8 +13,12 @@ shared machine.
 Rows: a trivial script (``return 1`` with the nine keys of an enqueue), a
 single enqueue, enqueue_many x1000, dequeue 100 (charge and reserve modes) and
 complete_many 100 without a result; the leased design's scripts
-(bench/floors.py) with the same payloads. It starts a private redis-server on a
-free port and resets that server's statistics before each case (nobody else's).
+(bench/floors.py) with the same payloads. Then homing's only: cancel of a
+ready event at a random place in a queue of 10,000 (one in ten cancelled),
+dequeue 100 draining that queue afterwards (through its dead copies), and
+dequeue 100 draining 10,000 of which the last 3 were cancelled. It
+starts a private redis-server on a free port and resets that server's
+statistics before each case (nobody else's).
 
     .venv/bin/python bench/luacost.py                       # the working tree's build
     .venv/bin/python bench/luacost.py --git main            # plus main's, side by side
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import socket
 import statistics
@@ -155,7 +160,7 @@ class Homing:
         self.r = r
         self.scripts = manifest["scripts"]
         self.sha = {name: r.script_load(self.scripts[name]["source"])
-                    for name in ("enqueue", "dequeue", "complete")}
+                    for name in ("enqueue", "dequeue", "complete", "cancel_event")}
 
     def keys(self, script: str, service: str) -> list[str]:
         return [f"{PREFIX}:{{{service}}}:{k}" for k in self.scripts[script]["keys"]]
@@ -164,11 +169,13 @@ class Homing:
         keys = self.keys(script, service)
         return self.r.evalsha(self.sha[script], len(keys), *keys, *args)
 
-    def enqueue(self, service: str, n: int) -> None:
+    def enqueue(self, service: str, n: int) -> list[str]:
         args: list[Any] = [1048576, n]
-        for _ in range(n):
-            args += [uuid.uuid4().hex, BODY, "", 0]
+        ids = [uuid.uuid4().hex for _ in range(n)]
+        for i in ids:
+            args += [i, BODY, "", 0]
         self.call("enqueue", service, *args)
+        return ids
 
     def cases(self, service: str, calls: int) -> Rows:
         """Each row's (µs per call of each chunk, events per call)."""
@@ -180,7 +187,40 @@ class Homing:
             deq, ack = self.drain(service + "d" + mode, mode, calls)
             out[f"dequeue 100 reserve={mode}"] = (deq, 100)
             out[f"complete_many 100 reserve={mode}"] = (ack, 100)
+        cancel, after = self.cancels(service + "c", calls)
+        out["cancel x1 (ready, 10k queued)"] = (cancel, 1)
+        out["dequeue 100 after the cancels"] = (after, 100)
+        out["dequeue 100, 3 cancels far back"] = (self.far(service + "f"), 100)
         return out
+
+    def far(self, svc: str) -> list[float]:
+        """dequeue 100 draining 10,000 ready events of which the last 3 enqueued
+        were cancelled: every call but the last runs while dead copies exist, far
+        from the tail (where a cancel leaves them)."""
+        ids = [i for _ in range(10) for i in self.enqueue(svc, 1000)]
+        for i in ids[-3:]:
+            self.call("cancel_event", svc, i)
+        out = timed(self.r, lambda _: self.call("dequeue", svc, 100, 30000, "0"), 100, 5)
+        if self.r.llen(self.keys("dequeue", svc)[0]):
+            raise RuntimeError("the drain far from the cancels left ids in the ready list")
+        return out
+
+    def cancels(self, svc: str, calls: int) -> tuple[list[float], list[float]]:
+        """Cancel one in ten of 10,000 ready events, at random places (timed one by
+        one), then drain the queue with dequeue 100 (timed): through their dead
+        copies where a cancel leaves them."""
+        ids = [i for _ in range(10) for i in self.enqueue(svc, 1000)]
+        picked = random.Random(7).sample(ids, max(min(calls // 2, len(ids) // 10), 10))
+        cancel = timed(self.r, lambda n: self.call("cancel_event", svc, picked[n]),
+                       len(picked), 10)
+        # One call more than the live events need: it takes the dead copies left
+        # past the last of them (at the list's head).
+        left = len(ids) - len(picked)
+        after = timed(self.r, lambda _: self.call("dequeue", svc, 100, 30000, "0"),
+                      (left + 99) // 100 + 1, 5)
+        if self.r.llen(self.keys("dequeue", svc)[0]):
+            raise RuntimeError("the drain after the cancels left ids in the ready list")
+        return cancel, after
 
     def drain(self, svc: str, mode: str, calls: int) -> tuple[list[float], list[float]]:
         """dequeue 100 then complete_many 100 of what it leased, each timed alone."""

@@ -76,9 +76,23 @@ def defer(code: str) -> tuple[str, list[str]]:
                 raise ColdError(f"top-level local {n} is declared twice above a --@cold function")
             seen.add(n)
     calls = []
+    # Which tokens lie inside a function body: a call outside every function
+    # runs where it stands, so it must come after the builder (cold is nil
+    # above it; found at run time only, on the rare path, before this check).
+    in_function, blocks = [], []
+    for t in tokens:
+        if t.kind == "keyword" and t.text in ("function", "if", "do", "repeat"):
+            blocks.append(t.text)
+        elif t.kind == "keyword" and t.text in ("end", "until") and blocks:
+            blocks.pop()
+        in_function.append("function" in blocks)
     for i, t in enumerate(tokens):
         if t.kind != "name" or t.text not in names or i in own:
             continue
+        if not in_function[i] and t.start < builder_at and tokens[i - 1].text not in (".", ":"):
+            raise ColdError(f"line {t.line}: --@cold function {t.text} is called above the "
+                            "last --@cold declaration, where the builder stands: move that "
+                            "declaration up")
         if i and tokens[i - 1].text in (".", ":"):
             continue
         if i + 1 >= len(tokens) or tokens[i + 1].text != "(":

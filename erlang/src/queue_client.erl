@@ -371,8 +371,9 @@ dead(C, Call, Field, Service, Which) ->
 
 %% @doc Cancel a queued event (ready, waiting out a retry, or a pending timer):
 %% {ok, #{cancelled := true, state := Left}} or {ok, #{cancelled := false, state := WhyNot}}
-%% (leased and reserved events are left to their holders). Removing a ready event
-%% scans the ready queue: an operator's call.
+%% (leased and reserved events are left to their holders). O(1) whatever the
+%% queue's length: a ready event's id stays in the ready list as a dead copy that
+%% dequeue skips (docs/architecture.md).
 -spec cancel(client(), name(), name()) -> {ok, map()} | error().
 cancel(C, Service, Id) -> call(C, cancel, Service, #{id => Id}).
 

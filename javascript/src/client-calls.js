@@ -362,7 +362,8 @@ export class ScriptCalls extends LimitCalls {
    * Returns [true, the state it left] or [false, why not]: a leased or
    * reserved event is left to its holder, a dead letter to deadPurge, a
    * recurring timer to recurringRemove; "unknown" for no such event.
-   * Removing a ready event scans the ready queue: an operator's call.
+   * O(1) whatever the queue's length: a ready event's id stays in the ready
+   * list as a dead copy that dequeue skips (docs/architecture.md).
    * @param {string} service
    * @param {string} eventId
    * @returns {Promise<[boolean, string]>}

@@ -1,6 +1,6 @@
 --[[
 @script dequeue
-@version 6
+@version 7
 @memory level
 @summary Lease up to count ready events (none while the service is paused, no
 more than its rate_limit per rate_window_ms and its concurrency allow): those
@@ -18,7 +18,11 @@ event that came back unstarted before is delivered with must_start 1: the
 worker calls start before running it, so a poison event that kills its
 worker is charged from then on; after max_attempts such returns it is
 charged at once. An id whose record is missing or unreadable is moved to the
-dead letters, not lost.
+dead letters, not lost. The dead copies a cancel left in the ready list
+(void) are skipped and taken off, at most LIMITS.batch of them per call;
+when a call stops at that bound with nothing to hand out and the list not
+empty, wait_ms is 1 (ask again at once). Without dead copies (no void key)
+that costs one HGET.
 Limits, across every worker, by the Redis clock: with rate_limit above 0 a
 lease is logged in starts (its token, scored now) and at most rate_limit
 leases are handed out in any rate_window_ms (a sliding window: the log is
@@ -28,7 +32,8 @@ limit, or the pause, holds back ready events (of any level), wait_ms says
 when to ask again: rate, the time until the oldest logged start leaves the
 window; concurrency, the time until the first lease deadline, at most
 BUSY_WAIT_MS (100: a completion may free a slot at any time); paused,
-PAUSE_WAIT_MS (250). wait_ms is 0 when nothing ready was held back.
+PAUSE_WAIT_MS (250). wait_ms is 0 when nothing ready was held back, but
+for the 1 of a call stopped at the bound of dead copies (above).
 @key ready unguarded: RPOP is the first write, or LLEN before any write when prio holds events (refused: nothing written)
 @key prio unguarded: ZCARD before any write
 @key data
@@ -39,6 +44,7 @@ PAUSE_WAIT_MS (250). wait_ms is 0 when nothing ready was held back.
 @key seq unguarded: GET before any write
 @key config unguarded: HMGET (the policy) before any write
 @key counters unguarded: written only by count(), under pcall
+@key void unguarded: HGET of the total before any write
 @arg count whole(1..batch) most events to lease
 @arg lease_ms whole(0..43200000) lease length in ms; 0 takes the service's lease_ms
 @arg reserve bool 0: count the attempt now; 1: count it when started (the worker's prefetch)
@@ -58,6 +64,109 @@ a limit or the pause held back ready events), then per event: id, token, attempt
 --@include deadletter
 --@include ready
 --@include fresh
+--@include void
+
+-- With dead copies in the list (void exists): up to k live ids from the
+-- list's tail, the dead copies met on the way skipped silently (not
+-- orphaned) and taken off void (lua/include/void.lua). The tail is read in
+-- windows (LRANGE) and classified before anything is removed; one LTRIM
+-- then removes what was walked over: dead copies, the marker, the ids
+-- taken. Reads and writes that cannot fail (ready's and void's types were
+-- checked before the pops), so the ids ZPOPMIN took are never lost to an
+-- error here. ids and got (the batch so far) and the total of dead copies
+-- come as arguments, not upvalues: the cold builder would capture them on
+-- every call (lua/cold.py). Returns the new got and whether the walk
+-- stopped at its bound. Declared first: the cold builder stands at the
+-- last cold declaration, and the body's calls of fail come after it.
+--@cold
+local function take_live(ids, got, k, void_total)
+  -- The most dead copies one call skips: a mass cancel is consumed a batch's
+  -- worth per call, its work bounded like a batch's (an LRANGE per window and
+  -- an HMGET of its ids, or one HGETALL of a small void; then one LTRIM and
+  -- one write of void).
+  local SKIP_MAX = LIMITS.batch
+  local total = tonumber(void_total)
+  local off, skipped, live, w = 0, 0, 0, k
+  local left, touched = {}, {}
+  -- A void no larger than two batches' ids (a few cancels, their copies
+  -- perhaps far from the tail) is read whole, once: then no id of the list
+  -- needs asking about (every id void does not name has no dead copy).
+  local known = total <= 2 * k
+  if known then
+    local all = redis.call('HGETALL', K.void)
+    for j = 1, #all, 2 do
+      local c = all[j + 1]
+      if all[j] ~= '' then
+        left[all[j]] = string.match(c, '^%d+$') and tonumber(c) or 0
+      end
+    end
+  end
+  while k > 0 and skipped < SKIP_MAX do
+    local part = redis.call('LRANGE', K.ready, -(off + w), -(off + 1))
+    if #part == 0 then
+      break
+    end
+    if not known then
+      void_counts(part, left)
+    end
+    for j = #part, 1, -1 do
+      local id = part[j]
+      off = off + 1
+      if id ~= READY_MARKER then
+        local c = left[id] or 0
+        if c > 0 then
+          left[id] = c - 1
+          if not touched[id] then
+            touched[id] = true
+            touched[#touched + 1] = id
+          end
+          skipped = skipped + 1
+          if skipped >= SKIP_MAX then
+            break
+          end
+        else
+          got = got + 1
+          ids[got] = id
+          live = live + 1
+          k = k - 1
+          if k == 0 then
+            break
+          end
+        end
+      end
+    end
+    if #part < w then
+      break -- the list's head: nothing more to read
+    end
+    -- The next window: what is still wanted, grown by the share of dead
+    -- copies met so far (doubling while none was live), so that little is
+    -- read past the last id taken.
+    w = live > 0 and math.ceil(k * off / live) or 2 * w
+    w = math.min(math.max(w, k), SKIP_MAX)
+  end
+  if off > 0 then
+    redis.call('LTRIM', K.ready, 0, -(off + 1))
+  end
+  if skipped > 0 then
+    if total - skipped <= 0 then
+      redis.call('DEL', K.void)
+    else
+      local gone, counts = {}, {'', fmt(total - skipped)}
+      for _, id in ipairs(touched) do
+        if left[id] > 0 then
+          push(counts, id, fmt(left[id]))
+        else
+          gone[#gone + 1] = id
+        end
+      end
+      if #gone > 0 then
+        redis.call('HDEL', K.void, unpack(gone))
+      end
+      redis.call('HSET', K.void, unpack(counts))
+    end
+  end
+  return got, skipped >= SKIP_MAX
+end
 
 argc(3)
 local p = load_policy()
@@ -142,11 +251,19 @@ if n == 0 then
   out[2] = held_back()
   return out
 end
+-- Dead copies of cancelled events in the ready list (cancel_event leaves a
+-- ready level-0 event's id there, counted in void): one HGET of their total,
+-- nil in the common case (no void key). Before any write: it checks void's
+-- type, and a total someone overwrote is refused before the pops.
+local void_total = on('HGET', K.void, '')
+if void_total and not string.match(void_total, '^%d+$') then
+  fail(E.CORRUPT_STATE, 'the count of dead copies in ' .. K.void .. ' is not a whole number')
+end
 -- Every read that can fail has happened above; from the pop on, each id
 -- ends up leased or dead-lettered, never dropped. Levels above 0 first: one
 -- ZCARD when none waits (the common case), else LLEN (ready's type checked
 -- before the ZPOPMIN writes) and the pops.
-local ids, got = {}, 0
+local ids, got, skip_stopped = {}, 0, false
 -- Up to k more ids from the ready list's tail. The wake marker (ready.lua)
 -- is no event: dropped, never delivered; it is at most one, at the tail, so
 -- the batch is refilled once for it.
@@ -173,14 +290,25 @@ if on('ZCARD', K.prio) > 0 then
     got = got + 1
     ids[got] = popped[j]
   end
-  if got < n and rest > 0 and take(n - got) and got < n and rest > 1 then
-    take(n - got)
+  if got < n and rest > 0 then
+    if void_total then
+      got, skip_stopped = take_live(ids, got, n - got, void_total)
+    elseif take(n - got) and got < n and rest > 1 then
+      take(n - got)
+    end
   end
   drop_marker()
+elseif void_total then
+  got, skip_stopped = take_live(ids, got, n, void_total)
 elseif take(n) and got < n then
   take(n - got)
 end
 if got == 0 then
+  -- Stopped at the bound with dead copies still ahead: ask again at once
+  -- (a worker would otherwise wait for a push that may never come).
+  if skip_stopped and redis.call('LLEN', K.ready) > 0 then
+    out[2] = 1
+  end
   return out
 end
 local zargs, margs, leased, sargs = {}, {}, {}, {}

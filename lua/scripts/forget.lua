@@ -1,13 +1,15 @@
 --[[
 @script forget
-@version 2
+@version 3
 @memory level
 @summary Forget an empty service (homing services forget): refused with
 SERVICE_NOT_EMPTY, nothing written, while it holds anything a user or a
 daemon could still want: ready, reserved, leased, expired or dead events,
-timers, retries, results or idempotency keys. Otherwise it deletes what
+timers, retries, results or idempotency keys. The dead copies a cancel
+left in the ready list (void) are no events: a ready list of only those
+(and the wake marker) does not hold it back. Otherwise it deletes what
 is left (the policy overrides, the running totals, the fencing sequence,
-the rate limit's log of starts);
+the rate limit's log of starts, such a ready list and its void);
 the client then removes the service from the registry and the due-time
 index. A fencing sequence that restarts is safe: tokens are at least
 now_ms * 1000, so none repeats one handed out before.
@@ -27,6 +29,7 @@ now_ms * 1000, so none repeats one handed out before.
 @key seq
 @key config
 @key counters
+@key void
 @return value(int) how many keys it deleted (0 for a service with no keys)
 @error INVALID_ARGUMENT
 @error SERVICE_NOT_EMPTY
@@ -41,9 +44,13 @@ local function check(name, n)
     held[#held + 1] = n .. ' ' .. name
   end
 end
--- The wake marker (ready.lua) is no event.
+-- The wake marker (ready.lua) is no event, nor a dead copy of a cancelled
+-- one (void.lua: its total). The data check below holds back a ready list
+-- with any live event, whatever void says.
 local marker = redis.call('LINDEX', K.ready, -1) == READY_MARKER and 1 or 0
-check('ready or reserved', redis.call('LLEN', K.ready) - marker + redis.call('ZCARD', K.prio))
+local dead_copies = tonumber(redis.call('HGET', K.void, '') or '0') or 0
+check('ready or reserved', redis.call('LLEN', K.ready) - marker - dead_copies +
+  redis.call('ZCARD', K.prio))
 check('events', redis.call('HLEN', K.data))
 check('leased', redis.call('ZCARD', K.leases))
 check('timers', redis.call('ZCARD', K.timers))
@@ -58,7 +65,8 @@ if #held > 0 then
   fail(E.SERVICE_NOT_EMPTY, 'the service holds ' .. table.concat(held, ', ') ..
     ': drain, purge or let them expire first')
 end
-if marker == 1 then
-  redis.call('DEL', K.ready)
+local deleted = 0
+if marker == 1 or dead_copies > 0 then
+  deleted = redis.call('DEL', K.ready)
 end
-return redis.call('DEL', K.seq, K.config, K.counters, K.starts)
+return deleted + redis.call('DEL', K.seq, K.config, K.counters, K.starts, K.void)

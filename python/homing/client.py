@@ -267,7 +267,8 @@ class Client(ClientBase, HandlingCalls, DaemonCalls, GroupCalls, LimitCalls):
         Returns ``(True, state it left)`` or ``(False, why not)``: a leased or
         reserved event is left to its holder, a dead letter to ``dead_purge``, a
         recurring timer to ``recurring_remove``; ``"unknown"`` for no such event.
-        Removing a ready event scans the ready queue: an operator's call.
+        O(1) whatever the queue's length: a ready event's id stays in the ready
+        list as a dead copy that dequeue skips (docs/architecture.md).
         """
         return self.run(self.op("cancel", service, id=event_id))
 

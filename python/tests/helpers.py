@@ -67,21 +67,46 @@ def s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def void(client: homing.Client, service: str) -> dict[str, int]:
+    """The dead copies of cancelled events in the ready list (lua/include/void.lua):
+    id -> how many, and '' -> their total; {} when there are none."""
+    raw = client.redis.hgetall(key(client, service, "void"))
+    return {s(f): int(v) for f, v in raw.items()}
+
+
+def live_ready(ids: list[str], dead: dict[str, int]) -> list[str]:
+    """A ready list (head first) without its wake marker and its dead copies: of an id
+    with c dead copies, the first c met from the tail are the dead ones."""
+    left = {i: c for i, c in dead.items() if i}
+    out = []
+    for i in reversed(ids):
+        if i == READY_MARKER:
+            continue
+        if left.get(i, 0) > 0:
+            left[i] -= 1
+            continue
+        out.append(i)
+    assert not any(left.values()), f"void counts dead copies the list does not hold: {left}"
+    return out[::-1]
+
+
 def where(client: homing.Client, service: str) -> dict[str, list[str]]:
     """Every id in each per-event structure of a service, read straight from Redis.
 
     Lists keep duplicates, so a caller can check that no id sits in the ready
     queue twice. Ready is both ready structures (the prio zset and the list),
-    without the list's wake marker (lua/include/ready.lua).
+    without the list's wake marker (lua/include/ready.lua) and the dead copies
+    cancelled events left in it (void).
     """
     r = client.redis
 
     def k(name: str) -> str:
         return key(client, service, name)
 
+    raw = [s(x) for x in r.lrange(k("ready"), 0, -1)]
     return {
         "ready": [s(x) for x in r.zrange(k("prio"), 0, -1)] +
-                 [s(x) for x in r.lrange(k("ready"), 0, -1) if s(x) != READY_MARKER],
+                 live_ready(raw, void(client, service)),
         "leased": [s(x) for x in r.zrange(k("leases"), 0, -1)],
         "timer": [s(x) for x in r.zrange(k("timers"), 0, -1)],
         "waiting": [s(x) for x in r.zrange(k("retry"), 0, -1)],

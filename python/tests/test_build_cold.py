@@ -22,7 +22,7 @@ LUA = Path(__file__).resolve().parents[2] / "lua"
 sys.path.insert(0, str(LUA))
 import cold  # noqa: E402 - lua/ is on the path from here on
 
-MARKED = {m.group(1) for p in (LUA / "include").glob("*.lua")
+MARKED = {m.group(1) for p in [*(LUA / "include").glob("*.lua"), *(LUA / "scripts").glob("*.lua")]
           for m in re.finditer(r"^--@cold\b.*\nlocal function (\w+)", p.read_text(), re.MULTILINE)}
 
 
@@ -80,3 +80,17 @@ def test_a_local_declared_twice_above_the_builder_is_refused() -> None:
     code = ("local A = 1\nlocal A = 2\n--@cold\nlocal function f() return A end\nreturn f()\n")
     with pytest.raises(cold.ColdError):
         cold.defer(code)
+
+
+def test_a_call_above_the_builder_outside_any_function_is_refused() -> None:
+    """cold is nil above the builder (the last --@cold declaration): a call there,
+    at the top level or in an if, would fail at run time, on its rare path only."""
+    for above in ("if X then f(1) end\n", "f(1)\n"):
+        code = ("--@cold\nlocal function f(x) return x end\n" + above +
+                "--@cold\nlocal function g() return f(2) end\nreturn g()\n")
+        with pytest.raises(cold.ColdError, match="above the last --@cold declaration"):
+            cold.defer(code)
+    # Inside a function declared above the builder it is fine: called after it.
+    ok = ("--@cold\nlocal function f(x) return x end\nlocal function k() return f(1) end\n"
+          "--@cold\nlocal function g() return f(2) end\nreturn k() + g()\n")
+    assert "return cold().f(1)" in cold.defer(ok)[0]

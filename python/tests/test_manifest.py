@@ -51,11 +51,9 @@ GENERIC_CALL = "redis.pcall(cmd, key, ...)"
 # and cannot expire one field of a hash (retention is explicit, see prune.lua).
 FORBIDDEN = {"KEYS", "SCAN", "LREM", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "SETEX",
              "PSETEX", "GETEX"}
-# The one exception, by name: cancel_event removes a ready event with LREM (count 1,
-# O(queue length)). It is an operator's call on one id, never on a hot path, and
-# documented so (docs/protocol.md); a tombstone instead would let a reused id be
-# delivered twice.
-ALLOWED = {"cancel_event": {"LREM"}}
+# No exception: cancel_event used to remove a ready event with LREM (O(queue
+# length)); it now leaves a dead copy counted in void (lua/include/void.lua).
+ALLOWED: dict[str, set[str]] = {}
 
 
 def build(*args: str) -> subprocess.CompletedProcess:

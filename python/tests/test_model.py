@@ -2,14 +2,16 @@
 
 Hypothesis drives enqueue, dequeue, complete (with valid and stale tokens),
 fail, release, extend, snooze (uncharged, bounded by max_snoozes) and
-progress, timers, the test clock, the scheduler and distributor steps,
-dead-letter requeues, pause and resume (nothing delivered while paused) and a
-concurrency limit (never more leases out than it; dequeue's wait_ms as
-documented), each event at a random priority level. After every step the
-whole of Redis is compared with the model: each event in exactly one
-structure, the right status and attempt, the delivery order (higher levels
-first, FIFO within a level; a release to the front of its level), the
-counts, and nothing lost. The test clock is frozen and backoff jitter is 0,
+progress, timers, cancels of any id (and enqueues of a cancelled id again),
+the test clock, the scheduler and distributor steps, dead-letter requeues,
+pause and resume (nothing delivered while paused) and a concurrency limit
+(never more leases out than it; dequeue's wait_ms as documented), each event
+at a random priority level. After every step the whole of Redis is compared
+with the model: each event in exactly one structure, the right status and
+attempt, the delivery order (higher levels first, FIFO within a level; a
+release to the front of its level), the ready list copy by copy (the dead
+copies a cancel leaves, counted in void, and which of them a dequeue has
+consumed), the counts, and nothing lost. The test clock is frozen and backoff jitter is 0,
 so every due time is exact.
 """
 
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
-from helpers import READY_MARKER, T0, freeze, key, meta, s, states
+from helpers import READY_MARKER, T0, freeze, key, meta, s, states, void
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -73,7 +76,10 @@ class QueueModel(RuleBasedStateMachine):
                               done_ttl_ms=3_600_000)  # the model reads "done" of every ack
         self.clock = freeze(self.client, self.service, T0)
         self.events: dict[str, Ev] = {}
-        self.levels: dict[int, list[str]] = {lv: [] for lv in range(10)}  # ready, per level
+        # Ready, per level above 0; level 0 is the ready list copy by copy, in
+        # delivery order (tail first): (id, dead), dead for the copy a cancel left.
+        self.levels: dict[int, list[str]] = {lv: [] for lv in range(1, 10)}
+        self.list0: list[tuple[str, bool]] = []
         self.gone: dict[str, str] = {}  # completed or cancelled ids
         # Creation order, not sorted ids: ids are random, and draws by index must
         # pick the same event when Hypothesis replays a sequence.
@@ -92,15 +98,22 @@ class QueueModel(RuleBasedStateMachine):
         return [i for i in self.created if i in self.events and self.events[i].state == state]
 
     @property
+    def level0(self) -> list[str]:
+        """The live events of the ready list, in delivery order."""
+        return [i for i, dead in self.list0 if not dead]
+
+    @property
     def ready(self) -> list[str]:
         """The ready events in delivery order: higher levels first, FIFO within a level."""
-        return [i for lv in range(9, -1, -1) for i in self.levels[lv]]
+        return [i for lv in range(9, 0, -1) for i in self.levels[lv]] + self.level0
 
     def make_ready(self, ids: list[str], front: bool = False) -> None:
         """ids become ready at the back of their levels (or at the front, in the order given)."""
-        for lv in range(10):
+        for lv in range(1, 10):
             mine = [i for i in ids if self.events[i].priority == lv]
             self.levels[lv] = mine + self.levels[lv] if front else self.levels[lv] + mine
+        mine0 = [(i, False) for i in ids if self.events[i].priority == 0]
+        self.list0 = mine0 + self.list0 if front else self.list0 + mine0
 
     def due_sorted(self, state: str) -> list[str]:
         """Due members of a sorted set, in Redis order: by score, then by member."""
@@ -128,6 +141,35 @@ class QueueModel(RuleBasedStateMachine):
 
     @precondition(lambda self: self.created)
     @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        i = data.draw(st.sampled_from(self.created))
+        ev = self.events.get(i)
+        state = "unknown" if ev is None else ev.state
+        done = state in ("ready", "timer", "waiting")
+        assert self.client.cancel(self.service, i) == (done, state)
+        if not done:
+            return
+        if state == "ready" and ev.priority == 0:
+            # O(1): its copy stays in the list, dead (void counts it).
+            at = self.list0.index((i, False))
+            self.list0[at] = (i, True)
+        elif state == "ready":
+            self.levels[ev.priority].remove(i)
+        del self.events[i]
+        self.gone[i] = "cancelled"
+
+    @precondition(lambda self: "cancelled" in self.gone.values())
+    @rule(data=st.data(), level=LEVELS)
+    def enqueue_cancelled_id(self, data: st.DataObject, level: int) -> None:
+        """A cancelled id is free: enqueued again, it is delivered once, in its new place."""
+        i = data.draw(st.sampled_from([i for i in self.created if self.gone.get(i) == "cancelled"]))
+        assert self.client.enqueue(self.service, {"again": i}, id=i, priority=level) == i
+        del self.gone[i]
+        self.events[i] = Ev("ready", priority=level, fresh=level == 0)
+        self.make_ready([i])
+
+    @precondition(lambda self: self.created)
+    @rule(data=st.data())
     def cancel_timer(self, data: st.DataObject) -> None:
         i = data.draw(st.sampled_from(self.created))
         was_timer = i in self.events and self.events[i].state == "timer"
@@ -150,8 +192,16 @@ class QueueModel(RuleBasedStateMachine):
             room = min(room, max(self.concurrency - len(leased), 0))
         expected = self.ready[:room]
         assert [e.id for e in got] == expected
-        for i in expected:
+        taken = [i for i in expected if self.events[i].priority > 0]
+        for i in taken:
             self.levels[self.events[i].priority].remove(i)
+        # The ready list from its tail: dead copies are consumed on the way to
+        # the live ones wanted (the bound, a batch's worth, is never reached here).
+        need = room - len(taken)
+        while need > 0 and self.list0:
+            _, dead = self.list0.pop(0)
+            if not dead:
+                need -= 1
         wait = 0
         if room < count and self.ready:
             if self.paused:
@@ -350,8 +400,11 @@ class QueueModel(RuleBasedStateMachine):
         if READY_MARKER in raw:
             assert raw.count(READY_MARKER) == 1 and raw[-1] == READY_MARKER and prio
         plain = [x for x in reversed(raw) if x != READY_MARKER]
-        assert prio + plain == self.ready
-        assert plain == self.levels[0]
+        assert plain == [i for i, _ in self.list0]  # copy by copy, dead ones too
+        assert prio == [i for lv in range(9, 0, -1) for i in self.levels[lv]]
+        dead = Counter(i for i, d in self.list0 if d)
+        expected = {**dead, "": sum(dead.values())} if dead else {}
+        assert void(self.client, self.service) == expected
 
     @invariant()
     def counts_match(self) -> None:

@@ -245,6 +245,10 @@ def test_every_role_over_tls_end_to_end(tls: Any) -> None:
         cancelled = producer.create_timer(service, "never", delay_ms=60_000)
         assert producer.cancel_timer(service, cancelled)
 
+        # A cancel leaves a dead copy, which the worker's dequeue skips (LRANGE,
+        # LTRIM, DEL of void: in the worker's list).
+        gone = producer.enqueue(slow, "cancelled")
+        assert producer.cancel(slow, gone) == (True, "ready")
         # A lease that runs out: the scheduler reclaims it, the distributor routes it back.
         first = producer.enqueue(slow, "expires")
         [ev] = worker_client.dequeue(slow, 1, lease_ms=50)
